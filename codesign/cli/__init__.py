@@ -1,0 +1,52 @@
+"""The ``codesign`` command line.
+
+Each subcommand lives in its own module with ``register(subparsers)``; heavy imports (torch, PyG,
+optuna) happen inside the handlers, so ``codesign --help`` stays fast and torch-free.
+User errors (:class:`CodesignError`) print one line and exit 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from costmodels.errors import CodesignError
+
+from . import calibrate, devices, estimate, pareto, profile, search, train
+from .common import Parser
+
+SUBCOMMANDS = (devices, estimate, train, search, pareto, profile, calibrate)
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="codesign",
+        description="Cost-model simulator and co-design toolkit for sparse GNNs and pruned CNNs.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for module in SUBCOMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except CodesignError as exc:
+        if args.debug:
+            raise
+        print(f"codesign: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("codesign: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""`codesign train`: train a sparsified network (graph tickets with --task graph, pruned CNNs with
+--task cnn), report accuracy, achieved sparsity, phases, analytical cost, wall time and peak RSS.
+
+The options shared by both tasks are defined here; each task adds its own through a torch-free
+``add_train_arguments(parser)`` in ``codesign.graphs.cli_args`` / ``codesign.cnn.cli_args``, and
+runs through ``train_from_args(args) -> dict`` in ``codesign.graphs.pipeline`` /
+``codesign.cnn.pipeline`` (imported lazily: they import torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from codesign.cnn import cli_args as cnn_args
+from codesign.graphs import cli_args as graph_args
+
+from .common import add_data_root, add_json_flag, emit_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a sparse GNN ticket or a pruned CNN and report accuracy and cost")
+    p.add_argument("--task", choices=["graph", "cnn"], default="graph", help="graph (GNN tickets) or cnn")
+    p.add_argument("--model", default=None, help="model name (graph: gcn, gat, gin, sage; cnn: vgg11, ...)")
+    p.add_argument("--dataset", default=None, help="dataset name (e.g. cora, sbm:n=1000,...; cnn: mnist, ...)")
+    p.add_argument("--method", default="dense", help="ticket / pruning method (see --help of each task)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic on CPU)")
+    p.add_argument("--epochs", type=int, default=None, help="cap every phase at this many epochs")
+    p.add_argument("--run-on", default="cpu", choices=["cpu", "cuda", "auto"], help="torch device to train on")
+    p.add_argument("--out", default=None, help="folder to save the ticket / result in")
+    add_data_root(p)
+    add_json_flag(p)
+    graph_args.add_train_arguments(p)
+    cnn_args.add_train_arguments(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.task == "graph":
+        from codesign.graphs.pipeline import format_result, train_from_args
+    else:
+        from codesign.cnn.pipeline import format_result, train_from_args
+    result = train_from_args(args)
+    if args.json:
+        emit_json(result)
+    else:
+        print(format_result(result))
+    return 0

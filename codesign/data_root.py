@@ -1,0 +1,34 @@
+"""Where datasets are read from and where processed files are written.
+
+Data root (read, may be read-only): ``--data-root`` if given, else ``$CODESIGN_DATA``, else the
+project's sibling ``../shared/data`` when it exists, else ``~/.cache/codesign/data`` (where loaders
+download to when online). Cache (written): ``$CODESIGN_CACHE`` or ``~/.cache/codesign``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def resolve_data_root(arg: str | os.PathLike[str] | None = None) -> Path:
+    """The folder datasets are read from (see the module docstring for the order)."""
+    if arg:
+        return Path(arg).expanduser()
+    env = os.environ.get("CODESIGN_DATA")
+    if env:
+        return Path(env).expanduser()
+    shared = _REPO.parent / "shared" / "data"
+    if shared.is_dir():
+        return shared
+    return cache_dir() / "data"
+
+
+def cache_dir() -> Path:
+    """A writable folder for processed files (created on first use)."""
+    env = os.environ.get("CODESIGN_CACHE")
+    path = Path(env).expanduser() if env else Path.home() / ".cache" / "codesign"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,45 @@
+"""The project's one exception root.
+
+Every error a user can cause (bad dataset name, sparsity out of range, malformed profile,
+unparsable budget, unreachable storage) is a :class:`CodesignError`. Its message is one line that
+names the argument, the bad value, what is allowed and how to fix it. The CLI prints that line and
+exits non-zero (traceback only under ``--debug``); library code raises, it never exits.
+
+It lives in ``costmodels`` because that package is the bottom of the dependency order
+(codesign -> search -> costmodels); ``codesign`` and ``search`` re-export it.
+"""
+
+from __future__ import annotations
+
+
+class CodesignError(Exception):
+    """A user-facing error: the message is one line that says what is wrong and what to do."""
+
+
+class ProfileError(CodesignError):
+    """A device profile is missing, malformed or names unknown keys."""
+
+
+class UnknownNameError(CodesignError):
+    """A model, dataset, device, method or metric name is not one we know."""
+
+
+class MeasurementError(CodesignError):
+    """A measurement was asked for that this machine cannot make (e.g. energy without NVML/RAPL)."""
+
+
+def check_fraction(name: str, value: float) -> float:
+    """Return ``value`` if it is a sparsity in [0, 1), else raise a one-line error naming ``name``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise CodesignError(f"{name} must be a number in [0, 1), got {value!r}") from None
+    if not 0.0 <= v < 1.0:
+        raise CodesignError(f"{name} must be in [0, 1) (a fraction of entries removed), got {value!r}")
+    return v
+
+
+def unknown(kind: str, value: str, valid: list[str] | tuple[str, ...]) -> UnknownNameError:
+    """Build the standard 'unknown X' error listing the valid choices."""
+    choices = ", ".join(sorted(valid))
+    return UnknownNameError(f"unknown {kind} {value!r}; valid {kind}s: {choices}")
