@@ -1,0 +1,165 @@
+"""Analytical pricing of workloads on device profiles: FLOPs, bytes, memory, latency, energy.
+
+Per operator and pass (forward, backward, optimizer step), with ``P(dtype, class)`` the profile's
+peak FLOP/s, ``BW`` its DRAM bandwidth, ``η(class)`` its efficiency (fraction of peak reached for
+that op class) and ``t_k`` its per-kernel overhead::
+
+    latency_s = max(flops / (P·η), dram_bytes / (BW·η)) + kernels · t_k        (roofline + launch)
+    energy_j  = flops · e_flop(dtype) + dram_bytes · e_byte + static_power_w · latency_s
+
+Memory footprint (bytes), training: stored weights + their gradients + optimizer state
+(Adam 2, SGD 1 values per weight) + activations saved for backward + graph (edge_index pairs and
+one value per stored message) + trainable edge values with gradient and state + input tensor.
+Inference: weights + graph + input + the two largest tensors live at once (an op's input/output).
+
+With ``device=None`` the counts are device-independent: weight sparsity fully exploited, no
+on-chip reuse (every gathered row read from DRAM), latency and energy ``None``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from .ops import Array, ExecContext, OpCost, optimizer_cost, optimizer_state_values
+from .profiles import DTYPE_BYTES, DeviceProfile
+from .workloads import Workload
+
+FLOP_CONVENTION = "flops: multiply-add = 2 FLOPs (torch FlopCounterMode convention), executed on the device"
+MAC_CONVENTION = (
+    "macs: MAC-like count of GEMM/conv/aggregation at algorithmic weight density; aggregation "
+    "counts nnz(A)·F without self-loops (GEBT Table 2 convention); elementwise ops count 0"
+)
+UNITS = {"flops": "FLOP", "macs": "MAC", "dram_bytes": "B", "memory_bytes": "B", "latency_s": "s",
+         "energy_j": "J"}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Totals of one pass, epoch or run. Fields broadcast over grids; latency/energy None w/o device."""
+
+    flops: Array
+    macs: Array
+    dram_bytes: Array
+    memory_bytes: Array
+    latency_s: Array | None = None
+    energy_j: Array | None = None
+
+    def scaled(self, k: float) -> Cost:
+        """This cost repeated ``k`` times (memory is a peak, not a sum)."""
+        return Cost(
+            self.flops * k, self.macs * k, self.dram_bytes * k, self.memory_bytes,
+            None if self.latency_s is None else self.latency_s * k,
+            None if self.energy_j is None else self.energy_j * k,
+        )
+
+    def __add__(self, other: Cost) -> Cost:
+        def add(a: Array | None, b: Array | None) -> Array | None:
+            return None if a is None or b is None else a + b
+
+        return Cost(
+            self.flops + other.flops, self.macs + other.macs, self.dram_bytes + other.dram_bytes,
+            np.maximum(self.memory_bytes, other.memory_bytes),
+            add(self.latency_s, other.latency_s), add(self.energy_j, other.energy_j),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def context_for(device: DeviceProfile | None, dtype: str = "fp32", training: bool = True) -> ExecContext:
+    if device is None:
+        return ExecContext(dtype_bytes=DTYPE_BYTES[dtype], training=training)
+    return device.exec_context(dtype, training)
+
+
+def op_costs(workload: Workload, ctx: ExecContext, *, training: bool, optimizer: str = "adam") -> list[OpCost]:
+    """Forward costs in order; when training, backward costs in reverse order and one optimizer step."""
+    costs = [op.forward(ctx) for op in workload.ops]
+    if training:
+        costs += [op.backward(ctx) for op in reversed(workload.ops)]
+        params = stored_params(workload, ctx) / ctx.dtype_bytes + workload.extra_trainable
+        costs.append(optimizer_cost("optimizer", params, optimizer, ctx))
+    return costs
+
+
+def stored_params(workload: Workload, ctx: ExecContext) -> Array:
+    """Bytes of stored parameters (compressed where the device stores sparse weights)."""
+    total: Array = 0.0
+    for op in workload.ops:
+        d = getattr(op, "weight_density", None)
+        count = op.param_count()
+        total = total + (ctx.weight_bytes(count, d) if d is not None else count * ctx.dtype_bytes)
+    return total
+
+
+def memory_bytes(workload: Workload, ctx: ExecContext, *, training: bool, optimizer: str = "adam") -> Array:
+    """Peak memory footprint of one pass (see the module docstring)."""
+    b = ctx.dtype_bytes
+    weights = stored_params(workload, ctx)
+    graph = workload.graph_edges * (2.0 * ctx.index_bytes + b)
+    resident = weights + graph + workload.input_values * b
+    if training:
+        saved: Array = 0.0
+        for op in workload.ops:
+            saved = saved + op.saved_bytes(ctx)
+        state = 1.0 + optimizer_state_values(optimizer)  # gradient + optimizer state per value
+        return resident + weights * state + workload.extra_trainable * b * (1.0 + state) + saved
+    outputs = [op.output_bytes(ctx) for op in workload.ops]
+    live = 0.0 * resident
+    for prev, cur in zip(outputs, outputs[1:]):
+        live = np.maximum(live, prev + cur)
+    return resident + live
+
+
+def _price(costs: list[OpCost], device: DeviceProfile, dtype: str) -> tuple[Array, Array]:
+    latency: Array = 0.0
+    energy: Array = 0.0
+    bw = device.dram_bandwidth_bps
+    for c in costs:
+        eta = device.efficiency(c.op_class)
+        t = np.maximum(c.flops / (device.peak_flops(dtype, c.op_class) * eta), c.dram_bytes / (bw * eta))
+        t = t + c.kernels * device.kernel_overhead_s
+        latency = latency + t
+        energy = energy + c.flops * device.joules_per_flop(dtype) + c.dram_bytes * device.joules_per_byte
+    energy = energy + device.static_power_w * latency
+    return latency, energy
+
+
+def price_workload(
+    workload: Workload,
+    device: DeviceProfile | None = None,
+    *,
+    training: bool,
+    optimizer: str = "adam",
+    dtype: str = "fp32",
+) -> Cost:
+    """Cost of one step of ``workload`` (one full-graph epoch for a GNN) on ``device``."""
+    ctx = context_for(device, dtype, training)
+    costs = op_costs(workload, ctx, training=training, optimizer=optimizer)
+    flops: Array = 0.0
+    macs: Array = 0.0
+    dram: Array = 0.0
+    for c in costs:
+        flops, macs, dram = flops + c.flops, macs + c.macs, dram + c.dram_bytes
+    mem = memory_bytes(workload, ctx, training=training, optimizer=optimizer)
+    if device is None:
+        return Cost(flops, macs, dram, mem)
+    latency, energy = _price(costs, device, dtype)
+    return Cost(flops, macs, dram, mem, latency, energy)
+
+
+def breakdown(workload: Workload, device: DeviceProfile | None = None, *, training: bool,
+              optimizer: str = "adam", dtype: str = "fp32") -> list[dict[str, Any]]:
+    """Per-operator rows (name, class, pass, flops, macs, dram_bytes, latency_s, energy_j)."""
+    ctx = context_for(device, dtype, training)
+    rows = []
+    for c in op_costs(workload, ctx, training=training, optimizer=optimizer):
+        row: dict[str, Any] = {"op": c.name, "class": c.op_class, "pass": c.phase, "flops": c.flops,
+                               "macs": c.macs, "dram_bytes": c.dram_bytes, "kernels": c.kernels}
+        if device is not None:
+            row["latency_s"], row["energy_j"] = _price([c], device, dtype)
+        rows.append(row)
+    return rows

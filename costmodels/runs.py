@@ -1,0 +1,133 @@
+"""Whole-run totals: training = Σ over phases of epochs × per-epoch cost; inference = one forward.
+
+A phase (pretrain, ticket search, retrain, a UGS round) has its own densities, so a ticket found
+early is cheap to train *and* cheap to run. ``price_gnn_run`` builds the GNN workloads of each phase
+from device-independent :class:`PhaseSpec` records (which a training run stores), so the same run
+can be re-priced on any device without retraining.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .analytical import FLOP_CONVENTION, MAC_CONVENTION, Cost, price_workload
+from .ops import Array
+from .profiles import DeviceProfile
+from .stats import GraphStats
+from .workloads import GNNSpec, Workload, gnn_workload, mask_update_ops
+
+
+@dataclass(frozen=True)
+class Phase:
+    """``epochs`` × ``steps_per_epoch`` training steps of ``workload`` with ``optimizer``."""
+
+    name: str
+    epochs: float
+    workload: Workload
+    optimizer: str = "adam"
+    steps_per_epoch: float = 1.0
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """A GNN training phase, device-independent (what a run records for re-pricing).
+
+    ``graph_density``/``weight_density``: 1 - sparsity of the graph and weights the phase *computes*
+    on (a search phase trains on the full graph with dense weights: 1.0, 1.0);
+    ``trainable_graph``: edge values receive gradients; ``mask_update``: masks are drawn each epoch.
+    """
+
+    name: str
+    epochs: float
+    graph_density: float = 1.0
+    weight_density: float = 1.0
+    trainable_graph: bool = False
+    mask_update: bool = False
+    optimizer: str = "adam"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PhaseCost:
+    name: str
+    epochs: float
+    per_epoch: Cost
+    total: Cost
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """Training (all phases) and inference totals of a run, priced on ``device`` (None = counts)."""
+
+    train: Cost
+    infer: Cost
+    phases: tuple[PhaseCost, ...]
+    device: str | None
+    dtype: str = "fp32"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"device": self.device, "dtype": self.dtype}
+        for prefix, cost in (("train", self.train), ("infer", self.infer)):
+            for key, value in cost.to_dict().items():
+                out[f"{prefix}_{key}"] = value
+        out["phases"] = [
+            {"name": p.name, "epochs": p.epochs, **{k: v for k, v in p.total.to_dict().items()}}
+            for p in self.phases
+        ]
+        out["conventions"] = {"flops": FLOP_CONVENTION, "macs": MAC_CONVENTION,
+                              "units": "FLOP, MAC, bytes (B), seconds (s), joules (J)",
+                              "latency_energy": "estimated by the analytical model (roofline), not measured"}
+        out.update(self.extra)
+        return out
+
+
+def price_run(phases: list[Phase], infer: Workload, device: DeviceProfile | None = None,
+              dtype: str = "fp32") -> RunCost:
+    """Σ over phases of epochs × steps × per-step cost, plus one inference pass of ``infer``."""
+    priced = []
+    train: Cost | None = None
+    for ph in phases:
+        step = price_workload(ph.workload, device, training=True, optimizer=ph.optimizer, dtype=dtype)
+        per_epoch = step.scaled(ph.steps_per_epoch)
+        total = per_epoch.scaled(ph.epochs)
+        priced.append(PhaseCost(ph.name, ph.epochs, per_epoch, total))
+        train = total if train is None else train + total
+    infer_cost = price_workload(infer, device, training=False, dtype=dtype)
+    if train is None:
+        zero: Array = 0.0
+        train = Cost(zero, zero, zero, zero, None if device is None else zero, None if device is None else zero)
+    return RunCost(train, infer_cost, tuple(priced), None if device is None else device.name, dtype)
+
+
+def gnn_phase_workload(spec: GNNSpec, stats: GraphStats, phase: PhaseSpec,
+                       aggregation_order: str = "transform-first") -> Workload:
+    """The per-epoch workload of one GNN phase (search phases include the mask-drawing work)."""
+    wl = gnn_workload(spec, stats, graph_density=phase.graph_density, weight_density=phase.weight_density,
+                      trainable_graph=phase.trainable_graph, aggregation_order=aggregation_order)
+    if phase.mask_update:
+        wl = Workload(wl.name, wl.ops + mask_update_ops(spec, stats, phase.graph_density), wl.input_values,
+                      wl.graph_edges, wl.extra_trainable, wl.info)
+    return wl
+
+
+def price_gnn_run(
+    spec: GNNSpec,
+    stats: GraphStats,
+    phases: list[PhaseSpec],
+    *,
+    infer_graph_density: Array = 1.0,
+    infer_weight_density: Array = 1.0,
+    device: DeviceProfile | None = None,
+    aggregation_order: str = "transform-first",
+    dtype: str = "fp32",
+) -> RunCost:
+    """Price a GNN training run (its phases) and its final ticket's inference on ``device``."""
+    run_phases = [Phase(p.name, p.epochs, gnn_phase_workload(spec, stats, p, aggregation_order), p.optimizer)
+                  for p in phases]
+    infer = gnn_workload(spec, stats, graph_density=infer_graph_density, weight_density=infer_weight_density,
+                         aggregation_order=aggregation_order, training=False)
+    return price_run(run_phases, infer, device, dtype)

@@ -1,0 +1,202 @@
+"""Workloads: the ordered operators of one training step / inference pass, plus resident data.
+
+A :class:`Workload` is what runs; the analytical model (``analytical.py``) prices it on a device.
+GNN builders follow the architectures the training code runs (docs/CONTRACTS.md):
+
+* ``gcn``: PyG ``GCNConv`` - symmetric normalisation with self-loops recomputed each forward,
+  transform first (``X W``) then aggregate (``Â (X W)``), bias. ``aggregation_order=
+  "aggregate-first"`` prices the paper's order ``(Â X) W`` instead.
+* ``gat``: PyG ``GATConv`` - ``X W`` for all heads, edge attention, weighted aggregation, bias;
+  hidden layers ``heads × hidden`` concatenated, last layer ``output_heads`` head(s) averaged.
+* ``gin``: ``GINConv`` with one ``Linear`` (eps = 0): sum-aggregate the inputs, add ``x``, linear.
+* ``sage``: ``SAGEConv`` (mean): ``lin_l(mean_j w_ji x_j) + lin_r(x_i)``.
+
+ReLU and dropout between layers; log-softmax + NLL loss at the end (training only).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import CodesignError, check_fraction, unknown
+from .ops import Aggregate, Array, EdgeAttention, Elementwise, Gemm, Op
+from .stats import GraphStats
+
+GNN_MODELS = ("gcn", "gat", "gin", "sage")
+AGGREGATION_ORDERS = ("transform-first", "aggregate-first")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Operators in execution order plus the data resident during a pass.
+
+    ``input_values``: input tensor size (features / images) [values];
+    ``graph_edges``: stored messages (edge_index pairs + one value each, self-loops included);
+    ``extra_trainable``: trainable values outside the ops (e.g. the edge values of a trainable
+    graph), which get gradients and optimizer state.
+    """
+
+    name: str
+    ops: tuple[Op, ...]
+    input_values: Array = 0.0
+    graph_edges: Array = 0.0
+    extra_trainable: Array = 0.0
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class GNNSpec:
+    """A GNN architecture: ``model`` in gcn|gat|gin|sage, depth, width and GAT heads."""
+
+    model: str
+    layers: int = 2
+    hidden: int = 16
+    heads: int = 8
+    output_heads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.model not in GNN_MODELS:
+            raise unknown("model", self.model, GNN_MODELS)
+        for name in ("layers", "hidden", "heads", "output_heads"):
+            if int(getattr(self, name)) < 1:
+                raise CodesignError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+
+
+def _layer_dims(spec: GNNSpec, g: GraphStats) -> list[tuple[int, int, int]]:
+    """(f_in, f_out per head, heads) for every layer."""
+    dims = []
+    f_in = g.num_features
+    for layer in range(spec.layers):
+        last = layer == spec.layers - 1
+        heads = (spec.output_heads if last else spec.heads) if spec.model == "gat" else 1
+        f_out = g.num_classes if last else spec.hidden
+        dims.append((f_in, f_out, heads))
+        f_in = f_out * heads if not (last and spec.model == "gat") else f_out
+    return dims
+
+
+def _between_layers(name: str, numel: Array, training: bool) -> list[Op]:
+    ops: list[Op] = [Elementwise(f"{name}.relu", numel, 1.0, 1.0, saved_bytes_per_elem=4.0)]
+    if training:
+        ops.append(Elementwise(f"{name}.dropout", numel, 2.0, 1.0, saved_bytes_per_elem=1.0))
+    return ops
+
+
+def gnn_workload(
+    spec: GNNSpec,
+    g: GraphStats,
+    *,
+    graph_density: Array = 1.0,
+    weight_density: Array = 1.0,
+    trainable_graph: bool = False,
+    aggregation_order: str = "transform-first",
+    training: bool = True,
+) -> Workload:
+    """Operators of one full-graph forward (and, when training, the loss) of ``spec`` on ``g``.
+
+    ``graph_density`` (1 - graph sparsity) scales the directed edges kept, ``E·g``; self-loops are
+    never pruned. ``weight_density`` (1 - weight sparsity) applies to every weight matrix (the
+    global magnitude mask). ``trainable_graph``: the edge values receive gradients (GEB/GEBT search).
+    """
+    if aggregation_order not in AGGREGATION_ORDERS:
+        raise unknown("aggregation order", aggregation_order, AGGREGATION_ORDERS)
+    n = g.num_nodes
+    edges = g.num_edges * graph_density
+    loops = float(n) if spec.model in ("gcn", "gat") else 0.0
+    d = weight_density
+    ops: list[Op] = []
+    upstream_grad = False  # the input features never require grad
+    for i, (f_in, f_out, heads) in enumerate(_layer_dims(spec, g)):
+        name = f"conv{i + 1}"
+        last = i == spec.layers - 1
+
+        def agg(width: Array, reduce: str = "sum", label: str = "aggregate") -> Aggregate:
+            return Aggregate(
+                f"{name}.{label}", n, edges, loops, width, True, reduce, trainable_graph, upstream_grad
+            )
+
+        if spec.model == "gcn":
+            ops.append(Elementwise(f"{name}.gcn_norm", edges + loops, 3.0, 3.0, reads=3.0,
+                                   needs_backward=trainable_graph))
+            if aggregation_order == "aggregate-first":
+                ops.append(agg(f_in))
+                upstream_grad = upstream_grad or trainable_graph
+                ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad))
+            else:
+                ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad))
+                upstream_grad = True
+                ops.append(agg(f_out))
+            width = f_out
+        elif spec.model == "gat":
+            ops.append(Gemm(f"{name}.linear", n, f_in, f_out * heads, d, upstream_grad))
+            upstream_grad = True
+            ops.append(EdgeAttention(f"{name}.attention", n, edges + loops, heads, f_out))
+            ops.append(agg(f_out * heads))
+            width = f_out * heads
+            if last and heads > 1:
+                ops.append(Elementwise(f"{name}.head_mean", n * f_out * heads, 1.0, 1.0))
+                width = f_out
+        elif spec.model == "gin":
+            ops.append(agg(f_in))
+            ops.append(Elementwise(f"{name}.self_add", n * f_in, 1.0, 0.0, reads=2.0))
+            upstream_grad = upstream_grad or trainable_graph
+            ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad))
+            width = f_out
+        else:  # sage
+            ops.append(agg(f_in, "mean"))
+            upstream_grad = upstream_grad or trainable_graph
+            ops.append(Gemm(f"{name}.lin_l", n, f_in, f_out, d, upstream_grad))
+            ops.append(Gemm(f"{name}.lin_r", n, f_in, f_out, d, upstream_grad))
+            ops.append(Elementwise(f"{name}.add", n * f_out, 1.0, 0.0, reads=2.0))
+            width = f_out
+        upstream_grad = True
+        ops.append(Elementwise(f"{name}.bias", n * width, 1.0, 1.0, params=width))
+        if not last:
+            ops.extend(_between_layers(name, n * width, training))
+    if training:
+        ops.append(Elementwise("loss.log_softmax_nll", n * g.num_classes, 4.0, 3.0, saved_bytes_per_elem=4.0))
+    # Trainable graph: one value per undirected edge (mirrored), trained with the weights.
+    extra = (edges / 2.0) if trainable_graph else 0.0
+    return Workload(
+        name=f"{spec.model}/{g.name}",
+        ops=tuple(ops),
+        input_values=float(n * g.num_features),
+        graph_edges=edges + loops,
+        extra_trainable=extra,
+        info={"spec": spec, "graph": g, "aggregation_order": aggregation_order},
+    )
+
+
+def weight_count(spec: GNNSpec, g: GraphStats) -> int:
+    """Number of prunable weights (all weight matrices; biases and attention vectors excluded)."""
+    total = 0
+    for f_in, f_out, heads in _layer_dims(spec, g):
+        total += f_in * f_out * heads * (2 if spec.model == "sage" else 1)
+    return total
+
+
+def mask_update_ops(spec: GNNSpec, g: GraphStats, graph_density: Array = 1.0) -> tuple[Op, ...]:
+    """Per-epoch ticket search work: magnitude masks over the edge values and over all weights.
+
+    A top-k by magnitude over ``n`` values costs about ``n·log2(n)`` comparisons (an elementwise
+    class estimate); the ADMM sparsifier adds ``ρ‖a + U − Z‖²`` and its dual update, ~6 FLOPs per
+    edge value.
+    """
+    edges = g.num_edges * graph_density / 2.0
+    weights = float(weight_count(spec, g))
+    return (
+        Elementwise("search.graph_mask_topk", edges, math.log2(max(g.num_edges, 2)), 0.0,
+                    reads=2.0, needs_backward=False),
+        Elementwise("search.admm", edges, 6.0, 2.0, reads=3.0, writes=2.0),
+        Elementwise("search.weight_mask_topk", weights, math.log2(max(weights, 2.0)), 0.0,
+                    reads=2.0, needs_backward=False),
+    )
+
+
+def check_densities(graph_sparsity: float, weight_sparsity: float) -> tuple[float, float]:
+    """Validate user sparsities in [0, 1) and return the densities (1 - sparsity)."""
+    return 1.0 - check_fraction("--graph-sparsity", graph_sparsity), 1.0 - check_fraction(
+        "--weight-sparsity", weight_sparsity
+    )
