@@ -112,40 +112,38 @@ def gnn_workload(
         name = f"conv{i + 1}"
         last = i == spec.layers - 1
 
-        def agg(width: Array, reduce: str = "sum", label: str = "aggregate") -> Aggregate:
-            return Aggregate(
-                f"{name}.{label}", n, edges, loops, width, True, reduce, trainable_graph, upstream_grad
-            )
+        def agg(width: Array, grad: bool, reduce: str = "sum", name: str = name) -> Aggregate:
+            return Aggregate(f"{name}.aggregate", n, edges, loops, width, True, reduce, trainable_graph, grad)
 
         if spec.model == "gcn":
             ops.append(Elementwise(f"{name}.gcn_norm", edges + loops, 3.0, 3.0, reads=3.0,
                                    needs_backward=trainable_graph))
             if aggregation_order == "aggregate-first":
-                ops.append(agg(f_in))
+                ops.append(agg(f_in, upstream_grad))
                 upstream_grad = upstream_grad or trainable_graph
                 ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad))
             else:
                 ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad))
                 upstream_grad = True
-                ops.append(agg(f_out))
+                ops.append(agg(f_out, upstream_grad))
             width = f_out
         elif spec.model == "gat":
             ops.append(Gemm(f"{name}.linear", n, f_in, f_out * heads, d, upstream_grad))
             upstream_grad = True
             ops.append(EdgeAttention(f"{name}.attention", n, edges + loops, heads, f_out))
-            ops.append(agg(f_out * heads))
+            ops.append(agg(f_out * heads, upstream_grad))
             width = f_out * heads
             if last and heads > 1:
                 ops.append(Elementwise(f"{name}.head_mean", n * f_out * heads, 1.0, 1.0))
                 width = f_out
         elif spec.model == "gin":
-            ops.append(agg(f_in))
+            ops.append(agg(f_in, upstream_grad))
             ops.append(Elementwise(f"{name}.self_add", n * f_in, 1.0, 0.0, reads=2.0))
             upstream_grad = upstream_grad or trainable_graph
             ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad))
             width = f_out
         else:  # sage
-            ops.append(agg(f_in, "mean"))
+            ops.append(agg(f_in, upstream_grad, "mean"))
             upstream_grad = upstream_grad or trainable_graph
             ops.append(Gemm(f"{name}.lin_l", n, f_in, f_out, d, upstream_grad))
             ops.append(Gemm(f"{name}.lin_r", n, f_in, f_out, d, upstream_grad))

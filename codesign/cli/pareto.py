@@ -1,16 +1,118 @@
-"""`codesign pareto` (not yet implemented: see the tracker)."""
+"""`codesign pareto`: redraw the Pareto plot and tables from stored studies (nothing is re-run).
+
+``codesign pareto RUN_DIR [RUN_DIR ...]`` reads each run folder's study (``study.db``, or the
+storage named in its ``summary.json``); ``--storage URL --study NAME [--study NAME ...]`` reads
+studies from any Optuna storage. One study: its files are rewritten in ``--out`` (default: the run
+folder). Several: one plot with every study (e.g. one search priced on two devices), and combined
+tables with a ``study`` column, in ``--out`` (default ``runs/pareto``).
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from costmodels.errors import CodesignError
+from .common import add_json_flag, emit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pareto", help="(not yet implemented)")
+    p = sub.add_parser("pareto", help="redraw Pareto plot and tables from stored search studies")
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run folders written by `codesign search`")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (with --study)")
+    p.add_argument("--study", action="append", default=None, help="study name (repeatable)")
+    p.add_argument("--out", default=None, help="output folder (default: the run folder, or runs/pareto)")
+    add_json_flag(p)
     p.set_defaults(handler=run)
 
 
+def _locate(run_dir: Path) -> tuple[str, str | None]:
+    """(storage URL, study name or None) of a run folder."""
+    import json
+
+    from costmodels.errors import CodesignError
+    from search.storage import embedded_url
+
+    if not run_dir.is_dir():
+        raise CodesignError(f"RUN_DIR {str(run_dir)!r} is not a folder; give one written by codesign search")
+    name, url = None, None
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        try:
+            data = json.loads(summary.read_text())
+            name, url = data.get("study"), data.get("storage")
+        except ValueError:
+            pass
+    if (run_dir / "study.db").is_file():  # the embedded default (wherever the folder was moved to)
+        return embedded_url(run_dir), name
+    if url and "***" not in url:
+        return str(url), name
+    raise CodesignError(
+        f"RUN_DIR {str(run_dir)!r} holds no study.db and names no usable storage; "
+        "use --storage URL --study NAME"
+    )
+
+
+def load_studies(args: argparse.Namespace) -> list:  # list[optuna.Study]
+    import optuna
+
+    from costmodels.errors import CodesignError
+    from search.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    targets: list[tuple[str, str | None]] = [_locate(Path(d)) for d in args.run_dirs]
+    if args.storage:
+        targets += [(args.storage, name) for name in (args.study or [None])]
+    elif args.study and not args.run_dirs:
+        raise CodesignError("--study needs --storage URL (or give RUN_DIR folders)")
+    if not targets:
+        raise CodesignError("give RUN_DIR folders or --storage URL --study NAME")
+    studies = []
+    for url, name in targets:
+        storage = open_storage(url)
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+        if name is None:
+            if len(names) != 1:
+                raise CodesignError(f"storage holds studies {names}; pick one with --study NAME")
+            name = names[0]
+        if name not in names:
+            stored = ", ".join(names) or "none"
+            raise CodesignError(f"study {name!r} is not in the storage; stored studies: {stored}")
+        studies.append(optuna.load_study(study_name=name, storage=storage))
+    return studies
+
+
 def run(args: argparse.Namespace) -> int:
-    raise CodesignError("codesign pareto is not implemented yet")
+    import json
+
+    import pandas as pd
+
+    from search.export import pareto_frame, summary, trials_frame, write_outputs
+    from search.plots import plot_studies
+
+    from .search import format_summary
+
+    studies = load_studies(args)
+    if len(studies) == 1:
+        out = Path(args.out or (args.run_dirs[0] if args.run_dirs else Path("runs") / studies[0].study_name))
+        summ = write_outputs(studies[0], out)
+        if args.json:
+            emit_json(summ)
+        else:
+            print(format_summary(summ, out))
+        return 0
+    out = Path(args.out or "runs/pareto")
+    out.mkdir(parents=True, exist_ok=True)
+    frames = [(s.study_name, trials_frame(s)) for s in studies]
+    summaries = [summary(s, df) for s, (_, df) in zip(studies, frames)]
+    pd.concat([df for _, df in frames], ignore_index=True).to_csv(out / "trials.csv", index=False)
+    fronts = pd.concat([pareto_frame(df) for _, df in frames], ignore_index=True)
+    fronts.to_csv(out / "pareto.csv", index=False)
+    combined = {"studies": summaries}
+    (out / "summary.json").write_text(json.dumps(combined, indent=2, default=str) + "\n")
+    plot_studies([(name, df, summ) for (name, df), summ in zip(frames, summaries)], out / "pareto.png")
+    if args.json:
+        emit_json(combined)
+    else:
+        for summ in summaries:
+            print(format_summary(summ, out) + "\n")
+    return 0

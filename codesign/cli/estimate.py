@@ -1,0 +1,135 @@
+"""`codesign estimate`: what a sparse GNN or pruned CNN costs on one or more devices, without running it.
+
+Rows per device: ``inference`` (one full-graph forward / one batch), ``train_epoch`` (one epoch of
+the sparse network on the sparse graph) and, for GNNs, ``search_epoch`` (a GEBT search epoch:
+trainable edge values, dense weights, masks drawn). All numbers are analytical estimates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+from costmodels.errors import CodesignError, check_fraction
+
+from .common import add_data_root, add_json_flag, emit_json, fraction
+
+COLUMNS = ["device", "phase", "flops", "macs", "dram_bytes", "memory_bytes", "latency_s", "energy_j"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("estimate", help="analytical FLOPs, bytes, memory, latency and energy on device profiles")
+    p.add_argument("--model", required=True, help="gcn, gat, gin, sage; vgg11/13/16/19 and the CNN ResNets")
+    p.add_argument("--dataset", required=True, help="cora, citeseer, pubmed, actor, ogbn-arxiv, reddit, "
+                   "sbm:n=...,avg_degree=...,features=...,classes=...; cifar10, cifar100, mnist, ...")
+    p.add_argument("--device", action="append", default=None,
+                   help="device profile name or TOML path (repeatable; default: every built-in profile)")
+    p.add_argument("--graph-sparsity", type=fraction("--graph-sparsity"), default=0.0)
+    p.add_argument("--weight-sparsity", type=fraction("--weight-sparsity"), default=0.0)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--hidden", type=int, default=16)
+    p.add_argument("--heads", type=int, default=8, help="GAT heads in hidden layers")
+    p.add_argument("--aggregation-order", choices=["transform-first", "aggregate-first"],
+                   default="transform-first",
+                   help="transform-first = what PyG GCNConv runs; aggregate-first = the GEBT paper's count")
+    p.add_argument("--dtype", choices=["fp32", "tf32", "fp16", "bf16"], default="fp32")
+    p.add_argument("--width", type=float, default=1.0, help="CNN width multiplier")
+    p.add_argument("--batch-size", type=int, default=128, help="CNN batch size (inference row = one batch)")
+    add_data_root(p)
+    add_json_flag(p)
+    p.set_defaults(handler=run)
+
+
+def _graph_stats(name: str) -> Any:
+    """Known table first (no data needed); sbm specs from their parameters (E ≈ n·avg_degree)."""
+    from costmodels import GRAPHS, GraphStats
+
+    key = name.lower()
+    if key in GRAPHS:
+        return GRAPHS[key]
+    if key.startswith("sbm:"):
+        from codesign.graphs.synthetic import parse_sbm
+
+        s = parse_sbm(name)
+        return GraphStats(name, s.n, int(round(s.n * s.avg_degree)), s.features, s.classes,
+                          source="estimated from the sbm parameters (E = n * avg_degree)")
+    return None
+
+
+def _rows(args: argparse.Namespace, device: Any) -> list[dict[str, Any]]:
+    from costmodels import GNN_MODELS, IMAGES, GNNSpec, PhaseSpec, price_gnn_run, price_run
+    from costmodels.cnn import cnn_model_names, cnn_model_workload
+    from costmodels.errors import unknown
+    from costmodels.runs import Phase
+
+    gd, wd = 1.0 - args.graph_sparsity, 1.0 - args.weight_sparsity
+    model = args.model.lower()
+    if model in GNN_MODELS:
+        stats = _graph_stats(args.dataset)
+        if stats is None:
+            raise unknown("graph dataset", args.dataset, [*GRAPHS_NAMES(), "sbm:n=...,avg_degree=...,..."])
+        spec = GNNSpec(model, args.layers, args.hidden, args.heads)
+        phases = [PhaseSpec("train_epoch", 1, gd, wd),
+                  PhaseSpec("search_epoch", 1, 1.0, 1.0, trainable_graph=True, mask_update=True)]
+        run = price_gnn_run(spec, stats, phases, infer_graph_density=gd, infer_weight_density=wd,
+                            device=device, aggregation_order=args.aggregation_order, dtype=args.dtype)
+        pairs = [("inference", run.infer)] + [(p.name, p.per_epoch) for p in run.phases]
+    elif model in cnn_model_names():
+        key = args.dataset.lower()
+        if key not in IMAGES:
+            raise unknown("image dataset", args.dataset, list(IMAGES))
+        s = IMAGES[key]
+        common = dict(width=args.width, batch=args.batch_size, weight_density=wd)
+        train = cnn_model_workload(model, s.num_classes, s.channels, s.height, training=True, **common)
+        infer = cnn_model_workload(model, s.num_classes, s.channels, s.height, training=False, **common)
+        steps = math.ceil(s.num_train / args.batch_size)
+        run = price_run([Phase("train_epoch", 1, train, "sgd", steps)], infer, device, args.dtype)
+        pairs = [("inference", run.infer), ("train_epoch", run.phases[0].per_epoch)]
+    else:
+        raise unknown("model", args.model, [*GNN_MODELS, *cnn_model_names()])
+    rows = []
+    for phase, cost in pairs:
+        row = {"device": device.name, "phase": phase}
+        row.update({k: float(v) for k, v in cost.to_dict().items()})
+        rows.append(row)
+    return rows
+
+
+def GRAPHS_NAMES() -> list[str]:  # noqa: N802 - small helper for the error message
+    from costmodels import GRAPHS
+
+    return list(GRAPHS)
+
+
+def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from costmodels import list_profiles, load_profile
+    from costmodels.analytical import FLOP_CONVENTION, MAC_CONVENTION
+
+    check_fraction("--graph-sparsity", args.graph_sparsity)
+    check_fraction("--weight-sparsity", args.weight_sparsity)
+    if args.width <= 0 or args.batch_size < 1:
+        raise CodesignError("--width must be > 0 and --batch-size >= 1")
+    names = args.device or [n for n in list_profiles() if "/" not in n]
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        rows += _rows(args, load_profile(name))
+    for row in rows:
+        row.update({"model": args.model, "dataset": args.dataset, "graph_sparsity": args.graph_sparsity,
+                    "weight_sparsity": args.weight_sparsity, "aggregation_order": args.aggregation_order,
+                    "dtype": args.dtype, "source": "estimate: analytical model on the device profile"})
+    if args.json:
+        emit_json(rows)
+        return 0
+    table = pd.DataFrame(rows)[COLUMNS].set_index(["device", "phase"])
+    fmt = {"flops": "{:.4g}", "macs": "{:.4g}", "dram_bytes": "{:.4g}", "memory_bytes": "{:.4g}",
+           "latency_s": "{:.3e}", "energy_j": "{:.3e}"}
+    for col, f in fmt.items():
+        table[col] = table[col].map(f.format)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.to_string())
+    print(f"estimates from the analytical model ({args.aggregation_order}, {args.dtype}); {FLOP_CONVENTION}; "
+          f"{MAC_CONVENTION}; units: FLOP, MAC, B, s, J")
+    return 0

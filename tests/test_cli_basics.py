@@ -1,0 +1,89 @@
+"""CLI contract: --help without torch, one-line user errors, JSON output of estimate/devices."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from codesign.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "codesign", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys; from codesign.cli import build_parser; build_parser().format_help(); "
+            "bad = [m for m in ('torch', 'torch_geometric', 'optuna', 'pandas', 'matplotlib') if m in sys.modules]; "
+            "print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
+    assert run_cli("--help").returncode == 0
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["estimate", "--model", "gcx", "--dataset", "cora"], ["unknown model 'gcx'", "gcn", "sage", "vgg16"]),
+        (["estimate", "--model", "gcn", "--dataset", "corra"], ["unknown graph dataset 'corra'", "citeseer"]),
+        (["estimate", "--model", "gcn", "--dataset", "cora", "--device", "h1000"], ["unknown device", "h100"]),
+        (["estimate", "--model", "gcn", "--dataset", "cora", "--graph-sparsity", "1.0"], ["--graph-sparsity"]),
+        (["estimate", "--model", "gcn", "--dataset", "cora", "--weight-sparsity", "-0.1"], ["--weight-sparsity"]),
+        (["estimate", "--model", "vgg16", "--dataset", "cora"], ["unknown image dataset 'cora'", "cifar100"]),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(args, needles, capsys):
+    with pytest.raises(SystemExit) if "sparsity" in " ".join(args) else _nullcontext():
+        code = main(args)
+        assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    for needle in needles:
+        assert needle in err
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_estimate_json_keys_and_paper_number(capsys):
+    assert main(["estimate", "--model", "gcn", "--dataset", "cora", "--aggregation-order", "aggregate-first",
+                 "--device", "h100", "--device", "jetson-agx-orin", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["device"] for r in rows} == {"h100", "jetson-agx-orin"}
+    keys = {"device", "phase", "flops", "macs", "dram_bytes", "memory_bytes", "latency_s", "energy_j"}
+    assert all(keys <= set(r) for r in rows)
+    infer = next(r for r in rows if r["phase"] == "inference")
+    assert abs(infer["macs"] - 77.95e6) / 77.95e6 < 0.01
+    # the edge device is slower than the H100 on the same work
+    lat = {r["device"]: r["latency_s"] for r in rows if r["phase"] == "inference"}
+    assert lat["jetson-agx-orin"] > lat["h100"] > 0
+
+
+def test_estimate_sparse_ticket_is_cheaper(capsys):
+    main(["estimate", "--model", "gcn", "--dataset", "cora", "--device", "gcn-accelerator", "--json"])
+    dense = {r["phase"]: r for r in json.loads(capsys.readouterr().out)}
+    main(["estimate", "--model", "gcn", "--dataset", "cora", "--graph-sparsity", "0.6", "--weight-sparsity", "0.9",
+          "--device", "gcn-accelerator", "--json"])
+    sparse = {r["phase"]: r for r in json.loads(capsys.readouterr().out)}
+    for phase in ("inference", "train_epoch"):
+        assert sparse[phase]["energy_j"] < dense[phase]["energy_j"]
+        assert sparse[phase]["flops"] < 0.2 * dense[phase]["flops"]
+
+
+def test_devices_table_and_json(capsys):
+    assert main(["devices", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    names = {r["name"] for r in rows}
+    assert {"h100", "cloud-cpu-2core", "gcn-accelerator"} <= names
+    h100 = next(r for r in rows if r["name"] == "h100")
+    assert h100["peak_fp32_tflops"] == 67.0 and h100["weight_sparsity"] == "2:4"
+    assert main(["devices"]) == 0
+    assert "jetson-agx-orin" in capsys.readouterr().out

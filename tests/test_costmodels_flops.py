@@ -1,0 +1,133 @@
+"""The analytical FLOP counts against torch's FlopCounterMode, hand counts and the papers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.utils.flop_counter import FlopCounterMode
+
+from costmodels import ExecContext, GNNSpec, graph_stats, price_gnn_run, price_workload
+from costmodels.cnn import conv2d, forward_flops_eb, vgg_workload
+from costmodels.ops import Aggregate, Gemm
+from costmodels.workloads import Workload
+
+CTX = ExecContext()
+
+
+def torch_flops(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(m=st.integers(1, 40), k=st.integers(1, 40), n=st.integers(1, 40), input_grad=st.booleans())
+def test_gemm_forward_backward_equals_flop_counter(m, k, n, input_grad):
+    x = torch.randn(m, k, requires_grad=input_grad)
+    w = torch.randn(k, n, requires_grad=True)
+    expected = torch_flops(lambda: (x @ w).sum().backward())
+    op = Gemm("g", m, k, n, input_grad=input_grad)
+    assert op.forward(CTX).flops + op.backward(CTX).flops == expected
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(
+    batch=st.integers(1, 3), c_in=st.integers(1, 6), c_out=st.integers(1, 6), size=st.integers(5, 12),
+    kernel=st.sampled_from([1, 3, 5]), stride=st.sampled_from([1, 2]), padding=st.integers(0, 2),
+    input_grad=st.booleans(),
+)
+def test_conv2d_forward_backward_equals_flop_counter(batch, c_in, c_out, size, kernel, stride, padding, input_grad):
+    x = torch.randn(batch, c_in, size, size, requires_grad=input_grad)
+    w = torch.randn(c_out, c_in, kernel, kernel, requires_grad=True)
+    fwd = torch_flops(lambda: torch.nn.functional.conv2d(x, w, stride=stride, padding=padding))
+    total = torch_flops(lambda: torch.nn.functional.conv2d(x, w, stride=stride, padding=padding).sum().backward())
+    op = conv2d("c", batch, c_in, c_out, size, size, kernel=kernel, stride=stride, padding=padding,
+                input_grad=input_grad)
+    assert op.forward(CTX).flops == fwd
+    assert op.forward(CTX).flops + op.backward(CTX).flops == total
+
+
+def test_aggregation_flops_match_hand_count():
+    # 4 nodes, undirected path 0-1-2-3 => 6 directed edges, + 4 self-loops = 10 messages, F = 5.
+    op = Aggregate("a", num_nodes=4, num_edges=6, self_loops=4, features=5, weighted=True)
+    fwd = op.forward(CTX)
+    assert fwd.flops == 2 * 10 * 5          # one multiply and one add per message element
+    assert fwd.macs == 6 * 5                # paper convention: edges without self-loops
+    unweighted = Aggregate("a", 4, 6, 0, 5, weighted=False, reduce="mean")
+    assert unweighted.forward(CTX).flops == 6 * 5 + 4 * 5  # adds + one divide per output element
+    trainable = Aggregate("a", 4, 6, 4, 5, trainable_graph=True, input_grad=True)
+    assert trainable.backward(CTX).flops == 2 * 10 * 5 + 2 * 10 * 5  # dh scatter + per-edge dot products
+    # bytes: gather 10 rows of 5 fp32 + 2 int64 indices and 1 value per message + 4x5 output
+    assert fwd.dram_bytes == 10 * 5 * 4 + 10 * 2 * 8 + 10 * 4 + 4 * 5 * 4
+
+
+def test_gcn_gemm_flops_equal_flop_counter_on_pyg_model():
+    from torch_geometric.nn import GCNConv
+
+    torch.manual_seed(0)
+    n, f, h, c = 30, 12, 8, 3
+    edge_index = torch.randint(0, n, (2, 80))
+    edge_index = edge_index[:, edge_index[0] != edge_index[1]]
+    edge_index = torch.unique(torch.cat([edge_index, edge_index.flip(0)], 1), dim=1)
+    x = torch.randn(n, f)
+    conv1, conv2 = GCNConv(f, h), GCNConv(h, c)
+    counted = torch_flops(lambda: conv2(torch.relu(conv1(x, edge_index)), edge_index).sum().backward())
+    from costmodels import GraphStats, gnn_workload
+
+    wl = gnn_workload(GNNSpec("gcn", hidden=h), GraphStats("t", n, edge_index.size(1), f, c))
+    gemm = [op for op in wl.ops if isinstance(op, Gemm)]
+    ours = sum(op.forward(CTX).flops + op.backward(CTX).flops for op in gemm)
+    assert ours == counted  # torch counts the GEMMs only (scatter = 0): ours agree exactly on them
+
+
+def test_gcn_cora_paper_convention_within_1_percent_of_gebt_table2():
+    run = price_gnn_run(GNNSpec("gcn"), graph_stats("cora"), [], aggregation_order="aggregate-first")
+    assert abs(run.infer.macs - 77.95e6) / 77.95e6 < 0.01
+    citeseer = price_gnn_run(GNNSpec("gcn"), graph_stats("citeseer"), [], aggregation_order="aggregate-first")
+    assert abs(citeseer.infer.macs - 231.6e6) / 231.6e6 < 0.01
+
+
+def test_vgg16_cifar100_forward_flops_match_eb_paper():
+    assert abs(forward_flops_eb(vgg_workload(16, 100)) - 0.6274e9) / 0.6274e9 < 0.01
+
+
+def test_training_is_sum_of_phases():
+    spec, g = GNNSpec("gcn"), graph_stats("cora")
+    from costmodels import PhaseSpec
+
+    one = price_gnn_run(spec, g, [PhaseSpec("a", 1, 0.5, 0.5)])
+    three = price_gnn_run(spec, g, [PhaseSpec("a", 2, 0.5, 0.5), PhaseSpec("b", 1, 0.5, 0.5)])
+    assert three.train.flops == pytest.approx(3 * one.train.flops)
+    assert three.train.memory_bytes == one.train.memory_bytes  # a peak, not a sum
+
+
+def test_weight_sparsity_counts_only_where_the_device_exploits_it():
+    from costmodels import load_profile
+
+    spec, g = GNNSpec("gcn", hidden=64), graph_stats("cora")
+    cost = {name: price_gnn_run(spec, g, [], infer_weight_density=0.1, device=load_profile(name)).infer
+            for name in ("v100", "h100", "gcn-accelerator")}
+    dense = price_gnn_run(spec, g, [], device=load_profile("v100")).infer
+    assert cost["v100"].flops == dense.flops                # no sparsity support: same work
+    assert cost["v100"].memory_bytes == dense.memory_bytes  # and dense storage
+    assert cost["h100"].flops < dense.flops                 # 2:4 halves the GEMMs at most
+    assert cost["gcn-accelerator"].flops < cost["h100"].flops  # unstructured: all of it
+    assert cost["v100"].macs == cost["h100"].macs           # the paper count is device-independent
+
+
+def test_price_workload_vectorises_over_a_grid():
+    import numpy as np
+
+    dens = np.linspace(0.1, 1.0, 7)
+    from costmodels import gnn_workload
+
+    wl = gnn_workload(GNNSpec("gat"), graph_stats("cora"), graph_density=dens, weight_density=dens)
+    grid = price_workload(wl, None, training=True)
+    for i, d in enumerate(dens):
+        point = price_workload(gnn_workload(GNNSpec("gat"), graph_stats("cora"), graph_density=d,
+                                            weight_density=d), None, training=True)
+        assert grid.flops[i] == pytest.approx(point.flops)
+        assert grid.memory_bytes[i] == pytest.approx(point.memory_bytes)
+    assert isinstance(Workload, type)
