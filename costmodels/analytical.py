@@ -30,7 +30,7 @@ from .workloads import Workload
 FLOP_CONVENTION = "flops: multiply-add = 2 FLOPs (torch FlopCounterMode convention), executed on the device"
 MAC_CONVENTION = (
     "macs: MAC-like count of GEMM/conv/aggregation at algorithmic weight density; aggregation "
-    "counts nnz(A)·F without self-loops (GEBT Table 2 convention); elementwise ops count 0"
+    "counts nnz(A)·F without self-loops (GEBT Table 2 convention); forward passes only; elementwise ops count 0"
 )
 UNITS = {"flops": "FLOP", "macs": "MAC", "dram_bytes": "B", "memory_bytes": "B", "latency_s": "s",
          "energy_j": "J"}
@@ -95,23 +95,40 @@ def stored_params(workload: Workload, ctx: ExecContext) -> Array:
     return total
 
 
-def memory_bytes(workload: Workload, ctx: ExecContext, *, training: bool, optimizer: str = "adam") -> Array:
-    """Peak memory footprint of one pass (see the module docstring)."""
+def memory_breakdown(workload: Workload, ctx: ExecContext, *, training: bool,
+                     optimizer: str = "adam") -> dict[str, Array]:
+    """Peak memory footprint of one pass by component [bytes] (see the module docstring)."""
     b = ctx.dtype_bytes
     weights = stored_params(workload, ctx)
-    graph = workload.graph_edges * (2.0 * ctx.index_bytes + b)
-    resident = weights + graph + workload.input_values * b
+    parts: dict[str, Array] = {
+        "parameters": weights,
+        "graph": workload.graph_edges * (2.0 * ctx.index_bytes + b),
+        "inputs": workload.input_values * b,
+    }
     if training:
         saved: Array = 0.0
         for op in workload.ops:
             saved = saved + op.saved_bytes(ctx)
-        state = 1.0 + optimizer_state_values(optimizer)  # gradient + optimizer state per value
-        return resident + weights * state + workload.extra_trainable * b * (1.0 + state) + saved
-    outputs = [op.output_bytes(ctx) for op in workload.ops]
-    live = 0.0 * resident
-    for prev, cur in zip(outputs, outputs[1:]):
-        live = np.maximum(live, prev + cur)
-    return resident + live
+        state = optimizer_state_values(optimizer)
+        parts["gradients"] = weights + workload.extra_trainable * b
+        parts["optimizer_state"] = (weights + workload.extra_trainable * b) * state
+        parts["trainable_graph"] = workload.extra_trainable * b
+        parts["activations"] = saved
+    else:
+        outputs = [op.output_bytes(ctx) for op in workload.ops]
+        live = 0.0 * weights
+        for prev, cur in zip(outputs, outputs[1:]):
+            live = np.maximum(live, prev + cur)
+        parts["activations"] = live
+    return parts
+
+
+def memory_bytes(workload: Workload, ctx: ExecContext, *, training: bool, optimizer: str = "adam") -> Array:
+    """Total of :func:`memory_breakdown`."""
+    total: Array = 0.0
+    for value in memory_breakdown(workload, ctx, training=training, optimizer=optimizer).values():
+        total = total + value
+    return total
 
 
 def _price(costs: list[OpCost], device: DeviceProfile, dtype: str) -> tuple[Array, Array]:

@@ -74,7 +74,7 @@ def vgg_workload(depth: int = 16, num_classes: int = 10, in_channels: int = 3, i
     if depth not in VGG_CONFIGS:
         raise unknown("VGG depth", str(depth), [str(d) for d in VGG_CONFIGS])
     cfg = VGG_CONFIGS[depth]
-    widths = [max(1, int(round(c * width))) for c in cfg if c != "M"]
+    widths = [max(1, int(round(int(c) * width))) for c in cfg if c != "M"]
     if channels is not None:
         if len(channels) != len(widths):
             raise CodesignError(f"vgg{depth} has {len(widths)} conv layers, got {len(channels)} channel counts")
@@ -111,23 +111,16 @@ def forward_flops_eb(workload: Workload) -> float:
 
 
 def cnn_model_names() -> list[str]:
-    names = [f"vgg{d}" for d in VGG_CONFIGS]
-    try:
-        from . import cnn_resnets  # written with the CNN pruning work
-    except ImportError:  # pragma: no cover
-        return names
-    return names + list(getattr(cnn_resnets, "MODELS", ()))
+    """Every CNN the cost model knows (VGG here, the ResNets in ``cnn_resnets``)."""
+    from .cnn_resnets import CNN_MODELS
+
+    return list(CNN_MODELS)
 
 
 def cnn_model_workload(model: str, num_classes: int, in_channels: int, image_size: int, *, width: float = 1.0,
                        batch: Array = 1, weight_density: Array = 1.0, training: bool = True) -> Workload:
-    """Workload of a named CNN (``vgg11/13/16/19``, and the ResNets of ``cnn_resnets``)."""
-    if model.startswith("vgg") and model[3:].isdigit() and int(model[3:]) in VGG_CONFIGS:
-        return vgg_workload(int(model[3:]), num_classes, in_channels, image_size, width=width, batch=batch,
-                            weight_density=weight_density, training=training)
-    if model in cnn_model_names():
-        from . import cnn_resnets
+    """Workload of a named CNN (``vgg11/13/16/19``, ``preresnet20/56/101``, ``resnet18``)."""
+    from .cnn_resnets import cnn_workload
 
-        return cnn_resnets.model_workload(model, num_classes, in_channels, image_size, width=width, batch=batch,
-                                          weight_density=weight_density, training=training)
-    raise unknown("CNN model", model, cnn_model_names())
+    return cnn_workload(model, num_classes, in_channels, image_size, width=width, batch=batch,
+                        weight_density=weight_density, training=training)

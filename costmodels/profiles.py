@@ -243,7 +243,7 @@ def _check_keys(values: dict[str, Any], schema: dict[str, tuple[tuple[type, ...]
         if isinstance(v, bool) and bool not in types or not isinstance(v, types):
             want = " or ".join(t.__name__ for t in types)
             raise ProfileError(f"{origin}: {where} {key} = {v!r} must be a {want}")
-        if types is NUM and v < 0:
+        if types is NUM and isinstance(v, (int, float)) and v < 0:
             raise ProfileError(f"{origin}: {where} {key} = {v!r} must be >= 0")
     for key, (_, required) in schema.items():
         if required and key not in values:

@@ -131,3 +131,20 @@ def test_price_workload_vectorises_over_a_grid():
         assert grid.flops[i] == pytest.approx(point.flops)
         assert grid.memory_bytes[i] == pytest.approx(point.memory_bytes)
     assert isinstance(Workload, type)
+
+
+def test_memory_breakdown_components():
+    from costmodels import gnn_workload
+    from costmodels.analytical import memory_breakdown, memory_bytes
+
+    g = graph_stats("cora")
+    wl = gnn_workload(GNNSpec("gcn"), g, trainable_graph=True)
+    parts = memory_breakdown(wl, CTX, training=True, optimizer="adam")
+    params = (1433 * 16 + 16 * 7 + 16 + 7) * 4
+    assert parts["parameters"] == params
+    assert parts["optimizer_state"] == 2 * (params + g.num_edges / 2 * 4)  # Adam m, v (+ edge values)
+    assert parts["graph"] == (g.num_edges + g.num_nodes) * (2 * 8 + 4)   # int64 pairs + one value each
+    assert parts["inputs"] == g.num_nodes * 1433 * 4
+    assert sum(parts.values()) == memory_bytes(wl, CTX, training=True)
+    sgd = memory_breakdown(wl, CTX, training=True, optimizer="sgd")
+    assert sgd["optimizer_state"] == parts["optimizer_state"] / 2
