@@ -131,6 +131,9 @@ def gnn_workload(
             ops.append(Gemm(f"{name}.linear", n, f_in, f_out * heads, d, upstream_grad))
             upstream_grad = True
             ops.append(EdgeAttention(f"{name}.attention", n, edges + loops, heads, f_out))
+            if training:  # GATConv drops attention coefficients
+                ops.append(Elementwise(f"{name}.attention_dropout", (edges + loops) * heads, 2.0, 1.0,
+                                       saved_bytes_per_elem=1.0))
             ops.append(agg(f_out * heads, upstream_grad))
             width = f_out * heads
             if last and heads > 1:
@@ -138,7 +141,8 @@ def gnn_workload(
                 width = f_out
         elif spec.model == "gin":
             ops.append(agg(f_in, upstream_grad))
-            ops.append(Elementwise(f"{name}.self_add", n * f_in, 1.0, 0.0, reads=2.0))
+            ops.append(Elementwise(f"{name}.self_add", n * f_in, 1.0, 0.0, reads=2.0,
+                                   needs_backward=upstream_grad or trainable_graph))
             upstream_grad = upstream_grad or trainable_graph
             ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad))
             width = f_out

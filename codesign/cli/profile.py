@@ -1,16 +1,213 @@
-"""`codesign profile` (not yet implemented: see the tracker)."""
+"""`codesign profile`: run a GNN workload under the meter and put measured next to predicted.
+
+Per phase of ``--method`` (dense: train; random: train at the sparsities; geb/gebt/sgcn/ugs:
+search, then retrain) it measures ``--repeats`` epochs (after ``--warmup``) in epoch windows and
+compares the median with the analytical model on ``--device-profile`` (auto-detected from NVML or
+the CPU model): time, energy, memory, and the relative error ``predicted / measured - 1``.
+``--phase-windows`` adds forward / backward / optimizer / mask_update windows and states their
+overhead. Writes ``<out>/profile.json`` and prints a table. torch is imported inside the handler.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+from typing import Any
 
-from costmodels.errors import CodesignError
+from .common import add_data_root, add_json_flag, emit_json, fraction
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("profile", help="(not yet implemented)")
+    p = sub.add_parser("profile", help="measure time, energy and memory of a workload next to the model's prediction")
+    p.add_argument("--model", default="gcn", help="gcn, gat, gin, sage")
+    p.add_argument("--dataset", default="cora", help="cora, citeseer, actor, sbm:n=...,avg_degree=...,...")
+    p.add_argument("--method", default="dense", help="dense, random, geb, gebt, sgcn, ugs (which phases run)")
+    p.add_argument("--graph-sparsity", type=fraction("--graph-sparsity"), default=0.0)
+    p.add_argument("--weight-sparsity", type=fraction("--weight-sparsity"), default=0.0)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--hidden", type=int, default=16)
+    p.add_argument("--heads", type=int, default=8, help="GAT heads in hidden layers")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mode", choices=["train", "infer"], default="train", help="training epochs or inference passes")
+    p.add_argument("--repeats", type=int, default=10, help="measured epochs per phase (median reported)")
+    p.add_argument("--warmup", type=int, default=3, help="unmeasured epochs first")
+    p.add_argument("--phase-windows", action="store_true",
+                   help="also time forward / backward / optimizer / mask update in their own windows")
+    p.add_argument("--measure-energy", action="store_true",
+                   help="require measured energy (NVML or RAPL); fail if this machine has none")
+    p.add_argument("--device-profile", default="auto", help="profile to compare against (default: auto-detect)")
+    p.add_argument("--run-on", choices=["cpu", "cuda"], default="cpu", help="torch device to run on")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--allocator", choices=["reuse", "default"], default="reuse",
+                   help="reuse: glibc malloc keeps freed memory (as calibration measures); default: leave it")
+    p.add_argument("--input-dropout", action="store_true",
+                   help="also drop out the input features (as codesign.graphs.models.GNN does; not in the cost model)")
+    p.add_argument("--out", default="runs/profile", help="folder for profile.json")
+    add_data_root(p)
+    add_json_flag(p)
     p.set_defaults(handler=run)
 
 
+def _rel(pred: float | None, meas: float | None) -> float | None:
+    return None if pred is None or not meas else pred / meas - 1.0
+
+
+def resolve_device_profile(name: str, meter: Any) -> tuple[str, Any]:
+    """``(name, profile)`` for ``name``, or detected from the meter's device (``auto``)."""
+    from costmodels import load_profile
+    from costmodels.measure import NVMLMeter
+    from costmodels.measure.base import cpu_count
+    from costmodels.measure.detect import match_profile
+
+    if name == "auto":
+        kind = "gpu" if isinstance(meter, NVMLMeter) else "cpu"
+        name = match_profile(meter.device_name, kind=kind, cores=None if kind == "gpu" else cpu_count())
+    return name, load_profile(name)
+
+
 def run(args: argparse.Namespace) -> int:
-    raise CodesignError("codesign profile is not implemented yet")
+    from costmodels.errors import CodesignError
+
+    if args.repeats < 1 or args.warmup < 0:
+        raise CodesignError(f"--repeats must be >= 1 and --warmup >= 0, got {args.repeats}, {args.warmup}")
+    result = profile(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "profile.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    if args.json:
+        emit_json(result)
+    else:
+        print(format_table(result))
+        print(f"wrote {out / 'profile.json'}")
+    return 0
+
+
+def profile(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure every phase of the method and pair it with the prediction (the profile.json dict)."""
+    import dataclasses
+
+    import torch
+
+    from codesign.profiling import (
+        EpochRunner,
+        WorkloadConfig,
+        measure_grid,
+        measure_phases,
+        method_phases,
+        predicted_passes,
+        tune_allocator,
+    )
+    from costmodels import price_workload
+    from costmodels.measure import CPUMeter, CPUPowerModel, NVMLMeter, PeakRSS, host_summary, make_meter
+    from costmodels.measure.base import cpu_count
+    from costmodels.measure.torch_hooks import hooks_for
+
+    if args.run_on == "cuda" and not torch.cuda.is_available():
+        raise _err("--run-on cuda: torch sees no CUDA device; use --run-on cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    allocator = "reuse (glibc mallopt)" if args.allocator == "reuse" and tune_allocator() else "default"
+    baseline_rss = PeakRSS().read()
+    hooks = hooks_for(args.run_on)
+    probe = make_meter("gpu" if args.run_on == "cuda" else "cpu", hooks=hooks, require_energy=args.measure_energy)
+    device_label, device = resolve_device_profile(args.device_profile, probe)
+    meter = probe
+    if isinstance(probe, CPUMeter) and probe.energy_source == "none":
+        # No RAPL: energy is estimated from the profile's power numbers, and labelled so.
+        power = CPUPowerModel(device.static_power_w, float(device.value("power", "board_power_w")), cpu_count(),
+                              f"profile {device.name} [power]")
+        meter = make_meter("cpu", hooks=hooks, power_model=power)
+    from codesign.graphs.data import load_dataset
+
+    data = load_dataset(args.dataset, args.data_root)
+    # GPU energy counters tick every ~100 ms: repeat short epochs inside one window, then divide.
+    min_window_s = 0.5 if isinstance(meter, NVMLMeter) else 0.0
+    base = WorkloadConfig(args.model, args.dataset, layers=args.layers, hidden=args.hidden, heads=args.heads,
+                          seed=args.seed, mode=args.mode, input_dropout=args.input_dropout)
+    rows: list[dict[str, Any]] = []
+    overheads: dict[str, float] = {}
+    training = args.mode == "train"
+    phases = method_phases(args.method, args.graph_sparsity, args.weight_sparsity)
+    if not training:  # inference runs the final ticket: the last phase's sparsities, no search work
+        phases = [("inference", {k: v for k, v in phases[-1][1].items() if k.endswith("sparsity")})]
+    for phase, kw in phases:
+        cfg = dataclasses.replace(base, phase=phase, **kw)
+        runner = EpochRunner(cfg, data, args.run_on)
+        stats = measure_grid([runner], meter, rounds=1, per_round=args.repeats, warmup=args.warmup,
+                             progress=False, min_window_s=min_window_s)[0]
+        wl = runner.workload()
+        cost = price_workload(wl, device, training=training)
+        measured_mem = stats.peak_memory_bytes if args.run_on == "cuda" else (
+            None if stats.peak_rss_bytes is None else stats.peak_rss_bytes - baseline_rss)
+        rows.append(_row(phase, "epoch" if training else "inference", stats, float(cost.latency_s),
+                         float(cost.energy_j), measured_mem, float(cost.memory_bytes)))
+        if args.phase_windows:
+            per = measure_phases(runner, meter, args.repeats)
+            whole = per.pop("epoch_with_phase_windows")
+            overheads[phase] = whole.wall_s / stats.wall_s - 1.0
+            pred = predicted_passes(wl, device, training)
+            for name, st in per.items():
+                p = pred.get(name, {"latency_s": None, "energy_j": None})
+                rows.append(_row(phase, name, st, p["latency_s"], p["energy_j"], None, None))
+    meter.close()
+    return {
+        "config": {k: v for k, v in vars(args).items() if k not in ("handler",)},
+        "device_profile": device_label,
+        "device_profile_path": device.path,
+        "measured_on": meter.device_name,
+        "energy_source": rows[0]["energy_source"] if rows else "none",
+        "host": host_summary(),
+        "torch_threads": torch.get_num_threads(),
+        "allocator": allocator,
+        "graph": {"nodes": data.num_nodes, "edges": data.num_edges, "features": data.num_features},
+        "phase_window_overhead": overheads,
+        "memory_measure": "torch.cuda.max_memory_allocated" if args.run_on == "cuda" else
+        "peak RSS in the window minus the RSS before the data and model were loaded",
+        "predicted_by": "analytical model (costmodels.price_workload) on the device profile: an estimate",
+        "rows": rows,
+    }
+
+
+def _row(phase: str, window: str, st: Any, pred_s: float | None, pred_j: float | None,
+         meas_mem: int | None, pred_mem: float | None) -> dict[str, Any]:
+    return {
+        "phase": phase, "window": window, "repeats": st.repeats,
+        "measured_s": st.wall_s, "measured_iqr_s": st.wall_iqr_s, "measured_cpu_s": st.cpu_time_s,
+        "predicted_s": pred_s, "time_error": _rel(pred_s, st.wall_s),
+        "measured_j": st.energy_j, "predicted_j": pred_j, "energy_error": _rel(pred_j, st.energy_j),
+        "energy_source": st.energy_source,
+        "measured_memory_bytes": meas_mem, "predicted_memory_bytes": pred_mem,
+        "memory_error": _rel(pred_mem, meas_mem), "flags": list(st.flags),
+    }
+
+
+def _err(msg: str) -> Exception:
+    from costmodels.errors import CodesignError
+
+    return CodesignError(msg)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    import pandas as pd
+
+    cols = ["phase", "window", "measured_s", "predicted_s", "time_error", "measured_j", "predicted_j",
+            "energy_error", "energy_source", "measured_memory_bytes", "predicted_memory_bytes", "memory_error"]
+    df = pd.DataFrame(result["rows"])[cols]
+    for c in ("measured_s", "predicted_s", "measured_j", "predicted_j"):
+        df[c] = df[c].map(lambda v: "-" if v is None or v != v else f"{v:.4g}")
+    for c in ("measured_memory_bytes", "predicted_memory_bytes"):
+        df[c] = df[c].map(lambda v: "-" if v is None or v != v else f"{v / 1e6:.1f} MB")
+    for c in ("time_error", "energy_error", "memory_error"):
+        df[c] = df[c].map(lambda v: "-" if v is None or v != v else f"{v:+.1%}")
+    lines = [f"measured on {result['measured_on']} vs predicted on profile {result['device_profile']} "
+             f"(energy: {result['energy_source']}; threads={result['torch_threads']}, allocator={result['allocator']})"]
+    with pd.option_context("display.width", 220, "display.max_columns", 20):
+        lines.append(df.to_string(index=False))
+    for phase, ov in result["phase_window_overhead"].items():
+        lines.append(f"phase windows ({phase}): epoch with them took {ov:+.1%} vs plain epoch windows")
+    if result["energy_source"] == "estimated":
+        lines.append("energy 'measured' here is ESTIMATED from the profile's power numbers (no NVML/RAPL): "
+                     "its error is model vs model")
+    lines.append(f"memory measured as: {result['memory_measure']}; errors = predicted / measured - 1")
+    return "\n".join(lines)

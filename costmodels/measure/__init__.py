@@ -13,13 +13,13 @@ from typing import Any
 
 from costmodels.errors import MeasurementError
 
-from .base import ENERGY_SOURCES, DeviceHooks, Measurement, Meter, Window
+from .base import ENERGY_SOURCES, DeviceHooks, Measurement, Meter, PeakRSS, Window
 from .cpu import CPUMeter, CPUPowerModel, RaplReader, cpu_model_name, host_summary
 from .nvml import NVMLMeter, trapezoid_j
 
 __all__ = [
     "ENERGY_SOURCES", "CPUMeter", "CPUPowerModel", "DeviceHooks", "Measurement", "MeasurementError",
-    "Meter", "NVMLMeter", "RaplReader", "Window", "cpu_model_name", "host_summary", "make_meter",
+    "Meter", "NVMLMeter", "PeakRSS", "RaplReader", "Window", "cpu_model_name", "host_summary", "make_meter",
     "trapezoid_j",
 ]
 
@@ -45,7 +45,7 @@ def make_meter(
     """
     if target not in ("auto", "gpu", "cpu"):
         raise MeasurementError(f"meter target {target!r} unknown; use auto, gpu or cpu")
-    nvml_problem = "not tried (--run-on cpu)"
+    nvml_problem = "NVML meters GPU work only (use --run-on cuda on a GPU machine)"
     if target in ("auto", "gpu"):
         try:
             return NVMLMeter(device_index, nvml=nvml, hooks=hooks, **nvml_kwargs)

@@ -252,7 +252,7 @@ class Meter(abc.ABC):
         self.measurements.append(m)
         return m
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op for meters holding nothing
         """Release the device (no-op by default)."""
 
 

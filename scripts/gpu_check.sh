@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# GPU check for measured cost (issue 5): on a lent H100/H200, within ~5 minutes,
+#   1. pytest -m gpu (NVML meter, CUDA events, `codesign profile --run-on cuda`),
+#   2. a short profile sweep (gcn/gat/sage/gin on Cora, GEBT phases, measured energy),
+#   3. a calibration of the matching GPU profile (models x datasets x sparsities),
+# writing JSON (and the measured profile) under the output folder: $1, else $OUT, else runs/gpu_check.
+# Commit <out>/profiles/measured/<name>.toml as profiles/measured/<name>.toml afterwards.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR="${1:-${OUT:-runs/gpu_check}}"
+mkdir -p "$OUT_DIR/profiles/measured"
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi; fi
+status=0
+step() {  # step NAME SECONDS CMD...: run with a time limit, log to OUT_DIR/NAME.log, record the exit code
+    local name=$1 limit=$2; shift 2
+    local t0=$SECONDS
+    timeout "$limit" "$@" >"$OUT_DIR/$name.log" 2>&1
+    local rc=$?
+    echo "{\"step\": \"$name\", \"rc\": $rc, \"seconds\": $((SECONDS - t0))}" >>"$OUT_DIR/steps.jsonl"
+    echo "[$name] rc=$rc ($((SECONDS - t0)) s)"; tail -n 3 "$OUT_DIR/$name.log"
+    [ "$rc" -eq 0 ] || status=1
+}
+: >"$OUT_DIR/steps.jsonl"
+nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm --format=csv >"$OUT_DIR/nvidia-smi.csv" 2>&1 || true
+"$PY" -c "import torch, json; print(json.dumps({'torch': torch.__version__, 'cuda': torch.version.cuda,
+  'device': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}))" >"$OUT_DIR/env.json" 2>&1
+step pytest-gpu 90 "$PY" -m pytest -m gpu -q -p no:cacheprovider tests/test_measure_gpu.py \
+    --junitxml "$OUT_DIR/pytest-gpu.xml"
+for model in gcn gat sage gin; do
+    step "profile-$model" 45 "$PY" -m codesign profile --model "$model" --dataset cora --method gebt \
+        --graph-sparsity 0.3 --weight-sparsity 0.5 --run-on cuda --measure-energy --repeats 3 --warmup 3 \
+        --phase-windows --out "$OUT_DIR/profile-$model"
+done
+step calibrate 150 "$PY" -m codesign calibrate --run-on cuda --models gcn,gat,sage,gin --datasets cora,citeseer \
+    --sparsities 0,0.5,0.9 --rounds 2 --per-round 1 --warmup 3 --output "$OUT_DIR/profiles/measured" \
+    --report "$OUT_DIR/calibration.json"
+echo "outputs in $OUT_DIR (status $status)"
+exit $status
