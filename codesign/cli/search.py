@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from pathlib import Path
 
 from .common import add_data_root, add_json_flag, emit_json
@@ -41,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pareto: (accuracy, cost) multi-objective (default); acc-per-cost: the scalar ratio")
     p.add_argument("--trials", type=int, default=30,
                    help="complete trials the study should hold; a rerun tops it up (default 30)")
-    p.add_argument("--epochs", type=int, default=40, help="cap on epochs per training phase (default 40)")
+    p.add_argument("--epochs", type=int, default=100,
+                   help="epochs per training phase, capping longer schedules (default 100, the papers')")
     p.add_argument("--space", default=None,
                    help="narrow or fix parameters, e.g. 'method=gebt,random; graph_sparsity=0.2:0.6'")
     p.add_argument("--seed", type=int, default=0, help="base seed (trial k trains with seed + k)")
@@ -78,11 +80,12 @@ def run(args: argparse.Namespace) -> int:
     budget = parse_budget(args.budget, metric) if args.budget else None
     if args.task != "graph":
         raise CodesignError("--task cnn search is not wired yet; use --task graph (the default)")
-    from codesign.pipelines.graph_search import GraphEvaluator, graph_space
+    from codesign.pipelines.graph_search import MEASURED, GraphEvaluator, check_measurable, graph_space
     from codesign.pipelines.pricing import resolve_device
 
     if args.measured:
-        device_name, source = "this machine", "measured on this machine"
+        check_measurable(metric)
+        device_name, source = "this machine", f"measured on this machine: {MEASURED[metric.name]}"
     else:
         device_name = resolve_device(args.device)[1]
         source = f"estimated: analytical cost model, profile {device_name}"
@@ -120,18 +123,26 @@ def _run_with_progress(config, space, evaluator, unit, format_si):  # type: igno
 
     bar = tqdm(total=config.n_trials, desc="trials", unit="trial", file=sys.stderr, disable=None,
                dynamic_ncols=True)
-    shown = [0]
+    shown = [-1]
+    t0 = time.perf_counter()
+    first = [0]
 
     def on_trial(p) -> None:  # type: ignore[no-untyped-def]
-        bar.update(max(0, min(p.complete, p.target) - shown[0]))
-        shown[0] = max(shown[0], p.complete)
-        if p.best_accuracy is not None:
-            bar.set_postfix_str(f"best feasible acc {p.best_accuracy:.3f} @ {format_si(p.best_cost, unit)}")
-        if bar.disable:
-            left = f"{bar.format_dict['elapsed']:.0f}s elapsed"
-            print(f"[search] {p.complete}/{p.target} complete, best feasible acc "
-                  f"{p.best_accuracy if p.best_accuracy is None else round(p.best_accuracy, 4)}, {left}",
-                  file=sys.stderr, flush=True)
+        if shown[0] < 0:  # the first call reports where a resumed study starts
+            first[0] = shown[0] = p.complete
+            bar.update(min(p.complete, p.target))
+        else:
+            bar.update(max(0, min(p.complete, p.target) - shown[0]))
+            shown[0] = max(shown[0], p.complete)
+        best = "none yet" if p.best_accuracy is None else f"{p.best_accuracy:.3f} @ {format_si(p.best_cost, unit)}"
+        bar.set_postfix_str(f"best feasible acc {best}")
+        if bar.disable:  # not a terminal: one plain line per trial instead of a bar
+            elapsed = time.perf_counter() - t0
+            done_here = p.complete - first[0]
+            left = (f"~{elapsed / done_here * max(0, p.target - p.complete):.0f}s left" if done_here > 0
+                    else "time left unknown")
+            print(f"[search] {p.complete}/{p.target} complete, best feasible acc {best}, "
+                  f"{elapsed:.0f}s elapsed, {left}", file=sys.stderr, flush=True)
 
     try:
         return run_search(config, space, evaluator, on_trial=on_trial)
@@ -163,8 +174,11 @@ def format_summary(summary: dict, out: Path) -> str:
              "test_acc": None if p["test_accuracy"] is None else round(p["test_accuracy"], 4),
              "cost": format_si(p["cost"], unit), "feasible": p["feasible"]} for p in summary["pareto"]]
     if rows:
+        params = list(dict.fromkeys(k for p in summary["pareto"] for k in p["params"]))
+        cols = ["trial", *params, "val_acc", "test_acc", "cost", "feasible"]
         with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format",
                                "{:.3f}".format):
-            lines.append("Pareto front (cheapest first):\n" + pd.DataFrame(rows).to_string(index=False))
+            table = pd.DataFrame(rows).reindex(columns=cols)
+            lines.append("Pareto front (cheapest first):\n" + table.to_string(index=False, na_rep="-"))
     lines.append(f"wrote {out}/trials.csv, pareto.csv, pareto.png, summary.json")
     return "\n".join(lines)

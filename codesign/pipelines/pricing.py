@@ -1,0 +1,50 @@
+"""Device choice and cost flattening for the search.
+
+The run itself is re-priced by ``codesign.graphs.costing.price(cost_inputs, device)``
+(``costmodels.price_gnn_run`` on the run's recorded, device-independent inputs: train cost =
+Σ_phases epochs × per-epoch cost, infer cost = one forward on the ticket). Estimated by the
+analytical model, never measured. Here: which profile ``--device`` means (calibrated when a
+calibration exists) and the flat, scalar view of a ``RunCost`` dict that a trial stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from costmodels import RunCost, list_profiles, load_profile
+from costmodels.errors import unknown
+from costmodels.profiles import DeviceProfile
+
+
+def resolve_device(name: str) -> tuple[DeviceProfile, str]:
+    """Load ``name`` (a profile name or TOML path), preferring ``calibrated/<name>`` when it exists.
+
+    Returns the profile and the name actually used (``calibrated/h100`` or ``h100``).
+    """
+    if name.endswith(".toml"):
+        return load_profile(name), name
+    names = list_profiles()
+    calibrated = f"calibrated/{name}"
+    chosen = calibrated if not name.startswith("calibrated/") and calibrated in names else name
+    if chosen not in names:
+        raise unknown("device", name, [n for n in names if not n.startswith("calibrated/")])
+    return load_profile(chosen), chosen
+
+
+def flat_costs(run: RunCost | Mapping[str, Any]) -> dict[str, Any]:
+    """The scalar entries of ``RunCost.to_dict()`` (phases flattened as ``phase.<name>.<key>``)."""
+    out: dict[str, Any] = {}
+    for k, v in (run.to_dict() if isinstance(run, RunCost) else run).items():
+        if k == "phases":
+            for p in v:
+                for pk, pv in p.items():
+                    if pk != "name" and (isinstance(pv, (int, float)) or pv is None):
+                        out[f"phase.{p['name']}.{pk}"] = _num(pv)
+        elif isinstance(v, (int, float, str)) or v is None:
+            out[k] = _num(v)
+    return out
+
+
+def _num(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v

@@ -1,0 +1,131 @@
+"""`codesign search` (with a fake evaluator in place of training) and `codesign pareto` on stored studies."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pandas as pd
+import pytest
+from test_search_study import SPACE, fake_evaluator
+
+from codesign.cli import main
+from codesign.pipelines.graph_search import GraphEvaluator, graph_space
+from search import SearchConfig, parse_budget, parse_metric, run_search
+from search.storage import embedded_url, open_storage
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """Replace training + pricing by the fake evaluator (the graph pipeline is tested elsewhere)."""
+    calls = []
+
+    def call(self, params, seed):
+        calls.append((self.device, self.epochs, params["method"]))
+        return fake_evaluator(params, seed)
+
+    monkeypatch.setattr(GraphEvaluator, "__call__", call)
+    return calls
+
+
+def test_search_cli_runs_resumes_and_writes_the_run_folder(tmp_path, fake_training, capsys):
+    out = tmp_path / "run"
+    args = ["search", "--budget", "1400 mJ", "--metric", "train-energy", "--device", "h100", "--trials", "5",
+            "--out", str(out), "--space", "method=gebt,random", "--epochs", "3"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "best feasible: trial #" in text and "Pareto front" in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_trials"] == 5 and summary["metric"] == "train-energy" and summary["device"] == "h100"
+    assert summary["budget"]["value"] == pytest.approx(1.4) and summary["best"]["cost"] <= 1.4
+    assert "estimated" in summary["cost_source"]
+    assert {c[2] for c in fake_training} <= {"gebt", "random"} and fake_training[0][:2] == ("h100", 3)
+    assert main([*args[:7], "--trials", "8", *args[9:]]) == 0  # rerun tops up
+    study = optuna.load_study(study_name=summary["study"], storage=open_storage(embedded_url(out)))
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 8 == len(fake_training)
+    assert len(pd.read_csv(out / "trials.csv")) == 8
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--budget", "2 parsecs"], "unknown unit 'parsecs'"),
+        (["--budget", "2J", "--metric", "infer-latency"], "measures energy"),
+        (["--metric", "train-power"], "unknown metric 'train-power'"),
+        (["--device", "tpu-v9"], "unknown device 'tpu-v9'"),
+        (["--space", "method=gebt,magic"], "allowed values are gebt"),
+        (["--storage", "postgresql+psycopg2://u:pw@127.0.0.1:1/db"], "is unreachable or invalid"),
+        (["--measured"], "--measured: train-energy is not measured on this machine"),
+    ],
+)
+def test_search_cli_bad_input_is_one_line(args, needle, tmp_path, capsys, fake_training):
+    assert main(["search", "--out", str(tmp_path / "r"), "--trials", "1", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err and err.startswith("codesign: error:")
+    assert fake_training == []
+
+
+def _stored(tmp_path, name, device, scale=1.0):
+    metric = parse_metric("train-energy")
+    run = tmp_path / name
+    run.mkdir()
+    cfg = SearchConfig(name, embedded_url(run), 6, metric, parse_budget("1.4 J", metric),
+                       context={"device": device})
+    run_search(cfg, SPACE, lambda p, s: fake_evaluator(p, s))
+    return run
+
+
+def test_pareto_redraws_one_stored_study(tmp_path, capsys):
+    run = _stored(tmp_path, "one", "h100")
+    assert main(["pareto", str(run), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n_trials"] == 6 and summary["study"] == "one"
+    assert (run / "pareto.png").stat().st_size > 1000
+    front = pd.read_csv(run / "pareto.csv")
+    assert list(front["number"]) == [p["number"] for p in summary["pareto"]]
+    assert main(["pareto", "--storage", embedded_url(run), "--study", "one", "--out", str(tmp_path / "o")]) == 0
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["pareto"] == summary["pareto"]
+
+
+def test_pareto_puts_several_studies_on_one_plot(tmp_path, capsys):
+    a, b = _stored(tmp_path, "a", "h100"), _stored(tmp_path, "b", "jetson-agx-orin")
+    out = tmp_path / "both"
+    assert main(["pareto", str(a), str(b), "--out", str(out)]) == 0
+    trials = pd.read_csv(out / "trials.csv")
+    assert sorted(trials["study"].unique()) == ["a", "b"] and len(trials) == 12
+    summ = json.loads((out / "summary.json").read_text())
+    assert [s["device"] for s in summ["studies"]] == ["h100", "jetson-agx-orin"]
+    assert (out / "pareto.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["/nonexistent/run"], "is not a folder"),
+        (["--study", "x"], "--study needs --storage"),
+        ([], "give RUN_DIR folders"),
+    ],
+)
+def test_pareto_bad_input(args, needle, capsys):
+    assert main(["pareto", *args]) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_pareto_unknown_study_lists_stored_ones(tmp_path, capsys):
+    run = _stored(tmp_path, "one", "h100")
+    assert main(["pareto", "--storage", embedded_url(run), "--study", "two"]) == 2
+    assert "stored studies: one" in capsys.readouterr().err
+
+
+def test_default_graph_space_gates_parameters():
+    space = graph_space()
+    assert space.names == ["method", "graph_sparsity", "weight_sparsity", "threshold"]
+    assert space.get("method").choices == ("gebt", "geb", "random", "ugs", "dense")
+    narrowed = space.narrow("method=gebt; graph_sparsity=0.3; threshold=0.1:0.2")
+    assert narrowed.get("graph_sparsity").fixed and narrowed.get("method").choices == ("gebt",)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    trial = study.ask()
+    params = narrowed.suggest(trial)
+    assert params["graph_sparsity"] == 0.3 and 0.1 <= params["threshold"] <= 0.2
+    dense = space.narrow("method=dense").suggest(optuna.create_study().ask())
+    assert dense == {"method": "dense", "graph_sparsity": 0.0, "weight_sparsity": 0.0, "threshold": None}

@@ -1,0 +1,249 @@
+"""Studies: constraints, top-up/resume, dead-worker recovery, surplus arbitration, exports.
+
+A fast deterministic fake evaluator stands in for training (accuracy and cost are smooth functions
+of the sparsities), so every number below is checkable by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from costmodels.errors import CodesignError
+from search import Evaluation, Param, SearchConfig, SearchSpace, parse_budget, parse_metric, run_search
+from search.export import summary, trials_frame, write_outputs
+from search.storage import embedded_url, open_storage, worker_tag
+from search.study import _objective, count_states, open_study
+
+HERE = Path(__file__).resolve().parent
+METRIC = parse_metric("train-energy")
+SPACE = SearchSpace((
+    Param("method", choices=("dense", "gebt", "random")),
+    Param("graph_sparsity", low=0.0, high=0.9, applies_to=frozenset({"gebt", "random"}), default=0.0),
+    Param("weight_sparsity", low=0.0, high=0.9, applies_to=frozenset({"gebt", "random"}), default=0.0),
+))
+
+
+def fake_accuracy(p):
+    return 0.82 - 0.25 * p["graph_sparsity"] ** 2 - 0.1 * p["weight_sparsity"] ** 2 - 0.03 * (p["method"] == "random")
+
+
+def fake_cost(p):
+    return 2.0 * (1.0 - 0.6 * p["graph_sparsity"] - 0.3 * p["weight_sparsity"])
+
+
+def fake_evaluator(params, seed, delay=0.0):
+    if delay:
+        time.sleep(delay)
+    cost = fake_cost(params)
+    return Evaluation(val_accuracy=fake_accuracy(params), test_accuracy=fake_accuracy(params) - 0.01, cost=cost,
+                      costs={"train_energy_j": cost, "train_flops": 1e9 * cost}, attrs={"eb_epoch": 7})
+
+
+def config(tmp_path, n, budget="1.4 J", name="s", **kw):
+    return SearchConfig(name, embedded_url(tmp_path), n, METRIC, parse_budget(budget, METRIC) if budget else None,
+                        context={"device": "fake"}, **kw)
+
+
+def load(cfg):
+    return optuna.load_study(study_name=cfg.study_name, storage=open_storage(cfg.storage))
+
+
+def states(study):
+    out = {}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+def test_constraints_feasibility_and_best(tmp_path):
+    cfg = config(tmp_path, 14)
+    study = run_search(cfg, SPACE, fake_evaluator)
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(done) == 14
+    for t in done:
+        cost = fake_cost(t.user_attrs["params"])
+        assert t.values == pytest.approx([fake_accuracy(t.user_attrs["params"]), cost])
+        assert t.constraints == {"budget": pytest.approx(cost - 1.4)}  # Optuna 5 trial.set_constraint
+        assert t.user_attrs["feasible"] == (cost <= 1.4)
+        assert t.user_attrs["seed"] == t.number  # seed 0 + trial number
+        if t.params.get("method") == "dense":
+            assert t.user_attrs["params"]["graph_sparsity"] == 0.0 and "graph_sparsity" not in t.params
+    feasible = [t for t in done if t.user_attrs["feasible"]]
+    infeasible = [t for t in done if not t.user_attrs["feasible"]]
+    assert feasible and infeasible  # the budget splits this study
+    s = summary(study)
+    best = max(feasible, key=lambda t: (t.user_attrs["val_accuracy"], -t.user_attrs["cost"]))
+    assert s["best"]["number"] == best.number and s["best"]["feasible"] is True
+    assert s["best"]["cost"] <= 1.4 and s["n_trials"] == 14 and s["n_feasible"] == len(feasible)
+    # Optuna's own constrained front (feasible only) lies inside ours (all trials)
+    ours = {p["number"] for p in s["pareto"]}
+    assert {t.number for t in study.best_trials} <= {t.number for t in feasible}
+    assert ours and all(p["cost"] > 0 for p in s["pareto"])
+
+
+def test_top_up_equals_uninterrupted_run(tmp_path):
+    a = config(tmp_path / "a", 6, name="a")
+    b = config(tmp_path / "b", 12, name="b")
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    run_search(a, SPACE, fake_evaluator)
+    assert count_states(load(a)) == (6, 0)
+    topped = run_search(SearchConfig(**{**a.__dict__, "n_trials": 12}), SPACE, fake_evaluator)
+    straight = run_search(b, SPACE, fake_evaluator)
+    pa = [t.params for t in topped.trials]
+    pb = [t.params for t in straight.trials]
+    assert len(pa) == 12 and pa == pb  # per-trial seeding: resuming changes nothing
+    sparse = [json.dumps(p, sort_keys=True) for p in pa if p["method"] != "dense"]
+    assert len(set(sparse)) == len(sparse) > 6  # nothing repeated (dense has no parameters to vary)
+    run_search(SearchConfig(**{**a.__dict__, "n_trials": 12}), SPACE, fake_evaluator)  # already full: no-op
+    assert len(load(a).trials) == 12
+
+
+def test_ctrl_c_fails_trial_and_rerun_retries_it(tmp_path):
+    cfg = config(tmp_path, 6)
+    calls = []
+
+    def interrupted(params, seed):
+        calls.append(seed)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return fake_evaluator(params, seed)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_search(cfg, SPACE, interrupted)
+    study = load(cfg)
+    assert states(study) == {"COMPLETE": 3, "FAIL": 1, "WAITING": 1}
+    failed = study.trials[3]
+    run_search(cfg, SPACE, fake_evaluator)
+    study = load(cfg)
+    assert states(study) == {"COMPLETE": 6, "FAIL": 1}
+    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == failed.number]
+    assert len(retry) == 1 and retry[0].params == failed.params and retry[0].state.name == "COMPLETE"
+
+
+def _worker_script(url: str, n: int, delay: float, study: str = "s", barrier: str = "") -> str:
+    """A worker process: imports, optionally waits for ``barrier/go`` (after touching a ready file), runs."""
+    wait = (f"import os, time; open(os.path.join({barrier!r}, str(os.getpid())), 'w').close()\n"
+            f"while not os.path.exists(os.path.join({barrier!r}, 'go')): time.sleep(0.05)\n") if barrier else ""
+    return (
+        f"import sys; sys.path[:0] = [{str(HERE)!r}, {str(HERE.parent)!r}]\n"
+        "import functools, test_search_study as t\n"
+        "from search import SearchConfig, run_search\n"
+        + wait +
+        f"cfg = SearchConfig({study!r}, {url!r}, {n}, t.METRIC, t.parse_budget('1.4 J', t.METRIC), "
+        "context={'device': 'fake'})\n"
+        f"run_search(cfg, t.SPACE, functools.partial(t.fake_evaluator, delay={delay}))\n"
+    )
+
+
+def test_killed_worker_trial_is_retried_once(tmp_path):
+    cfg = config(tmp_path, 8)
+    proc = subprocess.Popen([sys.executable, "-c", _worker_script(cfg.storage, 8, 0.4)])
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        time.sleep(0.2)
+        if (tmp_path / "study.db").exists():
+            try:
+                trials = load(cfg).trials
+            except Exception:  # tables not created yet
+                continue
+            complete = sum(t.state.name == "COMPLETE" for t in trials)
+            if complete >= 3 and any(t.state.name == "RUNNING" and t.params for t in trials):
+                break  # killed mid-evaluation, its parameters already drawn
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    study = load(cfg)
+    zombie = [t for t in study.trials if t.state.name == "RUNNING"]
+    assert len(zombie) == 1 and zombie[0].user_attrs["worker"].endswith(f":{proc.pid}")
+    run_search(cfg, SPACE, fake_evaluator)  # the rerun: same command
+    study = load(cfg)
+    assert states(study) == {"COMPLETE": 8, "FAIL": 1}
+    dead = study.trials[zombie[0].number]
+    assert dead.state.name == "FAIL" and dead.system_attrs["fail_reason"] == "worker died"
+    retry = [t for t in study.trials if t.user_attrs.get("retry_of") == dead.number]
+    assert len(retry) == 1 and retry[0].state.name == "COMPLETE"
+    assert retry[0].params == {k: v for k, v in dead.params.items()}
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_surplus_trial_is_failed_before_evaluation(tmp_path):
+    cfg = config(tmp_path, 1)
+    study = open_study(cfg, SPACE)
+    other = study.ask()  # trial 0, RUNNING in a live worker (this process)
+    other.set_user_attr("worker", worker_tag())
+    seen = []
+    objective = _objective(study, cfg, SPACE, lambda p, s: seen.append(p) or fake_evaluator(p, s))
+    from search.study import _Surplus
+
+    study.optimize(objective, n_trials=1, catch=(_Surplus,))
+    t1 = study.trials[1]
+    assert t1.state.name == "FAIL" and t1.user_attrs["surplus"] is True and seen == []
+
+
+def test_two_threads_hold_exact_count(tmp_path):
+    cfg = config(tmp_path, 7, n_jobs=2)
+    run_search(cfg, SPACE, lambda p, s: fake_evaluator(p, s, delay=0.05))
+    assert states(load(cfg)).get("COMPLETE") == 7
+    assert states(load(cfg)).get("RUNNING") is None
+
+
+def test_changed_options_are_refused_and_nothing_is_lost(tmp_path):
+    cfg = config(tmp_path, 3)
+    run_search(cfg, SPACE, fake_evaluator)
+    other = config(tmp_path, 5, budget="2 J")
+    with pytest.raises(CodesignError, match=r"was run with budget=.*pick a new --study"):
+        run_search(other, SPACE, fake_evaluator)
+    assert count_states(load(cfg)) == (3, 0)
+
+
+def test_unreachable_storage_is_one_line():
+    with pytest.raises(CodesignError) as err:
+        open_storage("postgresql+psycopg2://user:secret@127.0.0.1:1/db")
+    msg = str(err.value)
+    assert "unreachable" in msg and "secret" not in msg and "\n" not in msg
+    with pytest.raises(CodesignError, match="not a URL"):
+        open_storage("runs/x/study.db")
+    with pytest.raises(CodesignError, match="does not exist"):
+        open_storage("sqlite:////nonexistent-dir/x/study.db")
+
+
+def test_exports(tmp_path):
+    cfg = config(tmp_path, 10)
+    study = run_search(cfg, SPACE, fake_evaluator)
+    summ = write_outputs(study, tmp_path)
+    df = trials_frame(study)
+    assert len(df) == 10 and {"param.method", "cost.train_energy_j", "val_accuracy", "eb_epoch"} <= set(df.columns)
+    for name in ("trials.csv", "pareto.csv", "summary.json", "pareto.png"):
+        assert (tmp_path / name).stat().st_size > 100
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert set(on_disk) >= {"best", "pareto", "n_trials", "budget", "metric", "device"}
+    assert on_disk["budget"] == {"value": 1.4, "unit": "J", "metric": "train-energy", "text": "1.4 J"}
+    assert on_disk["n_trials"] == 10 and on_disk["device"] == "fake" and on_disk == json.loads(json.dumps(summ))
+    assert set(on_disk["best"]) >= {"params", "accuracy", "cost", "feasible"}
+
+
+def test_no_budget_is_pure_pareto_and_acc_per_cost_is_scalar(tmp_path):
+    study = run_search(config(tmp_path, 4, budget=None, name="p"), SPACE, fake_evaluator)
+    assert all(t.constraints == {} for t in study.trials) and summary(study)["best"]["feasible"]
+    study = run_search(config(tmp_path, 4, name="r", objective="acc-per-cost"), SPACE, fake_evaluator)
+    t = study.trials[0]
+    assert t.value == pytest.approx(t.user_attrs["val_accuracy"] / t.user_attrs["cost"])
+    with pytest.raises(CodesignError, match="--objective"):
+        config(tmp_path, 4, objective="speed")
+
+
+def test_journal_storage_tops_up(tmp_path):
+    url = f"journal:///{tmp_path}/study.log"
+    cfg = SearchConfig("j", url, 3, METRIC, None, context={"device": "fake"})
+    run_search(cfg, SPACE, fake_evaluator)
+    run_search(SearchConfig(**{**cfg.__dict__, "n_trials": 5}), SPACE, fake_evaluator)
+    study = optuna.load_study(study_name="j", storage=open_storage(url))
+    assert states(study) == {"COMPLETE": 5}
