@@ -1,0 +1,91 @@
+"""The one frozen record that describes a graph-ticket training run (validated on construction)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from costmodels.errors import CodesignError, check_fraction, unknown
+
+from .detector import DetectorConfig
+from .models import MODELS
+from .sparsify import SPARSIFIERS
+
+METHODS = ("dense", "geb", "gebt", "sgcn", "random", "ugs")
+RETRAIN_INITS = ("ticket", "rewind", "reinit")
+TIE_BREAKS = ("norm", "random", "index")
+PAPER_EPOCHS = 100  # Kipf & Welling / GEBT: 100 epochs per phase
+UGS_EPOCHS = 200  # UGS: 200 epochs per mask-training and per retraining round
+
+
+@dataclass(frozen=True)
+class GraphTrainConfig:
+    """Everything that determines a run (with the seed, it determines the result on CPU).
+
+    ``epochs``: when set, every phase runs this many epochs (the search at most this many);
+    otherwise the papers' schedules (100 per phase; UGS 200 per round phase).
+    ``rounds`` (UGS): None = the fewest rounds whose weight sparsity ``1 - 0.8^r`` reaches
+    ``weight_sparsity`` (at least 1).
+    """
+
+    model: str = "gcn"
+    dataset: str = "cora"
+    method: str = "gebt"
+    seed: int = 0
+    epochs: int | None = None
+    graph_sparsity: float = 0.2
+    weight_sparsity: float = 0.5
+    layers: int = 2
+    hidden: int = 16
+    heads: int = 8
+    output_heads: int = 1
+    dropout: float = 0.5
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    graph_lr: float = 1e-3
+    admm_rho: float = 1e-3
+    sparsifier: str = "admm"
+    tie_break: str = "norm"
+    criterion: str = "mean"
+    eta: float = 0.1
+    fifo: int = 3
+    warmup: int = 5
+    distance_norm: str = "relative"
+    retrain_init: str = "ticket"
+    rounds: int | None = None
+    data_root: str | None = None
+    run_on: str = "cpu"
+    out: str | None = None
+    ticket: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise unknown("model", self.model, list(MODELS))
+        if self.method not in METHODS:
+            raise unknown("method", self.method, list(METHODS))
+        if self.sparsifier not in SPARSIFIERS:
+            raise unknown("sparsifier", self.sparsifier, list(SPARSIFIERS))
+        if self.tie_break not in TIE_BREAKS:
+            raise unknown("tie break", self.tie_break, list(TIE_BREAKS))
+        if self.retrain_init not in RETRAIN_INITS:
+            raise unknown("retrain init", self.retrain_init, list(RETRAIN_INITS))
+        check_fraction("--graph-sparsity", self.graph_sparsity)
+        check_fraction("--weight-sparsity", self.weight_sparsity)
+        if not 0.0 <= self.dropout < 1.0:
+            raise CodesignError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.epochs is not None and self.epochs < 1:
+            raise CodesignError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.rounds is not None and self.rounds < 1:
+            raise CodesignError(f"--rounds must be >= 1, got {self.rounds}")
+        if self.lr <= 0 or self.graph_lr <= 0:
+            raise CodesignError(f"--lr and --graph-lr must be > 0, got {self.lr}, {self.graph_lr}")
+        _ = self.detector  # validates criterion, eta, fifo, warmup, norm
+
+    @property
+    def detector(self) -> DetectorConfig:
+        return DetectorConfig(self.criterion, self.eta, self.fifo, self.warmup, self.distance_norm)
+
+    def phase_epochs(self, default: int = PAPER_EPOCHS) -> int:
+        return self.epochs if self.epochs is not None else default
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)

@@ -1,0 +1,234 @@
+"""Graph datasets on sparse edge lists: Planetoid (Cora, CiteSeer, PubMed), Actor, synthetic SBM.
+
+Every loader returns a :class:`GraphData` whose graph is stored twice, both O(E):
+
+* ``edge_index`` ``[2, E]``: directed edges, both directions of every undirected edge, no
+  self-loops, coalesced (sorted by source then target). ``E`` is what the cost model calls
+  ``num_edges`` (PyG ``edge_index.size(1)``).
+* ``undirected`` ``[2, E/2]``: one column per undirected edge ``(u, v)`` with ``u < v``, and
+  ``dir_to_und`` ``[E]`` mapping each directed edge to its undirected column. Graph masks and the
+  trainable edge values live on the undirected edges, so a mask is symmetric by construction.
+
+The data root (``--data-root`` / ``$CODESIGN_DATA`` / ``../shared/data``) may be read-only: raw files are
+read in place and the processed tensors are cached under ``codesign.data_root.cache_dir()``.
+The Planetoid pickles hold ``scipy.sparse`` matrices; they are read without scipy (see
+:mod:`codesign.graphs.planetoid_io`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from codesign.data_root import cache_dir, resolve_data_root
+from costmodels.errors import CodesignError, unknown
+
+from .planetoid_io import PLANETOID_FILES, read_planetoid
+from .synthetic import parse_sbm, sbm_graph
+
+PLANETOID = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
+DATASETS = (*PLANETOID, "actor", "sbm:n=...,avg_degree=...,features=...,classes=...")
+_CACHE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class GraphData:
+    """One node-classification graph: features ``x [N, F]``, labels ``y [N]``, split masks ``[N]``."""
+
+    name: str
+    x: Tensor
+    y: Tensor
+    edge_index: Tensor
+    undirected: Tensor
+    dir_to_und: Tensor
+    train_mask: Tensor
+    val_mask: Tensor
+    test_mask: Tensor
+    num_classes: int
+    checksum: str
+
+    @property
+    def num_nodes(self) -> int:
+        return int(self.x.size(0))
+
+    @property
+    def num_features(self) -> int:
+        return int(self.x.size(1))
+
+    @property
+    def num_edges(self) -> int:
+        """Directed edges without self-loops (the cost model's ``num_edges``)."""
+        return int(self.edge_index.size(1))
+
+    @property
+    def num_undirected(self) -> int:
+        return int(self.undirected.size(1))
+
+    def edges_for(self, graph_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``(edge_index [2, E'], und_ids [E'])`` of the directed edges kept by an undirected mask."""
+        if graph_mask is None:
+            return self.edge_index, self.dir_to_und
+        keep = graph_mask[self.dir_to_und]
+        return self.edge_index[:, keep], self.dir_to_und[keep]
+
+
+def build_graph(
+    name: str,
+    x: Tensor,
+    y: Tensor,
+    edge_index: Tensor,
+    masks: tuple[Tensor, Tensor, Tensor],
+    checksum: str,
+) -> GraphData:
+    """Symmetrise, drop self-loops and duplicates, and index the undirected edges (all O(E log E))."""
+    n = int(x.size(0))
+    src, dst = edge_index[0].long(), edge_index[1].long()
+    keep = src != dst
+    lo = torch.minimum(src[keep], dst[keep])
+    hi = torch.maximum(src[keep], dst[keep])
+    und_key = torch.unique(lo * n + hi)  # sorted, one per undirected edge
+    und = torch.stack([und_key // n, und_key % n])
+    # both directions, coalesced: sort by (source, target)
+    d_src = torch.cat([und[0], und[1]])
+    d_dst = torch.cat([und[1], und[0]])
+    und_id = torch.arange(und.size(1)).repeat(2)
+    order = torch.argsort(d_src * n + d_dst)
+    edge_index = torch.stack([d_src[order], d_dst[order]])
+    return GraphData(
+        name=name,
+        x=x.float().contiguous(),
+        y=y.long(),
+        edge_index=edge_index,
+        undirected=und,
+        dir_to_und=und_id[order],
+        train_mask=masks[0].bool(),
+        val_mask=masks[1].bool(),
+        test_mask=masks[2].bool(),
+        num_classes=int(y.max()) + 1,
+        checksum=checksum,
+    )
+
+
+def files_checksum(paths: list[Path]) -> str:
+    """sha256 over (file name, bytes) of the raw files, in the given order."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _missing(dataset: str, folder: Path, files: list[str]) -> CodesignError:
+    return CodesignError(
+        f"dataset {dataset!r}: raw files missing in {folder} ({', '.join(files[:3])}"
+        f"{', ...' if len(files) > 3 else ''}); put them there, or point CODESIGN_DATA (or --data-root) "
+        f"at a folder holding {folder.parent.parent.name}/{folder.parent.name}/raw/"
+    )
+
+
+def _cached(name: str, checksum: str, build) -> GraphData:
+    path = cache_dir() / "graphs" / f"{name}-{checksum[:16]}-v{_CACHE_VERSION}.pt"
+    if path.exists():
+        try:
+            return GraphData(**torch.load(path, weights_only=True))
+        except Exception:  # a stale or partial cache file is rebuilt, never trusted
+            path.unlink(missing_ok=True)
+    data: GraphData = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({k: getattr(data, k) for k in data.__dataclass_fields__}, tmp)
+    tmp.replace(path)
+    return data
+
+
+def load_planetoid(key: str, root: Path) -> GraphData:
+    """Planetoid public split (Yang et al. 2016): 20 train nodes per class, 500 val, 1000 test.
+
+    Features are row-normalised (each node's bag of words sums to 1), as in Kipf & Welling and PyG's
+    ``NormalizeFeatures``."""
+    pretty = PLANETOID[key]
+    folder = root / "Planetoid" / pretty / "raw"
+    names = [f"ind.{key}.{suffix}" for suffix in PLANETOID_FILES]
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        err = _missing(key, folder, missing)
+        partial = folder.parent.with_name(f"{pretty}_incomplete")
+        if partial.is_dir():  # the shared data keeps a half-filled copy under this name on purpose
+            err = CodesignError(f"{err} ({partial.name}/ there lacks "
+                                f"{', '.join(n for n in names if not (partial / 'raw' / n).is_file())})")
+        raise err
+    paths = [folder / n for n in names]
+    checksum = files_checksum(paths)
+
+    def build() -> GraphData:
+        x, y, edge_index, masks = read_planetoid(folder, key)
+        x = x / x.sum(dim=1, keepdim=True).clamp(min=1)  # row-normalised bag of words (Kipf & Welling)
+        return build_graph(key, x, y, edge_index, masks, checksum)
+
+    return _cached(key, checksum, build)
+
+
+def load_actor(root: Path, split: int = 0) -> GraphData:
+    """Actor / film (Geom-GCN): 7600 nodes, 932 binary features, 5 classes; split ``split`` of 10."""
+    folder = root / "Actor" / "raw"
+    names = ["out1_node_feature_label.txt", "out1_graph_edges.txt", f"film_split_0.6_0.2_{split}.npz"]
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise _missing("actor", folder, missing)
+    checksum = files_checksum([folder / n for n in names])
+
+    def build() -> GraphData:
+        import numpy as np
+
+        lines = (folder / names[0]).read_text().splitlines()[1:]
+        feats, labels = [], []
+        for line in lines:
+            node, feat, label = line.split("\t")
+            feats.append((int(node), [int(f) for f in feat.split(",")]))
+            labels.append((int(node), int(label)))
+        n = len(lines)
+        width = 1 + max(max(fs) for _, fs in feats)  # 0-based feature ids, as PyG's Actor reads them
+        x = torch.zeros(n, width)
+        for node, fs in feats:
+            x[node, torch.tensor(fs)] = 1.0
+        y = torch.zeros(n, dtype=torch.long)
+        for node, label in labels:
+            y[node] = label
+        rows = [tuple(map(int, ln.split("\t"))) for ln in (folder / names[1]).read_text().splitlines()[1:]]
+        edge_index = torch.tensor(rows, dtype=torch.long).t()
+        split_arrays = np.load(folder / names[2])
+        masks = tuple(torch.from_numpy(split_arrays[k]).bool() for k in ("train_mask", "val_mask", "test_mask"))
+        return build_graph("actor", x, y, edge_index, masks, checksum)
+
+    return _cached(f"actor{split}", checksum, build)
+
+
+def load_dataset(name: str, data_root: str | Path | None = None) -> GraphData:
+    """Load a dataset by name (``cora``, ``citeseer``, ``pubmed``, ``actor``, ``sbm:...``)."""
+    if not isinstance(name, str) or not name:
+        raise CodesignError(f"--dataset must be a name, got {name!r}; valid: {', '.join(DATASETS)}")
+    key = name.strip().lower()
+    if key.startswith("sbm:") or key == "sbm":
+        return sbm_graph(parse_sbm(key), build_graph)
+    root = resolve_data_root(data_root)
+    if key in PLANETOID:
+        return load_planetoid(key, root)
+    if key == "actor":
+        return load_actor(root)
+    raise unknown("dataset", name, list(DATASETS))
+
+
+def graph_summary(data: GraphData) -> dict[str, object]:
+    """Plain numbers describing a graph (for results and the cost model's ``GraphStats``)."""
+    return {
+        "name": data.name,
+        "num_nodes": data.num_nodes,
+        "num_edges": data.num_edges,
+        "num_features": data.num_features,
+        "num_classes": data.num_classes,
+        "checksum": data.checksum,
+    }

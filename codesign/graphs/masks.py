@@ -1,0 +1,117 @@
+"""Binary masks with exact sparsity: graph masks on undirected edges, global weight masks.
+
+A mask at pruning ratio ``p`` over ``n`` entries keeps exactly ``k = n - round(p * n)`` entries:
+the ``k`` largest scores, ties broken by the lower index (a stable sort), so masks are exact and
+deterministic. Graph masks are defined on the undirected edges (``GraphData.undirected``) and
+expanded to both directions, so they are symmetric by construction; self-loops are never in the
+edge list (models add them), so they are never pruned.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def keep_count(n: int, ratio: float) -> int:
+    """Entries kept at pruning ratio ``ratio``: ``n - round(ratio * n)``."""
+    return n - int(round(ratio * n))
+
+
+def topk_mask(scores: Tensor, ratio: float, tiebreak: Tensor | None = None) -> Tensor:
+    """Keep the ``keep_count`` largest ``scores``; exact ties go to the larger ``tiebreak``, then
+    to the lower index (both sorts are stable, so the mask is deterministic)."""
+    n = scores.numel()
+    k = keep_count(n, ratio)
+    mask = torch.zeros(n, dtype=torch.bool, device=scores.device)
+    if k > 0:
+        flat_scores = scores.detach().reshape(-1)
+        if tiebreak is None:
+            order = torch.sort(flat_scores, descending=True, stable=True).indices
+        else:
+            pre = torch.sort(tiebreak.reshape(-1), descending=True, stable=True).indices
+            order = pre[torch.sort(flat_scores[pre], descending=True, stable=True).indices]
+        mask[order[:k]] = True
+    return mask.view(scores.shape)
+
+
+def magnitude_mask(values: Tensor, ratio: float, among: Tensor | None = None) -> Tensor:
+    """Magnitude mask at ``ratio``; with ``among`` only those entries compete (others stay pruned)."""
+    scores = values.detach().abs().reshape(-1).clone()
+    if among is None:
+        return topk_mask(scores, ratio).view(values.shape)
+    pool = among.reshape(-1)
+    idx = pool.nonzero().view(-1)
+    mask = torch.zeros_like(pool)
+    mask[idx[topk_mask(scores[idx], ratio)]] = True
+    return mask.view(values.shape)
+
+
+def random_mask(n: int, ratio: float, generator: torch.Generator) -> Tensor:
+    """A uniformly random mask keeping exactly ``keep_count(n, ratio)`` of ``n`` entries."""
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[torch.randperm(n, generator=generator)[: keep_count(n, ratio)]] = True
+    return mask
+
+
+def global_weight_mask(params: dict[str, Tensor], ratio: float, among: dict[str, Tensor] | None = None,
+                       scores: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+    """One magnitude threshold over all layers' weights (global pruning), exact count.
+
+    ``scores`` (default ``|W|``) ranks the entries; ``among`` restricts the competition to the
+    entries still alive (iterative pruning removes ``ratio`` of the *remaining* weights).
+    """
+    names = list(params)
+    flat = torch.cat([(scores[n] if scores else params[n]).detach().abs().reshape(-1) for n in names])
+    pool = torch.cat([among[n].reshape(-1) for n in names]) if among else None
+    mask = magnitude_mask(flat, ratio, pool)
+    out, start = {}, 0
+    for n in names:
+        size = params[n].numel()
+        out[n] = mask[start:start + size].view(params[n].shape).clone()
+        start += size
+    return out
+
+
+def random_weight_mask(params: dict[str, Tensor], ratio: float, generator: torch.Generator) -> dict[str, Tensor]:
+    """Uniform random global weight mask at ``ratio`` (exact count over all layers)."""
+    names = list(params)
+    total = sum(params[n].numel() for n in names)
+    mask = random_mask(total, ratio, generator)
+    out, start = {}, 0
+    for n in names:
+        size = params[n].numel()
+        out[n] = mask[start:start + size].view(params[n].shape).clone()
+        start += size
+    return out
+
+
+def flat(masks: dict[str, Tensor]) -> Tensor:
+    """All weight masks as one 1-D bool tensor (for distances)."""
+    return torch.cat([m.reshape(-1) for m in masks.values()])
+
+
+def sparsity(mask: Tensor | dict[str, Tensor] | None) -> float:
+    """Achieved pruning ratio: fraction of entries that are zero in the mask (0 for ``None``)."""
+    if mask is None:
+        return 0.0
+    m = flat(mask) if isinstance(mask, dict) else mask.reshape(-1)
+    return 1.0 - float(m.sum()) / max(m.numel(), 1)
+
+
+class WeightMasks:
+    """Keeps pruned weights exactly zero: ``W <- W * n`` after every optimiser step."""
+
+    def __init__(self, model: nn.Module, masks: dict[str, Tensor] | None) -> None:
+        params = dict(model.named_parameters())
+        self.pairs = [(params[name], m.to(params[name].dtype)) for name, m in (masks or {}).items()]
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        for p, m in self.pairs:
+            p.mul_(m)
+
+    def mask_grads(self) -> None:
+        for p, m in self.pairs:
+            if p.grad is not None:
+                p.grad.mul_(m)

@@ -1,0 +1,154 @@
+"""Shared pieces of every method's loop: the run context, one training step, evaluation, a fit loop.
+
+Optimiser (Kipf & Welling): Adam, lr 0.01, weight decay 5e-4 on the first layer only.
+Model selection: the reported accuracy of a training phase is the test accuracy at the epoch of
+best validation accuracy (first such epoch); the weights kept are that epoch's.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm import tqdm
+
+from ..config import GraphTrainConfig
+from ..data import GraphData
+from ..masks import WeightMasks
+from ..models import GNN
+
+
+@dataclass(frozen=True)
+class PhaseRecord:
+    """One executed phase: what ran (for the cost model) and how long it took (measured)."""
+
+    name: str
+    epochs: int
+    wall_s: float
+    graph_density: float = 1.0
+    weight_density: float = 1.0
+    trainable_graph: bool = False
+    mask_update: bool = False
+
+
+@dataclass
+class MethodResult:
+    """What a method hands back to the pipeline."""
+
+    val_accuracy: float
+    test_accuracy: float
+    graph_mask: Tensor | None  # bool [E/2] on undirected edges, None = full graph
+    weight_masks: dict[str, Tensor] | None  # bool per maskable weight, None = dense
+    ticket_state: dict[str, Tensor] | None  # the weights retraining starts from (per --retrain-init)
+    init_state: dict[str, Tensor]  # the initial weights (for rewinding)
+    final_state: dict[str, Tensor]
+    phases: list[PhaseRecord] = field(default_factory=list)
+    eb_epoch: int | None = None
+    detector: dict[str, object] | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    """The data, config and knobs a method needs; built once per ``train(config)`` call."""
+
+    config: GraphTrainConfig
+    data: GraphData
+    device: torch.device
+    progress: bool = True
+
+    def new_model(self, seed_offset: int = 0) -> GNN:
+        """A freshly initialised model; seeded so the same run gets the same weights."""
+        torch.manual_seed(self.config.seed + seed_offset)
+        c = self.config
+        return GNN(c.model, self.data.num_features, self.data.num_classes, c.layers, c.hidden, c.heads,
+                   c.output_heads, c.dropout).to(self.device)
+
+    def optimizer(self, model: GNN) -> torch.optim.Optimizer:
+        first = {id(p) for p in model.first_layer_params()}
+        rest = [p for p in model.parameters() if id(p) not in first]
+        groups = [{"params": model.first_layer_params(), "weight_decay": self.config.weight_decay}]
+        if rest:
+            groups.append({"params": rest, "weight_decay": 0.0})
+        return torch.optim.Adam(groups, lr=self.config.lr)
+
+    def bar(self, total: int, desc: str) -> tqdm:
+        """A per-phase progress bar on stderr (off when not a TTY or progress=False)."""
+        enabled = self.progress and sys.stderr.isatty()
+        return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr, leave=False)
+
+
+def state_of(model: GNN) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def edge_weight(theta: Tensor, und_ids: Tensor) -> Tensor:
+    """Directed edge weights from undirected values: ``w_e = relu(theta[und(e)])``."""
+    return F.relu(theta)[und_ids]
+
+
+def train_step(model: GNN, opt: torch.optim.Optimizer, data: GraphData, edge_index: Tensor,
+               weight: Tensor | None, masks: WeightMasks | None = None,
+               extra_loss: Tensor | None = None) -> float:
+    """One full-batch step on the training nodes; pruned weights stay exactly zero."""
+    model.train()
+    opt.zero_grad()
+    out = model(data.x, edge_index, weight)
+    loss = F.nll_loss(out[data.train_mask], data.y[data.train_mask])
+    if extra_loss is not None:
+        loss = loss + extra_loss
+    loss.backward()
+    if masks is not None:
+        masks.mask_grads()
+    opt.step()
+    if masks is not None:
+        masks.apply()
+    return float(loss.detach())
+
+
+@torch.no_grad()
+def evaluate(model: GNN, data: GraphData, edge_index: Tensor, weight: Tensor | None) -> tuple[float, float]:
+    """``(val_accuracy, test_accuracy)`` as fractions."""
+    model.eval()
+    pred = model(data.x, edge_index, weight).argmax(dim=-1)
+    correct = pred == data.y
+    val = float(correct[data.val_mask].float().mean()) if data.val_mask.any() else float("nan")
+    test = float(correct[data.test_mask].float().mean()) if data.test_mask.any() else float("nan")
+    return val, test
+
+
+@dataclass(frozen=True)
+class FitResult:
+    val_accuracy: float
+    test_accuracy: float
+    best_epoch: int
+    best_state: dict[str, Tensor]
+    wall_s: float
+
+
+def fit(ctx: RunContext, model: GNN, epochs: int, name: str, graph_mask: Tensor | None = None,
+        weight_masks: dict[str, Tensor] | None = None) -> FitResult:
+    """Train ``model`` for ``epochs`` on the graph kept by ``graph_mask`` (binary, original values)
+    with weights frozen at zero where ``weight_masks`` is False; keep the best-validation epoch."""
+    start = time.perf_counter()
+    torch.manual_seed(ctx.config.seed + 7919)  # dropout draws depend only on the seed: tickets retrain identically
+    edge_index, _ = ctx.data.edges_for(graph_mask)
+    masks = WeightMasks(model, weight_masks)
+    masks.apply()
+    opt = ctx.optimizer(model)
+    best = (-1.0, float("nan"), 0)
+    best_state = state_of(model)
+    with ctx.bar(epochs, name) as bar:
+        for epoch in range(1, epochs + 1):
+            train_step(model, opt, ctx.data, edge_index, None, masks)
+            val, test = evaluate(model, ctx.data, edge_index, None)
+            if val > best[0]:
+                best = (val, test, epoch)
+                best_state = state_of(model)
+            bar.update()
+    model.load_state_dict(best_state)
+    return FitResult(best[0], best[1], best[2], best_state, time.perf_counter() - start)

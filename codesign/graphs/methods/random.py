@@ -1,0 +1,35 @@
+"""``random``: prune edges and weights uniformly at random at the requested ratios, then train.
+
+Same exact counts as the ticket methods (symmetric graph mask on undirected edges, one global
+weight mask), drawn from a generator seeded with the run's seed; 100 epochs from initialisation.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..masks import random_mask, random_weight_mask
+from .common import MethodResult, PhaseRecord, RunContext, fit, state_of
+
+
+def run(ctx: RunContext) -> MethodResult:
+    c = ctx.config
+    model = ctx.new_model()
+    init = state_of(model)
+    g = torch.Generator().manual_seed(c.seed)
+    graph_mask = random_mask(ctx.data.num_undirected, c.graph_sparsity, g)
+    weight_masks = random_weight_mask({k: v.detach().cpu() for k, v in model.maskable().items()},
+                                      c.weight_sparsity, g)
+    weight_masks = {k: m.to(ctx.device) for k, m in weight_masks.items()}
+    epochs = c.phase_epochs()
+    result = fit(ctx, model, epochs, "train", graph_mask.to(ctx.device), weight_masks)
+    return MethodResult(
+        val_accuracy=result.val_accuracy,
+        test_accuracy=result.test_accuracy,
+        graph_mask=graph_mask,
+        weight_masks=weight_masks,
+        ticket_state=init,
+        init_state=init,
+        final_state=result.best_state,
+        phases=[PhaseRecord("train", epochs, result.wall_s, 1 - c.graph_sparsity, 1 - c.weight_sparsity)],
+    )

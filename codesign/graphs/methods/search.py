@@ -1,0 +1,108 @@
+"""The ticket search loop shared by GEB, GEBT (joint-EB) and SGCN's sparsification phase.
+
+Per epoch ``t`` (You et al. 2022, Alg. 2; Alg. 1 when ``train_weights`` is False):
+
+1. (joint only) one Adam step on the weights ``W`` with the current edge weights ``relu(theta)``;
+2. one Adam step (lr ``graph_lr``) on the edge values ``theta [E/2]``:
+   ``L = CE(W, theta) + sparsifier.penalty(theta)`` (network in eval mode: no dropout), then
+   ``sparsifier.after_step(theta)``;
+3. graph mask ``m_t = sparsifier.mask(theta)`` at ``p_g``; weight mask ``n_t`` = global magnitude at
+   ``p_w`` (joint only; ``W`` itself stays dense during the search);
+4. ``detector.step(m_t, n_t)``; the ticket is ``(m_t, n_t, W_t)`` of the epoch it fires, or of the
+   last epoch when it never fires (``fired = False``).
+
+One shared ``theta`` serves all layers (the dense public code keeps one adjacency per layer).
+Memory and time are O(E): ``theta``, the masks and the FIFO are vectors over edges.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..data import GraphData
+from ..detector import EarlyBirdDetector
+from ..masks import flat, global_weight_mask
+from ..models import GNN
+from ..sparsify import make_sparsifier
+from .common import RunContext, edge_weight, state_of, train_step
+
+
+def edge_tiebreak(data: GraphData, kind: str, seed: int) -> Tensor | None:
+    """Secondary key for edges whose values tie (larger = kept first).
+
+    Edges outside the training nodes' receptive field get no cross-entropy gradient, so their
+    values stay tied at 1; without a rule the tie would go by edge index, i.e. by node id, which in
+    Planetoid prunes the test nodes' edges first. ``norm``: keep the edges with the largest
+    normalised weight ``1 / sqrt((d_u + 1)(d_v + 1))`` (prune between hubs first); ``random``:
+    a seeded random order; ``index``: by index.
+    """
+    if kind == "index":
+        return None
+    if kind == "random":
+        return torch.rand(data.num_undirected, generator=torch.Generator().manual_seed(seed)).to(data.x.device)
+    deg = torch.bincount(data.edge_index[0], minlength=data.num_nodes).float() + 1
+    u, v = data.undirected
+    return (deg[u] * deg[v]).rsqrt()
+
+
+@dataclass
+class SearchResult:
+    graph_mask: Tensor
+    weight_masks: dict[str, Tensor] | None
+    ticket_state: dict[str, Tensor]
+    epochs: int
+    fired: bool
+    detector: dict[str, object]
+    wall_s: float
+    theta: Tensor
+    epoch_wall_s: list[float]  # measured, per search epoch (the first includes one-time warm-up)
+
+
+def search(ctx: RunContext, model: GNN, max_epochs: int, name: str, train_weights: bool,
+           weight_ratio: float | None, detect: bool = True) -> SearchResult:
+    """Run the search (see the module docstring); ``detect=False`` runs all ``max_epochs`` (SGCN)."""
+    c, data = ctx.config, ctx.data
+    start = time.perf_counter()
+    theta = torch.ones(data.num_undirected, device=ctx.device, requires_grad=True)
+    sparsifier = make_sparsifier(c.sparsifier, c.graph_sparsity, theta.detach(), c.admm_rho,
+                                 edge_tiebreak(data, c.tie_break, c.seed))
+    theta_opt = torch.optim.Adam([theta], lr=c.graph_lr)
+    w_opt = ctx.optimizer(model) if train_weights else None
+    detector = EarlyBirdDetector(c.detector)
+    edge_index, und = data.edge_index, data.dir_to_und
+    graph_mask = sparsifier.mask(theta)
+    weight_masks = None
+    fired, epochs_run = False, 0
+    epoch_wall: list[float] = []
+    with ctx.bar(max_epochs, name) as bar:
+        for epoch in range(1, max_epochs + 1):
+            epochs_run, tick = epoch, time.perf_counter()
+            if w_opt is not None:
+                train_step(model, w_opt, data, edge_index, edge_weight(theta.detach(), und))
+            # edge-value step, gradients to theta only; dropout off, so the edge gradient is a
+            # deterministic function of (W, theta) (the public code keeps dropout on: +0.7 points here)
+            model.eval()
+            out = model(data.x, edge_index, edge_weight(theta, und))
+            loss = F.nll_loss(out[data.train_mask], data.y[data.train_mask]) + sparsifier.penalty(theta)
+            theta_opt.zero_grad()
+            (grad,) = torch.autograd.grad(loss, [theta])
+            theta.grad = grad
+            theta_opt.step()
+            sparsifier.after_step(theta)
+
+            graph_mask = sparsifier.mask(theta)
+            if weight_ratio is not None:
+                weight_masks = global_weight_mask(dict(model.maskable()), weight_ratio)
+            bar.update()
+            stop = detect and detector.step(graph_mask, None if weight_masks is None else flat(weight_masks))
+            epoch_wall.append(time.perf_counter() - tick)
+            if stop:
+                fired = True
+                break
+    return SearchResult(graph_mask, weight_masks, state_of(model), epochs_run, fired, detector.summary(),
+                        time.perf_counter() - start, theta.detach(), epoch_wall)

@@ -1,0 +1,106 @@
+"""``ugs``: unified graph sparsification (Chen et al. 2021), iterative, on edge lists.
+
+Per round ``r = 1..R`` (``--rounds``; default: fewest rounds with ``1 - 0.8^R >= p_w``):
+
+1. Mask training (``epochs``, UGS default 200): from the initial weights, train ``W`` together with
+   real-valued masks ``m_A [E/2]`` (edges still alive) and ``m_W`` (weights still alive), both
+   initialised to 1, with loss ``CE + s1 * ||m_A||_1 + s2 * ||m_W||_1`` (``s1 = s2 = 1e-2``); edge
+   weights are ``relu(m_A)``, weights ``W * m_W``. Keep the masks of the best-validation epoch.
+2. Prune 5% of the remaining edges (smallest ``m_A``) and 20% of the remaining weights (smallest
+   ``|m_W|``, global): exact counts among the alive entries.
+3. Rewind ``W`` to the initialisation and retrain (``epochs``) with the binary masks frozen.
+
+The reported accuracy is the last round's retraining. Every round's two phases are costed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from ..masks import global_weight_mask, magnitude_mask, sparsity
+from .common import MethodResult, PhaseRecord, RunContext, edge_weight, fit, state_of
+from .retrain import retrain_model
+
+EDGE_STEP, WEIGHT_STEP, S1, S2 = 0.05, 0.20, 1e-2, 1e-2
+
+
+def default_rounds(p_w: float, p_g: float) -> int:
+    """Fewest rounds reaching the weight ratio (or the graph ratio when ``p_w = 0``), at least 1."""
+    if p_w > 0:
+        return max(1, math.ceil(math.log(1 - p_w) / math.log(1 - WEIGHT_STEP)))
+    if p_g > 0:
+        return max(1, math.ceil(math.log(1 - p_g) / math.log(1 - EDGE_STEP)))
+    return 1
+
+
+def run(ctx: RunContext) -> MethodResult:
+    c, data = ctx.config, ctx.data
+    epochs = c.phase_epochs(200)
+    rounds = c.rounds or default_rounds(c.weight_sparsity, c.graph_sparsity)
+    model = ctx.new_model()
+    init = state_of(model)
+    alive_g = torch.ones(data.num_undirected, dtype=torch.bool, device=ctx.device)
+    alive_w = {k: torch.ones_like(p, dtype=torch.bool) for k, p in model.maskable().items()}
+    phases: list[PhaseRecord] = []
+    result = None
+    for r in range(1, rounds + 1):
+        # 1. mask training from the initial weights
+        start = time.perf_counter()
+        model.load_state_dict(init)
+        edge_index, und = data.edges_for(alive_g)
+        m_a = torch.ones(data.num_undirected, device=ctx.device, requires_grad=True)
+        m_w = {k: torch.ones_like(p, requires_grad=True) for k, p in model.maskable().items()}
+        opt = ctx.optimizer(model)
+        mask_opt = torch.optim.Adam([m_a, *m_w.values()], lr=c.lr)
+        best_val, best_a, best_w = -1.0, m_a.detach().clone(), {k: v.detach().clone() for k, v in m_w.items()}
+        with ctx.bar(epochs, f"ugs mask r{r}") as bar:
+            for _ in range(epochs):
+                model.train()
+                params = {k: p * m_w[k] * alive_w[k] for k, p in model.maskable().items()}
+                out = functional_call(model, params, (data.x, edge_index, edge_weight(m_a, und)))
+                loss = F.nll_loss(out[data.train_mask], data.y[data.train_mask])
+                loss = loss + S1 * m_a[alive_g].abs().sum() + S2 * sum(m[alive_w[k]].abs().sum()
+                                                                       for k, m in m_w.items())
+                opt.zero_grad()
+                mask_opt.zero_grad()
+                loss.backward()
+                opt.step()
+                mask_opt.step()
+                with torch.no_grad():
+                    model.eval()
+                    pred = functional_call(model, params, (data.x, edge_index, edge_weight(m_a, und)))
+                    val = float((pred.argmax(-1) == data.y)[data.val_mask].float().mean())
+                if val > best_val:
+                    best_val, best_a = val, m_a.detach().clone()
+                    best_w = {k: v.detach().clone() for k, v in m_w.items()}
+                bar.update()
+        phases.append(PhaseRecord(f"ugs-mask-r{r}", epochs, time.perf_counter() - start,
+                                  1 - sparsity(alive_g), 1 - sparsity(alive_w),
+                                  trainable_graph=True, mask_update=True))
+
+        # 2. prune 5% of the remaining edges and 20% of the remaining weights
+        alive_g = magnitude_mask(best_a.clamp(min=0), EDGE_STEP, among=alive_g)
+        alive_w = global_weight_mask(best_w, WEIGHT_STEP, among=alive_w, scores=best_w)
+
+        # 3. rewind and retrain with frozen masks
+        model = retrain_model(ctx, init, init)
+        result = fit(ctx, model, epochs, f"ugs retrain r{r}", alive_g, alive_w)
+        phases.append(PhaseRecord(f"ugs-retrain-r{r}", epochs, result.wall_s,
+                                  1 - sparsity(alive_g), 1 - sparsity(alive_w)))
+    assert result is not None  # rounds >= 1 (validated in the config)
+    return MethodResult(
+        val_accuracy=result.val_accuracy,
+        test_accuracy=result.test_accuracy,
+        graph_mask=alive_g,
+        weight_masks=alive_w,
+        ticket_state=init,
+        init_state=init,
+        final_state=result.best_state,
+        phases=phases,
+        extra={"rounds": rounds},
+    )

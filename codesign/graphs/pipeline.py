@@ -1,0 +1,208 @@
+"""`codesign train --task graph`: load data, run a method, price it, save the ticket, report.
+
+``train(config) -> dict`` is the whole run (callable many times in one process; the search calls it
+per trial). The dict's keys: ``test_accuracy``, ``val_accuracy`` (fractions), ``eb_epoch`` (search
+epoch the detector fired at, None if it did not or the method has no detector),
+``graph_sparsity``/``weight_sparsity`` (achieved), ``phases`` (name, epochs, wall_s, measured),
+``cost`` (analytical, device-independent counts from ``costmodels.price_gnn_run``, transform-first
+order, every phase), ``cost_paper_order`` (MACs in the paper's aggregate-first order),
+``cost_inputs`` (to re-price on any device), ``wall_s`` (measured, this call), ``peak_rss_bytes``
+(measured: the process's peak resident set so far, ``getrusage``), and provenance fields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from costmodels import PhaseSpec
+from costmodels.errors import CodesignError
+
+from .config import GraphTrainConfig
+from .costing import cost_inputs, price
+from .data import GraphData, load_dataset
+from .masks import sparsity
+from .methods import get_method
+from .methods.common import MethodResult, PhaseRecord, RunContext, fit
+from .ticket import Ticket, load_ticket, save_ticket, versions
+
+__all__ = ["GraphTrainConfig", "train", "train_from_args", "format_result"]
+
+_TICKET_KEYS = ("model", "layers", "hidden", "heads", "output_heads", "dropout", "lr", "weight_decay", "seed")
+
+
+def _device(run_on: str) -> torch.device:
+    if run_on == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if run_on == "auto":
+        return torch.device("cpu")
+    raise CodesignError("--run-on cuda: no CUDA device is visible to torch; use --run-on cpu or auto")
+
+
+def _to(data: GraphData, device: torch.device) -> GraphData:
+    if device.type == "cpu":
+        return data
+    fields = {k: getattr(data, k) for k in data.__dataclass_fields__}
+    return GraphData(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in fields.items()})
+
+
+def _retrain_ticket(ctx: RunContext, ticket: Ticket) -> MethodResult:
+    """Retrain from a saved ticket exactly as the run that drew it did (same masks, same start)."""
+    model = ctx.new_model()
+    model.load_state_dict(ticket.start_state)
+    epochs = ctx.config.phase_epochs(int(ticket.provenance.get("retrain_epochs", 100)))
+    gm = None if ticket.graph_mask is None else ticket.graph_mask.to(ctx.device)
+    wm = None if ticket.weight_masks is None else {k: v.to(ctx.device) for k, v in ticket.weight_masks.items()}
+    result = fit(ctx, model, epochs, "retrain", gm, wm)
+    return MethodResult(result.val_accuracy, result.test_accuracy, ticket.graph_mask, ticket.weight_masks,
+                        ticket.start_state, ticket.init_state, result.best_state,
+                        [PhaseRecord("retrain", epochs, result.wall_s, 1 - sparsity(gm), 1 - sparsity(wm))],
+                        eb_epoch=ticket.provenance.get("eb_epoch"))  # type: ignore[arg-type]
+
+
+def train(config: GraphTrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Run ``config`` end to end and return the result dict (see the module docstring)."""
+    start = time.perf_counter()
+    device = _device(config.run_on)
+    data = _to(load_dataset(config.dataset, config.data_root), device)
+    if config.ticket:
+        ticket = load_ticket(config.ticket, data)
+        # the architecture and the retraining's randomness come from the ticket, so it retrains identically
+        saved = ticket.provenance.get("config")
+        saved = saved if isinstance(saved, dict) else {}
+        config = replace(config, **{k: saved[k] for k in _TICKET_KEYS if k in saved})
+        res = _retrain_ticket(RunContext(config, data, device, progress), ticket)
+    else:
+        res = get_method(config.method)(RunContext(config, data, device, progress))
+
+    gs, ws = sparsity(res.graph_mask), sparsity(res.weight_masks)
+    specs = [PhaseSpec(p.name, p.epochs, p.graph_density, p.weight_density, p.trainable_graph, p.mask_update)
+             for p in res.phases]
+    inputs = cost_inputs(config, data, specs, 1 - gs, 1 - ws)
+    cost = price(inputs)
+    paper = price(inputs, aggregation_order="aggregate-first")
+    detector = res.detector or {}
+    result: dict[str, Any] = {
+        "task": "graph",
+        "model": config.model,
+        "dataset": data.name,
+        "method": config.method if not config.ticket else f"ticket:{config.ticket}",
+        "seed": config.seed,
+        "test_accuracy": res.test_accuracy,
+        "val_accuracy": res.val_accuracy,
+        "eb_epoch": res.eb_epoch,
+        "search_epochs": next((p.epochs for p in res.phases if p.name == "search"), None),
+        "graph_sparsity": gs,
+        "weight_sparsity": ws,
+        "phases": [{"name": p.name, "epochs": p.epochs, "wall_s": p.wall_s} for p in res.phases],
+        "cost": cost,
+        "cost_paper_order": {"train_macs": paper["train_macs"], "infer_macs": paper["infer_macs"],
+                             "order": "aggregate-first (GEBT Table 2)"},
+        "cost_inputs": inputs,
+        "detector": detector,
+        "dataset_checksum": data.checksum,
+        "config": config.to_dict(),
+        **res.extra,
+    }
+    if config.out:
+        result["ticket_path"] = str(_save(config, data, res, result))
+    result["wall_s"] = time.perf_counter() - start
+    result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (
+        1 if sys.platform == "darwin" else 1024)
+    if config.out:
+        (Path(config.out) / "result.json").write_text(json.dumps(_plain(result), indent=2) + "\n")
+    return result
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj.item() if hasattr(obj, "item") else obj
+
+
+def _save(config: GraphTrainConfig, data: GraphData, res: MethodResult, result: dict[str, Any]) -> Path:
+    provenance = {
+        "config": config.to_dict(),
+        "seed": config.seed,
+        "versions": versions(),
+        "dataset": data.name,
+        "dataset_checksum": data.checksum,
+        "eb_epoch": res.eb_epoch,
+        "retrain_epochs": res.phases[-1].epochs,
+        "graph_sparsity": result["graph_sparsity"],
+        "weight_sparsity": result["weight_sparsity"],
+        "test_accuracy": result["test_accuracy"],
+        "detector": res.detector,
+    }
+    ticket = Ticket(res.graph_mask, res.weight_masks, res.ticket_state or res.init_state, res.init_state,
+                    res.final_state, provenance)
+    return save_ticket(config.out, ticket)  # type: ignore[arg-type]
+
+
+def train_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Build a :class:`GraphTrainConfig` from the `codesign train` namespace and run it."""
+    config = GraphTrainConfig(
+        model=(args.model or "gcn").lower(),
+        dataset=args.dataset or "cora",
+        method=(args.method or "gebt").lower(),
+        seed=args.seed,
+        epochs=args.epochs,
+        graph_sparsity=args.graph_sparsity,
+        weight_sparsity=args.weight_sparsity,
+        layers=args.layers,
+        hidden=args.hidden or (8 if (args.model or "").lower() == "gat" else 16),
+        heads=args.heads,
+        dropout=args.dropout,
+        lr=args.lr,
+        graph_lr=args.graph_lr,
+        admm_rho=args.admm_rho,
+        sparsifier=args.sparsifier,
+        tie_break=args.tie_break,
+        criterion=args.criterion,
+        eta=args.eta,
+        fifo=args.fifo_length,
+        warmup=args.warmup,
+        distance_norm=args.distance_norm,
+        retrain_init=args.retrain_init,
+        rounds=args.rounds,
+        data_root=args.data_root,
+        run_on=args.run_on,
+        out=args.out,
+        ticket=args.ticket,
+    )
+    return train(config, progress=not args.json)
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """A readable summary (measured vs analytical numbers labelled)."""
+    cost = result["cost"]
+    lines = [
+        f"{result['method']} / {result['model']} on {result['dataset']} (seed {result['seed']})",
+        f"  test accuracy {result['test_accuracy']:.4f}   val accuracy {result['val_accuracy']:.4f}",
+        f"  early-bird epoch {result['eb_epoch']}   graph sparsity {result['graph_sparsity']:.4f}   "
+        f"weight sparsity {result['weight_sparsity']:.4f}",
+        "  phases (measured wall time):",
+    ]
+    for p in result["phases"]:
+        lines.append(f"    {p['name']:<18} {p['epochs']:>5} epochs  {p['wall_s']:8.2f} s")
+    lines += [
+        f"  training  {cost['train_flops'] / 1e9:10.3f} GFLOP  {cost['train_macs'] / 1e9:10.3f} GMAC  (analytical)",
+        f"  inference {cost['infer_flops'] / 1e6:10.3f} MFLOP  {cost['infer_macs'] / 1e6:10.3f} MMAC  (analytical; "
+        f"paper order {result['cost_paper_order']['infer_macs'] / 1e6:.3f} MMAC)",
+        f"  wall {result['wall_s']:.2f} s   peak RSS {result['peak_rss_bytes'] / 2**20:.0f} MiB  (measured)",
+    ]
+    if result.get("ticket_path"):
+        lines.append(f"  ticket saved to {result['ticket_path']}")
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""Read the Planetoid files (``ind.<name>.{x,tx,allx,y,ty,ally,graph,test.index}``) without scipy.
+
+The feature pickles hold ``scipy.sparse.csr_matrix`` objects written by Python 2. We unpickle them
+with a stand-in class that keeps the CSR arrays (``data``, ``indices``, ``indptr``, ``_shape``) and
+densifies them with numpy, so the project does not need scipy. The assembly below follows PyG's
+``read_planetoid_data`` (same node order, same public split, same CiteSeer fix for isolated test
+nodes), so the tensors are those PyG's ``Planetoid`` would give.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+PLANETOID_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
+
+
+class _CSR:
+    """Stand-in for a pickled ``scipy.sparse.csr_matrix``: enough to densify it."""
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def dense(self) -> np.ndarray:
+        rows, cols = self._shape  # type: ignore[attr-defined]
+        out = np.zeros((rows, cols), dtype=np.float32)
+        indptr, indices, data = self.indptr, self.indices, self.data  # type: ignore[attr-defined]
+        row_of = np.repeat(np.arange(rows), np.diff(indptr))
+        out[row_of, indices] = data
+        return out
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if module.startswith("scipy.sparse") and name.endswith("_matrix"):
+            if name != "csr_matrix":
+                raise pickle.UnpicklingError(f"unsupported sparse format {name} (only csr is read)")
+            return _CSR
+        if module == "__builtin__":
+            module = "builtins"
+        if module == "numpy.core.multiarray" and not hasattr(np, "core"):
+            module = "numpy._core.multiarray"
+        return super().find_class(module, name)
+
+
+def read_pickle(path: Path) -> object:
+    """Unpickle one Planetoid file (Python 2 pickles, latin1)."""
+    with open(path, "rb") as f:
+        out = _Unpickler(f, encoding="latin1").load()
+    if isinstance(out, _CSR):
+        return out.dense()
+    return out
+
+
+def read_planetoid(folder: Path, prefix: str) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
+    """``(x [N, F], y [N], edge_index [2, E] (as listed, may repeat), (train, val, test) masks)``."""
+    items = {}
+    for name in PLANETOID_FILES:
+        path = folder / f"ind.{prefix}.{name}"
+        if name == "test.index":
+            items[name] = torch.tensor([int(v) for v in path.read_text().split()], dtype=torch.long)
+        elif name == "graph":
+            items[name] = read_pickle(path)
+        else:
+            items[name] = torch.from_numpy(np.asarray(read_pickle(path), dtype=np.float32))
+    tx, allx = items["tx"], items["allx"]  # "x" (train rows) is the head of allx
+    y, ty, ally = items["y"], items["ty"], items["ally"]
+    graph: dict = items["graph"]  # type: ignore[assignment]
+    test_index: Tensor = items["test.index"]
+    train_index = torch.arange(y.size(0))
+    val_index = torch.arange(y.size(0), y.size(0) + 500)
+    sorted_test = test_index.sort()[0]
+    if prefix == "citeseer":
+        # isolated test nodes have no row in tx/ty: insert zero rows so indices stay consecutive
+        span = int(test_index.max() - test_index.min()) + 1
+        tx_ext = torch.zeros(span, tx.size(1))
+        tx_ext[sorted_test - test_index.min()] = tx
+        ty_ext = torch.zeros(span, ty.size(1))
+        ty_ext[sorted_test - test_index.min()] = ty
+        tx, ty = tx_ext, ty_ext
+    x_all = torch.cat([allx, tx], dim=0)
+    x_all[test_index] = x_all[sorted_test]
+    labels = torch.cat([ally, ty], dim=0).max(dim=1)[1]
+    labels[test_index] = labels[sorted_test]
+    n = labels.size(0)
+
+    rows: list[int] = []
+    cols: list[int] = []
+    for key, value in (graph.items() if not isinstance(graph, defaultdict) else dict(graph).items()):
+        rows += [int(key)] * len(value)
+        cols += [int(v) for v in value]
+    edge_index = torch.tensor([rows, cols], dtype=torch.long)
+    edge_index = edge_index[:, (edge_index < n).all(dim=0)]
+
+    def mask(index: Tensor) -> Tensor:
+        m = torch.zeros(n, dtype=torch.bool)
+        m[index[index < n]] = True  # the 500 validation nodes are clipped on graphs smaller than that
+        return m
+
+    return x_all, labels, edge_index, (mask(train_index), mask(val_index), mask(test_index))

@@ -1,0 +1,57 @@
+"""`codesign train --task graph` on the command line: JSON keys, one-line errors, torch-free --help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from codesign.cli import main
+
+TINY = "sbm:n=200,avg_degree=6,features=8,classes=3"
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path / "cache"))
+
+
+def test_json_output_has_the_contract_keys(capsys, tmp_path):
+    rc = main(["train", "--dataset", TINY, "--method", "gebt", "--graph-sparsity", "0.2", "--weight-sparsity",
+               "0.5", "--epochs", "3", "--json", "--out", str(tmp_path / "x")])
+    assert rc == 0
+    r = json.loads(capsys.readouterr().out)
+    for key in ("test_accuracy", "val_accuracy", "eb_epoch", "graph_sparsity", "weight_sparsity", "phases",
+                "cost", "cost_inputs", "wall_s", "peak_rss_bytes"):
+        assert key in r
+    assert [p["name"] for p in r["phases"]] == ["search", "retrain"]
+    assert r["cost"]["device"] is None and r["cost"]["train_latency_s"] is None
+    assert r["peak_rss_bytes"] > 10 * 2**20
+    assert (tmp_path / "x" / "ticket.pt").exists() and (tmp_path / "x" / "result.json").exists()
+
+
+@pytest.mark.parametrize(("argv", "pattern"), [
+    (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["--dataset", TINY, "--model", "mlp"], "unknown model 'mlp'"),
+    (["--dataset", TINY, "--method", "magic"], "unknown method 'magic'"),
+    (["--dataset", TINY, "--graph-sparsity", "1.5"], "--graph-sparsity must be in [0, 1)"),
+    (["--dataset", TINY, "--weight-sparsity", "-0.2"], "--weight-sparsity must be in [0, 1)"),
+    (["--dataset", TINY, "--ticket", "/nonexistent/run"], "no ticket.pt there"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, pattern):
+    try:
+        rc = main(["train", *argv, "--epochs", "1"])
+    except SystemExit as exc:  # argparse-level errors (type=fraction) exit 2 themselves
+        rc = exc.code
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert pattern in err and len(err.splitlines()) == 1
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys; from codesign.cli import build_parser; build_parser(); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

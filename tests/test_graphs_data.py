@@ -1,0 +1,101 @@
+"""Datasets: Planetoid reader (real files and written PubMed-format files), SBM, clear errors."""
+
+from __future__ import annotations
+
+import pickle
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from codesign.data_root import resolve_data_root
+from codesign.graphs.data import load_dataset
+from codesign.graphs.synthetic import parse_sbm
+from costmodels.errors import CodesignError
+
+SHARED = resolve_data_root(None)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path / "cache"))
+
+
+def write_planetoid(root: Path, name: str = "pubmed") -> None:
+    """A 12-node graph in the Planetoid format: 3 train, test nodes 8..11 listed out of order."""
+    raw = root / "Planetoid" / {"pubmed": "PubMed"}[name] / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    feats = rng.random((12, 5)).astype(np.float32)
+    labels = np.eye(3, dtype=np.int64)[[0, 1, 2, 0, 1, 2, 0, 1, 2, 2, 1, 0]]
+    test_index = [10, 8, 11, 9]
+    sorted_test = sorted(test_index)
+    # tx/ty rows are in test_index order: row r belongs to node test_index[r]
+    order = [sorted_test.index(t) for t in test_index]
+    tx, ty = feats[8:][order], labels[8:][order]
+    objs = {"x": feats[:3], "y": labels[:3], "allx": feats[:8], "ally": labels[:8], "tx": tx, "ty": ty,
+            "graph": defaultdict(list, {0: [1, 2], 1: [0], 2: [0, 3], 3: [2, 4, 4], 4: [3, 5], 5: [4, 6],
+                                        6: [5, 7], 7: [6, 8], 8: [7, 9], 9: [8, 10], 10: [9, 11], 11: [10, 11]})}
+    for key, obj in objs.items():
+        (raw / f"ind.{name}.{key}").write_bytes(pickle.dumps(obj, protocol=2))
+    (raw / f"ind.{name}.test.index").write_text("\n".join(map(str, test_index)) + "\n")
+    return feats, labels.argmax(1)
+
+
+def test_pubmed_loader_reads_planetoid_format(tmp_path):
+    feats, labels = write_planetoid(tmp_path / "data")
+    data = load_dataset("pubmed", tmp_path / "data")
+    assert (data.num_nodes, data.num_features, data.num_classes) == (12, 5, 3)
+    assert data.y.tolist() == labels.tolist()
+    row_norm = feats / feats.sum(1, keepdims=True)
+    assert np.allclose(data.x.numpy(), row_norm, atol=1e-6)
+    # 12 undirected edges (duplicate 3-4 and self-loop 11-11 dropped), both directions
+    assert data.num_undirected == 11 and data.num_edges == 22
+    assert data.train_mask.nonzero().view(-1).tolist() == [0, 1, 2]
+    assert data.val_mask.nonzero().view(-1).tolist() == list(range(3, 12))  # 500 clipped to the graph
+    assert data.test_mask.nonzero().view(-1).tolist() == [8, 9, 10, 11]
+    again = load_dataset("pubmed", tmp_path / "data")  # from the cache
+    assert torch.equal(again.x, data.x) and again.checksum == data.checksum
+
+
+def test_missing_dataset_says_where_and_how(tmp_path):
+    with pytest.raises(CodesignError) as err:
+        load_dataset("pubmed", tmp_path)
+    msg = str(err.value)
+    assert "\n" not in msg and "Planetoid/PubMed/raw" in msg.replace("\\", "/") and "CODESIGN_DATA" in msg
+
+
+def test_unknown_dataset_lists_valid_names():
+    with pytest.raises(CodesignError, match="unknown dataset 'coraa'.*cora"):
+        load_dataset("coraa")
+
+
+@pytest.mark.skipif(not (SHARED / "Planetoid/Cora/raw/ind.cora.x").exists(), reason="shared data absent")
+def test_real_cora_matches_pyg_counts():
+    data = load_dataset("cora")
+    assert (data.num_nodes, data.num_edges, data.num_features, data.num_classes) == (2708, 10556, 1433, 7)
+    assert (int(data.train_mask.sum()), int(data.val_mask.sum()), int(data.test_mask.sum())) == (140, 500, 1000)
+    assert data.checksum[:12] == load_dataset("cora").checksum[:12]
+
+
+def test_sbm_is_seeded_and_class_correlated():
+    name = "sbm:n=2000,avg_degree=8,features=16,classes=4"
+    a, b = load_dataset(name), load_dataset(name)
+    assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.x, b.x)
+    c = load_dataset(name + ",seed=1")
+    assert not torch.equal(a.edge_index, c.edge_index) and a.checksum != c.checksum
+    assert 0.9 * 8 * 2000 < a.num_edges <= 8 * 2000  # duplicates/self-loops dropped only
+    same = (a.y[a.edge_index[0]] == a.y[a.edge_index[1]]).float().mean()
+    assert 0.8 < float(same) < 0.9  # p_in = 0.8 plus 1/4 of the uniform draws
+    assert int(a.train_mask.sum()) == 80 and int(a.val_mask.sum()) == 500 and int(a.test_mask.sum()) == 1000
+
+
+@pytest.mark.parametrize("bad", ["sbm:n=100", "sbm:n=100,avg_degree=2,features=4,classes=2,colour=3",
+                                 "sbm:n=abc,avg_degree=2,features=4,classes=2",
+                                 "sbm:n=3,avg_degree=2,features=4,classes=2"])
+def test_bad_sbm_names_are_one_line(bad):
+    with pytest.raises(CodesignError) as err:
+        parse_sbm(bad)
+    assert "\n" not in str(err.value) and "sbm:n=1000" in str(err.value)

@@ -1,0 +1,118 @@
+"""Masks: exact sparsity, symmetric graph masks, self-loops never pruned, edge-list bookkeeping."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from codesign.graphs.data import load_dataset
+from codesign.graphs.masks import (
+    global_weight_mask,
+    keep_count,
+    magnitude_mask,
+    random_mask,
+    sparsity,
+    topk_mask,
+)
+from codesign.graphs.models import GNN
+from codesign.graphs.sparsify import ADMMSparsifier, L1Sparsifier
+
+TINY = "sbm:n=200,avg_degree=6,features=8,classes=4,seed=3"
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 500), ratio=st.floats(0.0, 0.999), seed=st.integers(0, 10))
+def test_masks_reach_the_requested_sparsity_exactly(n, ratio, seed):
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.randint(0, 5, (n,), generator=g).float()  # many ties on purpose
+    k = keep_count(n, ratio)
+    assert k == n - round(ratio * n)
+    assert int(topk_mask(scores, ratio).sum()) == k
+    assert int(random_mask(n, ratio, g).sum()) == k
+    assert sparsity(topk_mask(scores, ratio)) == pytest.approx(1 - k / n)
+
+
+def test_topk_breaks_ties_by_lower_index_and_keeps_largest():
+    scores = torch.tensor([1.0, 3.0, 1.0, 2.0, 1.0])
+    assert topk_mask(scores, 0.4).tolist() == [True, True, False, True, False]  # keep 3: 3, 2, first 1
+
+
+def test_global_weight_mask_is_one_threshold_over_layers():
+    params = {"a": torch.tensor([[0.1, -5.0], [0.2, 0.3]]), "b": torch.tensor([[4.0, -0.05, 0.6]])}
+    m = global_weight_mask(params, 3 / 7)  # keep 4 of 7 by |w|: 5, 4, 0.6, 0.3
+    assert m["a"].tolist() == [[False, True], [False, True]]
+    assert m["b"].tolist() == [[True, False, True]]
+    # iterative: remove 50% of the 4 alive -> keep 2 (5 and 4)
+    m2 = global_weight_mask(params, 0.5, among=m)
+    assert m2["a"].tolist() == [[False, True], [False, False]] and m2["b"].tolist() == [[True, False, False]]
+
+
+def test_magnitude_mask_among_alive_only():
+    values = torch.tensor([9.0, 1.0, 2.0, 3.0])
+    alive = torch.tensor([False, True, True, True])
+    assert magnitude_mask(values, 1 / 3, among=alive).tolist() == [False, False, True, True]
+
+
+def test_graph_masks_are_symmetric_and_exclude_self_loops():
+    data = load_dataset(TINY)
+    ei = data.edge_index
+    assert not bool((ei[0] == ei[1]).any())  # no self-loops in the (prunable) edge list
+    assert data.num_edges == 2 * data.num_undirected
+    assert bool((data.undirected[0] < data.undirected[1]).all())
+    mask = random_mask(data.num_undirected, 0.6, torch.Generator().manual_seed(0))
+    kept, _ = data.edges_for(mask)
+    forward = set(map(tuple, kept.t().tolist()))
+    assert forward == {(v, u) for u, v in forward}  # symmetric
+    assert len(forward) == 2 * int(mask.sum())
+
+
+def test_self_loops_survive_full_pruning():
+    # every edge pruned: a GCN still sees each node's self-loop, so out = lin(x) + bias (degree 1)
+    data = load_dataset(TINY)
+    torch.manual_seed(0)
+    model = GNN("gcn", data.num_features, data.num_classes, layers=1, dropout=0.0).eval()
+    none = torch.zeros(data.num_undirected, dtype=torch.bool)
+    ei, _ = data.edges_for(none)
+    assert ei.size(1) == 0
+    conv = model.convs[0]
+    expected = torch.log_softmax(data.x @ conv.lin.weight.t() + conv.bias, dim=-1)
+    assert torch.allclose(model(data.x, ei), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [ADMMSparsifier, L1Sparsifier])
+def test_sparsifier_masks_exact_count(cls):
+    theta = torch.linspace(0.5, 1.5, 101)
+    sp = cls(0.2, theta)
+    m = sp.mask(theta)
+    assert int(m.sum()) == 81 and bool(m[-81:].all())
+
+
+def test_admm_z_step_projects_to_sparsity():
+    theta = torch.tensor([1.0, 0.2, 0.9, 0.4, 1.1])
+    sp = ADMMSparsifier(0.4, theta)  # keep 3 of 5
+    assert sp.z.tolist() == pytest.approx([1.0, 0.0, 0.9, 0.0, 1.1])
+    assert float(sp.penalty(theta)) == pytest.approx(1e-3 * (0.2**2 + 0.4**2))
+    sp.after_step(theta)  # v = theta + 0 -> same Z; U = theta - Z
+    assert sp.u.tolist() == pytest.approx([0.0, 0.2, 0.0, 0.4, 0.0])
+
+
+def test_gcn_layer_matches_pyg_gcnconv_with_edge_weights():
+    pyg = pytest.importorskip("torch_geometric.nn")
+    from codesign.graphs.models import GCNLayer, segment_softmax
+
+    data = load_dataset(TINY)
+    torch.manual_seed(0)
+    ours = GCNLayer(data.num_features, 5)
+    ref = pyg.GCNConv(data.num_features, 5)
+    ref.lin.weight.data.copy_(ours.lin.weight.data)
+    ours.bias.data.uniform_()
+    ref.bias.data.copy_(ours.bias.data)
+    w = torch.rand(data.num_edges)
+    assert torch.allclose(ours(data.x, data.edge_index, w), ref(data.x, data.edge_index, w), atol=1e-5)
+    from torch_geometric.utils import softmax
+
+    logits = torch.randn(data.num_edges, 3)
+    assert torch.allclose(segment_softmax(logits, data.edge_index[1], data.num_nodes),
+                          softmax(logits, data.edge_index[1], num_nodes=data.num_nodes), atol=1e-6)
