@@ -46,7 +46,8 @@ GRAPHS: dict[str, GraphStats] = {
         GraphStats("cora", 2708, 10556, 1433, 7, 140, "PyG Planetoid Cora (checked on shared data)"),
         GraphStats("citeseer", 3327, 9104, 3703, 6, 120, "PyG Planetoid CiteSeer (checked on shared data)"),
         GraphStats("pubmed", 19717, 88648, 500, 3, 60, "PyG Planetoid PubMed (PyG dataset table)"),
-        GraphStats("actor", 7600, 53318, 932, 5, 3648, "PyG Actor made undirected (30019 directed -> 53318; checked on shared data)"),
+        GraphStats("actor", 7600, 53318, 932, 5, 3648,
+                   "PyG Actor made undirected (30019 directed -> 53318; checked on shared data)"),
         GraphStats("ogbn-arxiv", 169343, 2315598, 128, 40, 90941, "OGB ogbn-arxiv, to_undirected (coalesced)"),
         GraphStats("reddit", 232965, 114615892, 602, 41, 153431, "PyG Reddit (PyG dataset table)"),
     )
