@@ -1,8 +1,11 @@
-"""Datasets: Planetoid reader (real files and written PubMed-format files), SBM, clear errors."""
+"""Datasets: Planetoid and Actor readers (real files and small written files), downloads through a
+fake fetch (no test touches the network), SBM, clear errors."""
 
 from __future__ import annotations
 
+import hashlib
 import pickle
+import urllib.error
 from collections import defaultdict
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 import torch
 
 from codesign.data_root import resolve_data_root
+from codesign.graphs import download
 from codesign.graphs.data import load_dataset
 from codesign.graphs.synthetic import parse_sbm
 from costmodels.errors import CodesignError
@@ -21,6 +25,11 @@ SHARED = resolve_data_root(None)
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path / "cache"))
+
+    def offline(url, dest):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(download, "_fetch", offline)  # never the network, whatever a test forgets
 
 
 def write_planetoid(root: Path, name: str = "pubmed") -> None:
@@ -60,11 +69,75 @@ def test_pubmed_loader_reads_planetoid_format(tmp_path):
     assert torch.equal(again.x, data.x) and again.checksum == data.checksum
 
 
-def test_missing_dataset_says_where_and_how(tmp_path):
+def test_offline_missing_dataset_says_where_and_how(tmp_path):
     with pytest.raises(CodesignError) as err:
         load_dataset("pubmed", tmp_path)
-    msg = str(err.value)
-    assert "\n" not in msg and "Planetoid/PubMed/raw" in msg.replace("\\", "/") and "CODESIGN_DATA" in msg
+    msg = str(err.value).replace("\\", "/")
+    assert "\n" not in msg and "Planetoid/PubMed/raw" in msg and "CODESIGN_DATA" in msg
+    assert "download of https://github.com/kimiyoung/planetoid/raw/master/data/ind.pubmed.x failed" in msg
+    assert "name resolution" in msg
+    assert not list((tmp_path / "cache" / "data").rglob("*.part"))  # nothing half-written is left
+
+
+def fake_fetch_from(src: Path, calls: list[str]):
+    """A ``_fetch`` serving the files in ``src`` by name (what the real URL would return)."""
+    def fetch(url: str, dest: Path) -> None:
+        calls.append(url)
+        dest.write_bytes((src / url.rsplit("/", 1)[1]).read_bytes())
+    return fetch
+
+
+def test_missing_planetoid_is_downloaded_into_the_cache_and_verified(tmp_path, monkeypatch):
+    feats, labels = write_planetoid(tmp_path / "upstream")
+    src = tmp_path / "upstream" / "Planetoid" / "PubMed" / "raw"
+    monkeypatch.setattr(download, "SHA256", {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                                             for p in src.iterdir()})
+    calls: list[str] = []
+    monkeypatch.setattr(download, "_fetch", fake_fetch_from(src, calls))
+    data = load_dataset("pubmed", tmp_path / "empty-root")
+    base = "https://github.com/kimiyoung/planetoid/raw/master/data/ind.pubmed."
+    assert calls == [base + ext for ext in ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")]
+    cached = tmp_path / "cache" / "data" / "Planetoid" / "PubMed" / "raw"
+    assert sorted(p.name for p in cached.iterdir()) == sorted(p.name for p in src.iterdir())
+    assert data.y.tolist() == labels.tolist() and data.num_edges == 22
+    again = load_dataset("pubmed", tmp_path / "empty-root")  # found in the cache: no second download
+    assert len(calls) == 8 and again.checksum == data.checksum
+
+
+def test_download_with_a_wrong_checksum_is_rejected(tmp_path, monkeypatch):
+    write_planetoid(tmp_path / "upstream")  # small files: not the upstream PubMed, sha256 differs
+    calls: list[str] = []
+    monkeypatch.setattr(download, "_fetch",
+                        fake_fetch_from(tmp_path / "upstream" / "Planetoid" / "PubMed" / "raw", calls))
+    with pytest.raises(CodesignError, match=r"ind.pubmed.x has sha256 [0-9a-f]{16}\.\.\., expected fbe9cb5c47200d1b"):
+        load_dataset("pubmed", tmp_path / "empty-root")
+    assert calls == ["https://github.com/kimiyoung/planetoid/raw/master/data/ind.pubmed.x"]
+    assert not list((tmp_path / "cache" / "data").rglob("ind.pubmed.*"))  # the bad file is not kept
+
+
+def write_actor(raw: Path) -> None:
+    """A 4-node Actor-format set: 0-based feature ids, 2 undirected edges (one listed twice), split 0."""
+    raw.mkdir(parents=True)
+    (raw / "out1_node_feature_label.txt").write_text(
+        "node_id\tfeature\tlabel\n0\t0,2\t1\n1\t1\t0\n2\t2,3\t1\n3\t0\t2\n")
+    (raw / "out1_graph_edges.txt").write_text("node_id\tnode_id\n0\t1\n2\t3\n1\t0\n")
+    t, f = True, False
+    np.savez(raw / "film_split_0.6_0.2_0.npz", train_mask=np.array([t, t, f, f]),
+             val_mask=np.array([f, f, t, f]), test_mask=np.array([f, f, f, t]))
+
+
+def test_missing_actor_is_downloaded_from_geom_gcn(tmp_path, monkeypatch):
+    write_actor(tmp_path / "upstream")
+    monkeypatch.setattr(download, "SHA256", {})  # no known values for these small files: kept unchecked
+    calls: list[str] = []
+    monkeypatch.setattr(download, "_fetch", fake_fetch_from(tmp_path / "upstream", calls))
+    data = load_dataset("actor", tmp_path / "empty-root")
+    base = "https://raw.githubusercontent.com/graphdml-uiuc-jlu/geom-gcn/master/"
+    assert calls == [base + "new_data/film/out1_node_feature_label.txt", base + "new_data/film/out1_graph_edges.txt",
+                     base + "splits/film_split_0.6_0.2_0.npz"]
+    assert data.x.tolist() == [[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 1, 1], [1, 0, 0, 0]]
+    assert data.y.tolist() == [1, 0, 1, 2] and data.num_undirected == 2 and data.num_edges == 4
+    assert data.test_mask.tolist() == [False, False, False, True]
 
 
 def test_unknown_dataset_lists_valid_names():

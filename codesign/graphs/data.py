@@ -10,7 +10,8 @@ Every loader returns a :class:`GraphData` whose graph is stored twice, both O(E)
   trainable edge values live on the undirected edges, so a mask is symmetric by construction.
 
 The data root (``--data-root`` / ``$CODESIGN_DATA`` / ``../shared/data``) may be read-only: raw files are
-read in place and the processed tensors are cached under ``codesign.data_root.cache_dir()``.
+read in place and the processed tensors are cached under ``codesign.data_root.cache_dir()``. Raw files
+missing there are downloaded into that cache when online (:mod:`codesign.graphs.download`).
 The Planetoid pickles hold ``scipy.sparse`` matrices; they are read without scipy (see
 :mod:`codesign.graphs.planetoid_io`).
 """
@@ -27,6 +28,7 @@ from torch import Tensor
 from codesign.data_root import cache_dir, resolve_data_root
 from costmodels.errors import CodesignError, unknown
 
+from .download import actor_url, planetoid_url, raw_folder
 from .planetoid_io import PLANETOID_FILES, read_planetoid
 from .synthetic import parse_sbm, sbm_graph
 
@@ -122,14 +124,6 @@ def files_checksum(paths: list[Path]) -> str:
     return h.hexdigest()
 
 
-def _missing(dataset: str, folder: Path, files: list[str]) -> CodesignError:
-    return CodesignError(
-        f"dataset {dataset!r}: raw files missing in {folder} ({', '.join(files[:3])}"
-        f"{', ...' if len(files) > 3 else ''}); put them there, or point CODESIGN_DATA (or --data-root) "
-        f"at a folder holding {folder.parent.parent.name}/{folder.parent.name}/raw/"
-    )
-
-
 def _cached(name: str, checksum: str, build) -> GraphData:
     path = cache_dir() / "graphs" / f"{name}-{checksum[:16]}-v{_CACHE_VERSION}.pt"
     if path.exists():
@@ -151,16 +145,15 @@ def load_planetoid(key: str, root: Path) -> GraphData:
     Features are row-normalised (each node's bag of words sums to 1), as in Kipf & Welling and PyG's
     ``NormalizeFeatures``."""
     pretty = PLANETOID[key]
-    folder = root / "Planetoid" / pretty / "raw"
     names = [f"ind.{key}.{suffix}" for suffix in PLANETOID_FILES]
-    missing = [n for n in names if not (folder / n).is_file()]
-    if missing:
-        err = _missing(key, folder, missing)
-        partial = folder.parent.with_name(f"{pretty}_incomplete")
+    try:
+        folder = raw_folder(key, root, f"Planetoid/{pretty}/raw", names, planetoid_url)
+    except CodesignError as err:
+        partial = root / "Planetoid" / f"{pretty}_incomplete"
         if partial.is_dir():  # the shared data keeps a half-filled copy under this name on purpose
-            err = CodesignError(f"{err} ({partial.name}/ there lacks "
-                                f"{', '.join(n for n in names if not (partial / 'raw' / n).is_file())})")
-        raise err
+            raise CodesignError(f"{err} ({partial.name}/ there lacks "
+                                f"{', '.join(n for n in names if not (partial / 'raw' / n).is_file())})") from None
+        raise
     paths = [folder / n for n in names]
     checksum = files_checksum(paths)
 
@@ -174,11 +167,8 @@ def load_planetoid(key: str, root: Path) -> GraphData:
 
 def load_actor(root: Path, split: int = 0) -> GraphData:
     """Actor / film (Geom-GCN): 7600 nodes, 932 binary features, 5 classes; split ``split`` of 10."""
-    folder = root / "Actor" / "raw"
     names = ["out1_node_feature_label.txt", "out1_graph_edges.txt", f"film_split_0.6_0.2_{split}.npz"]
-    missing = [n for n in names if not (folder / n).is_file()]
-    if missing:
-        raise _missing("actor", folder, missing)
+    folder = raw_folder("actor", root, "Actor/raw", names, actor_url)
     checksum = files_checksum([folder / n for n in names])
 
     def build() -> GraphData:
