@@ -1,0 +1,234 @@
+"""Image datasets without torchvision: CIFAR python pickles, MNIST-style IDX ``.gz``, synthetic.
+
+Layouts under the data root (``codesign.data_root.resolve_data_root``):
+
+* ``cifar10``:  ``cifar-10-batches-py/data_batch_{1..5}``, ``test_batch`` (pickled dicts with
+  ``b"data"`` uint8 ``[N, 3072]`` and ``b"labels"``). ``cifar100``: ``cifar-100-python/train``,
+  ``test`` (``b"fine_labels"``). Missing and online: the official tarball is downloaded into the
+  cache, its MD5 checked against the published value, then extracted.
+* ``mnist`` / ``fashion-mnist``: ``MNIST/raw`` / ``FashionMNIST/raw`` with the four original IDX
+  files (``train-images-idx3-ubyte.gz`` ...), magic ``0x0803`` images / ``0x0801`` labels.
+* ``synthetic-images``: 10 classes of 3x16x16 images, a fixed random template per class plus
+  Gaussian noise (std 0.6 of the template scale); learnable in a few epochs; for tests.
+
+Images stay uint8 ``[N, C, H, W]`` in memory; :func:`batches` normalises per channel and applies
+the CIFAR augmentation (4-pixel zero-padded random crop + horizontal flip) on the fly.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+import tarfile
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from costmodels.errors import CodesignError, unknown
+
+DATASETS = ("cifar10", "cifar100", "mnist", "fashion-mnist", "synthetic-images")
+
+CIFAR = {
+    "cifar10": ("cifar-10-batches-py", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                "c58f30108f718f92721af3b95e74349a", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"],
+                b"labels", 10),
+    "cifar100": ("cifar-100-python", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+                 "eb9058c3a382ffc7106e4002c42a8d85", ["train"], ["test"], b"fine_labels", 100),
+}
+IDX = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+# Per-channel mean / std of the training images in [0, 1] (standard published values).
+NORM = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion-mnist": ((0.2860,), (0.3530,)),
+    "synthetic-images": ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),
+}
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """Train / test images as uint8 ``[N, C, H, W]`` and int64 labels ``[N]``."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: bool
+    source: str
+
+    def checksum(self) -> str:
+        """SHA-256 of the images and labels actually used (train subset included), for provenance."""
+        h = hashlib.sha256()
+        for t in (self.train_x, self.train_y, self.test_x, self.test_y):
+            h.update(t.numpy().tobytes())
+        return h.hexdigest()
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.train_x.shape[1:]
+        return int(c), int(h), int(w)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """One IDX file (gzip): big-endian dims after a 4-byte magic whose last byte is ndim."""
+    with gzip.open(path, "rb") as f:
+        b = f.read()
+    nd = b[3]
+    dims = [int.from_bytes(b[4 + 4 * i: 8 + 4 * i], "big") for i in range(nd)]
+    return np.frombuffer(b, np.uint8, offset=4 + 4 * nd).reshape(dims)
+
+
+def _load_idx(name: str, root: Path) -> tuple[np.ndarray, ...]:
+    raw = root / IDX[name] / "raw"
+    files = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+    missing = [f for f in files if not (raw / f).is_file()]
+    if missing:
+        raise CodesignError(
+            f"dataset {name!r}: {', '.join(missing)} not found in {raw}; put the original IDX .gz files "
+            f"there or pass --data-root / set CODESIGN_DATA to a folder holding {IDX[name]}/raw"
+        )
+    xtr, ytr, xte, yte = (read_idx(raw / f) for f in files)
+    return xtr[:, None], ytr, xte[:, None], yte
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def download_cifar(name: str, dest: Path) -> Path:
+    """Download + MD5-check + extract the official tarball into ``dest``; returns the batch folder."""
+    folder, url, md5 = CIFAR[name][0], CIFAR[name][1], CIFAR[name][2]
+    dest.mkdir(parents=True, exist_ok=True)
+    tar = dest / url.rsplit("/", 1)[1]
+    try:
+        if not tar.is_file() or _md5(tar) != md5:
+            with urllib.request.urlopen(url, timeout=30) as r, open(tar, "wb") as f:
+                while chunk := r.read(1 << 20):
+                    f.write(chunk)
+    except OSError as exc:
+        raise CodesignError(
+            f"dataset {name!r}: no {folder}/ under the data root and the download from {url} failed "
+            f"({exc.__class__.__name__}); place {folder}/ in --data-root or run once online"
+        ) from None
+    if _md5(tar) != md5:
+        raise CodesignError(f"dataset {name!r}: {tar} has MD5 {_md5(tar)}, expected {md5}; delete it and retry")
+    with tarfile.open(tar, "r:gz") as t:
+        t.extractall(dest, filter="data")
+    return dest / folder
+
+
+def _load_cifar(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
+    folder, _, _, train_files, test_files, key, _ = CIFAR[name]
+    base = root / folder
+    if not base.is_dir():
+        from codesign.data_root import cache_dir
+
+        cached = cache_dir() / "data" / folder
+        if cached.is_dir():
+            base = cached
+        elif download:
+            base = download_cifar(name, cache_dir() / "data")
+        else:
+            raise CodesignError(
+                f"dataset {name!r}: {base} does not exist and downloading is off; put the official "
+                f"{folder}/ pickle batches there or pass --data-root"
+            )
+
+    def read(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for f in files:
+            if not (base / f).is_file():
+                raise CodesignError(f"dataset {name!r}: batch file {base / f} is missing; re-extract {folder}/")
+            with open(base / f, "rb") as fh:
+                d = pickle.load(fh, encoding="bytes")
+            xs.append(np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(d[key], np.int64))
+        return np.concatenate(xs), np.concatenate(ys)
+
+    return (*read(train_files), *read(test_files))
+
+
+def _synthetic(seed: int, n_train: int = 1024, n_test: int = 512) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(1234 + seed)
+    templates = rng.uniform(0.0, 1.0, size=(10, 3, 16, 16))
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 10, size=n)
+        x = templates[y] + 0.6 * 0.29 * rng.standard_normal((n, 3, 16, 16))
+        return np.clip(x * 255, 0, 255).astype(np.uint8), y.astype(np.int64)
+
+    return (*draw(n_train), *draw(n_test))
+
+
+def load_dataset(name: str, root: Path, *, train_subset: int | None = None, seed: int = 0,
+                 download: bool = True) -> ImageData:
+    """Load ``name`` (see ``DATASETS``); ``train_subset`` keeps a seeded random subset of train."""
+    if name not in DATASETS:
+        raise unknown("dataset", name, list(DATASETS))
+    if name in CIFAR:
+        xtr, ytr, xte, yte = _load_cifar(name, root, download)
+        k, source = CIFAR[name][6], str(root / CIFAR[name][0])
+    elif name in IDX:
+        xtr, ytr, xte, yte = _load_idx(name, root)
+        k, source = 10, str(root / IDX[name] / "raw")
+    else:
+        xtr, ytr, xte, yte = _synthetic(seed)
+        k, source = 10, "synthetic"
+    if train_subset is not None:
+        if train_subset < 1:
+            raise CodesignError(f"--train-subset must be a positive number of images, got {train_subset}")
+        if train_subset < len(ytr):
+            idx = np.random.default_rng(seed).permutation(len(ytr))[:train_subset]
+            xtr, ytr = xtr[np.sort(idx)], ytr[np.sort(idx)]
+    mean, std = NORM[name]
+    return ImageData(name, torch.from_numpy(np.array(xtr)), torch.from_numpy(ytr.astype(np.int64)),
+                     torch.from_numpy(np.array(xte)), torch.from_numpy(yte.astype(np.int64)),
+                     k, mean, std, name in CIFAR, source)
+
+
+def normalise(x: torch.Tensor, data: ImageData) -> torch.Tensor:
+    """uint8 ``[N, C, H, W]`` -> float ``(x / 255 - mean_c) / std_c``."""
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    return (x.float() / 255.0 - mean) / std
+
+
+def augment(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random ``pad``-pixel zero-padded crop + horizontal flip, per image, vectorised ``[N, C, H, W]``."""
+    n, c, h, w = x.shape
+    xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    oy = torch.randint(0, 2 * pad + 1, (n,), generator=g)
+    ox = torch.randint(0, 2 * pad + 1, (n,), generator=g)
+    rows = (oy[:, None] + torch.arange(h))[:, None, :, None]
+    cols = (ox[:, None] + torch.arange(w))
+    flip = torch.rand(n, generator=g) < 0.5
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]
+    return xp[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+
+
+def batches(data: ImageData, batch_size: int, g: torch.Generator, *, train: bool = True
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Shuffled, normalised (and for CIFAR augmented) training batches; test batches in order."""
+    x, y = (data.train_x, data.train_y) if train else (data.test_x, data.test_y)
+    order = torch.randperm(len(y), generator=g) if train else torch.arange(len(y))
+    for i in range(0, len(y), batch_size):
+        idx = order[i:i + batch_size]
+        xb = x[idx]
+        if train and data.augment:
+            xb = augment(xb, g)  # on uint8, so the padding is black pixels as in the reference code
+        yield normalise(xb, data), y[idx]

@@ -1,0 +1,205 @@
+"""`codesign train --task cnn`: configuration, one run end to end, and the result record.
+
+``train(config) -> dict`` loads the data, builds the network (input channels / size and classes
+follow the dataset), runs the method's loop (``codesign.cnn.methods``), evaluates, and prices the
+run (``codesign.cnn.cost``). Everything is deterministic on CPU for a given seed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import resource
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from costmodels.errors import CodesignError, check_fraction, unknown
+
+from .data import DATASETS
+from .models import MODELS
+
+METHODS = ("dense", "eb", "spline-eb", "spline", "slimming", "random")
+RETRAIN_INITS = ("finetune", "reinit")
+DETECTORS = ("eb", "spline")
+SPLINE_MODES = ("layerwise", "global")
+PAPER_EPOCHS = 160  # CIFAR schedule of network slimming / EB (lr drops at 80 and 120)
+
+
+@dataclass(frozen=True)
+class CNNTrainConfig:
+    """A CNN pruning run. ``epochs`` None = the papers' 160; ``finetune_epochs`` None = ceil(epochs/2)
+    (slimming's fine-tune, and the retrain of a search whose detector never fired)."""
+
+    model: str = "vgg11"
+    dataset: str = "fashion-mnist"
+    method: str = "eb"
+    seed: int = 0
+    epochs: int | None = None
+    channel_sparsity: float = 0.5
+    width: float = 1.0
+    batch_size: int = 256
+    train_subset: int | None = None
+    retrain_init: str = "finetune"
+    spline_mode: str = "layerwise"
+    detector: str = "spline"
+    bn_l1: float = 1e-4
+    eb_eps: float = 0.1
+    eb_fifo: int = 5
+    spline_threshold: float = 0.16
+    spline_lookback: int = 3
+    probe_grid: int = 32
+    finetune_epochs: int | None = None
+    data_root: str | None = None
+    download: bool = True
+    run_on: str = "cpu"
+    out: str | None = None
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise unknown("model", self.model, list(MODELS))
+        if self.dataset not in DATASETS:
+            raise unknown("dataset", self.dataset, list(DATASETS))
+        if self.method not in METHODS:
+            raise unknown("method", self.method, list(METHODS))
+        if self.retrain_init not in RETRAIN_INITS:
+            raise unknown("retrain init", self.retrain_init, list(RETRAIN_INITS))
+        if self.detector not in DETECTORS:
+            raise unknown("detector", self.detector, list(DETECTORS))
+        if self.spline_mode not in SPLINE_MODES:
+            raise unknown("spline mode", self.spline_mode, list(SPLINE_MODES))
+        check_fraction("--channel-sparsity", self.channel_sparsity)
+        for name in ("epochs", "batch_size", "eb_fifo", "spline_lookback", "probe_grid", "train_subset"):
+            v = getattr(self, name)
+            if v is not None and int(v) < (2 if name in ("eb_fifo", "probe_grid") else 1):
+                raise CodesignError(f"--{name.replace('_', '-')} must be a positive integer (>= 2 for fifo/grid), "
+                                    f"got {v}")
+        if self.finetune_epochs is not None and self.finetune_epochs < 0:
+            raise CodesignError(f"--finetune-epochs must be >= 0, got {self.finetune_epochs}")
+        if not 0.0 < self.width <= 4.0:
+            raise CodesignError(f"--width must be in (0, 4], got {self.width}; e.g. --width 0.25 for CPU runs")
+        if self.bn_l1 < 0:
+            raise CodesignError(f"--bn-l1 must be >= 0, got {self.bn_l1}")
+        if self.run_on == "cuda":
+            raise CodesignError("--run-on cuda is not supported by --task cnn yet; use --run-on cpu")
+
+    def resolved(self) -> CNNTrainConfig:
+        """Defaults filled in: epochs (160) and finetune_epochs (ceil(epochs / 2))."""
+        epochs = self.epochs or PAPER_EPOCHS
+        ft = self.finetune_epochs if self.finetune_epochs is not None else math.ceil(epochs / 2)
+        return replace(self, epochs=epochs, finetune_epochs=ft)
+
+
+def train(config: CNNTrainConfig) -> dict:
+    """Run ``config`` end to end and return the result record (the ``codesign train --json`` dict)."""
+    import torch
+
+    import codesign
+    from codesign.data_root import resolve_data_root
+
+    from .cost import NetShape, forward_flops, price_cnn_run
+    from .data import load_dataset
+    from .methods import METHOD_LOOPS, widths
+    from .models import build_model
+    from .prune import channel_sparsity, kept_channels, param_count
+    from .training import evaluate
+
+    cfg = config.resolved()
+    t0 = time.perf_counter()
+    data = load_dataset(cfg.dataset, resolve_data_root(cfg.data_root), train_subset=cfg.train_subset,
+                        seed=cfg.seed, download=cfg.download)
+    c, h, _ = data.input_shape
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, width=cfg.width, in_channels=c, num_classes=data.num_classes)
+    dense_widths, dense_params = widths(model), param_count(model)
+    dense_units = kept_channels(model)
+    g = torch.Generator().manual_seed(cfg.seed)
+    out = METHOD_LOOPS[cfg.method](model, data, cfg, g)
+    acc = evaluate(out.model, data)
+    shape = NetShape(cfg.model, data.num_classes, c, h, cfg.width)
+    priced = price_cnn_run(shape, out.phases, list(widths(out.model)), n_train=len(data.train_y),
+                           batch_size=cfg.batch_size, probe_images=out.probe_images, probe_epochs=out.probe_epochs)
+    f_before, f_after = forward_flops(shape, dense_widths), forward_flops(shape, widths(out.model))
+    result = {
+        "task": "cnn", "model": cfg.model, "dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed,
+        "epochs": cfg.epochs, "test_accuracy": acc, "ticket_accuracy": out.ticket_acc,
+        "eb_epoch": out.eb_epoch, "eb_found": out.eb_found,
+        "search_epochs": next((p.epochs for p in out.phases if p.name == "search"), None),
+        "channel_sparsity_target": cfg.channel_sparsity if cfg.method != "dense" else 0.0,
+        "channel_sparsity": channel_sparsity(out.masks) if out.masks is not None else 0.0,
+        "kept_channels": kept_channels(out.model), "dense_channels": dense_units,
+        "params": {"before": dense_params, "after": param_count(out.model)},
+        "forward_flops": {"before": f_before, "after": f_after, "reduction": 1.0 - f_after / f_before,
+                          "convention": "per image, 2 x conv/linear multiply-adds (= torch FlopCounterMode)"},
+        "phases": [asdict(p) for p in out.phases],
+        **priced,
+        "history": out.history,
+        "data": {"n_train": len(data.train_y), "n_test": len(data.test_y), "source": data.source,
+                 "input_shape": list(data.input_shape)},
+        "dataset_checksum": data.checksum(),
+        "wall_s": time.perf_counter() - t0,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "config": asdict(cfg),
+        "versions": {"codesign": codesign.__version__, "torch": torch.__version__,
+                     "python": platform.python_version()},
+    }
+    if cfg.out:
+        _save(cfg, out.model, result)
+    return result
+
+
+def _save(cfg: CNNTrainConfig, model, result: dict) -> None:
+    """``<out>/model.pt`` (weights + cfg + provenance) and ``<out>/result.json``."""
+    import torch
+
+    folder = Path(cfg.out)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": model.state_dict(), "cfg": list(model.cfg), "config": asdict(cfg),
+                "eb_epoch": result["eb_epoch"], "versions": result["versions"], "data": result["data"]},
+               folder / "model.pt")
+    (folder / "result.json").write_text(json.dumps(result, indent=2, default=str))
+
+
+def train_from_args(args) -> dict:
+    """Build a :class:`CNNTrainConfig` from the `codesign train` namespace and run it."""
+    retrain = getattr(args, "cnn_retrain_init", None)
+    if retrain is None:
+        shared = getattr(args, "retrain_init", None)  # the graph task's option, if present
+        mapping = {None: "finetune", "ticket": "finetune", "finetune": "finetune", "reinit": "reinit"}
+        if shared not in mapping:
+            raise CodesignError(f"--retrain-init {shared!r} is not available for --task cnn; "
+                                "use --cnn-retrain-init finetune|reinit")
+        retrain = mapping[shared]
+    cfg = CNNTrainConfig(
+        model=args.model or "vgg11", dataset=args.dataset or "fashion-mnist", method=args.method,
+        seed=args.seed, epochs=args.epochs, channel_sparsity=args.channel_sparsity, width=args.width,
+        batch_size=args.batch_size, train_subset=args.train_subset, retrain_init=retrain,
+        spline_mode=args.spline_mode, detector=args.detector, bn_l1=args.bn_l1, eb_eps=args.eb_eps,
+        spline_threshold=args.spline_threshold, probe_grid=args.probe_grid,
+        finetune_epochs=args.finetune_epochs, data_root=args.data_root, download=not args.no_download,
+        run_on=args.run_on, out=args.out,
+    )
+    return train(cfg)
+
+
+def format_result(r: dict) -> str:
+    """A short human-readable summary of a result record."""
+    cost = r["cost"]
+    lines = [
+        f"{r['model']} on {r['dataset']} ({r['data']['n_train']} train images), method {r['method']}, "
+        f"seed {r['seed']}, {r['epochs']} epochs",
+        f"  test accuracy        {100 * r['test_accuracy']:.2f} %"
+        + ("" if r["ticket_accuracy"] is None else f"   (ticket before retrain {100 * r['ticket_accuracy']:.2f} %)"),
+        f"  ticket epoch         {r['eb_epoch']}" + ("" if r["eb_found"] is None else f"  (found: {r['eb_found']})"),
+        f"  channel sparsity     {r['channel_sparsity']:.3f} achieved / {r['channel_sparsity_target']:.3f} target",
+        f"  params               {r['params']['before']:,} -> {r['params']['after']:,}",
+        f"  forward FLOPs/image  {r['forward_flops']['before']:.4g} -> {r['forward_flops']['after']:.4g} "
+        f"({100 * r['forward_flops']['reduction']:.1f} % fewer)",
+        f"  train FLOPs          {cost['train_flops']:.4g} (analytical, all ops)   "
+        f"{r['eb_convention']['train_flops']:.4g} (EB convention)",
+        "  phases               " + ", ".join(f"{p['name']} x{p['epochs']}" for p in r["phases"]),
+        f"  wall time            {r['wall_s']:.1f} s (measured), peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB",
+    ]
+    return "\n".join(lines)

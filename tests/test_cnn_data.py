@@ -1,0 +1,116 @@
+"""Image datasets without torchvision: tiny CIFAR pickles and IDX files written by the test."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import urllib.request
+
+import numpy as np
+import pytest
+import torch
+
+from codesign.cnn import data as cnn_data
+from codesign.cnn.data import augment, batches, load_dataset, normalise, read_idx
+from costmodels.errors import CodesignError
+
+
+def _write_cifar10(root, n_per_batch=4):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        d = {b"data": rng.integers(0, 256, size=(n_per_batch, 3072), dtype=np.uint8),
+             b"labels": list(rng.integers(0, 10, size=n_per_batch))}
+        with open(folder / name, "wb") as f:
+            pickle.dump(d, f)
+    return folder
+
+
+def test_cifar10_pickles_roundtrip(tmp_path):
+    folder = _write_cifar10(tmp_path)
+    with open(folder / "data_batch_2", "rb") as f:
+        raw = pickle.load(f, encoding="bytes")
+    d = load_dataset("cifar10", tmp_path, download=False)
+    assert d.train_x.shape == (20, 3, 32, 32) and d.test_x.shape == (4, 3, 32, 32)
+    assert d.train_x.dtype == torch.uint8 and d.num_classes == 10 and d.augment
+    # row-major [3072] = R plane, G plane, B plane of 32x32
+    assert torch.equal(d.train_x[4, 1, 0, :5], torch.from_numpy(raw[b"data"][0, 1024:1029]))
+    assert d.train_y[4] == raw[b"labels"][0]
+
+
+def test_cifar100_fine_labels(tmp_path):
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    for name, n in (("train", 6), ("test", 2)):
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": np.zeros((n, 3072), np.uint8), b"fine_labels": [99] * n,
+                         b"coarse_labels": [1] * n}, f)
+    d = load_dataset("cifar100", tmp_path, download=False)
+    assert d.num_classes == 100 and d.train_y.tolist() == [99] * 6
+
+
+def test_idx_reader_and_mnist_layout(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    imgs = np.arange(3 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(3, 28, 28)
+    labels = np.array([7, 0, 3], np.uint8)
+
+    def write(path, arr, magic):
+        header = bytes([0, 0, 8, magic]) + b"".join(int(n).to_bytes(4, "big") for n in arr.shape)
+        with gzip.open(path, "wb") as f:
+            f.write(header + arr.tobytes())
+
+    for split in ("train", "t10k"):
+        write(raw / f"{split}-images-idx3-ubyte.gz", imgs, 3)
+        write(raw / f"{split}-labels-idx1-ubyte.gz", labels, 1)
+    assert np.array_equal(read_idx(raw / "train-images-idx3-ubyte.gz"), imgs)
+    d = load_dataset("mnist", tmp_path)
+    assert d.input_shape == (1, 28, 28) and d.train_y.tolist() == [7, 0, 3] and not d.augment
+
+
+def test_missing_files_are_one_clear_line(tmp_path, monkeypatch):
+    with pytest.raises(CodesignError, match=r"fashion-mnist.*train-images-idx3-ubyte.gz.*--data-root"):
+        load_dataset("fashion-mnist", tmp_path)
+    monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(CodesignError, match="downloading is off"):
+        load_dataset("cifar10", tmp_path, download=False)
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(cnn_data.urllib.request, "urlopen", offline)
+    with pytest.raises(CodesignError) as exc:
+        load_dataset("cifar100", tmp_path, download=True)
+    assert "download" in str(exc.value) and "\n" not in str(exc.value)
+    with pytest.raises(CodesignError, match="unknown dataset"):
+        load_dataset("imagenet", tmp_path)
+
+
+def test_train_subset_and_synthetic_determinism(tmp_path):
+    a = load_dataset("synthetic-images", tmp_path, train_subset=100, seed=3)
+    b = load_dataset("synthetic-images", tmp_path, train_subset=100, seed=3)
+    assert len(a.train_y) == 100 and torch.equal(a.train_x, b.train_x)
+    with pytest.raises(CodesignError, match="train-subset"):
+        load_dataset("synthetic-images", tmp_path, train_subset=0)
+
+
+def test_augment_is_a_shifted_or_flipped_crop():
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.uint8).reshape(2, 1, 6, 6)
+    out = augment(x, torch.Generator().manual_seed(0), pad=2)
+    assert out.shape == x.shape and out.dtype == torch.uint8
+    for i in range(2):  # every output row is a (possibly flipped, zero-padded) window of the padded image
+        xp = torch.nn.functional.pad(x[i, 0], (2, 2, 2, 2))
+        found = any(
+            torch.equal(out[i, 0], w) or torch.equal(out[i, 0], w.flip(1))
+            for w in (xp[r:r + 6, c:c + 6] for r in range(5) for c in range(5))
+        )
+        assert found
+
+
+def test_batches_normalise_and_cover_the_set(tmp_path):
+    d = load_dataset("synthetic-images", tmp_path, train_subset=50)
+    ys = torch.cat([y for _, y in batches(d, 16, torch.Generator().manual_seed(0))])
+    assert sorted(ys.tolist()) == sorted(d.train_y.tolist())
+    x = normalise(torch.full((1, 3, 1, 1), 255, dtype=torch.uint8), d)
+    assert x.flatten().tolist() == pytest.approx([2.0, 2.0, 2.0])  # (1 - 0.5) / 0.25

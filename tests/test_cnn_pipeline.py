@@ -1,0 +1,121 @@
+"""Tiny end-to-end runs of every CNN method and the `codesign train --task cnn` CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from codesign.cli import main
+from codesign.cnn.pipeline import METHODS, CNNTrainConfig, format_result, train
+from costmodels.errors import CodesignError
+
+TINY = dict(model="vgg11", dataset="synthetic-images", width=0.125, epochs=6, train_subset=256, batch_size=64,
+            probe_grid=4, channel_sparsity=0.5, progress=False)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return {m: train(CNNTrainConfig(method=m, **TINY)) for m in METHODS}
+
+
+def test_every_method_runs_and_reports(runs):
+    for method, r in runs.items():
+        assert r["method"] == method and r["task"] == "cnn"
+        assert 0.0 <= r["test_accuracy"] <= 1.0
+        assert all(k >= 1 for k in r["kept_channels"])
+        assert sum(p["epochs"] for p in r["phases"]) == len(r["history"])
+        assert r["cost"]["train_flops"] > 0 and r["eb_convention"]["train_flops"] > 0
+        assert "estimated" in r["eb_convention"]["convention"]
+        assert len(r["dataset_checksum"]) == 64 and r["wall_s"] >= sum(p["wall_s"] for p in r["phases"]) > 0
+        format_result(r)
+    dense = runs["dense"]
+    assert dense["channel_sparsity"] == 0.0 and dense["forward_flops"]["reduction"] == 0.0
+    assert dense["test_accuracy"] > 0.5  # the synthetic task is learnable in 6 epochs (chance: 0.1)
+    for m in ("eb", "spline-eb", "spline", "slimming", "random"):
+        r = runs[m]
+        assert 0.4 < r["channel_sparsity"] <= 0.5
+        assert r["params"]["after"] < r["params"]["before"]
+        assert 0.0 < r["forward_flops"]["reduction"] < 1.0
+        assert r["kept_channels"] != r["dense_channels"]
+
+
+def test_search_methods_phase_accounting(runs):
+    for m in ("eb", "spline-eb", "spline"):
+        r = runs[m]
+        search, retrain = r["phases"]
+        assert search["name"] == "search" and search["epochs"] == r["eb_epoch"]
+        if r["eb_found"]:
+            assert r["eb_epoch"] + retrain["epochs"] == 6
+        assert retrain["channels"] != search["channels"]
+    assert runs["spline-eb"]["cost"]["detector_flops"] > 0 and runs["eb"]["cost"]["detector_flops"] == 0
+    # dense epochs until the ticket, pruned epochs after: 3 x F x N x epochs per phase
+    for m in ("eb", "spline-eb", "spline"):
+        r = runs[m]
+        f_dense, f_pruned = r["forward_flops"]["before"], r["forward_flops"]["after"]
+        t, rt = (p["epochs"] for p in r["phases"])
+        expected = 3 * r["data"]["n_train"] * (t * f_dense + rt * f_pruned)
+        assert r["eb_convention"]["train_flops"] == pytest.approx(expected)
+    assert runs["slimming"]["eb_epoch"] == 6 and [p["epochs"] for p in runs["slimming"]["phases"]] == [6, 3]
+
+
+def test_runs_are_deterministic(runs):
+    again = train(CNNTrainConfig(method="eb", **TINY))
+    assert again["test_accuracy"] == runs["eb"]["test_accuracy"]
+    assert again["kept_channels"] == runs["eb"]["kept_channels"]
+
+
+def test_reinit_and_spline_global(tmp_path):
+    r = train(CNNTrainConfig(method="spline", spline_mode="global", retrain_init="reinit", detector="eb",
+                             out=str(tmp_path / "run"), **TINY))
+    assert (tmp_path / "run" / "model.pt").is_file()
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["method"] == "spline"
+    assert r["config"]["retrain_init"] == "reinit" and min(r["kept_channels"]) >= 1
+
+
+def test_preresnet_end_to_end():
+    r = train(CNNTrainConfig(method="eb", **{**TINY, "model": "preresnet20", "epochs": 2, "train_subset": 64}))
+    assert r["data"]["input_shape"] == [3, 16, 16]
+    assert len(r["kept_channels"]) == 9 * 2 + 1  # 9 basic blocks x (select, mid) + the final selection
+
+
+def test_cli_json_and_errors(capsys):
+    assert main(["train", "--task", "cnn", "--model", "vgg11", "--dataset", "synthetic-images", "--method",
+                 "slimming", "--width", "0.125", "--epochs", "2", "--train-subset", "64", "--batch-size", "32",
+                 "--channel-sparsity", "0.3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["channel_sparsity_target"] == 0.3 and out["epochs"] == 2
+    assert main(["train", "--task", "cnn", "--model", "alexnet", "--dataset", "synthetic-images"]) == 2
+    assert "unknown model 'alexnet'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--task", "cnn", "--channel-sparsity", "1.0"])
+    assert exc.value.code == 2
+    assert "--channel-sparsity" in capsys.readouterr().err
+
+
+def test_config_validation_messages():
+    with pytest.raises(CodesignError, match="unknown method 'prune'"):
+        CNNTrainConfig(method="prune")
+    with pytest.raises(CodesignError, match="channel-sparsity"):
+        CNNTrainConfig(channel_sparsity=1.0)
+    with pytest.raises(CodesignError, match="--width"):
+        CNNTrainConfig(width=0.0)
+
+
+def test_train_from_args_maps_options(monkeypatch):
+    from codesign.cli import build_parser
+    from codesign.cnn import pipeline
+
+    monkeypatch.setattr(pipeline, "train", lambda cfg: cfg)
+    argv = ["train", "--task", "cnn", "--model", "preresnet56", "--dataset", "cifar100", "--method", "spline",
+            "--width", "0.5", "--channel-sparsity", "0.7", "--spline-mode", "global", "--detector", "eb",
+            "--no-download", "--train-subset", "100"]
+    cfg = pipeline.train_from_args(build_parser().parse_args(argv))
+    assert (cfg.model, cfg.dataset, cfg.method, cfg.width, cfg.channel_sparsity) == (
+        "preresnet56", "cifar100", "spline", 0.5, 0.7)
+    assert (cfg.spline_mode, cfg.detector, cfg.download, cfg.train_subset) == ("global", "eb", False, 100)
+    assert cfg.retrain_init == "finetune"  # the graph task's default --retrain-init ticket maps to finetune
+    cfg = pipeline.train_from_args(build_parser().parse_args(argv + ["--cnn-retrain-init", "reinit"]))
+    assert cfg.retrain_init == "reinit"
+    with pytest.raises(CodesignError, match="cnn-retrain-init"):
+        pipeline.train_from_args(build_parser().parse_args(argv + ["--retrain-init", "rewind"]))
