@@ -64,7 +64,7 @@ def test_price_cnn_run_phases_dense_then_pruned():
     out = price_cnn_run(shape, [PhaseRecord("search", 3, dense), PhaseRecord("retrain", 5, small)], list(small),
                         n_train=1000, batch_size=100, probe_images=16, probe_epochs=2)
     phases = out["cost"]["phases"]
-    assert [p["name"] for p in phases] == ["search", "retrain"]
+    assert [p["name"] for p in phases] == ["search", "retrain", "detector-probe"]
     assert phases[0]["flops"] / 3 > phases[1]["flops"] / 5  # a dense epoch costs more than a pruned one
     fd, fs = forward_flops(shape, dense), forward_flops(shape, small)
     assert out["eb_convention"]["train_flops"] == pytest.approx(3 * 1000 * (3 * fd + 5 * fs))

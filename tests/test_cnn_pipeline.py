@@ -7,6 +7,7 @@ import json
 import pytest
 
 from codesign.cli import main
+from codesign.cnn.cost import price
 from codesign.cnn.pipeline import METHODS, CNNTrainConfig, format_result, train
 from costmodels.errors import CodesignError
 
@@ -22,7 +23,15 @@ def runs():
 def test_every_method_runs_and_reports(runs):
     for method, r in runs.items():
         assert r["method"] == method and r["task"] == "cnn"
-        assert 0.0 <= r["test_accuracy"] <= 1.0
+        assert 0.0 <= r["test_accuracy"] <= 1.0 and 0.0 <= r["val_accuracy"] <= 1.0
+        # 10 % of the 256-image subset is held out: 26 val images, 230 train (steps of 64: 4 per epoch)
+        assert (r["data"]["n_train"], r["data"]["n_val"]) == (230, 26)
+        assert r["val_accuracy"] * 26 == pytest.approx(round(r["val_accuracy"] * 26))
+        ci = r["cost_inputs"]
+        assert ci["kept_channels"] == r["kept_channels"] and ci["dense_channels"] == r["dense_channels"]
+        assert (ci["n_train"], ci["steps_per_epoch"], ci["optimizer"]) == (230, 4, "sgd")
+        assert ci["dense_epochs"] + ci["pruned_epochs"] == sum(p["epochs"] for p in r["phases"])
+        assert price(ci, None)["train_flops"] == r["cost"]["train_flops"]
         assert all(k >= 1 for k in r["kept_channels"])
         assert sum(p["epochs"] for p in r["phases"]) == len(r["history"])
         assert r["cost"]["train_flops"] > 0 and r["eb_convention"]["train_flops"] > 0
@@ -32,6 +41,9 @@ def test_every_method_runs_and_reports(runs):
     dense = runs["dense"]
     assert dense["channel_sparsity"] == 0.0 and dense["forward_flops"]["reduction"] == 0.0
     assert dense["test_accuracy"] > 0.5  # the synthetic task is learnable in 6 epochs (chance: 0.1)
+    assert dense["val_accuracy"] > 0.5
+    assert runs["random"]["cost_inputs"]["dense_epochs"] == 0  # random trains the pruned net from the start
+    assert runs["eb"]["cost_inputs"]["dense_epochs"] == runs["eb"]["eb_epoch"]
     for m in ("eb", "spline-eb", "spline", "slimming", "random"):
         r = runs[m]
         assert 0.4 < r["channel_sparsity"] <= 0.5

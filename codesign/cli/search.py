@@ -6,6 +6,11 @@ and prices the run on ``--device`` with the cost model (or takes this machine's 
 over-budget trials infeasible. The study is the record; the run folder gets trials.csv,
 pareto.csv, pareto.png and summary.json. Rerunning the same command tops the study up to
 ``--trials`` complete trials. Nothing heavy is imported until the handler runs.
+
+``--task graph`` searches graph tickets (``codesign.pipelines.graph_search``); ``--task cnn`` searches
+pruned CNNs (``codesign.pipelines.cnn_search``: method, channel sparsity, detector threshold) at
+CPU-scale defaults (vgg11, width 0.25, fashion-mnist, 2000-image subset with 10 % held out for
+validation, 8 epochs), re-pricing each run's ``cost_inputs`` on ``--device``.
 """
 
 from __future__ import annotations
@@ -27,9 +32,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="co-design search: most accurate sparsity settings within a cost budget on a device",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
-    p.add_argument("--task", choices=["graph", "cnn"], default="graph", help="graph tickets (default) or cnn")
-    p.add_argument("--model", default="gcn", help="graph model: gcn, gat, gin, sage (default gcn)")
-    p.add_argument("--dataset", default="cora", help="dataset (default cora)")
+    p.add_argument("--task", choices=["graph", "cnn"], default="graph",
+                   help="graph tickets (default) or cnn (pruned CNNs: EB, spline-EB, spline, slimming, random)")
+    p.add_argument("--model", default=None,
+                   help="graph: gcn, gat, gin, sage (default gcn); cnn: vgg11/13/16/19, preresnet20/56/101, "
+                        "resnet18 (default vgg11)")
+    p.add_argument("--dataset", default=None,
+                   help="graph default cora; cnn: fashion-mnist (default), mnist, cifar10, cifar100, synthetic-images")
     p.add_argument("--metric", default="train-energy",
                    help="cost objective: {train,infer}-{energy,latency,flops,memory} (default train-energy)")
     p.add_argument("--budget", default=None,
@@ -42,8 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pareto: (accuracy, cost) multi-objective (default); acc-per-cost: the scalar ratio")
     p.add_argument("--trials", type=int, default=30,
                    help="complete trials the study should hold; a rerun tops it up (default 30)")
-    p.add_argument("--epochs", type=int, default=100,
-                   help="epochs per training phase, capping longer schedules (default 100, the papers')")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="graph: epochs per training phase, capping longer schedules (default 100, the papers'); "
+                        "cnn: the training schedule E (default 8 on CPU; the papers' 160)")
     p.add_argument("--space", default=None,
                    help="narrow or fix parameters, e.g. 'method=gebt,random; graph_sparsity=0.2:0.6'")
     p.add_argument("--seed", type=int, default=0, help="base seed (trial k trains with seed + k)")
@@ -54,9 +64,39 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "lets workers on many machines join; journal:///path for a journal file")
     p.add_argument("--out", default=None, help="run folder (default runs/<study>)")
     p.add_argument("--n-jobs", type=int, default=1, help="parallel workers in this process (default 1)")
+    g = p.add_argument_group("cnn task (--task cnn; CPU-scale defaults, about 10-20 s per trial)")
+    g.add_argument("--width", type=float, default=None, help="channel width multiplier (default 0.25)")
+    g.add_argument("--train-subset", type=int, default=None,
+                   help="train on a seeded subset of N training images, validation included (default 2000)")
+    g.add_argument("--val-size", type=float, default=None,
+                   help="validation images held out of the subset, a fraction < 1 or a count (default 0.1); "
+                        "the search maximises validation accuracy, test accuracy is only reported")
+    g.add_argument("--batch-size", type=int, default=None, help="SGD batch size (default 128)")
+    g.add_argument("--probe-grid", type=int, default=None,
+                   help="spline detector probe set: grid x grid images (default 16)")
     add_data_root(p)
     add_json_flag(p)
     p.set_defaults(handler=run)
+
+
+CNN_ONLY = ("width", "train_subset", "val_size", "batch_size", "probe_grid")
+
+
+def resolve_task_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the per-task defaults into ``args`` (model, dataset, epochs; the cnn options for --task cnn)."""
+    from costmodels.errors import CodesignError
+
+    if args.task == "graph":
+        given = [f"--{k.replace('_', '-')}" for k in CNN_ONLY if getattr(args, k) is not None]
+        if given:
+            raise CodesignError(f"{', '.join(given)} only apply to --task cnn; drop them or add --task cnn")
+        defaults = {"model": "gcn", "dataset": "cora", "epochs": 100}
+    else:
+        from codesign.pipelines.cnn_search import CPU_DEFAULTS as defaults  # torch-free module
+    for key, value in defaults.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    return args
 
 
 def default_study_name(args: argparse.Namespace) -> str:
@@ -76,11 +116,10 @@ def run(args: argparse.Namespace) -> int:
     from search.export import write_outputs
     from search.storage import embedded_url
 
+    resolve_task_defaults(args)
     metric = parse_metric(args.metric)
     budget = parse_budget(args.budget, metric) if args.budget else None
-    if args.task != "graph":
-        raise CodesignError("--task cnn search is not wired yet; use --task graph (the default)")
-    from codesign.pipelines.graph_search import MEASURED, GraphEvaluator, check_measurable, graph_space
+    from codesign.pipelines.graph_search import MEASURED, check_measurable, graph_space
     from codesign.pipelines.pricing import resolve_device
 
     if args.measured:
@@ -91,7 +130,12 @@ def run(args: argparse.Namespace) -> int:
         source = f"estimated: analytical cost model, profile {device_name}"
     if args.epochs is not None and args.epochs < 1:
         raise CodesignError(f"--epochs {args.epochs}: must be at least 1")
-    space = graph_space().narrow(args.space)
+    if args.task == "cnn":
+        from codesign.pipelines.cnn_search import cnn_space
+
+        space = cnn_space().narrow(args.space)
+    else:
+        space = graph_space().narrow(args.space)
     study_name = args.study or default_study_name(args)
     out = Path(args.out or Path("runs") / study_name)
     storage = args.storage
@@ -102,11 +146,10 @@ def run(args: argparse.Namespace) -> int:
         study_name=study_name, storage=storage, n_trials=args.trials, metric=metric, budget=budget,
         objective=args.objective, seed=args.seed, n_jobs=args.n_jobs,
         context={"task": args.task, "model": args.model, "dataset": args.dataset, "device": device_name,
-                 "measured": bool(args.measured), "cost_source": source, "epochs_cap": args.epochs},
+                 "measured": bool(args.measured), "cost_source": source, "epochs_cap": args.epochs,
+                 **({k: getattr(args, k) for k in CNN_ONLY} if args.task == "cnn" else {})},
     )
-    evaluator = GraphEvaluator(model=args.model, dataset=args.dataset, metric=metric,
-                               device=None if args.measured else device_name, measured=args.measured,
-                               epochs=args.epochs, data_root=args.data_root)
+    evaluator = _evaluator(args, metric, None if args.measured else device_name)
     study = _run_with_progress(config, space, evaluator, metric.unit, format_si)
     summary = write_outputs(study, out)
     if args.json:
@@ -114,6 +157,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_summary(summary, out))
     return 0
+
+
+def _evaluator(args: argparse.Namespace, metric, device: str | None):  # type: ignore[no-untyped-def]
+    if args.task == "cnn":
+        from codesign.pipelines.cnn_search import CNNEvaluator
+
+        ev = CNNEvaluator(model=args.model, dataset=args.dataset, metric=metric, device=device,
+                          measured=args.measured, epochs=args.epochs, width=args.width,
+                          train_subset=args.train_subset, val_size=args.val_size, batch_size=args.batch_size,
+                          probe_grid=args.probe_grid, data_root=args.data_root)
+        ev.config({"method": "eb", "channel_sparsity": 0.5, "threshold": 0.1}, args.seed)  # bad options: fail now
+        return ev
+    from codesign.pipelines.graph_search import GraphEvaluator
+
+    return GraphEvaluator(model=args.model, dataset=args.dataset, metric=metric, device=device,
+                          measured=args.measured, epochs=args.epochs, data_root=args.data_root)
 
 
 def _run_with_progress(config, space, evaluator, unit, format_si):  # type: ignore[no-untyped-def]

@@ -27,6 +27,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="fraction p of prunable channels to remove, in [0, 1) (default 0.5)")
     g.add_argument("--width", type=float, default=1.0, help="channel width multiplier (e.g. 0.25 for CPU runs)")
     g.add_argument("--train-subset", type=int, default=None, help="train on a seeded random subset of N images")
+    g.add_argument("--val-size", type=float, default=0.1,
+                   help="validation images held out of the (subset) training set: a fraction < 1 or a count "
+                        "(default 0.1; 0 = none)")
     g.add_argument("--batch-size", type=int, default=256, help="SGD batch size (default 256, as the papers)")
     g.add_argument("--cnn-retrain-init", choices=["finetune", "reinit"], default=None,
                    help="retrain the pruned net from the ticket's weights (finetune, default) or re-initialised")

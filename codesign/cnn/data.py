@@ -11,6 +11,10 @@ Layouts under the data root (``codesign.data_root.resolve_data_root``):
 * ``synthetic-images``: 10 classes of 3x16x16 images, a fixed random template per class plus
   Gaussian noise (std 0.6 of the template scale); learnable in a few epochs; for tests.
 
+Validation split: ``val_size`` images are held out of the (subset) training set, seeded, before any
+training; ``val_size`` < 1 is a fraction (rounded), >= 1 a count, 0 = no validation set. Model
+selection and search read the validation set only; the test set is for reporting.
+
 Images stay uint8 ``[N, C, H, W]`` in memory; :func:`batches` normalises per channel and applies
 the CIFAR augmentation (4-pixel zero-padded random crop + horizontal flip) on the fly.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import pickle
 import tarfile
 import urllib.request
@@ -53,11 +58,13 @@ NORM = {
 
 @dataclass(frozen=True)
 class ImageData:
-    """Train / test images as uint8 ``[N, C, H, W]`` and int64 labels ``[N]``."""
+    """Train / validation / test images as uint8 ``[N, C, H, W]`` and int64 labels ``[N]``."""
 
     name: str
     train_x: torch.Tensor
     train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
     num_classes: int
@@ -67,9 +74,9 @@ class ImageData:
     source: str
 
     def checksum(self) -> str:
-        """SHA-256 of the images and labels actually used (train subset included), for provenance."""
+        """SHA-256 of the images and labels actually used (train subset and val split included)."""
         h = hashlib.sha256()
-        for t in (self.train_x, self.train_y, self.test_x, self.test_y):
+        for t in (self.train_x, self.train_y, self.val_x, self.val_y, self.test_x, self.test_y):
             h.update(t.numpy().tobytes())
         return h.hexdigest()
 
@@ -175,9 +182,21 @@ def _synthetic(seed: int, n_train: int = 1024, n_test: int = 512) -> tuple[np.nd
     return (*draw(n_train), *draw(n_test))
 
 
+def val_count(val_size: float, n: int) -> int:
+    """Images to hold out of ``n``: round(val_size · n) for a fraction, else the count itself."""
+    if val_size < 0 or not math.isfinite(val_size):
+        raise CodesignError(f"--val-size must be >= 0 (a fraction < 1 or an image count), got {val_size}")
+    k = int(round(val_size * n)) if val_size < 1 else int(val_size)
+    if k >= n:
+        raise CodesignError(f"--val-size {val_size:g} holds out {k} of {n} training images, leaving none to "
+                            "train on; use a smaller --val-size or a larger --train-subset")
+    return k
+
+
 def load_dataset(name: str, root: Path, *, train_subset: int | None = None, seed: int = 0,
-                 download: bool = True) -> ImageData:
-    """Load ``name`` (see ``DATASETS``); ``train_subset`` keeps a seeded random subset of train."""
+                 download: bool = True, val_size: float = 0.0) -> ImageData:
+    """Load ``name`` (see ``DATASETS``); ``train_subset`` keeps a seeded random subset of train, then
+    ``val_size`` (fraction or count, see the module docstring) of it is held out as validation."""
     if name not in DATASETS:
         raise unknown("dataset", name, list(DATASETS))
     if name in CIFAR:
@@ -195,8 +214,13 @@ def load_dataset(name: str, root: Path, *, train_subset: int | None = None, seed
         if train_subset < len(ytr):
             idx = np.random.default_rng(seed).permutation(len(ytr))[:train_subset]
             xtr, ytr = xtr[np.sort(idx)], ytr[np.sort(idx)]
+    k_val = val_count(val_size, len(ytr))
+    perm = np.random.default_rng([seed, 7]).permutation(len(ytr))  # own stream: independent of the subset
+    val_idx, tr_idx = np.sort(perm[:k_val]), np.sort(perm[k_val:])
+    xva, yva, xtr, ytr = xtr[val_idx], ytr[val_idx], xtr[tr_idx], ytr[tr_idx]
     mean, std = NORM[name]
     return ImageData(name, torch.from_numpy(np.array(xtr)), torch.from_numpy(ytr.astype(np.int64)),
+                     torch.from_numpy(np.array(xva)), torch.from_numpy(yva.astype(np.int64)),
                      torch.from_numpy(np.array(xte)), torch.from_numpy(yte.astype(np.int64)),
                      k, mean, std, name in CIFAR, source)
 

@@ -12,8 +12,8 @@ Both detectors keep a FIFO of snapshots and compare the newest with each older o
   previous ``lookback`` = 3 codes are all < threshold (0.16), i.e. their maximum is.
 
 The probe set (:func:`probe_inputs`) follows the public code: a ``grid x grid`` lattice on the plane
-through two test images, x = a·x0 + b·x1 with a, b in [0, 1] (the code uses 100x100; we default to
-a smaller grid on CPU).
+through two images, x = a·x0 + b·x1 with a, b in [0, 1] (the code uses 100x100 and two test images;
+we default to a smaller grid on CPU and take two validation images, keeping the test set unseen).
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@
 Retraining (``retrain_init``): ``finetune`` keeps the ticket's weights and continues the step
 schedule from epoch t (fresh momentum); ``reinit`` re-initialises the pruned net and runs a step
 schedule scaled to the retrain length. If no ticket emerges within E epochs, the ticket is drawn
-at the end of training (``eb_found = False``) and fine-tuned like slimming.
+at the end of training (``eb_found = False``) and fine-tuned like slimming. No loop looks at the
+test set: the spline probe plane runs through two validation images; ``ticket_acc`` is reported only.
 """
 
 from __future__ import annotations
@@ -114,7 +115,9 @@ def run_search(model: nn.Module, data: ImageData, cfg, g: torch.Generator) -> Ou
     need_probe = use_spline_detector or cfg.method == "spline"
     probe = None
     if need_probe:
-        x01 = normalise(data.test_x[:2], data)
+        # the probe plane runs through two held-out validation images (the public code uses two test
+        # images; we keep the test set out of training decisions), or two training images without a val set
+        x01 = normalise((data.val_x if len(data.val_y) >= 2 else data.train_x)[:2], data)
         probe = probe_inputs(x01[0], x01[1], cfg.probe_grid)
     detector = (SplineDetector(cfg.spline_lookback, cfg.spline_threshold) if use_spline_detector
                 else MaskDetector(cfg.eb_fifo, cfg.eb_eps))

@@ -1,8 +1,11 @@
 """`codesign train --task cnn`: configuration, one run end to end, and the result record.
 
-``train(config) -> dict`` loads the data, builds the network (input channels / size and classes
-follow the dataset), runs the method's loop (``codesign.cnn.methods``), evaluates, and prices the
-run (``codesign.cnn.cost``). Everything is deterministic on CPU for a given seed.
+``train(config) -> dict`` loads the data (holding out ``val_size`` of the training images as a
+seeded validation set), builds the network (input channels / size and classes follow the
+dataset), runs the method's loop (``codesign.cnn.methods``), evaluates on validation
+(``val_accuracy``, what a search optimises) and test (``test_accuracy``, reported), and prices the
+run (``codesign.cnn.cost``; ``cost_inputs`` re-prices it on any device with
+``codesign.cnn.cost.price``). Everything is deterministic on CPU for a given seed.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class CNNTrainConfig:
     width: float = 1.0
     batch_size: int = 256
     train_subset: int | None = None
+    val_size: float = 0.1
     retrain_init: str = "finetune"
     spline_mode: str = "layerwise"
     detector: str = "spline"
@@ -80,6 +84,8 @@ class CNNTrainConfig:
             raise CodesignError(f"--finetune-epochs must be >= 0, got {self.finetune_epochs}")
         if not 0.0 < self.width <= 4.0:
             raise CodesignError(f"--width must be in (0, 4], got {self.width}; e.g. --width 0.25 for CPU runs")
+        if not (self.val_size >= 0 and math.isfinite(self.val_size)):
+            raise CodesignError(f"--val-size must be >= 0 (a fraction < 1 or an image count), got {self.val_size}")
         if self.bn_l1 < 0:
             raise CodesignError(f"--bn-l1 must be >= 0, got {self.bn_l1}")
         if self.run_on == "cuda":
@@ -109,7 +115,7 @@ def train(config: CNNTrainConfig) -> dict:
     cfg = config.resolved()
     t0 = time.perf_counter()
     data = load_dataset(cfg.dataset, resolve_data_root(cfg.data_root), train_subset=cfg.train_subset,
-                        seed=cfg.seed, download=cfg.download)
+                        seed=cfg.seed, download=cfg.download, val_size=cfg.val_size)
     c, h, _ = data.input_shape
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, width=cfg.width, in_channels=c, num_classes=data.num_classes)
@@ -117,14 +123,15 @@ def train(config: CNNTrainConfig) -> dict:
     dense_units = kept_channels(model)
     g = torch.Generator().manual_seed(cfg.seed)
     out = METHOD_LOOPS[cfg.method](model, data, cfg, g)
-    acc = evaluate(out.model, data)
+    acc, val_acc = evaluate(out.model, data), evaluate(out.model, data, split="val")
     shape = NetShape(cfg.model, data.num_classes, c, h, cfg.width)
     priced = price_cnn_run(shape, out.phases, list(widths(out.model)), n_train=len(data.train_y),
-                           batch_size=cfg.batch_size, probe_images=out.probe_images, probe_epochs=out.probe_epochs)
+                           batch_size=cfg.batch_size, probe_images=out.probe_images, probe_epochs=out.probe_epochs,
+                           dense_channels=dense_widths)
     f_before, f_after = forward_flops(shape, dense_widths), forward_flops(shape, widths(out.model))
     result = {
         "task": "cnn", "model": cfg.model, "dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed,
-        "epochs": cfg.epochs, "test_accuracy": acc, "ticket_accuracy": out.ticket_acc,
+        "epochs": cfg.epochs, "val_accuracy": val_acc, "test_accuracy": acc, "ticket_accuracy": out.ticket_acc,
         "eb_epoch": out.eb_epoch, "eb_found": out.eb_found,
         "search_epochs": next((p.epochs for p in out.phases if p.name == "search"), None),
         "channel_sparsity_target": cfg.channel_sparsity if cfg.method != "dense" else 0.0,
@@ -136,7 +143,8 @@ def train(config: CNNTrainConfig) -> dict:
         "phases": [asdict(p) for p in out.phases],
         **priced,
         "history": out.history,
-        "data": {"n_train": len(data.train_y), "n_test": len(data.test_y), "source": data.source,
+        "data": {"n_train": len(data.train_y), "n_val": len(data.val_y), "n_test": len(data.test_y),
+                 "source": data.source,
                  "input_shape": list(data.input_shape)},
         "dataset_checksum": data.checksum(),
         "wall_s": time.perf_counter() - t0,
@@ -175,7 +183,7 @@ def train_from_args(args) -> dict:
     cfg = CNNTrainConfig(
         model=args.model or "vgg11", dataset=args.dataset or "fashion-mnist", method=args.method,
         seed=args.seed, epochs=args.epochs, channel_sparsity=args.channel_sparsity, width=args.width,
-        batch_size=args.batch_size, train_subset=args.train_subset, retrain_init=retrain,
+        batch_size=args.batch_size, train_subset=args.train_subset, val_size=args.val_size, retrain_init=retrain,
         spline_mode=args.spline_mode, detector=args.detector, bn_l1=args.bn_l1, eb_eps=args.eb_eps,
         spline_threshold=args.spline_threshold, probe_grid=args.probe_grid,
         finetune_epochs=args.finetune_epochs, data_root=args.data_root, download=not args.no_download,
@@ -188,9 +196,11 @@ def format_result(r: dict) -> str:
     """A short human-readable summary of a result record."""
     cost = r["cost"]
     lines = [
-        f"{r['model']} on {r['dataset']} ({r['data']['n_train']} train images), method {r['method']}, "
-        f"seed {r['seed']}, {r['epochs']} epochs",
-        f"  test accuracy        {100 * r['test_accuracy']:.2f} %"
+        f"{r['model']} on {r['dataset']} ({r['data']['n_train']} train / {r['data'].get('n_val', 0)} val images), "
+        f"method {r['method']}, seed {r['seed']}, {r['epochs']} epochs",
+        "  val / test accuracy  "
+        + ("-" if r.get("val_accuracy") is None else f"{100 * r['val_accuracy']:.2f} %")
+        + f" / {100 * r['test_accuracy']:.2f} %"
         + ("" if r["ticket_accuracy"] is None else f"   (ticket before retrain {100 * r['ticket_accuracy']:.2f} %)"),
         f"  ticket epoch         {r['eb_epoch']}" + ("" if r["eb_found"] is None else f"  (found: {r['eb_found']})"),
         f"  channel sparsity     {r['channel_sparsity']:.3f} achieved / {r['channel_sparsity_target']:.3f} target",

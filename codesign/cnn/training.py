@@ -63,14 +63,17 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: ImageData, *
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1000) -> float:
-    """Top-1 accuracy on the test set, in [0, 1]."""
+def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1000, split: str = "test") -> float | None:
+    """Top-1 accuracy on the ``split`` ("test" or "val") images, in [0, 1]; None for an empty split."""
+    x, y = (data.test_x, data.test_y) if split == "test" else (data.val_x, data.val_y)
+    if len(y) == 0:
+        return None
     model.eval()
     correct = 0
-    for i in range(0, len(data.test_y), batch_size):
-        xb = normalise(data.test_x[i:i + batch_size], data)
-        correct += int((model(xb).argmax(1) == data.test_y[i:i + batch_size]).sum())
-    return correct / max(len(data.test_y), 1)
+    for i in range(0, len(y), batch_size):
+        xb = normalise(x[i:i + batch_size], data)
+        correct += int((model(xb).argmax(1) == y[i:i + batch_size]).sum())
+    return correct / len(y)
 
 
 def progress(total: int, desc: str, enabled: bool | None = None):

@@ -1,0 +1,129 @@
+"""The pruned-CNN search: its default space and the evaluator ``codesign search --task cnn`` hands to ``search``.
+
+Space (``--task cnn``): ``method`` in dense, eb, spline-eb, spline, slimming, random;
+``channel_sparsity`` p (every method but dense: the fraction of prunable channels removed);
+``threshold`` of the ticket detector (eb, spline-eb, spline). The threshold means what the
+method's detector compares against: the mask distance ε of the EB detector (``eb``, ``spline``
+with ``--detector eb``; paper 0.1) or the partition-code distance of the spline-EB detector
+(``spline-eb``, ``spline`` with the default spline detector; paper 0.16). A parameter that does
+not apply takes the value the method uses (dense: p = 0; slimming, random: no detector).
+
+Evaluation of one configuration: train it here (``codesign.cnn.pipeline.train`` on a seeded
+training subset, ``val_size`` of it held out), take the *validation* accuracy as the objective and
+report the test accuracy, then price the executed run on ``--device`` with
+``codesign.cnn.cost.price(result["cost_inputs"], device)`` (``costmodels.price_run`` of the dense
+phase at the dense widths and the pruned phase at the kept widths; estimated, not measured).
+``--measured`` instead takes this machine's measured training wall time (train-latency only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from costmodels.errors import CodesignError
+from search import Evaluation, Metric, Param, SearchSpace
+
+from .graph_search import MEASURED, check_measurable
+
+CNN_METHODS = ("eb", "spline-eb", "spline", "slimming", "random", "dense")
+_PRUNED = frozenset({"eb", "spline-eb", "spline", "slimming", "random"})
+_DETECTED = frozenset({"eb", "spline-eb", "spline"})
+
+# CPU-scale defaults of `codesign search --task cnn` (about 10-20 s per trial on 2 cores)
+CPU_DEFAULTS = {"model": "vgg11", "dataset": "fashion-mnist", "width": 0.25, "epochs": 8, "train_subset": 2000,
+                "val_size": 0.1, "batch_size": 128, "probe_grid": 16}
+
+
+def cnn_space(min_sparsity: float = 0.1, max_sparsity: float = 0.8) -> SearchSpace:
+    """The default CNN search space (see the module docstring)."""
+    return SearchSpace((
+        Param("method", choices=CNN_METHODS, help="pruning method"),
+        Param("channel_sparsity", low=min_sparsity, high=max_sparsity, applies_to=_PRUNED, default=0.0,
+              help="fraction of prunable channels removed"),
+        Param("threshold", low=0.05, high=0.3, applies_to=_DETECTED, default=None,
+              help="ticket detector threshold: EB mask distance or spline code distance (others: none)"),
+    ))
+
+
+def uses_spline_detector(method: str, detector: str = "spline") -> bool:
+    """True when ``method`` watches partition codes (``threshold`` = spline threshold), else EB masks."""
+    return method == "spline-eb" or (method == "spline" and detector == "spline")
+
+
+@dataclass(frozen=True)
+class CNNEvaluator:
+    """``evaluator(params, seed) -> Evaluation`` for pruned CNNs (see the module docstring).
+
+    ``overrides`` are extra ``CNNTrainConfig`` fields applied to every trial (e.g. ``detector``).
+    """
+
+    model: str
+    dataset: str
+    metric: Metric
+    device: str | None
+    measured: bool = False
+    epochs: int = 8
+    width: float = 0.25
+    train_subset: int | None = 2000
+    val_size: float = 0.1
+    batch_size: int = 128
+    probe_grid: int = 16
+    data_root: str | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.val_size == 0:
+            raise CodesignError("--val-size 0: the search selects on validation accuracy and needs a validation "
+                                "set; use e.g. --val-size 0.1 (a fraction) or --val-size 500 (images)")
+
+    def config(self, params: Mapping[str, Any], seed: int) -> Any:
+        from codesign.cnn.pipeline import CNNTrainConfig
+
+        method = params["method"]
+        kwargs: dict[str, Any] = {
+            "model": self.model, "dataset": self.dataset, "method": method, "seed": seed, "epochs": self.epochs,
+            "width": self.width, "train_subset": self.train_subset, "val_size": self.val_size,
+            "batch_size": self.batch_size, "probe_grid": self.probe_grid, "data_root": self.data_root,
+            "channel_sparsity": float(params.get("channel_sparsity") or 0.0), "progress": False,
+            **dict(self.overrides),
+        }
+        if params.get("threshold") is not None:
+            key = "spline_threshold" if uses_spline_detector(method, kwargs.get("detector", "spline")) else "eb_eps"
+            kwargs[key] = float(params["threshold"])
+        return CNNTrainConfig(**kwargs)
+
+    def __call__(self, params: dict[str, Any], seed: int) -> Evaluation:
+        from codesign.cnn.cost import price
+        from codesign.cnn.pipeline import train
+
+        from .pricing import flat_costs
+
+        result = train(self.config(params, seed))
+        if result.get("val_accuracy") is None:  # e.g. a fraction that rounds to 0 images of a tiny subset
+            raise CodesignError(f"--val-size {self.val_size:g} held out no validation images of "
+                                f"{result['data']['n_train']}; raise --val-size or --train-subset")
+        if self.measured:
+            check_measurable(self.metric)
+            cost = float(sum(p["wall_s"] for p in result["phases"]))
+            costs: dict[str, Any] = {self.metric.cost_key: cost, "source": MEASURED[self.metric.name],
+                                     "peak_rss_bytes": result.get("peak_rss_bytes")}
+        else:
+            costs = flat_costs(price(result["cost_inputs"], self.device or "h100"))
+            value = costs.get(self.metric.cost_key)
+            if value is None:
+                raise CodesignError(f"the cost model gave no {self.metric.cost_key} on {self.device}")
+            cost = float(value)
+        return Evaluation(
+            val_accuracy=float(result["val_accuracy"]),
+            test_accuracy=float(result["test_accuracy"]),
+            cost=cost,
+            costs=costs,
+            attrs={"eb_epoch": result.get("eb_epoch"), "eb_found": result.get("eb_found"),
+                   "train_wall_s": result.get("wall_s"),
+                   "channel_sparsity_achieved": result.get("channel_sparsity"),
+                   "kept_channels": list(result.get("kept_channels", [])),
+                   "forward_flops_reduction": result["forward_flops"]["reduction"],
+                   "phases": [f"{p['name']}:{p['epochs']}" for p in result.get("phases", [])]},
+        )
