@@ -7,12 +7,14 @@ import json
 
 import pytest
 import torch
+from datasets_available import requires_cora
 
 from codesign.cli import main
 from costmodels import load_profile
 from costmodels.calibrate import mape
 
 
+@requires_cora
 def test_calibrate_writes_a_loadable_profile_and_report(tmp_path, capsys):
     out, report = tmp_path / "calibrated" / "cloud-cpu-2core.toml", tmp_path / "cal.json"
     rc = main(["calibrate", "--models", "gcn,sage", "--datasets", "cora", "--sparsities", "0,0.5,0.9",

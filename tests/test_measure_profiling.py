@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from datasets_available import requires_cora
 
 from codesign.cli import main
 from codesign.profiling import (
@@ -26,6 +27,7 @@ from costmodels.measure import CPUMeter
 DATA = DataCache()
 
 
+@requires_cora
 def test_runner_prices_what_it_runs():
     data = DATA("cora")
     r = EpochRunner(WorkloadConfig("gcn", "cora", graph_sparsity=0.5, weight_sparsity=0.8), data)
@@ -43,6 +45,7 @@ def test_runner_prices_what_it_runs():
     assert r.workload() == expected
 
 
+@requires_cora
 def test_search_phase_trains_edge_values_and_draws_masks():
     r = EpochRunner(WorkloadConfig("gcn", "cora", trainable_graph=True, mask_update=True, phase="search"),
                     DATA("cora"))
@@ -59,6 +62,7 @@ def test_search_phase_trains_edge_values_and_draws_masks():
     assert float(wl.extra_trainable) == 10556 / 2  # one value per undirected edge
 
 
+@requires_cora
 def test_measure_grid_and_phase_windows_count_windows():
     r = EpochRunner(WorkloadConfig("gcn", "cora"), DATA("cora"))
     meter = CPUMeter()
@@ -86,6 +90,7 @@ def test_profile_cli_measure_energy_without_counter_is_one_line(capsys):
     assert err.startswith("codesign: error: --measure-energy") and "RAPL" in err
 
 
+@requires_cora
 def test_profile_cli_gebt_writes_measured_vs_predicted(tmp_path, capsys):
     rc = main(["profile", "--model", "gcn", "--dataset", "cora", "--method", "gebt", "--graph-sparsity", "0.3",
                "--weight-sparsity", "0.5", "--repeats", "2", "--warmup", "1", "--phase-windows",
@@ -111,6 +116,7 @@ def test_cli_help_does_not_import_torch():
     assert out.stdout.strip() == "False"
 
 
+@requires_cora
 def test_gpu_style_windows_repeat_epochs_until_the_counter_moves():
     """The NVML path of measure_grid on the CPU: a fake counter, windows of >= 0.15 s, divided."""
     import time
@@ -130,6 +136,7 @@ def test_gpu_style_windows_repeat_epochs_until_the_counter_moves():
         assert m.energy_above_idle_j == pytest.approx(60.0 * m.wall_s, rel=0.1)
 
 
+@requires_cora
 def test_profile_cli_inference_prices_the_ticket(tmp_path):
     from costmodels import GNNSpec, gnn_workload
 

@@ -25,7 +25,9 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
+import os
 import shutil
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -89,7 +91,11 @@ def actor_url(file: str) -> str:
 
 
 def _fetch(url: str, dest: Path) -> None:
-    """Download ``url`` to ``dest`` (the only network access of the loaders)."""
+    """Download ``url`` to ``dest`` (the only network access of the loaders).
+
+    ``CODESIGN_OFFLINE=1`` forbids it (the test suite sets it: tests never touch the network)."""
+    if os.environ.get("CODESIGN_OFFLINE") == "1":
+        raise urllib.error.URLError("downloads are disabled (CODESIGN_OFFLINE=1)")
     with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(dest, "wb") as out:
         shutil.copyfileobj(response, out)
 
