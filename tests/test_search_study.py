@@ -144,20 +144,37 @@ def _worker_script(url: str, n: int, delay: float, study: str = "s", barrier: st
     )
 
 
+def _peek(db) -> tuple[int, int]:
+    """(complete trials, running trials with parameters) read without touching the schema."""
+    import sqlite3
+
+    if not db.exists():
+        return 0, 0
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            complete = con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+            running = con.execute(
+                "SELECT COUNT(*) FROM trials t WHERE t.state = 'RUNNING' AND EXISTS "
+                "(SELECT 1 FROM trial_params p WHERE p.trial_id = t.trial_id)").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:  # tables not created yet
+        return 0, 0
+    return complete, running
+
+
 def test_killed_worker_trial_is_retried_once(tmp_path):
     cfg = config(tmp_path, 8)
     proc = subprocess.Popen([sys.executable, "-c", _worker_script(cfg.storage, 8, 0.4)])
     deadline = time.time() + 60
     while time.time() < deadline:
         time.sleep(0.2)
-        if (tmp_path / "study.db").exists():
-            try:
-                trials = load(cfg).trials
-            except Exception:  # tables not created yet
-                continue
-            complete = sum(t.state.name == "COMPLETE" for t in trials)
-            if complete >= 3 and any(t.state.name == "RUNNING" and t.params for t in trials):
-                break  # killed mid-evaluation, its parameters already drawn
+        # Peek read-only with sqlite3: opening an Optuna storage here would write its schema
+        # version while the worker creates the tables (a race on a slow machine).
+        complete, running = _peek(tmp_path / "study.db")
+        if complete >= 3 and running:
+            break  # killed mid-evaluation, its parameters already drawn
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     study = load(cfg)
