@@ -119,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
     resolve_task_defaults(args)
     metric = parse_metric(args.metric)
     budget = parse_budget(args.budget, metric) if args.budget else None
-    from codesign.pipelines.graph_search import MEASURED, check_measurable, graph_space
-    from codesign.pipelines.pricing import resolve_device
+    from codesign.pipelines.graph_search import graph_space
+    from codesign.pipelines.pricing import MEASURED, check_measurable, resolve_device
 
     if args.measured:
         check_measurable(metric)

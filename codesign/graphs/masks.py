@@ -64,25 +64,22 @@ def global_weight_mask(params: dict[str, Tensor], ratio: float, among: dict[str,
     names = list(params)
     flat = torch.cat([(scores[n] if scores else params[n]).detach().abs().reshape(-1) for n in names])
     pool = torch.cat([among[n].reshape(-1) for n in names]) if among else None
-    mask = magnitude_mask(flat, ratio, pool)
-    out, start = {}, 0
-    for n in names:
-        size = params[n].numel()
-        out[n] = mask[start:start + size].view(params[n].shape).clone()
-        start += size
-    return out
+    return _split(magnitude_mask(flat, ratio, pool), params)
 
 
 def random_weight_mask(params: dict[str, Tensor], ratio: float, generator: torch.Generator) -> dict[str, Tensor]:
     """Uniform random global weight mask at ``ratio`` (exact count over all layers)."""
     names = list(params)
     total = sum(params[n].numel() for n in names)
-    mask = random_mask(total, ratio, generator)
+    return _split(random_mask(total, ratio, generator), params)
+
+
+def _split(mask: Tensor, params: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Cut one flat mask over all layers back into per-layer masks shaped like ``params``."""
     out, start = {}, 0
-    for n in names:
-        size = params[n].numel()
-        out[n] = mask[start:start + size].view(params[n].shape).clone()
-        start += size
+    for n, p in params.items():
+        out[n] = mask[start:start + p.numel()].view(p.shape).clone()
+        start += p.numel()
     return out
 
 

@@ -25,8 +25,6 @@ from typing import Any
 from costmodels.errors import CodesignError
 from search import Evaluation, Metric, Param, SearchSpace
 
-from .graph_search import MEASURED, check_measurable
-
 CNN_METHODS = ("eb", "spline-eb", "spline", "slimming", "random", "dense")
 _PRUNED = frozenset({"eb", "spline-eb", "spline", "slimming", "random"})
 _DETECTED = frozenset({"eb", "spline-eb", "spline"})
@@ -98,23 +96,13 @@ class CNNEvaluator:
         from codesign.cnn.cost import price
         from codesign.cnn.pipeline import train
 
-        from .pricing import flat_costs
+        from .pricing import trial_cost
 
         result = train(self.config(params, seed))
         if result.get("val_accuracy") is None:  # e.g. a fraction that rounds to 0 images of a tiny subset
             raise CodesignError(f"--val-size {self.val_size:g} held out no validation images of "
                                 f"{result['data']['n_train']}; raise --val-size or --train-subset")
-        if self.measured:
-            check_measurable(self.metric)
-            cost = float(sum(p["wall_s"] for p in result["phases"]))
-            costs: dict[str, Any] = {self.metric.cost_key: cost, "source": MEASURED[self.metric.name],
-                                     "peak_rss_bytes": result.get("peak_rss_bytes")}
-        else:
-            costs = flat_costs(price(result["cost_inputs"], self.device or "h100"))
-            value = costs.get(self.metric.cost_key)
-            if value is None:
-                raise CodesignError(f"the cost model gave no {self.metric.cost_key} on {self.device}")
-            cost = float(value)
+        cost, costs = trial_cost(result, self.metric, self.device, self.measured, price)
         return Evaluation(
             val_accuracy=float(result["val_accuracy"]),
             test_accuracy=float(result["test_accuracy"]),

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from costmodels.errors import CodesignError
 from search import Evaluation, Metric, Param, SearchSpace
 
 GRAPH_METHODS = ("gebt", "geb", "random", "ugs", "dense")
@@ -36,26 +35,6 @@ def graph_space(max_sparsity: float = 0.9) -> SearchSpace:
         Param("threshold", low=0.05, high=0.3, applies_to=frozenset({"gebt", "geb"}), default=None,
               help="early-bird detector threshold eta (methods without a detector: none)"),
     ))
-
-
-MEASURED = {
-    # metric -> how this machine measures it for one training run
-    "train-latency": "sum of the measured wall time of every training phase (time.perf_counter)",
-}
-
-
-def check_measurable(metric: Metric) -> None:
-    """``--measured`` is only possible where this machine measures the metric; say so up front."""
-    if metric.name not in MEASURED:
-        raise CodesignError(
-            f"--measured: {metric.name} is not measured on this machine (measured: {', '.join(MEASURED)}; "
-            "no RAPL/NVML energy here); drop --measured to price runs on --device with the cost model"
-        )
-
-
-def _measured_cost(result: Mapping[str, Any], metric: Metric) -> float:
-    check_measurable(metric)
-    return float(sum(p["wall_s"] for p in result["phases"]))
 
 
 @dataclass(frozen=True)
@@ -89,19 +68,10 @@ class GraphEvaluator:
         from codesign.graphs.costing import price
         from codesign.graphs.pipeline import train
 
-        from .pricing import flat_costs
+        from .pricing import trial_cost
 
         result = train(self.config(params, seed), progress=False)
-        if self.measured:
-            cost = _measured_cost(result, self.metric)
-            costs: dict[str, Any] = {self.metric.cost_key: cost, "source": MEASURED[self.metric.name],
-                                     "peak_rss_bytes": result.get("peak_rss_bytes")}
-        else:
-            costs = flat_costs(price(result["cost_inputs"], self.device or "h100"))
-            value = costs.get(self.metric.cost_key)
-            if value is None:
-                raise CodesignError(f"the cost model gave no {self.metric.cost_key} on {self.device}")
-            cost = float(value)
+        cost, costs = trial_cost(result, self.metric, self.device, self.measured, price)
         return Evaluation(
             val_accuracy=float(result["val_accuracy"]),
             test_accuracy=None if result.get("test_accuracy") is None else float(result["test_accuracy"]),

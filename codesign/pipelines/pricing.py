@@ -9,12 +9,13 @@ calibration exists) and the flat, scalar view of a ``RunCost`` dict that a trial
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from costmodels import RunCost, list_profiles, load_profile
-from costmodels.errors import unknown
+from costmodels.errors import CodesignError, unknown
 from costmodels.profiles import DeviceProfile
+from search.budget import Metric
 
 
 def resolve_device(name: str) -> tuple[DeviceProfile, str]:
@@ -48,3 +49,41 @@ def flat_costs(run: RunCost | Mapping[str, Any]) -> dict[str, Any]:
 
 def _num(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
+
+
+MEASURED = {
+    # metric -> how this machine measures it for one training run
+    "train-latency": "sum of the measured wall time of every training phase (time.perf_counter)",
+}
+
+
+def check_measurable(metric: Metric) -> None:
+    """``--measured`` is only possible where this machine measures the metric; say so up front."""
+    if metric.name not in MEASURED:
+        raise CodesignError(
+            f"--measured: {metric.name} is not measured on this machine (measured: {', '.join(MEASURED)}; "
+            "no RAPL/NVML energy here); drop --measured to price runs on --device with the cost model"
+        )
+
+
+def measured_cost(result: Mapping[str, Any], metric: Metric) -> float:
+    check_measurable(metric)
+    return float(sum(p["wall_s"] for p in result["phases"]))
+
+
+def trial_cost(result: Mapping[str, Any], metric: Metric, device: str | None, measured: bool,
+               price: Callable[[Mapping[str, Any], str], Any]) -> tuple[float, dict[str, Any]]:
+    """The search objective's cost of one finished run, and every cost a trial stores.
+
+    ``measured``: this machine's measurement (see ``MEASURED``); otherwise ``price(cost_inputs,
+    device)`` re-prices the run on the device profile with the analytical model.
+    """
+    if measured:
+        cost = measured_cost(result, metric)
+        return cost, {metric.cost_key: cost, "source": MEASURED[metric.name],
+                      "peak_rss_bytes": result.get("peak_rss_bytes")}
+    costs = flat_costs(price(result["cost_inputs"], device or "h100"))
+    value = costs.get(metric.cost_key)
+    if value is None:
+        raise CodesignError(f"the cost model gave no {metric.cost_key} on {device}")
+    return float(value), costs
