@@ -103,7 +103,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         except Exception as exc:  # sqlalchemy errors: bad URL, refused connection, auth, unwritable file
             first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
             reason = first[0] if first else type(exc).__name__
-            if attempt < 4 and ("duplicate key" in reason or "already exists" in reason):
+            racing = ("duplicate key", "already exists", "UNIQUE constraint failed: alembic_version")
+            if attempt < 4 and any(r in reason for r in racing):
                 time.sleep(0.5 + attempt)  # another worker is creating the tables right now
                 continue
             raise CodesignError(

@@ -264,3 +264,20 @@ def test_journal_storage_tops_up(tmp_path):
     run_search(SearchConfig(**{**cfg.__dict__, "n_trials": 5}), SPACE, fake_evaluator)
     study = optuna.load_study(study_name="j", storage=open_storage(url))
     assert states(study) == {"COMPLETE": 5}
+
+
+def _open_storage_in_child(url: str) -> str:
+    from search.storage import open_storage
+
+    open_storage(url)
+    return "ok"
+
+
+def test_workers_creating_a_fresh_sqlite_study_at_once_all_succeed(tmp_path):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(3) as pool:
+        for i in range(5):  # each round: three workers race to create the same fresh database
+            url = f"sqlite:///{tmp_path}/race{i}.db"
+            assert pool.map(_open_storage_in_child, [url] * 3) == ["ok"] * 3
