@@ -15,6 +15,14 @@ from .search import search
 
 
 def run(ctx: RunContext) -> MethodResult:
+    return pretrain_sparsify_retrain(ctx, "search", detect=True)
+
+
+def pretrain_sparsify_retrain(ctx: RunContext, phase: str, detect: bool) -> MethodResult:
+    """Pretrain, graph search with ``W`` frozen (stopped by the detector when ``detect``), retrain.
+
+    Shared by ``geb`` (detector on) and ``sgcn`` (the full sparsify schedule, no detector).
+    """
     c = ctx.config
     model = ctx.new_model()
     init = state_of(model)
@@ -23,7 +31,7 @@ def run(ctx: RunContext) -> MethodResult:
 
     for p in model.parameters():  # W is frozen during the graph search
         p.requires_grad_(False)
-    found = search(ctx, model, epochs, "search", train_weights=False, weight_ratio=None)
+    found = search(ctx, model, epochs, phase, train_weights=False, weight_ratio=None, detect=detect)
 
     retrain = retrain_model(ctx, found.ticket_state, init)
     start = state_of(retrain)
@@ -38,10 +46,10 @@ def run(ctx: RunContext) -> MethodResult:
         final_state=result.best_state,
         phases=[
             PhaseRecord("pretrain", epochs, pre.wall_s),
-            PhaseRecord("search", found.epochs, found.wall_s, trainable_graph=True, mask_update=True),
+            PhaseRecord(phase, found.epochs, found.wall_s, trainable_graph=True, mask_update=True),
             PhaseRecord("retrain", epochs, result.wall_s, 1 - sparsity(found.graph_mask)),
         ],
-        eb_epoch=found.epochs if found.fired else None,
-        detector=found.detector,
-        extra={"search_epoch_wall_s": found.epoch_wall_s},
+        eb_epoch=found.epochs if detect and found.fired else None,
+        detector=found.detector if detect else None,
+        extra={"search_epoch_wall_s": found.epoch_wall_s} if detect else {},
     )
