@@ -12,8 +12,10 @@ Per dataset and seed (GCN, public Planetoid split, p_g = 0.2, p_w = 0.5, default
 Masks (all keep exactly ``E/2 - round(0.2 E/2)`` undirected edges; none looks at labels):
 
 * ``none``: the full graph;  ``gebt``: the ticket's own mask (learned edge values ``theta``, ties by
-  ``norm``);  ``random``: uniform (seeded);
+  ``resistance``);  ``random``: uniform (seeded);
 * ``norm``: keep the largest ``1 / sqrt((d_u + 1)(d_v + 1))`` (prune hub-hub edges first);
+* ``resistance``: keep the largest ``1 / (d_u + 1) + 1 / (d_v + 1)`` (the degree term of the
+  effective resistance; gebt's default tie-break);
 * ``leaf``: keep the largest ``1 / (min(d_u, d_v) + 1)`` (prune only edges whose both ends keep many
   neighbours), ties by ``1 / (max(d_u, d_v) + 1)``;
 * ``gebt+leaf``: keep the largest ``theta + 0.01 * leaf / max(leaf)`` (learned values plus a
@@ -48,7 +50,7 @@ def structural_scores(data: GraphData) -> dict[str, torch.Tensor]:
     """Label-free edge scores (larger = kept first) on the undirected edges ``[E/2]``."""
     deg = torch.bincount(data.edge_index[0], minlength=data.num_nodes).float() + 1
     du, dv = deg[data.undirected[0]], deg[data.undirected[1]]
-    return {"norm": (du * dv).rsqrt(),
+    return {"norm": (du * dv).rsqrt(), "resistance": 1 / du + 1 / dv,
             "leaf": 1 / torch.minimum(du, dv) + 1e-3 / torch.maximum(du, dv)}
 
 
@@ -63,6 +65,7 @@ def one_seed(data: GraphData, seed: int, data_root: str | None) -> list[dict[str
         "gebt": found.graph_mask,
         "random": random_mask(data.num_undirected, P_G, torch.Generator().manual_seed(seed)),
         "norm": topk_mask(s["norm"], P_G),
+        "resistance": topk_mask(s["resistance"], P_G),
         "leaf": topk_mask(s["leaf"], P_G),
         "gebt+leaf": topk_mask(found.theta + 0.01 * s["leaf"] / s["leaf"].max(), P_G, s["norm"]),
     }

@@ -12,7 +12,10 @@ Architectures are those of ``codesign.cnn.models`` (which the FLOP test checks a
   The channel selection is a gather: 0 FLOPs, its output read and written once.
 * ``resnet18_workload`` — post-activation ResNet-18, ``stem="imagenet"`` (7x7/2 conv + 3x3/2 max
   pool, 224x224 inputs) or ``"cifar"`` (3x3 conv, no pool). ``channels`` = the 8 inner block
-  widths (conv1 outputs); residual widths are not pruned.
+  widths (conv1 outputs), or 16 numbers, per block [selected inputs, inner width]: the ``cfg`` of
+  the EB code's ImageNet ResNet-18 (a channel selection before each block's first conv keeps the
+  channels that survive the preceding residual-producing BN; ``resprune.py`` drops the
+  downsample BNs from the list). Residual widths themselves are never pruned.
 
 Costs follow ``costmodels.cnn``: conv FLOPs = 2·MAC (= FlopCounterMode), BN 7/9 FLOPs per element
 (train forward/backward), ReLU 1, residual add 1, pooling k² per output element.
@@ -125,10 +128,15 @@ def resnet18_workload(num_classes: int = 1000, in_channels: int = 3, image_size:
         raise unknown("ResNet stem", stem, ["imagenet", "cifar"])
     planes = [_scaled(p, width) for p in (64, 128, 256, 512)]
     mids = [p for p in planes for _ in range(2)]
+    selected: list[int | None] = [None] * 8
     if channels is not None:
-        if len(channels) != 8:
-            raise CodesignError(f"resnet18 has 8 prunable block widths, got {len(channels)}")
-        mids = list(channels)
+        if len(channels) == 16:
+            selected, mids = list(channels[0::2]), list(channels[1::2])
+        elif len(channels) == 8:
+            mids = list(channels)
+        else:
+            raise CodesignError(f"resnet18 takes 8 block widths or 16 numbers ([selected inputs, width] per "
+                                f"block), got {len(channels)}")
     d, h = weight_density, image_size
     ops: list[Op] = []
     if stem == "imagenet":
@@ -149,7 +157,13 @@ def resnet18_workload(num_classes: int = 1000, in_channels: int = 3, image_size:
         for b in range(2):
             name, stride, out, mid = f"layer{s + 1}.{b}", (2 if s > 0 and b == 0 else 1), planes[s], mids[2 * s + b]
             h_out = out_size(h, 3, stride, 1)
-            ops.append(conv2d(f"{name}.conv1", batch, inplanes, mid, h, h, stride=stride, weight_density=d))
+            sel = selected[2 * s + b]
+            if sel is not None and not 1 <= sel <= inplanes:
+                raise CodesignError(f"{name}: {sel} selected inputs of {inplanes} channels; need 1..{inplanes}")
+            ins = inplanes if sel is None else sel
+            if ins != inplanes:
+                ops.append(_select(f"{name}.select", batch * ins * h * h))
+            ops.append(conv2d(f"{name}.conv1", batch, ins, mid, h, h, stride=stride, weight_density=d))
             ops.append(batchnorm2d(f"{name}.bn1", batch, mid, h_out, h_out, training))
             ops.append(relu(f"{name}.relu1", batch * mid * h_out * h_out))
             ops.append(conv2d(f"{name}.conv2", batch, mid, out, h_out, h_out, weight_density=d))
@@ -166,7 +180,7 @@ def resnet18_workload(num_classes: int = 1000, in_channels: int = 3, image_size:
     if training:
         ops.append(cross_entropy(batch, num_classes))
     return Workload("resnet18", tuple(ops), input_values=batch * in_channels * image_size**2,
-                    info={"channels": mids, "stem": stem})
+                    info={"channels": mids, "selected": selected, "stem": stem})
 
 
 def cnn_workload(model: str, num_classes: int = 10, in_channels: int = 3, image_size: int = 32, *,

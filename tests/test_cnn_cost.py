@@ -81,3 +81,19 @@ def test_workload_channel_count_errors():
         cnn_workload("alexnet")
     with pytest.raises(CodesignError, match="6n\\+2"):
         preresnet_default_channels(21)
+
+
+def test_resnet18_eb_code_cfg_with_selected_inputs():
+    # the EB code's ImageNet cfg: per block [selected inputs, inner width]; full counts = dense network
+    ins, mids = [64, 64, 64, 128, 128, 256, 256, 512], [64, 64, 128, 128, 256, 256, 512, 512]
+    full = [x for pair in zip(ins, mids) for x in pair]
+    dense_f = forward_flops_eb(resnet18_workload(1000, 3, 224, training=False))
+    assert forward_flops_eb(resnet18_workload(1000, 3, 224, channels=full, training=False)) == dense_f
+    # selecting 32 of layer1.0's 64 inputs halves that conv1 only: 56x56 outputs, 3x3, 64 out, 32 fewer inputs
+    fewer = [32] + full[1:]
+    saved = dense_f - forward_flops_eb(resnet18_workload(1000, 3, 224, channels=fewer, training=False))
+    assert saved == 2 * 56 * 56 * 64 * 32 * 9
+    with pytest.raises(CodesignError, match="selected inputs"):
+        resnet18_workload(channels=[65] + full[1:])
+    with pytest.raises(CodesignError, match="16 numbers"):
+        resnet18_workload(channels=[64] * 9)

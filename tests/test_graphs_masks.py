@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codesign.graphs.data import load_dataset
+from codesign.graphs.data import GraphData, build_graph, load_dataset
 from codesign.graphs.masks import (
     global_weight_mask,
     keep_count,
@@ -16,6 +16,7 @@ from codesign.graphs.masks import (
     sparsity,
     topk_mask,
 )
+from codesign.graphs.methods.search import edge_tiebreak
 from codesign.graphs.models import GNN
 from codesign.graphs.sparsify import ADMMSparsifier, L1Sparsifier
 
@@ -116,3 +117,28 @@ def test_gcn_layer_matches_pyg_gcnconv_with_edge_weights():
     logits = torch.randn(data.num_edges, 3)
     assert torch.allclose(segment_softmax(logits, data.edge_index[1], data.num_nodes),
                           softmax(logits, data.edge_index[1], num_nodes=data.num_nodes), atol=1e-6)
+
+
+def _clique_with_tail() -> GraphData:
+    # nodes 0-3: a 4-clique; node 4 hangs off node 3 by its only edge
+    pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3), (3, 4)]
+    ei = torch.tensor(pairs).t()
+    n = 5
+    split = torch.zeros(n, dtype=torch.bool)
+    return build_graph("toy", torch.eye(n), torch.zeros(n, dtype=torch.long), ei, (split, split, split), "x")
+
+
+def test_resistance_tiebreak_prunes_inside_dense_regions_first():
+    data = _clique_with_tail()
+    key = edge_tiebreak(data, "resistance", seed=0)
+    u, v = data.undirected
+    deg = torch.tensor([3, 3, 3, 4, 1]) + 1.0  # self-loop counted
+    assert torch.allclose(key, 1 / deg[u] + 1 / deg[v])
+    # all theta tied: pruning 1 of 7 edges removes a clique edge at node 3, never the tail (3, 4)
+    sp = ADMMSparsifier(1 / 7, torch.ones(data.num_undirected), tiebreak=key)
+    kept = sp.mask(torch.ones(data.num_undirected))
+    pruned = {tuple(e) for e in data.undirected[:, ~kept].t().tolist()}
+    # lowest 1/d_u + 1/d_v: (0,3), (1,3), (2,3); among those the lower index is kept
+    assert pruned == {(2, 3)}
+    tail = [i for i, e in enumerate(data.undirected.t().tolist()) if e == [3, 4]][0]
+    assert bool(kept[tail])

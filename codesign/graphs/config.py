@@ -12,7 +12,7 @@ from .sparsify import SPARSIFIERS
 
 METHODS = ("dense", "geb", "gebt", "sgcn", "random", "ugs")
 RETRAIN_INITS = ("ticket", "rewind", "reinit")
-TIE_BREAKS = ("norm", "random", "index")
+TIE_BREAKS = ("resistance", "norm", "random", "index")
 PAPER_EPOCHS = 100  # Kipf & Welling / GEBT: 100 epochs per phase
 UGS_EPOCHS = 200  # UGS: 200 epochs per mask-training and per retraining round
 
@@ -44,7 +44,7 @@ class GraphTrainConfig:
     graph_lr: float = 1e-3
     admm_rho: float = 1e-3
     sparsifier: str = "admm"
-    tie_break: str = "norm"
+    tie_break: str = "resistance"
     criterion: str = "mean"
     eta: float = 0.1
     fifo: int = 3

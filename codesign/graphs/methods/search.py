@@ -36,10 +36,19 @@ def edge_tiebreak(data: GraphData, kind: str, seed: int) -> Tensor | None:
     """Secondary key for edges whose values tie (larger = kept first).
 
     Edges outside the training nodes' receptive field get no cross-entropy gradient, so their
-    values stay tied at 1; without a rule the tie would go by edge index, i.e. by node id, which in
-    Planetoid prunes the test nodes' edges first. ``norm``: keep the edges with the largest
-    normalised weight ``1 / sqrt((d_u + 1)(d_v + 1))`` (prune between hubs first); ``random``:
-    a seeded random order; ``index``: by index.
+    values stay tied at 1 (and ADMM's first ``Z`` step, which uses this order, then pushes the same
+    edges down every epoch); without a rule the tie would go by edge index, i.e. by node id, which in
+    Planetoid prunes the test nodes' edges first. With ``d`` the degree counting the self-loop:
+
+    * ``resistance`` (default): keep the larger ``1/d_u + 1/d_v``, the degree term of the edge's
+      effective resistance (Lovász: ``(1/d_u + 1/d_v)/2 <= R_uv <= (1/d_u + 1/d_v)/(1 - lambda_2)``;
+      exact on trees). Edges that are a low-degree node's only links go last; edges inside dense
+      regions, which a spectral sparsifier would drop first, go first. O(E).
+    * ``norm``: keep the larger normalised weight ``1 / sqrt(d_u d_v)`` (prune between hubs first);
+    * ``random``: a seeded random order;  ``index``: by index.
+
+    Measured (``benchmarks/gebt_accuracy.py``, GCN, p_g 0.2 / p_w 0.5, 5 seeds): ``resistance``
+    69.54 on CiteSeer vs 68.42 with ``norm``; Cora 79.88 vs 79.98 (within seed noise).
     """
     if kind == "index":
         return None
@@ -47,6 +56,8 @@ def edge_tiebreak(data: GraphData, kind: str, seed: int) -> Tensor | None:
         return torch.rand(data.num_undirected, generator=torch.Generator().manual_seed(seed)).to(data.x.device)
     deg = torch.bincount(data.edge_index[0], minlength=data.num_nodes).float() + 1
     u, v = data.undirected
+    if kind == "resistance":
+        return 1 / deg[u] + 1 / deg[v]
     return (deg[u] * deg[v]).rsqrt()
 
 
