@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU check for measured cost (issue 5): on a lent H100/H200, within ~5 minutes,
-#   1. pytest -m gpu (NVML meter, CUDA events, `codesign profile --run-on cuda`),
+#   1. pytest -m gpu (NVML meter, CUDA events, `codesign profile --run-on cuda`, every CNN method and gebt trained on cuda),
 #   2. a short profile sweep (gcn/gat/sage/gin on Cora, GEBT phases, measured energy),
 #   3. a calibration of the matching GPU profile (models x datasets x sparsities),
 # writing JSON (and the measured profile) under the output folder: $1, else $OUT, else runs/gpu_check.
@@ -25,7 +25,7 @@ step() {  # step NAME SECONDS CMD...: run with a time limit, log to OUT_DIR/NAME
 nvidia-smi --query-gpu=name,driver_version,power.limit,clocks.max.sm --format=csv >"$OUT_DIR/nvidia-smi.csv" 2>&1 || true
 "$PY" -c "import torch, json; print(json.dumps({'torch': torch.__version__, 'cuda': torch.version.cuda,
   'device': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}))" >"$OUT_DIR/env.json" 2>&1
-step pytest-gpu 90 "$PY" -m pytest -m gpu -q -p no:cacheprovider tests/test_measure_gpu.py \
+step pytest-gpu 150 "$PY" -m pytest -m gpu -q -p no:cacheprovider tests/test_measure_gpu.py \
     --junitxml "$OUT_DIR/pytest-gpu.xml"
 for model in gcn gat sage gin; do
     step "profile-$model" 45 "$PY" -m codesign profile --model "$model" --dataset cora --method gebt \

@@ -131,3 +131,16 @@ def test_train_from_args_maps_options(monkeypatch):
     assert cfg.retrain_init == "reinit"
     with pytest.raises(CodesignError, match="cnn-retrain-init"):
         pipeline.train_from_args(build_parser().parse_args(argv + ["--retrain-init", "rewind"]))
+
+
+def test_run_on_auto_and_missing_cuda(capsys):
+    import torch
+
+    r = train(CNNTrainConfig(model="vgg11", dataset="synthetic-images", method="eb", epochs=2, width=0.125,
+                             train_subset=64, batch_size=32, run_on="auto", progress=False))
+    assert 0.0 <= r["test_accuracy"] <= 1.0
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: --run-on cuda is exercised by tests/test_measure_gpu.py")
+    assert main(["train", "--task", "cnn", "--dataset", "synthetic-images", "--run-on", "cuda", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no CUDA device is visible" in err[0] and "--run-on cpu" in err[0]

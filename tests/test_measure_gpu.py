@@ -53,3 +53,25 @@ def test_profile_on_cuda_measures_energy(tmp_path):
     res = json.loads((tmp_path / "profile.json").read_text())
     assert res["energy_source"] in ("nvml-counter", "power-integration")
     assert all(r["measured_j"] > 0 for r in res["rows"])
+
+
+@pytest.mark.parametrize("method", ["dense", "eb", "spline-eb", "spline", "slimming", "random"])
+def test_cnn_methods_train_on_cuda(method, tmp_path):
+    from codesign.cnn.pipeline import CNNTrainConfig, train
+
+    cfg = CNNTrainConfig(model="vgg11", dataset="synthetic-images", method=method, epochs=2, width=0.25,
+                         train_subset=256, batch_size=64, channel_sparsity=0.5, probe_grid=4, run_on="cuda",
+                         out=str(tmp_path), progress=False)
+    r = train(cfg)
+    assert 0.0 <= r["test_accuracy"] <= 1.0
+    assert r["forward_flops"]["after"] <= r["forward_flops"]["before"]
+    state = torch.load(tmp_path / "model.pt")["state_dict"]
+    assert all(t.device.type == "cpu" for t in state.values())
+
+
+def test_gebt_trains_on_cuda():
+    from codesign.graphs.pipeline import GraphTrainConfig, train
+
+    r = train(GraphTrainConfig(dataset="sbm:n=2000,avg_degree=8,features=32,classes=4", method="gebt", epochs=5,
+                               run_on="cuda"), progress=False)
+    assert r["graph_sparsity"] == pytest.approx(0.2, abs=1e-3) and r["weight_sparsity"] == pytest.approx(0.5)

@@ -30,7 +30,7 @@ from .data import ImageData, normalise
 from .detectors import MaskDetector, SplineDetector, partition_codes, probe_inputs
 from .prune import bn_gammas, global_threshold_masks, prune_model, random_masks
 from .spline import dead_units, spline_masks, spline_scores
-from .training import Schedule, evaluate, make_optimizer, progress, train_epoch
+from .training import Schedule, evaluate, make_optimizer, model_device, progress, train_epoch
 
 
 @dataclass
@@ -74,7 +74,7 @@ def _retrain(ticket: nn.Module, masks: list[torch.Tensor], data: ImageData, cfg,
     pruned = prune_model(ticket, masks)
     if cfg.retrain_init == "reinit":
         torch.manual_seed(cfg.seed + 1)
-        pruned = pruned.rebuild(pruned.cfg)
+        pruned = pruned.rebuild(pruned.cfg).to(model_device(ticket))
     _train(pruned, data, cfg, lrs=_retrain_lrs(cfg, t, epochs), g=g, l1=0.0, phase="retrain", out=out, bar=bar)
     return pruned
 
@@ -118,7 +118,7 @@ def run_search(model: nn.Module, data: ImageData, cfg, g: torch.Generator) -> Ou
         # the probe plane runs through two held-out validation images (the public code uses two test
         # images; we keep the test set out of training decisions), or two training images without a val set
         x01 = normalise((data.val_x if len(data.val_y) >= 2 else data.train_x)[:2], data)
-        probe = probe_inputs(x01[0], x01[1], cfg.probe_grid)
+        probe = probe_inputs(x01[0], x01[1], cfg.probe_grid).to(model_device(model))
     detector = (SplineDetector(cfg.spline_lookback, cfg.spline_threshold) if use_spline_detector
                 else MaskDetector(cfg.eb_fifo, cfg.eb_eps))
     out = Outcome(model, [], probe_images=0 if probe is None else len(probe))

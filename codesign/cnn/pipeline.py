@@ -88,8 +88,8 @@ class CNNTrainConfig:
             raise CodesignError(f"--val-size must be >= 0 (a fraction < 1 or an image count), got {self.val_size}")
         if self.bn_l1 < 0:
             raise CodesignError(f"--bn-l1 must be >= 0, got {self.bn_l1}")
-        if self.run_on == "cuda":
-            raise CodesignError("--run-on cuda is not supported by --task cnn yet; use --run-on cpu")
+        if self.run_on not in ("cpu", "cuda", "auto"):
+            raise CodesignError(f"--run-on {self.run_on!r}: valid choices are cpu, cuda, auto")
 
     def resolved(self) -> CNNTrainConfig:
         """Defaults filled in: epochs (160) and finetune_epochs (ceil(epochs / 2))."""
@@ -104,6 +104,7 @@ def train(config: CNNTrainConfig) -> dict:
 
     import codesign
     from codesign.data_root import resolve_data_root
+    from codesign.torch_device import resolve_run_on
 
     from .cost import NetShape, forward_flops, price_cnn_run
     from .data import load_dataset
@@ -118,7 +119,8 @@ def train(config: CNNTrainConfig) -> dict:
                         seed=cfg.seed, download=cfg.download, val_size=cfg.val_size)
     c, h, _ = data.input_shape
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, width=cfg.width, in_channels=c, num_classes=data.num_classes)
+    device = resolve_run_on(cfg.run_on)
+    model = build_model(cfg.model, width=cfg.width, in_channels=c, num_classes=data.num_classes).to(device)
     dense_widths, dense_params = widths(model), param_count(model)
     dense_units = kept_channels(model)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -164,9 +166,9 @@ def _save(cfg: CNNTrainConfig, model, result: dict) -> None:
 
     folder = Path(cfg.out)
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": model.state_dict(), "cfg": list(model.cfg), "config": asdict(cfg),
-                "eb_epoch": result["eb_epoch"], "versions": result["versions"], "data": result["data"]},
-               folder / "model.pt")
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "cfg": list(model.cfg), "config": asdict(cfg), "eb_epoch": result["eb_epoch"],
+                "versions": result["versions"], "data": result["data"]}, folder / "model.pt")
     (folder / "result.json").write_text(json.dumps(result, indent=2, default=str))
 
 

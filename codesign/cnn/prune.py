@@ -23,8 +23,8 @@ from costmodels.errors import check_fraction
 
 
 def bn_gammas(model: nn.Module) -> list[torch.Tensor]:
-    """|gamma| of every prunable BN, detached copies."""
-    return [u.bn.weight.detach().abs().clone() for u in model.prunable_units()]
+    """|gamma| of every prunable BN, detached CPU copies (masks always live on the CPU)."""
+    return [u.bn.weight.detach().abs().cpu().clone() for u in model.prunable_units()]
 
 
 def _keep_at_least_one(masks: list[torch.Tensor], scores: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -111,11 +111,12 @@ def prune_model(model: nn.Module, masks: list[torch.Tensor]) -> nn.Module:
     units = model.prunable_units()
     if len(masks) != len(units):
         raise ValueError(f"{len(masks)} masks for {len(units)} prunable units")
-    keep = [torch.nonzero(m, as_tuple=False).flatten() for m in masks]
+    keep = [torch.nonzero(m.cpu(), as_tuple=False).flatten() for m in masks]
     cfg, plan = model.prune_plan(keep)
-    new = model.rebuild(cfg)
+    new = model.rebuild(cfg)  # built on the CPU, sliced there, then moved to the model's device
     state = {}
     for name, t in model.state_dict().items():
+        t = t.cpu()
         prefix = name.rsplit(".", 1)[0]
         rows, cols = plan.get(prefix, (None, None))
         if name.endswith("select.index"):

@@ -85,7 +85,8 @@ def spline_scores(model: nn.Module, dead: list[torch.Tensor] | None = None) -> l
     """Redundancy score of every channel of every prunable unit (dead units scored 0)."""
     scores = []
     for i, u in enumerate(model.prunable_units()):
-        s = hyperplane_scores(*folded_hyperplanes(u.bn, u.conv)).float()
+        w, b = folded_hyperplanes(u.bn, u.conv)
+        s = hyperplane_scores(w.cpu(), b.cpu()).float()
         if dead is not None:
             s = torch.where(dead[i], torch.zeros_like(s), s)
         scores.append(s)

@@ -2,6 +2,7 @@
 
 * SGD lr 0.1, momentum 0.9, weight decay 1e-4; lr × 0.1 at 50% and 75% of the schedule (the
   papers' 80/120 of 160 epochs, scaled to ``--epochs``).
+* Images stay on the CPU as uint8; each batch is normalised there and moved to the model's device.
 * Sparsity on BN scales (network slimming): after backward, every BatchNorm2d weight gets
   grad += s · sign(gamma), the subgradient of s · Σ|gamma|; s = 1e-4 in the papers.
 """
@@ -31,6 +32,11 @@ class Schedule:
         return self.base_lr * 0.1**drops
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters live (images stay on the CPU; each batch is moved there)."""
+    return next(model.parameters()).device
+
+
 def make_optimizer(model: nn.Module, lr: float = BASE_LR) -> torch.optim.SGD:
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
 
@@ -50,7 +56,9 @@ def train_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: ImageData, *
     model.train()
     total, n = 0.0, 0
     loss_fn = nn.CrossEntropyLoss()
+    device = model_device(model)
     for xb, yb in batches(data, batch_size, g, train=True):
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(xb), yb)
         loss.backward()
@@ -69,10 +77,10 @@ def evaluate(model: nn.Module, data: ImageData, batch_size: int = 1000, split: s
     if len(y) == 0:
         return None
     model.eval()
-    correct = 0
+    correct, device = 0, model_device(model)
     for i in range(0, len(y), batch_size):
-        xb = normalise(x[i:i + batch_size], data)
-        correct += int((model(xb).argmax(1) == y[i:i + batch_size]).sum())
+        xb = normalise(x[i:i + batch_size], data).to(device)
+        correct += int((model(xb).argmax(1).cpu() == y[i:i + batch_size]).sum())
     return correct / len(y)
 
 

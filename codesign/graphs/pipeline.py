@@ -24,8 +24,8 @@ from typing import Any
 import torch
 
 from costmodels import PhaseSpec
-from costmodels.errors import CodesignError
 
+from ..torch_device import resolve_run_on
 from .config import GraphTrainConfig
 from .costing import cost_inputs, price
 from .data import GraphData, load_dataset
@@ -37,16 +37,6 @@ from .ticket import Ticket, load_ticket, save_ticket, versions
 __all__ = ["GraphTrainConfig", "train", "train_from_args", "format_result"]
 
 _TICKET_KEYS = ("model", "layers", "hidden", "heads", "output_heads", "dropout", "lr", "weight_decay", "seed")
-
-
-def _device(run_on: str) -> torch.device:
-    if run_on == "cpu":
-        return torch.device("cpu")
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if run_on == "auto":
-        return torch.device("cpu")
-    raise CodesignError("--run-on cuda: no CUDA device is visible to torch; use --run-on cpu or auto")
 
 
 def _to(data: GraphData, device: torch.device) -> GraphData:
@@ -73,7 +63,7 @@ def _retrain_ticket(ctx: RunContext, ticket: Ticket) -> MethodResult:
 def train(config: GraphTrainConfig, progress: bool = True) -> dict[str, Any]:
     """Run ``config`` end to end and return the result dict (see the module docstring)."""
     start = time.perf_counter()
-    device = _device(config.run_on)
+    device = resolve_run_on(config.run_on)
     data = _to(load_dataset(config.dataset, config.data_root), device)
     if config.ticket:
         ticket = load_ticket(config.ticket, data)
