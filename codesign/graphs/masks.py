@@ -18,20 +18,26 @@ def keep_count(n: int, ratio: float) -> int:
     return n - int(round(ratio * n))
 
 
-def topk_mask(scores: Tensor, ratio: float, tiebreak: Tensor | None = None) -> Tensor:
+def tiebreak_order(tiebreak: Tensor) -> Tensor:
+    """Indices by descending ``tiebreak``, ties by lower index: precompute it once for a fixed key."""
+    return torch.sort(tiebreak.reshape(-1), descending=True, stable=True).indices
+
+
+def topk_mask(scores: Tensor, ratio: float, tiebreak: Tensor | None = None, *, order: Tensor | None = None) -> Tensor:
     """Keep the ``keep_count`` largest ``scores``; exact ties go to the larger ``tiebreak``, then
-    to the lower index (both sorts are stable, so the mask is deterministic)."""
+    to the lower index (both sorts are stable, so the mask is deterministic). ``order`` =
+    ``tiebreak_order(tiebreak)`` precomputed (saves one sort per call)."""
     n = scores.numel()
     k = keep_count(n, ratio)
     mask = torch.zeros(n, dtype=torch.bool, device=scores.device)
     if k > 0:
         flat_scores = scores.detach().reshape(-1)
-        if tiebreak is None:
-            order = torch.sort(flat_scores, descending=True, stable=True).indices
+        pre = order if order is not None else None if tiebreak is None else tiebreak_order(tiebreak)
+        if pre is None:
+            ranked = torch.sort(flat_scores, descending=True, stable=True).indices
         else:
-            pre = torch.sort(tiebreak.reshape(-1), descending=True, stable=True).indices
-            order = pre[torch.sort(flat_scores[pre], descending=True, stable=True).indices]
-        mask[order[:k]] = True
+            ranked = pre[torch.sort(flat_scores[pre], descending=True, stable=True).indices]
+        mask[ranked[:k]] = True
     return mask.view(scores.shape)
 
 

@@ -30,13 +30,59 @@ from costmodels.errors import CodesignError, unknown
 MODELS = ("gcn", "gat", "gin", "sage")
 
 
+CHUNK_VALUES = 1 << 22  # ~16 MB of float32 messages per chunk: below glibc's mmap threshold, reused
+
+
+class _WeightedAggregate(torch.autograd.Function):
+    """``out = base + sum_{e: j -> i} w_e h_j`` in edge chunks, saving only ``h``, ``w`` and the
+    indices for backward: the ``[E, F]`` message tensor is never held whole (forward or backward),
+    so memory is O(N F + E) instead of O(E F). Edges are visited in order, so every row sums its
+    terms in the same order as one ``index_add_`` over all edges."""
+
+    @staticmethod
+    def forward(ctx, base: Tensor, h: Tensor, w: Tensor | None, src: Tensor, dst: Tensor) -> Tensor:  # type: ignore[override]
+        out = base.clone()
+        step = max(1, CHUNK_VALUES // max(1, h[0].numel()))
+        for s in range(0, src.numel(), step):
+            msg = h[src[s:s + step]]
+            if w is not None:
+                msg = msg * _expand(w[s:s + step], h)
+            out.index_add_(0, dst[s:s + step], msg)
+        ctx.save_for_backward(h, w, src, dst)
+        ctx.step = step
+        return out
+
+    @staticmethod
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        h, w, src, dst = ctx.saved_tensors
+        need_h, need_w = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        gh = torch.zeros_like(h) if need_h else None
+        gw = torch.empty_like(w) if need_w and w is not None else None
+        for s in range(0, src.numel(), ctx.step):
+            gd = g[dst[s:s + ctx.step]]
+            if gh is not None:
+                gh.index_add_(0, src[s:s + ctx.step], gd if w is None else gd * _expand(w[s:s + ctx.step], h))
+            if gw is not None:
+                gw[s:s + ctx.step] = (gd * h[src[s:s + ctx.step]]).sum(dim=tuple(range(w.dim(), h.dim())))
+        return g, gh, gw, None, None
+
+
+def _expand(w: Tensor, h: Tensor) -> Tensor:
+    """``w [E]`` or ``[E, H]`` viewed to broadcast against messages ``[E, *h.shape[1:]]``."""
+    return w.view(*w.shape, *([1] * (h.dim() - w.dim())))
+
+
+def weighted_aggregate(h: Tensor, edge_index: Tensor, weight: Tensor | None, base: Tensor | None = None) -> Tensor:
+    """``base_i + sum_{(j -> i)} w_ji h_j`` for ``h [N, F]`` or ``[N, H, F]`` (``weight [E]`` or
+    ``[E, H]``; ``base`` defaults to zeros), O(E F) time, O(N F + E) memory (see ``_WeightedAggregate``)."""
+    if base is None:
+        base = h.new_zeros(h.shape)
+    return _WeightedAggregate.apply(base, h, weight, edge_index[0], edge_index[1])
+
+
 def _aggregate(h: Tensor, edge_index: Tensor, weight: Tensor | None, n: int) -> Tensor:
-    """``out_i = sum_{(j -> i)} w_ji h_j`` (``h [N, F]`` or ``[N, H, F]``), O(E F) via index_add."""
-    src, dst = edge_index
-    msg = h[src]
-    if weight is not None:
-        msg = msg * weight.view(-1, *([1] * (h.dim() - 1)))
-    return torch.zeros((n, *h.shape[1:]), dtype=h.dtype, device=h.device).index_add_(0, dst, msg)
+    """``out_i = sum_{(j -> i)} w_ji h_j`` (``h [N, F]`` or ``[N, H, F]``), O(E F)."""
+    return weighted_aggregate(h, edge_index, weight, h.new_zeros((n, *h.shape[1:])))
 
 
 def segment_softmax(logits: Tensor, index: Tensor, n: int) -> Tensor:
@@ -68,8 +114,7 @@ class GCNLayer(nn.Module):
         deg = torch.ones(n, dtype=h.dtype, device=h.device).index_add_(0, dst, w)
         dinv = deg.rsqrt()
         norm = dinv[src] * w * dinv[dst]
-        out = h * (dinv * dinv).unsqueeze(-1)
-        return out.index_add_(0, dst, h[src] * norm.unsqueeze(-1)) + self.bias
+        return weighted_aggregate(h, edge_index, norm, base=h * (dinv * dinv).unsqueeze(-1)) + self.bias
 
 
 class GATLayer(nn.Module):
@@ -101,7 +146,7 @@ class GATLayer(nn.Module):
         alpha = F.dropout(alpha, self.dropout, self.training)
         if w is not None:
             alpha = alpha * w.unsqueeze(-1)
-        out = torch.zeros_like(h).index_add_(0, ei[1], h[ei[0]] * alpha.unsqueeze(-1))
+        out = weighted_aggregate(h, ei, alpha)
         out = out.reshape(n, -1) if self.concat else out.mean(dim=1)
         return out + self.bias
 

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from costmodels.errors import unknown
 
-from .masks import topk_mask
+from .masks import tiebreak_order, topk_mask
 
 
 class GraphSparsifier(ABC):
@@ -38,6 +38,7 @@ class GraphSparsifier(ABC):
     def __init__(self, ratio: float, tiebreak: Tensor | None = None) -> None:
         self.ratio = ratio
         self.tiebreak = tiebreak
+        self.order = None if tiebreak is None else tiebreak_order(tiebreak)  # sorted once per search
 
     @abstractmethod
     def penalty(self, theta: Tensor) -> Tensor:
@@ -51,7 +52,7 @@ class GraphSparsifier(ABC):
 
         Signed, not ``|theta|``: a negative edge value carries nothing (weights are ``relu(theta)``).
         """
-        return topk_mask(theta, self.ratio, self.tiebreak)
+        return topk_mask(theta, self.ratio, order=self.order)
 
 
 class ADMMSparsifier(GraphSparsifier):
@@ -61,7 +62,7 @@ class ADMMSparsifier(GraphSparsifier):
         super().__init__(ratio, tiebreak)
         self.rho = rho
         with torch.no_grad():
-            self.z = theta.detach() * topk_mask(theta.detach().abs(), ratio, tiebreak)
+            self.z = theta.detach() * topk_mask(theta.detach().abs(), ratio, order=self.order)
             self.u = torch.zeros_like(self.z)
 
     def penalty(self, theta: Tensor) -> Tensor:
@@ -70,7 +71,7 @@ class ADMMSparsifier(GraphSparsifier):
     @torch.no_grad()
     def after_step(self, theta: Tensor) -> None:
         v = theta.detach() + self.u
-        self.z = v * topk_mask(v.abs(), self.ratio, self.tiebreak)
+        self.z = v * topk_mask(v.abs(), self.ratio, order=self.order)
         self.u += theta.detach() - self.z
 
 
