@@ -144,18 +144,28 @@ def test_resistance_tiebreak_prunes_inside_dense_regions_first():
     assert bool(kept[tail])
 
 
+@pytest.mark.parametrize("path", ["sparse", "chunked"])
 @pytest.mark.parametrize("shape, wshape", [((7, 3), (20,)), ((7, 2, 3), (20, 2)), ((7, 3), None)])
-def test_chunked_weighted_aggregate_matches_index_add_and_gradchecks(monkeypatch, shape, wshape):
+def test_weighted_aggregate_matches_index_add_and_gradchecks(monkeypatch, path, shape, wshape):
     import codesign.graphs.models as models
 
+    if path == "sparse" and len(shape) == 3:
+        pytest.skip("multi-head messages always take the chunked path")
     monkeypatch.setattr(models, "CHUNK_VALUES", 7)  # several chunks of edges
     g = torch.Generator().manual_seed(0)
     h = torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
-    ei = torch.randint(0, shape[0], (2, 20), generator=g)
+    ei = torch.randint(0, shape[0], (2, 20), generator=g)  # unsorted, with duplicates and self-loops
     w = None if wshape is None else torch.rand(*wshape, generator=g, dtype=torch.float64, requires_grad=True)
     base = torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
     msg = h[ei[0]] if w is None else h[ei[0]] * w.view(*w.shape, *([1] * (h.dim() - w.dim())))
     expected = base.clone().index_add(0, ei[1], msg)
-    assert torch.allclose(models.weighted_aggregate(h, ei, w, base), expected)
-    assert torch.autograd.gradcheck(lambda hh, bb, *ww: models.weighted_aggregate(hh, ei, ww[0] if ww else None, bb),
-                                    (h, base, *([w] if w is not None else [])))
+
+    def agg(hh, bb, *ww):
+        weight = ww[0] if ww else None
+        if path == "chunked":
+            return models._WeightedAggregate.apply(bb, hh, weight, ei[0], ei[1])
+        return models.weighted_aggregate(hh, ei, weight, bb)
+
+    args = (h, base, *([w] if w is not None else []))
+    assert torch.allclose(agg(*args), expected)
+    assert torch.autograd.gradcheck(agg, args)

@@ -12,14 +12,20 @@ Architectures match what the cost model counts (docs/CONTRACTS.md). With ``E`` d
 * ``gin``  : ``h_i' = Linear((1 + eps) h_i + sum_{j in N(i)} w_ij h_j)``, ``eps = 0``.
 * ``sage`` : ``h_i' = lin_l(sum_j w_ij h_j / |N(i)|) + lin_r(h_i)`` (mean aggregation).
 
-The layers are written here on ``index_add_`` (a test checks ``GCNLayer`` against PyG's ``GCNConv``)
-so that a run does not import torch_geometric, whose import (torch._dynamo) costs seconds of
-process start. Between layers: ReLU then dropout; the output is log-softmax (trained with NLL). The maskable
+The layers are written here (a test checks ``GCNLayer`` against PyG's ``GCNConv``) so that a run
+does not import torch_geometric, whose import (torch._dynamo) costs seconds of process start.
+Aggregation (:func:`weighted_aggregate`) never materialises the ``[E, F]`` messages: one weight per
+edge (GCN, GIN, SAGE) runs as CSR sparse-dense products (layouts cached per edge list), multi-head
+attention (GAT) as ``index_add_`` over edge chunks; both with a hand-written backward.
+Between layers: ReLU then dropout; the output is log-softmax (trained with NLL). The maskable
 weights are the 2-D linear weights ``[F_out, F_in]`` of every layer (biases and attention vectors
 stay dense), which is what the cost model's ``N * F_in * F_out`` term scales with.
 """
 
 from __future__ import annotations
+
+import warnings
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -72,11 +78,94 @@ def _expand(w: Tensor, h: Tensor) -> Tensor:
     return w.view(*w.shape, *([1] * (h.dim() - w.dim())))
 
 
+class _Plan:
+    """CSR layouts of ``A`` (rows = targets) and ``A^T`` (rows = sources) for one ``edge_index``:
+    each a stable sort of the edges, computed once per edge list and reused every epoch."""
+
+    def __init__(self, edge_index: Tensor, n: int) -> None:
+        src, dst = edge_index[0], edge_index[1]
+        self.n = n
+        small = n < 2**31 and src.numel() < 2**31  # int32 indices halve the plan's memory
+        self.perm, self.crow, self.col = _layout(dst, src, n, small)
+        self.perm_t, self.crow_t, self.col_t = _layout(src, dst, n, small)
+
+    def matrix(self, w: Tensor, transpose: bool = False) -> Tensor:
+        perm, crow, col = (self.perm_t, self.crow_t, self.col_t) if transpose else (self.perm, self.crow, self.col)
+        with warnings.catch_warnings():  # "CSR support is in beta": the products used here are stable
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return torch.sparse_csr_tensor(crow, col, w if perm is None else w[perm], (self.n, self.n),
+                                           check_invariants=False)  # valid by construction (_layout)
+
+    def scatter_back(self, values: Tensor, transpose: bool = False) -> Tensor:
+        """Per-edge values in ``A``'s (or ``A^T``'s) CSR order back to the edge list's order."""
+        perm = self.perm_t if transpose else self.perm
+        if perm is None:
+            return values
+        out = torch.empty_like(values)
+        out[perm] = values
+        return out
+
+
+def _layout(rows: Tensor, cols: Tensor, n: int, small: bool) -> tuple[Tensor | None, Tensor, Tensor]:
+    """``(perm, crow, col)`` of the CSR matrix with these rows and columns; ``perm`` is None when
+    the edges are already sorted by (row, col) (e.g. the transpose of a coalesced edge list)."""
+    key = rows * n + cols
+    perm = None if bool((key[1:] >= key[:-1]).all()) else torch.argsort(key, stable=True)
+    dtype = torch.int32 if small else torch.long
+    crow = torch.zeros(n + 1, dtype=dtype, device=rows.device)
+    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
+    col = (cols if perm is None else cols[perm]).to(dtype)
+    return (None if perm is None else perm.to(dtype)), crow, col
+
+
+_PLANS: dict[int, tuple[weakref.ref, _Plan]] = {}
+
+
+def _plan(edge_index: Tensor, n: int) -> _Plan:
+    """The cached :class:`_Plan` of this very tensor (by identity; dropped when the tensor dies)."""
+    key = id(edge_index)
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0]() is edge_index and hit[1].n == n:
+        return hit[1]
+    plan = _Plan(edge_index, n)
+    _PLANS[key] = (weakref.ref(edge_index, lambda _r, k=key: _PLANS.pop(k, None)), plan)
+    return plan
+
+
+class _SparseAggregate(torch.autograd.Function):
+    """``out = base + A h`` with ``A[i, j] = w_(j -> i)`` as a CSR matrix: forward and ``dh = A^T g``
+    are sparse-dense products, ``dw_e = g_i . h_j`` a sampled dense-dense product, so no ``[E, F]``
+    tensor exists at all. Used for ``h [N, F]`` with one weight per edge (GCN, GIN, SAGE)."""
+
+    @staticmethod
+    def forward(ctx, base: Tensor, h: Tensor, w: Tensor, plan: _Plan) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(h, w)
+        ctx.plan = plan
+        return base + torch.sparse.mm(plan.matrix(w), h)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        h, w = ctx.saved_tensors
+        plan: _Plan = ctx.plan
+        a_t = plan.matrix(w, transpose=True)  # rows = sources: a coalesced edge list needs no permutation
+        gh = torch.sparse.mm(a_t, g) if ctx.needs_input_grad[1] else None
+        gw = None
+        if ctx.needs_input_grad[2]:  # dw_(j -> i) = h_j . g_i, sampled at A^T's pattern (row j, column i)
+            sampled = torch.sparse.sampled_addmm(a_t, h.contiguous(), g.t(), beta=0.0).values()
+            gw = plan.scatter_back(sampled, transpose=True)
+        return g, gh, gw, None
+
+
 def weighted_aggregate(h: Tensor, edge_index: Tensor, weight: Tensor | None, base: Tensor | None = None) -> Tensor:
     """``base_i + sum_{(j -> i)} w_ji h_j`` for ``h [N, F]`` or ``[N, H, F]`` (``weight [E]`` or
-    ``[E, H]``; ``base`` defaults to zeros), O(E F) time, O(N F + E) memory (see ``_WeightedAggregate``)."""
+    ``[E, H]``; ``base`` defaults to zeros). With ``h [N, F]`` and one weight per edge: CSR
+    products (``_SparseAggregate``); otherwise edge chunks (``_WeightedAggregate``). Either way
+    O(E F) time and O(N F + E) memory."""
     if base is None:
         base = h.new_zeros(h.shape)
+    if h.dim() == 2 and (weight is None or weight.dim() == 1) and edge_index.size(1) > 0:
+        w = weight if weight is not None else h.new_ones(edge_index.size(1))
+        return _SparseAggregate.apply(base, h, w, _plan(edge_index, h.size(0)))
     return _WeightedAggregate.apply(base, h, weight, edge_index[0], edge_index[1])
 
 

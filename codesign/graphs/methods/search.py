@@ -48,7 +48,7 @@ def edge_tiebreak(data: GraphData, kind: str, seed: int) -> Tensor | None:
     * ``random``: a seeded random order;  ``index``: by index.
 
     Measured (``benchmarks/gebt_accuracy.py``, GCN, p_g 0.2 / p_w 0.5, 5 seeds): ``resistance``
-    69.54 on CiteSeer vs 68.42 with ``norm``; Cora 79.88 vs 79.98 (within seed noise).
+    69.56 on CiteSeer vs 68.42 with ``norm``; Cora 79.88 vs 79.98 (within seed noise).
     """
     if kind == "index":
         return None
