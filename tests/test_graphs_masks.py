@@ -145,12 +145,10 @@ def test_resistance_tiebreak_prunes_inside_dense_regions_first():
 
 
 @pytest.mark.parametrize("path", ["sparse", "chunked"])
-@pytest.mark.parametrize("shape, wshape", [((7, 3), (20,)), ((7, 2, 3), (20, 2)), ((7, 3), None)])
+@pytest.mark.parametrize("shape, wshape", [((7, 3), (20,)), ((7, 2, 3), (20, 2)), ((7, 2, 3), (20,)), ((7, 3), None)])
 def test_weighted_aggregate_matches_index_add_and_gradchecks(monkeypatch, path, shape, wshape):
     import codesign.graphs.models as models
 
-    if path == "sparse" and len(shape) == 3:
-        pytest.skip("multi-head messages always take the chunked path")
     monkeypatch.setattr(models, "CHUNK_VALUES", 7)  # several chunks of edges
     g = torch.Generator().manual_seed(0)
     h = torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)

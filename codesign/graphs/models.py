@@ -14,9 +14,9 @@ Architectures match what the cost model counts (docs/CONTRACTS.md). With ``E`` d
 
 The layers are written here (a test checks ``GCNLayer`` against PyG's ``GCNConv``) so that a run
 does not import torch_geometric, whose import (torch._dynamo) costs seconds of process start.
-Aggregation (:func:`weighted_aggregate`) never materialises the ``[E, F]`` messages: one weight per
-edge (GCN, GIN, SAGE) runs as CSR sparse-dense products (layouts cached per edge list), multi-head
-attention (GAT) as ``index_add_`` over edge chunks; both with a hand-written backward.
+Aggregation (:func:`weighted_aggregate`) never materialises the ``[E, F]`` messages: it runs as
+CSR sparse-dense products with a hand-written backward (layouts cached per edge list; GAT once per
+head), falling back to ``index_add_`` over edge chunks for an empty edge list.
 Between layers: ReLU then dropout; the output is log-softmax (trained with NLL). The maskable
 weights are the 2-D linear weights ``[F_out, F_in]`` of every layer (biases and attention vectors
 stay dense), which is what the cost model's ``N * F_in * F_out`` term scales with.
@@ -132,10 +132,26 @@ def _plan(edge_index: Tensor, n: int) -> _Plan:
     return plan
 
 
+_LOOPS: dict[int, tuple[weakref.ref, int, Tensor]] = {}
+
+
+def with_self_loops(edge_index: Tensor, n: int) -> Tensor:
+    """``edge_index`` followed by the ``n`` self-loops; the same tensor object for the same input
+    (cached by identity), so its CSR layout (:func:`_plan`) is built once, not every forward."""
+    key = id(edge_index)
+    hit = _LOOPS.get(key)
+    if hit is not None and hit[0]() is edge_index and hit[1] == n:
+        return hit[2]
+    loops = torch.arange(n, device=edge_index.device)
+    ei = torch.cat([edge_index, torch.stack([loops, loops])], dim=1)
+    _LOOPS[key] = (weakref.ref(edge_index, lambda _r, k=key: _LOOPS.pop(k, None)), n, ei)
+    return ei
+
+
 class _SparseAggregate(torch.autograd.Function):
     """``out = base + A h`` with ``A[i, j] = w_(j -> i)`` as a CSR matrix: forward and ``dh = A^T g``
     are sparse-dense products, ``dw_e = g_i . h_j`` a sampled dense-dense product, so no ``[E, F]``
-    tensor exists at all. Used for ``h [N, F]`` with one weight per edge (GCN, GIN, SAGE)."""
+    tensor exists at all. ``h [N, F]``, one weight per edge (GCN, GIN, SAGE; GAT once per head)."""
 
     @staticmethod
     def forward(ctx, base: Tensor, h: Tensor, w: Tensor, plan: _Plan) -> Tensor:  # type: ignore[override]
@@ -158,15 +174,21 @@ class _SparseAggregate(torch.autograd.Function):
 
 def weighted_aggregate(h: Tensor, edge_index: Tensor, weight: Tensor | None, base: Tensor | None = None) -> Tensor:
     """``base_i + sum_{(j -> i)} w_ji h_j`` for ``h [N, F]`` or ``[N, H, F]`` (``weight [E]`` or
-    ``[E, H]``; ``base`` defaults to zeros). With ``h [N, F]`` and one weight per edge: CSR
-    products (``_SparseAggregate``); otherwise edge chunks (``_WeightedAggregate``). Either way
+    ``[E, H]``; ``base`` defaults to zeros), as CSR products (``_SparseAggregate``, one per head);
+    edge chunks (``_WeightedAggregate``) only for an empty edge list or other shapes. Either way
     O(E F) time and O(N F + E) memory."""
     if base is None:
         base = h.new_zeros(h.shape)
-    if h.dim() == 2 and (weight is None or weight.dim() == 1) and edge_index.size(1) > 0:
-        w = weight if weight is not None else h.new_ones(edge_index.size(1))
-        return _SparseAggregate.apply(base, h, w, _plan(edge_index, h.size(0)))
-    return _WeightedAggregate.apply(base, h, weight, edge_index[0], edge_index[1])
+    e = edge_index.size(1)
+    if e == 0 or h.dim() not in (2, 3) or (weight is not None and weight.dim() > h.dim() - 1):
+        return _WeightedAggregate.apply(base, h, weight, edge_index[0], edge_index[1])
+    plan = _plan(edge_index, h.size(0))
+    w = weight if weight is not None else h.new_ones(e)
+    if h.dim() == 2:
+        return _SparseAggregate.apply(base, h, w, plan)
+    heads = [_SparseAggregate.apply(base[:, k], h[:, k], w[:, k] if w.dim() == 2 else w, plan)
+             for k in range(h.size(1))]
+    return torch.stack(heads, dim=1)
 
 
 def _aggregate(h: Tensor, edge_index: Tensor, weight: Tensor | None, n: int) -> Tensor:
@@ -222,8 +244,7 @@ class GATLayer(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None) -> Tensor:
         n = x.size(0)
-        loops = torch.arange(n, device=x.device)
-        ei = torch.cat([edge_index, torch.stack([loops, loops])], dim=1)
+        ei = with_self_loops(edge_index, n)
         w = None
         if edge_weight is not None:
             w = torch.cat([edge_weight, edge_weight.new_ones(n)])
