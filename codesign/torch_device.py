@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from costmodels.errors import CodesignError
+
+if TYPE_CHECKING:
+    import torch
 
 RUN_ON = ("cpu", "cuda", "auto")
 
 
-def resolve_run_on(run_on: str) -> torch.device:
-    """``cpu``; ``cuda`` (an error if torch sees no GPU); ``auto`` (cuda when visible, else cpu)."""
-    if run_on == "cpu":
-        return torch.device("cpu")
+def check_run_on(run_on: str) -> None:
+    """One line naming the bad value and the valid ones (config validation; no torch import)."""
     if run_on not in RUN_ON:
         raise CodesignError(f"--run-on {run_on!r}: valid choices are {', '.join(RUN_ON)}")
+
+
+def resolve_run_on(run_on: str) -> torch.device:
+    """``cpu``; ``cuda`` (an error if torch sees no GPU); ``auto`` (cuda when visible, else cpu)."""
+    import torch
+
+    check_run_on(run_on)
+    if run_on == "cpu":
+        return torch.device("cpu")
     if torch.cuda.is_available():
         return torch.device("cuda")
     if run_on == "auto":

@@ -13,6 +13,7 @@ import argparse
 
 from codesign.cnn import cli_args as cnn_args
 from codesign.graphs import cli_args as graph_args
+from codesign.torch_device import RUN_ON
 
 from .common import add_data_root, add_json_flag, emit_json
 
@@ -25,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="dense", help="ticket / pruning method (see --help of each task)")
     p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic on CPU)")
     p.add_argument("--epochs", type=int, default=None, help="cap every phase at this many epochs")
-    p.add_argument("--run-on", default="cpu", choices=["cpu", "cuda", "auto"], help="torch device to train on")
+    p.add_argument("--run-on", default="cpu", choices=RUN_ON, help="torch device to train on")
     p.add_argument("--out", default=None, help="folder to save the ticket / result in")
     add_data_root(p)
     add_json_flag(p)

@@ -24,10 +24,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import math
-import os
 import pickle
 import tarfile
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from codesign.fetch import fetch, file_digest
 from costmodels.errors import CodesignError, unknown
 
 DATASETS = ("cifar10", "cifar100", "mnist", "fashion-mnist", "synthetic-images")
@@ -110,33 +109,22 @@ def _load_idx(name: str, root: Path) -> tuple[np.ndarray, ...]:
     return xtr[:, None], ytr, xte[:, None], yte
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def download_cifar(name: str, dest: Path) -> Path:
     """Download + MD5-check + extract the official tarball into ``dest``; returns the batch folder."""
     folder, url, md5 = CIFAR[name][0], CIFAR[name][1], CIFAR[name][2]
     dest.mkdir(parents=True, exist_ok=True)
     tar = dest / url.rsplit("/", 1)[1]
     try:
-        if not tar.is_file() or _md5(tar) != md5:
-            if os.environ.get("CODESIGN_OFFLINE") == "1":  # the test suite: never the network
-                raise OSError("downloads are disabled (CODESIGN_OFFLINE=1)")
-            with urllib.request.urlopen(url, timeout=30) as r, open(tar, "wb") as f:
-                while chunk := r.read(1 << 20):
-                    f.write(chunk)
+        if not tar.is_file() or file_digest(tar, "md5") != md5:
+            fetch(url, tar)
     except OSError as exc:
         raise CodesignError(
             f"dataset {name!r}: no {folder}/ under the data root and the download from {url} failed "
             f"({exc.__class__.__name__}); place {folder}/ in --data-root or run once online"
         ) from None
-    if _md5(tar) != md5:
-        raise CodesignError(f"dataset {name!r}: {tar} has MD5 {_md5(tar)}, expected {md5}; delete it and retry")
+    got = file_digest(tar, "md5")
+    if got != md5:
+        raise CodesignError(f"dataset {name!r}: {tar} has MD5 {got}, expected {md5}; delete it and retry")
     with tarfile.open(tar, "r:gz") as t:
         t.extractall(dest, filter="data")
     return dest / folder

@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from codesign.torch_device import check_run_on
 from costmodels.errors import CodesignError, check_fraction, unknown
 
 from .data import DATASETS
@@ -88,8 +89,7 @@ class CNNTrainConfig:
             raise CodesignError(f"--val-size must be >= 0 (a fraction < 1 or an image count), got {self.val_size}")
         if self.bn_l1 < 0:
             raise CodesignError(f"--bn-l1 must be >= 0, got {self.bn_l1}")
-        if self.run_on not in ("cpu", "cuda", "auto"):
-            raise CodesignError(f"--run-on {self.run_on!r}: valid choices are cpu, cuda, auto")
+        check_run_on(self.run_on)
 
     def resolved(self) -> CNNTrainConfig:
         """Defaults filled in: epochs (160) and finetune_epochs (ceil(epochs / 2))."""

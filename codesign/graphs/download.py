@@ -17,22 +17,18 @@ Each download goes to ``<file>.part`` and is renamed only after its sha256 match
 kept unchecked. When offline (any ``OSError``, e.g. ``urllib.error.URLError``, or a cut-off
 transfer), the error is the one line that says where the files should be and how to point
 ``CODESIGN_DATA`` at them.
-``_fetch(url, dest)`` is the only function that touches the network (tests replace it).
+``_fetch(url, dest)`` (over :func:`codesign.fetch.fetch`, the loaders' only network access) is what tests replace.
 """
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
-import os
-import shutil
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from codesign.data_root import cache_dir
+from codesign.fetch import fetch, file_digest
 from costmodels.errors import CodesignError
 
 log = logging.getLogger(__name__)
@@ -91,21 +87,8 @@ def actor_url(file: str) -> str:
 
 
 def _fetch(url: str, dest: Path) -> None:
-    """Download ``url`` to ``dest`` (the only network access of the loaders).
-
-    ``CODESIGN_OFFLINE=1`` forbids it (the test suite sets it: tests never touch the network)."""
-    if os.environ.get("CODESIGN_OFFLINE") == "1":
-        raise urllib.error.URLError("downloads are disabled (CODESIGN_OFFLINE=1)")
-    with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(dest, "wb") as out:
-        shutil.copyfileobj(response, out)
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """Download ``url`` to ``dest`` (:func:`codesign.fetch.fetch`; the seam tests replace)."""
+    fetch(url, dest, TIMEOUT_S)
 
 
 def missing_error(dataset: str, folder: Path, files: list[str], why: str = "") -> CodesignError:
@@ -142,7 +125,7 @@ def raw_folder(dataset: str, root: Path, sub: str, names: list[str], url_of: Cal
             reason = str(getattr(exc, "reason", exc)).replace("\n", " ")
             raise missing_error(dataset, folder, _absent(folder, names),
                                 f" and the download of {url} failed ({reason})") from None
-        expected, got = SHA256.get(name), sha256_of(part)
+        expected, got = SHA256.get(name), file_digest(part)
         if expected is not None and got != expected:
             part.unlink(missing_ok=True)
             raise CodesignError(f"dataset {dataset!r}: downloaded {url} has sha256 {got[:16]}..., expected "

@@ -32,7 +32,9 @@ def topk_mask(scores: Tensor, ratio: float, tiebreak: Tensor | None = None, *, o
     mask = torch.zeros(n, dtype=torch.bool, device=scores.device)
     if k > 0:
         flat_scores = scores.detach().reshape(-1)
-        pre = order if order is not None else None if tiebreak is None else tiebreak_order(tiebreak)
+        pre = order
+        if pre is None and tiebreak is not None:
+            pre = tiebreak_order(tiebreak)
         if pre is None:
             ranked = torch.sort(flat_scores, descending=True, stable=True).indices
         else:

@@ -16,7 +16,7 @@ The layers are written here (a test checks ``GCNLayer`` against PyG's ``GCNConv`
 does not import torch_geometric, whose import (torch._dynamo) costs seconds of process start.
 Aggregation (:func:`weighted_aggregate`) never materialises the ``[E, F]`` messages: it runs as
 CSR sparse-dense products with a hand-written backward (layouts cached per edge list; GAT once per
-head), falling back to ``index_add_`` over edge chunks for an empty edge list.
+head).
 Between layers: ReLU then dropout; the output is log-softmax (trained with NLL). The maskable
 weights are the 2-D linear weights ``[F_out, F_in]`` of every layer (biases and attention vectors
 stay dense), which is what the cost model's ``N * F_in * F_out`` term scales with.
@@ -34,48 +34,6 @@ from torch import Tensor, nn
 from costmodels.errors import CodesignError, unknown
 
 MODELS = ("gcn", "gat", "gin", "sage")
-
-
-CHUNK_VALUES = 1 << 22  # ~16 MB of float32 messages per chunk: below glibc's mmap threshold, reused
-
-
-class _WeightedAggregate(torch.autograd.Function):
-    """``out = base + sum_{e: j -> i} w_e h_j`` in edge chunks, saving only ``h``, ``w`` and the
-    indices for backward: the ``[E, F]`` message tensor is never held whole (forward or backward),
-    so memory is O(N F + E) instead of O(E F). Edges are visited in order, so every row sums its
-    terms in the same order as one ``index_add_`` over all edges."""
-
-    @staticmethod
-    def forward(ctx, base: Tensor, h: Tensor, w: Tensor | None, src: Tensor, dst: Tensor) -> Tensor:  # type: ignore[override]
-        out = base.clone()
-        step = max(1, CHUNK_VALUES // max(1, h[0].numel()))
-        for s in range(0, src.numel(), step):
-            msg = h[src[s:s + step]]
-            if w is not None:
-                msg = msg * _expand(w[s:s + step], h)
-            out.index_add_(0, dst[s:s + step], msg)
-        ctx.save_for_backward(h, w, src, dst)
-        ctx.step = step
-        return out
-
-    @staticmethod
-    def backward(ctx, g: Tensor):  # type: ignore[override]
-        h, w, src, dst = ctx.saved_tensors
-        need_h, need_w = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
-        gh = torch.zeros_like(h) if need_h else None
-        gw = torch.empty_like(w) if need_w and w is not None else None
-        for s in range(0, src.numel(), ctx.step):
-            gd = g[dst[s:s + ctx.step]]
-            if gh is not None:
-                gh.index_add_(0, src[s:s + ctx.step], gd if w is None else gd * _expand(w[s:s + ctx.step], h))
-            if gw is not None:
-                gw[s:s + ctx.step] = (gd * h[src[s:s + ctx.step]]).sum(dim=tuple(range(w.dim(), h.dim())))
-        return g, gh, gw, None, None
-
-
-def _expand(w: Tensor, h: Tensor) -> Tensor:
-    """``w [E]`` or ``[E, H]`` viewed to broadcast against messages ``[E, *h.shape[1:]]``."""
-    return w.view(*w.shape, *([1] * (h.dim() - w.dim())))
 
 
 class _Plan:
@@ -118,34 +76,33 @@ def _layout(rows: Tensor, cols: Tensor, n: int, small: bool) -> tuple[Tensor | N
     return (None if perm is None else perm.to(dtype)), crow, col
 
 
-_PLANS: dict[int, tuple[weakref.ref, _Plan]] = {}
+_CACHE: dict[tuple[str, int], tuple[weakref.ref, int, object]] = {}
+
+
+def _per_tensor(kind: str, edge_index: Tensor, n: int, build):
+    """``build()`` once per (``kind``, this very tensor object, ``n``); dropped when the tensor dies.
+    Training reuses one edge list for every epoch, so its derived structures are built once."""
+    key = (kind, id(edge_index))
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0]() is edge_index and hit[1] == n:
+        return hit[2]
+    value = build()
+    _CACHE[key] = (weakref.ref(edge_index, lambda _r, k=key: _CACHE.pop(k, None)), n, value)
+    return value
 
 
 def _plan(edge_index: Tensor, n: int) -> _Plan:
-    """The cached :class:`_Plan` of this very tensor (by identity; dropped when the tensor dies)."""
-    key = id(edge_index)
-    hit = _PLANS.get(key)
-    if hit is not None and hit[0]() is edge_index and hit[1].n == n:
-        return hit[1]
-    plan = _Plan(edge_index, n)
-    _PLANS[key] = (weakref.ref(edge_index, lambda _r, k=key: _PLANS.pop(k, None)), plan)
-    return plan
-
-
-_LOOPS: dict[int, tuple[weakref.ref, int, Tensor]] = {}
+    return _per_tensor("csr", edge_index, n, lambda: _Plan(edge_index, n))
 
 
 def with_self_loops(edge_index: Tensor, n: int) -> Tensor:
-    """``edge_index`` followed by the ``n`` self-loops; the same tensor object for the same input
-    (cached by identity), so its CSR layout (:func:`_plan`) is built once, not every forward."""
-    key = id(edge_index)
-    hit = _LOOPS.get(key)
-    if hit is not None and hit[0]() is edge_index and hit[1] == n:
-        return hit[2]
-    loops = torch.arange(n, device=edge_index.device)
-    ei = torch.cat([edge_index, torch.stack([loops, loops])], dim=1)
-    _LOOPS[key] = (weakref.ref(edge_index, lambda _r, k=key: _LOOPS.pop(k, None)), n, ei)
-    return ei
+    """``edge_index`` followed by the ``n`` self-loops; the same tensor object for the same input,
+    so its CSR layout (:func:`_plan`) is built once, not every forward."""
+    def build() -> Tensor:
+        loops = torch.arange(n, device=edge_index.device)
+        return torch.cat([edge_index, torch.stack([loops, loops])], dim=1)
+
+    return _per_tensor("self-loops", edge_index, n, build)
 
 
 class _SparseAggregate(torch.autograd.Function):
@@ -173,15 +130,16 @@ class _SparseAggregate(torch.autograd.Function):
 
 
 def weighted_aggregate(h: Tensor, edge_index: Tensor, weight: Tensor | None, base: Tensor | None = None) -> Tensor:
-    """``base_i + sum_{(j -> i)} w_ji h_j`` for ``h [N, F]`` or ``[N, H, F]`` (``weight [E]`` or
-    ``[E, H]``; ``base`` defaults to zeros), as CSR products (``_SparseAggregate``, one per head);
-    edge chunks (``_WeightedAggregate``) only for an empty edge list or other shapes. Either way
-    O(E F) time and O(N F + E) memory."""
+    """``base_i + sum_{(j -> i)} w_ji h_j`` for ``h [N, F]`` (``weight [E]``) or ``[N, H, F]``
+    (``weight [E, H]`` or ``[E]``); ``base`` defaults to zeros. CSR products (``_SparseAggregate``,
+    one per head): O(E F) time, O(N F + E) memory."""
     if base is None:
         base = h.new_zeros(h.shape)
     e = edge_index.size(1)
-    if e == 0 or h.dim() not in (2, 3) or (weight is not None and weight.dim() > h.dim() - 1):
-        return _WeightedAggregate.apply(base, h, weight, edge_index[0], edge_index[1])
+    if weight is not None and (weight.size(0) != e or weight.dim() > h.dim() - 1):
+        raise ValueError(f"edge weights {tuple(weight.shape)} do not fit {e} edges and features {tuple(h.shape)}")
+    if e == 0:
+        return base
     plan = _plan(edge_index, h.size(0))
     w = weight if weight is not None else h.new_ones(e)
     if h.dim() == 2:

@@ -37,7 +37,6 @@ class GraphSparsifier(ABC):
 
     def __init__(self, ratio: float, tiebreak: Tensor | None = None) -> None:
         self.ratio = ratio
-        self.tiebreak = tiebreak
         self.order = None if tiebreak is None else tiebreak_order(tiebreak)  # sorted once per search
 
     @abstractmethod
