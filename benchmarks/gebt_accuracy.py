@@ -2,9 +2,10 @@
 
     python benchmarks/gebt_accuracy.py [--seeds 5] [--datasets cora,citeseer] [--data-root DIR]
 
-Runs (GCN, public Planetoid splits, each seed): dense; gebt at (p_g, p_w) = (0.2, 0.5) with the
-detector criterion ``mean`` (default) and ``sum``; gebt and random at (0.6, 0.9); gebt at (0.2, 0.9);
-geb and sgcn at p_g = 0.2. Accuracies are measured (test accuracy at the best-validation epoch of
+Runs (GCN, public Planetoid splits, seeds 0..N-1): dense; gebt at (p_g, p_w) = (0.2, 0.5) with the
+detector criterion ``mean`` (default) and ``sum``, and with one graph shared by both layers
+(``--graph-sharing shared``; the default is one per layer); gebt and random at (0.6, 0.9); gebt at
+(0.2, 0.9); geb and sgcn at p_g = 0.2. Accuracies are measured (test accuracy at the best-validation epoch of
 the final phase); FLOPs are analytical (costmodels.price_gnn_run, every phase, search epochs as run).
 Prints one table per dataset, then the savings, and as the last line one JSON object.
 """
@@ -27,6 +28,7 @@ RUNS = [  # (label, method, p_g, p_w, criterion)
     ("dense", "dense", 0.0, 0.0, "mean"),
     ("gebt 0.2/0.5 mean", "gebt", 0.2, 0.5, "mean"),
     ("gebt 0.2/0.5 sum", "gebt", 0.2, 0.5, "sum"),
+    ("gebt 0.2/0.5 mean shared", "gebt", 0.2, 0.5, "mean"),
     ("gebt 0.2/0.9 mean", "gebt", 0.2, 0.9, "mean"),
     ("gebt 0.6/0.9 mean", "gebt", 0.6, 0.9, "mean"),
     ("random 0.6/0.9", "random", 0.6, 0.9, "mean"),
@@ -38,16 +40,18 @@ RUNS = [  # (label, method, p_g, p_w, criterion)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first..first+N-1 (default 0)")
     ap.add_argument("--datasets", default="cora,citeseer")
     ap.add_argument("--data-root", default=None)
     args = ap.parse_args()
     rows = []
     start = time.perf_counter()
     for dataset in args.datasets.split(","):
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for label, method, pg, pw, crit in RUNS:
                 cfg = GraphTrainConfig(dataset=dataset, method=method, seed=seed, graph_sparsity=pg,
-                                       weight_sparsity=pw, criterion=crit, data_root=args.data_root)
+                                       weight_sparsity=pw, criterion=crit, data_root=args.data_root,
+                                       graph_sharing="shared" if label.endswith("shared") else "per-layer")
                 r = train(cfg, progress=False)
                 rows.append({"dataset": dataset, "run": label, "seed": seed, "test_acc": 100 * r["test_accuracy"],
                              "eb_epoch": r["eb_epoch"], "search_epochs": r["search_epochs"],
@@ -61,7 +65,8 @@ def main() -> None:
                       file=sys.stderr)
     df = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
-    headline: dict[str, object] = {"seeds": args.seeds, "bench_wall_s": round(time.perf_counter() - start, 1)}
+    headline: dict[str, object] = {"seeds": args.seeds, "first_seed": args.first_seed,
+                                   "bench_wall_s": round(time.perf_counter() - start, 1)}
     for dataset, part in df.groupby("dataset", sort=False):
         table = part.groupby("run", sort=False).agg(
             acc_mean=("test_acc", "mean"), acc_std=("test_acc", "std"),
@@ -70,11 +75,13 @@ def main() -> None:
             gs=("graph_sparsity", "mean"), ws=("weight_sparsity", "mean"),
             train_gflops=("train_gflops", "mean"), infer_mflops=("infer_mflops", "mean"),
             infer_mmacs_paper=("infer_mmacs_paper", "mean"), wall_s=("wall_s", "mean"))
-        print(f"\n== {dataset} (GCN, {args.seeds} seeds; accuracy measured %, FLOPs analytical) ==")
+        seeds = f"seeds {args.first_seed}..{args.first_seed + args.seeds - 1}"
+        print(f"\n== {dataset} (GCN, {seeds}; accuracy measured %, FLOPs analytical) ==")
         print(table.round(3).to_string())
         sg = table.loc["sgcn 0.2"]
         out: dict[str, object] = {"dense_acc": round(table.loc["dense", "acc_mean"], 2)}
-        for label in ("gebt 0.2/0.5 mean", "gebt 0.2/0.5 sum", "gebt 0.2/0.9 mean", "gebt 0.6/0.9 mean",
+        for label in ("gebt 0.2/0.5 mean", "gebt 0.2/0.5 sum", "gebt 0.2/0.5 mean shared", "gebt 0.2/0.9 mean",
+                      "gebt 0.6/0.9 mean",
                       "random 0.6/0.9", "geb 0.2 mean"):
             t = table.loc[label]
             key = label.replace(" ", "_").replace("/", "_").replace(".", "")

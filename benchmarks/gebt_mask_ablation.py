@@ -9,17 +9,17 @@ Per dataset and seed (GCN, public Planetoid split, p_g = 0.2, p_w = 0.5, default
 * ``dense-train + <mask>``: a fresh dense GCN (no weight mask) trained 100 epochs on the mask, i.e.
   what removing those edges costs a plain GCN.
 
-Masks (all keep exactly ``E/2 - round(0.2 E/2)`` undirected edges; none looks at labels):
+Masks (each layer keeps exactly ``E/2 - round(0.2 E/2)`` undirected edges, except ``none``; only gebt's
+sees labels - the training labels, through its search loss):
 
-* ``none``: the full graph;  ``gebt``: the ticket's own mask (learned edge values ``theta``, ties by
-  ``resistance``);  ``random``: uniform (seeded);
+* ``none``: the full graph;  ``gebt``: the ticket's own masks (learned edge values ``theta``, one
+  mask per layer, ties by ``min-degree``);  ``random``: uniform (seeded), one mask for both layers;
+  ``random per layer``: an independent uniform mask for each layer;
 * ``norm``: keep the largest ``1 / sqrt((d_u + 1)(d_v + 1))`` (prune hub-hub edges first);
 * ``resistance``: keep the largest ``1 / (d_u + 1) + 1 / (d_v + 1)`` (the degree term of the
-  effective resistance; gebt's default tie-break);
-* ``leaf``: keep the largest ``1 / (min(d_u, d_v) + 1)`` (prune only edges whose both ends keep many
-  neighbours), ties by ``1 / (max(d_u, d_v) + 1)``;
-* ``gebt+leaf``: keep the largest ``theta + 0.01 * leaf / max(leaf)`` (learned values plus a
-  structural prior; ``theta`` moves by about 0.03 over a 20-30 epoch search at graph lr 1e-3).
+  effective resistance);
+* ``min-degree``: keep the smallest ``min(d_u, d_v)``, then the smallest ``max(d_u, d_v)`` (prune only
+  edges whose both ends keep many neighbours; gebt's default tie-break).
 
 Accuracies are measured test accuracy (%), mean over seeds. Prints one table, then one JSON line.
 """
@@ -41,7 +41,7 @@ from codesign.graphs.config import GraphTrainConfig  # noqa: E402
 from codesign.graphs.data import GraphData, load_dataset  # noqa: E402
 from codesign.graphs.masks import random_mask, topk_mask  # noqa: E402
 from codesign.graphs.methods.common import RunContext, fit  # noqa: E402
-from codesign.graphs.methods.search import search  # noqa: E402
+from codesign.graphs.methods.search import edge_tiebreak, search  # noqa: E402
 
 P_G, P_W, EPOCHS = 0.2, 0.5, 100
 
@@ -51,7 +51,7 @@ def structural_scores(data: GraphData) -> dict[str, torch.Tensor]:
     deg = torch.bincount(data.edge_index[0], minlength=data.num_nodes).float() + 1
     du, dv = deg[data.undirected[0]], deg[data.undirected[1]]
     return {"norm": (du * dv).rsqrt(), "resistance": 1 / du + 1 / dv,
-            "leaf": 1 / torch.minimum(du, dv) + 1e-3 / torch.maximum(du, dv)}
+            "min-degree": edge_tiebreak(data, "min-degree", seed=0)}
 
 
 def one_seed(data: GraphData, seed: int, data_root: str | None) -> list[dict[str, object]]:
@@ -60,14 +60,15 @@ def one_seed(data: GraphData, seed: int, data_root: str | None) -> list[dict[str
     ctx = RunContext(cfg, data, torch.device("cpu"), progress=False)
     found = search(ctx, ctx.new_model(), EPOCHS, "search", train_weights=True, weight_ratio=P_W)
     s = structural_scores(data)
+    gen = torch.Generator().manual_seed(seed)
     masks = {
         "none": None,
         "gebt": found.graph_mask,
-        "random": random_mask(data.num_undirected, P_G, torch.Generator().manual_seed(seed)),
+        "random": random_mask(data.num_undirected, P_G, gen),
+        "random per layer": torch.stack([random_mask(data.num_undirected, P_G, gen) for _ in range(cfg.layers)]),
         "norm": topk_mask(s["norm"], P_G),
         "resistance": topk_mask(s["resistance"], P_G),
-        "leaf": topk_mask(s["leaf"], P_G),
-        "gebt+leaf": topk_mask(found.theta + 0.01 * s["leaf"] / s["leaf"].max(), P_G, s["norm"]),
+        "min-degree": topk_mask(s["min-degree"], P_G),
     }
     rows = []
     for name, mask in masks.items():
@@ -76,7 +77,7 @@ def one_seed(data: GraphData, seed: int, data_root: str | None) -> list[dict[str
         r = fit(ctx, model, EPOCHS, "retrain", mask, found.weight_masks)
         rows.append({"dataset": data.name, "seed": seed, "run": f"ticket + {name}", "test_acc": 100 * r.test_accuracy,
                      "eb_epoch": found.epochs})
-        if name in ("none", "random", "leaf"):
+        if name in ("none", "random", "random per layer", "min-degree"):
             r = fit(ctx, ctx.new_model(), EPOCHS, "dense", mask, None)
             rows.append({"dataset": data.name, "seed": seed, "run": f"dense-train + {name}",
                          "test_acc": 100 * r.test_accuracy, "eb_epoch": None})

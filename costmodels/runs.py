@@ -35,7 +35,9 @@ class PhaseSpec:
 
     ``graph_density``/``weight_density``: 1 - sparsity of the graph and weights the phase *computes*
     on (a search phase trains on the full graph with dense weights: 1.0, 1.0);
-    ``trainable_graph``: edge values receive gradients; ``mask_update``: masks are drawn each epoch.
+    ``trainable_graph``: edge values receive gradients; ``mask_update``: masks are drawn each epoch;
+    ``graph_copies``: trainable edge-value vectors (and graph masks) of a search, 1 when every layer
+    shares one, the layer count for per-layer graphs (the message passing itself is the same).
     """
 
     name: str
@@ -45,6 +47,7 @@ class PhaseSpec:
     trainable_graph: bool = False
     mask_update: bool = False
     optimizer: str = "adam"
+    graph_copies: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,10 +111,11 @@ def gnn_phase_workload(spec: GNNSpec, stats: GraphStats, phase: PhaseSpec,
     """The per-epoch workload of one GNN phase (search phases include the mask-drawing work)."""
     wl = gnn_workload(spec, stats, graph_density=phase.graph_density, weight_density=phase.weight_density,
                       trainable_graph=phase.trainable_graph, aggregation_order=aggregation_order)
+    ops = wl.ops
     if phase.mask_update:
-        wl = Workload(wl.name, wl.ops + mask_update_ops(spec, stats, phase.graph_density), wl.input_values,
-                      wl.graph_edges, wl.extra_trainable, wl.info)
-    return wl
+        ops = ops + mask_update_ops(spec, stats, phase.graph_density, phase.graph_copies)
+    return Workload(wl.name, ops, wl.input_values, wl.graph_edges, wl.extra_trainable * phase.graph_copies,
+                    wl.info)
 
 
 def price_gnn_run(

@@ -179,14 +179,16 @@ def weight_count(spec: GNNSpec, g: GraphStats) -> int:
     return total
 
 
-def mask_update_ops(spec: GNNSpec, g: GraphStats, graph_density: Array = 1.0) -> tuple[Op, ...]:
+def mask_update_ops(spec: GNNSpec, g: GraphStats, graph_density: Array = 1.0,
+                    graph_copies: int = 1) -> tuple[Op, ...]:
     """Per-epoch ticket search work: magnitude masks over the edge values and over all weights.
 
     A top-k by magnitude over ``n`` values costs about ``n·log2(n)`` comparisons (an elementwise
     class estimate); the ADMM sparsifier adds ``ρ‖a + U − Z‖²`` and its dual update, ~6 FLOPs per
-    edge value.
+    edge value. ``graph_copies``: edge-value vectors masked each epoch (one per layer for per-layer
+    graphs).
     """
-    edges = g.num_edges * graph_density / 2.0
+    edges = g.num_edges * graph_density / 2.0 * graph_copies
     weights = float(weight_count(spec, g))
     return (
         Elementwise("search.graph_mask_topk", edges, math.log2(max(g.num_edges, 2)), 0.0,

@@ -103,6 +103,22 @@ def test_training_is_sum_of_phases():
     assert three.train.memory_bytes == one.train.memory_bytes  # a peak, not a sum
 
 
+def test_per_layer_graphs_price_one_edge_vector_and_mask_per_layer():
+    from costmodels import PhaseSpec
+    from costmodels.workloads import mask_update_ops
+
+    spec, g = GNNSpec("gcn"), graph_stats("cora")
+    search = [PhaseSpec("search", 1, trainable_graph=True, mask_update=True, graph_copies=c) for c in (1, 2)]
+    one, two = (price_gnn_run(spec, g, [s]) for s in search)
+    ctx, extra = ExecContext(), g.num_edges / 2  # one more vector of undirected edge values
+    mask_ops = sum(op.forward(ctx).flops + op.backward(ctx).flops
+                   for op in mask_update_ops(spec, g)[:2])  # its top-k and ADMM terms (fwd + bwd)
+    assert two.train.flops - one.train.flops == pytest.approx(mask_ops + 15 * extra)  # + its Adam step
+    # its values, gradients and two Adam moments, fp32
+    assert two.train.memory_bytes - one.train.memory_bytes == pytest.approx(4 * 4 * extra)
+    assert two.infer.flops == one.infer.flops
+
+
 def test_weight_sparsity_counts_only_where_the_device_exploits_it():
     from costmodels import load_profile
 

@@ -144,6 +144,44 @@ def test_resistance_tiebreak_prunes_inside_dense_regions_first():
     assert bool(kept[tail])
 
 
+def test_min_degree_tiebreak_orders_by_weaker_then_stronger_end():
+    from codesign.graphs.masks import tiebreak_order
+
+    # a star with 1,500 leaves (hub degree > 1000: the key must stay exact) plus a sparse SBM part
+    sbm = load_dataset(TINY)
+    hub, leaves = sbm.num_nodes, torch.arange(sbm.num_nodes + 1, sbm.num_nodes + 1501)
+    star = torch.stack([torch.full_like(leaves, hub), leaves])
+    ei = torch.cat([sbm.undirected, star, torch.tensor([[0], [hub]])], dim=1)
+    n = sbm.num_nodes + 1501
+    split = torch.zeros(n, dtype=torch.bool)
+    data = build_graph("star", torch.eye(n)[:, :2], torch.zeros(n, dtype=torch.long), ei, (split, split, split), "x")
+    deg = (torch.bincount(data.edge_index[0], minlength=n) + 1).tolist()
+    und = data.undirected.t().tolist()
+    expected = sorted(range(len(und)), key=lambda i: (min(deg[und[i][0]], deg[und[i][1]]),
+                                                        max(deg[und[i][0]], deg[und[i][1]]), i))
+    order = tiebreak_order(edge_tiebreak(data, "min-degree", seed=0))
+    assert order.tolist() == expected  # kept first: smaller min degree, then smaller max degree, then index
+
+
+def test_models_take_one_edge_list_per_layer():
+    from costmodels.errors import CodesignError
+
+    data = load_dataset(TINY)
+    torch.manual_seed(0)
+    model = GNN("gcn", data.num_features, data.num_classes, layers=2).eval()
+    w = torch.rand(data.num_edges)
+    same = model(data.x, data.edge_index, w)
+    assert torch.equal(model(data.x, [data.edge_index, data.edge_index], [w, w]), same)
+    half = random_mask(data.num_undirected, 0.5, torch.Generator().manual_seed(1))
+    sparse = data.edges_for(half)[0]
+    mixed = model(data.x, [sparse, data.edge_index])
+    conv0, conv1 = model.convs
+    expected = torch.log_softmax(conv1(torch.relu(conv0(data.x, sparse, None)), data.edge_index, None), dim=-1)
+    assert torch.allclose(mixed, expected, atol=1e-6)
+    with pytest.raises(CodesignError, match="per-layer graph has 1 entries for a 2-layer model"):
+        model(data.x, [data.edge_index])
+
+
 @pytest.mark.parametrize("shape, wshape", [((7, 3), (20,)), ((7, 2, 3), (20, 2)), ((7, 2, 3), (20,)), ((7, 3), None)])
 def test_weighted_aggregate_matches_index_add_and_gradchecks(shape, wshape):
     from codesign.graphs.models import weighted_aggregate

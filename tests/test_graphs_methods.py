@@ -86,6 +86,46 @@ def test_ticket_reloads_bit_identically_and_retrains_identically(tmp_path):
     assert again["weight_sparsity"] == first["weight_sparsity"]
 
 
+def test_per_layer_search_draws_one_exact_symmetric_mask_per_layer(tmp_path):
+    from codesign.graphs.data import load_dataset
+    from codesign.graphs.masks import keep_count
+
+    data = load_dataset(TINY)
+    runs = {}
+    for sharing in ("per-layer", "shared"):
+        out = tmp_path / sharing
+        runs[sharing] = train(GraphTrainConfig(dataset=TINY, method="gebt", epochs=6, warmup=0, layers=3,
+                                               graph_sparsity=0.3, graph_sharing=sharing, out=str(out)),
+                              progress=False)
+        runs[sharing]["mask"] = load_ticket(out).graph_mask
+    per, shared = runs["per-layer"]["mask"], runs["shared"]["mask"]
+    assert per.shape == (3, data.num_undirected) and shared.shape == (data.num_undirected,)
+    k = keep_count(data.num_undirected, 0.3)
+    assert per.sum(dim=1).tolist() == [k, k, k] and int(shared.sum()) == k
+    edges = data.layer_edges(per)
+    assert len(edges) == 3
+    for layer, ei in enumerate(edges):
+        pairs = set(map(tuple, ei.t().tolist()))
+        assert pairs == {(v, u) for u, v in pairs} and len(pairs) == 2 * int(per[layer].sum())
+    assert runs["per-layer"]["graph_sparsity"] == runs["shared"]["graph_sparsity"] == pytest.approx(
+        1 - k / data.num_undirected)
+    # the cost model prices one trainable edge vector per layer in the search, the same inference
+    search = [p for p in runs["per-layer"]["cost_inputs"]["phases"] if p["name"] == "search"][0]
+    assert search["graph_copies"] == 3
+    assert [p for p in runs["shared"]["cost_inputs"]["phases"] if p["name"] == "search"][0]["graph_copies"] == 1
+    assert runs["per-layer"]["cost"]["infer_flops"] == runs["shared"]["cost"]["infer_flops"]
+
+
+def test_ticket_with_wrong_edge_count_is_refused(tmp_path):
+    out = tmp_path / "run"
+    train(GraphTrainConfig(dataset=TINY, method="gebt", epochs=4, warmup=0, out=str(out)), progress=False)
+    raw = torch.load(out / "ticket.pt", weights_only=True)
+    raw["graph_mask"] = raw["graph_mask"][:, :-1]
+    torch.save(raw, out / "ticket.pt")
+    with pytest.raises(CodesignError, match="graph mask of shape .*draw a new ticket"):
+        train(GraphTrainConfig(dataset=TINY, epochs=1, ticket=str(out)), progress=False)
+
+
 def test_ticket_from_another_dataset_is_refused(tmp_path):
     out = tmp_path / "run"
     train(GraphTrainConfig(dataset=TINY, method="random", epochs=1, out=str(out)), progress=False)
@@ -101,6 +141,8 @@ def test_ticket_from_another_dataset_is_refused(tmp_path):
     ({"weight_sparsity": -0.1}, "--weight-sparsity must be in"),
     ({"criterion": "max"}, "unknown criterion 'max'"),
     ({"retrain_init": "warm"}, "unknown retrain init 'warm'"),
+    ({"graph_sharing": "half"}, "unknown graph sharing 'half'"),
+    ({"tie_break": "degree"}, "unknown tie break 'degree'"),
     ({"epochs": 0}, "--epochs must be >= 1"),
 ])
 def test_bad_config_is_one_line(kwargs, pattern):

@@ -35,8 +35,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
          help="mask distance normalisation: relative (to the first value, default) or fraction")
     _add(g, "--retrain-init", default="ticket", help="retraining starts from: ticket (default), rewind, reinit")
     _add(g, "--sparsifier", default="admm", help="graph sparsifier: admm (default, SGCN) or l1 (UGS)")
-    _add(g, "--tie-break", default="resistance", help="order of edges whose values tie when masking: "
-         "resistance (default; keep larger 1/d_u + 1/d_v), norm (keep larger 1/sqrt(d_u d_v)), random, index")
+    _add(g, "--tie-break", default="min-degree", help="order of edges whose values tie when masking: "
+         "min-degree (default; keep larger 1/min(d_u, d_v)), resistance (keep larger 1/d_u + 1/d_v), "
+         "norm (keep larger 1/sqrt(d_u d_v)), random, index")
+    _add(g, "--graph-sharing", default="per-layer", help="searches (geb, gebt, sgcn): per-layer (default; one "
+         "trainable graph and mask per layer, as the public GEBT code) or shared (one for all layers)")
     _add(g, "--rounds", type=int, default=None,
          help="ugs rounds (default: fewest with weight sparsity 1-0.8^r >= --weight-sparsity)")
     _add(g, "--layers", type=int, default=2, help="GNN layers (default 2)")

@@ -12,7 +12,8 @@ from .sparsify import SPARSIFIERS
 
 METHODS = ("dense", "geb", "gebt", "sgcn", "random", "ugs")
 RETRAIN_INITS = ("ticket", "rewind", "reinit")
-TIE_BREAKS = ("resistance", "norm", "random", "index")
+TIE_BREAKS = ("min-degree", "resistance", "norm", "random", "index")
+GRAPH_SHARING = ("per-layer", "shared")
 PAPER_EPOCHS = 100  # Kipf & Welling / GEBT: 100 epochs per phase
 UGS_EPOCHS = 200  # UGS: 200 epochs per mask-training and per retraining round
 
@@ -23,6 +24,9 @@ class GraphTrainConfig:
 
     ``epochs``: when set, every phase runs this many epochs (the search at most this many);
     otherwise the papers' schedules (100 per phase; UGS 200 per round phase).
+    ``graph_sharing`` (searches: geb, gebt, sgcn): ``per-layer`` trains one edge-value vector and
+    draws one graph mask per layer (as the public GEBT code keeps one adjacency per layer; every
+    layer keeps the same number of edges, so costs are as for one mask); ``shared``: one for all.
     ``rounds`` (UGS): None = the fewest rounds whose weight sparsity ``1 - 0.8^r`` reaches
     ``weight_sparsity`` (at least 1).
     """
@@ -44,7 +48,8 @@ class GraphTrainConfig:
     graph_lr: float = 1e-3
     admm_rho: float = 1e-3
     sparsifier: str = "admm"
-    tie_break: str = "resistance"
+    tie_break: str = "min-degree"
+    graph_sharing: str = "per-layer"
     criterion: str = "mean"
     eta: float = 0.1
     fifo: int = 3
@@ -66,6 +71,8 @@ class GraphTrainConfig:
             raise unknown("sparsifier", self.sparsifier, list(SPARSIFIERS))
         if self.tie_break not in TIE_BREAKS:
             raise unknown("tie break", self.tie_break, list(TIE_BREAKS))
+        if self.graph_sharing not in GRAPH_SHARING:
+            raise unknown("graph sharing", self.graph_sharing, list(GRAPH_SHARING))
         if self.retrain_init not in RETRAIN_INITS:
             raise unknown("retrain init", self.retrain_init, list(RETRAIN_INITS))
         check_fraction("--graph-sparsity", self.graph_sparsity)

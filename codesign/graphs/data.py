@@ -70,6 +70,13 @@ class GraphData:
     def num_undirected(self) -> int:
         return int(self.undirected.size(1))
 
+    def layer_edges(self, graph_mask: Tensor | None) -> Tensor | list[Tensor]:
+        """The ``edge_index`` a model runs on: the full graph (``None``), the edges kept by an
+        undirected mask ``[E/2]``, or one edge list per layer for per-layer masks ``[L, E/2]``."""
+        if graph_mask is not None and graph_mask.dim() == 2:
+            return [self.edges_for(row)[0] for row in graph_mask]
+        return self.edges_for(graph_mask)[0]
+
     def edges_for(self, graph_mask: Tensor | None) -> tuple[Tensor, Tensor]:
         """``(edge_index [2, E'], und_ids [E'])`` of the directed edges kept by an undirected mask."""
         if graph_mask is None:

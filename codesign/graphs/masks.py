@@ -43,6 +43,14 @@ def topk_mask(scores: Tensor, ratio: float, tiebreak: Tensor | None = None, *, o
     return mask.view(scores.shape)
 
 
+def topk_rows(scores: Tensor, ratio: float, *, order: Tensor | None = None) -> Tensor:
+    """:func:`topk_mask` on each row of ``scores [G, n]`` (one mask per layer, exact count per row);
+    a 1-D ``scores`` is one row. ``order`` ranks the ``n`` columns (the same for every row)."""
+    if scores.dim() == 1:
+        return topk_mask(scores, ratio, order=order)
+    return torch.stack([topk_mask(row, ratio, order=order) for row in scores])
+
+
 def magnitude_mask(values: Tensor, ratio: float, among: Tensor | None = None) -> Tensor:
     """Magnitude mask at ``ratio``; with ``among`` only those entries compete (others stay pruned)."""
     scores = values.detach().abs().reshape(-1).clone()

@@ -246,6 +246,20 @@ class SAGELayer(nn.Module):
         return self.lin_l(total / count.clamp(min=1).unsqueeze(-1)) + self.lin_r(x)
 
 
+Edges = Tensor | list[Tensor]  # one edge list for every layer, or one per layer
+Weights = Tensor | list[Tensor] | None
+
+
+def _layer(value: Edges | Weights, i: int, layers: int) -> Tensor | None:
+    """Layer ``i``'s entry of a per-layer list (a single tensor or None serves every layer)."""
+    if not isinstance(value, (list, tuple)):
+        return value
+    if len(value) != layers:
+        raise CodesignError(f"per-layer graph has {len(value)} entries for a {layers}-layer model; "
+                            "draw the ticket with the same --layers")
+    return value[i]
+
+
 class GNN(nn.Module):
     """A stack of ``layers`` graph layers: ReLU + dropout between them, log-softmax at the end."""
 
@@ -277,12 +291,16 @@ class GNN(nn.Module):
                 width = out
         self.convs = nn.ModuleList(convs)
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
-        """``x [N, F_in]``, ``edge_index [2, E]``, ``edge_weight [E]`` -> log-probabilities ``[N, C]``."""
+    def forward(self, x: Tensor, edge_index: Edges, edge_weight: Weights = None) -> Tensor:
+        """``x [N, F_in]``, ``edge_index [2, E]``, ``edge_weight [E]`` -> log-probabilities ``[N, C]``.
+
+        ``edge_index`` and ``edge_weight`` may also be lists with one entry per layer (per-layer
+        graphs: layer ``l`` aggregates over ``edge_index[l]`` with ``edge_weight[l]``).
+        """
         for i, conv in enumerate(self.convs):
             if i > 0:  # dropout between layers (the input is not dropped: the cost model's architecture)
                 x = F.dropout(F.relu(x), self.dropout, self.training)
-            x = conv(x, edge_index, edge_weight)
+            x = conv(x, _layer(edge_index, i, len(self.convs)), _layer(edge_weight, i, len(self.convs)))
         return F.log_softmax(x, dim=-1)
 
     def maskable(self) -> dict[str, nn.Parameter]:

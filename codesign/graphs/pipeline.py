@@ -76,8 +76,8 @@ def train(config: GraphTrainConfig, progress: bool = True) -> dict[str, Any]:
         res = get_method(config.method)(RunContext(config, data, device, progress))
 
     gs, ws = sparsity(res.graph_mask), sparsity(res.weight_masks)
-    specs = [PhaseSpec(p.name, p.epochs, p.graph_density, p.weight_density, p.trainable_graph, p.mask_update)
-             for p in res.phases]
+    specs = [PhaseSpec(p.name, p.epochs, p.graph_density, p.weight_density, p.trainable_graph, p.mask_update,
+                       graph_copies=p.graph_copies) for p in res.phases]
     inputs = cost_inputs(config, data, specs, 1 - gs, 1 - ws)
     cost = price(inputs)
     paper = price(inputs, aggregation_order="aggregate-first")
@@ -160,6 +160,7 @@ def train_from_args(args: argparse.Namespace) -> dict[str, Any]:
         admm_rho=args.admm_rho,
         sparsifier=args.sparsifier,
         tie_break=args.tie_break,
+        graph_sharing=args.graph_sharing,
         criterion=args.criterion,
         eta=args.eta,
         fifo=args.fifo_length,

@@ -1,14 +1,15 @@
 """Graph sparsifiers: the regulariser that drives trainable edge values towards a sparse graph.
 
-The trainable graph is ``theta [E/2]``, one value per undirected edge (initialised to 1, the
-adjacency's value), mirrored to both directions as GNN edge weights ``relu(theta)`` (an edge whose
-value drops to <= 0 carries nothing, as in the dense public code). Self-loops are not in ``theta``.
+The trainable graph is ``theta [G, E/2]``, one value per undirected edge (initialised to 1, the
+adjacency's value) for each of ``G`` graphs (one per layer, or one shared), mirrored to both
+directions as GNN edge weights ``relu(theta)`` (an edge whose value drops to <= 0 carries nothing, as
+in the dense public code). Self-loops are not in ``theta``. Every top-k below is per row.
 
 Interface (one object per search; plug a new one in via :data:`SPARSIFIERS`):
 
 * ``penalty(theta) -> scalar``: added to the cross-entropy before the edge-value step;
 * ``after_step(theta)``: bookkeeping after the optimiser step (ADMM's Z and U updates);
-* ``mask(theta) -> bool [E/2]``: the graph mask at the pruning ratio, exact count.
+* ``mask(theta) -> bool [G, E/2]``: the graph masks at the pruning ratio, exact count per row.
 
 Implementations:
 
@@ -29,7 +30,7 @@ from torch import Tensor
 
 from costmodels.errors import unknown
 
-from .masks import tiebreak_order, topk_mask
+from .masks import tiebreak_order, topk_rows
 
 
 class GraphSparsifier(ABC):
@@ -51,7 +52,7 @@ class GraphSparsifier(ABC):
 
         Signed, not ``|theta|``: a negative edge value carries nothing (weights are ``relu(theta)``).
         """
-        return topk_mask(theta, self.ratio, order=self.order)
+        return topk_rows(theta, self.ratio, order=self.order)
 
 
 class ADMMSparsifier(GraphSparsifier):
@@ -61,7 +62,7 @@ class ADMMSparsifier(GraphSparsifier):
         super().__init__(ratio, tiebreak)
         self.rho = rho
         with torch.no_grad():
-            self.z = theta.detach() * topk_mask(theta.detach().abs(), ratio, order=self.order)
+            self.z = theta.detach() * topk_rows(theta.detach().abs(), ratio, order=self.order)
             self.u = torch.zeros_like(self.z)
 
     def penalty(self, theta: Tensor) -> Tensor:
@@ -70,7 +71,7 @@ class ADMMSparsifier(GraphSparsifier):
     @torch.no_grad()
     def after_step(self, theta: Tensor) -> None:
         v = theta.detach() + self.u
-        self.z = v * topk_mask(v.abs(), self.ratio, order=self.order)
+        self.z = v * topk_rows(v.abs(), self.ratio, order=self.order)
         self.u += theta.detach() - self.z
 
 

@@ -1,6 +1,7 @@
 """Save and load graph tickets with their provenance.
 
-A ticket folder holds ``ticket.pt`` (tensors: graph mask on undirected edges, weight masks, the
+A ticket folder holds ``ticket.pt`` (tensors: graph mask on undirected edges - ``[E/2]``, or
+``[L, E/2]`` with one row per layer for per-layer graphs - weight masks, the
 weights retraining starts from, the initial weights, the final weights) and ``ticket.json`` (the
 same provenance in readable form: config, seed, library versions, dataset name and checksum, EB
 epoch, detector trajectory, achieved sparsities). Loading a ticket for another dataset is a
@@ -96,9 +97,9 @@ def load_ticket(path: str | Path, data: GraphData | None = None) -> Ticket:
                 f"(checksum {str(prov.get('dataset_checksum'))[:12]}), not on {data.name!r} "
                 f"(checksum {data.checksum[:12]}); use --dataset {prov.get('dataset')} or draw a new ticket")
         mask = raw["graph_mask"]
-        if mask is not None and mask.numel() != data.num_undirected:
-            raise CodesignError(f"--ticket {str(path)!r}: graph mask has {mask.numel()} edges, dataset "
-                                f"{data.name!r} has {data.num_undirected}; draw a new ticket")
+        if mask is not None and (mask.dim() not in (1, 2) or mask.size(-1) != data.num_undirected):
+            raise CodesignError(f"--ticket {str(path)!r}: graph mask of shape {tuple(mask.shape)}, dataset "
+                                f"{data.name!r} has {data.num_undirected} edges; draw a new ticket")
     now = versions()
     saved = prov.get("versions", {})
     if isinstance(saved, dict) and any(saved.get(k) != v for k, v in now.items() if k != "python"):

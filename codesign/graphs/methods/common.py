@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..config import GraphTrainConfig
 from ..data import GraphData
 from ..masks import WeightMasks
-from ..models import GNN
+from ..models import GNN, Edges, Weights
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class PhaseRecord:
     weight_density: float = 1.0
     trainable_graph: bool = False
     mask_update: bool = False
+    graph_copies: int = 1  # edge-value vectors a search trains (the layer count for per-layer graphs)
 
 
 @dataclass
@@ -41,7 +42,7 @@ class MethodResult:
 
     val_accuracy: float
     test_accuracy: float
-    graph_mask: Tensor | None  # bool [E/2] on undirected edges, None = full graph
+    graph_mask: Tensor | None  # bool [E/2] or per layer [L, E/2] on undirected edges, None = full graph
     weight_masks: dict[str, Tensor] | None  # bool per maskable weight, None = dense
     ticket_state: dict[str, Tensor] | None  # the weights retraining starts from (per --retrain-init)
     init_state: dict[str, Tensor]  # the initial weights (for rewinding)
@@ -91,8 +92,8 @@ def edge_weight(theta: Tensor, und_ids: Tensor) -> Tensor:
     return F.relu(theta)[und_ids]
 
 
-def train_step(model: GNN, opt: torch.optim.Optimizer, data: GraphData, edge_index: Tensor,
-               weight: Tensor | None, masks: WeightMasks | None = None,
+def train_step(model: GNN, opt: torch.optim.Optimizer, data: GraphData, edge_index: Edges,
+               weight: Weights, masks: WeightMasks | None = None,
                extra_loss: Tensor | None = None) -> float:
     """One full-batch step on the training nodes; pruned weights stay exactly zero."""
     model.train()
@@ -111,7 +112,7 @@ def train_step(model: GNN, opt: torch.optim.Optimizer, data: GraphData, edge_ind
 
 
 @torch.no_grad()
-def evaluate(model: GNN, data: GraphData, edge_index: Tensor, weight: Tensor | None) -> tuple[float, float]:
+def evaluate(model: GNN, data: GraphData, edge_index: Edges, weight: Weights) -> tuple[float, float]:
     """``(val_accuracy, test_accuracy)`` as fractions."""
     model.eval()
     pred = model(data.x, edge_index, weight).argmax(dim=-1)
@@ -136,7 +137,7 @@ def fit(ctx: RunContext, model: GNN, epochs: int, name: str, graph_mask: Tensor 
     with weights frozen at zero where ``weight_masks`` is False; keep the best-validation epoch."""
     start = time.perf_counter()
     torch.manual_seed(ctx.config.seed + 7919)  # dropout draws depend only on the seed: tickets retrain identically
-    edge_index, _ = ctx.data.edges_for(graph_mask)
+    edge_index = ctx.data.layer_edges(graph_mask)
     masks = WeightMasks(model, weight_masks)
     masks.apply()
     opt = ctx.optimizer(model)

@@ -36,7 +36,8 @@ def run(ctx: RunContext) -> MethodResult:
         init_state=init,
         final_state=result.best_state,
         phases=[
-            PhaseRecord("search", found.epochs, found.wall_s, trainable_graph=True, mask_update=True),
+            PhaseRecord("search", found.epochs, found.wall_s, trainable_graph=True, mask_update=True,
+                        graph_copies=found.graph_copies),
             PhaseRecord("retrain", epochs, result.wall_s, graph_density, weight_density),
         ],
         eb_epoch=found.epochs if found.fired else None,
