@@ -15,7 +15,8 @@ Per epoch ``t`` (You et al. 2022, Alg. 2; Alg. 1 when ``train_weights`` is False
 dense public code keeps one trainable adjacency per layer; each row gets its own mask at ``p_g``
 (exact count per layer) and layer ``l`` aggregates over row ``l``. ``shared``: one row for all layers
 (the ticket's graph mask is then ``[E/2]`` instead of ``[L, E/2]``). Measured (GCN, p_g 0.2 / p_w 0.5,
-15 seeds, README): per-layer Cora 80.13 vs shared 79.55 (dense 81.09); CiteSeer 70.17 vs 70.14.
+15 seeds, ``benchmarks/gebt_accuracy.py``): per-layer Cora 80.08 vs shared 79.47 (dense 81.09);
+CiteSeer 70.14 vs 70.03 (dense 70.19).
 Memory and time are O(G E): ``theta``, the masks and the FIFO are vectors over edges.
 """
 
@@ -54,8 +55,8 @@ def edge_tiebreak(data: GraphData, kind: str, seed: int) -> Tensor | None:
     * ``norm``: keep the larger normalised weight ``1 / sqrt(d_u d_v)`` (prune between hubs first);
     * ``random``: a seeded random order;  ``index``: by index.
 
-    Measured (GCN, p_g 0.2 / p_w 0.5, per-layer graphs, 15 seeds; README): ``min-degree`` Cora 80.13
-    / CiteSeer 70.17, ``resistance`` 80.07 / 69.90 - within seed noise of each other.
+    Measured (GCN, p_g 0.2 / p_w 0.5, per-layer graphs, 15 seeds, single-thread runs; README):
+    ``min-degree`` Cora 80.13 / CiteSeer 70.17, ``resistance`` 80.07 / 69.90 - within seed noise.
     """
     if kind == "index":
         return None
