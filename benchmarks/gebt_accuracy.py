@@ -24,16 +24,16 @@ import pandas as pd  # noqa: E402
 
 from codesign.graphs.pipeline import GraphTrainConfig, train  # noqa: E402
 
-RUNS = [  # (label, method, p_g, p_w, criterion)
-    ("dense", "dense", 0.0, 0.0, "mean"),
-    ("gebt 0.2/0.5 mean", "gebt", 0.2, 0.5, "mean"),
-    ("gebt 0.2/0.5 sum", "gebt", 0.2, 0.5, "sum"),
-    ("gebt 0.2/0.5 mean shared", "gebt", 0.2, 0.5, "mean"),
-    ("gebt 0.2/0.9 mean", "gebt", 0.2, 0.9, "mean"),
-    ("gebt 0.6/0.9 mean", "gebt", 0.6, 0.9, "mean"),
-    ("random 0.6/0.9", "random", 0.6, 0.9, "mean"),
-    ("geb 0.2 mean", "geb", 0.2, 0.0, "mean"),
-    ("sgcn 0.2", "sgcn", 0.2, 0.0, "mean"),
+RUNS = [  # (label, method, p_g, p_w, criterion, graph sharing)
+    ("dense", "dense", 0.0, 0.0, "mean", "per-layer"),
+    ("gebt 0.2/0.5 mean", "gebt", 0.2, 0.5, "mean", "per-layer"),
+    ("gebt 0.2/0.5 sum", "gebt", 0.2, 0.5, "sum", "per-layer"),
+    ("gebt 0.2/0.5 mean shared", "gebt", 0.2, 0.5, "mean", "shared"),
+    ("gebt 0.2/0.9 mean", "gebt", 0.2, 0.9, "mean", "per-layer"),
+    ("gebt 0.6/0.9 mean", "gebt", 0.6, 0.9, "mean", "per-layer"),
+    ("random 0.6/0.9", "random", 0.6, 0.9, "mean", "per-layer"),
+    ("geb 0.2 mean", "geb", 0.2, 0.0, "mean", "per-layer"),
+    ("sgcn 0.2", "sgcn", 0.2, 0.0, "mean", "per-layer"),
 ]
 
 
@@ -48,10 +48,10 @@ def main() -> None:
     start = time.perf_counter()
     for dataset in args.datasets.split(","):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            for label, method, pg, pw, crit in RUNS:
+            for label, method, pg, pw, crit, sharing in RUNS:
                 cfg = GraphTrainConfig(dataset=dataset, method=method, seed=seed, graph_sparsity=pg,
-                                       weight_sparsity=pw, criterion=crit, data_root=args.data_root,
-                                       graph_sharing="shared" if label.endswith("shared") else "per-layer")
+                                       weight_sparsity=pw, criterion=crit, graph_sharing=sharing,
+                                       data_root=args.data_root)
                 r = train(cfg, progress=False)
                 rows.append({"dataset": dataset, "run": label, "seed": seed, "test_acc": 100 * r["test_accuracy"],
                              "eb_epoch": r["eb_epoch"], "search_epochs": r["search_epochs"],
@@ -80,9 +80,7 @@ def main() -> None:
         print(table.round(3).to_string())
         sg = table.loc["sgcn 0.2"]
         out: dict[str, object] = {"dense_acc": round(table.loc["dense", "acc_mean"], 2)}
-        for label in ("gebt 0.2/0.5 mean", "gebt 0.2/0.5 sum", "gebt 0.2/0.5 mean shared", "gebt 0.2/0.9 mean",
-                      "gebt 0.6/0.9 mean",
-                      "random 0.6/0.9", "geb 0.2 mean"):
+        for label in (run[0] for run in RUNS if run[0] not in ("dense", "sgcn 0.2")):
             t = table.loc[label]
             key = label.replace(" ", "_").replace("/", "_").replace(".", "")
             out[f"{key}_acc"] = round(t["acc_mean"], 2)

@@ -47,11 +47,8 @@ P_G, P_W, EPOCHS = 0.2, 0.5, 100
 
 
 def structural_scores(data: GraphData) -> dict[str, torch.Tensor]:
-    """Label-free edge scores (larger = kept first) on the undirected edges ``[E/2]``."""
-    deg = torch.bincount(data.edge_index[0], minlength=data.num_nodes).float() + 1
-    du, dv = deg[data.undirected[0]], deg[data.undirected[1]]
-    return {"norm": (du * dv).rsqrt(), "resistance": 1 / du + 1 / dv,
-            "min-degree": edge_tiebreak(data, "min-degree", seed=0)}
+    """Label-free edge scores (larger = kept first) on the undirected edges ``[E/2]``: gebt's tie-breaks."""
+    return {kind: edge_tiebreak(data, kind, seed=0) for kind in ("norm", "resistance", "min-degree")}
 
 
 def one_seed(data: GraphData, seed: int, data_root: str | None) -> list[dict[str, object]]:
