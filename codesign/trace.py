@@ -1,0 +1,410 @@
+"""Turn one run of any torch model into a cost-model :class:`~costmodels.Workload` (torch dispatch).
+
+:func:`trace_workload` runs ``fn()`` (a forward pass, plus the loss when training) once on real
+tensors under a ``TorchDispatchMode`` and maps every ATen operator it sees to a cost-model op:
+
+* ``mm``/``addmm``/``bmm``/``baddbmm`` -> :class:`Gemm` (FLOPs as ``FlopCounterMode`` counts them; an
+  ``addmm`` bias is a separate elementwise op), ``convolution`` -> :class:`Conv2d` (2-D) or an equal
+  GEMM (other ranks).
+* Sparse aggregation -> :class:`Aggregate` with nnz-aware bytes: ``scatter_add``/``scatter_reduce``/
+  ``index_add``/``segment_reduce`` of per-edge rows ``[E, F]`` into ``[N, F]`` (PyG's message passing),
+  and sparse-dense products (``torch.sparse.mm`` on COO/CSR: nnz = stored entries). The gather
+  that built the rows (``index_select``/``index`` of ``[N, F]`` by an index of length ``E``), the
+  elementwise ops on the rows of width ``F`` (``alpha * x_j``) and the zeros the scatter writes into
+  are absorbed into that one op, as a fused kernel runs them; a multiplication by a narrower
+  per-edge value (``[E]``, ``[E, H]``) makes it ``weighted``.
+* Pointwise ops (ATen's ``pointwise`` tag, casts, copies), reductions and softmaxes ->
+  :class:`Elementwise` over their output (1 FLOP per element; bytes = inputs read + output written),
+  views and metadata ops -> nothing.
+* Any other operator is **unknown**: listed by name and count in ``Traced.unknown`` and priced as
+  memory traffic only (inputs read, outputs written, 0 FLOPs); never dropped silently.
+
+Only the forward is run; the cost model adds backward (for tensors that require grad: inputs of a
+GEMM that need ``dX``, parameters that need ``dW``) and one Adam step over the model's parameters,
+exactly as for the built-in workloads. Parameters not already priced by a GEMM/conv weight are
+carried by a zero-cost ``parameters`` op so the optimizer and memory terms see them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.weak import WeakTensorKeyDictionary
+
+from costmodels import Aggregate, Conv2d, Elementwise, Gemm, OpCost, Workload
+from costmodels.ops import ExecContext
+
+aten = torch.ops.aten
+
+_GEMMS = {"mm", "addmm", "bmm", "baddbmm"}
+_SCATTERS = {"scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_", "index_add", "index_add_",
+             "index_reduce", "index_reduce_", "segment_reduce", "_segment_reduce"}
+_GATHERS = {"index_select", "index", "gather"}
+_REDUCTIONS = {"sum", "mean", "amax", "amin", "max", "min", "prod", "_softmax", "_log_softmax", "softmax",
+               "log_softmax", "nll_loss_forward", "nll_loss2d_forward", "norm", "linalg_vector_norm", "var",
+               "std", "var_mean", "native_layer_norm", "native_batch_norm", "_native_batch_norm_legit",
+               "_native_batch_norm_legit_no_training", "argmax", "argmin", "logsumexp", "cumsum", "any", "all",
+               "native_group_norm", "max_pool2d_with_indices", "avg_pool2d", "adaptive_avg_pool2d",
+               "_adaptive_avg_pool2d", "topk", "sort"}
+_MOVES = {"index", "gather", "index_select", "clone", "_to_copy", "copy_", "cat", "stack", "repeat", "contiguous", "fill_", "zero_", "masked_fill",
+          "masked_fill_", "where", "index_put", "index_put_", "masked_select", "nonzero", "constant_pad_nd",
+          "flip", "roll", "native_dropout", "bernoulli_", "bernoulli", "lift_fresh_copy", "clamp", "clamp_",
+          "scatter", "scatter_", "embedding", "tril", "triu", "unique", "_unique2", "bincount", "repeat_interleave"}
+_CREATES = {"zeros", "ones", "empty", "full", "new_zeros", "new_ones", "new_empty", "new_full", "zeros_like",
+            "ones_like", "empty_like", "full_like", "arange", "rand", "randn", "randint", "scalar_tensor",
+            "empty_strided", "rand_like", "randn_like", "linspace", "eye"}
+_FREE = {"detach", "t", "view", "_unsafe_view", "expand", "unsqueeze", "squeeze", "permute", "select", "slice",
+         "alias", "as_strided", "transpose", "split", "split_with_sizes", "unbind", "lift_fresh", "_reshape_alias",
+         "unfold", "reshape", "narrow", "sym_size", "sym_stride", "sym_numel", "_local_scalar_dense", "item",
+         "is_nonzero", "size", "stride", "numel", "dim", "set_", "resize_", "chunk", "diagonal", "movedim",
+         "expand_as", "view_as", "flatten", "_indices", "_values", "indices", "values", "crow_indices",
+         "col_indices", "_nnz", "equal", "is_same_size", "record_stream"}
+_DROPOUT_FLOPS = {"native_dropout": 2.0}
+
+
+class _NoParamGemm(Gemm):
+    """A product of two activations (no stored weight): no parameters, no optimizer state."""
+
+    def param_count(self) -> Any:
+        return 0.0
+
+
+@dataclass(frozen=True)
+class _Parameters(Elementwise):
+    """The parameters no GEMM/conv weight carries (biases, attention vectors, ...): costs nothing itself."""
+
+    def forward(self, ctx: ExecContext) -> OpCost:
+        return OpCost(self.name, self.op_class, "forward", 0.0, 0.0, 0.0, 0)
+
+    def backward(self, ctx: ExecContext) -> OpCost:
+        return OpCost(self.name, self.op_class, "backward", 0.0, 0.0, 0.0, 0)
+
+
+@dataclass(frozen=True)
+class Traced:
+    """A traced :class:`Workload` plus what the trace saw: ``op_counts`` (ATen name -> calls) and
+    ``unknown`` (operators it could not classify -> calls; priced as memory traffic only)."""
+
+    workload: Workload
+    op_counts: dict[str, int]
+    unknown: dict[str, int]
+    parameters: int
+    preprocessing: Workload | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.workload.name, "ops": len(self.workload.ops), "parameters": self.parameters,
+                "unknown_ops": dict(self.unknown), "aten_op_counts": dict(self.op_counts)}
+
+
+@dataclass
+class _Info:
+    grad: bool = False  # requires grad (a parameter, or computed from one / from a grad input)
+    param: bool = False  # a trainable parameter or a view of one
+    edges: int = 0  # > 0: per-edge rows [E, ...] (gathered messages), E = edges
+    width: int = 0  # values per edge row
+    chain: list[int] = field(default_factory=list)  # op slots to absorb into the aggregation
+    weighted: bool = False
+    coef: list[int] = field(default_factory=list)  # op slots of the narrower per-edge values (computed on the fly)
+    fresh: int = -1  # op slot of the creation op that made this tensor (zeros to scatter into)
+    static: bool = False  # computed from the graph structure and constants alone (same every pass)
+    product: int = -1  # op slot of the multiplication that produced this tensor (a dot product with a sum)
+    mask: list[int] = field(default_factory=list)  # op slots that drew a dropout mask (bernoulli, scale)
+    agg: int = -1  # op slot of the aggregation that produced this tensor
+    scale: int = -1  # op slot of a multiplication by a one-element tensor (folded into its consumer)
+
+
+def _name(func: Any) -> str:
+    return func.__name__.split(".")[0] if hasattr(func, "__name__") else str(func)
+
+
+def _values(t: torch.Tensor) -> float:
+    """Tensor size in float32 values (int64 indices count 2, bool 1/4); stride-0 dims counted once."""
+    if t.layout != torch.strided:
+        return float(t._nnz()) if t.layout == torch.sparse_coo else float(t.values().numel())
+    n = 1
+    for size, stride in zip(t.shape, t.stride()):
+        n *= size if stride != 0 else 1
+    return float(n) * t.element_size() / 4.0
+
+
+class _Recorder(TorchDispatchMode):
+    def __init__(self, params: list[torch.Tensor], grad_inputs: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.info: WeakTensorKeyDictionary = WeakTensorKeyDictionary()
+        for p in params:
+            self.info[p] = _Info(grad=True, param=True)
+        for t in grad_inputs:
+            self.info[t] = _Info(grad=True)
+        self.slots: list[Any] = []  # cost-model ops (None once absorbed)
+        self.pre: set[int] = set()  # slots computed from the graph structure alone
+        self.counts: Counter[str] = Counter()
+        self.unknown: Counter[str] = Counter()
+        self.static_op = False
+
+    def _get(self, t: Any) -> _Info:
+        if not isinstance(t, torch.Tensor):
+            return _Info(static=True)
+        return self.info.get(t, _Info(static=not t.is_floating_point()))
+
+    def _add(self, op: Any) -> int:
+        self.slots.append(op)
+        if self.static_op:
+            self.pre.add(len(self.slots) - 1)
+        return len(self.slots) - 1
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: D105
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = _name(func)
+        self.counts[name] += 1
+        flat_in = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
+        flat_out = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
+        floats_in = [a for a in flat_in if a.is_floating_point()]
+        grad = any(self._get(a).grad for a in floats_in)
+        result = _Info(grad=grad and any(o.is_floating_point() for o in flat_out))
+        random = name.startswith(("rand", "bernoulli", "native_dropout", "normal", "uniform"))
+        result.static = not random and all(self._get(a).static for a in flat_in)
+        self.static_op = bool(flat_in) and result.static
+        for a in flat_in:  # a folded scalar multiplication is absorbed by the pointwise op consuming it
+            scale = self._get(a).scale
+            if scale >= 0 and torch.Tag.pointwise in getattr(func, "tags", ()) and not self.static_op:
+                self.slots[scale] = None
+        if name in _FREE or getattr(func, "is_view", False):
+            src = self._get(args[0]) if args else _Info()
+            result = replace(src, chain=list(src.chain), coef=list(src.coef))
+            if src.edges and flat_out and flat_out[0].dim() and flat_out[0].size(0) != src.edges:
+                result.edges = 0
+        elif name in _GEMMS or name == "convolution":
+            self._matmul(name, args, flat_out, result)
+        elif name in _SCATTERS:
+            result.agg = self._scatter(name, args, kwargs, flat_out)
+        elif name in _GATHERS and self._gather(name, args, flat_out, result):
+            pass
+        elif name in _CREATES:
+            result.fresh = self._add(self._elementwise(name, [], flat_out, 0.0, False))
+            result.static, result.grad = not random, False
+        elif name == "div" and self._mean(args):
+            pass
+        elif name.startswith("bernoulli") or (name in ("div_", "div", "mul", "mul_") and self._dropout(
+                name, flat_in, flat_out, result)):
+            if name.startswith("bernoulli"):
+                fresh = self._get(args[0]).fresh
+                result.mask = [fresh] if fresh >= 0 else []
+                result.mask.append(self._add(self._elementwise(name, [], flat_out, 1.0, False)))
+        elif name in _MOVES or name in _REDUCTIONS or torch.Tag.pointwise in getattr(func, "tags", ()):
+            flops = 0.0 if name in _MOVES and name not in _DROPOUT_FLOPS else _DROPOUT_FLOPS.get(name, 1.0)
+            if name in _REDUCTIONS:
+                flops = 1.0
+            slot = self._add(self._elementwise(name, flat_in, flat_out, flops, result.grad))
+            self._message(name, args, flat_out, result, slot)
+            if name == "mul":
+                result.product = slot
+            if name == "sum" and args and self._get(args[0]).product >= 0:
+                self._dot(self._get(args[0]).product, slot)
+            if name in ("mul", "div") and len(flat_in) == 2 and min(a.numel() for a in flat_in) == 1:
+                result.scale = slot
+        else:
+            self.unknown[name] += 1
+            self._add(self._elementwise(f"unknown.{name}", flat_in, flat_out, 0.0, result.grad))
+        for o in flat_out:
+            self.info[o] = result
+        return out
+
+    # --- classification helpers -------------------------------------------------------------------
+    def _elementwise(self, name: str, ins: list[torch.Tensor], outs: list[torch.Tensor], flops: float,
+                     grad: bool) -> Elementwise:
+        sizes = [float(t.numel()) for t in (ins if name in _REDUCTIONS else outs) if t.layout == torch.strided]
+        numel = max(sizes or [1.0])
+        reads = sum(_values(a) for a in ins) / numel
+        writes = sum(_values(o) for o in outs) / numel
+        saved = 4.0 if grad and flops else 0.0
+        return Elementwise(f"aten.{name}", numel, flops, flops, reads=reads, writes=writes,
+                           saved_bytes_per_elem=saved, needs_backward=grad)
+
+    def _dropout(self, name: str, ins: list[torch.Tensor], outs: list[torch.Tensor], result: _Info) -> bool:
+        """Dropout as CPU torch runs it (``empty_like``, ``bernoulli_``, ``div_`` by 1-p, ``mul``): the
+        built-in models' one dropout op (2 FLOPs, read + write, a 1-byte mask kept for backward)."""
+        masks = [a for a in ins if self._get(a).mask]
+        if not masks:
+            return False
+        chain = self._get(masks[0]).mask
+        if name.startswith("div") or len(ins) == 1 or min(a.numel() for a in ins) == 1:  # scaling the mask
+            result.mask = chain + [self._add(self._elementwise(name, ins, outs, 1.0, False))]
+            return True
+        for slot in chain:
+            self.slots[slot] = None
+        numel = float(outs[0].numel())
+        slot = self._add(Elementwise("aten.dropout", numel, 2.0, 1.0, saved_bytes_per_elem=1.0,
+                                     needs_backward=result.grad))
+        self._message("dropout", tuple(a for a in ins if not self._get(a).mask), outs, result, slot)
+        return True
+
+    def _dot(self, mul_slot: int, sum_slot: int) -> None:
+        """``(a * b).sum(dim)``: one dot-product kernel, the product is never written out."""
+        mul, total = self.slots[mul_slot], self.slots[sum_slot]
+        if isinstance(mul, Elementwise) and isinstance(total, Elementwise):
+            self.slots[mul_slot] = replace(mul, writes=0.0)
+            self.slots[sum_slot] = replace(total, reads=0.0)
+
+    def _mean(self, args: tuple) -> bool:
+        """``sum / count`` right after a sum aggregation (PyG's scatter mean): the aggregation's mean."""
+        if len(args) != 2 or not isinstance(args[1], torch.Tensor):
+            return False
+        slot = self._get(args[0]).agg
+        op = self.slots[slot] if slot >= 0 else None
+        if not isinstance(op, Aggregate) or op.reduce != "sum" or not self._get(args[1]).static:
+            return False
+        self.slots[slot] = replace(op, reduce="mean")
+        return True
+
+    def _message(self, name: str, args: tuple, outs: list[torch.Tensor], result: _Info, slot: int) -> None:
+        """Elementwise op on per-edge rows: its output is per-edge rows too (absorbed by a scatter)."""
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        rows = [self._get(a) for a in tensors if self._get(a).edges]
+        if not rows or not outs or outs[0].dim() == 0:
+            return
+        e = rows[0].edges
+        out = outs[0]
+        if out.size(0) != e:
+            return
+        width = int(out.numel() // max(e, 1))
+        result.edges, result.width = e, width
+        result.chain = [slot]
+        for a in tensors:
+            info = self._get(a)
+            if info.edges == e and info.width == width:
+                result.chain += info.chain
+                result.weighted = result.weighted or info.weighted
+            elif a.is_floating_point() and a.numel() > 1 and name in ("mul", "div"):
+                result.weighted = True  # scaled by a per-edge value narrower than the rows
+                if info.edges == e:
+                    result.coef += info.chain + info.coef
+            result.coef += info.coef if info.edges == e and info.width == width else []
+
+    def _gather(self, name: str, args: tuple, outs: list[torch.Tensor], result: _Info) -> bool:
+        src = args[0]
+        if not isinstance(src, torch.Tensor) or not src.is_floating_point() or not outs:
+            return False
+        if name == "index":
+            idx = args[1]
+            if len(idx) != 1 or idx[0] is None or idx[0].dtype == torch.bool or idx[0].dim() != 1:
+                return False
+            index, dim = idx[0], 0
+        elif name == "index_select":
+            dim, index = int(args[1]) % src.dim(), args[2]
+        else:
+            dim, index = int(args[1]) % src.dim(), args[2]
+            if index.dim() > 1 and any(s != 0 for s in index.stride()[1:]):
+                return False
+            index = index.select(1, 0) if index.dim() > 1 else index
+        if dim != 0:
+            return False
+        e = int(index.numel())
+        out = outs[0]
+        width = int(out.numel() // max(e, 1))
+        op = Elementwise(f"aten.{name}", float(out.numel()), 0.0, 1.0, reads=1.0 + 2.0 / max(width, 1),
+                         writes=1.0, needs_backward=result.grad)
+        result.edges, result.width, result.chain = e, width, [self._add(op)]
+        return True
+
+    def _scatter(self, name: str, args: tuple, kwargs: dict, outs: list[torch.Tensor]) -> int:
+        if "segment" in name:  # segment_reduce(data [E, F], reduce, lengths=..., offsets=...)
+            data = args[0]
+            lengths = kwargs.get("lengths", kwargs.get("offsets"))
+            n = outs[0].size(0) if outs else (lengths.numel() if lengths is not None else 1)
+            reduce = args[1] if len(args) > 1 else kwargs.get("reduce", "sum")
+            return self._aggregate(name, data, int(n), int(data.size(0)), reduce, -1)
+        target, dim = args[0], int(args[1]) % max(args[0].dim(), 1)
+        index, src = args[2], args[3]
+        if dim != 0:
+            self._add(self._elementwise(name, [target, index, src], outs, 1.0, self._get(src).grad))
+            return -1
+        reduce = "sum"
+        if len(args) > 4 and isinstance(args[4], str):
+            reduce = args[4]
+        reduce = str(kwargs.get("reduce", reduce))
+        return self._aggregate(name, src, int(target.size(0)), int(src.size(0)), reduce, self._get(target).fresh)
+
+    def _aggregate(self, name: str, src: torch.Tensor, n: int, e: int, reduce: str, fresh: int) -> int:
+        info = self._get(src)
+        width = int(src.numel() // max(e, 1))
+        for slot in (info.chain if info.edges == e else []) + ([fresh] if fresh >= 0 else []) + [
+                c for c in info.coef if c not in self.pre]:
+            self.slots[slot] = None  # the gather, the row-wise message ops and the zeros: one fused kernel
+        op_reduce = "mean" if reduce in ("mean", "mean_") else "sum"
+        return self._add(Aggregate(f"aten.{name}", float(n), float(e), 0.0, float(width), True, op_reduce,
+                                   False, info.grad))
+
+    def _matmul(self, name: str, args: tuple, outs: list[torch.Tensor], result: _Info) -> None:
+        if name == "convolution":
+            self._conv(args, outs, result)
+            return
+        a, b = (args[1], args[2]) if name in ("addmm", "baddbmm") else (args[0], args[1])
+        if a.layout != torch.strided or b.layout != torch.strided:  # sparse A @ dense H: aggregation
+            sparse, dense = (a, b) if a.layout != torch.strided else (b, a)
+            nnz = _values(sparse) if sparse.layout == torch.sparse_coo else float(sparse.values().numel())
+            info = self._get(dense)
+            self._add(Aggregate(f"aten.{name}.sparse", float(sparse.size(0)), nnz, 0.0, float(dense.size(-1)),
+                                True, "sum", False, info.grad or self._get(sparse).grad))
+            return
+        ia, ib = self._get(a), self._get(b)
+        batch = a.size(0) if a.dim() == 3 else 1
+        m, k, n = batch * a.size(-2), a.size(-1), b.size(-1)
+        if ia.param and not ib.param:  # W @ X: price as (X^T W^T)
+            m, n, ia, ib = batch * b.size(-1), a.size(-2), ib, ia
+        cls = Gemm if ib.param and batch == 1 else _NoParamGemm
+        self._add(cls(f"aten.{name}", float(m), float(k), float(n), 1.0, ia.grad, ib.grad))
+        if name in ("addmm", "baddbmm"):
+            bias = args[0]
+            self._add(Elementwise("aten.addmm.bias", float(outs[0].numel()), 1.0, 1.0, reads=1.0, writes=0.0,
+                                  needs_backward=self._get(bias).grad or result.grad))
+
+    def _conv(self, args: tuple, outs: list[torch.Tensor], result: _Info) -> None:
+        x, w, bias = args[0], args[1], args[2]
+        transposed, groups = bool(args[6]), int(args[8])
+        ix, iw = self._get(x), self._get(w)
+        y = outs[0]
+        if x.dim() == 4 and not transposed:
+            self._add(Conv2d("aten.convolution", float(x.size(0)), float(x.size(1)), float(y.size(1)),
+                             float(x.size(2)), float(x.size(3)), float(y.size(2)), float(y.size(3)),
+                             (int(w.size(2)), int(w.size(3))), groups, 1.0, ix.grad, iw.grad))
+        else:  # other ranks / transposed: the GEMM with the same multiply-adds
+            spatial = y[0, 0].numel() if not transposed else x[0, 0].numel()
+            k = w[0].numel() if not transposed else w[0].numel() * w.size(0) // max(x.size(1), 1)
+            n_out = y.size(1) if not transposed else x.size(1)
+            cls = Gemm if iw.param and groups == 1 else _NoParamGemm
+            self._add(cls("aten.convolution", float(x.size(0) * spatial), float(k), float(n_out), 1.0,
+                          ix.grad, iw.grad))
+        if bias is not None:
+            self._add(Elementwise("aten.convolution.bias", float(y.numel()), 1.0, 1.0, reads=1.0, writes=0.0,
+                                  needs_backward=result.grad))
+
+
+def trace_workload(fn: Callable[[], Any], params: list[torch.Tensor], name: str, *,
+                   grad_inputs: list[torch.Tensor] | None = None, input_values: float = 0.0,
+                   graph_edges: float = 0.0) -> Traced:
+    """Run ``fn()`` once under the recorder and return its :class:`Traced` workload.
+
+    ``params``: the trainable parameters (they get ``dW`` and optimizer state); ``grad_inputs``:
+    other inputs that require grad; ``input_values``/``graph_edges``: resident data sizes for the
+    memory model (values; stored messages).
+    """
+    recorder = _Recorder(params, grad_inputs or [])
+    with recorder:
+        fn()
+    ops = [op for i, op in enumerate(recorder.slots) if op is not None and i not in recorder.pre]
+    pre = [op for i, op in enumerate(recorder.slots) if op is not None and i in recorder.pre]
+    total = sum(int(p.numel()) for p in params)
+    carried = sum(float(op.param_count()) for op in ops)
+    if total > carried:
+        ops.append(_Parameters("parameters", 0.0, 0.0, 0.0, params=float(total - carried)))
+    wl = Workload(name=name, ops=tuple(ops), input_values=input_values, graph_edges=graph_edges,
+                  info={"source": "traced with torch dispatch", "unknown_ops": dict(recorder.unknown)})
+    preprocessing = Workload(name=f"{name}/graph_preprocessing", ops=tuple(pre), graph_edges=graph_edges)
+    return Traced(wl, dict(recorder.counts), dict(recorder.unknown), total, preprocessing)
