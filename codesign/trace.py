@@ -87,6 +87,20 @@ class _Parameters(Elementwise):
 
 
 @dataclass(frozen=True)
+class _Fused(Elementwise):
+    """An elementwise op fused into the aggregation kernel that consumes it: its arithmetic is done
+    (FLOPs counted, forward and backward), its result never goes through DRAM."""
+
+    def forward(self, ctx: ExecContext) -> OpCost:
+        cost = super().forward(ctx)
+        return OpCost(self.name, cost.op_class, cost.phase, cost.flops, 0.0, 0.0 * cost.flops, 0)
+
+    def backward(self, ctx: ExecContext) -> OpCost:
+        cost = super().backward(ctx)
+        return OpCost(self.name, cost.op_class, cost.phase, cost.flops, 0.0, 0.0 * cost.flops, 0)
+
+
+@dataclass(frozen=True)
 class Traced:
     """A traced :class:`Workload` plus what the trace saw: ``op_counts`` (ATen name -> calls) and
     ``unknown`` (operators it could not classify -> calls; priced as memory traffic only)."""
@@ -143,6 +157,7 @@ class _Recorder(TorchDispatchMode):
             self.info[t] = _Info(grad=True)
         self.slots: list[Any] = []  # cost-model ops (None once absorbed)
         self.pre: set[int] = set()  # slots computed from the graph structure alone
+        self.weighting: set[int] = set()  # slots that scale messages by an edge value (the SpMM multiply)
         self.counts: Counter[str] = Counter()
         self.unknown: Counter[str] = Counter()
         self.static_op = False
@@ -170,7 +185,9 @@ class _Recorder(TorchDispatchMode):
         result = _Info(grad=grad and any(o.is_floating_point() for o in flat_out))
         random = name.startswith(("rand", "bernoulli", "native_dropout", "normal", "uniform"))
         result.static = not random and all(self._get(a).static for a in flat_in)
-        self.static_op = bool(flat_in) and result.static
+        # edge-list manipulation (integer/bool results computed from the graph alone: self-loop insertion,
+        # masks): graph preprocessing, done once per graph; numeric per-edge values stay per pass
+        self.static_op = bool(flat_in) and result.static and not any(o.is_floating_point() for o in flat_out)
         for a in flat_in:  # a folded scalar multiplication is absorbed by the pointwise op consuming it
             scale = self._get(a).scale
             if scale >= 0 and torch.Tag.pointwise in getattr(func, "tags", ()) and not self.static_op:
@@ -283,6 +300,7 @@ class _Recorder(TorchDispatchMode):
                 result.weighted = result.weighted or info.weighted
             elif a.is_floating_point() and a.numel() > 1 and name in ("mul", "div"):
                 result.weighted = True  # scaled by a per-edge value narrower than the rows
+                self.weighting.add(slot)  # the SpMM's multiply: Aggregate counts it
                 if info.edges == e:
                     result.coef += info.chain + info.coef
             result.coef += info.coef if info.edges == e and info.width == width else []
@@ -334,9 +352,22 @@ class _Recorder(TorchDispatchMode):
     def _aggregate(self, name: str, src: torch.Tensor, n: int, e: int, reduce: str, fresh: int) -> int:
         info = self._get(src)
         width = int(src.numel() // max(e, 1))
+        if info.edges != e:  # not gathered rows (e.g. degrees: ones scattered by target): one index, no gather
+            if fresh >= 0:
+                self.slots[fresh] = None
+            reads = 2.0 / max(width, 1)  # the int64 index (2 values per edge)
+            if info.fresh >= 0 and src.is_floating_point():  # a constant (ones): folded into the kernel
+                self.slots[info.fresh] = None
+            else:
+                reads += 1.0
+            return self._add(Elementwise(f"aten.{name}", float(e * width), 1.0, 1.0, reads=reads,
+                                         writes=n / max(e, 1), needs_backward=info.grad, op_class="aggregation"))
         for slot in (info.chain if info.edges == e else []) + ([fresh] if fresh >= 0 else []) + [
                 c for c in info.coef if c not in self.pre]:
-            self.slots[slot] = None  # the gather, the row-wise message ops and the zeros: one fused kernel
+            op = self.slots[slot]  # the gather, the message ops, the zeros: one fused kernel, no DRAM pass
+            fused = isinstance(op, Elementwise) and op.flops_per_elem > 0 and slot not in self.weighting
+            self.slots[slot] = replace(_Fused(**{f: getattr(op, f) for f in op.__dataclass_fields__}),
+                                       saved_bytes_per_elem=0.0) if fused else None
         op_reduce = "mean" if reduce in ("mean", "mean_") else "sum"
         return self._add(Aggregate(f"aten.{name}", float(n), float(e), 0.0, float(width), True, op_reduce,
                                    False, info.grad))
