@@ -130,13 +130,16 @@ def price_model(model: nn.Module | Factory, dataset: str, devices: Sequence[str]
     rows = []
     for device_name in names:
         device = load_profile(device_name)
-        for phase, traced, training, k in (("inference", infer, False, 1), ("train_epoch", train, True, steps)):
-            cost = price_workload(traced.workload, device, training=training, optimizer=optimizer, dtype=dtype)
+        phases = [("inference", infer.workload, False, 1), ("train_epoch", train.workload, True, steps)]
+        if infer.preprocessing is not None and infer.preprocessing.ops:
+            phases.append(("graph_preprocessing", infer.preprocessing, False, 1))
+        for phase, workload, training, k in phases:
+            cost = price_workload(workload, device, training=training, optimizer=optimizer, dtype=dtype)
             cost = cost.scaled(k)
             row: dict[str, Any] = {"device": device.name, "phase": phase}
             row.update({key: float(v) for key, v in cost.to_dict().items()})
             row.update({"model": name, "dataset": dataset, "dataset_checksum": checksum, "dtype": dtype,
-                        "parameters": traced.parameters, "unknown_ops": unknown,
+                        "parameters": infer.parameters, "unknown_ops": unknown,
                         "source": "estimate: analytical model on the device profile, from a torch-dispatch trace"})
             rows.append(row)
     return rows

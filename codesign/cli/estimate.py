@@ -20,7 +20,12 @@ COLUMNS = ["device", "phase", "flops", "macs", "dram_bytes", "memory_bytes", "la
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("estimate", help="analytical FLOPs, bytes, memory, latency and energy on device profiles")
-    p.add_argument("--model", required=True, help="gcn, gat, gin, sage; vgg11/13/16/19 and the CNN ResNets")
+    p.add_argument("--model", default=None, help="gcn, gat, gin, sage; vgg11/13/16/19 and the CNN ResNets")
+    p.add_argument("--module", default=None, metavar="FILE.py:FACTORY",
+                   help="price your own model instead: FACTORY(num_features, num_classes) -> torch.nn.Module, "
+                   "traced once on the dataset (codesign.byo)")
+    p.add_argument("--task", choices=["graph", "cnn"], default=None,
+                   help="with --module: model(x, edge_index) or model(images) (default: from --dataset)")
     p.add_argument("--dataset", required=True, help="cora, citeseer, pubmed, actor, ogbn-arxiv, reddit, "
                    "sbm:n=...,avg_degree=...,features=...,classes=...; cifar10, cifar100, mnist, ...")
     p.add_argument("--device", action="append", default=None,
@@ -54,6 +59,12 @@ def _graph_stats(name: str) -> Any:
         s = parse_sbm(name)
         return GraphStats(name, s.n, int(round(s.n * s.avg_degree)), s.features, s.classes,
                           source="estimated from the sbm parameters (E = n * avg_degree)")
+    if key.startswith("file:"):
+        from codesign.graphs.data import graph_summary, load_dataset
+
+        g = graph_summary(load_dataset(name))
+        return GraphStats(name, g["num_nodes"], g["num_edges"], g["num_features"], g["num_classes"],
+                          source=f"read from the file (sha256 {str(g['checksum'])[:12]})")
     return None
 
 
@@ -113,6 +124,12 @@ def run(args: argparse.Namespace) -> int:
     if args.width <= 0 or args.batch_size < 1:
         raise CodesignError("--width must be > 0 and --batch-size >= 1")
     names = args.device or [n for n in list_profiles() if "/" not in n]
+    if args.module:
+        from .estimate_module import run_module
+
+        return run_module(args, names)
+    if not args.model:
+        raise CodesignError("give --model NAME (gcn, gat, gin, sage, vgg16, ...) or --module FILE.py:FACTORY")
     rows: list[dict[str, Any]] = []
     for name in names:
         rows += _rows(args, load_profile(name))

@@ -33,7 +33,7 @@ from .planetoid_io import PLANETOID_FILES, read_planetoid
 from .synthetic import parse_sbm, sbm_graph
 
 PLANETOID = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
-DATASETS = (*PLANETOID, "actor", "sbm:n=...,avg_degree=...,features=...,classes=...")
+DATASETS = (*PLANETOID, "actor", "sbm:n=...,avg_degree=...,features=...,classes=...", "file:PATH.pt")
 _CACHE_VERSION = 2
 
 
@@ -205,12 +205,16 @@ def load_actor(root: Path, split: int = 0) -> GraphData:
 
 
 def load_dataset(name: str, data_root: str | Path | None = None) -> GraphData:
-    """Load a dataset by name (``cora``, ``citeseer``, ``pubmed``, ``actor``, ``sbm:...``)."""
+    """Load a dataset by name (``cora``, ``citeseer``, ``pubmed``, ``actor``, ``sbm:...``, ``file:PATH.pt``)."""
     if not isinstance(name, str) or not name:
         raise CodesignError(f"--dataset must be a name, got {name!r}; valid: {', '.join(DATASETS)}")
     key = name.strip().lower()
     if key.startswith("sbm:") or key == "sbm":
         return sbm_graph(parse_sbm(key), build_graph)
+    if key.startswith("file:"):
+        from .user_graph import load_user_graph
+
+        return load_user_graph(name.strip()[len("file:"):], build_graph)
     root = resolve_data_root(data_root)
     if key in PLANETOID:
         return load_planetoid(key, root)

@@ -1,0 +1,130 @@
+"""A user's own graph: ``--dataset file:PATH.pt``, validated, split and identified by checksum.
+
+The file is a ``torch_geometric.data.Data`` saved with ``torch.save`` (or a plain dict with the same
+keys, which loads without importing PyG):
+
+* ``x`` ``[N, F]`` float node features; ``y`` ``[N]`` integer labels in ``0..C-1`` (``C = max + 1``);
+* ``edge_index`` ``[2, E]`` integer, every index in ``0..N-1``. The graph is made undirected (both
+  directions of every edge kept), self-loops and duplicate edges are dropped, as for every dataset;
+* ``train_mask``/``val_mask``/``test_mask`` ``[N]`` bool. When all three are absent the split rule
+  is: a seeded random permutation of the nodes (seed 0), the first 60% train, the next 20%
+  validation, the rest test. Some but not all masks present is an error.
+
+Each defect is one line naming the field, what was found and what is expected (a
+``CodesignError``). The dataset's name is ``file:<file stem>`` and its checksum the sha256 of the
+file's bytes, which results and tickets record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from costmodels.errors import CodesignError
+
+MASKS = ("train_mask", "val_mask", "test_mask")
+SPLIT_RULE = "no masks in the file: seeded random split (seed 0), 60% train / 20% val / 20% test"
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        return obj
+    keys = getattr(obj, "keys", None)
+    if callable(keys):  # torch_geometric.data.Data (keys() is a method in PyG 2.4+)
+        return {k: obj[k] for k in keys()}
+    raise CodesignError(f"expected a torch_geometric.data.Data or a dict of tensors, got {type(obj).__name__}")
+
+
+def _read(path: Path) -> Any:
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")  # a dict of tensors: no PyG import
+    except Exception:
+        pass
+    try:  # a pickled Data object: unpickling imports torch_geometric (the user's own file)
+        return torch.load(path, weights_only=False, map_location="cpu")
+    except Exception as exc:
+        raise CodesignError(f"not a torch.save file ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+                            ) from None
+
+
+def validate(fields: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor, Tensor] | None]:
+    """Check shapes, index and label ranges; one line per defect (all defects in one error)."""
+    x, y, ei = fields.get("x"), fields.get("y"), fields.get("edge_index")
+    problems: list[str] = []
+    if not isinstance(x, Tensor) or x.dim() != 2 or not (x.is_floating_point() or x.dtype == torch.bool):
+        problems.append(f"x must be a float tensor [N, F], got {_describe(x)}")
+    n = int(x.size(0)) if isinstance(x, Tensor) and x.dim() >= 1 else -1
+    if not isinstance(y, Tensor):
+        problems.append(f"y (node labels) is missing: need an integer tensor [N]{f' with N = {n}' if n >= 0 else ''}")
+    elif y.dim() != 1 or y.size(0) != n or y.is_floating_point():
+        problems.append(f"y must be an integer tensor [{n}] (one label per node), got {_describe(y)}")
+    elif y.numel() and int(y.min()) < 0:
+        problems.append(f"y has label {int(y.min())}: labels must be 0..C-1 (every node labelled)")
+    if not isinstance(ei, Tensor) or ei.dim() != 2 or ei.size(0) != 2 or ei.is_floating_point():
+        problems.append(f"edge_index must be an integer tensor [2, E], got {_describe(ei)}")
+    elif ei.numel() and n >= 0 and (int(ei.min()) < 0 or int(ei.max()) >= n):
+        bad = int(((ei < 0) | (ei >= n)).any(0).sum())
+        problems.append(f"edge_index has {bad} edge(s) with a node index outside 0..{n - 1} "
+                        f"(min {int(ei.min())}, max {int(ei.max())})")
+    present = [k for k in MASKS if fields.get(k) is not None]
+    masks = None
+    if present and len(present) < 3:
+        problems.append(f"has {', '.join(present)} but not {', '.join(k for k in MASKS if k not in present)}: "
+                        "give all three masks or none (then: " + SPLIT_RULE + ")")
+    elif present:
+        ms = []
+        for k in MASKS:
+            m = fields[k]
+            if not isinstance(m, Tensor) or m.dim() != 1 or m.size(0) != n:
+                problems.append(f"{k} must be a bool tensor [{n}], got {_describe(m)}")
+            else:
+                ms.append(m.bool())
+        if len(ms) == 3:
+            if not bool(ms[0].any()):
+                problems.append("train_mask selects no node")
+            masks = (ms[0], ms[1], ms[2])
+    if problems:
+        raise CodesignError("; ".join(problems))
+    assert isinstance(x, Tensor) and isinstance(y, Tensor) and isinstance(ei, Tensor)
+    return x, y, ei, masks
+
+
+def _describe(t: Any) -> str:
+    if t is None:
+        return "nothing"
+    if isinstance(t, Tensor):
+        return f"{str(t.dtype).replace('torch.', '')} {list(t.shape)}"
+    return type(t).__name__
+
+
+def default_split(n: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The documented split rule when the file has no masks (see the module docstring)."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    n_train, n_val = int(0.6 * n), int(0.2 * n)
+    masks = [torch.zeros(n, dtype=torch.bool) for _ in range(3)]
+    masks[0][perm[:n_train]] = True
+    masks[1][perm[n_train:n_train + n_val]] = True
+    masks[2][perm[n_train + n_val:]] = True
+    return masks[0], masks[1], masks[2]
+
+
+def load_user_graph(path_text: str, build: Callable) -> Any:
+    """Load, validate and index ``path_text`` (see the module docstring); ``build`` = ``data.build_graph``."""
+    path = Path(path_text).expanduser()
+    label = f"--dataset file:{path_text}"
+    if not path_text or not path.is_file():
+        raise CodesignError(f"{label}: no such file; save a torch_geometric.data.Data with torch.save(data, PATH)")
+    raw = path.read_bytes()
+    checksum = hashlib.sha256(raw).hexdigest()
+    try:
+        x, y, ei, masks = validate(_fields(_read(path)))
+    except CodesignError as err:
+        raise CodesignError(f"{label}: {err}") from None
+    if masks is None:
+        masks = default_split(int(x.size(0)))
+    return build(f"file:{path.stem}", x.float(), y.long(), ei.long(), masks, checksum)
