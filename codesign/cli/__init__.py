@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 from costmodels.errors import CodesignError
 
-from . import calibrate, devices, estimate, pareto, profile, search, train
+from . import calibrate, devices, estimate, export, pareto, profile, search, train
 from .common import Parser
 
-SUBCOMMANDS = (devices, estimate, train, search, pareto, profile, calibrate)
+SUBCOMMANDS = (devices, estimate, train, search, pareto, profile, calibrate, export)
 
 
 def build_parser() -> Parser:
