@@ -4,25 +4,35 @@
 tensors under a ``TorchDispatchMode`` and maps every ATen operator it sees to a cost-model op:
 
 * ``mm``/``addmm``/``bmm``/``baddbmm`` -> :class:`Gemm` (FLOPs as ``FlopCounterMode`` counts them; an
-  ``addmm`` bias is a separate elementwise op), ``convolution`` -> :class:`Conv2d` (2-D) or an equal
-  GEMM (other ranks).
+  ``addmm`` bias is a separate elementwise op), ``convolution`` -> :class:`Conv2d` (2-D) or the GEMM
+  with the same multiply-adds (other ranks, transposed).
 * Sparse aggregation -> :class:`Aggregate` with nnz-aware bytes: ``scatter_add``/``scatter_reduce``/
-  ``index_add``/``segment_reduce`` of per-edge rows ``[E, F]`` into ``[N, F]`` (PyG's message passing),
-  and sparse-dense products (``torch.sparse.mm`` on COO/CSR: nnz = stored entries). The gather
-  that built the rows (``index_select``/``index`` of ``[N, F]`` by an index of length ``E``), the
-  elementwise ops on the rows of width ``F`` (``alpha * x_j``) and the zeros the scatter writes into
-  are absorbed into that one op, as a fused kernel runs them; a multiplication by a narrower
-  per-edge value (``[E]``, ``[E, H]``) makes it ``weighted``.
-* Pointwise ops (ATen's ``pointwise`` tag, casts, copies), reductions and softmaxes ->
-  :class:`Elementwise` over their output (1 FLOP per element; bytes = inputs read + output written),
-  views and metadata ops -> nothing.
+  ``index_add``/``segment_reduce`` of gathered per-edge rows ``[E, F]`` into ``[N, F]`` (PyG's message
+  passing) and sparse-dense products (``torch.sparse.mm`` on COO/CSR: nnz = stored entries). FLOPs
+  follow the SpMM ``A @ H`` the aggregation computes (2 per message element, weighted or not), so
+  PyG's scatter path and a sparse product cost the same. The gather that built the rows
+  (``index_select``/``index`` of ``[N, F]`` by an index of length ``E``), the zeros the scatter writes
+  into, the elementwise ops on the rows (``alpha * x_j``) and on narrower per-edge values (GAT's
+  attention scores) are fused into that kernel: their FLOPs are kept (the scaling multiply is the
+  SpMM's own), their DRAM passes are not. A scatter of values that are not gathered rows (degrees:
+  ones by target) reads one index and the values: an aggregation-class elementwise op.
+* Pointwise ops (ATen's ``pointwise`` tag), copies, reductions and softmaxes -> :class:`Elementwise`
+  (1 FLOP per element, copies 0; bytes = inputs read + outputs written). Folded as one kernel
+  would run them: dropout as CPU torch decomposes it (``empty_like``, ``bernoulli_``, ``div_``, ``mul``:
+  one op, 2 FLOPs, a 1-byte mask saved), ``sum / count`` after a sum aggregation (the aggregation's
+  mean), ``(a * b).sum(dim)`` (a dot product: the product is not written), and a multiplication by a
+  one-element tensor feeding a pointwise op (GIN's ``(1 + eps) * x``: that op's scalar argument).
+  Views and metadata ops cost nothing.
+* Edge-list manipulation (integer/bool results computed from ``edge_index`` and constants alone:
+  self-loop insertion, edge masks) is graph preprocessing, the same every pass: it goes to
+  ``Traced.preprocessing`` (priced once), not to the per-pass workload.
 * Any other operator is **unknown**: listed by name and count in ``Traced.unknown`` and priced as
   memory traffic only (inputs read, outputs written, 0 FLOPs); never dropped silently.
 
 Only the forward is run; the cost model adds backward (for tensors that require grad: inputs of a
-GEMM that need ``dX``, parameters that need ``dW``) and one Adam step over the model's parameters,
-exactly as for the built-in workloads. Parameters not already priced by a GEMM/conv weight are
-carried by a zero-cost ``parameters`` op so the optimizer and memory terms see them.
+GEMM that need ``dX``, parameters that need ``dW``) and one optimizer step over the model's
+parameters, exactly as for the built-in workloads. Parameters not already priced by a GEMM/conv
+weight are carried by a zero-cost ``parameters`` op so the optimizer and memory terms see them.
 """
 
 from __future__ import annotations
@@ -52,7 +62,8 @@ _REDUCTIONS = {"sum", "mean", "amax", "amin", "max", "min", "prod", "_softmax", 
                "_native_batch_norm_legit_no_training", "argmax", "argmin", "logsumexp", "cumsum", "any", "all",
                "native_group_norm", "max_pool2d_with_indices", "avg_pool2d", "adaptive_avg_pool2d",
                "_adaptive_avg_pool2d", "topk", "sort"}
-_MOVES = {"index", "gather", "index_select", "clone", "_to_copy", "copy_", "cat", "stack", "repeat", "contiguous", "fill_", "zero_", "masked_fill",
+_MOVES = {"index", "gather", "index_select",
+          "clone", "_to_copy", "copy_", "cat", "stack", "repeat", "contiguous", "fill_", "zero_", "masked_fill",
           "masked_fill_", "where", "index_put", "index_put_", "masked_select", "nonzero", "constant_pad_nd",
           "flip", "roll", "native_dropout", "bernoulli_", "bernoulli", "lift_fresh_copy", "clamp", "clamp_",
           "scatter", "scatter_", "embedding", "tril", "triu", "unique", "_unique2", "bincount", "repeat_interleave"}
