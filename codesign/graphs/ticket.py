@@ -92,10 +92,12 @@ def load_ticket(path: str | Path, data: GraphData | None = None) -> Ticket:
     prov = json.loads(raw["provenance"])
     if data is not None:
         if prov.get("dataset_checksum") != data.checksum:
+            config = prov.get("config") if isinstance(prov.get("config"), dict) else {}
+            source = config.get("dataset", prov.get("dataset"))  # file: datasets: the path it was read from
             raise CodesignError(
                 f"--ticket {str(path)!r} was drawn on dataset {prov.get('dataset')!r} "
                 f"(checksum {str(prov.get('dataset_checksum'))[:12]}), not on {data.name!r} "
-                f"(checksum {data.checksum[:12]}); use --dataset {prov.get('dataset')} or draw a new ticket")
+                f"(checksum {data.checksum[:12]}); use --dataset {source} or draw a new ticket")
         mask = raw["graph_mask"]
         if mask is not None and (mask.dim() not in (1, 2) or mask.size(-1) != data.num_undirected):
             raise CodesignError(f"--ticket {str(path)!r}: graph mask of shape {tuple(mask.shape)}, dataset "
