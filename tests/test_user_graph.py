@@ -95,6 +95,11 @@ def test_gebt_ticket_on_user_graph_learns_and_exports_to_pyg(graph_file, tmp_pat
     assert type(model.convs[0]).__name__ == "GCNConv" and len(edge_indices) == 2
     assert edge_indices[0].size(1) < data.edge_index.size(1)  # the pruned graph
     assert abs(test_accuracy(model, data, edge_indices) - result["test_accuracy"]) < 1e-3
+    other = tmp_path / "other.pt"
+    torch.save(Data(**two_communities(seed=1)), other)
+    assert main(["train", "--dataset", f"file:{other}", "--ticket", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "was drawn on dataset 'file:two'" in err and f"--dataset file:{graph_file}" in err
     masks = torch.load(tmp_path / "pyg" / "weight_masks.pt")
     state = model.state_dict()
     for name, mask in masks.items():
