@@ -82,8 +82,9 @@ def trace_graph_model(model: nn.Module | Factory, data: Any, name: str = "model"
         F.cross_entropy(out[train_mask], y[train_mask])
 
     net.train()
-    torch.manual_seed(0)
-    train = trace_workload(train_step, params, f"{name}/{data.name}/train", **sizes)
+    with torch.random.fork_rng(devices=[]):  # the dropout draws leave the caller's random state alone
+        torch.manual_seed(0)
+        train = trace_workload(train_step, params, f"{name}/{data.name}/train", **sizes)
     net.eval()
     infer = trace_workload(lambda: net(x, edge_index), params, f"{name}/{data.name}/infer", **sizes)
     return train, infer
