@@ -166,6 +166,8 @@ def test_estimate_module_cli(tmp_path, capsys):
     assert all(r["unknown_ops"] == {} and r["flops"] > 0 for r in rows)
     assert main(["estimate", "--module", f"{module}:nothing", "--dataset", TINY]) == 2
     assert "defines no callable 'nothing'" in capsys.readouterr().err
+    assert main(["estimate", "--module", f"{module}:make", "--dataset", TINY, "--weight-sparsity", "0.5"]) == 2
+    assert "--module prices the model as written" in capsys.readouterr().err
 
 
 def test_tracer_and_export_do_not_import_pyg():

@@ -21,7 +21,11 @@ def run_module(args: argparse.Namespace, devices: list[str]) -> int:
 
     from codesign.byo import load_factory, price_model
     from costmodels.analytical import FLOP_CONVENTION
+    from costmodels.errors import CodesignError
 
+    if args.model or args.graph_sparsity or args.weight_sparsity:
+        raise CodesignError("--module prices the model as written: drop --model, --graph-sparsity and "
+                            "--weight-sparsity (prune inside your factory to price a sparse model)")
     factory = load_factory(args.module)
     rows: list[dict[str, Any]] = price_model(factory, args.dataset, devices, task=args.task, dtype=args.dtype,
                                              batch_size=args.batch_size, data_root=args.data_root,
