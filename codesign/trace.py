@@ -52,7 +52,8 @@ from costmodels.ops import ExecContext
 
 aten = torch.ops.aten
 
-_GEMMS = {"mm", "addmm", "bmm", "baddbmm"}
+_GEMMS = {"mm", "addmm", "bmm", "baddbmm", "_sparse_addmm", "_sparse_mm", "_sparse_csr_mm", "_sparse_csr_addmm"}
+_ADDMMS = {"addmm", "baddbmm", "_sparse_addmm", "_sparse_csr_addmm"}  # (bias, a, b)
 _SCATTERS = {"scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_", "index_add", "index_add_",
              "index_reduce", "index_reduce_", "segment_reduce", "_segment_reduce"}
 _GATHERS = {"index_select", "index", "gather"}
@@ -66,7 +67,8 @@ _MOVES = {"index", "gather", "index_select",
           "clone", "_to_copy", "copy_", "cat", "stack", "repeat", "contiguous", "fill_", "zero_", "masked_fill",
           "masked_fill_", "where", "index_put", "index_put_", "masked_select", "nonzero", "constant_pad_nd",
           "flip", "roll", "native_dropout", "bernoulli_", "bernoulli", "lift_fresh_copy", "clamp", "clamp_",
-          "scatter", "scatter_", "embedding", "tril", "triu", "unique", "_unique2", "bincount", "repeat_interleave"}
+          "scatter", "scatter_", "embedding", "to_sparse", "_to_sparse", "_to_sparse_csr", "_to_dense", "coalesce",
+          "_coalesce", "to_dense", "tril", "triu", "unique", "_unique2", "bincount", "repeat_interleave"}
 _CREATES = {"zeros", "ones", "empty", "full", "new_zeros", "new_ones", "new_empty", "new_full", "zeros_like",
             "ones_like", "empty_like", "full_like", "arange", "rand", "randn", "randint", "scalar_tensor",
             "empty_strided", "rand_like", "randn_like", "linspace", "eye"}
@@ -75,7 +77,9 @@ _FREE = {"detach", "t", "view", "_unsafe_view", "expand", "unsqueeze", "squeeze"
          "unfold", "reshape", "narrow", "sym_size", "sym_stride", "sym_numel", "_local_scalar_dense", "item",
          "is_nonzero", "size", "stride", "numel", "dim", "set_", "resize_", "chunk", "diagonal", "movedim",
          "expand_as", "view_as", "flatten", "_indices", "_values", "indices", "values", "crow_indices",
-         "col_indices", "_nnz", "equal", "is_same_size", "record_stream"}
+         "col_indices", "_nnz", "equal", "is_same_size", "record_stream", "sparse_compressed_tensor",
+         "_sparse_compressed_tensor_unsafe", "sparse_csr_tensor", "_sparse_csr_tensor_unsafe", "sparse_coo_tensor",
+         "_sparse_coo_tensor_unsafe", "_sparse_coo_tensor_with_dims_and_tensors", "ccol_indices", "row_indices"}
 _DROPOUT_FLOPS = {"native_dropout": 2.0}
 
 
@@ -387,11 +391,13 @@ class _Recorder(TorchDispatchMode):
         if name == "convolution":
             self._conv(args, outs, result)
             return
-        a, b = (args[1], args[2]) if name in ("addmm", "baddbmm") else (args[0], args[1])
+        a, b = (args[1], args[2]) if name in _ADDMMS else (args[0], args[1])
         if a.layout != torch.strided or b.layout != torch.strided:  # sparse A @ dense H: aggregation
             sparse, dense = (a, b) if a.layout != torch.strided else (b, a)
             nnz = _values(sparse) if sparse.layout == torch.sparse_coo else float(sparse.values().numel())
             info = self._get(dense)
+            if name in _ADDMMS and self._get(args[0]).fresh >= 0:  # accumulating into fresh zeros: one kernel
+                self.slots[self._get(args[0]).fresh] = None
             self._add(Aggregate(f"aten.{name}.sparse", float(sparse.size(0)), nnz, 0.0, float(dense.size(-1)),
                                 True, "sum", False, info.grad or self._get(sparse).grad))
             return

@@ -175,3 +175,14 @@ def test_tracer_and_export_do_not_import_pyg():
             "print('torch_geometric' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_torch_sparse_products_are_aggregation():
+    from codesign.graphs.models import GNN
+
+    data = load_dataset(TINY)
+    _, infer = trace_graph_model(lambda f, c: GNN("gin", f, c), data)  # CSR torch.sparse.mm inside
+    assert infer.unknown == {}
+    spmm = [op for op in infer.workload.ops if op.name.endswith(".sparse")]
+    assert [op.num_edges for op in spmm] == [data.num_edges] * 2
+    assert [op.features for op in spmm] == [data.num_features, 16]
