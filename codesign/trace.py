@@ -138,7 +138,6 @@ class _Info:
     edges: int = 0  # > 0: per-edge rows [E, ...] (gathered messages), E = edges
     width: int = 0  # values per edge row
     chain: list[int] = field(default_factory=list)  # op slots to absorb into the aggregation
-    weighted: bool = False
     coef: list[int] = field(default_factory=list)  # op slots of the narrower per-edge values (computed on the fly)
     fresh: int = -1  # op slot of the creation op that made this tensor (zeros to scatter into)
     static: bool = False  # computed from the graph structure and constants alone (same every pass)
@@ -312,10 +311,8 @@ class _Recorder(TorchDispatchMode):
             info = self._get(a)
             if info.edges == e and info.width == width:
                 result.chain += info.chain
-                result.weighted = result.weighted or info.weighted
             elif a.is_floating_point() and a.numel() > 1 and name in ("mul", "div"):
-                result.weighted = True  # scaled by a per-edge value narrower than the rows
-                self.weighting.add(slot)  # the SpMM's multiply: Aggregate counts it
+                self.weighting.add(slot)  # rows scaled by a narrower per-edge value: the SpMM's multiply
                 if info.edges == e:
                     result.coef += info.chain + info.coef
             result.coef += info.coef if info.edges == e and info.width == width else []
