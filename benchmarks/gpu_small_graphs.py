@@ -67,6 +67,19 @@ def predicted_epochs_s(model: str, dataset: str, device: str, epochs: int = EPOC
             "launch_share": float(epoch.launch_s / epoch.latency_s), "regime": str(regime_of(epoch))}
 
 
+def _with_host(us: float) -> float:
+    """PubMed GCN 200-epoch prediction on a copy of the profile with ``host_overhead_us = us``."""
+    import tempfile
+    from pathlib import Path
+
+    prof = load_profile(DEVICE)
+    text = Path(prof.path).read_text().replace("host_overhead_us = 10.0", f"host_overhead_us = {us}")
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "gtx-1080-ti-host.toml"
+        path.write_text(text)
+        return float(predicted_epochs_s("gcn", "pubmed", str(path))["seconds"])
+
+
 def _with(wl, c):  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
@@ -114,6 +127,11 @@ def main() -> None:
         print(f"{f['model'] + '/' + f['dataset']:<16}{f['seconds']:>9}{pred:>11.3f}{ratio:>8.2f}  "
               f"{('yes' if within else 'NO') + ('' if f['in_target'] else ' (ctx)'):<9}  {f['gpu']}: {f['source']}")
 
+    sens = {}
+    for us in (5.0, 10.0, 25.0):  # the documented 5-25 us range of host cost per op
+        sens[f"{us:g}"] = round(_with_host(us), 4)
+    print("\nPubMed GCN 200 epochs vs host cost per op (us): " + ", ".join(f"{k}: {v:.3f} s" for k, v in sens.items()))
+
     print("\n4. regime of one GCN training epoch (2 layers, counted launches) per profile")
     regimes: dict[str, dict[str, str]] = {}
     for name in [n for n in list_profiles() if "/" not in n]:
@@ -129,6 +147,7 @@ def main() -> None:
         "predicted_200_epochs_s_gat": {ds: round(float(predicted[f"gat/{ds}"]["seconds"]), 4) for ds in DATASETS},
         "published": figures,
         "all_in_target_within_2x": all(f["within_2x"] for f in figures if f["in_target"]),
+        "pubmed_200_epochs_s_by_host_us": sens,
         "host_cost_this_cpu": host,
         "regime_gcn_train_epoch": regimes,
         "source": "estimate: analytical model on the gtx-1080-ti profile with counted kernel launches; published "

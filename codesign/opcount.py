@@ -278,6 +278,13 @@ def host_ops(model: str, layers: int, heads: int, kind: str, *, graph_copies: in
 TORCH_KINDS = ("gpu", "cpu", "edge")  # profile kinds that run PyTorch eager (an accelerator keeps the fallback)
 
 
+def counts_apply(profile: Any) -> bool:
+    """Whether a profile's launch term takes counted launches: devices that run PyTorch eager, unless
+    calibrated (``codesign calibrate`` fits the per-kernel overhead against the fallback formula's
+    kernel count, so a calibrated profile keeps that formula until calibration counts too)."""
+    return profile.kind in TORCH_KINDS and "calibration" not in profile.sections
+
+
 def target_for(device_kind: str | None) -> str:
     """The optimiser implementation a device runs: ``cpu`` for CPU profiles, else ``cuda``."""
     return "cpu" if device_kind == "cpu" else "cuda"
@@ -300,12 +307,12 @@ def inference_launches(spec: dict[str, Any], target: str) -> tuple[int, int]:
 
 
 def launches_for_estimate(model: str, layers: int, heads: int, weight_masked: bool,
-                          device_kind: str) -> tuple[Any, Any, Any]:
+                          profile: Any) -> tuple[Any, Any, Any]:
     """(kernels, ops) of ``codesign estimate``'s train epoch, GEBT search epoch and inference;
-    ``None`` each for a device that does not run PyTorch eager (the fallback formula applies)."""
-    if device_kind not in TORCH_KINDS:
-        return None, None, None  # type: ignore[return-value]
-    target = target_for(device_kind)
+    ``None`` each where counts do not apply (:func:`counts_apply`: the fallback formula prices it)."""
+    if not counts_apply(profile):
+        return None, None, None
+    target = target_for(profile.kind)
     out = []
     for kind in ("train_masked" if weight_masked else "train", "search_joint", "inference"):
         c = lookup(CountKey(model, layers, heads, 1, target), kind)

@@ -21,7 +21,7 @@ def graph_regimes(model: str, dataset: str, device: str, layers: int = 2, hidden
     if stats is None:
         return None
     profile = load_profile(device)
-    train, search, infer = launches_for_estimate(model, layers, heads, False, profile.kind)
+    train, search, infer = launches_for_estimate(model, layers, heads, False, profile)
     phases = [PhaseSpec("train_epoch", 1, kernel_launches=train and train[0], host_ops=train and train[1]),
               PhaseSpec("search_epoch", 1, trainable_graph=True, mask_update=True,
                         kernel_launches=search and search[0], host_ops=search and search[1])]

@@ -72,7 +72,7 @@ def _rows(args: argparse.Namespace, device: Any) -> list[dict[str, Any]]:
         spec = GNNSpec(model, args.layers, args.hidden, args.heads)
         from codesign.opcount import launches_for_estimate
 
-        train, search, infer = launches_for_estimate(model, args.layers, args.heads, wd < 1.0, device.kind)
+        train, search, infer = launches_for_estimate(model, args.layers, args.heads, wd < 1.0, device)
         phases = [PhaseSpec("train_epoch", 1, gd, wd,
                             kernel_launches=train and train[0], host_ops=train and train[1]),
                   PhaseSpec("search_epoch", 1, 1.0, 1.0, trainable_graph=True, mask_update=True,

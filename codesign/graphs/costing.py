@@ -40,7 +40,9 @@ def price(inputs: dict[str, Any], device: str | None = None,
     """``price_gnn_run`` of recorded ``inputs`` on ``device`` (a profile name/path; None = counts)."""
     profile = None if device is None else load_profile(device)
     phases, infer = [dict(p) for p in inputs["phases"]], None
-    if profile is not None and "method" in inputs and profile.kind in ("gpu", "cpu", "edge"):
+    from ..opcount import counts_apply
+
+    if profile is not None and "method" in inputs and counts_apply(profile):
         # counted launches (codesign/opcount.py) for the launch term of devices that run PyTorch eager
         from ..opcount import inference_launches, phase_launches, target_for
 
