@@ -44,7 +44,7 @@ def test_one_layer_step_matches_hand_count():
 def test_counts_do_not_depend_on_graph_size():
     key = CountKey("gcn", 2, 8, 1, "cuda")
     small = count_phase(key, "train")
-    big = count_phase(key, "train", "sbm:n=2500,avg_degree=9,features=30,classes=5,seed=3")
+    big = count_phase(key, "train", "sbm:n=1800,avg_degree=9,features=20,classes=5,seed=3")
     assert (small.ops, small.kernels) == (big.ops, big.kernels)
     assert small.kernels > 50  # a 2-layer GCN step launches far more than its ~15 modelled operators
 
@@ -105,3 +105,17 @@ def test_host_overhead_needs_its_source():
            **{k: dict(v) for k, v in prof.sections.items()}, "efficiency": eff}
     with pytest.raises(ProfileError, match="host_overhead_source"):
         DeviceProfile.from_dict(raw)
+
+
+def test_search_summary_carries_the_regime():
+    import optuna
+
+    from codesign.regime import graph_regimes
+    from search.export import CONTEXT_ATTR, summary
+
+    reg = graph_regimes("gcn", "cora", "h100")
+    assert reg == {"train_epoch": "launch", "search_epoch": "launch", "inference": "launch"}
+    assert graph_regimes("gcn", "pubmed", "cloud-cpu-2core")["train_epoch"] in ("bandwidth", "compute")
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr(CONTEXT_ATTR, {"regime": reg, "device": "h100"})
+    assert summary(study)["regime"] == reg
