@@ -2,7 +2,9 @@
 
 Rows per device: ``inference`` (one full-graph forward / one batch), ``train_epoch`` (one epoch of
 the sparse network on the sparse graph) and, for GNNs, ``search_epoch`` (a GEBT search epoch:
-trainable edge values, dense weights, masks drawn). All numbers are analytical estimates.
+trainable edge values, dense weights, masks drawn). All numbers are analytical estimates; the launch
+term uses the kernel launches a real step dispatches (``codesign/opcount.py``), and ``regime`` says
+whether each row is compute-, bandwidth- or launch-bound on that device (``costmodels/launch.py``).
 """
 
 from __future__ import annotations
