@@ -382,7 +382,8 @@ def build_table(layers: tuple[int, ...] = (2, 1, 3, 4), path: Path | None = None
     return table
 
 
-def measure_cuda(model: str, dataset: str, epochs: int = 200, device_profile: str | None = None) -> dict[str, Any]:
+def measure_cuda(model: str, dataset: str, epochs: int = 200, device_profile: str | None = None,
+                 run_on: str = "cuda") -> dict[str, Any]:
     """On a CUDA GPU: kernels one training step and one validation pass really launch (torch profiler,
     CUDA activity) beside the counted ones, and the measured time of ``epochs`` x (train step +
     validation) beside the analytical prediction on ``device_profile`` (for ``scripts/gpu_check.sh``)."""
@@ -395,7 +396,8 @@ def measure_cuda(model: str, dataset: str, epochs: int = 200, device_profile: st
     from .graphs.methods.common import evaluate, train_step
 
     ctx = _setup(CountKey(model, 2, 8, 1, "cuda"))
-    dev = torch.device("cuda")
+    dev = torch.device(run_on)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     data = load_dataset(dataset)
     fields = {k: getattr(data, k) for k in data.__dataclass_fields__}
     data = type(data)(**{k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in fields.items()})
@@ -408,24 +410,25 @@ def measure_cuda(model: str, dataset: str, epochs: int = 200, device_profile: st
         evaluate(net, data, data.edge_index, None)
     for _ in range(5):
         epoch()
-    torch.cuda.synchronize()
-    out: dict[str, Any] = {"model": model, "dataset": dataset, "gpu": torch.cuda.get_device_name(0)}
+    sync()
+    out: dict[str, Any] = {"model": model, "dataset": dataset,
+                           "gpu": torch.cuda.get_device_name(0) if dev.type == "cuda" else run_on}
     for kind, fn in (("train", lambda: train_step(net, opt, data, data.edge_index, None, None)),
                      ("eval", lambda: evaluate(net, data, data.edge_index, None))):
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             fn()
-            torch.cuda.synchronize()
+            sync()
         names = [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
         if not names:  # older layouts attach device kernels to their CPU op
             names = [k.name for e in prof.events() for k in getattr(e, "kernels", [])]
         counted = lookup(CountKey(model, 2, 8, 1, "cuda"), kind)
         out[kind] = {"measured_kernels": len(names), "counted_kernels": counted.kernels, "counted_ops": counted.ops,
                      "kernel_names": dict(Counter(n[:60] for n in names).most_common(12))}
-    torch.cuda.synchronize()
+    sync()
     t = time.perf_counter()
     for _ in range(epochs):
         epoch()
-    torch.cuda.synchronize()
+    sync()
     out["measured_epochs_s"] = time.perf_counter() - t
     out["epochs"] = epochs
     if device_profile:
@@ -433,8 +436,8 @@ def measure_cuda(model: str, dataset: str, epochs: int = 200, device_profile: st
         from costmodels.analytical import price_workload
         from costmodels.workloads import gnn_workload
 
-        prof_d, spec, stats = load_profile(device_profile), GNNSpec(model, 2, 8 if model == "gat" else 16), \
-            graph_stats(dataset)
+        prof_d, stats = load_profile(device_profile), graph_stats(dataset)
+        spec = GNNSpec(model, 2, ctx.config.hidden, ctx.config.heads)  # the architecture measured above
         lat = 0.0
         for kind, training in (("train", True), ("eval", False)):
             c = lookup(CountKey(model, 2, 8, 1, "cuda"), kind)
