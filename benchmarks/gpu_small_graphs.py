@@ -18,7 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from codesign.opcount import KINDS, CountKey, lookup, measure_host_cost_us
+from codesign.opcount import KINDS, CountKey, lookup
+from codesign.opmeasure import measure_host_cost_us
 from costmodels import GNNSpec, graph_stats, list_profiles, load_profile
 from costmodels.analytical import price_workload
 from costmodels.launch import regime_of

@@ -38,7 +38,7 @@ done
 GPU_PROFILE=$("$PY" -c "import torch; n=torch.cuda.get_device_name(0).lower(); print('h200' if 'h200' in n else 'h100' if 'h100' in n else 'a100-80gb' if 'a100' in n else 'v100' if 'v100' in n else 'rtx-4090' if '4090' in n else 'h100')" 2>/dev/null || echo h100)
 for model in gcn gat; do
     for ds in cora citeseer; do  # PubMed's raw files are incomplete in shared/data
-        step "kernels-$model-$ds" 60 "$PY" -m codesign.opcount --measure-cuda "$OUT_DIR/kernels-$model-$ds.json" \
+        step "kernels-$model-$ds" 60 "$PY" -m codesign.opmeasure --measure-cuda "$OUT_DIR/kernels-$model-$ds.json" \
             --model "$model" --dataset "$ds" --profile "$GPU_PROFILE"
     done
 done
