@@ -21,7 +21,18 @@ from .opcount import CountKey, _setup, count_ops, lookup
 def measure_host_cost_us(repeats: int = 5, steps: int = 20) -> dict[str, Any]:
     """The framework's host-side cost per dispatched op on this CPU, two ways (min over ``repeats``):
     a 1-element ``torch.add`` in a loop, and a whole GCN training step on a 64-node graph (tiny
-    tensors: the step's time is dispatch, not arithmetic) divided by its counted ops."""
+    tensors: the step's time is dispatch, not arithmetic) divided by its counted ops; one thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # dispatch cost, not thread-pool wake-ups (which a contended machine inflates)
+    try:
+        return _measure(repeats, steps)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _measure(repeats: int, steps: int) -> dict[str, Any]:
     import time
 
     import torch
