@@ -70,7 +70,7 @@ def test_launch_term_grows_with_counted_ops():
 
 
 def test_fallback_is_the_per_operator_estimate():
-    """Without a count, a profile without host cost prices launches as before (Σ op kernels · t_k)."""
+    """Without a count: kernels = ops = Σ of the operators' own launch estimates (launch.py fallback)."""
     dev = load_profile("h100")
     wl = gnn_workload(GNNSpec("gcn"), graph_stats("cora"), training=False)
     cost = price_workload(wl, dev, training=False)
