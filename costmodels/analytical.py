@@ -4,7 +4,8 @@ Per operator and pass (forward, backward, optimizer step), with ``P(dtype, class
 peak FLOP/s, ``BW`` its DRAM bandwidth, ``η(class)`` its efficiency (fraction of peak reached for
 that op class) and ``t_k`` its per-kernel overhead::
 
-    latency_s = max(flops / (P·η), dram_bytes / (BW·η)) + kernels · t_k        (roofline + launch)
+    latency_s = Σ_ops max(flops / (P·η), dram_bytes / (BW·η)) + launch_s          (roofline + launch)
+    launch_s  = max(kernels · t_k, host_ops · t_host)   per step (launch.py: counts and fallback)
     energy_j  = flops · e_flop(dtype) + dram_bytes · e_byte + static_power_w · latency_s
 
 Memory footprint (bytes), training: stored weights + their gradients + optimizer state
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .launch import launch_time_s, step_counts
 from .ops import Array, ExecContext, OpCost, optimizer_cost, optimizer_state_values
 from .profiles import DTYPE_BYTES, DeviceProfile
 from .workloads import Workload
@@ -38,7 +40,11 @@ UNITS = {"flops": "FLOP", "macs": "MAC", "dram_bytes": "B", "memory_bytes": "B",
 
 @dataclass(frozen=True)
 class Cost:
-    """Totals of one pass, epoch or run. Fields broadcast over grids; latency/energy None w/o device."""
+    """Totals of one pass, epoch or run. Fields broadcast over grids; latency/energy None w/o device.
+
+    ``compute_s`` + ``bandwidth_s`` + ``launch_s`` = ``latency_s``: the time of compute-bound
+    operators, of bandwidth-bound ones, and the launch term (``launch.py``; its largest part is the
+    regime, ``launch.regime_of``)."""
 
     flops: Array
     macs: Array
@@ -46,13 +52,18 @@ class Cost:
     memory_bytes: Array
     latency_s: Array | None = None
     energy_j: Array | None = None
+    compute_s: Array | None = None
+    bandwidth_s: Array | None = None
+    launch_s: Array | None = None
 
     def scaled(self, k: float) -> Cost:
         """This cost repeated ``k`` times (memory is a peak, not a sum)."""
+        def mul(a: Array | None) -> Array | None:
+            return None if a is None else a * k
+
         return Cost(
             self.flops * k, self.macs * k, self.dram_bytes * k, self.memory_bytes,
-            None if self.latency_s is None else self.latency_s * k,
-            None if self.energy_j is None else self.energy_j * k,
+            mul(self.latency_s), mul(self.energy_j), mul(self.compute_s), mul(self.bandwidth_s), mul(self.launch_s),
         )
 
     def __add__(self, other: Cost) -> Cost:
@@ -63,6 +74,8 @@ class Cost:
             self.flops + other.flops, self.macs + other.macs, self.dram_bytes + other.dram_bytes,
             np.maximum(self.memory_bytes, other.memory_bytes),
             add(self.latency_s, other.latency_s), add(self.energy_j, other.energy_j),
+            add(self.compute_s, other.compute_s), add(self.bandwidth_s, other.bandwidth_s),
+            add(self.launch_s, other.launch_s),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,18 +144,41 @@ def memory_bytes(workload: Workload, ctx: ExecContext, *, training: bool, optimi
     return total
 
 
+def _roofline(c: OpCost, device: DeviceProfile, dtype: str) -> tuple[Array, Array]:
+    """(compute time, byte time) of one operator at the profile's efficiency."""
+    eta = device.efficiency(c.op_class)
+    return c.flops / (device.peak_flops(dtype, c.op_class) * eta), c.dram_bytes / (device.dram_bandwidth_bps * eta)
+
+
 def _price(costs: list[OpCost], device: DeviceProfile, dtype: str) -> tuple[Array, Array]:
+    """Latency and energy of ``costs`` with each operator's own launch estimate (per-op rows)."""
     latency: Array = 0.0
     energy: Array = 0.0
-    bw = device.dram_bandwidth_bps
     for c in costs:
-        eta = device.efficiency(c.op_class)
-        t = np.maximum(c.flops / (device.peak_flops(dtype, c.op_class) * eta), c.dram_bytes / (bw * eta))
-        t = t + c.kernels * device.kernel_overhead_s
-        latency = latency + t
+        t_flop, t_byte = _roofline(c, device, dtype)
+        latency = latency + np.maximum(t_flop, t_byte) + launch_time_s(c.kernels, c.kernels, device)
         energy = energy + c.flops * device.joules_per_flop(dtype) + c.dram_bytes * device.joules_per_byte
     energy = energy + device.static_power_w * latency
     return latency, energy
+
+
+def _price_step(costs: list[OpCost], workload: Workload, device: DeviceProfile,
+                dtype: str) -> tuple[Array, Array, Array, Array, Array]:
+    """(latency, energy, compute_s, bandwidth_s, launch_s) of one step: roofline per operator plus
+    one launch term for the step's counted kernels and ops (``launch.py``)."""
+    compute: Array = 0.0
+    bandwidth: Array = 0.0
+    energy: Array = 0.0
+    for c in costs:
+        t_flop, t_byte = _roofline(c, device, dtype)
+        compute = compute + np.where(t_flop >= t_byte, t_flop, 0.0)
+        bandwidth = bandwidth + np.where(t_flop >= t_byte, 0.0, t_byte)
+        energy = energy + c.flops * device.joules_per_flop(dtype) + c.dram_bytes * device.joules_per_byte
+    kernels, ops, _ = step_counts(costs, workload.kernel_launches, workload.host_ops)
+    launch = launch_time_s(kernels, ops, device)
+    latency = compute + bandwidth + launch
+    energy = energy + device.static_power_w * latency
+    return latency, energy, compute, bandwidth, launch
 
 
 def price_workload(
@@ -164,8 +200,8 @@ def price_workload(
     mem = memory_bytes(workload, ctx, training=training, optimizer=optimizer)
     if device is None:
         return Cost(flops, macs, dram, mem)
-    latency, energy = _price(costs, device, dtype)
-    return Cost(flops, macs, dram, mem, latency, energy)
+    latency, energy, compute, bandwidth, launch = _price_step(costs, workload, device, dtype)
+    return Cost(flops, macs, dram, mem, latency, energy, compute, bandwidth, launch)
 
 
 def breakdown(workload: Workload, device: DeviceProfile | None = None, *, training: bool,

@@ -14,7 +14,8 @@ Sections (``*`` = required)::
     [energy]*     pj_per_flop_fp32*, pj_per_flop_fp16, pj_per_flop_bf16, pj_per_flop_tf32,
                   pj_per_dram_byte*, source*
     [efficiency]* gemm*, conv*, aggregation*, elementwise* (fractions of peak in (0, 1]),
-                  kernel_overhead_us*, source*
+                  kernel_overhead_us* (device launch latency per kernel), host_overhead_us (framework
+                  host cost per dispatched op; 0 if absent) with host_overhead_source, source*
     [sparsity]*   weight_sparsity_support* (none | 2:4 | unstructured), stores_sparse_weights*,
                   sparse_index_bytes*, source*
     [calibration] date, machine, sweep, mape_before, mape_after, source   (written by calibrate)
@@ -79,6 +80,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "aggregation": (NUM, True),
         "elementwise": (NUM, True),
         "kernel_overhead_us": (NUM, True),
+        "host_overhead_us": (NUM, False),
+        "host_overhead_source": ((str,), False),
         "source": ((str,), True),
     },
     "sparsity": {
@@ -163,6 +166,11 @@ class DeviceProfile:
     def kernel_overhead_s(self) -> float:
         return float(self.sections["efficiency"]["kernel_overhead_us"]) * 1e-6
 
+    @property
+    def host_overhead_s(self) -> float:
+        """Framework host-side cost per dispatched operation [s] (0 where the profile gives none)."""
+        return float(self.sections["efficiency"].get("host_overhead_us", 0.0)) * 1e-6
+
     def joules_per_flop(self, dtype: str = "fp32") -> float:
         e = self.sections["energy"]
         return float(e.get(f"pj_per_flop_{dtype}", e["pj_per_flop_fp32"])) * 1e-12
@@ -226,6 +234,8 @@ def _validate(data: dict[str, Any], origin: str) -> None:
         raise ProfileError(
             f"{origin}: [sparsity] weight_sparsity_support = {support!r}; allowed: {', '.join(SPARSITY_SUPPORT)}"
         )
+    if "host_overhead_us" in data["efficiency"] and "host_overhead_source" not in data["efficiency"]:
+        raise ProfileError(f"{origin}: [efficiency] host_overhead_us needs host_overhead_source (where it comes from)")
     for key in ("gemm", "conv", "aggregation", "elementwise"):
         v = data["efficiency"][key]
         if not 0 < v <= 1:

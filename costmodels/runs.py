@@ -8,10 +8,11 @@ can be re-priced on any device without retraining.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .analytical import FLOP_CONVENTION, MAC_CONVENTION, Cost, price_workload
+from .launch import regime_of
 from .ops import Array
 from .profiles import DeviceProfile
 from .stats import GraphStats
@@ -48,6 +49,8 @@ class PhaseSpec:
     mask_update: bool = False
     optimizer: str = "adam"
     graph_copies: int = 1
+    kernel_launches: float | None = None  # counted per epoch (codesign/opcount.py); None: launch.py fallback
+    host_ops: float | None = None  # counted framework ops per epoch; None: = kernel_launches
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +84,7 @@ class RunCost:
             {"name": p.name, "epochs": p.epochs, **{k: v for k, v in p.total.to_dict().items()}}
             for p in self.phases
         ]
+        out["train_regime"], out["infer_regime"] = regime_of(self.train), regime_of(self.infer)
         out["conventions"] = {"flops": FLOP_CONVENTION, "macs": MAC_CONVENTION,
                               "units": "FLOP, MAC, bytes (B), seconds (s), joules (J)",
                               "latency_energy": "estimated by the analytical model (roofline), not measured"}
@@ -115,7 +119,7 @@ def gnn_phase_workload(spec: GNNSpec, stats: GraphStats, phase: PhaseSpec,
     if phase.mask_update:
         ops = ops + mask_update_ops(spec, stats, phase.graph_density, phase.graph_copies)
     return Workload(wl.name, ops, wl.input_values, wl.graph_edges, wl.extra_trainable * phase.graph_copies,
-                    wl.info)
+                    wl.info, phase.kernel_launches, phase.host_ops)
 
 
 def price_gnn_run(
@@ -128,10 +132,15 @@ def price_gnn_run(
     device: DeviceProfile | None = None,
     aggregation_order: str = "transform-first",
     dtype: str = "fp32",
+    infer_launches: tuple[float, float] | None = None,
 ) -> RunCost:
-    """Price a GNN training run (its phases) and its final ticket's inference on ``device``."""
+    """Price a GNN training run (its phases) and its final ticket's inference on ``device``.
+
+    ``infer_launches``: counted (kernel launches, framework ops) of one inference pass (launch.py)."""
     run_phases = [Phase(p.name, p.epochs, gnn_phase_workload(spec, stats, p, aggregation_order), p.optimizer)
                   for p in phases]
     infer = gnn_workload(spec, stats, graph_density=infer_graph_density, weight_density=infer_weight_density,
                          aggregation_order=aggregation_order, training=False)
+    if infer_launches is not None:
+        infer = replace(infer, kernel_launches=infer_launches[0], host_ops=infer_launches[1])
     return price_run(run_phases, infer, device, dtype)

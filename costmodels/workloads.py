@@ -44,6 +44,8 @@ class Workload:
     graph_edges: Array = 0.0
     extra_trainable: Array = 0.0
     info: dict[str, Any] = field(default_factory=dict, compare=False)
+    kernel_launches: Array | None = None  # counted kernel launches of one step (None: launch.py fallback)
+    host_ops: Array | None = None  # counted framework operations of one step (None: = kernel_launches)
 
 
 @dataclass(frozen=True)

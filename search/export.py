@@ -124,6 +124,7 @@ def summary(study: optuna.Study, df: pd.DataFrame | None = None) -> dict[str, An
         "cost_unit": ctx.get("cost_unit"),
         "device": ctx.get("device"),
         "cost_source": ctx.get("cost_source"),
+        "regime": ctx.get("regime"),  # per phase on the device: launch-, bandwidth- or compute-bound
         "objective": ctx.get("objective"),
         "budget": budget,
         "n_trials": int(len(done)),

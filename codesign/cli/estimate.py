@@ -2,7 +2,9 @@
 
 Rows per device: ``inference`` (one full-graph forward / one batch), ``train_epoch`` (one epoch of
 the sparse network on the sparse graph) and, for GNNs, ``search_epoch`` (a GEBT search epoch:
-trainable edge values, dense weights, masks drawn). All numbers are analytical estimates.
+trainable edge values, dense weights, masks drawn). All numbers are analytical estimates; the launch
+term uses the kernel launches a real step dispatches (``codesign/opcount.py``), and ``regime`` says
+whether each row is compute-, bandwidth- or launch-bound on that device (``costmodels/launch.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from costmodels.errors import CodesignError, check_fraction
 
 from .common import add_data_root, add_json_flag, emit_json, fraction
 
-COLUMNS = ["device", "phase", "flops", "macs", "dram_bytes", "memory_bytes", "latency_s", "energy_j"]
+COLUMNS = ["device", "phase", "flops", "macs", "dram_bytes", "memory_bytes", "latency_s", "energy_j", "regime"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -81,10 +83,16 @@ def _rows(args: argparse.Namespace, device: Any) -> list[dict[str, Any]]:
         if stats is None:
             raise unknown("graph dataset", args.dataset, [*GRAPHS_NAMES(), "sbm:n=...,avg_degree=...,..."])
         spec = GNNSpec(model, args.layers, args.hidden, args.heads)
-        phases = [PhaseSpec("train_epoch", 1, gd, wd),
-                  PhaseSpec("search_epoch", 1, 1.0, 1.0, trainable_graph=True, mask_update=True)]
+        from codesign.opcount import launches_for_estimate
+
+        train, search, infer = launches_for_estimate(model, args.layers, args.heads, wd < 1.0, device)
+        phases = [PhaseSpec("train_epoch", 1, gd, wd,
+                            kernel_launches=train and train[0], host_ops=train and train[1]),
+                  PhaseSpec("search_epoch", 1, 1.0, 1.0, trainable_graph=True, mask_update=True,
+                            kernel_launches=search and search[0], host_ops=search and search[1])]
         run = price_gnn_run(spec, stats, phases, infer_graph_density=gd, infer_weight_density=wd,
-                            device=device, aggregation_order=args.aggregation_order, dtype=args.dtype)
+                            device=device, aggregation_order=args.aggregation_order, dtype=args.dtype,
+                            infer_launches=infer)
         pairs = [("inference", run.infer)] + [(p.name, p.per_epoch) for p in run.phases]
     elif model in cnn_model_names():
         key = args.dataset.lower()
@@ -99,10 +107,13 @@ def _rows(args: argparse.Namespace, device: Any) -> list[dict[str, Any]]:
         pairs = [("inference", run.infer), ("train_epoch", run.phases[0].per_epoch)]
     else:
         raise unknown("model", args.model, [*GNN_MODELS, *cnn_model_names()])
+    from costmodels.launch import regime_of
+
     rows = []
     for phase, cost in pairs:
         row = {"device": device.name, "phase": phase}
         row.update({k: float(v) for k, v in cost.to_dict().items()})
+        row["regime"] = regime_of(cost)  # compute-, bandwidth- or launch-bound (costmodels/launch.py)
         rows.append(row)
     return rows
 

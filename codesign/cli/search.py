@@ -147,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         objective=args.objective, seed=args.seed, n_jobs=args.n_jobs,
         context={"task": args.task, "model": args.model, "dataset": args.dataset, "device": device_name,
                  "measured": bool(args.measured), "cost_source": source, "epochs_cap": args.epochs,
+                 "regime": None if args.measured or args.task != "graph" else _regime(args, device_name),
                  **({k: getattr(args, k) for k in CNN_ONLY} if args.task == "cnn" else {})},
     )
     evaluator = _evaluator(args, metric, None if args.measured else device_name)
@@ -157,6 +158,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_summary(summary, out))
     return 0
+
+
+def _regime(args: argparse.Namespace, device: str) -> dict[str, str] | None:
+    """Launch-, bandwidth- or compute-bound, per phase, of the searched model on ``device``."""
+    from codesign.regime import graph_regimes
+
+    return graph_regimes(args.model, args.dataset, device)
 
 
 def _evaluator(args: argparse.Namespace, metric, device: str | None):  # type: ignore[no-untyped-def]

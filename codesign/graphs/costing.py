@@ -28,6 +28,7 @@ def cost_inputs(config: GraphTrainConfig, data: GraphData, phases: list[PhaseSpe
         "stats": {"name": data.name, "num_nodes": data.num_nodes, "num_edges": data.num_edges,
                   "num_features": data.num_features, "num_classes": data.num_classes,
                   "num_train": int(data.train_mask.sum())},
+        "method": config.method,
         "phases": [p.to_dict() for p in phases],
         "infer_graph_density": infer_graph_density,
         "infer_weight_density": infer_weight_density,
@@ -38,13 +39,26 @@ def price(inputs: dict[str, Any], device: str | None = None,
           aggregation_order: str = "transform-first") -> dict[str, Any]:
     """``price_gnn_run`` of recorded ``inputs`` on ``device`` (a profile name/path; None = counts)."""
     profile = None if device is None else load_profile(device)
+    phases, infer = [dict(p) for p in inputs["phases"]], None
+    from ..opcount import counts_apply
+
+    if profile is not None and "method" in inputs and counts_apply(profile):
+        # counted launches (codesign/opcount.py) for the launch term of devices that run PyTorch eager
+        from ..opcount import inference_launches, phase_launches, target_for
+
+        target = target_for(profile.kind)
+        for p in phases:
+            if p.get("kernel_launches") is None:
+                p["kernel_launches"], p["host_ops"] = phase_launches(inputs["spec"], inputs["method"], p, target)
+        infer = inference_launches(inputs["spec"], target)
     run = price_gnn_run(
         GNNSpec(**inputs["spec"]),
         GraphStats(**inputs["stats"]),
-        [PhaseSpec(**p) for p in inputs["phases"]],
+        [PhaseSpec(**p) for p in phases],
         infer_graph_density=inputs["infer_graph_density"],
         infer_weight_density=inputs["infer_weight_density"],
         device=profile,
         aggregation_order=aggregation_order,
+        infer_launches=infer,
     )
     return run.to_dict()
