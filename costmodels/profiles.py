@@ -263,6 +263,15 @@ def profile_dirs() -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
+def user_profile_dir() -> Path:
+    """User-writable profiles: $CODESIGN_PROFILE_HOME, else $XDG_DATA_HOME/codesign/profiles, else ~/.local/share/codesign/profiles (not created here)."""
+    env = os.environ.get("CODESIGN_PROFILE_HOME")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "codesign" / "profiles"
+
+
 def _index() -> dict[str, Path]:
     found: dict[str, Path] = {}
     for d in profile_dirs():

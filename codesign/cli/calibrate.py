@@ -4,7 +4,9 @@ Measures training epochs of ``--models`` x ``--datasets`` x ``--sparsities`` (gr
 sparsity = s), fits the profile's per-class efficiencies and kernel overhead (and static power
 when the energy is measured) by non-negative least squares on all but every
 ``--holdout-every``-th workload, and reports the epoch-time MAPE on the held-out ones before and
-after. Writes ``profiles/calibrated/<name>.toml`` (with date, machine and sweep) and a JSON report.
+after. On a CPU no shipped profile matches, ``auto`` calibrates a profile measured on this host
+(``costmodels.measure.host``). Writes ``<user_profile_dir()>/calibrated/<name>.toml`` (with date,
+machine and sweep; never into the package or the repo) and a JSON report.
 torch is imported inside the handler.
 """
 
@@ -17,8 +19,6 @@ from typing import Any
 
 from .common import add_data_root, add_json_flag, emit_json
 
-_REPO = Path(__file__).resolve().parents[2]
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="fit a device profile to measured epochs on this machine")
@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device-profile", default="auto", help="profile to calibrate (default: detect this machine's)")
     p.add_argument("--name", default=None, help="name of the calibrated profile (default: the profile's name)")
     p.add_argument("--output", default=None,
-                   help="TOML path or folder (default: profiles/calibrated/, file <name>.toml)")
+                   help="TOML path or folder (default: $CODESIGN_PROFILE_HOME, else "
+                        "$XDG_DATA_HOME/codesign/profiles, else ~/.local/share/codesign/profiles; "
+                        "file calibrated/<name>.toml)")
     p.add_argument("--report", default="runs/calibrate/calibration.json", help="JSON report path")
     p.add_argument("--run-on", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 = steadier on a shared machine)")
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from costmodels.errors import CodesignError, check_fraction
     from costmodels.measure import NVMLMeter, make_meter
     from costmodels.measure.base import cpu_count
-    from costmodels.measure.detect import match_profile
+    from costmodels.measure.detect import resolve_profile, user_calibrated_path
     from costmodels.measure.torch_hooks import hooks_for
 
     models, datasets = _list(args.models, "models"), _list(args.datasets, "datasets")
@@ -82,11 +84,11 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     allocator = "reuse" if args.allocator == "reuse" and tune_allocator() else "default"
     meter = make_meter("gpu" if args.run_on == "cuda" else "cpu", hooks=hooks_for(args.run_on))
-    name = args.device_profile
-    if name == "auto":
+    if args.device_profile == "auto":
         kind = "gpu" if isinstance(meter, NVMLMeter) else "cpu"
-        name = match_profile(meter.device_name, kind=kind, cores=cpu_count(), prefer_calibrated=False)
-    base = load_profile(name)
+        _, base = resolve_profile(meter.device_name, kind=kind, cores=cpu_count(), prefer_calibrated=False)
+    else:
+        base = load_profile(args.device_profile)
     measure = args.time
     if measure == "auto":
         measure = "cpu" if args.run_on == "cpu" and args.threads == 1 else "wall"
@@ -99,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
                         min_window_s=0.5 if isinstance(meter, NVMLMeter) else 0.0, fit_memory=args.fit_memory)
     meter.close()
     out_name = args.name or base.name
-    output = Path(args.output) if args.output else _REPO / "profiles" / "calibrated"
+    output = Path(args.output) if args.output else user_calibrated_path(out_name)
     if output.suffix != ".toml":  # a folder
         output = output / f"{out_name}.toml"
     res.profile_data["name"] = out_name

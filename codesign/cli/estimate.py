@@ -71,7 +71,8 @@ def _rows(args: argparse.Namespace, device: Any) -> list[dict[str, Any]]:
             raise unknown("graph dataset", args.dataset, [*GRAPHS_NAMES(), "sbm:n=...,avg_degree=...,..."])
         spec = GNNSpec(model, args.layers, args.hidden, args.heads)
         phases = [PhaseSpec("train_epoch", 1, gd, wd),
-                  PhaseSpec("search_epoch", 1, 1.0, 1.0, trainable_graph=True, mask_update=True)]
+                  PhaseSpec("search_epoch", 1, 1.0, 1.0, trainable_graph=True, mask_update=True,  # GEBT, per-layer
+                            graph_copies=args.layers, graph_training="alternate")]
         run = price_gnn_run(spec, stats, phases, infer_graph_density=gd, infer_weight_density=wd,
                             device=device, aggregation_order=args.aggregation_order, dtype=args.dtype)
         pairs = [("inference", run.infer)] + [(p.name, p.per_epoch) for p in run.phases]

@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--allocator", choices=["reuse", "default"], default="reuse",
                    help="reuse: glibc malloc keeps freed memory (as calibration measures); default: leave it")
-    p.add_argument("--input-dropout", action="store_true",
-                   help="also drop out the input features (as codesign.graphs.models.GNN does; not in the cost model)")
+    p.add_argument("--graph-sharing", choices=["per-layer", "shared"], default="per-layer",
+                   help="search/retrain graphs: one per layer (training's default) or one for all layers")
     p.add_argument("--out", default="runs/profile", help="folder for profile.json")
     add_data_root(p)
     add_json_flag(p)
@@ -54,23 +54,32 @@ def _rel(pred: float | None, meas: float | None) -> float | None:
 
 
 def resolve_device_profile(name: str, meter: Any) -> tuple[str, Any]:
-    """``(name, profile)`` for ``name``, or detected from the meter's device (``auto``)."""
+    """``(name, profile)`` for ``name``, or detected from the meter's device (``auto``): on a CPU no
+    shipped profile matches, a profile measured on this host (or the user's calibrated copy of it)."""
     from costmodels import load_profile
     from costmodels.measure import NVMLMeter
     from costmodels.measure.base import cpu_count
-    from costmodels.measure.detect import match_profile
+    from costmodels.measure.detect import resolve_profile
 
     if name == "auto":
         kind = "gpu" if isinstance(meter, NVMLMeter) else "cpu"
-        name = match_profile(meter.device_name, kind=kind, cores=None if kind == "gpu" else cpu_count())
+        return resolve_profile(meter.device_name, kind=kind, cores=None if kind == "gpu" else cpu_count())
     return name, load_profile(name)
 
 
 def run(args: argparse.Namespace) -> int:
     from costmodels.errors import CodesignError
 
+    from codesign.profiling import method_phases
+    from costmodels import GNNSpec
+
+    # Arguments first: a bad value is named before any device detection or measurement.
     if args.repeats < 1 or args.warmup < 0:
         raise CodesignError(f"--repeats must be >= 1 and --warmup >= 0, got {args.repeats}, {args.warmup}")
+    if args.threads is not None and args.threads < 1:
+        raise CodesignError(f"--threads must be >= 1, got {args.threads}")
+    method_phases(args.method, args.graph_sparsity, args.weight_sparsity)
+    GNNSpec(args.model, args.layers, args.hidden, args.heads)
     result = profile(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -96,10 +105,12 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         measure_phases,
         method_phases,
         predicted_passes,
+        release_free_memory,
+        runtime_baseline_rss,
         tune_allocator,
     )
     from costmodels import price_workload
-    from costmodels.measure import CPUMeter, CPUPowerModel, NVMLMeter, PeakRSS, host_summary, make_meter
+    from costmodels.measure import CPUMeter, CPUPowerModel, NVMLMeter, host_summary, make_meter
     from costmodels.measure.base import cpu_count
     from costmodels.measure.torch_hooks import hooks_for
 
@@ -108,7 +119,6 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     allocator = "reuse (glibc mallopt)" if args.allocator == "reuse" and tune_allocator() else "default"
-    baseline_rss = PeakRSS().read()
     hooks = hooks_for(args.run_on)
     probe = make_meter("gpu" if args.run_on == "cuda" else "cpu", hooks=hooks, require_energy=args.measure_energy)
     device_label, device = resolve_device_profile(args.device_profile, probe)
@@ -121,18 +131,26 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     from codesign.graphs.data import load_dataset
 
     data = load_dataset(args.dataset, args.data_root)
-    # GPU energy counters tick every ~100 ms: repeat short epochs inside one window, then divide.
-    min_window_s = 0.5 if isinstance(meter, NVMLMeter) else 0.0
+    widths = (data.num_features, data.num_classes)
+    del data  # loaded again after the baseline below
     base = WorkloadConfig(args.model, args.dataset, layers=args.layers, hidden=args.hidden, heads=args.heads,
-                          seed=args.seed, mode=args.mode, input_dropout=args.input_dropout)
-    rows: list[dict[str, Any]] = []
-    overheads: dict[str, float] = {}
+                          seed=args.seed, mode=args.mode, graph_sharing=args.graph_sharing)
     training = args.mode == "train"
     phases = method_phases(args.method, args.graph_sparsity, args.weight_sparsity)
     if not training:  # inference runs the final ticket: the last phase's sparsities, no search work
         phases = [("inference", {k: v for k, v in phases[-1][1].items() if k.endswith("sparsity")})]
-    for phase, kw in phases:
-        cfg = dataclasses.replace(base, phase=phase, **kw)
+    configs = [dataclasses.replace(base, phase=phase, **kw) for phase, kw in phases]
+    # Memory is measured above the warm runtime (torch's kernels and buffers paged in on a tiny graph
+    # of the same widths); the data set, model, optimizer and epoch working set are the workload's.
+    baseline_rss = runtime_baseline_rss(configs, *widths, args.run_on)
+    data = load_dataset(args.dataset, args.data_root)
+    release_free_memory()
+    # GPU energy counters tick every ~100 ms: repeat short epochs inside one window, then divide.
+    min_window_s = 0.5 if isinstance(meter, NVMLMeter) else 0.0
+    rows: list[dict[str, Any]] = []
+    overheads: dict[str, float] = {}
+    for cfg in configs:
+        phase = cfg.phase
         runner = EpochRunner(cfg, data, args.run_on)
         stats = measure_grid([runner], meter, rounds=1, per_round=args.repeats, warmup=args.warmup,
                              progress=False, min_window_s=min_window_s)[0]
@@ -163,7 +181,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         "graph": {"nodes": data.num_nodes, "edges": data.num_edges, "features": data.num_features},
         "phase_window_overhead": overheads,
         "memory_measure": "torch.cuda.max_memory_allocated" if args.run_on == "cuda" else
-        "peak RSS in the window minus the RSS before the data and model were loaded",
+        "peak RSS in the window minus the RSS of the warm runtime before the data and model were loaded",
         "predicted_by": "analytical model (costmodels.price_workload) on the device profile: an estimate",
         "rows": rows,
     }
