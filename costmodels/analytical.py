@@ -4,7 +4,8 @@ Per operator and pass (forward, backward, optimizer step), with ``P(dtype, class
 peak FLOP/s, ``BW`` its DRAM bandwidth, ``η(class)`` its efficiency (fraction of peak reached for
 that op class) and ``t_k`` its per-kernel overhead::
 
-    latency_s = max(flops / (P·η), dram_bytes / (BW·η)) + kernels · t_k        (roofline + launch)
+    latency_s = max(flops / (P·η), dram_bytes / (BW·η)) + kernels · t_k + serial_steps · t_s
+                (roofline + launch / host op + serial work: sorts, random draws; ops.RNG_STEPS_PER_DRAW)
     energy_j  = flops · e_flop(dtype) + dram_bytes · e_byte + static_power_w · latency_s
 
 Memory footprint (bytes), training: stored weights + their gradients + optimizer state
@@ -156,7 +157,7 @@ def _price(costs: list[OpCost], device: DeviceProfile, dtype: str) -> tuple[Arra
     for c in costs:
         eta = device.efficiency(c.op_class)
         t = np.maximum(c.flops / (device.peak_flops(dtype, c.op_class) * eta), c.dram_bytes / (bw * eta))
-        t = t + c.kernels * device.kernel_overhead_s
+        t = t + c.kernels * device.kernel_overhead_s + c.serial_steps * device.serial_step_s
         latency = latency + t
         energy = energy + c.flops * device.joules_per_flop(dtype) + c.dram_bytes * device.joules_per_byte
     energy = energy + device.static_power_w * latency

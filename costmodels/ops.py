@@ -75,9 +75,17 @@ class ExecContext:
         return np.minimum(dense, count * self.exploited(d) * (self.dtype_bytes + self.sparse_index_bytes))
 
 
+# Serial steps: element-by-element work that neither vectorises nor streams, priced per step by the
+# profile's ``serial_step_ns`` (0 where it lists none). One step = one comparison of a
+# comparison sort; a random draw (a dropout mask value, torch's CPU Bernoulli) = 3 steps
+# (measured on the development machine: stable torch.sort 7.6 ns per n*log2(n), dropout 23 ns per value).
+RNG_STEPS_PER_DRAW = 3.0
+
+
 @dataclass(frozen=True)
 class OpCost:
-    """Cost of one operator in one pass. ``kernels`` = launches (per-kernel overhead applies)."""
+    """Cost of one operator in one pass. ``kernels`` = launches / host ops (per-kernel overhead
+    applies); ``serial_steps`` = serial work (per-step time applies, see ``RNG_STEPS_PER_DRAW``)."""
 
     name: str
     op_class: str
@@ -86,6 +94,7 @@ class OpCost:
     macs: Array
     dram_bytes: Array
     kernels: float
+    serial_steps: Array = 0.0
 
 
 def _ceil_div(a: Array, b: Array) -> Array:
@@ -372,6 +381,7 @@ class Elementwise:
     params: Array = 0.0
     op_class: str = "elementwise"
     kernels: float = 1.0  # host ops it takes per pass (e.g. GCN normalisation: 8)
+    serial_per_elem: float = 0.0  # serial steps per value, forward (dropout: one draw; top-k: log2 n comparisons)
 
     def param_count(self) -> Array:
         return self.params
@@ -379,7 +389,8 @@ class Elementwise:
     def forward(self, ctx: ExecContext) -> OpCost:
         flops = self.numel * self.flops_per_elem
         traffic = self.numel * ctx.dtype_bytes * (self.reads + self.writes)
-        return OpCost(self.name, self.op_class, "forward", flops, 0.0 * flops, traffic, self.kernels)
+        return OpCost(self.name, self.op_class, "forward", flops, 0.0 * flops, traffic, self.kernels,
+                      self.numel * self.serial_per_elem)
 
     def backward(self, ctx: ExecContext) -> OpCost:
         if not self.needs_backward:

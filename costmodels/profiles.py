@@ -14,7 +14,7 @@ Sections (``*`` = required)::
     [energy]*     pj_per_flop_fp32*, pj_per_flop_fp16, pj_per_flop_bf16, pj_per_flop_tf32,
                   pj_per_dram_byte*, source*
     [efficiency]* gemm*, conv*, aggregation*, elementwise* (fractions of peak in (0, 1]),
-                  kernel_overhead_us*, source*
+                  kernel_overhead_us*, serial_step_ns, source*
     [sparsity]*   weight_sparsity_support* (none | 2:4 | unstructured), stores_sparse_weights*,
                   sparse_index_bytes*, source*
     [calibration] date, machine, sweep, mape_before, mape_after, source   (written by calibrate)
@@ -79,6 +79,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "aggregation": (NUM, True),
         "elementwise": (NUM, True),
         "kernel_overhead_us": (NUM, True),
+        "serial_step_ns": (NUM, False),
         "source": ((str,), True),
     },
     "sparsity": {
@@ -162,6 +163,11 @@ class DeviceProfile:
     @property
     def kernel_overhead_s(self) -> float:
         return float(self.sections["efficiency"]["kernel_overhead_us"]) * 1e-6
+
+    @property
+    def serial_step_s(self) -> float:
+        """Time of one serial step (a sort comparison; ``ops.RNG_STEPS_PER_DRAW`` per random draw); 0 if unlisted."""
+        return float(self.sections["efficiency"].get("serial_step_ns", 0.0)) * 1e-9
 
     def joules_per_flop(self, dtype: str = "fp32") -> float:
         e = self.sections["energy"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import CodesignError, check_fraction, unknown
-from .ops import Aggregate, Array, EdgeAttention, Elementwise, Gemm, Op
+from .ops import RNG_STEPS_PER_DRAW, Aggregate, Array, EdgeAttention, Elementwise, Gemm, Op
 from .stats import GraphStats
 
 GNN_MODELS = ("gcn", "gat", "gin", "sage")
@@ -85,7 +85,8 @@ def _layer_dims(spec: GNNSpec, g: GraphStats) -> list[tuple[int, int, int]]:
 def _between_layers(name: str, numel: Array, training: bool) -> list[Op]:
     ops: list[Op] = [Elementwise(f"{name}.relu", numel, 1.0, 1.0, saved_bytes_per_elem=4.0)]
     if training:
-        ops.append(Elementwise(f"{name}.dropout", numel, 2.0, 1.0, saved_bytes_per_elem=1.0))
+        ops.append(Elementwise(f"{name}.dropout", numel, 2.0, 1.0, saved_bytes_per_elem=1.0,
+                               serial_per_elem=RNG_STEPS_PER_DRAW))
     return ops
 
 
@@ -139,7 +140,7 @@ def gnn_workload(
             ops.append(EdgeAttention(f"{name}.attention", n, edges + loops, heads, f_out))
             if training:  # GATConv drops attention coefficients
                 ops.append(Elementwise(f"{name}.attention_dropout", (edges + loops) * heads, 2.0, 1.0,
-                                       saved_bytes_per_elem=1.0))
+                                       saved_bytes_per_elem=1.0, serial_per_elem=RNG_STEPS_PER_DRAW))
             ops.append(agg(f_out * heads, upstream_grad))
             width = f_out * heads
             if last and heads > 1:
@@ -190,19 +191,20 @@ def mask_update_ops(spec: GNNSpec, g: GraphStats, graph_density: Array = 1.0,
                     graph_copies: int = 1) -> tuple[Op, ...]:
     """Per-epoch ticket search work: magnitude masks over the edge values and over all weights.
 
-    A top-k by magnitude over ``n`` values costs about ``n·log2(n)`` comparisons (an elementwise
-    class estimate); the ADMM sparsifier adds ``ρ‖a + U − Z‖²`` and its dual update, ~6 FLOPs per
-    edge value. ``graph_copies``: edge-value vectors masked each epoch (one per layer for per-layer
+    A top-k by magnitude over ``n`` values sorts them: ``n·log2(n)`` comparisons, serial steps
+    (``serial_step_ns``); the ADMM sparsifier adds ``ρ‖a + U − Z‖²`` and its dual update, ~6 FLOPs
+    per edge value, and projects ``Z`` with a second top-k. ``graph_copies``: edge-value vectors masked each epoch (one per layer for per-layer
     graphs).
     """
     edges = g.num_edges * graph_density / 2.0 * graph_copies
     weights = float(weight_count(spec, g))
     return (
         Elementwise("search.graph_mask_topk", edges, math.log2(max(g.num_edges, 2)), 0.0,
-                    reads=2.0, needs_backward=False),
-        Elementwise("search.admm", edges, 6.0, 2.0, reads=3.0, writes=2.0),
+                    reads=2.0, needs_backward=False, serial_per_elem=math.log2(max(g.num_edges, 2))),
+        Elementwise("search.admm", edges, 6.0, 2.0, reads=3.0, writes=2.0,  # + its Z projection: a top-k
+                    serial_per_elem=math.log2(max(g.num_edges, 2))),
         Elementwise("search.weight_mask_topk", weights, math.log2(max(weights, 2.0)), 0.0,
-                    reads=2.0, needs_backward=False),
+                    reads=2.0, needs_backward=False, serial_per_elem=math.log2(max(weights, 2.0))),
     )
 
 

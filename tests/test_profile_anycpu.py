@@ -17,7 +17,7 @@ from costmodels.measure.detect import resolve_profile, user_calibrated_path
 from costmodels.profiles import DeviceProfile, user_profile_dir
 
 XEON = "Intel(R) Xeon(R) CPU @ 2.20GHz"
-MEASURED = {"gemm_flops": 60e9, "copy_bps": 15e9, "op_s": 8e-6}
+MEASURED = {"gemm_flops": 60e9, "copy_bps": 15e9, "op_s": 8e-6, "serial_step_s": 7e-9}
 DATA = DataCache()
 CORA = GraphStats("cora", 2708, 10556, 1433, 7)
 

@@ -11,6 +11,8 @@
   counted), larger than any cache of a CPU of today;
 * ``kernel_overhead_us``: the measured host cost of one small torch op (dispatch + allocation),
   which the analytical model charges once per host op (``OpCost.kernels``);
+* ``serial_step_ns``: a stable ``torch.sort`` of 2^16 values divided by ``n log2 n``
+  comparisons (the model's serial step: sort comparisons, random draws);
 * everything else (power, energy per FLOP/byte, other efficiencies) is an assumption, said so.
 
 All measurements together take a few hundred milliseconds. The result is labelled
@@ -87,9 +89,12 @@ def measure_host(threads: int | None = None) -> dict[str, float]:
                 tiny + 1.0  # noqa: B018 - a small op with an allocation: what a GNN layer's host ops cost
 
         op_s = _best_s(ops, 5, 0.05) / 200
+        keys = torch.rand(2**16)
+        sort_s = _best_s(lambda: torch.sort(keys, descending=True, stable=True), 5, 0.05)
     finally:
         torch.set_num_threads(previous)
-    return {"gemm_flops": 2.0 * n**3 / gemm_s, "copy_bps": 2.0 * src.numel() * 4 / copy_s, "op_s": op_s}
+    return {"gemm_flops": 2.0 * n**3 / gemm_s, "copy_bps": 2.0 * src.numel() * 4 / copy_s, "op_s": op_s,
+            "serial_step_s": sort_s / (keys.numel() * 16)}
 
 
 def host_cpu_profile(measured: dict[str, float] | None = None, *, cpu_model: str | None = None,
@@ -103,6 +108,7 @@ def host_cpu_profile(measured: dict[str, float] | None = None, *, cpu_model: str
     tflops = round(m["gemm_flops"] / 1e12, 6)
     gbs = round(m["copy_bps"] / 1e9, 3)
     op_us = round(m["op_s"] * 1e6, 3)
+    serial_ns = round(m.get("serial_step_s", 0.0) * 1e9, 4)
     where = f"measured on this host ({model}, {n} usable cores, {clock}) by codesign; uncalibrated"
     board_w = round(3.5 * n, 3)
     return {
@@ -133,9 +139,10 @@ def host_cpu_profile(measured: dict[str, float] | None = None, *, cpu_model: str
         },
         "efficiency": {
             "gemm": 1.0, "conv": 0.6, "aggregation": 0.2, "elementwise": 0.5,
-            "kernel_overhead_us": op_us,
+            "kernel_overhead_us": op_us, "serial_step_ns": serial_ns,
             "source": f"gemm 1.0 (the peak is torch's measured GEMM rate); kernel_overhead_us measured: one small "
-                      f"torch op with its allocation, {where}; conv/aggregation/elementwise assumed",
+                      f"torch op with its allocation; serial_step_ns measured: stable torch.sort of 2^16 values "
+                      f"per n*log2(n); {where}; conv/aggregation/elementwise assumed",
         },
         "sparsity": {
             "weight_sparsity_support": "none", "stores_sparse_weights": False, "sparse_index_bytes": 0,
