@@ -1,12 +1,13 @@
 """Calibration benchmark: does fitting the CPU profile make epoch-time predictions accurate?
 
 Measures training epochs of models x datasets x sparsities on this machine (graph and weight
-sparsity = s; masked weights run dense on the CPU), fits the profile's efficiency factors and
-kernel overhead on two thirds of the workloads (NNLS, ``costmodels.calibrate``) and reports the
-mean absolute percentage error of the analytical epoch time on the held-out third, before (the
-shipped profile) and after (the calibrated one, written to a temporary file and loaded back).
-The headline fits process CPU time of single-thread epochs (immune to other tenants' load); the
-same fit on median wall time is reported beside it.
+sparsity = s; masked weights run dense on the CPU) and one GEBT search epoch per model and data set
+(``--no-search-epochs`` to leave them out), each the training code's own epoch, fits the profile's
+efficiency factors, kernel overhead and serial step time on two thirds of the workloads (NNLS,
+``costmodels.calibrate``) and reports the mean absolute percentage error of the analytical epoch
+time on the held-out third, before (the shipped profile) and after (the calibrated one, written to a
+temporary file and loaded back). The headline fits process CPU time of single-thread epochs (immune
+to other tenants' load); the same fit on median wall time is reported beside it.
 
     python benchmarks/calibration.py [--threads 1] [--rounds 5] [--allocator reuse|default]
 
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-round", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--allocator", choices=["reuse", "default"], default="reuse")
+    ap.add_argument("--search-epochs", action=argparse.BooleanOptionalAction, default=True,
+                    help="also one GEBT search epoch per model and data set (as `codesign calibrate`)")
     args = ap.parse_args(argv)
 
     import pandas as pd
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     allocator = "reuse" if args.allocator == "reuse" and tune_allocator() else "default"
     base = load_profile(args.profile)
     grid = sweep_grid(args.models.split(","), args.datasets.split(","),
-                      [float(s) for s in args.sparsities.split(",")])
+                      [float(s) for s in args.sparsities.split(",")], search=args.search_epochs)
     res = sweep_and_fit(grid, base, CPUMeter(), data=DataCache(), rounds=args.rounds, per_round=args.per_round,
                         warmup=args.warmup, time_measure="cpu", sweep_note="benchmark")
 
@@ -71,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     with pd.option_context("display.width", 200, "display.max_rows", 200, "display.float_format", "{:.3f}".format):
         print(table.to_string())
     cal = res.calibration
-    print(f"\nfitted efficiency {cal.efficiency}, kernel_overhead_us={cal.kernel_overhead_us:.2f}, effective "
+    print(f"\nfitted efficiency {cal.efficiency}, kernel_overhead_us={cal.kernel_overhead_us:.2f}, "
+          f"serial_step_ns={cal.serial_step_ns:.3g}, effective "
           f"bandwidth {cal.dram_bandwidth_gbs:g} GB/s, on-chip {cal.onchip_buffer_mb:g} MB "
           f"(fit-set MAPE {cal.train_mape:.3f}); {cal.note}")
     print(f"held-out MAPE, cpu time: before {res.mape_before:.3f}, after {res.mape_after:.3f}; "
@@ -85,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                       "allocator": allocator, "profile": base.name,
                       "fitted_efficiency": {k: round(v, 4) for k, v in cal.efficiency.items()},
                       "kernel_overhead_us": round(cal.kernel_overhead_us, 3),
+                      "serial_step_ns": round(cal.serial_step_ns, 3), "search_epochs": args.search_epochs,
                       "dram_bandwidth_gbs": cal.dram_bandwidth_gbs, "onchip_buffer_mb": cal.onchip_buffer_mb,
                       "measure_s": round(res.measure_s, 1),
                       "machine": host_summary()}))

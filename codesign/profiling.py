@@ -290,9 +290,16 @@ class DataCache:
 
 
 def sweep_grid(models: Sequence[str], datasets: Sequence[str], sparsities: Sequence[float],
-               **common: Any) -> list[WorkloadConfig]:
-    """Training-epoch workloads for models x datasets x sparsities (graph and weight sparsity = s)."""
-    return [WorkloadConfig(m, d, s, s, **common) for m in models for d in datasets for s in sparsities]
+               search: bool = False, **common: Any) -> list[WorkloadConfig]:
+    """Training-epoch workloads for models x datasets x sparsities (graph and weight sparsity = s);
+    ``search``: also one GEBT search epoch (per-layer graphs, masks at the middle sparsity) per model
+    and data set, as ``codesign train`` runs it."""
+    grid = [WorkloadConfig(m, d, s, s, **common) for m in models for d in datasets for s in sparsities]
+    if search:
+        mid = sorted(sparsities)[len(sparsities) // 2]
+        grid += [WorkloadConfig(m, d, mid, mid, trainable_graph=True, mask_update=True, phase="search", **common)
+                 for m in models for d in datasets]
+    return grid
 
 
 def tune_allocator() -> bool:
@@ -343,12 +350,13 @@ def release_free_memory() -> None:
 def runtime_baseline_rss(configs: Sequence[WorkloadConfig], features: int, classes: int,
                          device: str | torch.device = "cpu") -> int:
     """The process's resident memory once the runtime is warm: run two epochs of every config on a
-    64-node random graph of the same widths (this pages in the kernels and thread buffers the
-    workload will use), free them, and read the RSS. What a workload adds on top of it is its own."""
+    1024-node random graph of the same widths (this pages in the kernels, thread buffers and GEMM
+    packing buffers the workload will use: library buffers of a fixed size, not the workload's),
+    free them, and read the RSS. What a workload adds on top of it is its own."""
     from codesign.graphs.data import build_graph
 
     gen = torch.Generator().manual_seed(0)
-    n = 64
+    n = 1024
     x = torch.rand(n, features, generator=gen)
     y = torch.randint(0, classes, (n,), generator=gen)
     edges = torch.randint(0, n, (2, 4 * n), generator=gen)

@@ -270,7 +270,7 @@ def profile_dirs() -> list[Path]:
 
 
 def user_profile_dir() -> Path:
-    """User-writable profiles: $CODESIGN_PROFILE_HOME, else $XDG_DATA_HOME/codesign/profiles, else ~/.local/share/codesign/profiles (not created here)."""
+    """User-writable profiles: $CODESIGN_PROFILE_HOME, else $XDG_DATA_HOME/codesign/profiles, else ~/.local/share/codesign/profiles (not created here)."""  # noqa: E501
     env = os.environ.get("CODESIGN_PROFILE_HOME")
     if env:
         return Path(env)

@@ -12,12 +12,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .analytical import FLOP_CONVENTION, MAC_CONVENTION, Cost, price_workload
-from .ops import Array, Elementwise
 from .errors import unknown
+from .ops import Array, Elementwise
 from .profiles import DeviceProfile
 from .stats import GraphStats
 from .workloads import GNNSpec, Workload, gnn_workload, graph_step_ops, mask_update_ops
-
 
 GRAPH_TRAINING = ("joint", "alternate", "frozen-weights")
 

@@ -193,8 +193,8 @@ def mask_update_ops(spec: GNNSpec, g: GraphStats, graph_density: Array = 1.0,
 
     A top-k by magnitude over ``n`` values sorts them: ``n·log2(n)`` comparisons, serial steps
     (``serial_step_ns``); the ADMM sparsifier adds ``ρ‖a + U − Z‖²`` and its dual update, ~6 FLOPs
-    per edge value, and projects ``Z`` with a second top-k. ``graph_copies``: edge-value vectors masked each epoch (one per layer for per-layer
-    graphs).
+    per edge value, and projects ``Z`` with a second top-k. ``graph_copies``: edge-value vectors
+    masked each epoch (one per layer for per-layer graphs).
     """
     edges = g.num_edges * graph_density / 2.0 * graph_copies
     weights = float(weight_count(spec, g))

@@ -1,12 +1,14 @@
 """`codesign calibrate`: sweep workloads on this machine, fit the device profile, write a calibrated copy.
 
 Measures training epochs of ``--models`` x ``--datasets`` x ``--sparsities`` (graph and weight
-sparsity = s), fits the profile's per-class efficiencies and kernel overhead (and static power
-when the energy is measured) by non-negative least squares on all but every
-``--holdout-every``-th workload, and reports the epoch-time MAPE on the held-out ones before and
-after. On a CPU no shipped profile matches, ``auto`` calibrates a profile measured on this host
-(``costmodels.measure.host``). Writes ``<user_profile_dir()>/calibrated/<name>.toml`` (with date,
-machine and sweep; never into the package or the repo) and a JSON report.
+sparsity = s) and one GEBT search epoch per model and data set (``--search-epochs``), each the
+training code's own epoch (``codesign.profiling``), fits the profile's per-class efficiencies,
+kernel overhead and serial step time (and static power when the energy is measured) by non-negative
+least squares on all but every ``--holdout-every``-th workload, and reports the epoch-time MAPE on
+the held-out ones before and after. On a CPU no shipped profile matches, ``auto`` calibrates a
+profile measured on this host (``costmodels.measure.host``). Writes
+``<user_profile_dir()>/calibrated/<name>.toml`` (with date, machine and sweep; never into the
+package or the repo) and a JSON report.
 torch is imported inside the handler.
 """
 
@@ -40,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="reuse: glibc malloc keeps freed memory (no page faults per epoch); default: leave it")
     p.add_argument("--fit-memory", action=argparse.BooleanOptionalAction, default=True,
                    help="also choose the effective bandwidth and on-chip buffer (grid search on the fit set)")
+    p.add_argument("--search-epochs", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure one GEBT search epoch per model and data set (weight step, edge-value step, "
+                        "per-layer masks: the sorts and random draws the serial step time is fitted to)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--per-round", type=int, default=3)
     p.add_argument("--warmup", type=int, default=3)
@@ -92,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
     measure = args.time
     if measure == "auto":
         measure = "cpu" if args.run_on == "cpu" and args.threads == 1 else "wall"
-    grid = sweep_grid(models, datasets, sparsities, hidden=args.hidden, heads=args.heads)
+    grid = sweep_grid(models, datasets, sparsities, search=args.search_epochs, hidden=args.hidden, heads=args.heads)
     note = (f"models={','.join(models)} datasets={','.join(datasets)} sparsities={args.sparsities} "
+            f"search_epochs={args.search_epochs} "
             f"run_on={args.run_on} threads={args.threads} allocator={allocator} torch={torch.__version__}")
     res = sweep_and_fit(grid, base, meter, data=DataCache(args.data_root), device=args.run_on, rounds=args.rounds,
                         per_round=args.per_round, warmup=args.warmup, time_measure=measure,
@@ -112,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         "mape_before": res.mape_before, "mape_after": res.mape_after, "fit_mape": cal.train_mape,
         "held_out": list(res.held_out), "fitted_classes": list(cal.fitted_classes),
         "efficiency": cal.efficiency, "kernel_overhead_us": cal.kernel_overhead_us,
+        "serial_step_ns": cal.serial_step_ns,
         "static_power_w": cal.static_power_w, "static_power_fitted": cal.static_power_fitted,
         "dram_bandwidth_gbs": cal.dram_bandwidth_gbs, "onchip_buffer_mb": cal.onchip_buffer_mb,
         "memory_fitted": cal.memory_fitted,
@@ -141,7 +148,8 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join([
         table,
         f"fitted ({', '.join(report['fitted_classes'])} + kernel overhead): {eff}, "
-        f"kernel_overhead_us={report['kernel_overhead_us']:.3g}; effective memory: "
+        f"kernel_overhead_us={report['kernel_overhead_us']:.3g}, serial_step_ns={report['serial_step_ns']:.3g}; "
+        f"effective memory: "
         f"{report['dram_bandwidth_gbs']:g} GB/s, on-chip {report['onchip_buffer_mb']:g} MB"
         f"{' (grid search)' if report['memory_fitted'] else ''}; {report['energy_note']}",
         f"held-out epoch-time MAPE ({report['time_measure']} time, {len(report['held_out'])} workloads): "

@@ -128,7 +128,8 @@ def host_cpu_profile(measured: dict[str, float] | None = None, *, cpu_model: str
                       "/proc/meminfo; no on-chip reuse assumed (torch materialises gathered rows)",
         },
         "power": {
-            "board_power_w": board_w, "idle_power_w": round(board_w / 3.5, 3), "static_power_w": round(board_w / 3.5, 3),
+            "board_power_w": board_w, "idle_power_w": round(board_w / 3.5, 3),
+            "static_power_w": round(board_w / 3.5, 3),
             "source": "assumed: 3.5 W per core under load, 1 W per core idle (no power sensor read); unmeasured",
         },
         "energy": {
