@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="gcn,gat,sage,gin")
     ap.add_argument("--datasets", default="cora,citeseer")
     ap.add_argument("--sparsities", default="0,0.3,0.6,0.9")
-    ap.add_argument("--profile", default="cloud-cpu-2core")
+    ap.add_argument("--profile", default="auto",
+                    help="profile to calibrate: auto (this CPU's: the shipped match, else one measured here), "
+                         "host (always the one measured here), or a name / TOML path")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--per-round", type=int, default=3)
@@ -52,7 +54,20 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     allocator = "reuse" if args.allocator == "reuse" and tune_allocator() else "default"
-    base = load_profile(args.profile)
+    if args.profile in ("auto", "host"):
+        from costmodels.measure import cpu_model_name
+        from costmodels.measure.base import cpu_count
+        from costmodels.measure.detect import resolve_profile
+        from costmodels.measure.host import host_cpu_profile
+
+        build = host_cpu_profile if args.profile == "host" else None
+        if build is not None:
+            data = build()
+            base = DeviceProfile.from_dict(data, f"<measured on this host: {data['name']}>")
+        else:
+            _, base = resolve_profile(cpu_model_name(), kind="cpu", cores=cpu_count(), prefer_calibrated=False)
+    else:
+        base = load_profile(args.profile)
     grid = sweep_grid(args.models.split(","), args.datasets.split(","),
                       [float(s) for s in args.sparsities.split(",")], search=args.search_epochs)
     res = sweep_and_fit(grid, base, CPUMeter(), data=DataCache(), rounds=args.rounds, per_round=args.per_round,

@@ -31,6 +31,7 @@ from codesign.graphs.data import GraphData, load_dataset
 from codesign.graphs.masks import random_mask, random_weight_mask
 from codesign.graphs.methods import common
 from codesign.graphs.methods.search import SearchLoop
+from codesign.graphs.pipeline import _to as to_device
 from costmodels import GNNSpec, GraphStats, PhaseSpec, Workload, gnn_phase_workload, gnn_workload
 from costmodels.errors import CodesignError
 from costmodels.measure import Measurement, Meter
@@ -117,6 +118,7 @@ class EpochRunner:
         self.cfg = cfg
         self.device = torch.device(device)
         self.stats = graph_stats_of(data)
+        data = to_device(data, self.device)  # as `codesign train` moves it
         self.ctx = common.RunContext(cfg.train_config(), data, self.device, progress=False)
         self.model = self.ctx.new_model()
         self.search: SearchLoop | None = None

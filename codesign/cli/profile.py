@@ -213,11 +213,11 @@ def format_table(result: dict[str, Any]) -> str:
     if result["torch_threads"] == 1:  # one thread: process cpu time is the work, whatever else the machine runs
         cols[5:5] = ["measured_cpu_s", "cpu_time_error"]
     df = pd.DataFrame(result["rows"])[cols]
-    for c in ("measured_s", "measured_cpu_s", "predicted_s", "measured_j", "predicted_j"):
+    for c in [c for c in ("measured_s", "measured_cpu_s", "predicted_s", "measured_j", "predicted_j") if c in cols]:
         df[c] = df[c].map(lambda v: "-" if v is None or v != v else f"{v:.4g}")
     for c in ("measured_memory_bytes", "predicted_memory_bytes"):
         df[c] = df[c].map(lambda v: "-" if v is None or v != v else f"{v / 1e6:.1f} MB")
-    for c in ("time_error", "cpu_time_error", "energy_error", "memory_error"):
+    for c in [c for c in ("time_error", "cpu_time_error", "energy_error", "memory_error") if c in cols]:
         df[c] = df[c].map(lambda v: "-" if v is None or v != v else f"{v:+.1%}")
     lines = [f"measured on {result['measured_on']} vs predicted on profile {result['device_profile']} "
              f"(energy: {result['energy_source']}; threads={result['torch_threads']}, allocator={result['allocator']})"]
