@@ -55,17 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     allocator = "reuse" if args.allocator == "reuse" and tune_allocator() else "default"
     if args.profile in ("auto", "host"):
+        from codesign.profiling import host_profile_data
         from costmodels.measure import cpu_model_name
         from costmodels.measure.base import cpu_count
         from costmodels.measure.detect import resolve_profile
-        from costmodels.measure.host import host_cpu_profile
 
-        build = host_cpu_profile if args.profile == "host" else None
-        if build is not None:
-            data = build()
+        if args.profile == "host":
+            data = host_profile_data()
             base = DeviceProfile.from_dict(data, f"<measured on this host: {data['name']}>")
         else:
-            _, base = resolve_profile(cpu_model_name(), kind="cpu", cores=cpu_count(), prefer_calibrated=False)
+            _, base = resolve_profile(cpu_model_name(), kind="cpu", cores=cpu_count(), prefer_calibrated=False,
+                                      build_host=host_profile_data)
     else:
         base = load_profile(args.profile)
     grid = sweep_grid(args.models.split(","), args.datasets.split(","),

@@ -71,7 +71,7 @@ def _list(text: str, name: str, cast: Any = str) -> list[Any]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from codesign.profiling import DataCache, sweep_and_fit, sweep_grid, tune_allocator
+    from codesign.profiling import DataCache, host_profile_data, sweep_and_fit, sweep_grid, tune_allocator
     from costmodels import load_profile
     from costmodels.calibrate import write_profile
     from costmodels.errors import CodesignError, check_fraction
@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     meter = make_meter("gpu" if args.run_on == "cuda" else "cpu", hooks=hooks_for(args.run_on))
     if args.device_profile == "auto":
         kind = "gpu" if isinstance(meter, NVMLMeter) else "cpu"
-        _, base = resolve_profile(meter.device_name, kind=kind, cores=cpu_count(), prefer_calibrated=False)
+        _, base = resolve_profile(meter.device_name, kind=kind, cores=cpu_count(), prefer_calibrated=False,
+                                  build_host=host_profile_data)
     else:
         base = load_profile(args.device_profile)
     measure = args.time

@@ -1,11 +1,15 @@
 """`codesign profile`: run a GNN workload under the meter and put measured next to predicted.
 
-Per phase of ``--method`` (dense: train; random: train at the sparsities; geb/gebt/sgcn/ugs:
-search, then retrain) it measures ``--repeats`` epochs (after ``--warmup``) in epoch windows and
-compares the median with the analytical model on ``--device-profile`` (auto-detected from NVML or
-the CPU model): time, energy, memory, and the relative error ``predicted / measured - 1``.
-``--phase-windows`` adds forward / backward / optimizer / mask_update windows and states their
-overhead. Writes ``<out>/profile.json`` and prints a table. torch is imported inside the handler.
+Per phase of ``--method`` (dense: train; random: train at the sparsities; gebt: search, then
+retrain; geb/sgcn: pretrain, search with frozen weights, retrain) it measures ``--repeats`` epochs
+(after ``--warmup``) of the training code's own epoch (``codesign.profiling``) in epoch windows and
+compares the median with the analytical model on ``--device-profile`` (auto: the NVML device or
+this CPU's shipped profile, the user's calibrated copy when there is one, and on a CPU no shipped
+profile matches a profile measured here): time, energy, memory, and the relative error
+``predicted / measured - 1``. Arguments are checked before any device detection.
+``--phase-windows`` adds forward / backward / optimizer (search: weight_step / graph_step /
+mask_update) windows and states their overhead. Writes ``<out>/profile.json`` and prints a table.
+torch is imported inside the handler.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="measure time, energy and memory of a workload next to the model's prediction")
     p.add_argument("--model", default="gcn", help="gcn, gat, gin, sage")
     p.add_argument("--dataset", default="cora", help="cora, citeseer, actor, sbm:n=...,avg_degree=...,...")
-    p.add_argument("--method", default="dense", help="dense, random, geb, gebt, sgcn, ugs (which phases run)")
+    p.add_argument("--method", default="dense", help="dense, random, gebt, geb, sgcn (which phases run)")
     p.add_argument("--graph-sparsity", type=fraction("--graph-sparsity"), default=0.0)
     p.add_argument("--weight-sparsity", type=fraction("--weight-sparsity"), default=0.0)
     p.add_argument("--layers", type=int, default=2)
@@ -56,6 +60,7 @@ def _rel(pred: float | None, meas: float | None) -> float | None:
 def resolve_device_profile(name: str, meter: Any) -> tuple[str, Any]:
     """``(name, profile)`` for ``name``, or detected from the meter's device (``auto``): on a CPU no
     shipped profile matches, a profile measured on this host (or the user's calibrated copy of it)."""
+    from codesign.profiling import host_profile_data
     from costmodels import load_profile
     from costmodels.measure import NVMLMeter
     from costmodels.measure.base import cpu_count
@@ -63,7 +68,8 @@ def resolve_device_profile(name: str, meter: Any) -> tuple[str, Any]:
 
     if name == "auto":
         kind = "gpu" if isinstance(meter, NVMLMeter) else "cpu"
-        return resolve_profile(meter.device_name, kind=kind, cores=None if kind == "gpu" else cpu_count())
+        return resolve_profile(meter.device_name, kind=kind, cores=None if kind == "gpu" else cpu_count(),
+                               build_host=host_profile_data)
     return name, load_profile(name)
 
 
