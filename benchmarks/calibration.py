@@ -1,12 +1,13 @@
 """Calibration benchmark: does fitting the CPU profile make epoch-time predictions accurate?
 
 Measures training epochs of models x datasets x sparsities on this machine (graph and weight
-sparsity = s; masked weights run dense on the CPU), fits the profile's efficiency factors and
-kernel overhead on two thirds of the workloads (NNLS, ``costmodels.calibrate``) and reports the
-mean absolute percentage error of the analytical epoch time on the held-out third, before (the
-shipped profile) and after (the calibrated one, written to a temporary file and loaded back).
-The headline fits process CPU time of single-thread epochs (immune to other tenants' load); the
-same fit on median wall time is reported beside it.
+sparsity = s; masked weights run dense on the CPU) and one GEBT search epoch per model and data set
+(``--no-search-epochs`` to leave them out), each the training code's own epoch, fits the profile's
+efficiency factors, kernel overhead and serial step time on two thirds of the workloads (NNLS,
+``costmodels.calibrate``) and reports the mean absolute percentage error of the analytical epoch
+time on the held-out third, before (the shipped profile) and after (the calibrated one, written to a
+temporary file and loaded back). The headline fits process CPU time of single-thread epochs (immune
+to other tenants' load); the same fit on median wall time is reported beside it.
 
     python benchmarks/calibration.py [--threads 1] [--rounds 5] [--allocator reuse|default]
 
@@ -30,12 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="gcn,gat,sage,gin")
     ap.add_argument("--datasets", default="cora,citeseer")
     ap.add_argument("--sparsities", default="0,0.3,0.6,0.9")
-    ap.add_argument("--profile", default="cloud-cpu-2core")
+    ap.add_argument("--profile", default="auto",
+                    help="profile to calibrate: auto (this CPU's: the shipped match, else one measured here), "
+                         "host (always the one measured here), or a name / TOML path")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--per-round", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--allocator", choices=["reuse", "default"], default="reuse")
+    ap.add_argument("--search-epochs", action=argparse.BooleanOptionalAction, default=True,
+                    help="also one GEBT search epoch per model and data set (as `codesign calibrate`)")
     args = ap.parse_args(argv)
 
     import pandas as pd
@@ -49,9 +54,22 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     allocator = "reuse" if args.allocator == "reuse" and tune_allocator() else "default"
-    base = load_profile(args.profile)
+    if args.profile in ("auto", "host"):
+        from codesign.profiling import host_profile_data
+        from costmodels.measure import cpu_model_name
+        from costmodels.measure.base import cpu_count
+        from costmodels.measure.detect import resolve_profile
+
+        if args.profile == "host":
+            data = host_profile_data()
+            base = DeviceProfile.from_dict(data, f"<measured on this host: {data['name']}>")
+        else:
+            _, base = resolve_profile(cpu_model_name(), kind="cpu", cores=cpu_count(), prefer_calibrated=False,
+                                      build_host=host_profile_data)
+    else:
+        base = load_profile(args.profile)
     grid = sweep_grid(args.models.split(","), args.datasets.split(","),
-                      [float(s) for s in args.sparsities.split(",")])
+                      [float(s) for s in args.sparsities.split(",")], search=args.search_epochs)
     res = sweep_and_fit(grid, base, CPUMeter(), data=DataCache(), rounds=args.rounds, per_round=args.per_round,
                         warmup=args.warmup, time_measure="cpu", sweep_note="benchmark")
 
@@ -71,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     with pd.option_context("display.width", 200, "display.max_rows", 200, "display.float_format", "{:.3f}".format):
         print(table.to_string())
     cal = res.calibration
-    print(f"\nfitted efficiency {cal.efficiency}, kernel_overhead_us={cal.kernel_overhead_us:.2f}, effective "
+    print(f"\nfitted efficiency {cal.efficiency}, kernel_overhead_us={cal.kernel_overhead_us:.2f}, "
+          f"serial_step_ns={cal.serial_step_ns:.3g}, effective "
           f"bandwidth {cal.dram_bandwidth_gbs:g} GB/s, on-chip {cal.onchip_buffer_mb:g} MB "
           f"(fit-set MAPE {cal.train_mape:.3f}); {cal.note}")
     print(f"held-out MAPE, cpu time: before {res.mape_before:.3f}, after {res.mape_after:.3f}; "
@@ -85,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                       "allocator": allocator, "profile": base.name,
                       "fitted_efficiency": {k: round(v, 4) for k, v in cal.efficiency.items()},
                       "kernel_overhead_us": round(cal.kernel_overhead_us, 3),
+                      "serial_step_ns": round(cal.serial_step_ns, 3), "search_epochs": args.search_epochs,
                       "dram_bandwidth_gbs": cal.dram_bandwidth_gbs, "onchip_buffer_mb": cal.onchip_buffer_mb,
                       "measure_s": round(res.measure_s, 1),
                       "machine": host_summary()}))

@@ -4,13 +4,15 @@ Per operator and pass (forward, backward, optimizer step), with ``P(dtype, class
 peak FLOP/s, ``BW`` its DRAM bandwidth, ``η(class)`` its efficiency (fraction of peak reached for
 that op class) and ``t_k`` its per-kernel overhead::
 
-    latency_s = Σ_ops max(flops / (P·η), dram_bytes / (BW·η)) + launch_s          (roofline + launch)
+    latency_s = Σ_ops max(flops / (P·η), dram_bytes / (BW·η)) + serial_steps · t_s + launch_s
     launch_s  = max(kernels · t_k, host_ops · t_host)   per step (launch.py: counts and fallback)
+    (serial work: sorts, random draws, ``ops.RNG_STEPS_PER_DRAW``; priced as compute time)
     energy_j  = flops · e_flop(dtype) + dram_bytes · e_byte + static_power_w · latency_s
 
 Memory footprint (bytes), training: stored weights + their gradients + optimizer state
-(Adam 2, SGD 1 values per weight) + activations saved for backward + graph (edge_index pairs and
-one value per stored message) + trainable edge values with gradient and state + input tensor.
+(Adam 2, SGD 1 values per weight) + activations saved for backward + the largest transient working
+set of one op (``workspace_bytes``) + graph (edge_index pairs and one value per stored message) +
+trainable edge values with gradient and state + input tensor.
 Inference: weights + graph + input + the two largest tensors live at once (an op's input/output).
 
 With ``device=None`` the counts are device-independent: weight sparsity fully exploited, no
@@ -93,6 +95,8 @@ def op_costs(workload: Workload, ctx: ExecContext, *, training: bool, optimizer:
     costs = [op.forward(ctx) for op in workload.ops]
     if training:
         costs += [op.backward(ctx) for op in reversed(workload.ops)]
+        costs += [op.forward(ctx) for op in workload.graph_step]  # a search's edge-value step
+        costs += [op.backward(ctx) for op in reversed(workload.graph_step)]
         params = stored_params(workload, ctx) / ctx.dtype_bytes + workload.extra_trainable
         costs.append(optimizer_cost("optimizer", params, optimizer, ctx))
     return costs
@@ -122,11 +126,16 @@ def memory_breakdown(workload: Workload, ctx: ExecContext, *, training: bool,
         saved: Array = 0.0
         for op in workload.ops:
             saved = saved + op.saved_bytes(ctx)
+        step: Array = 0.0  # the edge-value step runs after the weight step's activations are freed
+        for op in workload.graph_step:
+            step = step + op.saved_bytes(ctx)
+        saved = np.maximum(saved, step)
         state = optimizer_state_values(optimizer)
         parts["gradients"] = weights + workload.extra_trainable * b
         parts["optimizer_state"] = (weights + workload.extra_trainable * b) * state
         parts["trainable_graph"] = workload.extra_trainable * b
         parts["activations"] = saved
+        parts["workspace"] = _workspace(workload, ctx)
     else:
         outputs = [op.output_bytes(ctx) for op in workload.ops]
         live = 0.0 * weights
@@ -134,6 +143,16 @@ def memory_breakdown(workload: Workload, ctx: ExecContext, *, training: bool,
             live = np.maximum(live, prev + cur)
         parts["activations"] = live
     return parts
+
+
+def _workspace(workload: Workload, ctx: ExecContext) -> Array:
+    """The largest transient working set of one op (ops without ``workspace_bytes`` have none)."""
+    peak: Array = 0.0
+    for op in (*workload.ops, *workload.graph_step):
+        ws = getattr(op, "workspace_bytes", None)
+        if ws is not None:
+            peak = np.maximum(peak, ws(ctx))
+    return peak
 
 
 def memory_bytes(workload: Workload, ctx: ExecContext, *, training: bool, optimizer: str = "adam") -> Array:
@@ -156,7 +175,8 @@ def _price(costs: list[OpCost], device: DeviceProfile, dtype: str) -> tuple[Arra
     energy: Array = 0.0
     for c in costs:
         t_flop, t_byte = _roofline(c, device, dtype)
-        latency = latency + np.maximum(t_flop, t_byte) + launch_time_s(c.kernels, c.kernels, device)
+        latency = (latency + np.maximum(t_flop, t_byte) + launch_time_s(c.kernels, c.kernels, device)
+                   + c.serial_steps * device.serial_step_s)
         energy = energy + c.flops * device.joules_per_flop(dtype) + c.dram_bytes * device.joules_per_byte
     energy = energy + device.static_power_w * latency
     return latency, energy
@@ -171,7 +191,7 @@ def _price_step(costs: list[OpCost], workload: Workload, device: DeviceProfile,
     energy: Array = 0.0
     for c in costs:
         t_flop, t_byte = _roofline(c, device, dtype)
-        compute = compute + np.where(t_flop >= t_byte, t_flop, 0.0)
+        compute = compute + np.where(t_flop >= t_byte, t_flop, 0.0) + c.serial_steps * device.serial_step_s
         bandwidth = bandwidth + np.where(t_flop >= t_byte, 0.0, t_byte)
         energy = energy + c.flops * device.joules_per_flop(dtype) + c.dram_bytes * device.joules_per_byte
     kernels, ops, _ = step_counts(costs, workload.kernel_launches, workload.host_ops)

@@ -1,10 +1,11 @@
 """Calibrate a device profile to measurements: efficiency per op class, kernel overhead, static power.
 
 The analytical latency (``analytical.py``) of one operator cost ``c`` of class ``k(c)`` is
-``max(F_c / P_k, B_c / BW) / η_k + n_c · t_k``. It is *linear* in the unknowns
-``x_k = 1/η_k`` and ``t_k``, so a workload's latency is
+``max(F_c / P_k, B_c / BW) / η_k + n_c · t_k + s_c · t_s``. It is *linear* in the unknowns
+``x_k = 1/η_k``, ``t_k`` and ``t_s``, so a workload's latency is
 
-    T = Σ_k A_k · x_k + K · t_k,   A_k = Σ_{c of class k} max(F_c / P_k, B_c / BW),  K = Σ_c n_c
+    T = Σ_k A_k · x_k + K · t_k + S · t_s,   A_k = Σ_{c of class k} max(F_c / P_k, B_c / BW),
+    K = Σ_c n_c (host ops),  S = Σ_c s_c (serial steps: sort comparisons, random draws)
 
 with ``F`` FLOPs, ``B`` DRAM bytes, ``P_k`` the profile's peak for the class and dtype, ``BW`` its
 bandwidth and ``n`` kernel launches. Given measured times ``T_i`` we solve
@@ -105,6 +106,7 @@ class Features:
     class_time_s: dict[str, float]  # A_k at η = 1
     kernels: float  # K
     dynamic_energy_j: float  # Σ F e_flop + B e_byte
+    serial_steps: float = 0.0  # S: serial steps (sort comparisons, random draws), time t_s each
 
 
 def features(sample: Sample, profile: DeviceProfile, dtype: str = "fp32") -> Features:
@@ -113,12 +115,14 @@ def features(sample: Sample, profile: DeviceProfile, dtype: str = "fp32") -> Fea
     bw = profile.dram_bandwidth_bps
     a = dict.fromkeys(OP_CLASSES, 0.0)
     kernels = 0.0
+    serial = 0.0
     dyn = 0.0
     for c in op_costs(sample.workload, ctx, training=sample.training, optimizer=sample.optimizer):
         a[c.op_class] += float(max(c.flops / profile.peak_flops(dtype, c.op_class), c.dram_bytes / bw))
         kernels += float(c.kernels)
+        serial += float(c.serial_steps)
         dyn += float(c.flops * profile.joules_per_flop(dtype) + c.dram_bytes * profile.joules_per_byte)
-    return Features(a, kernels, dyn)
+    return Features(a, kernels, dyn, serial)
 
 
 @dataclass(frozen=True)
@@ -135,19 +139,22 @@ class Calibration:
     dram_bandwidth_gbs: float
     onchip_buffer_mb: float
     memory_fitted: bool = False
+    serial_step_ns: float = 0.0
+    serial_fitted: bool = False
 
     def predict_latency_s(self, f: Features) -> float:
-        """``Σ_k A_k / η_k + K t_k`` with the fitted values."""
+        """``Σ_k A_k / η_k + K t_k + S t_s`` with the fitted values."""
         return sum(f.class_time_s[k] / self.efficiency[k] for k in OP_CLASSES) + f.kernels * (
             self.kernel_overhead_us * 1e-6
-        )
+        ) + f.serial_steps * self.serial_step_ns * 1e-9
 
 
 def predict_latency_s(sample: Sample, profile: DeviceProfile, dtype: str = "fp32") -> float:
     """The profile's analytical latency of one step of ``sample`` (same formula as analytical.py)."""
     f = features(sample, profile, dtype)
     eff = {k: profile.efficiency(k) for k in OP_CLASSES}
-    return sum(f.class_time_s[k] / eff[k] for k in OP_CLASSES) + f.kernels * profile.kernel_overhead_s
+    return (sum(f.class_time_s[k] / eff[k] for k in OP_CLASSES) + f.kernels * profile.kernel_overhead_s
+            + f.serial_steps * profile.serial_step_s)
 
 
 def with_memory(profile: DeviceProfile, dram_bandwidth_gbs: float, onchip_buffer_mb: float) -> DeviceProfile:
@@ -195,6 +202,8 @@ def _fit_one(samples: Sequence[Sample], profile: DeviceProfile, dtype: str, min_
         raise CodesignError("calibration: measured latencies must be positive and finite; re-run the sweep")
     a_all = np.array([[f.class_time_s[k] for k in OP_CLASSES] for f in feats])
     kernels = np.array([f.kernels for f in feats])
+    serial = np.array([f.serial_steps for f in feats])
+    fit_serial = bool((serial > 0).any())
     share = (a_all / y[:, None]).sum(axis=0)
     fitted = [k for i, k in enumerate(OP_CLASSES) if share[i] > min_class_share * share.max()]
     cols = [OP_CLASSES.index(k) for k in fitted]
@@ -204,14 +213,18 @@ def _fit_one(samples: Sequence[Sample], profile: DeviceProfile, dtype: str, min_
         sum(a_all[i, j] * (1.0 if j in cols else prior[j]) for j in range(len(OP_CLASSES)))
         for i in range(len(samples))
     ])
-    design = np.column_stack([a_all[:, cols], kernels * 1e-6]) / y[:, None]
+    extra = [kernels * 1e-6] + ([serial * 1e-9] if fit_serial else [])
+    design = np.column_stack([a_all[:, cols], *extra]) / y[:, None]
+    if not fit_serial:  # no serial work in the sweep: the profile's per-step time stays as it is
+        fixed = fixed + serial * profile.serial_step_s
     rhs = (y - fixed) / y
     sol = nnls(design, rhs)
     x = prior.copy()
     x[cols] = 1.0 + sol[: len(cols)]
     eff = {k: float(min(1.0, 1.0 / x[i])) for i, k in enumerate(OP_CLASSES)}
-    overhead_us = float(sol[-1])
-    pred = (a_all * x).sum(axis=1) + kernels * overhead_us * 1e-6
+    overhead_us = float(sol[len(cols)])
+    serial_ns = float(sol[len(cols) + 1]) if fit_serial else profile.serial_step_s * 1e9
+    pred = (a_all * x).sum(axis=1) + kernels * overhead_us * 1e-6 + serial * serial_ns * 1e-9
     train_mape = float(np.mean(np.abs(pred - y) / y))
 
     sources = {s.energy_source for s in samples}
@@ -225,7 +238,8 @@ def _fit_one(samples: Sequence[Sample], profile: DeviceProfile, dtype: str, min_
         note = f"static_power_w kept from the profile: energy was {'/'.join(sorted(sources))}, not measured"
     mem = profile.sections["memory"]
     return Calibration(eff, overhead_us, static, tuple(fitted), static_fitted, note, train_mape,
-                       float(mem["dram_bandwidth_gbs"]), float(mem["onchip_buffer_mb"]), memory_fitted)
+                       float(mem["dram_bandwidth_gbs"]), float(mem["onchip_buffer_mb"]), memory_fitted,
+                       serial_ns, fit_serial)
 
 
 def mape(predicted: Sequence[float], measured: Sequence[float]) -> float:
@@ -257,9 +271,11 @@ def calibrated_profile_dict(profile: DeviceProfile, cal: Calibration, *, machine
     for k in cal.fitted_classes:
         eff[k] = round(cal.efficiency[k], 6)
     eff["kernel_overhead_us"] = round(cal.kernel_overhead_us, 4)
+    if cal.serial_fitted:
+        eff["serial_step_ns"] = round(cal.serial_step_ns, 4)
     eff["source"] = (
-        f"NNLS fit of measured epoch times (classes {', '.join(cal.fitted_classes)} and kernel overhead; "
-        f"others kept from profile {profile.name})"
+        f"NNLS fit of measured epoch times (classes {', '.join(cal.fitted_classes)}, kernel overhead"
+        f"{', serial step time' if cal.serial_fitted else ''}; others kept from profile {profile.name})"
     )
     if cal.memory_fitted:
         data["memory"]["dram_bandwidth_gbs"] = cal.dram_bandwidth_gbs

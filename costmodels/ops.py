@@ -5,6 +5,7 @@ Every operator is a frozen record of shapes and densities with four pure methods
 * ``forward(ctx)`` / ``backward(ctx)`` -> :class:`OpCost` (FLOPs, MACs, DRAM bytes, kernel launches)
 * ``saved_bytes(ctx)``  activations autograd keeps for backward            [bytes]
 * ``output_bytes(ctx)`` size of the result tensor (for inference peak memory) [bytes]
+* ``workspace_bytes(ctx)`` (optional) transient memory while the op runs, beyond what it saves [bytes]
 
 Numeric fields may be Python numbers or numpy arrays (e.g. a whole grid of graph densities): the
 formulas use only arithmetic and ``numpy`` ufuncs, so one call prices a whole grid (vectorised).
@@ -74,9 +75,17 @@ class ExecContext:
         return np.minimum(dense, count * self.exploited(d) * (self.dtype_bytes + self.sparse_index_bytes))
 
 
+# Serial steps: element-by-element work that neither vectorises nor streams, priced per step by the
+# profile's ``serial_step_ns`` (0 where it lists none). One step = one comparison of a
+# comparison sort; a random draw (a dropout mask value, torch's CPU Bernoulli) = 3 steps
+# (measured on the development machine: stable torch.sort 7.6 ns per n*log2(n), dropout 23 ns per value).
+RNG_STEPS_PER_DRAW = 3.0
+
+
 @dataclass(frozen=True)
 class OpCost:
-    """Cost of one operator in one pass. ``kernels`` = launches (per-kernel overhead applies)."""
+    """Cost of one operator in one pass. ``kernels`` = launches / host ops (per-kernel overhead
+    applies); ``serial_steps`` = serial work (per-step time applies, see ``RNG_STEPS_PER_DRAW``)."""
 
     name: str
     op_class: str
@@ -85,6 +94,7 @@ class OpCost:
     macs: Array
     dram_bytes: Array
     kernels: float
+    serial_steps: Array = 0.0
 
 
 def _ceil_div(a: Array, b: Array) -> Array:
@@ -116,6 +126,7 @@ class Gemm:
     input_grad: bool = True
     trainable: bool = True
     op_class: str = "gemm"
+    input_resident: bool = False  # X is a resident tensor (the input features): autograd keeps a reference
 
     def param_count(self) -> Array:
         return self.k * self.n
@@ -150,6 +161,8 @@ class Gemm:
         return OpCost(self.name, self.op_class, "backward", flops, 0.0 * flops, traffic, kernels)
 
     def saved_bytes(self, ctx: ExecContext) -> Array:
+        if self.input_resident:  # counted once, as the workload's input
+            return 0.0 * self.m
         return self.m * self.k * ctx.dtype_bytes if self.trainable else 0.0 * self.m
 
     def output_bytes(self, ctx: ExecContext) -> Array:
@@ -227,7 +240,10 @@ class Aggregate:
     forward flops = 2·nnz·F if weighted else nnz·F (one add per message element), + N·F for mean;
     macs = E·F (self-loops excluded: the GEBT count).
     bytes: gather ``min(nnz·F, N·F)·b`` (the whole ``h`` is read once when ``N·F·b <= S``, else one
-    row per message) + indices ``2·nnz·i`` + edge values ``nnz·b`` + output ``N·F·b``.
+    row per message) + indices ``2·nnz·i`` + edge values ``nnz·b`` + ``5·N·F·b`` for the dense
+    ``N x F`` passes of ``out = base + A h`` (base and product written, both read, sum written).
+    Host ops (``kernels``): 4 per sparse-dense product (``products``: one per GAT head) + 1 forward;
+    backward 2 per product for ``dh`` and 3 for the edge-value gradient.
     backward: the transposed scatter for ``dh`` (if ``input_grad``: same flops and bytes) and, for a
     trainable graph, ``d w_ji = <h[j], dout[i]>``: 2·nnz·F flops gathering both rows.
     """
@@ -242,6 +258,7 @@ class Aggregate:
     trainable_graph: bool = False
     input_grad: bool = True
     op_class: str = "aggregation"
+    products: int = 1  # sparse-dense products run (the training code runs one per GAT head)
 
     def param_count(self) -> Array:
         return 0.0
@@ -259,34 +276,45 @@ class Aggregate:
     def forward(self, ctx: ExecContext) -> OpCost:
         nnz, b = self._nnz(), ctx.dtype_bytes
         flops = (2.0 if self.weighted else 1.0) * nnz * self.features
-        if self.reduce == "mean":
+        mean_bytes = 0.0
+        if self.reduce == "mean":  # the division by the in-degree: read and write N x F
             flops = flops + self.num_nodes * self.features
+            mean_bytes = 2.0 * self.num_nodes * self.features * b
         traffic = (
             self._gather(ctx, nnz)
             + 2.0 * nnz * ctx.index_bytes
             + (nnz * b if self.weighted else 0.0)
-            + self.num_nodes * self.features * b
+            + 5.0 * self.num_nodes * self.features * b  # base + product, their sum: write, write, read 2, write
+            + mean_bytes
         )
-        return OpCost(self.name, self.op_class, "forward", flops, self.num_edges * self.features, traffic, 1)
+        # host ops: per product the CSR values gather, CSR tensor, sparse mm and the add; one zero base
+        return OpCost(self.name, self.op_class, "forward", flops, self.num_edges * self.features, traffic,
+                      4 * self.products + 1)
 
     def backward(self, ctx: ExecContext) -> OpCost:
         fwd = self.forward(ctx)
         flops = 0.0 * fwd.flops
         traffic = 0.0 * fwd.flops
         kernels = 0
-        if self.input_grad:
-            flops, traffic, kernels = flops + fwd.flops, traffic + fwd.dram_bytes, kernels + 1
-        if self.trainable_graph and self.weighted:
+        if self.input_grad:  # dh = A^T g: CSR tensor + sparse mm per product
+            flops, traffic, kernels = flops + fwd.flops, traffic + fwd.dram_bytes, kernels + 2 * self.products
+        if self.trainable_graph and self.weighted:  # sampled dense-dense product + scatter back, per product
             nnz = self._nnz()
             flops = flops + 2.0 * nnz * self.features
             traffic = traffic + 2.0 * self._gather(ctx, nnz) + nnz * (2.0 * ctx.index_bytes + ctx.dtype_bytes)
-            kernels += 1
+            kernels += 3 * self.products
         return OpCost(self.name, self.op_class, "backward", flops, 0.0 * flops, traffic, kernels)
 
     def saved_bytes(self, ctx: ExecContext) -> Array:
         if self.trainable_graph:
             return self.num_nodes * self.features * ctx.dtype_bytes
         return 0.0 * self.num_nodes
+
+    def workspace_bytes(self, ctx: ExecContext) -> Array:
+        """Transient memory while it runs: the zero base, the sparse-dense product and their sum
+        (``base + A h``), three ``N x F`` tensors (measured: a Cora GIN/SAGE forward grows the RSS by
+        about 4 ``N x F_in`` tensors, these three and the next op's saved input)."""
+        return 3.0 * self.num_nodes * self.features * ctx.dtype_bytes
 
     def output_bytes(self, ctx: ExecContext) -> Array:
         return self.num_nodes * self.features * ctx.dtype_bytes
@@ -319,11 +347,12 @@ class EdgeAttention:
         flops = 4.0 * node + 7.0 * self.nnz * self.heads
         traffic = node * b + 2.0 * self.num_nodes * self.heads * b + 5.0 * self.nnz * self.heads * b
         traffic = traffic + 2.0 * self.nnz * ctx.index_bytes
-        return OpCost(self.name, self.op_class, "forward", flops, 2.0 * node, traffic, 4)
+        # host ops: node scores (2 mul + 2 sum), gathers + add + leaky ReLU (4), segment softmax (10)
+        return OpCost(self.name, self.op_class, "forward", flops, 2.0 * node, traffic, 18)
 
     def backward(self, ctx: ExecContext) -> OpCost:
         fwd = self.forward(ctx)
-        return OpCost(self.name, self.op_class, "backward", 2.0 * fwd.flops, 0.0 * fwd.flops, fwd.dram_bytes, 4)
+        return OpCost(self.name, self.op_class, "backward", 2.0 * fwd.flops, 0.0 * fwd.flops, fwd.dram_bytes, 18)
 
     def saved_bytes(self, ctx: ExecContext) -> Array:
         return 2.0 * self.nnz * self.heads * ctx.dtype_bytes
@@ -351,6 +380,8 @@ class Elementwise:
     needs_backward: bool = True
     params: Array = 0.0
     op_class: str = "elementwise"
+    kernels: float = 1.0  # host ops it takes per pass (e.g. GCN normalisation: 8)
+    serial_per_elem: float = 0.0  # serial steps per value, forward (dropout: one draw; top-k: log2 n comparisons)
 
     def param_count(self) -> Array:
         return self.params
@@ -358,7 +389,8 @@ class Elementwise:
     def forward(self, ctx: ExecContext) -> OpCost:
         flops = self.numel * self.flops_per_elem
         traffic = self.numel * ctx.dtype_bytes * (self.reads + self.writes)
-        return OpCost(self.name, self.op_class, "forward", flops, 0.0 * flops, traffic, 1)
+        return OpCost(self.name, self.op_class, "forward", flops, 0.0 * flops, traffic, self.kernels,
+                      self.numel * self.serial_per_elem)
 
     def backward(self, ctx: ExecContext) -> OpCost:
         if not self.needs_backward:
@@ -366,7 +398,7 @@ class Elementwise:
             return OpCost(self.name, self.op_class, "backward", zero, zero, zero, 0)
         flops = self.numel * self.backward_flops_per_elem
         traffic = self.numel * ctx.dtype_bytes * (self.reads + 1.0)
-        return OpCost(self.name, self.op_class, "backward", flops, 0.0 * flops, traffic, 1)
+        return OpCost(self.name, self.op_class, "backward", flops, 0.0 * flops, traffic, self.kernels)
 
     def saved_bytes(self, ctx: ExecContext) -> Array:
         return self.numel * self.saved_bytes_per_elem

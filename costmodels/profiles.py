@@ -15,7 +15,8 @@ Sections (``*`` = required)::
                   pj_per_dram_byte*, source*
     [efficiency]* gemm*, conv*, aggregation*, elementwise* (fractions of peak in (0, 1]),
                   kernel_overhead_us* (device launch latency per kernel), host_overhead_us (framework
-                  host cost per dispatched op; 0 if absent) with host_overhead_source, source*
+                  host cost per dispatched op; 0 if absent) with host_overhead_source, serial_step_ns
+                  (one serial step: a sort comparison; 0 if absent), source*
     [sparsity]*   weight_sparsity_support* (none | 2:4 | unstructured), stores_sparse_weights*,
                   sparse_index_bytes*, source*
     [calibration] date, machine, sweep, mape_before, mape_after, source   (written by calibrate)
@@ -82,6 +83,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "kernel_overhead_us": (NUM, True),
         "host_overhead_us": (NUM, False),
         "host_overhead_source": ((str,), False),
+        "serial_step_ns": (NUM, False),
         "source": ((str,), True),
     },
     "sparsity": {
@@ -170,6 +172,11 @@ class DeviceProfile:
     def host_overhead_s(self) -> float:
         """Framework host-side cost per dispatched operation [s] (0 where the profile gives none)."""
         return float(self.sections["efficiency"].get("host_overhead_us", 0.0)) * 1e-6
+
+    @property
+    def serial_step_s(self) -> float:
+        """Time of one serial step (a sort comparison; ``ops.RNG_STEPS_PER_DRAW`` per random draw); 0 if unlisted."""
+        return float(self.sections["efficiency"].get("serial_step_ns", 0.0)) * 1e-9
 
     def joules_per_flop(self, dtype: str = "fp32") -> float:
         e = self.sections["energy"]
@@ -271,6 +278,15 @@ def profile_dirs() -> list[Path]:
     dirs.append(Path(__file__).resolve().parents[1] / "profiles")
     dirs.append(Path(sys.prefix) / "share" / "codesign" / "profiles")
     return [d for d in dirs if d.is_dir()]
+
+
+def user_profile_dir() -> Path:
+    """User-writable profiles: $CODESIGN_PROFILE_HOME, else $XDG_DATA_HOME/codesign/profiles, else ~/.local/share/codesign/profiles (not created here)."""  # noqa: E501
+    env = os.environ.get("CODESIGN_PROFILE_HOME")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "codesign" / "profiles"
 
 
 def _index() -> dict[str, Path]:

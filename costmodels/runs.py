@@ -12,11 +12,14 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .analytical import FLOP_CONVENTION, MAC_CONVENTION, Cost, price_workload
+from .errors import unknown
 from .launch import regime_of
-from .ops import Array
+from .ops import Array, Elementwise
 from .profiles import DeviceProfile
 from .stats import GraphStats
-from .workloads import GNNSpec, Workload, gnn_workload, mask_update_ops
+from .workloads import GNNSpec, Workload, gnn_workload, graph_step_ops, mask_update_ops
+
+GRAPH_TRAINING = ("joint", "alternate", "frozen-weights")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,10 @@ class PhaseSpec:
     ``trainable_graph``: edge values receive gradients; ``mask_update``: masks are drawn each epoch;
     ``graph_copies``: trainable edge-value vectors (and graph masks) of a search, 1 when every layer
     shares one, the layer count for per-layer graphs (the message passing itself is the same).
+    ``graph_training`` (trainable graphs): ``joint`` - one forward/backward trains weights and edge
+    values together (UGS); ``alternate`` - a weight step with the edge values fixed, then an
+    edge-value step (GEBT's search epoch); ``frozen-weights`` - the edge-value step only, weights
+    frozen (GEB, SGCN).
     """
 
     name: str
@@ -51,6 +58,7 @@ class PhaseSpec:
     graph_copies: int = 1
     kernel_launches: float | None = None  # counted per epoch (codesign/opcount.py); None: launch.py fallback
     host_ops: float | None = None  # counted framework ops per epoch; None: = kernel_launches
+    graph_training: str = "joint"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,14 +120,27 @@ def price_run(phases: list[Phase], infer: Workload, device: DeviceProfile | None
 
 def gnn_phase_workload(spec: GNNSpec, stats: GraphStats, phase: PhaseSpec,
                        aggregation_order: str = "transform-first") -> Workload:
-    """The per-epoch workload of one GNN phase (search phases include the mask-drawing work)."""
+    """The per-epoch workload of one GNN phase: the step(s) ``graph_training`` names for a trainable
+    graph (see :class:`PhaseSpec`), plus the mask-drawing work of search phases."""
+    if phase.graph_training not in GRAPH_TRAINING:
+        raise unknown("graph training", phase.graph_training, GRAPH_TRAINING)
+    split = phase.trainable_graph and phase.graph_training != "joint"
     wl = gnn_workload(spec, stats, graph_density=phase.graph_density, weight_density=phase.weight_density,
-                      trainable_graph=phase.trainable_graph, aggregation_order=aggregation_order)
+                      trainable_graph=phase.trainable_graph and not split, aggregation_order=aggregation_order)
     ops = wl.ops
+    graph_step: tuple = ()
+    if split:
+        graph_step = graph_step_ops(spec, stats, phase.graph_density, aggregation_order, phase.graph_copies)
+        if phase.graph_training == "frozen-weights":
+            ops = ()  # no weight step (the frozen weights' memory is left out: a GNN's weights are small)
+        else:  # the weight step reads the edge values as fixed weights
+            ops = ops + (Elementwise("search.fixed_edge_weights", stats.num_edges * phase.graph_density
+                                     * phase.graph_copies, 1.0, 0.0, reads=1.5, needs_backward=False),)
     if phase.mask_update:
         ops = ops + mask_update_ops(spec, stats, phase.graph_density, phase.graph_copies)
-    return Workload(wl.name, ops, wl.input_values, wl.graph_edges, wl.extra_trainable * phase.graph_copies,
-                    wl.info, phase.kernel_launches, phase.host_ops)
+    extra = stats.num_edges * phase.graph_density / 2.0 * phase.graph_copies if phase.trainable_graph else 0.0
+    return Workload(wl.name, ops, wl.input_values, wl.graph_edges, extra, wl.info,
+                    kernel_launches=phase.kernel_launches, host_ops=phase.host_ops, graph_step=graph_step)
 
 
 def price_gnn_run(

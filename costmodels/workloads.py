@@ -17,11 +17,11 @@ ReLU and dropout between layers; log-softmax + NLL loss at the end (training onl
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import CodesignError, check_fraction, unknown
-from .ops import Aggregate, Array, EdgeAttention, Elementwise, Gemm, Op
+from .ops import RNG_STEPS_PER_DRAW, Aggregate, Array, EdgeAttention, Elementwise, Gemm, Op
 from .stats import GraphStats
 
 GNN_MODELS = ("gcn", "gat", "gin", "sage")
@@ -36,6 +36,10 @@ class Workload:
     ``graph_edges``: stored messages (edge_index pairs + one value each, self-loops included);
     ``extra_trainable``: trainable values outside the ops (e.g. the edge values of a trainable
     graph), which get gradients and optimizer state.
+    ``graph_step``: the operators of a second forward and backward pass in the same step that trains
+    only the edge values (a GEB/GEBT search epoch: the weight step, then the edge-value step); its
+    weights are those of ``ops`` (no parameters of its own) and its activations are not live at the
+    same time as those of ``ops``.
     """
 
     name: str
@@ -46,6 +50,7 @@ class Workload:
     info: dict[str, Any] = field(default_factory=dict, compare=False)
     kernel_launches: Array | None = None  # counted kernel launches of one step (None: launch.py fallback)
     host_ops: Array | None = None  # counted framework operations of one step (None: = kernel_launches)
+    graph_step: tuple[Op, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,8 @@ def _layer_dims(spec: GNNSpec, g: GraphStats) -> list[tuple[int, int, int]]:
 def _between_layers(name: str, numel: Array, training: bool) -> list[Op]:
     ops: list[Op] = [Elementwise(f"{name}.relu", numel, 1.0, 1.0, saved_bytes_per_elem=4.0)]
     if training:
-        ops.append(Elementwise(f"{name}.dropout", numel, 2.0, 1.0, saved_bytes_per_elem=1.0))
+        ops.append(Elementwise(f"{name}.dropout", numel, 2.0, 1.0, saved_bytes_per_elem=1.0,
+                               serial_per_elem=RNG_STEPS_PER_DRAW))
     return ops
 
 
@@ -114,28 +120,29 @@ def gnn_workload(
         name = f"conv{i + 1}"
         last = i == spec.layers - 1
 
-        def agg(width: Array, grad: bool, reduce: str = "sum", name: str = name) -> Aggregate:
-            return Aggregate(f"{name}.aggregate", n, edges, loops, width, True, reduce, trainable_graph, grad)
+        def agg(width: Array, grad: bool, reduce: str = "sum", name: str = name, heads: int = heads) -> Aggregate:
+            return Aggregate(f"{name}.aggregate", n, edges, loops, width, True, reduce, trainable_graph, grad,
+                             products=heads if spec.model == "gat" else 1)
 
         if spec.model == "gcn":
             ops.append(Elementwise(f"{name}.gcn_norm", edges + loops, 3.0, 3.0, reads=3.0,
-                                   needs_backward=trainable_graph))
+                                   needs_backward=trainable_graph, kernels=8.0))
             if aggregation_order == "aggregate-first":
                 ops.append(agg(f_in, upstream_grad))
                 upstream_grad = upstream_grad or trainable_graph
                 ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad))
             else:
-                ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad))
+                ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad, input_resident=i == 0))
                 upstream_grad = True
                 ops.append(agg(f_out, upstream_grad))
             width = f_out
         elif spec.model == "gat":
-            ops.append(Gemm(f"{name}.linear", n, f_in, f_out * heads, d, upstream_grad))
+            ops.append(Gemm(f"{name}.linear", n, f_in, f_out * heads, d, upstream_grad, input_resident=i == 0))
             upstream_grad = True
             ops.append(EdgeAttention(f"{name}.attention", n, edges + loops, heads, f_out))
             if training:  # GATConv drops attention coefficients
                 ops.append(Elementwise(f"{name}.attention_dropout", (edges + loops) * heads, 2.0, 1.0,
-                                       saved_bytes_per_elem=1.0))
+                                       saved_bytes_per_elem=1.0, serial_per_elem=RNG_STEPS_PER_DRAW))
             ops.append(agg(f_out * heads, upstream_grad))
             width = f_out * heads
             if last and heads > 1:
@@ -152,7 +159,7 @@ def gnn_workload(
             ops.append(agg(f_in, upstream_grad, "mean"))
             upstream_grad = upstream_grad or trainable_graph
             ops.append(Gemm(f"{name}.lin_l", n, f_in, f_out, d, upstream_grad))
-            ops.append(Gemm(f"{name}.lin_r", n, f_in, f_out, d, upstream_grad))
+            ops.append(Gemm(f"{name}.lin_r", n, f_in, f_out, d, upstream_grad, input_resident=i == 0))
             ops.append(Elementwise(f"{name}.add", n * f_out, 1.0, 0.0, reads=2.0))
             width = f_out
         upstream_grad = True
@@ -160,7 +167,8 @@ def gnn_workload(
         if not last:
             ops.extend(_between_layers(name, n * width, training))
     if training:
-        ops.append(Elementwise("loss.log_softmax_nll", n * g.num_classes, 4.0, 3.0, saved_bytes_per_elem=4.0))
+        ops.append(Elementwise("loss.log_softmax_nll", n * g.num_classes, 4.0, 3.0, saved_bytes_per_elem=4.0,
+                               kernels=4.0))
     # Trainable graph: one value per undirected edge (mirrored), trained with the weights.
     extra = (edges / 2.0) if trainable_graph else 0.0
     return Workload(
@@ -185,19 +193,20 @@ def mask_update_ops(spec: GNNSpec, g: GraphStats, graph_density: Array = 1.0,
                     graph_copies: int = 1) -> tuple[Op, ...]:
     """Per-epoch ticket search work: magnitude masks over the edge values and over all weights.
 
-    A top-k by magnitude over ``n`` values costs about ``n·log2(n)`` comparisons (an elementwise
-    class estimate); the ADMM sparsifier adds ``ρ‖a + U − Z‖²`` and its dual update, ~6 FLOPs per
-    edge value. ``graph_copies``: edge-value vectors masked each epoch (one per layer for per-layer
-    graphs).
+    A top-k by magnitude over ``n`` values sorts them: ``n·log2(n)`` comparisons, serial steps
+    (``serial_step_ns``); the ADMM sparsifier adds ``ρ‖a + U − Z‖²`` and its dual update, ~6 FLOPs
+    per edge value, and projects ``Z`` with a second top-k. ``graph_copies``: edge-value vectors
+    masked each epoch (one per layer for per-layer graphs).
     """
     edges = g.num_edges * graph_density / 2.0 * graph_copies
     weights = float(weight_count(spec, g))
     return (
         Elementwise("search.graph_mask_topk", edges, math.log2(max(g.num_edges, 2)), 0.0,
-                    reads=2.0, needs_backward=False),
-        Elementwise("search.admm", edges, 6.0, 2.0, reads=3.0, writes=2.0),
+                    reads=2.0, needs_backward=False, serial_per_elem=math.log2(max(g.num_edges, 2))),
+        Elementwise("search.admm", edges, 6.0, 2.0, reads=3.0, writes=2.0,  # + its Z projection: a top-k
+                    serial_per_elem=math.log2(max(g.num_edges, 2))),
         Elementwise("search.weight_mask_topk", weights, math.log2(max(weights, 2.0)), 0.0,
-                    reads=2.0, needs_backward=False),
+                    reads=2.0, needs_backward=False, serial_per_elem=math.log2(max(weights, 2.0))),
     )
 
 
@@ -206,3 +215,21 @@ def check_densities(graph_sparsity: float, weight_sparsity: float) -> tuple[floa
     return 1.0 - check_fraction("--graph-sparsity", graph_sparsity), 1.0 - check_fraction(
         "--weight-sparsity", weight_sparsity
     )
+
+
+def graph_step_ops(spec: GNNSpec, g: GraphStats, graph_density: Array = 1.0,
+                   aggregation_order: str = "transform-first", graph_copies: int = 1) -> tuple[Op, ...]:
+    """The edge-value step of a search epoch: the directed edge weights ``relu(theta)[und]`` of every
+    copy, a forward in eval mode (no dropout) with them as aggregation weights, and a backward that
+    reaches the edge values only (input and edge-value gradients, no weight gradients)."""
+    wl = gnn_workload(spec, g, graph_density=graph_density, trainable_graph=True,
+                      aggregation_order=aggregation_order, training=True)
+    ops: list[Op] = [Elementwise("search.edge_weights", g.num_edges * graph_density * graph_copies, 1.0, 1.0,
+                                 reads=1.5)]
+    for op in wl.ops:
+        if op.name.endswith("dropout"):
+            continue
+        if isinstance(op, Gemm):
+            op = replace(op, trainable=False)
+        ops.append(op)
+    return tuple(ops)

@@ -32,8 +32,10 @@ def test_runner_prices_what_it_runs():
     data = DATA("cora")
     r = EpochRunner(WorkloadConfig("gcn", "cora", graph_sparsity=0.5, weight_sparsity=0.8), data)
     # A graph mask keeps n - round(0.5 n) undirected edges, i.e. twice that many directed ones.
-    assert r.kept_edges == 2 * (data.num_undirected - round(0.5 * data.num_undirected))
-    assert r.graph_density == pytest.approx(r.kept_edges / 10556)
+    assert r.loop is not None
+    kept = int(r.loop.edge_index.size(1))
+    assert kept == 2 * (data.num_undirected - round(0.5 * data.num_undirected))
+    assert r.graph_density == pytest.approx(kept / 10556)
     before = {n: p.detach().clone() for n, p in r.model.named_parameters()}
     r.epoch()
     assert any(not torch.equal(before[n], p) for n, p in r.model.named_parameters())
@@ -46,17 +48,24 @@ def test_runner_prices_what_it_runs():
 
 
 @requires_cora
+def test_retrain_phase_runs_one_graph_per_layer():
+    r = EpochRunner(WorkloadConfig("gcn", "cora", graph_sparsity=0.5, phase="retrain"), DATA("cora"))
+    assert r.loop is not None and isinstance(r.loop.edge_index, list) and len(r.loop.edge_index) == 2
+    a, b = r.loop.edge_index
+    assert a.size(1) == b.size(1) and not torch.equal(a, b)  # same count per layer, different edges
+    r.epoch()
+
+
+@requires_cora
 def test_search_phase_trains_edge_values_and_draws_masks():
-    r = EpochRunner(WorkloadConfig("gcn", "cora", trainable_graph=True, mask_update=True, phase="search"),
-                    DATA("cora"))
+    r = EpochRunner(WorkloadConfig("gcn", "cora", trainable_graph=True, mask_update=True, phase="search",
+                                   graph_sharing="shared"), DATA("cora"))
     names = [n for n, _ in r.phases()]
-    assert names == ["forward", "backward", "optimizer", "mask_update"]
-    r.forward()
-    r.backward()
-    assert r.edge_values is not None and r.edge_values.grad is not None
-    assert float(r.edge_values.grad.abs().sum()) > 0
-    r.optimizer_step()
-    r.mask_update()
+    assert names == ["weight_step", "graph_step", "mask_update"]
+    assert r.search is not None
+    theta0 = r.search.theta.detach().clone()
+    r.epoch()
+    assert float((r.search.theta.detach() - theta0).abs().sum()) > 0
     wl = r.workload()
     assert any(op.name.startswith("search.") for op in wl.ops)
     assert float(wl.extra_trainable) == 10556 / 2  # one value per undirected edge
@@ -78,9 +87,12 @@ def test_measure_grid_and_phase_windows_count_windows():
 
 def test_method_phases():
     assert [p for p, _ in method_phases("gebt", 0.3, 0.5)] == ["search", "retrain"]
+    assert [p for p, _ in method_phases("geb", 0.3, 0.5)] == ["pretrain", "search", "retrain"]
     assert method_phases("random", 0.3, 0.5) == [("train", {"graph_sparsity": 0.3, "weight_sparsity": 0.5})]
     with pytest.raises(CodesignError, match="unknown method"):
         method_phases("magic", 0, 0)
+    with pytest.raises(CodesignError, match="ugs"):
+        method_phases("ugs", 0.3, 0.5)
 
 
 def test_profile_cli_measure_energy_without_counter_is_one_line(capsys):

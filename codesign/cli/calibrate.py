@@ -1,10 +1,14 @@
 """`codesign calibrate`: sweep workloads on this machine, fit the device profile, write a calibrated copy.
 
 Measures training epochs of ``--models`` x ``--datasets`` x ``--sparsities`` (graph and weight
-sparsity = s), fits the profile's per-class efficiencies and kernel overhead (and static power
-when the energy is measured) by non-negative least squares on all but every
-``--holdout-every``-th workload, and reports the epoch-time MAPE on the held-out ones before and
-after. Writes ``profiles/calibrated/<name>.toml`` (with date, machine and sweep) and a JSON report.
+sparsity = s) and one GEBT search epoch per model and data set (``--search-epochs``), each the
+training code's own epoch (``codesign.profiling``), fits the profile's per-class efficiencies,
+kernel overhead and serial step time (and static power when the energy is measured) by non-negative
+least squares on all but every ``--holdout-every``-th workload, and reports the epoch-time MAPE on
+the held-out ones before and after. On a CPU no shipped profile matches, ``auto`` calibrates a
+profile measured on this host (``costmodels.measure.host``). Writes
+``<user_profile_dir()>/calibrated/<name>.toml`` (with date, machine and sweep; never into the
+package or the repo) and a JSON report.
 torch is imported inside the handler.
 """
 
@@ -17,8 +21,6 @@ from typing import Any
 
 from .common import add_data_root, add_json_flag, emit_json
 
-_REPO = Path(__file__).resolve().parents[2]
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="fit a device profile to measured epochs on this machine")
@@ -28,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device-profile", default="auto", help="profile to calibrate (default: detect this machine's)")
     p.add_argument("--name", default=None, help="name of the calibrated profile (default: the profile's name)")
     p.add_argument("--output", default=None,
-                   help="TOML path or folder (default: profiles/calibrated/, file <name>.toml)")
+                   help="TOML path or folder (default: $CODESIGN_PROFILE_HOME, else "
+                        "$XDG_DATA_HOME/codesign/profiles, else ~/.local/share/codesign/profiles; "
+                        "file calibrated/<name>.toml)")
     p.add_argument("--report", default="runs/calibrate/calibration.json", help="JSON report path")
     p.add_argument("--run-on", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 = steadier on a shared machine)")
@@ -38,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="reuse: glibc malloc keeps freed memory (no page faults per epoch); default: leave it")
     p.add_argument("--fit-memory", action=argparse.BooleanOptionalAction, default=True,
                    help="also choose the effective bandwidth and on-chip buffer (grid search on the fit set)")
+    p.add_argument("--search-epochs", action=argparse.BooleanOptionalAction, default=True,
+                   help="also measure one GEBT search epoch per model and data set (weight step, edge-value step, "
+                        "per-layer masks: the sorts and random draws the serial step time is fitted to)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--per-round", type=int, default=3)
     p.add_argument("--warmup", type=int, default=3)
@@ -64,13 +71,13 @@ def _list(text: str, name: str, cast: Any = str) -> list[Any]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from codesign.profiling import DataCache, sweep_and_fit, sweep_grid, tune_allocator
+    from codesign.profiling import DataCache, host_profile_data, sweep_and_fit, sweep_grid, tune_allocator
     from costmodels import load_profile
     from costmodels.calibrate import write_profile
     from costmodels.errors import CodesignError, check_fraction
     from costmodels.measure import NVMLMeter, make_meter
     from costmodels.measure.base import cpu_count
-    from costmodels.measure.detect import match_profile
+    from costmodels.measure.detect import resolve_profile, user_calibrated_path
     from costmodels.measure.torch_hooks import hooks_for
 
     models, datasets = _list(args.models, "models"), _list(args.datasets, "datasets")
@@ -82,16 +89,18 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     allocator = "reuse" if args.allocator == "reuse" and tune_allocator() else "default"
     meter = make_meter("gpu" if args.run_on == "cuda" else "cpu", hooks=hooks_for(args.run_on))
-    name = args.device_profile
-    if name == "auto":
+    if args.device_profile == "auto":
         kind = "gpu" if isinstance(meter, NVMLMeter) else "cpu"
-        name = match_profile(meter.device_name, kind=kind, cores=cpu_count(), prefer_calibrated=False)
-    base = load_profile(name)
+        _, base = resolve_profile(meter.device_name, kind=kind, cores=cpu_count(), prefer_calibrated=False,
+                                  build_host=host_profile_data)
+    else:
+        base = load_profile(args.device_profile)
     measure = args.time
     if measure == "auto":
         measure = "cpu" if args.run_on == "cpu" and args.threads == 1 else "wall"
-    grid = sweep_grid(models, datasets, sparsities, hidden=args.hidden, heads=args.heads)
+    grid = sweep_grid(models, datasets, sparsities, search=args.search_epochs, hidden=args.hidden, heads=args.heads)
     note = (f"models={','.join(models)} datasets={','.join(datasets)} sparsities={args.sparsities} "
+            f"search_epochs={args.search_epochs} "
             f"run_on={args.run_on} threads={args.threads} allocator={allocator} torch={torch.__version__}")
     res = sweep_and_fit(grid, base, meter, data=DataCache(args.data_root), device=args.run_on, rounds=args.rounds,
                         per_round=args.per_round, warmup=args.warmup, time_measure=measure,
@@ -99,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
                         min_window_s=0.5 if isinstance(meter, NVMLMeter) else 0.0, fit_memory=args.fit_memory)
     meter.close()
     out_name = args.name or base.name
-    output = Path(args.output) if args.output else _REPO / "profiles" / "calibrated"
+    output = Path(args.output) if args.output else user_calibrated_path(out_name)
     if output.suffix != ".toml":  # a folder
         output = output / f"{out_name}.toml"
     res.profile_data["name"] = out_name
@@ -110,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         "mape_before": res.mape_before, "mape_after": res.mape_after, "fit_mape": cal.train_mape,
         "held_out": list(res.held_out), "fitted_classes": list(cal.fitted_classes),
         "efficiency": cal.efficiency, "kernel_overhead_us": cal.kernel_overhead_us,
+        "serial_step_ns": cal.serial_step_ns,
         "static_power_w": cal.static_power_w, "static_power_fitted": cal.static_power_fitted,
         "dram_bandwidth_gbs": cal.dram_bandwidth_gbs, "onchip_buffer_mb": cal.onchip_buffer_mb,
         "memory_fitted": cal.memory_fitted,
@@ -139,7 +149,8 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join([
         table,
         f"fitted ({', '.join(report['fitted_classes'])} + kernel overhead): {eff}, "
-        f"kernel_overhead_us={report['kernel_overhead_us']:.3g}; effective memory: "
+        f"kernel_overhead_us={report['kernel_overhead_us']:.3g}, serial_step_ns={report['serial_step_ns']:.3g}; "
+        f"effective memory: "
         f"{report['dram_bandwidth_gbs']:g} GB/s, on-chip {report['onchip_buffer_mb']:g} MB"
         f"{' (grid search)' if report['memory_fitted'] else ''}; {report['energy_note']}",
         f"held-out epoch-time MAPE ({report['time_measure']} time, {len(report['held_out'])} workloads): "

@@ -88,7 +88,8 @@ def _rows(args: argparse.Namespace, device: Any) -> list[dict[str, Any]]:
         train, search, infer = launches_for_estimate(model, args.layers, args.heads, wd < 1.0, device)
         phases = [PhaseSpec("train_epoch", 1, gd, wd,
                             kernel_launches=train and train[0], host_ops=train and train[1]),
-                  PhaseSpec("search_epoch", 1, 1.0, 1.0, trainable_graph=True, mask_update=True,
+                  PhaseSpec("search_epoch", 1, 1.0, 1.0, trainable_graph=True, mask_update=True,  # GEBT, per-layer
+                            graph_copies=args.layers, graph_training="alternate",
                             kernel_launches=search and search[0], host_ops=search and search[1])]
         run = price_gnn_run(spec, stats, phases, infer_graph_density=gd, infer_weight_density=wd,
                             device=device, aggregation_order=args.aggregation_order, dtype=args.dtype,

@@ -1,11 +1,15 @@
 """`codesign profile`: run a GNN workload under the meter and put measured next to predicted.
 
-Per phase of ``--method`` (dense: train; random: train at the sparsities; geb/gebt/sgcn/ugs:
-search, then retrain) it measures ``--repeats`` epochs (after ``--warmup``) in epoch windows and
-compares the median with the analytical model on ``--device-profile`` (auto-detected from NVML or
-the CPU model): time, energy, memory, and the relative error ``predicted / measured - 1``.
-``--phase-windows`` adds forward / backward / optimizer / mask_update windows and states their
-overhead. Writes ``<out>/profile.json`` and prints a table. torch is imported inside the handler.
+Per phase of ``--method`` (dense: train; random: train at the sparsities; gebt: search, then
+retrain; geb/sgcn: pretrain, search with frozen weights, retrain) it measures ``--repeats`` epochs
+(after ``--warmup``) of the training code's own epoch (``codesign.profiling``) in epoch windows and
+compares the median with the analytical model on ``--device-profile`` (auto: the NVML device or
+this CPU's shipped profile, the user's calibrated copy when there is one, and on a CPU no shipped
+profile matches a profile measured here): time, energy, memory, and the relative error
+``predicted / measured - 1``. Arguments are checked before any device detection.
+``--phase-windows`` adds forward / backward / optimizer (search: weight_step / graph_step /
+mask_update) windows and states their overhead. Writes ``<out>/profile.json`` and prints a table.
+torch is imported inside the handler.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="measure time, energy and memory of a workload next to the model's prediction")
     p.add_argument("--model", default="gcn", help="gcn, gat, gin, sage")
     p.add_argument("--dataset", default="cora", help="cora, citeseer, actor, sbm:n=...,avg_degree=...,...")
-    p.add_argument("--method", default="dense", help="dense, random, geb, gebt, sgcn, ugs (which phases run)")
+    p.add_argument("--method", default="dense", help="dense, random, gebt, geb, sgcn (which phases run)")
     p.add_argument("--graph-sparsity", type=fraction("--graph-sparsity"), default=0.0)
     p.add_argument("--weight-sparsity", type=fraction("--weight-sparsity"), default=0.0)
     p.add_argument("--layers", type=int, default=2)
@@ -41,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--allocator", choices=["reuse", "default"], default="reuse",
                    help="reuse: glibc malloc keeps freed memory (as calibration measures); default: leave it")
-    p.add_argument("--input-dropout", action="store_true",
-                   help="also drop out the input features (as codesign.graphs.models.GNN does; not in the cost model)")
+    p.add_argument("--graph-sharing", choices=["per-layer", "shared"], default="per-layer",
+                   help="search/retrain graphs: one per layer (training's default) or one for all layers")
     p.add_argument("--out", default="runs/profile", help="folder for profile.json")
     add_data_root(p)
     add_json_flag(p)
@@ -54,23 +58,33 @@ def _rel(pred: float | None, meas: float | None) -> float | None:
 
 
 def resolve_device_profile(name: str, meter: Any) -> tuple[str, Any]:
-    """``(name, profile)`` for ``name``, or detected from the meter's device (``auto``)."""
+    """``(name, profile)`` for ``name``, or detected from the meter's device (``auto``): on a CPU no
+    shipped profile matches, a profile measured on this host (or the user's calibrated copy of it)."""
+    from codesign.profiling import host_profile_data
     from costmodels import load_profile
     from costmodels.measure import NVMLMeter
     from costmodels.measure.base import cpu_count
-    from costmodels.measure.detect import match_profile
+    from costmodels.measure.detect import resolve_profile
 
     if name == "auto":
         kind = "gpu" if isinstance(meter, NVMLMeter) else "cpu"
-        name = match_profile(meter.device_name, kind=kind, cores=None if kind == "gpu" else cpu_count())
+        return resolve_profile(meter.device_name, kind=kind, cores=None if kind == "gpu" else cpu_count(),
+                               build_host=host_profile_data)
     return name, load_profile(name)
 
 
 def run(args: argparse.Namespace) -> int:
+    from codesign.profiling import method_phases
+    from costmodels import GNNSpec
     from costmodels.errors import CodesignError
 
+    # Arguments first: a bad value is named before any device detection or measurement.
     if args.repeats < 1 or args.warmup < 0:
         raise CodesignError(f"--repeats must be >= 1 and --warmup >= 0, got {args.repeats}, {args.warmup}")
+    if args.threads is not None and args.threads < 1:
+        raise CodesignError(f"--threads must be >= 1, got {args.threads}")
+    method_phases(args.method, args.graph_sparsity, args.weight_sparsity)
+    GNNSpec(args.model, args.layers, args.hidden, args.heads)
     result = profile(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -96,10 +110,12 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         measure_phases,
         method_phases,
         predicted_passes,
+        release_free_memory,
+        runtime_baseline_rss,
         tune_allocator,
     )
     from costmodels import price_workload
-    from costmodels.measure import CPUMeter, CPUPowerModel, NVMLMeter, PeakRSS, host_summary, make_meter
+    from costmodels.measure import CPUMeter, CPUPowerModel, NVMLMeter, host_summary, make_meter
     from costmodels.measure.base import cpu_count
     from costmodels.measure.torch_hooks import hooks_for
 
@@ -108,7 +124,6 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     allocator = "reuse (glibc mallopt)" if args.allocator == "reuse" and tune_allocator() else "default"
-    baseline_rss = PeakRSS().read()
     hooks = hooks_for(args.run_on)
     probe = make_meter("gpu" if args.run_on == "cuda" else "cpu", hooks=hooks, require_energy=args.measure_energy)
     device_label, device = resolve_device_profile(args.device_profile, probe)
@@ -121,18 +136,26 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     from codesign.graphs.data import load_dataset
 
     data = load_dataset(args.dataset, args.data_root)
-    # GPU energy counters tick every ~100 ms: repeat short epochs inside one window, then divide.
-    min_window_s = 0.5 if isinstance(meter, NVMLMeter) else 0.0
+    widths = (data.num_features, data.num_classes)
+    del data  # loaded again after the baseline below
     base = WorkloadConfig(args.model, args.dataset, layers=args.layers, hidden=args.hidden, heads=args.heads,
-                          seed=args.seed, mode=args.mode, input_dropout=args.input_dropout)
-    rows: list[dict[str, Any]] = []
-    overheads: dict[str, float] = {}
+                          seed=args.seed, mode=args.mode, graph_sharing=args.graph_sharing)
     training = args.mode == "train"
     phases = method_phases(args.method, args.graph_sparsity, args.weight_sparsity)
     if not training:  # inference runs the final ticket: the last phase's sparsities, no search work
         phases = [("inference", {k: v for k, v in phases[-1][1].items() if k.endswith("sparsity")})]
-    for phase, kw in phases:
-        cfg = dataclasses.replace(base, phase=phase, **kw)
+    configs = [dataclasses.replace(base, phase=phase, **kw) for phase, kw in phases]
+    # Memory is measured above the warm runtime (torch's kernels and buffers paged in on a tiny graph
+    # of the same widths); the data set, model, optimizer and epoch working set are the workload's.
+    baseline_rss = runtime_baseline_rss(configs, *widths, args.run_on)
+    data = load_dataset(args.dataset, args.data_root)
+    release_free_memory()
+    # GPU energy counters tick every ~100 ms: repeat short epochs inside one window, then divide.
+    min_window_s = 0.5 if isinstance(meter, NVMLMeter) else 0.0
+    rows: list[dict[str, Any]] = []
+    overheads: dict[str, float] = {}
+    for cfg in configs:
+        phase = cfg.phase
         runner = EpochRunner(cfg, data, args.run_on)
         stats = measure_grid([runner], meter, rounds=1, per_round=args.repeats, warmup=args.warmup,
                              progress=False, min_window_s=min_window_s)[0]
@@ -163,7 +186,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         "graph": {"nodes": data.num_nodes, "edges": data.num_edges, "features": data.num_features},
         "phase_window_overhead": overheads,
         "memory_measure": "torch.cuda.max_memory_allocated" if args.run_on == "cuda" else
-        "peak RSS in the window minus the RSS before the data and model were loaded",
+        "peak RSS in the window minus the RSS of the warm runtime before the data and model were loaded",
         "predicted_by": "analytical model (costmodels.price_workload) on the device profile: an estimate",
         "rows": rows,
     }
@@ -174,7 +197,7 @@ def _row(phase: str, window: str, st: Any, pred_s: float | None, pred_j: float |
     return {
         "phase": phase, "window": window, "repeats": st.repeats,
         "measured_s": st.wall_s, "measured_iqr_s": st.wall_iqr_s, "measured_cpu_s": st.cpu_time_s,
-        "predicted_s": pred_s, "time_error": _rel(pred_s, st.wall_s),
+        "predicted_s": pred_s, "time_error": _rel(pred_s, st.wall_s), "cpu_time_error": _rel(pred_s, st.cpu_time_s),
         "measured_j": st.energy_j, "predicted_j": pred_j, "energy_error": _rel(pred_j, st.energy_j),
         "energy_source": st.energy_source,
         "measured_memory_bytes": meas_mem, "predicted_memory_bytes": pred_mem,
@@ -193,12 +216,14 @@ def format_table(result: dict[str, Any]) -> str:
 
     cols = ["phase", "window", "measured_s", "predicted_s", "time_error", "measured_j", "predicted_j",
             "energy_error", "energy_source", "measured_memory_bytes", "predicted_memory_bytes", "memory_error"]
+    if result["torch_threads"] == 1:  # one thread: process cpu time is the work, whatever else the machine runs
+        cols[5:5] = ["measured_cpu_s", "cpu_time_error"]
     df = pd.DataFrame(result["rows"])[cols]
-    for c in ("measured_s", "predicted_s", "measured_j", "predicted_j"):
+    for c in [c for c in ("measured_s", "measured_cpu_s", "predicted_s", "measured_j", "predicted_j") if c in cols]:
         df[c] = df[c].map(lambda v: "-" if v is None or v != v else f"{v:.4g}")
     for c in ("measured_memory_bytes", "predicted_memory_bytes"):
         df[c] = df[c].map(lambda v: "-" if v is None or v != v else f"{v / 1e6:.1f} MB")
-    for c in ("time_error", "energy_error", "memory_error"):
+    for c in [c for c in ("time_error", "cpu_time_error", "energy_error", "memory_error") if c in cols]:
         df[c] = df[c].map(lambda v: "-" if v is None or v != v else f"{v:+.1%}")
     lines = [f"measured on {result['measured_on']} vs predicted on profile {result['device_profile']} "
              f"(energy: {result['energy_source']}; threads={result['torch_threads']}, allocator={result['allocator']})"]
@@ -209,5 +234,7 @@ def format_table(result: dict[str, Any]) -> str:
     if result["energy_source"] == "estimated":
         lines.append("energy 'measured' here is ESTIMATED from the profile's power numbers (no NVML/RAPL): "
                      "its error is model vs model")
-    lines.append(f"memory measured as: {result['memory_measure']}; errors = predicted / measured - 1")
+    lines.append(f"memory measured as: {result['memory_measure']}; errors = predicted / measured - 1"
+                 + ("; cpu_time_error compares with the process cpu time (1 thread: the same work, without the "
+                    "waits other processes cause)" if result["torch_threads"] == 1 else ""))
     return "\n".join(lines)

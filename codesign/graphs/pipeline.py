@@ -77,7 +77,7 @@ def train(config: GraphTrainConfig, progress: bool = True) -> dict[str, Any]:
 
     gs, ws = sparsity(res.graph_mask), sparsity(res.weight_masks)
     specs = [PhaseSpec(p.name, p.epochs, p.graph_density, p.weight_density, p.trainable_graph, p.mask_update,
-                       graph_copies=p.graph_copies) for p in res.phases]
+                       graph_copies=p.graph_copies, graph_training=p.graph_training) for p in res.phases]
     inputs = cost_inputs(config, data, specs, 1 - gs, 1 - ws)
     cost = price(inputs)
     paper = price(inputs, aggregation_order="aggregate-first")

@@ -2,16 +2,25 @@
 
 GPU: the NVML device name is matched against patterns of the built-in profiles (``H100`` ->
 ``h100``, ...). CPU: ``cloud-cpu-2core`` when the CPU is an AMD EPYC slice with 2 usable cores
-(this project's development machine). A calibrated copy (``calibrated/<name>``) wins over the
-shipped profile when one exists. No match is a one-line error asking for ``--device-profile``.
+(this project's development machine). A calibrated copy wins over the shipped profile when one
+exists: the user's (``user_profile_dir()/calibrated/<name>.toml``, what ``codesign calibrate``
+writes) first, then a shipped ``calibrated/<name>``.
+
+:func:`resolve_profile` goes on where :func:`match_profile` stops: a CPU that no shipped profile
+matches gets a profile built for it (``costmodels.measure.host``: measured GEMM rate, bandwidth and
+per-op overhead, labelled uncalibrated), or the user's calibrated copy of that one. A GPU with no
+match is a one-line error asking for ``--device-profile``.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from costmodels.errors import MeasurementError
-from costmodels.profiles import list_profiles
+from costmodels.profiles import DeviceProfile, list_profiles, load_profile, user_profile_dir
 
 GPU_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"H200", "h200"),
@@ -43,3 +52,33 @@ def match_profile(device_name: str, *, kind: str, cores: int | None = None,
         )
     calibrated = f"calibrated/{base}"
     return calibrated if prefer_calibrated and calibrated in names else base
+
+
+def user_calibrated_path(name: str) -> Path:
+    """Where ``codesign calibrate`` writes the calibrated copy of profile ``name`` (user-writable)."""
+    return user_profile_dir() / "calibrated" / f"{name.removeprefix('calibrated/')}.toml"
+
+
+def resolve_profile(device_name: str, *, kind: str, cores: int | None = None, prefer_calibrated: bool = True,
+                    build_host: Callable[[], dict[str, Any]] | None = None) -> tuple[str, DeviceProfile]:
+    """``(label, profile)`` for this device: the matched shipped profile (or its calibrated copy), or
+    for a CPU no shipped profile matches, a profile measured on this host (or the user's calibrated
+    copy of it). ``build_host`` makes the host profile data (default: ``host_cpu_profile()``)."""
+    try:
+        base = match_profile(device_name, kind=kind, cores=cores, prefer_calibrated=False)
+    except MeasurementError:
+        if kind != "cpu":
+            raise
+        from .host import host_cpu_profile, host_profile_name
+
+        name = host_profile_name(device_name, cores)
+        mine = user_calibrated_path(name)
+        if prefer_calibrated and mine.is_file():
+            return f"calibrated/{name}", DeviceProfile.from_toml(mine)
+        data = build_host() if build_host is not None else host_cpu_profile(cpu_model=device_name, cores=cores)
+        return data["name"], DeviceProfile.from_dict(data, f"<measured on this host: {data['name']}>")
+    mine = user_calibrated_path(base)
+    if prefer_calibrated and mine.is_file():
+        return f"calibrated/{base}", DeviceProfile.from_toml(mine)
+    name = match_profile(device_name, kind=kind, cores=cores, prefer_calibrated=prefer_calibrated)
+    return name, load_profile(name)

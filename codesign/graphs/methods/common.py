@@ -34,6 +34,7 @@ class PhaseRecord:
     trainable_graph: bool = False
     mask_update: bool = False
     graph_copies: int = 1  # edge-value vectors a search trains (the layer count for per-layer graphs)
+    graph_training: str = "joint"  # trainable graph: joint (UGS), alternate (GEBT), frozen-weights (GEB, SGCN)
 
 
 @dataclass
@@ -92,23 +93,58 @@ def edge_weight(theta: Tensor, und_ids: Tensor) -> Tensor:
     return F.relu(theta)[und_ids]
 
 
-def train_step(model: GNN, opt: torch.optim.Optimizer, data: GraphData, edge_index: Edges,
-               weight: Weights, masks: WeightMasks | None = None,
-               extra_loss: Tensor | None = None) -> float:
-    """One full-batch step on the training nodes; pruned weights stay exactly zero."""
+def step_forward(model: GNN, opt: torch.optim.Optimizer, data: GraphData, edge_index: Edges,
+                 weight: Weights, extra_loss: Tensor | None = None) -> Tensor:
+    """A training step's forward pass and loss (``train_step`` = forward, backward, update)."""
     model.train()
     opt.zero_grad()
     out = model(data.x, edge_index, weight)
     loss = F.nll_loss(out[data.train_mask], data.y[data.train_mask])
-    if extra_loss is not None:
-        loss = loss + extra_loss
+    return loss if extra_loss is None else loss + extra_loss
+
+
+def step_backward(loss: Tensor, masks: WeightMasks | None = None) -> None:
+    """A training step's backward pass; pruned weights get no gradient."""
     loss.backward()
     if masks is not None:
         masks.mask_grads()
+
+
+def step_update(opt: torch.optim.Optimizer, masks: WeightMasks | None = None) -> None:
+    """A training step's optimizer update; pruned weights stay exactly zero."""
     opt.step()
     if masks is not None:
         masks.apply()
+
+
+def train_step(model: GNN, opt: torch.optim.Optimizer, data: GraphData, edge_index: Edges,
+               weight: Weights, masks: WeightMasks | None = None,
+               extra_loss: Tensor | None = None) -> float:
+    """One full-batch step on the training nodes; pruned weights stay exactly zero."""
+    loss = step_forward(model, opt, data, edge_index, weight, extra_loss)
+    step_backward(loss, masks)
+    step_update(opt, masks)
     return float(loss.detach())
+
+
+@dataclass
+class FitLoop:
+    """What a training phase holds across its epochs: the graph it runs on, the weight masks and
+    the optimizer. Built as :func:`fit` builds it (the dropout seed too), so profiling runs the
+    same epochs as training."""
+
+    edge_index: Edges
+    masks: WeightMasks
+    opt: torch.optim.Optimizer
+
+    @classmethod
+    def start(cls, ctx: RunContext, model: GNN, graph_mask: Tensor | None = None,
+              weight_masks: dict[str, Tensor] | None = None) -> FitLoop:
+        torch.manual_seed(ctx.config.seed + 7919)  # dropout draws depend only on the seed: tickets retrain identically
+        edge_index = ctx.data.layer_edges(graph_mask)
+        masks = WeightMasks(model, weight_masks)
+        masks.apply()
+        return cls(edge_index, masks, ctx.optimizer(model))
 
 
 @torch.no_grad()
@@ -136,11 +172,8 @@ def fit(ctx: RunContext, model: GNN, epochs: int, name: str, graph_mask: Tensor 
     """Train ``model`` for ``epochs`` on the graph kept by ``graph_mask`` (binary, original values)
     with weights frozen at zero where ``weight_masks`` is False; keep the best-validation epoch."""
     start = time.perf_counter()
-    torch.manual_seed(ctx.config.seed + 7919)  # dropout draws depend only on the seed: tickets retrain identically
-    edge_index = ctx.data.layer_edges(graph_mask)
-    masks = WeightMasks(model, weight_masks)
-    masks.apply()
-    opt = ctx.optimizer(model)
+    loop = FitLoop.start(ctx, model, graph_mask, weight_masks)
+    edge_index, masks, opt = loop.edge_index, loop.masks, loop.opt
     best = (-1.0, float("nan"), 0)
     best_state = state_of(model)
     with ctx.bar(epochs, name) as bar:

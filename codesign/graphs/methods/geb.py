@@ -47,7 +47,7 @@ def pretrain_sparsify_retrain(ctx: RunContext, phase: str, detect: bool) -> Meth
         phases=[
             PhaseRecord("pretrain", epochs, pre.wall_s),
             PhaseRecord(phase, found.epochs, found.wall_s, trainable_graph=True, mask_update=True,
-                        graph_copies=found.graph_copies),
+                        graph_copies=found.graph_copies, graph_training="frozen-weights"),
             PhaseRecord("retrain", epochs, result.wall_s, 1 - sparsity(found.graph_mask)),
         ],
         eb_epoch=found.epochs if detect and found.fired else None,

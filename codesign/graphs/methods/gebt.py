@@ -37,7 +37,7 @@ def run(ctx: RunContext) -> MethodResult:
         final_state=result.best_state,
         phases=[
             PhaseRecord("search", found.epochs, found.wall_s, trainable_graph=True, mask_update=True,
-                        graph_copies=found.graph_copies),
+                        graph_copies=found.graph_copies, graph_training="alternate"),
             PhaseRecord("retrain", epochs, result.wall_s, graph_density, weight_density),
         ],
         eb_epoch=found.epochs if found.fired else None,

@@ -89,51 +89,83 @@ class SearchResult:
         return 1 if self.graph_mask.dim() == 1 else self.graph_mask.size(0)
 
 
+class SearchLoop:
+    """The search's state (edge values, sparsifier, optimizers, detector) and one epoch of it, in
+    steps: :meth:`weight_step`, :meth:`graph_step`, :meth:`draw_masks` (``codesign profile`` times
+    them one by one; :func:`search` runs them in a loop)."""
+
+    def __init__(self, ctx: RunContext, model: GNN, train_weights: bool, weight_ratio: float | None) -> None:
+        c, data = ctx.config, ctx.data
+        self.ctx, self.model, self.weight_ratio = ctx, model, weight_ratio
+        rows = c.layers if c.graph_sharing == "per-layer" else 1
+        self.theta = torch.ones(rows, data.num_undirected, device=ctx.device, requires_grad=True)
+        self.sparsifier = make_sparsifier(c.sparsifier, c.graph_sparsity, self.theta.detach(), c.admm_rho,
+                                          edge_tiebreak(data, c.tie_break, c.seed))
+        self.theta_opt = torch.optim.Adam([self.theta], lr=c.graph_lr)
+        self.w_opt = ctx.optimizer(model) if train_weights else None
+        self.detector = EarlyBirdDetector(c.detector)
+        self.graph_mask = self.sparsifier.mask(self.theta)
+        self.weight_masks: dict[str, Tensor] | None = None
+
+    def weight_step(self) -> None:
+        """(joint only) one Adam step on the weights with the current edge weights ``relu(theta)``."""
+        if self.w_opt is not None:
+            data = self.ctx.data
+            train_step(self.model, self.w_opt, data, data.edge_index, layer_weights(self.theta.detach(),
+                                                                                     data.dir_to_und))
+
+    def graph_step(self) -> None:
+        """One Adam step on the edge values (gradients to theta only; dropout off, so the edge
+        gradient is a deterministic function of (W, theta); the public code keeps dropout on: +0.7
+        points here), then the sparsifier's update."""
+        data = self.ctx.data
+        self.model.eval()
+        out = self.model(data.x, data.edge_index, layer_weights(self.theta, data.dir_to_und))
+        loss = F.nll_loss(out[data.train_mask], data.y[data.train_mask]) + self.sparsifier.penalty(self.theta)
+        self.theta_opt.zero_grad()
+        (grad,) = torch.autograd.grad(loss, [self.theta])
+        self.theta.grad = grad
+        self.theta_opt.step()
+        self.sparsifier.after_step(self.theta)
+
+    def draw_masks(self) -> None:
+        """This epoch's graph mask(s) and global weight mask."""
+        self.graph_mask = self.sparsifier.mask(self.theta)
+        if self.weight_ratio is not None:
+            self.weight_masks = global_weight_mask(dict(self.model.maskable()), self.weight_ratio)
+
+    def detect(self) -> bool:
+        """Feed the detector this epoch's masks; True when it fires."""
+        return self.detector.step(self.graph_mask, None if self.weight_masks is None else flat(self.weight_masks))
+
+    def epoch(self, detect: bool = True) -> bool:
+        """One search epoch; True when the detector fires (``detect=False``: never)."""
+        self.weight_step()
+        self.graph_step()
+        self.draw_masks()
+        return detect and self.detect()
+
+
 def search(ctx: RunContext, model: GNN, max_epochs: int, name: str, train_weights: bool,
            weight_ratio: float | None, detect: bool = True) -> SearchResult:
     """Run the search (see the module docstring); ``detect=False`` runs all ``max_epochs`` (SGCN)."""
-    c, data = ctx.config, ctx.data
     start = time.perf_counter()
-    rows = c.layers if c.graph_sharing == "per-layer" else 1
-    theta = torch.ones(rows, data.num_undirected, device=ctx.device, requires_grad=True)
-    sparsifier = make_sparsifier(c.sparsifier, c.graph_sparsity, theta.detach(), c.admm_rho,
-                                 edge_tiebreak(data, c.tie_break, c.seed))
-    theta_opt = torch.optim.Adam([theta], lr=c.graph_lr)
-    w_opt = ctx.optimizer(model) if train_weights else None
-    detector = EarlyBirdDetector(c.detector)
-    edge_index, und = data.edge_index, data.dir_to_und
-    graph_mask = sparsifier.mask(theta)
-    weight_masks = None
+    loop = SearchLoop(ctx, model, train_weights, weight_ratio)
     fired, epochs_run = False, 0
     epoch_wall: list[float] = []
     with ctx.bar(max_epochs, name) as bar:
         for epoch in range(1, max_epochs + 1):
             epochs_run, tick = epoch, time.perf_counter()
-            if w_opt is not None:
-                train_step(model, w_opt, data, edge_index, layer_weights(theta.detach(), und))
-            # edge-value step, gradients to theta only; dropout off, so the edge gradient is a
-            # deterministic function of (W, theta) (the public code keeps dropout on: +0.7 points here)
-            model.eval()
-            out = model(data.x, edge_index, layer_weights(theta, und))
-            loss = F.nll_loss(out[data.train_mask], data.y[data.train_mask]) + sparsifier.penalty(theta)
-            theta_opt.zero_grad()
-            (grad,) = torch.autograd.grad(loss, [theta])
-            theta.grad = grad
-            theta_opt.step()
-            sparsifier.after_step(theta)
-
-            graph_mask = sparsifier.mask(theta)
-            if weight_ratio is not None:
-                weight_masks = global_weight_mask(dict(model.maskable()), weight_ratio)
+            stop = loop.epoch(detect)
             bar.update()
-            stop = detect and detector.step(graph_mask, None if weight_masks is None else flat(weight_masks))
             epoch_wall.append(time.perf_counter() - tick)
             if stop:
                 fired = True
                 break
-    if rows == 1:  # shared: one mask for every layer
+    graph_mask, theta = loop.graph_mask, loop.theta
+    if theta.size(0) == 1:  # shared: one mask for every layer
         graph_mask, theta = graph_mask[0], theta[0]
-    return SearchResult(graph_mask, weight_masks, state_of(model), epochs_run, fired, detector.summary(),
+    return SearchResult(graph_mask, loop.weight_masks, state_of(model), epochs_run, fired, loop.detector.summary(),
                         time.perf_counter() - start, theta.detach(), epoch_wall)
 
 
