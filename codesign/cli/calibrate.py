@@ -4,8 +4,9 @@ Measures training epochs of ``--models`` x ``--datasets`` x ``--sparsities`` (gr
 sparsity = s), fits the profile's per-class efficiencies and kernel overhead (and static power
 when the energy is measured) by non-negative least squares on all but every
 ``--holdout-every``-th workload, and reports the epoch-time MAPE on the held-out ones before and
-after. Writes ``profiles/calibrated/<name>.toml`` (with date, machine and sweep) and a JSON report.
-torch is imported inside the handler.
+after. Writes ``<user profile dir>/calibrated/<name>.toml`` (``costmodels.profiles.user_profile_dir``;
+with date, machine and sweep) and a JSON report. A profile is fitted only to the device it describes
+(``check_calibration_target``). torch is imported inside the handler.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .common import add_data_root, add_json_flag, emit_json
-
-_REPO = Path(__file__).resolve().parents[2]
+from .common import add_data_root, add_json_flag, add_threads_flag, emit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,10 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device-profile", default="auto", help="profile to calibrate (default: detect this machine's)")
     p.add_argument("--name", default=None, help="name of the calibrated profile (default: the profile's name)")
     p.add_argument("--output", default=None,
-                   help="TOML path or folder (default: profiles/calibrated/, file <name>.toml)")
+                   help="TOML path or folder (default: the user profile dir's calibrated/, file <name>.toml; "
+                        "$CODESIGN_PROFILE_HOME or ~/.local/share/codesign/profiles)")
     p.add_argument("--report", default="runs/calibrate/calibration.json", help="JSON report path")
     p.add_argument("--run-on", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 = steadier on a shared machine)")
+    add_threads_flag(p, default=1, help="torch CPU threads (default 1: steadier on a shared machine)")
     p.add_argument("--time", choices=["auto", "wall", "cpu"], default="auto",
                    help="epoch time to fit: wall, or process cpu time (auto: cpu for 1-thread CPU runs, else wall)")
     p.add_argument("--allocator", choices=["reuse", "default"], default="reuse",
@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from costmodels.measure.base import cpu_count
     from costmodels.measure.detect import match_profile
     from costmodels.measure.torch_hooks import hooks_for
+    from costmodels.profiles import check_calibration_target, user_profile_dir
 
     models, datasets = _list(args.models, "models"), _list(args.datasets, "datasets")
     sparsities = [check_fraction("--sparsities", s) for s in _list(args.sparsities, "sparsities", float)]
@@ -79,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
         raise CodesignError("--rounds, --per-round and --threads must be >= 1 and --warmup >= 0")
     if args.run_on == "cuda" and not torch.cuda.is_available():
         raise CodesignError("--run-on cuda: torch sees no CUDA device; use --run-on cpu")
-    torch.set_num_threads(args.threads)
+    from codesign.threads import configure
+
+    policy = configure(args.threads)
     allocator = "reuse" if args.allocator == "reuse" and tune_allocator() else "default"
     meter = make_meter("gpu" if args.run_on == "cuda" else "cpu", hooks=hooks_for(args.run_on))
     name = args.device_profile
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         kind = "gpu" if isinstance(meter, NVMLMeter) else "cpu"
         name = match_profile(meter.device_name, kind=kind, cores=cpu_count(), prefer_calibrated=False)
     base = load_profile(name)
+    check_calibration_target(base, args.run_on, meter.device_name)  # never fit h100 to CPU epochs
     measure = args.time
     if measure == "auto":
         measure = "cpu" if args.run_on == "cpu" and args.threads == 1 else "wall"
@@ -99,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                         min_window_s=0.5 if isinstance(meter, NVMLMeter) else 0.0, fit_memory=args.fit_memory)
     meter.close()
     out_name = args.name or base.name
-    output = Path(args.output) if args.output else _REPO / "profiles" / "calibrated"
+    output = Path(args.output) if args.output else user_profile_dir() / "calibrated"
     if output.suffix != ".toml":  # a folder
         output = output / f"{out_name}.toml"
     res.profile_data["name"] = out_name
@@ -113,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         "static_power_w": cal.static_power_w, "static_power_fitted": cal.static_power_fitted,
         "dram_bandwidth_gbs": cal.dram_bandwidth_gbs, "onchip_buffer_mb": cal.onchip_buffer_mb,
         "memory_fitted": cal.memory_fitted,
-        "sweep": note, "measure_s": res.measure_s, "rows": list(res.rows),
+        "sweep": note, "thread_policy": policy.to_dict(), "measure_s": res.measure_s, "rows": list(res.rows),
     }
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(json.dumps(report, indent=2) + "\n")

@@ -57,12 +57,13 @@ def _graph_stats(name: str) -> Any:
     return None
 
 
-def _rows(args: argparse.Namespace, device: Any) -> list[dict[str, Any]]:
+def _rows(args: argparse.Namespace, resolved: Any) -> list[dict[str, Any]]:
     from costmodels import GNN_MODELS, IMAGES, GNNSpec, PhaseSpec, price_gnn_run, price_run
     from costmodels.cnn import cnn_model_names, cnn_model_workload
     from costmodels.errors import unknown
     from costmodels.runs import Phase
 
+    device = resolved.profile
     gd, wd = 1.0 - args.graph_sparsity, 1.0 - args.weight_sparsity
     model = args.model.lower()
     if model in GNN_MODELS:
@@ -90,7 +91,7 @@ def _rows(args: argparse.Namespace, device: Any) -> list[dict[str, Any]]:
         raise unknown("model", args.model, [*GNN_MODELS, *cnn_model_names()])
     rows = []
     for phase, cost in pairs:
-        row = {"device": device.name, "phase": phase}
+        row = {"device": resolved.name, "phase": phase, "profile_kind": resolved.kind, "profile_file": resolved.path}
         row.update({k: float(v) for k, v in cost.to_dict().items()})
         rows.append(row)
     return rows
@@ -105,7 +106,7 @@ def GRAPHS_NAMES() -> list[str]:  # noqa: N802 - small helper for the error mess
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from costmodels import list_profiles, load_profile
+    from costmodels import list_profiles
     from costmodels.analytical import FLOP_CONVENTION, MAC_CONVENTION
 
     check_fraction("--graph-sparsity", args.graph_sparsity)
@@ -113,9 +114,12 @@ def run(args: argparse.Namespace) -> int:
     if args.width <= 0 or args.batch_size < 1:
         raise CodesignError("--width must be > 0 and --batch-size >= 1")
     names = args.device or [n for n in list_profiles() if "/" not in n]
+    from costmodels.profiles import resolve_profile
+
+    resolved = [resolve_profile(name) for name in dict.fromkeys(names)]
     rows: list[dict[str, Any]] = []
-    for name in names:
-        rows += _rows(args, load_profile(name))
+    for r in resolved:
+        rows += _rows(args, r)
     for row in rows:
         row.update({"model": args.model, "dataset": args.dataset, "graph_sparsity": args.graph_sparsity,
                     "weight_sparsity": args.weight_sparsity, "aggregation_order": args.aggregation_order,
@@ -130,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         table[col] = table[col].map(f.format)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string())
+    print("profiles: " + "; ".join(r.describe() for r in resolved))
     print(f"estimates from the analytical model ({args.aggregation_order}, {args.dtype}); {FLOP_CONVENTION}; "
           f"{MAC_CONVENTION}; units: FLOP, MAC, B, s, J")
     return 0
