@@ -116,6 +116,8 @@ def test_search_summary_names_the_profile_used(tmp_path, fake_training, capsys, 
         import pandas as pd
 
         assert set(pd.read_csv(out / "trials.csv")["torch_threads"]) == {1}
+        assert main(["pareto", str(out), "--out", str(tmp_path / f"pareto-{kind}")]) == 0  # pareto says it too
+        assert f"profile: {device} ({kind}, {file})" in capsys.readouterr().out
     assert fake_training[0][0] == "h100" and fake_training[-1][0] == "calibrated/h100"
 
 
