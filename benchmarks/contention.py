@@ -15,10 +15,11 @@ measured on this machine, wall-clock from process start to exit.
    starts with the environment's settings: no OMP_* variables, libgomp's default spin-wait) and
    ``--threads`` = torch's default thread count. ``*_regression`` = new / old - 1 (target <= 0.10).
    The old defaults beside the competitor are shown too (issue 11 measured ~10x there).
-3. ``codesign search`` (Cora, ``--trials 12``, ``--epochs 20``): one worker, then two worker processes
-   sharing one SQLite study. ``two_worker_speedup`` = one-worker wall / two-worker wall (target >= 1.3).
+3. ``codesign search`` (Cora, ``--trials 12``, default epochs): one worker, then two worker processes
+   sharing one SQLite study (each also pays its own start-up, a few seconds). ``two_worker_speedup`` = one-worker wall / two-worker wall (target >= 1.3).
 
-``--quick``: one repeat, a 10^5-node graph instead of 10^6, 6 trials, no "old defaults beside" row.
+``--quick``: one repeat, a 10^5-node graph instead of 10^6, 6 trials of ``--epochs 20``, no "old defaults
+beside" row (a smoke run: start-up dominates its search rows).
 Ends with one JSON line of the headline numbers. OMP_* variables of the calling shell are removed
 from every child's environment so each run starts from the same defaults.
 """
@@ -105,9 +106,10 @@ def search_epoch(n: int, old: bool, root: list[str]) -> dict:
             "process_wall_s": wall}
 
 
-def search(workers: int, trials: int, epochs: int, folder: Path, root: list[str]) -> dict:
+def search(workers: int, trials: int, epochs: int | None, folder: Path, root: list[str]) -> dict:
     db = folder / f"study-{workers}.db"
-    base = ["search", "--model", "gcn", "--dataset", "cora", "--trials", str(trials), "--epochs", str(epochs),
+    capped = ["--epochs", str(epochs)] if epochs else []
+    base = ["search", "--model", "gcn", "--dataset", "cora", "--trials", str(trials), *capped,
             "--storage", f"sqlite:///{db}", "--study", "contention", "--seed", "0", "--json", *root]
     env = clean_env()
     start = time.perf_counter()
@@ -131,7 +133,7 @@ def main() -> None:
     ap.add_argument("--data-root", default=None)
     a = ap.parse_args()
     root = ["--data-root", a.data_root] if a.data_root else []
-    repeats, n, trials = (1, 100_000, 6) if a.quick else (2, 1_000_000, 12)
+    repeats, n, trials, epochs = (1, 100_000, 6, 20) if a.quick else (2, 1_000_000, 12, None)
     rows = []
 
     def step(row: dict) -> dict:
@@ -147,8 +149,8 @@ def main() -> None:
     epoch_new = step(search_epoch(n, False, root))
     epoch_old = step(search_epoch(n, True, root))
     with tempfile.TemporaryDirectory(prefix="codesign-contention-") as tmp:
-        one = step(search(1, trials, 20, Path(tmp), root))
-        two = step(search(2, trials, 20, Path(tmp), root))
+        one = step(search(1, trials, epochs, Path(tmp), root))
+        two = step(search(2, trials, epochs, Path(tmp), root))
 
     print("== wall times (measured on this machine; cora: process start to exit; sbm: one search epoch) ==")
     df = pd.DataFrame(rows).drop(columns=["process_wall_s", "complete"], errors="ignore")
