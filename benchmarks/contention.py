@@ -16,7 +16,8 @@ measured on this machine, wall-clock from process start to exit.
    ``--threads`` = torch's default thread count. ``*_regression`` = new / old - 1 (target <= 0.10).
    The old defaults beside the competitor are shown too (issue 11 measured ~10x there).
 3. ``codesign search`` (Cora, ``--trials 12``, default epochs): one worker, then two worker processes
-   sharing one SQLite study (each also pays its own start-up, a few seconds). ``two_worker_speedup`` = one-worker wall / two-worker wall (target >= 1.3).
+   sharing one SQLite study (each also pays its own start-up, a few seconds). ``two_worker_speedup`` =
+   one-worker wall / two-worker wall (target >= 1.3).
 
 ``--quick``: one repeat, a 10^5-node graph instead of 10^6, 6 trials of ``--epochs 20``, no "old defaults
 beside" row (a smoke run: start-up dominates its search rows).
