@@ -357,7 +357,7 @@ def check_calibration_target(profile: DeviceProfile, run_on: str, measured_devic
     """Refuse to fit ``profile`` to measurements of another device (one line naming both and the fix).
 
     ``run_on`` is what the sweep measures (``cpu`` or ``cuda``), ``measured_device`` its name;
-    ``matches`` the profile name this device was detected as (GPUs), when known.
+    ``matches`` the profile name this device was detected as (GPUs; found by name when not given).
     """
     allowed = MEASURED_KINDS.get(run_on, ())
     if profile.kind not in allowed:
@@ -370,6 +370,12 @@ def check_calibration_target(profile: DeviceProfile, run_on: str, measured_devic
             f"calibration measures {run_on} {measured_device!r}: a profile is fitted only to the device it "
             f"describes; {fix}"
         )
+    if run_on == "cuda" and matches is None:
+        import re
+
+        from .measure.detect import GPU_PATTERNS  # no torch there
+
+        matches = next((n for pat, n in GPU_PATTERNS if re.search(pat, measured_device, re.IGNORECASE)), None)
     if run_on == "cuda" and matches is not None and matches.split("/")[-1] != profile.name:
         raise ProfileError(
             f"--device-profile {profile.name} ({profile.display_name}) but this GPU is {measured_device!r} "
