@@ -117,3 +117,12 @@ def test_train_result_records_the_thread_count(capsys, tmp_path):
     assert result["torch_threads"] == 1 and result["thread_policy"]["threads"] == 1
     assert result["thread_policy"]["source"] == "--threads"
     assert json.loads((tmp_path / "result.json").read_text())["torch_threads"] == 1
+
+
+@pytest.mark.parametrize("command", ["train", "search", "profile", "calibrate"])
+def test_bad_threads_is_one_line_before_anything_runs(command, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--threads", "0", *(["--out", str(tmp_path / "x")] if command != "calibrate" else [])])
+    assert exc.value.code == 2 and not (tmp_path / "x").exists()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--threads must be a whole number >= 1, got '0'" in err
