@@ -58,14 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         from codesign.profiling import host_profile_data
         from costmodels.measure import cpu_model_name
         from costmodels.measure.base import cpu_count
-        from costmodels.measure.detect import resolve_profile
+        from costmodels.measure.detect import detect_profile
 
         if args.profile == "host":
             data = host_profile_data()
             base = DeviceProfile.from_dict(data, f"<measured on this host: {data['name']}>")
         else:
-            _, base = resolve_profile(cpu_model_name(), kind="cpu", cores=cpu_count(), prefer_calibrated=False,
-                                      build_host=host_profile_data)
+            base = detect_profile(cpu_model_name(), kind="cpu", cores=cpu_count(), prefer_calibrated=False,
+                                  build_host=host_profile_data).profile
     else:
         base = load_profile(args.profile)
     grid = sweep_grid(args.models.split(","), args.datasets.split(","),

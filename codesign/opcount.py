@@ -316,7 +316,7 @@ def launches_for_estimate(model: str, layers: int, heads: int, weight_masked: bo
     target = target_for(profile.kind)
     out = []
     for kind in ("train_masked" if weight_masked else "train", "search_joint", "inference"):
-        copies = layers if kind == "search_joint" else 1  # estimate's search epoch: one graph per layer (gebt's default)
+        copies = layers if kind == "search_joint" else 1  # the search epoch: one graph per layer (gebt default)
         c = lookup(CountKey(model, layers, heads, copies, target), kind)
         out.append((c.kernels, c.ops))
     return out[0], out[1], out[2]

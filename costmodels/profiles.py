@@ -267,32 +267,47 @@ def _check_keys(values: dict[str, Any], schema: dict[str, tuple[tuple[type, ...]
             raise ProfileError(f"{origin}: {where} missing required key {key!r}")
 
 
-# -- discovery -------------------------------------------------------------------------------
+# -- discovery and resolution ----------------------------------------------------------------
 
-def profile_dirs() -> list[Path]:
-    """Where profiles are looked up: $CODESIGN_PROFILES, the repo's profiles/, the installed copy."""
-    dirs = []
-    env = os.environ.get("CODESIGN_PROFILES")
-    if env:
-        dirs.append(Path(env))
-    dirs.append(Path(__file__).resolve().parents[1] / "profiles")
-    dirs.append(Path(sys.prefix) / "share" / "codesign" / "profiles")
-    return [d for d in dirs if d.is_dir()]
+PROFILE_KINDS = ("datasheet", "calibrated", "measured-host")
+_SUBDIR_KIND = {"": "datasheet", "calibrated": "calibrated", "measured": "measured-host"}
 
 
 def user_profile_dir() -> Path:
     """User-writable profiles: $CODESIGN_PROFILE_HOME, else $XDG_DATA_HOME/codesign/profiles, else ~/.local/share/codesign/profiles (not created here)."""  # noqa: E501
     env = os.environ.get("CODESIGN_PROFILE_HOME")
     if env:
-        return Path(env)
+        return Path(env).expanduser()
     xdg = os.environ.get("XDG_DATA_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "codesign" / "profiles"
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "codesign" / "profiles"
+
+
+def shipped_profile_dir() -> Path:
+    """The datasheet profiles that come with the code (the repo's or the package's profiles/)."""
+    return Path(__file__).resolve().parents[1] / "profiles"
+
+
+def profile_dirs() -> list[Path]:
+    """Where profiles are looked up, first match wins: $CODESIGN_PROFILES, the user profile dir
+    (its ``calibrated/`` and ``measured/`` only), the repo's profiles/, the installed copy."""
+    dirs = []
+    env = os.environ.get("CODESIGN_PROFILES")
+    if env:
+        dirs.append(Path(env))
+    dirs.append(user_profile_dir())
+    dirs.append(shipped_profile_dir())
+    dirs.append(Path(sys.prefix) / "share" / "codesign" / "profiles")
+    return [d for d in dirs if d.is_dir()]
 
 
 def _index() -> dict[str, Path]:
     found: dict[str, Path] = {}
+    user = user_profile_dir()
     for d in profile_dirs():
         for sub in ("", "calibrated", "measured"):
+            if not sub and d == user:  # datasheets ship with the code; the user dir holds fitted/measured ones
+                continue
             folder = d / sub if sub else d
             for f in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
                 found.setdefault(f.stem if not sub else f"{sub}/{f.stem}", f)
@@ -304,11 +319,82 @@ def list_profiles() -> list[str]:
     return sorted(_index())
 
 
-def load_profile(name_or_path: str) -> DeviceProfile:
-    """Load a profile by name (``h100``, ``calibrated/cloud-cpu-2core``) or by TOML path."""
+@dataclass(frozen=True)
+class ResolvedProfile:
+    """The profile a ``--device`` / ``--device-profile`` value means: no substitution, ever.
+
+    ``name`` is the label rows carry (``h100``, ``calibrated/h100``, or the TOML path given);
+    ``kind`` is one of :data:`PROFILE_KINDS`; ``path`` the file it was read from.
+    """
+
+    name: str
+    kind: str
+    path: str
+    profile: DeviceProfile = field(repr=False)
+
+    def describe(self) -> str:
+        """``calibrated/h100 (calibrated profile, <user dir>/calibrated/h100.toml)``: label, kind, file."""
+        return f"{self.name} ({self.kind} profile, {self.path})"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "kind": self.kind, "path": self.path}
+
+
+def _kind_of_file(path: Path, data_has_calibration: bool) -> str:
+    if data_has_calibration or path.parent.name == "calibrated":
+        return "calibrated"
+    return "measured-host" if path.parent.name == "measured" else "datasheet"
+
+
+def resolve_profile(name_or_path: str) -> ResolvedProfile:
+    """Resolve a profile name (``h100``, ``calibrated/cloud-cpu-2core``) or TOML path to exactly that
+    file: a datasheet name never silently becomes its calibrated copy (ask for ``calibrated/<name>``)."""
     if name_or_path.endswith(".toml") or os.sep in name_or_path and Path(name_or_path).exists():
-        return DeviceProfile.from_toml(name_or_path)
+        prof = DeviceProfile.from_toml(name_or_path)
+        path = Path(name_or_path).resolve()
+        return ResolvedProfile(name_or_path, _kind_of_file(path, "calibration" in prof.sections), str(path), prof)
     index = _index()
     if name_or_path not in index:
         raise unknown("device", name_or_path, list(index))
-    return DeviceProfile.from_toml(index[name_or_path])
+    path = index[name_or_path]
+    sub = name_or_path.split("/", 1)[0] if "/" in name_or_path else ""
+    return ResolvedProfile(name_or_path, _SUBDIR_KIND.get(sub, "datasheet"), str(path), DeviceProfile.from_toml(path))
+
+
+def load_profile(name_or_path: str) -> DeviceProfile:
+    """Load a profile by name (``h100``, ``calibrated/cloud-cpu-2core``) or by TOML path."""
+    return resolve_profile(name_or_path).profile
+
+
+MEASURED_KINDS = {"cpu": ("cpu",), "cuda": ("gpu", "edge")}
+
+
+def check_calibration_target(profile: DeviceProfile, run_on: str, measured_device: str,
+                             matches: str | None = None) -> None:
+    """Refuse to fit ``profile`` to measurements of another device (one line naming both and the fix).
+
+    ``run_on`` is what the sweep measures (``cpu`` or ``cuda``), ``measured_device`` its name;
+    ``matches`` the profile name this device was detected as (GPUs; found by name when not given).
+    """
+    allowed = MEASURED_KINDS.get(run_on, ())
+    if profile.kind not in allowed:
+        fix = ("use --device-profile auto (this machine's CPU profile) with --run-on cpu" if run_on == "cpu"
+               else "use --run-on cpu with a CPU profile, or --device-profile auto for this GPU")
+        if profile.kind in ("gpu", "edge"):
+            fix = f"run `codesign calibrate --run-on cuda` on a machine with a {profile.display_name}, or {fix}"
+        raise ProfileError(
+            f"--device-profile {profile.name} is a {profile.kind} profile ({profile.display_name}) but this "
+            f"calibration measures {run_on} {measured_device!r}: a profile is fitted only to the device it "
+            f"describes; {fix}"
+        )
+    if run_on == "cuda" and matches is None:
+        import re
+
+        from .measure.detect import GPU_PATTERNS  # no torch there
+
+        matches = next((n for pat, n in GPU_PATTERNS if re.search(pat, measured_device, re.IGNORECASE)), None)
+    if run_on == "cuda" and matches is not None and matches.split("/")[-1] != profile.name:
+        raise ProfileError(
+            f"--device-profile {profile.name} ({profile.display_name}) but this GPU is {measured_device!r} "
+            f"(profile {matches}): a profile is fitted only to the device it describes; use --device-profile auto"
+        )

@@ -13,7 +13,7 @@ from codesign.cli import main
 from codesign.profiling import DataCache, EpochRunner, WorkloadConfig, predicted_passes
 from costmodels import GNNSpec, GraphStats, PhaseSpec, gnn_phase_workload, load_profile, price_workload
 from costmodels.analytical import context_for, memory_breakdown
-from costmodels.measure.detect import resolve_profile, user_calibrated_path
+from costmodels.measure.detect import detect_profile, user_calibrated_path
 from costmodels.profiles import DeviceProfile, user_profile_dir
 
 XEON = "Intel(R) Xeon(R) CPU @ 2.20GHz"
@@ -63,9 +63,10 @@ def test_host_measurement_is_short_and_positive():
     assert 0 < m["op_s"] < 1e-3 and 0 < m["serial_step_s"] < 1e-6
 
 
-def test_resolve_profile_builds_one_for_an_unknown_cpu_and_prefers_the_users_calibration(xeon):
-    label, prof = resolve_profile(XEON, kind="cpu", cores=2)
-    assert label == "host-cpu-intel-xeon-2core" and "uncalibrated" in prof.source
+def test_detect_profile_builds_one_for_an_unknown_cpu_and_prefers_the_users_calibration(xeon):
+    found = detect_profile(XEON, kind="cpu", cores=2)
+    assert found.name == "host-cpu-intel-xeon-2core" and "uncalibrated" in found.profile.source
+    assert found.kind == "measured-host"
     data = host.host_cpu_profile(MEASURED, cpu_model=XEON, cores=2)
     data["display_name"] += " (calibrated)"
     path = user_calibrated_path(data["name"])
@@ -74,15 +75,16 @@ def test_resolve_profile_builds_one_for_an_unknown_cpu_and_prefers_the_users_cal
     from costmodels.calibrate import to_toml
 
     path.write_text(to_toml(data))
-    label, prof = resolve_profile(XEON, kind="cpu", cores=2)
-    assert label == "calibrated/host-cpu-intel-xeon-2core" and prof.path == str(path)
-    assert resolve_profile(XEON, kind="cpu", cores=2, prefer_calibrated=False)[0] == "host-cpu-intel-xeon-2core"
-    assert resolve_profile("AMD EPYC", kind="cpu", cores=2, prefer_calibrated=False)[0] == "cloud-cpu-2core"
+    found = detect_profile(XEON, kind="cpu", cores=2)
+    assert found.name == "calibrated/host-cpu-intel-xeon-2core" and found.profile.path == str(path)
+    assert found.kind == "calibrated" and found.path == str(path)
+    assert detect_profile(XEON, kind="cpu", cores=2, prefer_calibrated=False).name == "host-cpu-intel-xeon-2core"
+    assert detect_profile("AMD EPYC", kind="cpu", cores=2, prefer_calibrated=False).name == "cloud-cpu-2core"
 
 
 @pytest.mark.parametrize("argv, needle", [
     (["--method", "magic"], "unknown method 'magic'"),
-    (["--threads", "0"], "--threads must be >= 1"),
+    (["--threads", "0"], "--threads must be a whole number >= 1"),
     (["--model", "mlp"], "mlp"),
 ])
 def test_profile_checks_arguments_before_detecting_the_device(xeon, monkeypatch, capsys, argv, needle):
@@ -91,8 +93,11 @@ def test_profile_checks_arguments_before_detecting_the_device(xeon, monkeypatch,
     def boom(*a, **k):
         raise AssertionError("device detection ran before the argument checks")
 
-    monkeypatch.setattr(detect, "resolve_profile", boom)
-    rc = main(["profile", "--dataset", "cora", "--out", str(xeon / "out"), *argv])
+    monkeypatch.setattr(detect, "detect_profile", boom)
+    try:
+        rc = main(["profile", "--dataset", "cora", "--out", str(xeon / "out"), *argv])
+    except SystemExit as exc:  # checked by argparse, at parse time
+        rc = exc.code
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.count("\n") == 0 and needle in err
     assert not (xeon / "out").exists()

@@ -31,6 +31,9 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from codesign.threads import prepare_environment
+
+    prepare_environment()  # OMP_WAIT_POLICY=PASSIVE before torch starts OpenMP (unless the user set it)
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:

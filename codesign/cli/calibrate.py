@@ -8,7 +8,8 @@ least squares on all but every ``--holdout-every``-th workload, and reports the 
 the held-out ones before and after. On a CPU no shipped profile matches, ``auto`` calibrates a
 profile measured on this host (``costmodels.measure.host``). Writes
 ``<user_profile_dir()>/calibrated/<name>.toml`` (with date, machine and sweep; never into the
-package or the repo) and a JSON report.
+package or the repo) and a JSON report. A profile is fitted only to the device it describes
+(``check_calibration_target``).
 torch is imported inside the handler.
 """
 
@@ -19,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .common import add_data_root, add_json_flag, emit_json
+from .common import add_data_root, add_json_flag, add_threads_flag, emit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "file calibrated/<name>.toml)")
     p.add_argument("--report", default="runs/calibrate/calibration.json", help="JSON report path")
     p.add_argument("--run-on", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 = steadier on a shared machine)")
+    add_threads_flag(p, default=1, help="torch CPU threads (default 1: steadier on a shared machine)")
     p.add_argument("--time", choices=["auto", "wall", "cpu"], default="auto",
                    help="epoch time to fit: wall, or process cpu time (auto: cpu for 1-thread CPU runs, else wall)")
     p.add_argument("--allocator", choices=["reuse", "default"], default="reuse",
@@ -77,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
     from costmodels.errors import CodesignError, check_fraction
     from costmodels.measure import NVMLMeter, make_meter
     from costmodels.measure.base import cpu_count
-    from costmodels.measure.detect import resolve_profile, user_calibrated_path
+    from costmodels.measure.detect import detect_profile, user_calibrated_path
     from costmodels.measure.torch_hooks import hooks_for
+    from costmodels.profiles import check_calibration_target
 
     models, datasets = _list(args.models, "models"), _list(args.datasets, "datasets")
     sparsities = [check_fraction("--sparsities", s) for s in _list(args.sparsities, "sparsities", float)]
@@ -86,15 +88,18 @@ def run(args: argparse.Namespace) -> int:
         raise CodesignError("--rounds, --per-round and --threads must be >= 1 and --warmup >= 0")
     if args.run_on == "cuda" and not torch.cuda.is_available():
         raise CodesignError("--run-on cuda: torch sees no CUDA device; use --run-on cpu")
-    torch.set_num_threads(args.threads)
+    from codesign.threads import configure
+
+    policy = configure(args.threads)
     allocator = "reuse" if args.allocator == "reuse" and tune_allocator() else "default"
     meter = make_meter("gpu" if args.run_on == "cuda" else "cpu", hooks=hooks_for(args.run_on))
     if args.device_profile == "auto":
         kind = "gpu" if isinstance(meter, NVMLMeter) else "cpu"
-        _, base = resolve_profile(meter.device_name, kind=kind, cores=cpu_count(), prefer_calibrated=False,
-                                  build_host=host_profile_data)
+        base = detect_profile(meter.device_name, kind=kind, cores=cpu_count(), prefer_calibrated=False,
+                              build_host=host_profile_data).profile
     else:
         base = load_profile(args.device_profile)
+    check_calibration_target(base, args.run_on, meter.device_name)  # never fit h100 to CPU epochs
     measure = args.time
     if measure == "auto":
         measure = "cpu" if args.run_on == "cpu" and args.threads == 1 else "wall"
@@ -123,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         "static_power_w": cal.static_power_w, "static_power_fitted": cal.static_power_fitted,
         "dram_bandwidth_gbs": cal.dram_bandwidth_gbs, "onchip_buffer_mb": cal.onchip_buffer_mb,
         "memory_fitted": cal.memory_fitted,
-        "sweep": note, "measure_s": res.measure_s, "rows": list(res.rows),
+        "sweep": note, "thread_policy": policy.to_dict(), "measure_s": res.measure_s, "rows": list(res.rows),
     }
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(json.dumps(report, indent=2) + "\n")

@@ -58,6 +58,23 @@ def add_json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print results as JSON instead of a table")
 
 
+def _threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"--threads must be a whole number >= 1, got {text!r}")
+    return n
+
+
+def add_threads_flag(p: argparse.ArgumentParser, default: int | None = None, help: str | None = None) -> None:
+    """``--threads N``: torch CPU threads; left out, ``codesign.threads`` chooses from the cores this process
+    may use, the workers sharing them and the workload's size (OMP_NUM_THREADS, when set, is honoured)."""
+    p.add_argument("--threads", type=_threads, default=default, metavar="N",
+                   help=help or "torch CPU threads (default: chosen from usable cores, workers and workload size)")
+
+
 def add_data_root(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-root",

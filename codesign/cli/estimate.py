@@ -70,12 +70,13 @@ def _graph_stats(name: str) -> Any:
     return None
 
 
-def _rows(args: argparse.Namespace, device: Any) -> list[dict[str, Any]]:
+def _rows(args: argparse.Namespace, resolved: Any) -> list[dict[str, Any]]:
     from costmodels import GNN_MODELS, IMAGES, GNNSpec, PhaseSpec, price_gnn_run, price_run
     from costmodels.cnn import cnn_model_names, cnn_model_workload
     from costmodels.errors import unknown
     from costmodels.runs import Phase
 
+    device = resolved.profile
     gd, wd = 1.0 - args.graph_sparsity, 1.0 - args.weight_sparsity
     model = args.model.lower()
     if model in GNN_MODELS:
@@ -112,7 +113,7 @@ def _rows(args: argparse.Namespace, device: Any) -> list[dict[str, Any]]:
 
     rows = []
     for phase, cost in pairs:
-        row = {"device": device.name, "phase": phase}
+        row = {"device": resolved.name, "phase": phase, "profile_kind": resolved.kind, "profile_file": resolved.path}
         row.update({k: float(v) for k, v in cost.to_dict().items()})
         row["regime"] = regime_of(cost)  # compute-, bandwidth- or launch-bound (costmodels/launch.py)
         rows.append(row)
@@ -128,7 +129,7 @@ def GRAPHS_NAMES() -> list[str]:  # noqa: N802 - small helper for the error mess
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from costmodels import list_profiles, load_profile
+    from costmodels import list_profiles
     from costmodels.analytical import FLOP_CONVENTION, MAC_CONVENTION
 
     check_fraction("--graph-sparsity", args.graph_sparsity)
@@ -142,9 +143,12 @@ def run(args: argparse.Namespace) -> int:
         return run_module(args, names)
     if not args.model:
         raise CodesignError("give --model NAME (gcn, gat, gin, sage, vgg16, ...) or --module FILE.py:FACTORY")
+    from costmodels.profiles import resolve_profile
+
+    resolved = [resolve_profile(name) for name in dict.fromkeys(names)]
     rows: list[dict[str, Any]] = []
-    for name in names:
-        rows += _rows(args, load_profile(name))
+    for r in resolved:
+        rows += _rows(args, r)
     for row in rows:
         row.update({"model": args.model, "dataset": args.dataset, "graph_sparsity": args.graph_sparsity,
                     "weight_sparsity": args.weight_sparsity, "aggregation_order": args.aggregation_order,
@@ -159,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         table[col] = table[col].map(f.format)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string())
+    print("profiles: " + "; ".join(r.describe() for r in resolved))
     print(f"estimates from the analytical model ({args.aggregation_order}, {args.dtype}); {FLOP_CONVENTION}; "
           f"{MAC_CONVENTION}; units: FLOP, MAC, B, s, J")
     return 0

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .common import add_data_root, add_json_flag, emit_json, fraction
+from .common import add_data_root, add_json_flag, add_threads_flag, emit_json, fraction
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="require measured energy (NVML or RAPL); fail if this machine has none")
     p.add_argument("--device-profile", default="auto", help="profile to compare against (default: auto-detect)")
     p.add_argument("--run-on", choices=["cpu", "cuda"], default="cpu", help="torch device to run on")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    add_threads_flag(p)
     p.add_argument("--allocator", choices=["reuse", "default"], default="reuse",
                    help="reuse: glibc malloc keeps freed memory (as calibration measures); default: leave it")
     p.add_argument("--graph-sharing", choices=["per-layer", "shared"], default="per-layer",
@@ -57,20 +57,20 @@ def _rel(pred: float | None, meas: float | None) -> float | None:
     return None if pred is None or not meas else pred / meas - 1.0
 
 
-def resolve_device_profile(name: str, meter: Any) -> tuple[str, Any]:
-    """``(name, profile)`` for ``name``, or detected from the meter's device (``auto``): on a CPU no
+def resolve_device_profile(name: str, meter: Any) -> Any:
+    """The ``ResolvedProfile`` for ``name``, or detected from the meter's device (``auto``): on a CPU no
     shipped profile matches, a profile measured on this host (or the user's calibrated copy of it)."""
     from codesign.profiling import host_profile_data
-    from costmodels import load_profile
     from costmodels.measure import NVMLMeter
     from costmodels.measure.base import cpu_count
-    from costmodels.measure.detect import resolve_profile
+    from costmodels.measure.detect import detect_profile
+    from costmodels.profiles import resolve_profile
 
     if name == "auto":
         kind = "gpu" if isinstance(meter, NVMLMeter) else "cpu"
-        return resolve_profile(meter.device_name, kind=kind, cores=None if kind == "gpu" else cpu_count(),
-                               build_host=host_profile_data)
-    return name, load_profile(name)
+        return detect_profile(meter.device_name, kind=kind, cores=None if kind == "gpu" else cpu_count(),
+                              build_host=host_profile_data)
+    return resolve_profile(name)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,12 +121,14 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.run_on == "cuda" and not torch.cuda.is_available():
         raise _err("--run-on cuda: torch sees no CUDA device; use --run-on cpu")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from codesign.threads import configure, dataset_epoch_flops
+
+    policy = configure(args.threads, workload_flops=dataset_epoch_flops(args.dataset, args.hidden, args.layers))
     allocator = "reuse (glibc mallopt)" if args.allocator == "reuse" and tune_allocator() else "default"
     hooks = hooks_for(args.run_on)
     probe = make_meter("gpu" if args.run_on == "cuda" else "cpu", hooks=hooks, require_energy=args.measure_energy)
-    device_label, device = resolve_device_profile(args.device_profile, probe)
+    resolved = resolve_device_profile(args.device_profile, probe)
+    device_label, device = resolved.name, resolved.profile
     meter = probe
     if isinstance(probe, CPUMeter) and probe.energy_source == "none":
         # No RAPL: energy is estimated from the profile's power numbers, and labelled so.
@@ -178,10 +180,12 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         "config": {k: v for k, v in vars(args).items() if k not in ("handler",)},
         "device_profile": device_label,
         "device_profile_path": device.path,
+        "device_profile_kind": resolved.kind,
         "measured_on": meter.device_name,
         "energy_source": rows[0]["energy_source"] if rows else "none",
         "host": host_summary(),
         "torch_threads": torch.get_num_threads(),
+        "thread_policy": policy.to_dict(),
         "allocator": allocator,
         "graph": {"nodes": data.num_nodes, "edges": data.num_edges, "features": data.num_features},
         "phase_window_overhead": overheads,
@@ -226,6 +230,7 @@ def format_table(result: dict[str, Any]) -> str:
     for c in [c for c in ("time_error", "cpu_time_error", "energy_error", "memory_error") if c in cols]:
         df[c] = df[c].map(lambda v: "-" if v is None or v != v else f"{v:+.1%}")
     lines = [f"measured on {result['measured_on']} vs predicted on profile {result['device_profile']} "
+             f"({result.get('device_profile_kind')} profile, {result.get('device_profile_path')}) "
              f"(energy: {result['energy_source']}; threads={result['torch_threads']}, allocator={result['allocator']})"]
     with pd.option_context("display.width", 220, "display.max_columns", 20):
         lines.append(df.to_string(index=False))

@@ -16,12 +16,13 @@ validation, 8 epochs), re-pricing each run's ``cost_inputs`` on ``--device``.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import time
 from pathlib import Path
 
-from .common import add_data_root, add_json_flag, emit_json
+from .common import add_data_root, add_json_flag, add_threads_flag, emit_json
 
 METRIC_CHOICES = [f"{p}-{q}" for p in ("train", "infer") for q in ("energy", "latency", "flops", "memory")]
 
@@ -44,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", default=None,
                    help="cost ceiling with a unit matching --metric, e.g. 2J, '500 mJ', 0.1Wh, 30s, 1.2GB")
     p.add_argument("--device", default="h100",
-                   help="device profile to price runs on (see `codesign devices`; calibrated when available)")
+                   help="device profile to price runs on, exactly as named (see `codesign devices`): h100 is the "
+                        "datasheet, calibrated/h100 a calibrated copy, or a TOML path")
     p.add_argument("--measured", action="store_true",
                    help="use this machine's measured cost instead of the cost model (where measured)")
     p.add_argument("--objective", choices=["pareto", "acc-per-cost"], default="pareto",
@@ -64,6 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "lets workers on many machines join; journal:///path for a journal file")
     p.add_argument("--out", default=None, help="run folder (default runs/<study>)")
     p.add_argument("--n-jobs", type=int, default=1, help="parallel workers in this process (default 1)")
+    add_threads_flag(p, help="torch CPU threads per worker (default: usable cores / workers on this machine, "
+                             "1 for Cora-sized graphs)")
     g = p.add_argument_group("cnn task (--task cnn; CPU-scale defaults, about 10-20 s per trial)")
     g.add_argument("--width", type=float, default=None, help="channel width multiplier (default 0.25)")
     g.add_argument("--train-subset", type=int, default=None,
@@ -122,12 +126,15 @@ def run(args: argparse.Namespace) -> int:
     from codesign.pipelines.graph_search import graph_space
     from codesign.pipelines.pricing import MEASURED, check_measurable, resolve_device
 
+    profile_ctx: dict[str, str] = {}
     if args.measured:
         check_measurable(metric)
         device_name, source = "this machine", f"measured on this machine: {MEASURED[metric.name]}"
     else:
-        device_name = resolve_device(args.device)[1]
-        source = f"estimated: analytical cost model, profile {device_name}"
+        resolved = resolve_device(args.device)
+        device_name = resolved.name
+        source = f"estimated: analytical cost model, {resolved.kind} profile {resolved.name}"
+        profile_ctx = {"profile_kind": resolved.kind, "profile_file": portable_path(resolved.path)}
     if args.epochs is not None and args.epochs < 1:
         raise CodesignError(f"--epochs {args.epochs}: must be at least 1")
     if args.task == "cnn":
@@ -146,13 +153,21 @@ def run(args: argparse.Namespace) -> int:
         study_name=study_name, storage=storage, n_trials=args.trials, metric=metric, budget=budget,
         objective=args.objective, seed=args.seed, n_jobs=args.n_jobs,
         context={"task": args.task, "model": args.model, "dataset": args.dataset, "device": device_name,
-                 "measured": bool(args.measured), "cost_source": source, "epochs_cap": args.epochs,
+                 "measured": bool(args.measured), "cost_source": source, "epochs_cap": args.epochs, **profile_ctx,
                  "regime": None if args.measured or args.task != "graph" else _regime(args, device_name),
                  **({k: getattr(args, k) for k in CNN_ONLY} if args.task == "cnn" else {})},
     )
-    evaluator = _evaluator(args, metric, None if args.measured else device_name)
-    study = _run_with_progress(config, space, evaluator, metric.unit, format_si)
+    from codesign.threads import LocalWorkers, ThreadedEvaluator, configure, dataset_epoch_flops
+
+    work = dataset_epoch_flops(args.dataset) if args.task == "graph" else None
+    with LocalWorkers(args.n_jobs) as workers:  # other searches on this machine share the cores
+        policy = configure(args.threads, workers=workers.total(), workload_flops=work)
+        evaluator = ThreadedEvaluator(_evaluator(args, metric, None if args.measured else device_name),
+                                      args.threads, workers, work)
+        study = _run_with_progress(config, space, evaluator, metric.unit, format_si)
     summary = write_outputs(study, out)
+    summary["thread_policy"] = policy.to_dict()  # this process's first choice; each trial records its own
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     if args.json:
         emit_json(summary)
     else:
@@ -165,6 +180,17 @@ def _regime(args: argparse.Namespace, device: str) -> dict[str, str] | None:
     from codesign.regime import graph_regimes
 
     return graph_regimes(args.model, args.dataset, device)
+
+
+def portable_path(path: str) -> str:
+    """A shipped profile as ``profiles/<file>`` (the same on every machine), any other file in full."""
+    from costmodels.profiles import shipped_profile_dir
+
+    p = Path(path).resolve()
+    try:
+        return str(Path("profiles") / p.relative_to(shipped_profile_dir()))
+    except ValueError:
+        return str(p)
 
 
 def _evaluator(args: argparse.Namespace, metric, device: str | None):  # type: ignore[no-untyped-def]
@@ -227,6 +253,9 @@ def format_summary(summary: dict, out: Path) -> str:
     lines = [f"study {summary['study']}: {summary['n_trials']} complete trials "
              f"({summary['n_feasible']} feasible), metric {summary['metric']} on {summary['device']} "
              f"({summary.get('cost_source')})"]
+    ctx = summary.get("context") or {}
+    if ctx.get("profile_kind"):
+        lines.append(f"profile: {summary['device']} ({ctx['profile_kind']}, {ctx.get('profile_file')})")
     if summary.get("budget"):
         lines.append(f"budget: {summary['budget']['text']} = {format_si(summary['budget']['value'], unit)}")
     best = summary.get("best")

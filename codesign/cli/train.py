@@ -15,7 +15,7 @@ from codesign.cnn import cli_args as cnn_args
 from codesign.graphs import cli_args as graph_args
 from codesign.torch_device import RUN_ON
 
-from .common import add_data_root, add_json_flag, emit_json
+from .common import add_data_root, add_json_flag, add_threads_flag, emit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=None, help="cap every phase at this many epochs")
     p.add_argument("--run-on", default="cpu", choices=RUN_ON, help="torch device to train on")
     p.add_argument("--out", default=None, help="folder to save the ticket / result in")
+    add_threads_flag(p)
     add_data_root(p)
     add_json_flag(p)
     graph_args.add_train_arguments(p)
@@ -36,11 +37,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from codesign.threads import configure, dataset_epoch_flops
+
+    work = dataset_epoch_flops(args.dataset or "cora", args.hidden or 16, args.layers) if args.task == "graph" else None
+    policy = configure(args.threads, workload_flops=work)
     if args.task == "graph":
         from codesign.graphs.pipeline import format_result, train_from_args
     else:
         from codesign.cnn.pipeline import format_result, train_from_args
     result = train_from_args(args)
+    result["thread_policy"] = policy.to_dict()
     if args.json:
         emit_json(result)
     else:

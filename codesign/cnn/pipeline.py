@@ -150,6 +150,7 @@ def train(config: CNNTrainConfig) -> dict:
                  "input_shape": list(data.input_shape)},
         "dataset_checksum": data.checksum(),
         "wall_s": time.perf_counter() - t0,
+        "torch_threads": torch.get_num_threads(),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "config": asdict(cfg),
         "versions": {"codesign": codesign.__version__, "torch": torch.__version__,

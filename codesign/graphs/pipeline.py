@@ -107,6 +107,7 @@ def train(config: GraphTrainConfig, progress: bool = True) -> dict[str, Any]:
     if config.out:
         result["ticket_path"] = str(_save(config, data, res, result))
     result["wall_s"] = time.perf_counter() - start
+    result["torch_threads"] = torch.get_num_threads()  # measured wall time depends on it
     result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (
         1 if sys.platform == "darwin" else 1024)
     if config.out:

@@ -3,8 +3,9 @@
 The run itself is re-priced by ``codesign.graphs.costing.price(cost_inputs, device)``
 (``costmodels.price_gnn_run`` on the run's recorded, device-independent inputs: train cost =
 Σ_phases epochs × per-epoch cost, infer cost = one forward on the ticket). Estimated by the
-analytical model, never measured. Here: which profile ``--device`` means (calibrated when a
-calibration exists) and the flat, scalar view of a ``RunCost`` dict that a trial stores.
+analytical model, never measured. Here: which profile ``--device`` means (exactly the one named;
+``calibrated/<name>`` for a calibrated copy) and the flat, scalar view of a ``RunCost`` dict that a
+trial stores.
 """
 
 from __future__ import annotations
@@ -12,25 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from costmodels import RunCost, list_profiles, load_profile
-from costmodels.errors import CodesignError, unknown
-from costmodels.profiles import DeviceProfile
+from costmodels import RunCost
+from costmodels.errors import CodesignError
+from costmodels.profiles import ResolvedProfile, resolve_profile
 from search.budget import Metric
 
 
-def resolve_device(name: str) -> tuple[DeviceProfile, str]:
-    """Load ``name`` (a profile name or TOML path), preferring ``calibrated/<name>`` when it exists.
-
-    Returns the profile and the name actually used (``calibrated/h100`` or ``h100``).
-    """
-    if name.endswith(".toml"):
-        return load_profile(name), name
-    names = list_profiles()
-    calibrated = f"calibrated/{name}"
-    chosen = calibrated if not name.startswith("calibrated/") and calibrated in names else name
-    if chosen not in names:
-        raise unknown("device", name, [n for n in names if not n.startswith("calibrated/")])
-    return load_profile(chosen), chosen
+def resolve_device(name: str) -> ResolvedProfile:
+    """The profile ``--device name`` means, exactly (``costmodels.profiles.resolve_profile``): ``h100`` is
+    the datasheet, ``calibrated/h100`` the calibrated copy; its kind and file go into the search's record."""
+    return resolve_profile(name)
 
 
 def flat_costs(run: RunCost | Mapping[str, Any]) -> dict[str, Any]:

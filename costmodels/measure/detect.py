@@ -6,7 +6,7 @@ GPU: the NVML device name is matched against patterns of the built-in profiles (
 exists: the user's (``user_profile_dir()/calibrated/<name>.toml``, what ``codesign calibrate``
 writes) first, then a shipped ``calibrated/<name>``.
 
-:func:`resolve_profile` goes on where :func:`match_profile` stops: a CPU that no shipped profile
+:func:`detect_profile` goes on where :func:`match_profile` stops: a CPU that no shipped profile
 matches gets a profile built for it (``costmodels.measure.host``: measured GEMM rate, bandwidth and
 per-op overhead, labelled uncalibrated), or the user's calibrated copy of that one. A GPU with no
 match is a one-line error asking for ``--device-profile``.
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from costmodels.errors import MeasurementError
-from costmodels.profiles import DeviceProfile, list_profiles, load_profile, user_profile_dir
+from costmodels.profiles import DeviceProfile, ResolvedProfile, list_profiles, resolve_profile, user_profile_dir
 
 GPU_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"H200", "h200"),
@@ -59,11 +59,12 @@ def user_calibrated_path(name: str) -> Path:
     return user_profile_dir() / "calibrated" / f"{name.removeprefix('calibrated/')}.toml"
 
 
-def resolve_profile(device_name: str, *, kind: str, cores: int | None = None, prefer_calibrated: bool = True,
-                    build_host: Callable[[], dict[str, Any]] | None = None) -> tuple[str, DeviceProfile]:
-    """``(label, profile)`` for this device: the matched shipped profile (or its calibrated copy), or
-    for a CPU no shipped profile matches, a profile measured on this host (or the user's calibrated
-    copy of it). ``build_host`` makes the host profile data (default: ``host_cpu_profile()``)."""
+def detect_profile(device_name: str, *, kind: str, cores: int | None = None, prefer_calibrated: bool = True,
+                   build_host: Callable[[], dict[str, Any]] | None = None) -> ResolvedProfile:
+    """The profile of this device (``--device-profile auto``): the matched shipped profile (or the
+    user's calibrated copy of it), or for a CPU no shipped profile matches, a profile measured on this
+    host (or the user's calibrated copy of it). ``build_host`` makes the host profile data (default:
+    ``host_cpu_profile()``). Named profiles resolve through ``costmodels.profiles.resolve_profile``."""
     try:
         base = match_profile(device_name, kind=kind, cores=cores, prefer_calibrated=False)
     except MeasurementError:
@@ -71,14 +72,15 @@ def resolve_profile(device_name: str, *, kind: str, cores: int | None = None, pr
             raise
         from .host import host_cpu_profile, host_profile_name
 
-        name = host_profile_name(device_name, cores)
-        mine = user_calibrated_path(name)
+        base = host_profile_name(device_name, cores)
+        mine = user_calibrated_path(base)
         if prefer_calibrated and mine.is_file():
-            return f"calibrated/{name}", DeviceProfile.from_toml(mine)
+            return ResolvedProfile(f"calibrated/{base}", "calibrated", str(mine), DeviceProfile.from_toml(mine))
         data = build_host() if build_host is not None else host_cpu_profile(cpu_model=device_name, cores=cores)
-        return data["name"], DeviceProfile.from_dict(data, f"<measured on this host: {data['name']}>")
+        origin = f"<measured on this host: {data['name']}>"
+        return ResolvedProfile(data["name"], "measured-host", "measured on this host, not saved",
+                               DeviceProfile.from_dict(data, origin))
     mine = user_calibrated_path(base)
     if prefer_calibrated and mine.is_file():
-        return f"calibrated/{base}", DeviceProfile.from_toml(mine)
-    name = match_profile(device_name, kind=kind, cores=cores, prefer_calibrated=prefer_calibrated)
-    return name, load_profile(name)
+        return ResolvedProfile(f"calibrated/{base}", "calibrated", str(mine), DeviceProfile.from_toml(mine))
+    return resolve_profile(match_profile(device_name, kind=kind, cores=cores, prefer_calibrated=prefer_calibrated))

@@ -1,0 +1,233 @@
+"""Thread policy, in one place: how many torch threads a run takes, and that waiting threads sleep.
+
+Three inputs decide the torch intra-op thread count of a run (:func:`choose_threads`):
+
+* the cores this process may run on (``os.sched_getaffinity``, else ``os.cpu_count``);
+* the workers sharing them (``--n-jobs`` workers, and other ``codesign search`` processes on this
+  machine, counted by :class:`LocalWorkers`): workers x threads <= cores;
+* the workload's size in FLOPs per training epoch (:func:`gnn_epoch_flops`): a thread is worth it only
+  for every ``FLOPS_PER_THREAD`` of work. Cora (0.38 GFLOP/epoch) runs no faster on two threads
+  than on one (17.6 vs 18.7 ms per GCN epoch measured here, under contention; issue 11 saw the same
+  on a quiet Xeon), so graphs below 1 GFLOP/epoch take one thread and the 10^6-node SBM graph
+  (14.5 GFLOP/epoch) takes every core it may use.
+
+``--threads N`` overrides all of that; so does ``OMP_NUM_THREADS`` when the user set it.
+
+Waiting OpenMP threads spin by default (GNU OpenMP busy-waits before sleeping), which costs a run
+beside any other CPU-bound job about 10x its time. :func:`prepare_environment` puts
+``OMP_WAIT_POLICY=PASSIVE`` into the environment before torch starts OpenMP (the CLI calls it first
+thing; child processes inherit it), unless the user set ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``.
+Nothing here imports torch at module level.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, MutableMapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from costmodels.errors import CodesignError
+
+FLOPS_PER_THREAD = 1e9
+"""Work per training epoch (FLOPs) that pays for one more thread (see the module docstring)."""
+WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+"""If the user set one of these, the wait policy is theirs and left alone."""
+_MARK = "CODESIGN_SET_OMP_WAIT_POLICY"  # tells children the PASSIVE policy came from us, not the user
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where there is none)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def prepare_environment(environ: MutableMapping[str, str] | None = None) -> str:
+    """Make waiting OpenMP threads sleep: set ``OMP_WAIT_POLICY=PASSIVE`` unless the user chose.
+
+    Must run before torch initialises OpenMP (the CLI's ``main`` does it before any handler imports
+    torch); processes started afterwards inherit it. Returns the wait policy in words.
+    """
+    env = os.environ if environ is None else environ
+    if env.get(_MARK) == "1":
+        return "PASSIVE (set by codesign)"
+    user = [k for k in WAIT_VARIABLES if k in env]
+    if user:
+        return "user's " + ", ".join(f"{k}={env[k]}" for k in user)
+    env["OMP_WAIT_POLICY"] = "PASSIVE"
+    env[_MARK] = "1"
+    return "PASSIVE (set by codesign)"
+
+
+def gnn_epoch_flops(nodes: int, edges: int, features: int, hidden: int = 16, classes: int = 8,
+                    layers: int = 2) -> float:
+    """A rough FLOP count of one full-batch GNN training epoch (forward + backward ~ 3x forward):
+    the feature transforms (``2 N F H`` per layer) and the aggregations (``2 E H`` per layer)."""
+    widths = [features] + [hidden] * (layers - 1) + [classes]
+    forward = sum(2.0 * nodes * a * b + 2.0 * edges * b for a, b in zip(widths, widths[1:]))
+    return 3.0 * forward
+
+
+def dataset_epoch_flops(dataset: str | None, hidden: int = 16, layers: int = 2) -> float | None:
+    """:func:`gnn_epoch_flops` for a dataset name, from the known table or the ``sbm:`` parameters
+    (no data is loaded); None when the name is not a graph we know (the policy then uses its share)."""
+    if not dataset:
+        return None
+    from costmodels import GRAPHS
+
+    key = dataset.strip().lower()
+    if key in GRAPHS:
+        g = GRAPHS[key]
+        return gnn_epoch_flops(g.num_nodes, g.num_edges, g.num_features, hidden, g.num_classes, layers)
+    if key.startswith("sbm:"):
+        try:
+            from codesign.graphs.synthetic import parse_sbm
+
+            s = parse_sbm(dataset)
+        except CodesignError:
+            return None  # the run itself reports the bad name
+        return gnn_epoch_flops(s.n, int(s.n * s.avg_degree), s.features, hidden, s.classes, layers)
+    return None
+
+
+@dataclass(frozen=True)
+class ThreadPolicy:
+    """The thread count a run uses and why (recorded in every result via :meth:`to_dict`)."""
+
+    threads: int
+    interop_threads: int
+    cores: int
+    workers: int
+    workload_flops: float | None
+    source: str  # "--threads", "OMP_NUM_THREADS" or "auto"
+    reason: str
+    wait_policy: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def choose_threads(cores: int, workers: int = 1, workload_flops: float | None = None,
+                   explicit: int | None = None, environ: Mapping[str, str] | None = None) -> ThreadPolicy:
+    """The thread count for one worker (pure: no torch, no side effects; see the module docstring)."""
+    env = os.environ if environ is None else environ
+    cores, workers = max(1, int(cores)), max(1, int(workers))
+    share = max(1, cores // workers)
+    if explicit is not None:
+        if explicit < 1:
+            raise CodesignError(f"--threads {explicit}: must be at least 1 (or leave it out for the automatic choice)")
+        over = " (more than this worker's share: cores are oversubscribed)" if explicit > share else ""
+        return ThreadPolicy(explicit, min(explicit, share), cores, workers, workload_flops, "--threads",
+                            f"--threads {explicit}{over}")
+    omp = env.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if omp:
+        try:
+            n = int(omp)
+        except ValueError:
+            raise CodesignError(f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']!r} is not a whole number; "
+                                "unset it or set it to e.g. 1") from None
+        if n >= 1:
+            return ThreadPolicy(n, min(n, share), cores, workers, workload_flops, "OMP_NUM_THREADS",
+                                f"the user's OMP_NUM_THREADS={n}")
+    threads, why = share, f"{cores} cores / {workers} worker(s)"
+    if workload_flops is not None:
+        worth = max(1, int(workload_flops // FLOPS_PER_THREAD))
+        if worth < share:
+            threads = worth
+            why += (f"; {workload_flops / 1e9:.2g} GFLOP/epoch pays for {worth} thread(s) "
+                    f"(one per {FLOPS_PER_THREAD / 1e9:g} GFLOP)")
+    return ThreadPolicy(threads, threads, cores, workers, workload_flops, "auto", why)
+
+
+_INTEROP_SET = [False]
+
+
+def apply(policy: ThreadPolicy) -> ThreadPolicy:
+    """Give torch the policy's thread counts (intra-op always; inter-op once, before it is in use)."""
+    import torch
+
+    torch.set_num_threads(policy.threads)
+    if not _INTEROP_SET[0]:
+        _INTEROP_SET[0] = True
+        try:  # allowed only before any inter-op parallel work started; otherwise keep torch's
+            torch.set_num_interop_threads(policy.interop_threads)
+        except RuntimeError:
+            pass
+    return policy
+
+
+def configure(explicit: int | None = None, *, workers: int = 1, workload_flops: float | None = None,
+              cores: int | None = None) -> ThreadPolicy:
+    """Choose (:func:`choose_threads`) and apply (:func:`apply`) the policy for this process."""
+    wait = prepare_environment()
+    policy = choose_threads(available_cores() if cores is None else cores, workers, workload_flops, explicit)
+    return apply(ThreadPolicy(**{**policy.to_dict(), "wait_policy": wait}))
+
+
+class LocalWorkers:
+    """Search workers on this machine: each ``codesign search`` process registers its ``--n-jobs``
+    here (a file per pid in a per-user folder) so processes sharing a study split the cores.
+
+    ``with LocalWorkers(n_jobs) as w: w.total()`` counts the workers of every live registered process.
+    """
+
+    def __init__(self, n_jobs: int, folder: str | os.PathLike[str] | None = None) -> None:
+        self.n_jobs = max(1, int(n_jobs))
+        default = Path(tempfile.gettempdir()) / f"codesign-workers-{os.getuid() if hasattr(os, 'getuid') else 0}"
+        self.folder = Path(folder or os.environ.get("CODESIGN_WORKER_DIR") or default)
+        self.file = self.folder / str(os.getpid())
+
+    def __enter__(self) -> LocalWorkers:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.file.write_text(str(self.n_jobs))
+        except OSError:  # an unwritable temp folder: count this process only
+            pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.file.unlink()
+        except OSError:
+            pass
+
+    def total(self) -> int:
+        """Workers of all live registered processes (this one's at least)."""
+        total = 0
+        for f in self.folder.glob("[0-9]*") if self.folder.is_dir() else []:
+            try:
+                pid, n = int(f.name), int(f.read_text().strip() or 1)
+                if pid != os.getpid():
+                    os.kill(pid, 0)  # raises if that process is gone
+            except (ValueError, OSError):
+                try:  # a dead process's file: tidy it
+                    if f.name.isdigit() and int(f.name) != os.getpid():
+                        f.unlink()
+                except OSError:
+                    pass
+                continue
+            total += max(1, n)
+        return max(total, self.n_jobs)
+
+
+@dataclass(frozen=True)
+class ThreadedEvaluator:
+    """Wraps a search evaluator: before each trial, re-choose this worker's threads (other search
+    processes may have started or ended) and record them in the trial (``torch_threads``)."""
+
+    inner: Any
+    explicit: int | None
+    workers: LocalWorkers
+    workload_flops: float | None = None
+
+    def __call__(self, params: dict[str, Any], seed: int) -> Any:
+        import dataclasses
+
+        policy = configure(self.explicit, workers=self.workers.total(), workload_flops=self.workload_flops)
+        ev = self.inner(params, seed)
+        return dataclasses.replace(ev, attrs={**dict(ev.attrs), "torch_threads": policy.threads,
+                                              "thread_workers": policy.workers})

@@ -1,0 +1,128 @@
+"""Thread policy: the choices of codesign.threads (cores, workers, workload size, --threads, the user's
+OpenMP variables), the worker registry, and the thread count recorded in a train result."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from codesign.cli import main
+from codesign.threads import (
+    FLOPS_PER_THREAD,
+    LocalWorkers,
+    ThreadedEvaluator,
+    choose_threads,
+    dataset_epoch_flops,
+    gnn_epoch_flops,
+    prepare_environment,
+)
+from costmodels.errors import CodesignError
+
+CORA = dataset_epoch_flops("cora")
+SBM_1M = dataset_epoch_flops("sbm:n=1000000,avg_degree=10,features=128,classes=8")
+
+
+def test_workload_estimates_place_cora_below_and_the_million_node_graph_above_one_thread():
+    # 3 x (2·N·F·H + 2·E·H + 2·N·H·C + 2·E·C), N=2708, E=10556, F=1433, H=16, C=7
+    assert CORA == 3 * (2 * 2708 * 1433 * 16 + 2 * 10556 * 16 + 2 * 2708 * 16 * 7 + 2 * 10556 * 7)
+    assert CORA == pytest.approx(3.758e8, rel=1e-3) and CORA < FLOPS_PER_THREAD
+    assert SBM_1M == pytest.approx(gnn_epoch_flops(10**6, 10**7, 128, 16, 8)) == pytest.approx(1.4496e10, rel=1e-3)
+    assert dataset_epoch_flops("no-such-graph") is None and dataset_epoch_flops("sbm:n=oops") is None
+
+
+@pytest.mark.parametrize(
+    "cores, workers, flops, threads",
+    [
+        (1, 1, SBM_1M, 1),      # one usable core: one thread
+        (2, 1, SBM_1M, 2),      # a large graph takes both cores
+        (8, 1, SBM_1M, 8),
+        (8, 2, SBM_1M, 4),      # two workers split eight cores
+        (8, 3, SBM_1M, 2),      # workers x threads <= cores
+        (2, 4, SBM_1M, 1),      # more workers than cores: one thread each (never 0)
+        (8, 1, CORA, 1),        # Cora gains little from a second thread
+        (8, 1, 2.5e9, 2),       # one thread per GFLOP/epoch, up to the share
+        (8, 2, 9.9e9, 4),       # ... capped by the share
+        (8, 1, None, 8),        # unknown workload (CNNs): the whole share
+    ],
+)
+def test_auto_choice(cores, workers, flops, threads):
+    p = choose_threads(cores, workers, flops, environ={})
+    assert (p.threads, p.source, p.cores, p.workers) == (threads, "auto", cores, workers)
+    assert p.threads * workers <= max(cores, workers)
+
+
+def test_explicit_threads_win_and_oversubscription_is_said():
+    p = choose_threads(2, 1, CORA, explicit=3, environ={"OMP_NUM_THREADS": "1"})
+    assert (p.threads, p.source, p.interop_threads) == (3, "--threads", 2) and "oversubscribed" in p.reason
+    assert "oversubscribed" not in choose_threads(8, 2, CORA, explicit=4, environ={}).reason
+    with pytest.raises(CodesignError, match="--threads 0: must be at least 1"):
+        choose_threads(2, explicit=0, environ={})
+
+
+def test_users_omp_num_threads_is_honoured():
+    p = choose_threads(8, 1, CORA, environ={"OMP_NUM_THREADS": "3"})
+    assert (p.threads, p.source) == (3, "OMP_NUM_THREADS")
+    with pytest.raises(CodesignError, match="OMP_NUM_THREADS='two'"):
+        choose_threads(8, environ={"OMP_NUM_THREADS": "two"})
+
+
+def test_wait_policy_is_passive_unless_the_user_set_it():
+    env: dict[str, str] = {}
+    assert prepare_environment(env) == "PASSIVE (set by codesign)" and env["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert prepare_environment(dict(env)) == "PASSIVE (set by codesign)"  # a child sees our mark, not the user's
+    for user in ({"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "100000"}):
+        env = dict(user)
+        assert prepare_environment(env).startswith("user's ") and env == user  # untouched
+
+
+def test_local_workers_count_live_processes_only(tmp_path):
+    (tmp_path / str(os.getppid())).write_text("2")  # another live search process with --n-jobs 2
+    (tmp_path / "999999999").write_text("4")  # a dead one: ignored and tidied
+    with LocalWorkers(1, tmp_path) as w:
+        assert (tmp_path / str(os.getpid())).read_text() == "1"
+        assert w.total() == 3
+    assert not (tmp_path / "999999999").exists() and not (tmp_path / str(os.getpid())).exists()
+    assert choose_threads(2, w.total(), SBM_1M, environ={}).threads == 1
+
+
+def test_threaded_evaluator_records_threads_per_trial(tmp_path):
+    import torch
+
+    from search import Evaluation
+
+    before = torch.get_num_threads()
+    try:
+        with LocalWorkers(2, tmp_path) as w:
+            ev = ThreadedEvaluator(lambda params, seed: Evaluation(0.5, 1.0, attrs={"x": 1}), None, w, SBM_1M)
+            out = ev({}, 0)
+        assert out.attrs == {"x": 1, "torch_threads": max(1, len(os.sched_getaffinity(0)) // 2),
+                             "thread_workers": 2}
+        assert torch.get_num_threads() == out.attrs["torch_threads"]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_train_result_records_the_thread_count(capsys, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["train", "--dataset", "sbm:n=300,avg_degree=4,features=8,classes=3", "--method", "dense",
+                     "--epochs", "2", "--threads", "1", "--out", str(tmp_path), "--json"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    result = json.loads(capsys.readouterr().out)
+    assert result["torch_threads"] == 1 and result["thread_policy"]["threads"] == 1
+    assert result["thread_policy"]["source"] == "--threads"
+    assert json.loads((tmp_path / "result.json").read_text())["torch_threads"] == 1
+
+
+@pytest.mark.parametrize("command", ["train", "search", "profile", "calibrate"])
+def test_bad_threads_is_one_line_before_anything_runs(command, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--threads", "0", *(["--out", str(tmp_path / "x")] if command != "calibrate" else [])])
+    assert exc.value.code == 2 and not (tmp_path / "x").exists()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--threads must be a whole number >= 1, got '0'" in err
