@@ -2,7 +2,9 @@
 
 Rows per device: ``inference`` (one full-graph forward / one batch), ``train_epoch`` (one epoch of
 the sparse network on the sparse graph) and, for GNNs, ``search_epoch`` (a GEBT search epoch:
-trainable edge values, dense weights, masks drawn). All numbers are analytical estimates.
+trainable edge values, dense weights, masks drawn). Every row says what it is per (``per``:
+``batch`` = one forward of ``batch_size`` samples, for GNNs the whole graph as one batch; ``epoch``
+= one pass over the training set). All numbers are analytical estimates.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from costmodels.errors import CodesignError, check_fraction
 
 from .common import add_data_root, add_json_flag, emit_json, fraction
 
-COLUMNS = ["device", "phase", "flops", "macs", "dram_bytes", "memory_bytes", "latency_s", "energy_j"]
+COLUMNS = ["device", "phase", "per", "batch_size", "flops", "macs", "dram_bytes", "memory_bytes", "latency_s", "energy_j"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,6 +77,7 @@ def _rows(args: argparse.Namespace, device: Any) -> list[dict[str, Any]]:
         run = price_gnn_run(spec, stats, phases, infer_graph_density=gd, infer_weight_density=wd,
                             device=device, aggregation_order=args.aggregation_order, dtype=args.dtype)
         pairs = [("inference", run.infer)] + [(p.name, p.per_epoch) for p in run.phases]
+        batch = stats.num_nodes  # full-batch: one forward over every node
     elif model in cnn_model_names():
         key = args.dataset.lower()
         if key not in IMAGES:
@@ -86,14 +89,22 @@ def _rows(args: argparse.Namespace, device: Any) -> list[dict[str, Any]]:
         steps = math.ceil(s.num_train / args.batch_size)
         run = price_run([Phase("train_epoch", 1, train, "sgd", steps)], infer, device, args.dtype)
         pairs = [("inference", run.infer), ("train_epoch", run.phases[0].per_epoch)]
+        batch = args.batch_size
     else:
         raise unknown("model", args.model, [*GNN_MODELS, *cnn_model_names()])
     rows = []
     for phase, cost in pairs:
-        row = {"device": device.name, "phase": phase}
+        row = {"device": device.name, "phase": phase, "per": "batch" if phase == "inference" else "epoch",
+               "batch_size": batch}
         row.update({k: float(v) for k, v in cost.to_dict().items()})
         rows.append(row)
     return rows
+
+
+def _gnn_models() -> tuple[str, ...]:
+    from costmodels import GNN_MODELS
+
+    return tuple(GNN_MODELS)
 
 
 def GRAPHS_NAMES() -> list[str]:  # noqa: N802 - small helper for the error message
@@ -130,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
         table[col] = table[col].map(f.format)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string())
+    what = ("one full-graph forward (all nodes as one batch)" if args.model.lower() in _gnn_models()
+            else f"one batch of {args.batch_size} images")
+    print(f"per: inference = {what}; train_epoch/search_epoch = one epoch over the training set")
     print(f"estimates from the analytical model ({args.aggregation_order}, {args.dtype}); {FLOP_CONVENTION}; "
           f"{MAC_CONVENTION}; units: FLOP, MAC, B, s, J")
     return 0

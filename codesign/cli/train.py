@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", choices=["graph", "cnn"], default="graph", help="graph (GNN tickets) or cnn")
     p.add_argument("--model", default=None, help="model name (graph: gcn, gat, gin, sage; cnn: vgg11, ...)")
     p.add_argument("--dataset", default=None, help="dataset name (e.g. cora, sbm:n=1000,...; cnn: mnist, ...)")
-    p.add_argument("--method", default="dense", help="ticket / pruning method (see --help of each task)")
+    p.add_argument("--method", default=None,
+                   help="ticket / pruning method (default: gebt for --task graph, eb for --task cnn; see each task)")
     p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic on CPU)")
     p.add_argument("--epochs", type=int, default=None, help="cap every phase at this many epochs")
     p.add_argument("--run-on", default="cpu", choices=RUN_ON, help="torch device to train on")

@@ -21,7 +21,9 @@ def _fraction(text: str) -> float:
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Add the CNN-task options to the `train` parser."""
-    g = p.add_argument_group("cnn task (--task cnn; models vgg11/16/19, preresnet20/56/101, resnet18; "
+    from costmodels.cnn_resnets import CNN_MODELS
+
+    g = p.add_argument_group(f"cnn task (--task cnn; models {', '.join(CNN_MODELS)}; "
                              "methods dense, eb, spline-eb, spline, slimming, random)")
     g.add_argument("--channel-sparsity", type=_fraction, default=0.5,
                    help="fraction p of prunable channels to remove, in [0, 1) (default 0.5)")
@@ -44,5 +46,5 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--probe-grid", type=int, default=32,
                    help="spline probe set: grid x grid images on the plane of two test images (paper: 100)")
     g.add_argument("--finetune-epochs", type=int, default=None,
-                   help="slimming fine-tune epochs (default ceil(epochs / 2))")
+                   help="slimming fine-tune epochs, and the shortest retrain after a ticket (default ceil(epochs / 2))")
     g.add_argument("--no-download", action="store_true", help="never download datasets (CIFAR)")

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from codesign.torch_device import check_run_on
+from codesign.result_checks import chance_warning, check_sparsity
 from costmodels.errors import CodesignError, check_fraction, unknown
 
 from .data import DATASETS
@@ -33,8 +34,10 @@ PAPER_EPOCHS = 160  # CIFAR schedule of network slimming / EB (lr drops at 80 an
 
 @dataclass(frozen=True)
 class CNNTrainConfig:
-    """A CNN pruning run. ``epochs`` None = the papers' 160; ``finetune_epochs`` None = ceil(epochs/2)
-    (slimming's fine-tune, and the retrain of a search whose detector never fired)."""
+    """A CNN pruning run. ``epochs`` None = the papers' 160 (the search, or the dense/slimming training,
+    runs at most this many); ``finetune_epochs`` None = ceil(epochs/2): slimming's fine-tune, the
+    retrain of a search whose detector never fired, and the shortest retrain after a ticket (a ticket
+    at epoch t retrains max(epochs - t, finetune_epochs) epochs)."""
 
     model: str = "vgg11"
     dataset: str = "fashion-mnist"
@@ -131,13 +134,19 @@ def train(config: CNNTrainConfig) -> dict:
                            batch_size=cfg.batch_size, probe_images=out.probe_images, probe_epochs=out.probe_epochs,
                            dense_channels=dense_widths)
     f_before, f_after = forward_flops(shape, dense_widths), forward_flops(shape, widths(out.model))
+    achieved = channel_sparsity(out.masks) if out.masks is not None else 0.0
+    requested = None if cfg.method == "dense" else cfg.channel_sparsity
+    check_sparsity(cfg.method, "channel", requested, achieved, sum(dense_units))
+    warning = chance_warning(acc, torch.bincount(data.test_y, minlength=data.num_classes).tolist())
     result = {
         "task": "cnn", "model": cfg.model, "dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed,
         "epochs": cfg.epochs, "val_accuracy": val_acc, "test_accuracy": acc, "ticket_accuracy": out.ticket_acc,
         "eb_epoch": out.eb_epoch, "eb_found": out.eb_found,
         "search_epochs": next((p.epochs for p in out.phases if p.name == "search"), None),
         "channel_sparsity_target": cfg.channel_sparsity if cfg.method != "dense" else 0.0,
-        "channel_sparsity": channel_sparsity(out.masks) if out.masks is not None else 0.0,
+        "channel_sparsity": achieved,
+        "requested_channel_sparsity": requested, "achieved_channel_sparsity": achieved,
+        "at_chance": warning is not None, "warnings": [warning] if warning else [],
         "kept_channels": kept_channels(out.model), "dense_channels": dense_units,
         "params": {"before": dense_params, "after": param_count(out.model)},
         "forward_flops": {"before": f_before, "after": f_after, "reduction": 1.0 - f_after / f_before,
@@ -183,7 +192,8 @@ def train_from_args(args) -> dict:
                                 "use --cnn-retrain-init finetune|reinit")
         retrain = mapping[shared]
     cfg = CNNTrainConfig(
-        model=args.model or "vgg11", dataset=args.dataset or "fashion-mnist", method=args.method,
+        model=args.model or CNNTrainConfig.model, dataset=args.dataset or CNNTrainConfig.dataset,
+        method=args.method or CNNTrainConfig.method,
         seed=args.seed, epochs=args.epochs, channel_sparsity=args.channel_sparsity, width=args.width,
         batch_size=args.batch_size, train_subset=args.train_subset, val_size=args.val_size, retrain_init=retrain,
         spline_mode=args.spline_mode, detector=args.detector, bn_l1=args.bn_l1, eb_eps=args.eb_eps,
@@ -214,4 +224,5 @@ def format_result(r: dict) -> str:
         "  phases               " + ", ".join(f"{p['name']} x{p['epochs']}" for p in r["phases"]),
         f"  wall time            {r['wall_s']:.1f} s (measured), peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB",
     ]
+    lines += [f"  warning: {w}" for w in r.get("warnings", [])]
     return "\n".join(lines)

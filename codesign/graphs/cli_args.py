@@ -22,10 +22,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Add the graph-task options to the `train` parser."""
     g = p.add_argument_group("graph task (--task graph; models gcn, gat, gin, sage; "
                              "methods dense, geb, gebt, sgcn, random, ugs)")
-    _add(g, "--graph-sparsity", type=fraction("--graph-sparsity"), default=0.2,
-         help="p_g: fraction of edges pruned (default 0.2)")
-    _add(g, "--weight-sparsity", type=fraction("--weight-sparsity"), default=0.5,
-         help="p_w: fraction of weights pruned, global magnitude (default 0.5)")
+    _add(g, "--graph-sparsity", type=fraction("--graph-sparsity"), default=None,
+         help="p_g: fraction of edges pruned (geb, gebt, sgcn, random, ugs; default 0.2)")
+    _add(g, "--weight-sparsity", type=fraction("--weight-sparsity"), default=None,
+         help="p_w: fraction of weights pruned, global magnitude (gebt, random, ugs; default 0.5)")
     _add(g, "--criterion", default="mean", help="early-bird criterion: mean (default; (d_g+d_w)/2 < eta, "
          "reproduces the paper's ticket epochs), sum (d_g+d_w < eta), graph, weight")
     _add(g, "--eta", type=float, default=0.1, help="early-bird threshold (default 0.1)")

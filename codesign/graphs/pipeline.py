@@ -3,7 +3,10 @@
 ``train(config) -> dict`` is the whole run (callable many times in one process; the search calls it
 per trial). The dict's keys: ``test_accuracy``, ``val_accuracy`` (fractions), ``eb_epoch`` (search
 epoch the detector fired at, None if it did not or the method has no detector),
-``graph_sparsity``/``weight_sparsity`` (achieved), ``phases`` (name, epochs, wall_s, measured),
+``graph_sparsity``/``weight_sparsity`` (achieved; also as ``achieved_graph_sparsity``/``achieved_weight_sparsity``
+beside ``requested_graph_sparsity``/``requested_weight_sparsity``, None where the method is not asked
+for one; a method that misses a requested sparsity by more than 0.01 fails instead), ``at_chance`` and
+``warnings`` (a test accuracy no better than chance says so), ``phases`` (name, epochs, wall_s, measured),
 ``cost`` (analytical, device-independent counts from ``costmodels.price_gnn_run``, transform-first
 order, every phase), ``cost_paper_order`` (MACs in the paper's aggregate-first order),
 ``cost_inputs`` (to re-price on any device), ``wall_s`` (measured, this call), ``peak_rss_bytes``
@@ -24,9 +27,11 @@ from typing import Any
 import torch
 
 from costmodels import PhaseSpec
+from costmodels.errors import CodesignError
 
+from ..result_checks import chance_warning, check_sparsity
 from ..torch_device import resolve_run_on
-from .config import GraphTrainConfig
+from .config import METHOD_SPARSITIES, GraphTrainConfig
 from .costing import cost_inputs, price
 from .data import GraphData, load_dataset
 from .masks import sparsity
@@ -76,6 +81,11 @@ def train(config: GraphTrainConfig, progress: bool = True) -> dict[str, Any]:
         res = get_method(config.method)(RunContext(config, data, device, progress))
 
     gs, ws = sparsity(res.graph_mask), sparsity(res.weight_masks)
+    if not config.ticket:
+        n_weights = 0 if res.weight_masks is None else sum(m.numel() for m in res.weight_masks.values())
+        check_sparsity(config.method, "graph", config.graph_sparsity, gs, data.num_undirected)
+        check_sparsity(config.method, "weight", config.weight_sparsity, ws, n_weights)
+    warning = chance_warning(res.test_accuracy, torch.bincount(data.y[data.test_mask].cpu()).tolist())
     specs = [PhaseSpec(p.name, p.epochs, p.graph_density, p.weight_density, p.trainable_graph, p.mask_update,
                        graph_copies=p.graph_copies) for p in res.phases]
     inputs = cost_inputs(config, data, specs, 1 - gs, 1 - ws)
@@ -94,6 +104,12 @@ def train(config: GraphTrainConfig, progress: bool = True) -> dict[str, Any]:
         "search_epochs": next((p.epochs for p in res.phases if p.name == "search"), None),
         "graph_sparsity": gs,
         "weight_sparsity": ws,
+        "requested_graph_sparsity": None if config.ticket else config.graph_sparsity,
+        "requested_weight_sparsity": None if config.ticket else config.weight_sparsity,
+        "achieved_graph_sparsity": gs,
+        "achieved_weight_sparsity": ws,
+        "at_chance": warning is not None,
+        "warnings": [warning] if warning else [],
         "phases": [{"name": p.name, "epochs": p.epochs, "wall_s": p.wall_s} for p in res.phases],
         "cost": cost,
         "cost_paper_order": {"train_macs": paper["train_macs"], "infer_macs": paper["infer_macs"],
@@ -141,16 +157,27 @@ def _save(config: GraphTrainConfig, data: GraphData, res: MethodResult, result: 
     return save_ticket(config.out, ticket)  # type: ignore[arg-type]
 
 
+def _default(name: str) -> Any:
+    """The :class:`GraphTrainConfig` default of field ``name`` (the one place it is set)."""
+    return GraphTrainConfig.__dataclass_fields__[name].default
+
+
 def train_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Build a :class:`GraphTrainConfig` from the `codesign train` namespace and run it."""
+    method = (args.method or _default("method")).lower()
+    for kind in ("graph", "weight"):
+        value = getattr(args, f"{kind}_sparsity")
+        if value is not None and not args.ticket and kind not in METHOD_SPARSITIES.get(method, (kind,)):
+            raise CodesignError(f"--{kind}-sparsity {value} does not apply to --method {method} (it prunes "
+                                f"{' and '.join(METHOD_SPARSITIES[method]) or 'nothing'}); drop the option")
     config = GraphTrainConfig(
-        model=(args.model or "gcn").lower(),
-        dataset=args.dataset or "cora",
-        method=(args.method or "gebt").lower(),
+        model=(args.model or _default("model")).lower(),
+        dataset=args.dataset or _default("dataset"),
+        method=method,
         seed=args.seed,
         epochs=args.epochs,
-        graph_sparsity=args.graph_sparsity,
-        weight_sparsity=args.weight_sparsity,
+        graph_sparsity=_default("graph_sparsity") if args.graph_sparsity is None else args.graph_sparsity,
+        weight_sparsity=_default("weight_sparsity") if args.weight_sparsity is None else args.weight_sparsity,
         layers=args.layers,
         hidden=args.hidden or (8 if (args.model or "").lower() == "gat" else 16),
         heads=args.heads,
@@ -194,6 +221,7 @@ def format_result(result: dict[str, Any]) -> str:
         f"paper order {result['cost_paper_order']['infer_macs'] / 1e6:.3f} MMAC)",
         f"  wall {result['wall_s']:.2f} s   peak RSS {result['peak_rss_bytes'] / 2**20:.0f} MiB  (measured)",
     ]
+    lines += [f"  warning: {w}" for w in result.get("warnings", [])]
     if result.get("ticket_path"):
         lines.append(f"  ticket saved to {result['ticket_path']}")
     return "\n".join(lines)
