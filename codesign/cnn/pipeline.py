@@ -186,21 +186,21 @@ def train_from_args(args) -> dict:
     retrain = getattr(args, "cnn_retrain_init", None)
     if retrain is None:
         shared = getattr(args, "retrain_init", None)  # the graph task's option, if present
-        mapping = {None: "finetune", "ticket": "finetune", "finetune": "finetune", "reinit": "reinit"}
+        mapping = {None: None, "ticket": "finetune", "finetune": "finetune", "reinit": "reinit"}
         if shared not in mapping:
             raise CodesignError(f"--retrain-init {shared!r} is not available for --task cnn; "
                                 "use --cnn-retrain-init finetune|reinit")
         retrain = mapping[shared]
-    cfg = CNNTrainConfig(
-        model=args.model or CNNTrainConfig.model, dataset=args.dataset or CNNTrainConfig.dataset,
-        method=args.method or CNNTrainConfig.method,
-        seed=args.seed, epochs=args.epochs, channel_sparsity=args.channel_sparsity, width=args.width,
-        batch_size=args.batch_size, train_subset=args.train_subset, val_size=args.val_size, retrain_init=retrain,
-        spline_mode=args.spline_mode, detector=args.detector, bn_l1=args.bn_l1, eb_eps=args.eb_eps,
-        spline_threshold=args.spline_threshold, probe_grid=args.probe_grid,
-        finetune_epochs=args.finetune_epochs, data_root=args.data_root, download=not args.no_download,
-        run_on=args.run_on, out=args.out,
+    given = dict(
+        model=args.model, dataset=args.dataset, method=args.method, seed=args.seed, epochs=args.epochs,
+        channel_sparsity=args.channel_sparsity, width=args.width, batch_size=args.batch_size,
+        train_subset=args.train_subset, val_size=args.val_size, retrain_init=retrain, spline_mode=args.spline_mode,
+        detector=args.detector, bn_l1=args.bn_l1, eb_eps=args.eb_eps, spline_threshold=args.spline_threshold,
+        probe_grid=args.probe_grid, finetune_epochs=args.finetune_epochs, data_root=args.data_root,
+        download=not args.no_download, run_on=args.run_on, out=args.out,
     )
+    # an option left out (None) takes the config's default: one place per default
+    cfg = CNNTrainConfig(**{k: v for k, v in given.items() if v is not None})
     return train(cfg)
 
 

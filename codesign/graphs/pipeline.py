@@ -170,36 +170,19 @@ def train_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None and not args.ticket and kind not in METHOD_SPARSITIES.get(method, (kind,)):
             raise CodesignError(f"--{kind}-sparsity {value} does not apply to --method {method} (it prunes "
                                 f"{' and '.join(METHOD_SPARSITIES[method]) or 'nothing'}); drop the option")
-    config = GraphTrainConfig(
-        model=(args.model or _default("model")).lower(),
-        dataset=args.dataset or _default("dataset"),
-        method=method,
-        seed=args.seed,
-        epochs=args.epochs,
-        graph_sparsity=_default("graph_sparsity") if args.graph_sparsity is None else args.graph_sparsity,
-        weight_sparsity=_default("weight_sparsity") if args.weight_sparsity is None else args.weight_sparsity,
-        layers=args.layers,
-        hidden=args.hidden or (8 if (args.model or "").lower() == "gat" else 16),
-        heads=args.heads,
-        dropout=args.dropout,
-        lr=args.lr,
-        graph_lr=args.graph_lr,
-        admm_rho=args.admm_rho,
-        sparsifier=args.sparsifier,
-        tie_break=args.tie_break,
-        graph_sharing=args.graph_sharing,
-        criterion=args.criterion,
-        eta=args.eta,
-        fifo=args.fifo_length,
-        warmup=args.warmup,
-        distance_norm=args.distance_norm,
-        retrain_init=args.retrain_init,
-        rounds=args.rounds,
-        data_root=args.data_root,
-        run_on=args.run_on,
-        out=args.out,
-        ticket=args.ticket,
+    model = (args.model or _default("model")).lower()
+    given = dict(
+        model=model, dataset=args.dataset, method=method, seed=args.seed, epochs=args.epochs,
+        graph_sparsity=args.graph_sparsity, weight_sparsity=args.weight_sparsity, layers=args.layers,
+        hidden=args.hidden or (8 if model == "gat" else None), heads=args.heads, dropout=args.dropout, lr=args.lr,
+        graph_lr=args.graph_lr, admm_rho=args.admm_rho, sparsifier=args.sparsifier, tie_break=args.tie_break,
+        graph_sharing=args.graph_sharing, criterion=args.criterion, eta=args.eta, fifo=args.fifo_length,
+        warmup=args.warmup, distance_norm=args.distance_norm, retrain_init=args.retrain_init, rounds=args.rounds,
+        data_root=args.data_root, run_on=args.run_on, out=args.out, ticket=args.ticket,
     )
+    # an option left out (None) takes the config's default: one place per default; a sparsity the
+    # method does not use is recorded as None by the config
+    config = GraphTrainConfig(**{k: v for k, v in given.items() if v is not None})
     return train(config, progress=not args.json)
 
 
