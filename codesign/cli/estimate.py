@@ -17,7 +17,8 @@ from costmodels.errors import CodesignError, check_fraction
 
 from .common import add_data_root, add_json_flag, emit_json, fraction
 
-COLUMNS = ["device", "phase", "per", "batch_size", "flops", "macs", "dram_bytes", "memory_bytes", "latency_s", "energy_j"]
+COLUMNS = ["device", "phase", "per", "batch_size", "flops", "macs", "dram_bytes", "memory_bytes", "latency_s",
+           "energy_j"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -18,8 +18,8 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from codesign.torch_device import check_run_on
 from codesign.result_checks import chance_warning, check_sparsity
+from codesign.torch_device import check_run_on
 from costmodels.errors import CodesignError, check_fraction, unknown
 
 from .data import DATASETS

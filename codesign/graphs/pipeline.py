@@ -1,16 +1,10 @@
 """`codesign train --task graph`: load data, run a method, price it, save the ticket, report.
 
 ``train(config) -> dict`` is the whole run (callable many times in one process; the search calls it
-per trial). The dict's keys: ``test_accuracy``, ``val_accuracy`` (fractions), ``eb_epoch`` (search
-epoch the detector fired at, None if it did not or the method has no detector),
-``graph_sparsity``/``weight_sparsity`` (achieved; also as ``achieved_graph_sparsity``/``achieved_weight_sparsity``
-beside ``requested_graph_sparsity``/``requested_weight_sparsity``, None where the method is not asked
-for one; a method that misses a requested sparsity by more than 0.01 fails instead), ``at_chance`` and
-``warnings`` (a test accuracy no better than chance says so), ``phases`` (name, epochs, wall_s, measured),
-``cost`` (analytical, device-independent counts from ``costmodels.price_gnn_run``, transform-first
-order, every phase), ``cost_paper_order`` (MACs in the paper's aggregate-first order),
-``cost_inputs`` (to re-price on any device), ``wall_s`` (measured, this call), ``peak_rss_bytes``
-(measured: the process's peak resident set so far, ``getrusage``), and provenance fields.
+per trial); ``train_record(config)`` returns the same as a typed :class:`GraphRunResult` (its
+``to_dict()`` is the dict; the keys are described in ``codesign.graphs.result``). A method that misses
+a requested sparsity by more than 0.01 fails (``CodesignError``); a test accuracy no better than
+chance is flagged (``at_chance``, ``warnings``).
 """
 
 from __future__ import annotations
@@ -26,7 +20,6 @@ from typing import Any
 
 import torch
 
-from costmodels import PhaseSpec
 from costmodels.errors import CodesignError
 
 from ..result_checks import chance_warning, check_sparsity
@@ -36,10 +29,11 @@ from .costing import cost_inputs, price
 from .data import GraphData, load_dataset
 from .masks import sparsity
 from .methods import get_method
-from .methods.common import MethodResult, PhaseRecord, RunContext, fit
+from .methods.common import MethodResult, RunContext, fit, record_phase
+from .result import GraphRunResult
 from .ticket import Ticket, load_ticket, save_ticket, versions
 
-__all__ = ["GraphTrainConfig", "train", "train_from_args", "format_result"]
+__all__ = ["GraphTrainConfig", "GraphRunResult", "train", "train_record", "train_from_args", "format_result"]
 
 _TICKET_KEYS = ("model", "layers", "hidden", "heads", "output_heads", "dropout", "lr", "weight_decay", "seed")
 
@@ -61,12 +55,21 @@ def _retrain_ticket(ctx: RunContext, ticket: Ticket) -> MethodResult:
     result = fit(ctx, model, epochs, "retrain", gm, wm)
     return MethodResult(result.val_accuracy, result.test_accuracy, ticket.graph_mask, ticket.weight_masks,
                         ticket.start_state, ticket.init_state, result.best_state,
-                        [PhaseRecord("retrain", epochs, result.wall_s, 1 - sparsity(gm), 1 - sparsity(wm))],
+                        [record_phase("retrain", epochs, result.wall_s, 1 - sparsity(gm), 1 - sparsity(wm))],
                         eb_epoch=ticket.provenance.get("eb_epoch"))  # type: ignore[arg-type]
 
 
 def train(config: GraphTrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Run ``config`` end to end and return the result dict (see the module docstring)."""
+    """Run ``config`` end to end and return the result dict (``GraphRunResult.to_dict()``; written to
+    ``<out>/result.json`` when ``config.out`` is set)."""
+    result = train_record(config, progress).to_dict()
+    if config.out:
+        (Path(config.out) / "result.json").write_text(json.dumps(_plain(result), indent=2) + "\n")
+    return result
+
+
+def train_record(config: GraphTrainConfig, progress: bool = True) -> GraphRunResult:
+    """Run ``config`` end to end; the typed record of the run (see ``codesign.graphs.result``)."""
     start = time.perf_counter()
     device = resolve_run_on(config.run_on)
     data = _to(load_dataset(config.dataset, config.data_root), device)
@@ -86,48 +89,36 @@ def train(config: GraphTrainConfig, progress: bool = True) -> dict[str, Any]:
         check_sparsity(config.method, "graph", config.graph_sparsity, gs, data.num_undirected)
         check_sparsity(config.method, "weight", config.weight_sparsity, ws, n_weights)
     warning = chance_warning(res.test_accuracy, torch.bincount(data.y[data.test_mask].cpu()).tolist())
-    specs = [PhaseSpec(p.name, p.epochs, p.graph_density, p.weight_density, p.trainable_graph, p.mask_update,
-                       graph_copies=p.graph_copies) for p in res.phases]
-    inputs = cost_inputs(config, data, specs, 1 - gs, 1 - ws)
-    cost = price(inputs)
+    inputs = cost_inputs(config, data, [p.spec for p in res.phases], 1 - gs, 1 - ws)
     paper = price(inputs, aggregation_order="aggregate-first")
-    detector = res.detector or {}
-    result: dict[str, Any] = {
-        "task": "graph",
-        "model": config.model,
-        "dataset": data.name,
-        "method": config.method if not config.ticket else f"ticket:{config.ticket}",
-        "seed": config.seed,
-        "test_accuracy": res.test_accuracy,
-        "val_accuracy": res.val_accuracy,
-        "eb_epoch": res.eb_epoch,
-        "search_epochs": next((p.epochs for p in res.phases if p.name == "search"), None),
-        "graph_sparsity": gs,
-        "weight_sparsity": ws,
-        "requested_graph_sparsity": None if config.ticket else config.graph_sparsity,
-        "requested_weight_sparsity": None if config.ticket else config.weight_sparsity,
-        "achieved_graph_sparsity": gs,
-        "achieved_weight_sparsity": ws,
-        "at_chance": warning is not None,
-        "warnings": [warning] if warning else [],
-        "phases": [{"name": p.name, "epochs": p.epochs, "wall_s": p.wall_s} for p in res.phases],
-        "cost": cost,
-        "cost_paper_order": {"train_macs": paper["train_macs"], "infer_macs": paper["infer_macs"],
-                             "order": "aggregate-first (GEBT Table 2)"},
-        "cost_inputs": inputs,
-        "detector": detector,
-        "dataset_checksum": data.checksum,
-        "config": config.to_dict(),
-        **res.extra,
-    }
-    if config.out:
-        result["ticket_path"] = str(_save(config, data, res, result))
-    result["wall_s"] = time.perf_counter() - start
-    result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (
-        1 if sys.platform == "darwin" else 1024)
-    if config.out:
-        (Path(config.out) / "result.json").write_text(json.dumps(_plain(result), indent=2) + "\n")
-    return result
+    ticket_path = str(_save(config, data, res, gs, ws)) if config.out else None
+    record = GraphRunResult(
+        model=config.model,
+        dataset=data.name,
+        method=config.method if not config.ticket else f"ticket:{config.ticket}",
+        seed=config.seed,
+        test_accuracy=res.test_accuracy,
+        val_accuracy=res.val_accuracy,
+        eb_epoch=res.eb_epoch,
+        graph_sparsity=gs,
+        weight_sparsity=ws,
+        requested_graph_sparsity=None if config.ticket else config.graph_sparsity,
+        requested_weight_sparsity=None if config.ticket else config.weight_sparsity,
+        warnings=(warning,) if warning else (),
+        phases=tuple(res.phases),
+        cost=price(inputs),
+        cost_paper_order={"train_macs": paper["train_macs"], "infer_macs": paper["infer_macs"],
+                          "order": "aggregate-first (GEBT Table 2)"},
+        cost_inputs=inputs,
+        detector=res.detector or {},
+        dataset_checksum=data.checksum,
+        config=config,
+        wall_s=time.perf_counter() - start,
+        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024),
+        ticket_path=ticket_path,
+        extra=dict(res.extra),
+    )
+    return record
 
 
 def _plain(obj: Any) -> Any:
@@ -138,7 +129,7 @@ def _plain(obj: Any) -> Any:
     return obj.item() if hasattr(obj, "item") else obj
 
 
-def _save(config: GraphTrainConfig, data: GraphData, res: MethodResult, result: dict[str, Any]) -> Path:
+def _save(config: GraphTrainConfig, data: GraphData, res: MethodResult, gs: float, ws: float) -> Path:
     provenance = {
         "config": config.to_dict(),
         "seed": config.seed,
@@ -147,9 +138,9 @@ def _save(config: GraphTrainConfig, data: GraphData, res: MethodResult, result: 
         "dataset_checksum": data.checksum,
         "eb_epoch": res.eb_epoch,
         "retrain_epochs": res.phases[-1].epochs,
-        "graph_sparsity": result["graph_sparsity"],
-        "weight_sparsity": result["weight_sparsity"],
-        "test_accuracy": result["test_accuracy"],
+        "graph_sparsity": gs,
+        "weight_sparsity": ws,
+        "test_accuracy": res.test_accuracy,
         "detector": res.detector,
     }
     ticket = Ticket(res.graph_mask, res.weight_masks, res.ticket_state or res.init_state, res.init_state,

@@ -28,7 +28,7 @@ from torch.func import functional_call
 
 from ..config import UGS_EPOCHS
 from ..masks import global_weight_mask, keep_count, magnitude_mask, sparsity
-from .common import MethodResult, PhaseRecord, RunContext, edge_weight, fit, state_of
+from .common import MethodResult, PhaseRecord, RunContext, edge_weight, fit, record_phase, state_of
 from .retrain import retrain_model
 
 EDGE_STEP, WEIGHT_STEP, S1, S2 = 0.05, 0.20, 1e-2, 1e-2
@@ -102,7 +102,7 @@ def run(ctx: RunContext) -> MethodResult:
                     best_val, best_a = val, m_a.detach().clone()
                     best_w = {k: v.detach().clone() for k, v in m_w.items()}
                 bar.update()
-        phases.append(PhaseRecord(f"ugs-mask-r{r}", epochs, time.perf_counter() - start,
+        phases.append(record_phase(f"ugs-mask-r{r}", epochs, time.perf_counter() - start,
                                   1 - sparsity(alive_g), 1 - sparsity(alive_w),
                                   trainable_graph=True, mask_update=True))
 
@@ -115,7 +115,7 @@ def run(ctx: RunContext) -> MethodResult:
         # 3. rewind and retrain with frozen masks
         model = retrain_model(ctx, init, init)
         result = fit(ctx, model, epochs, f"ugs retrain r{r}", alive_g, alive_w)
-        phases.append(PhaseRecord(f"ugs-retrain-r{r}", epochs, result.wall_s,
+        phases.append(record_phase(f"ugs-retrain-r{r}", epochs, result.wall_s,
                                   1 - sparsity(alive_g), 1 - sparsity(alive_w)))
     assert result is not None  # rounds >= 1 (validated in the config)
     return MethodResult(
