@@ -44,7 +44,7 @@ class CNNTrainConfig:
     method: str = "eb"
     seed: int = 0
     epochs: int | None = None
-    channel_sparsity: float = 0.5
+    channel_sparsity: float | None = 0.5  # None (not applicable) for dense
     width: float = 1.0
     batch_size: int = 256
     train_subset: int | None = None
@@ -78,7 +78,10 @@ class CNNTrainConfig:
             raise unknown("detector", self.detector, list(DETECTORS))
         if self.spline_mode not in SPLINE_MODES:
             raise unknown("spline mode", self.spline_mode, list(SPLINE_MODES))
-        check_fraction("--channel-sparsity", self.channel_sparsity)
+        if self.method == "dense":
+            object.__setattr__(self, "channel_sparsity", None)  # dense prunes nothing: recorded as n/a
+        else:
+            check_fraction("--channel-sparsity", self.channel_sparsity)
         for name in ("epochs", "batch_size", "eb_fifo", "spline_lookback", "probe_grid", "train_subset"):
             v = getattr(self, name)
             if v is not None and int(v) < (2 if name in ("eb_fifo", "probe_grid") else 1):
@@ -135,7 +138,7 @@ def train(config: CNNTrainConfig) -> dict:
                            dense_channels=dense_widths)
     f_before, f_after = forward_flops(shape, dense_widths), forward_flops(shape, widths(out.model))
     achieved = channel_sparsity(out.masks) if out.masks is not None else 0.0
-    requested = None if cfg.method == "dense" else cfg.channel_sparsity
+    requested = cfg.channel_sparsity
     check_sparsity(cfg.method, "channel", requested, achieved, sum(dense_units))
     warning = chance_warning(acc, torch.bincount(data.test_y, minlength=data.num_classes).tolist())
     result = {
@@ -143,7 +146,7 @@ def train(config: CNNTrainConfig) -> dict:
         "epochs": cfg.epochs, "val_accuracy": val_acc, "test_accuracy": acc, "ticket_accuracy": out.ticket_acc,
         "eb_epoch": out.eb_epoch, "eb_found": out.eb_found,
         "search_epochs": next((p.epochs for p in out.phases if p.name == "search"), None),
-        "channel_sparsity_target": cfg.channel_sparsity if cfg.method != "dense" else 0.0,
+        "channel_sparsity_target": requested or 0.0,
         "channel_sparsity": achieved,
         "requested_channel_sparsity": requested, "achieved_channel_sparsity": achieved,
         "at_chance": warning is not None, "warnings": [warning] if warning else [],
