@@ -19,7 +19,7 @@ SPARSITY_TOLERANCE = 0.01
 
 
 def check_sparsity(method: str, kind: str, requested: float | None, achieved: float, entries: int,
-                   tolerance: float = SPARSITY_TOLERANCE) -> None:
+                   tolerance: float = SPARSITY_TOLERANCE, *, verb: str = "reached", why: str | None = None) -> None:
     """Raise unless ``achieved`` is within ``tolerance`` of ``requested`` (None = not asked for).
 
     ``entries`` is the number of prunable entries (edges, weights, channels): with fewer than
@@ -27,9 +27,11 @@ def check_sparsity(method: str, kind: str, requested: float | None, achieved: fl
     """
     if requested is None or abs(achieved - requested) <= tolerance + 1e-12:
         return
-    why = (f"there are only {entries} prunable {kind} entries, so sparsity moves in steps of {1 / entries:.3g}"
-           if entries and 1 / entries > tolerance else f"{method} could not prune to it")
-    raise CodesignError(f"--method {method} reached {kind} sparsity {achieved:.4f}, not the requested "
+    if why is None:
+        coarse = entries and 1 / entries > tolerance
+        why = (f"there are only {entries} prunable {kind} entries, so sparsity moves in steps of {1 / entries:.3g}"
+               if coarse else f"{method} could not prune to it")
+    raise CodesignError(f"--method {method} {verb} {kind} sparsity {achieved:.4f}, not the requested "
                         f"{requested:.4f} (tolerance {tolerance}): {why}; ask for a sparsity it can reach")
 
 

@@ -129,6 +129,11 @@ def train(config: CNNTrainConfig) -> dict:
     model = build_model(cfg.model, width=cfg.width, in_channels=c, num_classes=data.num_classes).to(device)
     dense_widths, dense_params = widths(model), param_count(model)
     dense_units = kept_channels(model)
+    if cfg.channel_sparsity is not None:  # fail before training when the request cannot be met
+        n, units = sum(dense_units), len(dense_units)
+        reachable = min(int(cfg.channel_sparsity * n), n - units) / n
+        check_sparsity(cfg.method, "channel", cfg.channel_sparsity, reachable, n, verb="can reach at most",
+                       why=f"{n} channels in {units} layers, each keeping at least one")
     g = torch.Generator().manual_seed(cfg.seed)
     out = METHOD_LOOPS[cfg.method](model, data, cfg, g)
     acc, val_acc = evaluate(out.model, data), evaluate(out.model, data, split="val")
