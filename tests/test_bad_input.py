@@ -186,3 +186,18 @@ def test_estimate_rows_say_what_they_are_per(capsys):
     assert main(["estimate", "--model", "gcn", "--dataset", "cora", "--device", "h100"]) == 0
     out = capsys.readouterr().out
     assert "per: inference = one full-graph forward" in out and " per " in out.splitlines()[0] + " "
+
+
+def test_cnn_retrain_keeps_its_own_length():
+    """`--epochs 10` with a ticket at epoch 9 used to leave one retraining epoch at lr 0.001."""
+    from codesign.cnn.methods import _retrain_lrs, retrain_epochs
+    from codesign.cnn.pipeline import CNNTrainConfig
+
+    cfg = CNNTrainConfig(epochs=10).resolved()
+    assert cfg.finetune_epochs == 5
+    assert retrain_epochs(cfg, 9, True) == 5 and retrain_epochs(cfg, 2, True) == 8
+    assert retrain_epochs(cfg, 10, False) == 5
+    # the papers' case (retrain = the rest of the run) continues the step schedule of the run
+    assert _retrain_lrs(cfg, 2, 8) == pytest.approx([0.1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001, 0.001])
+    late = _retrain_lrs(cfg, 9, 5)
+    assert len(late) == 5 and max(late) > 0.001  # not a degenerate tail at the smallest rate
