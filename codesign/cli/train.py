@@ -26,7 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default=None,
                    help="ticket / pruning method (default: gebt for --task graph, eb for --task cnn; see each task)")
     p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic on CPU)")
-    p.add_argument("--epochs", type=int, default=None, help="cap every phase at this many epochs")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="graph: epochs of every phase (searches stop earlier when the ticket is found); cnn: "
+                        "training / ticket search at most this many, then the retrain its own length "
+                        "(max(epochs - ticket epoch, --finetune-epochs))")
     p.add_argument("--run-on", default="cpu", choices=RUN_ON, help="torch device to train on")
     p.add_argument("--out", default=None, help="folder to save the ticket / result in")
     add_data_root(p)

@@ -17,8 +17,8 @@ rest of the run (E − t epochs, the papers' case) it continues the step schedul
 it runs a step schedule of its own over the retrain length (fresh momentum); ``reinit``
 re-initialises the pruned net and runs a step schedule scaled to the retrain length. If no ticket
 emerges within E epochs, the ticket is drawn at the end of training (``eb_found = False``) and
-fine-tuned like slimming. No loop looks at the
-test set: the spline probe plane runs through two validation images; ``ticket_acc`` is reported only.
+fine-tuned like slimming. No loop looks at the test set: the spline probe plane runs through two
+validation images; ``ticket_acc`` is reported only.
 """
 
 from __future__ import annotations
