@@ -88,6 +88,9 @@ def test_global_threshold_hand_example():
     # largest remainders (all 0.5; in order): units 0 and 1 lose 2
     four = [torch.tensor([0.3, 0.1, 0.2])] * 4
     assert [int((~m).sum()) for m in layerwise_masks(four, 0.5)] == [2, 2, 1, 1]
+    # units of one channel keep it: the shortfall goes to the unit that can give (7 of 14 removed)
+    ones = [torch.tensor([0.5])] * 4 + [torch.arange(10.0)]
+    assert [int((~m).sum()) for m in layerwise_masks(ones, 0.5)] == [0, 0, 0, 0, 7]
 
 
 @settings(max_examples=60, deadline=None)

@@ -7,9 +7,9 @@ A *mask* is one boolean vector per prunable BatchNorm (``model.prunable_units()`
   empty keeps its highest-scoring channel (the EB code's rule) and the next-lowest channel of
   another unit goes instead, so the count is exact whenever every unit can keep one channel.
 * :func:`layerwise_masks` — remove ``floor(p * C_l)`` lowest-scoring channels in every unit, plus
-  one more in the units with the largest remainders ``p * C_l - floor(p * C_l)`` until
-  ``floor(p * N)`` are removed in all (at least one kept per unit): the same ratio in every layer
-  and the requested ratio overall.
+  one more in the units with the largest remainders ``p * C_l - floor(p * C_l)`` (again where units
+  that keep only one channel leave a shortfall) until ``floor(p * N)`` are removed in all (at least
+  one kept per unit): about the same ratio in every layer and the requested ratio overall.
 * :func:`prune_model` — rebuild the network with the kept channel counts and copy the kept
   slices of every conv (out and in), BN (weight, bias, running stats), channel selection and the
   classifier's inputs. When the removed channels are already zero (gamma = beta = 0) the pruned
@@ -66,12 +66,15 @@ def layerwise_masks(scores: list[torch.Tensor], ratio: float) -> list[torch.Tens
     counts = [min(int(ratio * n), n - 1) for n in sizes]
     extra = int(ratio * sum(sizes)) - sum(counts)
     by_remainder = sorted(range(len(sizes)), key=lambda i: -(ratio * sizes[i] - int(ratio * sizes[i])))
-    for i in by_remainder:
-        if extra <= 0:
+    while extra > 0:  # one more per unit in remainder order, again if units that keep one channel block it
+        grew = False
+        for i in by_remainder:
+            if extra > 0 and counts[i] < sizes[i] - 1:
+                counts[i] += 1
+                extra -= 1
+                grew = True
+        if not grew:
             break
-        if counts[i] < sizes[i] - 1:
-            counts[i] += 1
-            extra -= 1
     masks = []
     for s, n_prune in zip(scores, counts):
         m = torch.ones_like(s, dtype=torch.bool)
