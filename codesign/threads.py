@@ -72,9 +72,14 @@ def gnn_epoch_flops(nodes: int, edges: int, features: int, hidden: int = 16, cla
     return 3.0 * forward
 
 
-def dataset_epoch_flops(dataset: str | None, hidden: int = 16, layers: int = 2) -> float | None:
+def dataset_epoch_flops(dataset: str | None, hidden: int | None = None, layers: int | None = None) -> float | None:
     """:func:`gnn_epoch_flops` for a dataset name, from the known table or the ``sbm:`` parameters
-    (no data is loaded); None when the name is not a graph we know (the policy then uses its share)."""
+    (no data is loaded; ``hidden``/``layers`` None: the graph config's defaults); None when the name
+    is not a graph we know (the policy then uses its share)."""
+    from codesign.graphs.config import GraphTrainConfig
+
+    hidden = GraphTrainConfig.hidden if hidden is None else hidden
+    layers = GraphTrainConfig.layers if layers is None else layers
     if not dataset:
         return None
     from costmodels import GRAPHS

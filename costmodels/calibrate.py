@@ -18,7 +18,7 @@ Classes absent from the sweep keep the profile's prior value.
 
 Memory (optional, ``memory_grid``): the roofline's bandwidth ``BW`` and on-chip buffer ``S`` set
 which ops are memory-bound and how many bytes a gather moves; on a CPU the *effective* values
-differ from DRAM's (caches; PyTorch materialises gathered messages, so nothing is reused on chip).
+differ from DRAM's (caches, and the irregular neighbour-row gathers of the CSR aggregation).
 ``fit`` then repeats the NNLS for each candidate ``(BW, S)`` and keeps the one with the lowest
 fit-set MAPE (the held-out workloads are never looked at); the choice is written to ``[memory]``.
 

@@ -247,6 +247,13 @@ def _validate(data: dict[str, Any], origin: str) -> None:
         v = data["efficiency"][key]
         if not 0 < v <= 1:
             raise ProfileError(f"{origin}: [efficiency] {key} = {v!r} must be a fraction of peak in (0, 1]")
+    # rates the roofline divides by: a zero peak or bandwidth would give infinite latency
+    for section, keys in (("compute", [k for k in data["compute"] if k.endswith("_tflops")]),
+                          ("memory", ["dram_bandwidth_gbs"])):
+        for key in keys:
+            if not data[section][key] > 0:
+                raise ProfileError(f"{origin}: [{section}] {key} = {data[section][key]!r} must be > 0 "
+                                   f"(a finite rate; give the device's datasheet value)")
 
 
 def _check_keys(values: dict[str, Any], schema: dict[str, tuple[tuple[type, ...], bool]], origin: str,
@@ -260,8 +267,8 @@ def _check_keys(values: dict[str, Any], schema: dict[str, tuple[tuple[type, ...]
         if isinstance(v, bool) and bool not in types or not isinstance(v, types):
             want = " or ".join(t.__name__ for t in types)
             raise ProfileError(f"{origin}: {where} {key} = {v!r} must be a {want}")
-        if types is NUM and isinstance(v, (int, float)) and v < 0:
-            raise ProfileError(f"{origin}: {where} {key} = {v!r} must be >= 0")
+        if types is NUM and isinstance(v, (int, float)) and not (0 <= v < float("inf")):
+            raise ProfileError(f"{origin}: {where} {key} = {v!r} must be a finite number >= 0")
     for key, (_, required) in schema.items():
         if required and key not in values:
             raise ProfileError(f"{origin}: {where} missing required key {key!r}")

@@ -56,6 +56,9 @@ def _unit_table() -> dict[str, tuple[str, float]]:
 
 
 UNITS = _unit_table()
+# what argparse must read as a value, not an option: a negative number with or without a unit
+# ("-1J", "-5", "-0.5 kJ"), so `--budget -1J` reaches parse_quantity and gets its one-line error
+NEGATIVE_AMOUNT = re.compile(r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*[^\d\s-]*$")
 _NUMBER = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([^\d\s].*?)?\s*$")
 
 
@@ -136,7 +139,8 @@ def parse_quantity(text: str) -> tuple[float, str, float]:
     dimension, scale = found
     value = number * scale
     if not math.isfinite(value) or value <= 0:
-        raise CodesignError(f"--budget {text!r} must be a positive, finite amount")
+        raise CodesignError(f"--budget {text!r}: a budget must be a positive, finite amount, e.g. "
+                            f"'{abs(number) or 1:g} {unit}'")
     return value, dimension, number
 
 

@@ -1,7 +1,7 @@
 """Run a cost-aware Optuna study to a target number of COMPLETE trials, resumably.
 
 Objectives (``objective="pareto"``): maximise validation accuracy and minimise the metric's cost,
-``values = (acc_val, cost)`` with Optuna's default multi-objective sampler (TPE in Optuna 5).
+``values = (acc_val, cost)`` with Optuna's TPE sampler (default settings) re-seeded per trial (see Seeds).
 ``objective="acc-per-cost"``: maximise the scalar ``acc_val / cost``. With a budget ``B`` each trial
 sets ``trial.set_constraint("budget", cost - B)`` (Optuna 5's constraint API): feasible iff
 ``cost <= B``; infeasible trials stay in the study and in the Pareto front, the sampler ranks them

@@ -78,11 +78,19 @@ def test_vgg_pruned_shapes_exact():
 
 def test_global_threshold_hand_example():
     scores = [torch.tensor([0.1, 0.9, 0.5]), torch.tensor([0.2, 0.3]), torch.tensor([0.05, 0.04])]
-    masks = global_threshold_masks(scores, 0.5)  # 7 scores, remove 3: t = 0.1
-    assert [m.tolist() for m in masks] == [[False, True, True], [True, True], [True, False]]
-    # the third layer would empty: it keeps its best channel, so achieved sparsity is 3/7 < 0.5
-    assert channel_sparsity(masks) == pytest.approx(2 / 7)
+    masks = global_threshold_masks(scores, 0.5)  # 7 scores, remove floor(3.5) = 3: 0.04, (0.05 kept), 0.1, 0.2
+    assert [m.tolist() for m in masks] == [[False, True, True], [False, True], [True, False]]
+    # the third layer would empty: it keeps its best channel and the next-lowest (0.2) goes instead
+    assert channel_sparsity(masks) == pytest.approx(3 / 7)
+    # layerwise: floor(0.5 * C) = 1, 1, 1 per unit = 3 = floor(0.5 * 7): no extra channel
     assert [m.tolist() for m in layerwise_masks(scores, 0.5)] == [[False, True, True], [False, True], [True, False]]
+    # four units of 3 at 0.5: floor(1.5) = 1 each (4 in all), floor(0.5 * 12) = 6: the two extra go to the
+    # largest remainders (all 0.5; in order): units 0 and 1 lose 2
+    four = [torch.tensor([0.3, 0.1, 0.2])] * 4
+    assert [int((~m).sum()) for m in layerwise_masks(four, 0.5)] == [2, 2, 1, 1]
+    # units of one channel keep it: the shortfall goes to the unit that can give (7 of 14 removed)
+    ones = [torch.tensor([0.5])] * 4 + [torch.arange(10.0)]
+    assert [int((~m).sum()) for m in layerwise_masks(ones, 0.5)] == [0, 0, 0, 0, 7]
 
 
 @settings(max_examples=60, deadline=None)
@@ -98,7 +106,8 @@ def test_no_layer_ever_empties(sizes, ratio, seed, layerwise):
     masks = (layerwise_masks if layerwise else global_threshold_masks)(scores, ratio)
     assert all(int(m.sum()) >= 1 for m in masks)
     removed = sum(int((~m).sum()) for m in masks)
-    assert removed <= int(ratio * sum(sizes))
+    # exact count unless keeping one channel per unit forbids it
+    assert removed == min(int(ratio * sum(sizes)), sum(sizes) - len(sizes))
 
 
 def test_prune_to_one_channel_per_layer_runs():

@@ -38,13 +38,13 @@ def test_every_method_runs_two_epochs(method, model):
     total = sum(p.numel() for p in net.maskable().values())
     if method in ("dense",):
         assert r["graph_sparsity"] == 0.0 and r["weight_sparsity"] == 0.0
-    elif method == "ugs":  # one round: 5% of the edges, 20% of the weights
-        assert r["graph_sparsity"] == pytest.approx(round(0.05 * und) / und)
-        assert r["weight_sparsity"] == pytest.approx(round(0.2 * total) / total)
-    else:
+        assert r["requested_graph_sparsity"] is None and r["config"]["weight_sparsity"] is None
+    else:  # every method lands on the requested counts (ugs: one round prunes straight to them)
         assert r["graph_sparsity"] == pytest.approx(round(0.3 * und) / und)
         expected_w = 0.0 if method in ("geb", "sgcn") else round(0.5 * total) / total
         assert r["weight_sparsity"] == pytest.approx(expected_w)
+        assert r["requested_graph_sparsity"] == 0.3 and r["achieved_graph_sparsity"] == r["graph_sparsity"]
+        assert r["requested_weight_sparsity"] == (None if method in ("geb", "sgcn") else 0.5)
     cost = r["cost"]
     assert cost["train_flops"] > 0 and cost["infer_flops"] > 0 and cost["infer_macs"] > 0
     assert [p["name"] for p in cost["phases"]] == names

@@ -66,7 +66,7 @@ def test_evaluator_maps_threshold_to_the_methods_detector():
                                                             "threshold": 0.25}, seed=0)
     assert (sp.eb_eps, sp.spline_threshold) == (0.25, 0.16)
     dense = ev.config(cnn_space().complete({"method": "dense"}), seed=0)
-    assert dense.channel_sparsity == 0.0 and dense.method == "dense"
+    assert dense.channel_sparsity is None and dense.method == "dense"  # not applicable to dense
     space = cnn_space().narrow("method=slimming; channel_sparsity=0.5")
     assert space.get("channel_sparsity").fixed and space.get("method").choices == ("slimming",)
     with pytest.raises(CodesignError, match="--val-size 0"):

@@ -2,9 +2,11 @@
 
 Rows per device: ``inference`` (one full-graph forward / one batch), ``train_epoch`` (one epoch of
 the sparse network on the sparse graph) and, for GNNs, ``search_epoch`` (a GEBT search epoch:
-trainable edge values, dense weights, masks drawn). All numbers are analytical estimates; the launch
-term uses the kernel launches a real step dispatches (``codesign/opcount.py``), and ``regime`` says
-whether each row is compute-, bandwidth- or launch-bound on that device (``costmodels/launch.py``).
+trainable edge values, dense weights, masks drawn). Every row says what it is per (``per``:
+``batch`` = one forward of ``batch_size`` samples, for GNNs the whole graph as one batch; ``epoch``
+= one pass over the training set). All numbers are analytical estimates; the launch term uses the
+kernel launches a real step dispatches (``codesign/opcount.py``), and ``regime`` says whether each
+row is compute-, bandwidth- or launch-bound on that device (``costmodels/launch.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from costmodels.errors import CodesignError, check_fraction
 
 from .common import add_data_root, add_json_flag, emit_json, fraction
 
-COLUMNS = ["device", "phase", "flops", "macs", "dram_bytes", "memory_bytes", "latency_s", "energy_j", "regime"]
+COLUMNS = ["device", "phase", "per", "batch_size", "flops", "macs", "dram_bytes", "memory_bytes", "latency_s",
+           "energy_j", "regime"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -96,6 +99,7 @@ def _rows(args: argparse.Namespace, resolved: Any) -> list[dict[str, Any]]:
                             device=device, aggregation_order=args.aggregation_order, dtype=args.dtype,
                             infer_launches=infer)
         pairs = [("inference", run.infer)] + [(p.name, p.per_epoch) for p in run.phases]
+        batch = stats.num_nodes  # full-batch: one forward over every node
     elif model in cnn_model_names():
         key = args.dataset.lower()
         if key not in IMAGES:
@@ -107,17 +111,25 @@ def _rows(args: argparse.Namespace, resolved: Any) -> list[dict[str, Any]]:
         steps = math.ceil(s.num_train / args.batch_size)
         run = price_run([Phase("train_epoch", 1, train, "sgd", steps)], infer, device, args.dtype)
         pairs = [("inference", run.infer), ("train_epoch", run.phases[0].per_epoch)]
+        batch = args.batch_size
     else:
         raise unknown("model", args.model, [*GNN_MODELS, *cnn_model_names()])
     from costmodels.launch import regime_of
 
     rows = []
     for phase, cost in pairs:
-        row = {"device": resolved.name, "phase": phase, "profile_kind": resolved.kind, "profile_file": resolved.path}
+        row = {"device": resolved.name, "phase": phase, "per": "batch" if phase == "inference" else "epoch",
+               "batch_size": batch, "profile_kind": resolved.kind, "profile_file": resolved.path}
         row.update({k: float(v) for k, v in cost.to_dict().items()})
         row["regime"] = regime_of(cost)  # compute-, bandwidth- or launch-bound (costmodels/launch.py)
         rows.append(row)
     return rows
+
+
+def _gnn_models() -> tuple[str, ...]:
+    from costmodels import GNN_MODELS
+
+    return tuple(GNN_MODELS)
 
 
 def GRAPHS_NAMES() -> list[str]:  # noqa: N802 - small helper for the error message
@@ -163,6 +175,9 @@ def run(args: argparse.Namespace) -> int:
         table[col] = table[col].map(f.format)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string())
+    what = ("one full-graph forward (all nodes as one batch)" if args.model.lower() in _gnn_models()
+            else f"one batch of {args.batch_size} images")
+    print(f"per: inference = {what}; train_epoch/search_epoch = one epoch over the training set")
     print("profiles: " + "; ".join(r.describe() for r in resolved))
     print(f"estimates from the analytical model ({args.aggregation_order}, {args.dtype}); {FLOP_CONVENTION}; "
           f"{MAC_CONVENTION}; units: FLOP, MAC, B, s, J")

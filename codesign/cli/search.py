@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="cost objective: {train,infer}-{energy,latency,flops,memory} (default train-energy)")
     p.add_argument("--budget", default=None,
                    help="cost ceiling with a unit matching --metric, e.g. 2J, '500 mJ', 0.1Wh, 30s, 1.2GB")
+    from search.budget import NEGATIVE_AMOUNT
+
+    p._negative_number_matcher = NEGATIVE_AMOUNT  # `--budget -1J` is a (bad) value, not an unknown option
     p.add_argument("--device", default="h100",
                    help="device profile to price runs on, exactly as named (see `codesign devices`): h100 is the "
                         "datasheet, calibrated/h100 a calibrated copy, or a TOML path")

@@ -23,9 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", choices=["graph", "cnn"], default="graph", help="graph (GNN tickets) or cnn")
     p.add_argument("--model", default=None, help="model name (graph: gcn, gat, gin, sage; cnn: vgg11, ...)")
     p.add_argument("--dataset", default=None, help="dataset name (e.g. cora, sbm:n=1000,...; cnn: mnist, ...)")
-    p.add_argument("--method", default="dense", help="ticket / pruning method (see --help of each task)")
+    p.add_argument("--method", default=None,
+                   help="ticket / pruning method (default: gebt for --task graph, eb for --task cnn; see each task)")
     p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic on CPU)")
-    p.add_argument("--epochs", type=int, default=None, help="cap every phase at this many epochs")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="graph: epochs of every phase (searches stop earlier when the ticket is found); cnn: "
+                        "training / ticket search at most this many, then the retrain its own length "
+                        "(max(epochs - ticket epoch, --finetune-epochs))")
     p.add_argument("--run-on", default="cpu", choices=RUN_ON, help="torch device to train on")
     p.add_argument("--out", default=None, help="folder to save the ticket / result in")
     add_threads_flag(p)
@@ -39,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from codesign.threads import configure, dataset_epoch_flops
 
-    work = dataset_epoch_flops(args.dataset or "cora", args.hidden or 16, args.layers) if args.task == "graph" else None
+    work = dataset_epoch_flops(args.dataset or "cora", args.hidden, args.layers) if args.task == "graph" else None
     policy = configure(args.threads, workload_flops=work)
     if args.task == "graph":
         from codesign.graphs.pipeline import format_result, train_from_args

@@ -1,5 +1,8 @@
 """Torch-free `codesign train --task cnn` options (owned by the CNN pruning code).
 
+Every option defaults to None here: an option left out takes ``CNNTrainConfig``'s default (the one
+place it is set; the help texts quote it).
+
 Options the graph task also needs are not added here (an option can exist once): the retrain
 initialisation is ``--cnn-retrain-init finetune|reinit``; when it is absent, the graph task's
 ``--retrain-init`` is read (ticket -> finetune, reinit -> reinit).
@@ -21,28 +24,30 @@ def _fraction(text: str) -> float:
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Add the CNN-task options to the `train` parser."""
-    g = p.add_argument_group("cnn task (--task cnn; models vgg11/16/19, preresnet20/56/101, resnet18; "
+    from costmodels.cnn_resnets import CNN_MODELS
+
+    g = p.add_argument_group(f"cnn task (--task cnn; models {', '.join(CNN_MODELS)}; "
                              "methods dense, eb, spline-eb, spline, slimming, random)")
-    g.add_argument("--channel-sparsity", type=_fraction, default=0.5,
+    g.add_argument("--channel-sparsity", type=_fraction, default=None,
                    help="fraction p of prunable channels to remove, in [0, 1) (default 0.5)")
-    g.add_argument("--width", type=float, default=1.0, help="channel width multiplier (e.g. 0.25 for CPU runs)")
+    g.add_argument("--width", type=float, default=None, help="channel width multiplier (e.g. 0.25 for CPU runs)")
     g.add_argument("--train-subset", type=int, default=None, help="train on a seeded random subset of N images")
-    g.add_argument("--val-size", type=float, default=0.1,
+    g.add_argument("--val-size", type=float, default=None,
                    help="validation images held out of the (subset) training set: a fraction < 1 or a count "
                         "(default 0.1; 0 = none)")
-    g.add_argument("--batch-size", type=int, default=256, help="SGD batch size (default 256, as the papers)")
+    g.add_argument("--batch-size", type=int, default=None, help="SGD batch size (default 256, as the papers)")
     g.add_argument("--cnn-retrain-init", choices=["finetune", "reinit"], default=None,
                    help="retrain the pruned net from the ticket's weights (finetune, default) or re-initialised")
-    g.add_argument("--spline-mode", choices=["layerwise", "global"], default="layerwise",
+    g.add_argument("--spline-mode", choices=["layerwise", "global"], default=None,
                    help="spline pruning: same ratio per layer, or one global ranking (default layerwise)")
-    g.add_argument("--detector", choices=["eb", "spline"], default="spline",
+    g.add_argument("--detector", choices=["eb", "spline"], default=None,
                    help="ticket detector for --method spline: channel masks (eb) or partition codes (spline)")
-    g.add_argument("--bn-l1", type=float, default=1e-4, help="network-slimming L1 strength s on BN gammas")
-    g.add_argument("--eb-eps", type=float, default=0.1, help="EB mask detector: max mask distance (default 0.1)")
-    g.add_argument("--spline-threshold", type=float, default=0.16,
+    g.add_argument("--bn-l1", type=float, default=None, help="network-slimming L1 strength s on BN gammas")
+    g.add_argument("--eb-eps", type=float, default=None, help="EB mask detector: max mask distance (default 0.1)")
+    g.add_argument("--spline-threshold", type=float, default=None,
                    help="spline-EB detector: max partition-code distance over the last 3 epochs (default 0.16)")
-    g.add_argument("--probe-grid", type=int, default=32,
+    g.add_argument("--probe-grid", type=int, default=None,
                    help="spline probe set: grid x grid images on the plane of two test images (paper: 100)")
     g.add_argument("--finetune-epochs", type=int, default=None,
-                   help="slimming fine-tune epochs (default ceil(epochs / 2))")
+                   help="slimming fine-tune epochs, and the shortest retrain after a ticket (default ceil(epochs / 2))")
     g.add_argument("--no-download", action="store_true", help="never download datasets (CIFAR)")

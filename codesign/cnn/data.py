@@ -87,12 +87,19 @@ class ImageData:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """One IDX file (gzip): big-endian dims after a 4-byte magic whose last byte is ndim."""
-    with gzip.open(path, "rb") as f:
-        b = f.read()
-    nd = b[3]
-    dims = [int.from_bytes(b[4 + 4 * i: 8 + 4 * i], "big") for i in range(nd)]
-    return np.frombuffer(b, np.uint8, offset=4 + 4 * nd).reshape(dims)
+    """One IDX file (gzip): big-endian dims after a 4-byte magic whose last byte is ndim; a truncated
+    or corrupt file is a one-line error naming it."""
+    try:
+        with gzip.open(path, "rb") as f:
+            b = f.read()
+        if len(b) < 4 or b[:2] != b"\x00\x00" or b[2] != 0x08:
+            raise ValueError("no IDX uint8 magic")
+        nd = b[3]
+        dims = [int.from_bytes(b[4 + 4 * i: 8 + 4 * i], "big") for i in range(nd)]
+        return np.frombuffer(b, np.uint8, offset=4 + 4 * nd).reshape(dims)
+    except (OSError, EOFError, ValueError, gzip.BadGzipFile) as exc:
+        raise CodesignError(f"{path} is truncated or corrupt ({type(exc).__name__}: {str(exc)[:80]}); delete it "
+                            "and put the original IDX .gz file there") from None
 
 
 def _load_idx(name: str, root: Path) -> tuple[np.ndarray, ...]:
@@ -152,10 +159,14 @@ def _load_cifar(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]
         for f in files:
             if not (base / f).is_file():
                 raise CodesignError(f"dataset {name!r}: batch file {base / f} is missing; re-extract {folder}/")
-            with open(base / f, "rb") as fh:
-                d = pickle.load(fh, encoding="bytes")
-            xs.append(np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(d[key], np.int64))
+            try:
+                with open(base / f, "rb") as fh:
+                    d = pickle.load(fh, encoding="bytes")
+                xs.append(np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32))
+                ys.append(np.asarray(d[key], np.int64))
+            except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError) as exc:
+                raise CodesignError(f"dataset {name!r}: {base / f} is truncated or corrupt ({type(exc).__name__}); "
+                                    f"delete {folder}/ and re-extract it") from None
         return np.concatenate(xs), np.concatenate(ys)
 
     return (*read(train_files), *read(test_files))

@@ -3,18 +3,22 @@
 * ``dense``     train E epochs (no BN-L1), no pruning.
 * ``eb``        train with BN-L1; at the start of every epoch e >= 1 push the |gamma| mask at p into
                 the mask detector; when it fires (EB epoch t), remove channels physically and
-                retrain the pruned net for E − t epochs.
+                retrain the pruned net for max(E − t, ``finetune_epochs``) epochs.
 * ``spline-eb`` the same search, but the detector watches the partition codes on the probe set;
                 pruning by |gamma|.
 * ``spline``    the search with ``--detector eb|spline``; pruning by the spline redundancy score.
 * ``slimming``  train E epochs with BN-L1, prune by |gamma|, fine-tune ``finetune_epochs``.
 * ``random``    random layerwise channel removal at initialisation, train the pruned net E epochs.
 
-Retraining (``retrain_init``): ``finetune`` keeps the ticket's weights and continues the step
-schedule from epoch t (fresh momentum); ``reinit`` re-initialises the pruned net and runs a step
-schedule scaled to the retrain length. If no ticket emerges within E epochs, the ticket is drawn
-at the end of training (``eb_found = False``) and fine-tuned like slimming. No loop looks at the
-test set: the spline probe plane runs through two validation images; ``ticket_acc`` is reported only.
+Retraining keeps a length of its own: at least ``finetune_epochs`` (default ceil(E/2)), so a ticket
+found late in a short run (``--epochs 10``, ticket at 8) is not left with one or two epochs at the
+smallest learning rate. ``finetune`` keeps the ticket's weights; when the retrain is exactly the
+rest of the run (E − t epochs, the papers' case) it continues the step schedule from epoch t, else
+it runs a step schedule of its own over the retrain length (fresh momentum); ``reinit``
+re-initialises the pruned net and runs a step schedule scaled to the retrain length. If no ticket
+emerges within E epochs, the ticket is drawn at the end of training (``eb_found = False``) and
+fine-tuned like slimming. No loop looks at the test set: the spline probe plane runs through two
+validation images; ``ticket_acc`` is reported only.
 """
 
 from __future__ import annotations
@@ -61,6 +65,11 @@ def _train(model: nn.Module, data: ImageData, cfg, *, lrs: list[float], g: torch
         out.history.append({"epoch": len(out.history), "phase": phase, "lr": lr, "loss": loss})
         bar.update(1)
     out.phases.append(PhaseRecord(phase, len(lrs), widths(model), time.perf_counter() - t0))
+
+
+def retrain_epochs(cfg, t: int, found: bool) -> int:
+    """Retrain length after a ticket drawn at epoch ``t``: the rest of the run, at least ``finetune_epochs``."""
+    return max(cfg.epochs - t, cfg.finetune_epochs) if found else cfg.finetune_epochs
 
 
 def _retrain_lrs(cfg, t: int, epochs: int) -> list[float]:
@@ -153,7 +162,7 @@ def run_search(model: nn.Module, data: ImageData, cfg, g: torch.Generator) -> Ou
         else:
             out.masks = global_threshold_masks(bn_gammas(model), cfg.channel_sparsity)
         out.ticket_acc = evaluate(model, data)
-        retrain = cfg.epochs - t if out.eb_found else cfg.finetune_epochs
+        retrain = retrain_epochs(cfg, t, out.eb_found)
         bar.total = t + retrain
         out.model = _retrain(model, out.masks, data, cfg, t=t, epochs=retrain, g=g, out=out, bar=bar)
     return out

@@ -24,16 +24,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from costmodels.cnn import VGG_CONFIGS
+from costmodels.cnn_resnets import CNN_MODELS
 from costmodels.errors import CodesignError, unknown
 
 Slices = dict[str, tuple[torch.Tensor | None, torch.Tensor | None]]
 
-VGG_CFGS: dict[int, list[int | str]] = {
-    11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
-    16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
-    19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512],
-}
-MODELS = ("vgg11", "vgg16", "vgg19", "preresnet20", "preresnet56", "preresnet101", "resnet18")
+# one list of CNNs and one table of VGG layouts, shared with the cost model (what `estimate` prices,
+# `train --task cnn` and `search --task cnn` build)
+VGG_CFGS: dict[int, list[int | str]] = VGG_CONFIGS
+MODELS = CNN_MODELS
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from codesign.result_checks import chance_warning, check_sparsity
 from codesign.torch_device import check_run_on
 from costmodels.errors import CodesignError, check_fraction, unknown
 
@@ -33,15 +34,17 @@ PAPER_EPOCHS = 160  # CIFAR schedule of network slimming / EB (lr drops at 80 an
 
 @dataclass(frozen=True)
 class CNNTrainConfig:
-    """A CNN pruning run. ``epochs`` None = the papers' 160; ``finetune_epochs`` None = ceil(epochs/2)
-    (slimming's fine-tune, and the retrain of a search whose detector never fired)."""
+    """A CNN pruning run. ``epochs`` None = the papers' 160 (the search, or the dense/slimming training,
+    runs at most this many); ``finetune_epochs`` None = ceil(epochs/2): slimming's fine-tune, the
+    retrain of a search whose detector never fired, and the shortest retrain after a ticket (a ticket
+    at epoch t retrains max(epochs - t, finetune_epochs) epochs)."""
 
     model: str = "vgg11"
     dataset: str = "fashion-mnist"
     method: str = "eb"
     seed: int = 0
     epochs: int | None = None
-    channel_sparsity: float = 0.5
+    channel_sparsity: float | None = 0.5  # None (not applicable) for dense
     width: float = 1.0
     batch_size: int = 256
     train_subset: int | None = None
@@ -75,7 +78,10 @@ class CNNTrainConfig:
             raise unknown("detector", self.detector, list(DETECTORS))
         if self.spline_mode not in SPLINE_MODES:
             raise unknown("spline mode", self.spline_mode, list(SPLINE_MODES))
-        check_fraction("--channel-sparsity", self.channel_sparsity)
+        if self.method == "dense":
+            object.__setattr__(self, "channel_sparsity", None)  # dense prunes nothing: recorded as n/a
+        else:
+            check_fraction("--channel-sparsity", self.channel_sparsity)
         for name in ("epochs", "batch_size", "eb_fifo", "spline_lookback", "probe_grid", "train_subset"):
             v = getattr(self, name)
             if v is not None and int(v) < (2 if name in ("eb_fifo", "probe_grid") else 1):
@@ -123,6 +129,11 @@ def train(config: CNNTrainConfig) -> dict:
     model = build_model(cfg.model, width=cfg.width, in_channels=c, num_classes=data.num_classes).to(device)
     dense_widths, dense_params = widths(model), param_count(model)
     dense_units = kept_channels(model)
+    if cfg.channel_sparsity is not None:  # fail before training when the request cannot be met
+        n, units = sum(dense_units), len(dense_units)
+        reachable = min(int(cfg.channel_sparsity * n), n - units) / n
+        check_sparsity(cfg.method, "channel", cfg.channel_sparsity, reachable, n, verb="can reach at most",
+                       why=f"{n} channels in {units} layers, each keeping at least one")
     g = torch.Generator().manual_seed(cfg.seed)
     out = METHOD_LOOPS[cfg.method](model, data, cfg, g)
     acc, val_acc = evaluate(out.model, data), evaluate(out.model, data, split="val")
@@ -131,13 +142,19 @@ def train(config: CNNTrainConfig) -> dict:
                            batch_size=cfg.batch_size, probe_images=out.probe_images, probe_epochs=out.probe_epochs,
                            dense_channels=dense_widths)
     f_before, f_after = forward_flops(shape, dense_widths), forward_flops(shape, widths(out.model))
+    achieved = channel_sparsity(out.masks) if out.masks is not None else 0.0
+    requested = cfg.channel_sparsity
+    check_sparsity(cfg.method, "channel", requested, achieved, sum(dense_units))
+    warning = chance_warning(acc, torch.bincount(data.test_y, minlength=data.num_classes).tolist())
     result = {
         "task": "cnn", "model": cfg.model, "dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed,
         "epochs": cfg.epochs, "val_accuracy": val_acc, "test_accuracy": acc, "ticket_accuracy": out.ticket_acc,
         "eb_epoch": out.eb_epoch, "eb_found": out.eb_found,
         "search_epochs": next((p.epochs for p in out.phases if p.name == "search"), None),
-        "channel_sparsity_target": cfg.channel_sparsity if cfg.method != "dense" else 0.0,
-        "channel_sparsity": channel_sparsity(out.masks) if out.masks is not None else 0.0,
+        "channel_sparsity_target": requested or 0.0,
+        "channel_sparsity": achieved,
+        "requested_channel_sparsity": requested, "achieved_channel_sparsity": achieved,
+        "at_chance": warning is not None, "warnings": [warning] if warning else [],
         "kept_channels": kept_channels(out.model), "dense_channels": dense_units,
         "params": {"before": dense_params, "after": param_count(out.model)},
         "forward_flops": {"before": f_before, "after": f_after, "reduction": 1.0 - f_after / f_before,
@@ -178,20 +195,21 @@ def train_from_args(args) -> dict:
     retrain = getattr(args, "cnn_retrain_init", None)
     if retrain is None:
         shared = getattr(args, "retrain_init", None)  # the graph task's option, if present
-        mapping = {None: "finetune", "ticket": "finetune", "finetune": "finetune", "reinit": "reinit"}
+        mapping = {None: None, "ticket": "finetune", "finetune": "finetune", "reinit": "reinit"}
         if shared not in mapping:
             raise CodesignError(f"--retrain-init {shared!r} is not available for --task cnn; "
                                 "use --cnn-retrain-init finetune|reinit")
         retrain = mapping[shared]
-    cfg = CNNTrainConfig(
-        model=args.model or "vgg11", dataset=args.dataset or "fashion-mnist", method=args.method,
-        seed=args.seed, epochs=args.epochs, channel_sparsity=args.channel_sparsity, width=args.width,
-        batch_size=args.batch_size, train_subset=args.train_subset, val_size=args.val_size, retrain_init=retrain,
-        spline_mode=args.spline_mode, detector=args.detector, bn_l1=args.bn_l1, eb_eps=args.eb_eps,
-        spline_threshold=args.spline_threshold, probe_grid=args.probe_grid,
-        finetune_epochs=args.finetune_epochs, data_root=args.data_root, download=not args.no_download,
-        run_on=args.run_on, out=args.out,
+    given = dict(
+        model=args.model, dataset=args.dataset, method=args.method, seed=args.seed, epochs=args.epochs,
+        channel_sparsity=args.channel_sparsity, width=args.width, batch_size=args.batch_size,
+        train_subset=args.train_subset, val_size=args.val_size, retrain_init=retrain, spline_mode=args.spline_mode,
+        detector=args.detector, bn_l1=args.bn_l1, eb_eps=args.eb_eps, spline_threshold=args.spline_threshold,
+        probe_grid=args.probe_grid, finetune_epochs=args.finetune_epochs, data_root=args.data_root,
+        download=not args.no_download, run_on=args.run_on, out=args.out,
     )
+    # an option left out (None) takes the config's default: one place per default
+    cfg = CNNTrainConfig(**{k: v for k, v in given.items() if v is not None})
     return train(cfg)
 
 
@@ -215,4 +233,5 @@ def format_result(r: dict) -> str:
         "  phases               " + ", ".join(f"{p['name']} x{p['epochs']}" for p in r["phases"]),
         f"  wall time            {r['wall_s']:.1f} s (measured), peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB",
     ]
+    lines += [f"  warning: {w}" for w in r.get("warnings", [])]
     return "\n".join(lines)

@@ -3,11 +3,13 @@
 A *mask* is one boolean vector per prunable BatchNorm (``model.prunable_units()``), True = keep.
 
 * :func:`global_threshold_masks` — network slimming / EB: concatenate the scores of all units
-  (|gamma| by default), threshold at the p-th quantile, keep ``score > t``. A unit the threshold
-  would empty keeps its highest-scoring channel (the EB code's rule), so the achieved sparsity can
-  fall slightly below p.
-* :func:`layerwise_masks` — remove ``floor(p * C_l)`` lowest-scoring channels in every unit
-  (at least one kept).
+  (|gamma| by default) and remove the ``floor(p * N)`` lowest (ties by position). A unit that would
+  empty keeps its highest-scoring channel (the EB code's rule) and the next-lowest channel of
+  another unit goes instead, so the count is exact whenever every unit can keep one channel.
+* :func:`layerwise_masks` — remove ``floor(p * C_l)`` lowest-scoring channels in every unit, plus
+  one more in the units with the largest remainders ``p * C_l - floor(p * C_l)`` (again where units
+  that keep only one channel leave a shortfall) until ``floor(p * N)`` are removed in all (at least
+  one kept per unit): about the same ratio in every layer and the requested ratio overall.
 * :func:`prune_model` — rebuild the network with the kept channel counts and copy the kept
   slices of every conv (out and in), BN (weight, bias, running stats), channel selection and the
   classifier's inputs. When the removed channels are already zero (gamma = beta = 0) the pruned
@@ -27,37 +29,54 @@ def bn_gammas(model: nn.Module) -> list[torch.Tensor]:
     return [u.bn.weight.detach().abs().cpu().clone() for u in model.prunable_units()]
 
 
-def _keep_at_least_one(masks: list[torch.Tensor], scores: list[torch.Tensor]) -> list[torch.Tensor]:
-    out = []
-    for m, s in zip(masks, scores):
-        if not bool(m.any()):
-            m = torch.zeros_like(m)
-            m[int(torch.argmax(s))] = True
-        out.append(m)
-    return out
-
-
 def global_threshold_masks(scores: list[torch.Tensor], ratio: float) -> list[torch.Tensor]:
-    """Keep channels whose score exceeds the global ``ratio``-quantile (lowest ``ratio`` removed).
+    """Remove the ``floor(ratio * N)`` lowest scores over all units (see the module docstring).
 
-    With all N scores sorted ascending, t = sorted[floor(ratio * N) - 1] (no channel removed at
-    ratio 0); keep = score > t, ties at t go too. Each unit keeps >= 1 channel.
+    Scores are ranked ascending with a stable sort (ties: the earlier unit / channel goes first);
+    a channel whose unit has only it left is skipped (kept) and the next one goes instead.
     """
     ratio = check_fraction("--channel-sparsity", ratio)
     flat = torch.cat([s.flatten().float() for s in scores])
     n_prune = int(ratio * flat.numel())
+    masks = [torch.ones(s.numel(), dtype=torch.bool) for s in scores]
     if n_prune == 0:
-        return [torch.ones_like(s, dtype=torch.bool) for s in scores]
-    t = torch.sort(flat).values[n_prune - 1]
-    return _keep_at_least_one([s.float() > t for s in scores], scores)
+        return masks
+    unit = torch.cat([torch.full((s.numel(),), i) for i, s in enumerate(scores)]).tolist()
+    offset = [0]
+    for s in scores:
+        offset.append(offset[-1] + s.numel())
+    alive = [s.numel() for s in scores]
+    removed = 0
+    for j in torch.sort(flat, stable=True).indices.tolist():
+        if removed == n_prune:
+            break
+        u = unit[j]
+        if alive[u] > 1:
+            masks[u][j - offset[u]] = False
+            alive[u] -= 1
+            removed += 1
+    return [m.view(s.shape) for m, s in zip(masks, scores)]
 
 
 def layerwise_masks(scores: list[torch.Tensor], ratio: float) -> list[torch.Tensor]:
-    """Remove the ``floor(ratio * C)`` lowest-scoring channels of each unit (keep >= 1)."""
+    """Remove ``floor(ratio * C)`` lowest-scoring channels of each unit, one more where the
+    remainder is largest until ``floor(ratio * N)`` are gone overall (keep >= 1 per unit)."""
     ratio = check_fraction("--channel-sparsity", ratio)
+    sizes = [s.numel() for s in scores]
+    counts = [min(int(ratio * n), n - 1) for n in sizes]
+    extra = int(ratio * sum(sizes)) - sum(counts)
+    by_remainder = sorted(range(len(sizes)), key=lambda i: -(ratio * sizes[i] - int(ratio * sizes[i])))
+    while extra > 0:  # one more per unit in remainder order, again if units that keep one channel block it
+        grew = False
+        for i in by_remainder:
+            if extra > 0 and counts[i] < sizes[i] - 1:
+                counts[i] += 1
+                extra -= 1
+                grew = True
+        if not grew:
+            break
     masks = []
-    for s in scores:
-        n_prune = min(int(ratio * s.numel()), s.numel() - 1)
+    for s, n_prune in zip(scores, counts):
         m = torch.ones_like(s, dtype=torch.bool)
         if n_prune > 0:
             m[torch.argsort(s.float(), stable=True)[:n_prune]] = False

@@ -1,6 +1,7 @@
 """Torch-free `codesign train --task graph` options (owned by the graph-ticket code).
 
-Defaults follow the GEBT paper (Kipf & Welling settings; detector FIFO 3, eta 0.1). Values are
+Defaults follow the GEBT paper (Kipf & Welling settings; detector FIFO 3, eta 0.1); they are set once,
+in ``GraphTrainConfig``: every option here defaults to None (= the config's default). Values are
 validated by ``GraphTrainConfig`` (one-line ``CodesignError``) and, for sparsities, by argparse.
 """
 
@@ -22,31 +23,31 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Add the graph-task options to the `train` parser."""
     g = p.add_argument_group("graph task (--task graph; models gcn, gat, gin, sage; "
                              "methods dense, geb, gebt, sgcn, random, ugs)")
-    _add(g, "--graph-sparsity", type=fraction("--graph-sparsity"), default=0.2,
-         help="p_g: fraction of edges pruned (default 0.2)")
-    _add(g, "--weight-sparsity", type=fraction("--weight-sparsity"), default=0.5,
-         help="p_w: fraction of weights pruned, global magnitude (default 0.5)")
-    _add(g, "--criterion", default="mean", help="early-bird criterion: mean (default; (d_g+d_w)/2 < eta, "
+    _add(g, "--graph-sparsity", type=fraction("--graph-sparsity"), default=None,
+         help="p_g: fraction of edges pruned (geb, gebt, sgcn, random, ugs; default 0.2)")
+    _add(g, "--weight-sparsity", type=fraction("--weight-sparsity"), default=None,
+         help="p_w: fraction of weights pruned, global magnitude (gebt, random, ugs; default 0.5)")
+    _add(g, "--criterion", default=None, help="early-bird criterion: mean (default; (d_g+d_w)/2 < eta, "
          "reproduces the paper's ticket epochs), sum (d_g+d_w < eta), graph, weight")
-    _add(g, "--eta", type=float, default=0.1, help="early-bird threshold (default 0.1)")
-    _add(g, "--fifo-length", type=int, default=3, help="masks kept for the distance (default 3)")
-    _add(g, "--warmup", type=int, default=5, help="no ticket before this search epoch (default 5)")
-    _add(g, "--distance-norm", default="relative",
+    _add(g, "--eta", type=float, default=None, help="early-bird threshold (default 0.1)")
+    _add(g, "--fifo-length", type=int, default=None, help="masks kept for the distance (default 3)")
+    _add(g, "--warmup", type=int, default=None, help="no ticket before this search epoch (default 5)")
+    _add(g, "--distance-norm", default=None,
          help="mask distance normalisation: relative (to the first value, default) or fraction")
-    _add(g, "--retrain-init", default="ticket", help="retraining starts from: ticket (default), rewind, reinit")
-    _add(g, "--sparsifier", default="admm", help="graph sparsifier: admm (default, SGCN) or l1 (UGS)")
-    _add(g, "--tie-break", default="min-degree", help="order of edges whose values tie when masking: "
+    _add(g, "--retrain-init", default=None, help="retraining starts from: ticket (default), rewind, reinit")
+    _add(g, "--sparsifier", default=None, help="graph sparsifier: admm (default, SGCN) or l1 (UGS)")
+    _add(g, "--tie-break", default=None, help="order of edges whose values tie when masking: "
          "min-degree (default; keep larger 1/min(d_u, d_v)), resistance (keep larger 1/d_u + 1/d_v), "
          "norm (keep larger 1/sqrt(d_u d_v)), random, index")
-    _add(g, "--graph-sharing", default="per-layer", help="searches (geb, gebt, sgcn): per-layer (default; one "
+    _add(g, "--graph-sharing", default=None, help="searches (geb, gebt, sgcn): per-layer (default; one "
          "trainable graph and mask per layer, as the public GEBT code) or shared (one for all layers)")
     _add(g, "--rounds", type=int, default=None,
          help="ugs rounds (default: fewest with weight sparsity 1-0.8^r >= --weight-sparsity)")
-    _add(g, "--layers", type=int, default=2, help="GNN layers (default 2)")
+    _add(g, "--layers", type=int, default=None, help="GNN layers (default 2)")
     _add(g, "--hidden", type=int, default=None, help="hidden width (per head for gat); default 16, gat 8")
-    _add(g, "--heads", type=int, default=8, help="GAT heads in hidden layers (default 8)")
-    _add(g, "--dropout", type=float, default=0.5, help="dropout (default 0.5)")
-    _add(g, "--lr", type=float, default=0.01, help="weight learning rate, Adam (default 0.01)")
-    _add(g, "--graph-lr", type=float, default=1e-3, help="edge-value learning rate (default 1e-3)")
-    _add(g, "--admm-rho", type=float, default=1e-3, help="ADMM penalty rho (default 1e-3)")
+    _add(g, "--heads", type=int, default=None, help="GAT heads in hidden layers (default 8)")
+    _add(g, "--dropout", type=float, default=None, help="dropout (default 0.5)")
+    _add(g, "--lr", type=float, default=None, help="weight learning rate, Adam (default 0.01)")
+    _add(g, "--graph-lr", type=float, default=None, help="edge-value learning rate (default 1e-3)")
+    _add(g, "--admm-rho", type=float, default=None, help="ADMM penalty rho (default 1e-3)")
     _add(g, "--ticket", default=None, help="retrain from a saved ticket (the --out folder of an earlier run)")

@@ -16,6 +16,13 @@ TIE_BREAKS = ("min-degree", "resistance", "norm", "random", "index")
 GRAPH_SHARING = ("per-layer", "shared")
 PAPER_EPOCHS = 100  # Kipf & Welling / GEBT: 100 epochs per phase
 UGS_EPOCHS = 200  # UGS: 200 epochs per mask-training and per retraining round
+# the sparsities each method is asked for ("graph" = --graph-sparsity, "weight" = --weight-sparsity);
+# the others do not apply and are recorded as None
+METHOD_SPARSITIES: dict[str, tuple[str, ...]] = {
+    "dense": (), "geb": ("graph",), "sgcn": ("graph",), "gebt": ("graph", "weight"),
+    "random": ("graph", "weight"), "ugs": ("graph", "weight"),
+}
+SPARSITY_TOLERANCE = 0.01  # a run's achieved sparsity must be within this of the requested one
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,8 @@ class GraphTrainConfig:
 
     ``epochs``: when set, every phase runs this many epochs (the search at most this many);
     otherwise the papers' schedules (100 per phase; UGS 200 per round phase).
+    ``graph_sparsity`` / ``weight_sparsity``: the requested fractions; a method they do not apply
+    to (``METHOD_SPARSITIES``: dense both, geb and sgcn the weight one) records None.
     ``graph_sharing`` (searches: geb, gebt, sgcn): ``per-layer`` trains one edge-value vector and
     draws one graph mask per layer (as the public GEBT code keeps one adjacency per layer; every
     layer keeps the same number of edges, so costs are as for one mask); ``shared``: one for all.
@@ -36,8 +45,8 @@ class GraphTrainConfig:
     method: str = "gebt"
     seed: int = 0
     epochs: int | None = None
-    graph_sparsity: float = 0.2
-    weight_sparsity: float = 0.5
+    graph_sparsity: float | None = 0.2
+    weight_sparsity: float | None = 0.5
     layers: int = 2
     hidden: int = 16
     heads: int = 8
@@ -75,8 +84,14 @@ class GraphTrainConfig:
             raise unknown("graph sharing", self.graph_sharing, list(GRAPH_SHARING))
         if self.retrain_init not in RETRAIN_INITS:
             raise unknown("retrain init", self.retrain_init, list(RETRAIN_INITS))
-        check_fraction("--graph-sparsity", self.graph_sparsity)
-        check_fraction("--weight-sparsity", self.weight_sparsity)
+        for kind in ("graph", "weight"):
+            name = f"{kind}_sparsity"
+            if kind not in METHOD_SPARSITIES[self.method]:
+                object.__setattr__(self, name, None)  # does not apply to this method
+            elif getattr(self, name) is None:
+                raise CodesignError(f"--method {self.method} needs --{kind}-sparsity (a fraction in [0, 1))")
+            else:
+                check_fraction(f"--{kind}-sparsity", getattr(self, name))
         if not 0.0 <= self.dropout < 1.0:
             raise CodesignError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.epochs is not None and self.epochs < 1:
@@ -93,6 +108,11 @@ class GraphTrainConfig:
 
     def phase_epochs(self, default: int = PAPER_EPOCHS) -> int:
         return self.epochs if self.epochs is not None else default
+
+    def requested_sparsity(self, kind: str) -> float:
+        """The requested ``kind`` ("graph"/"weight") sparsity; 0.0 where it does not apply."""
+        value = getattr(self, f"{kind}_sparsity")
+        return 0.0 if value is None else float(value)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -11,6 +11,8 @@ see the same ``N`` rows), so ``N * density * sum_l |W_l|`` is exact for the glob
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from costmodels import GNNSpec, GraphStats, PhaseSpec, load_profile, price_gnn_run
@@ -19,44 +21,72 @@ from .config import GraphTrainConfig
 from .data import GraphData
 
 
+@dataclass(frozen=True)
+class CostInputs:
+    """What pricing a graph run needs, device-independent; ``to_dict()`` is the result's ``cost_inputs``
+    (plain JSON), ``from_dict`` reads it back (a stored run re-priced on another device)."""
+
+    spec: GNNSpec
+    stats: GraphStats
+    phases: tuple[PhaseSpec, ...]
+    infer_graph_density: float
+    infer_weight_density: float
+    method: str | None = None  # the ticket method (selects the counted launches, codesign/opcount.py)
+
+    def to_dict(self) -> dict[str, Any]:
+        s, g = self.spec, self.stats
+        return {
+            "spec": {"model": s.model, "layers": s.layers, "hidden": s.hidden, "heads": s.heads,
+                     "output_heads": s.output_heads},
+            "stats": {"name": g.name, "num_nodes": g.num_nodes, "num_edges": g.num_edges,
+                      "num_features": g.num_features, "num_classes": g.num_classes, "num_train": g.num_train},
+            "phases": [p.to_dict() for p in self.phases],
+            "infer_graph_density": self.infer_graph_density,
+            "infer_weight_density": self.infer_weight_density,
+            "method": self.method,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CostInputs:
+        return cls(GNNSpec(**d["spec"]), GraphStats(**d["stats"]), tuple(PhaseSpec(**p) for p in d["phases"]),
+                   d["infer_graph_density"], d["infer_weight_density"], d.get("method"))
+
+
 def cost_inputs(config: GraphTrainConfig, data: GraphData, phases: list[PhaseSpec],
-                infer_graph_density: float, infer_weight_density: float) -> dict[str, Any]:
-    """Everything ``price`` needs, as plain JSON-able values."""
-    return {
-        "spec": {"model": config.model, "layers": config.layers, "hidden": config.hidden,
-                 "heads": config.heads, "output_heads": config.output_heads},
-        "stats": {"name": data.name, "num_nodes": data.num_nodes, "num_edges": data.num_edges,
-                  "num_features": data.num_features, "num_classes": data.num_classes,
-                  "num_train": int(data.train_mask.sum())},
-        "method": config.method,
-        "phases": [p.to_dict() for p in phases],
-        "infer_graph_density": infer_graph_density,
-        "infer_weight_density": infer_weight_density,
-    }
+                infer_graph_density: float, infer_weight_density: float) -> CostInputs:
+    """Everything ``price`` needs for a run of ``config`` on ``data``."""
+    return CostInputs(
+        GNNSpec(config.model, config.layers, config.hidden, config.heads, config.output_heads),
+        GraphStats(data.name, data.num_nodes, data.num_edges, data.num_features, data.num_classes,
+                   int(data.train_mask.sum())),
+        tuple(phases), infer_graph_density, infer_weight_density, config.method)
 
 
-def price(inputs: dict[str, Any], device: str | None = None,
+def price(inputs: CostInputs | Mapping[str, Any], device: str | None = None,
           aggregation_order: str = "transform-first") -> dict[str, Any]:
-    """``price_gnn_run`` of recorded ``inputs`` on ``device`` (a profile name/path; None = counts)."""
+    """``price_gnn_run`` of recorded ``inputs`` (a :class:`CostInputs` or its dict) on ``device`` (a
+    profile name/path; None = counts)."""
+    ci = inputs if isinstance(inputs, CostInputs) else CostInputs.from_dict(inputs)
     profile = None if device is None else load_profile(device)
-    phases, infer = [dict(p) for p in inputs["phases"]], None
+    phases, infer = list(ci.phases), None
     from ..opcount import counts_apply
 
-    if profile is not None and "method" in inputs and counts_apply(profile):
+    if profile is not None and ci.method is not None and counts_apply(profile):
         # counted launches (codesign/opcount.py) for the launch term of devices that run PyTorch eager
         from ..opcount import inference_launches, phase_launches, target_for
 
-        target = target_for(profile.kind)
-        for p in phases:
-            if p.get("kernel_launches") is None:
-                p["kernel_launches"], p["host_ops"] = phase_launches(inputs["spec"], inputs["method"], p, target)
-        infer = inference_launches(inputs["spec"], target)
+        target, spec = target_for(profile.kind), ci.to_dict()["spec"]
+        phases = [p if p.kernel_launches is not None else
+                  replace(p, **dict(zip(("kernel_launches", "host_ops"),
+                                        phase_launches(spec, ci.method, p.to_dict(), target))))
+                  for p in phases]
+        infer = inference_launches(spec, target)
     run = price_gnn_run(
-        GNNSpec(**inputs["spec"]),
-        GraphStats(**inputs["stats"]),
-        [PhaseSpec(**p) for p in phases],
-        infer_graph_density=inputs["infer_graph_density"],
-        infer_weight_density=inputs["infer_weight_density"],
+        ci.spec,
+        ci.stats,
+        phases,
+        infer_graph_density=ci.infer_graph_density,
+        infer_weight_density=ci.infer_weight_density,
         device=profile,
         aggregation_order=aggregation_order,
         infer_launches=infer,

@@ -1,13 +1,10 @@
 """`codesign train --task graph`: load data, run a method, price it, save the ticket, report.
 
 ``train(config) -> dict`` is the whole run (callable many times in one process; the search calls it
-per trial). The dict's keys: ``test_accuracy``, ``val_accuracy`` (fractions), ``eb_epoch`` (search
-epoch the detector fired at, None if it did not or the method has no detector),
-``graph_sparsity``/``weight_sparsity`` (achieved), ``phases`` (name, epochs, wall_s, measured),
-``cost`` (analytical, device-independent counts from ``costmodels.price_gnn_run``, transform-first
-order, every phase), ``cost_paper_order`` (MACs in the paper's aggregate-first order),
-``cost_inputs`` (to re-price on any device), ``wall_s`` (measured, this call), ``peak_rss_bytes``
-(measured: the process's peak resident set so far, ``getrusage``), and provenance fields.
+per trial); ``train_record(config)`` returns the same as a typed :class:`GraphRunResult` (its
+``to_dict()`` is the dict; the keys are described in ``codesign.graphs.result``). A method that misses
+a requested sparsity by more than 0.01 fails (``CodesignError``); a test accuracy no better than
+chance is flagged (``at_chance``, ``warnings``).
 """
 
 from __future__ import annotations
@@ -23,18 +20,20 @@ from typing import Any
 
 import torch
 
-from costmodels import PhaseSpec
+from costmodels.errors import CodesignError
 
+from ..result_checks import chance_warning, check_sparsity
 from ..torch_device import resolve_run_on
-from .config import GraphTrainConfig
+from .config import METHOD_SPARSITIES, GraphTrainConfig
 from .costing import cost_inputs, price
 from .data import GraphData, load_dataset
 from .masks import sparsity
 from .methods import get_method
-from .methods.common import MethodResult, PhaseRecord, RunContext, fit
+from .methods.common import MethodResult, RunContext, fit, record_phase
+from .result import GraphRunResult
 from .ticket import Ticket, load_ticket, save_ticket, versions
 
-__all__ = ["GraphTrainConfig", "train", "train_from_args", "format_result"]
+__all__ = ["GraphTrainConfig", "GraphRunResult", "train", "train_record", "train_from_args", "format_result"]
 
 _TICKET_KEYS = ("model", "layers", "hidden", "heads", "output_heads", "dropout", "lr", "weight_decay", "seed")
 
@@ -56,12 +55,21 @@ def _retrain_ticket(ctx: RunContext, ticket: Ticket) -> MethodResult:
     result = fit(ctx, model, epochs, "retrain", gm, wm)
     return MethodResult(result.val_accuracy, result.test_accuracy, ticket.graph_mask, ticket.weight_masks,
                         ticket.start_state, ticket.init_state, result.best_state,
-                        [PhaseRecord("retrain", epochs, result.wall_s, 1 - sparsity(gm), 1 - sparsity(wm))],
+                        [record_phase("retrain", epochs, result.wall_s, 1 - sparsity(gm), 1 - sparsity(wm))],
                         eb_epoch=ticket.provenance.get("eb_epoch"))  # type: ignore[arg-type]
 
 
 def train(config: GraphTrainConfig, progress: bool = True) -> dict[str, Any]:
-    """Run ``config`` end to end and return the result dict (see the module docstring)."""
+    """Run ``config`` end to end and return the result dict (``GraphRunResult.to_dict()``; written to
+    ``<out>/result.json`` when ``config.out`` is set)."""
+    result = train_record(config, progress).to_dict()
+    if config.out:
+        (Path(config.out) / "result.json").write_text(json.dumps(_plain(result), indent=2) + "\n")
+    return result
+
+
+def train_record(config: GraphTrainConfig, progress: bool = True) -> GraphRunResult:
+    """Run ``config`` end to end; the typed record of the run (see ``codesign.graphs.result``)."""
     start = time.perf_counter()
     device = resolve_run_on(config.run_on)
     data = _to(load_dataset(config.dataset, config.data_root), device)
@@ -76,43 +84,42 @@ def train(config: GraphTrainConfig, progress: bool = True) -> dict[str, Any]:
         res = get_method(config.method)(RunContext(config, data, device, progress))
 
     gs, ws = sparsity(res.graph_mask), sparsity(res.weight_masks)
-    specs = [PhaseSpec(p.name, p.epochs, p.graph_density, p.weight_density, p.trainable_graph, p.mask_update,
-                       graph_copies=p.graph_copies, graph_training=p.graph_training) for p in res.phases]
-    inputs = cost_inputs(config, data, specs, 1 - gs, 1 - ws)
-    cost = price(inputs)
+    if not config.ticket:
+        n_weights = 0 if res.weight_masks is None else sum(m.numel() for m in res.weight_masks.values())
+        check_sparsity(config.method, "graph", config.graph_sparsity, gs, data.num_undirected)
+        check_sparsity(config.method, "weight", config.weight_sparsity, ws, n_weights)
+    warning = chance_warning(res.test_accuracy, torch.bincount(data.y[data.test_mask].cpu()).tolist())
+    inputs = cost_inputs(config, data, [p.spec for p in res.phases], 1 - gs, 1 - ws)
     paper = price(inputs, aggregation_order="aggregate-first")
-    detector = res.detector or {}
-    result: dict[str, Any] = {
-        "task": "graph",
-        "model": config.model,
-        "dataset": data.name,
-        "method": config.method if not config.ticket else f"ticket:{config.ticket}",
-        "seed": config.seed,
-        "test_accuracy": res.test_accuracy,
-        "val_accuracy": res.val_accuracy,
-        "eb_epoch": res.eb_epoch,
-        "search_epochs": next((p.epochs for p in res.phases if p.name == "search"), None),
-        "graph_sparsity": gs,
-        "weight_sparsity": ws,
-        "phases": [{"name": p.name, "epochs": p.epochs, "wall_s": p.wall_s} for p in res.phases],
-        "cost": cost,
-        "cost_paper_order": {"train_macs": paper["train_macs"], "infer_macs": paper["infer_macs"],
-                             "order": "aggregate-first (GEBT Table 2)"},
-        "cost_inputs": inputs,
-        "detector": detector,
-        "dataset_checksum": data.checksum,
-        "config": config.to_dict(),
-        **res.extra,
-    }
-    if config.out:
-        result["ticket_path"] = str(_save(config, data, res, result))
-    result["wall_s"] = time.perf_counter() - start
-    result["torch_threads"] = torch.get_num_threads()  # measured wall time depends on it
-    result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (
-        1 if sys.platform == "darwin" else 1024)
-    if config.out:
-        (Path(config.out) / "result.json").write_text(json.dumps(_plain(result), indent=2) + "\n")
-    return result
+    ticket_path = str(_save(config, data, res, gs, ws)) if config.out else None
+    record = GraphRunResult(
+        model=config.model,
+        dataset=data.name,
+        method=config.method if not config.ticket else f"ticket:{config.ticket}",
+        seed=config.seed,
+        test_accuracy=res.test_accuracy,
+        val_accuracy=res.val_accuracy,
+        eb_epoch=res.eb_epoch,
+        graph_sparsity=gs,
+        weight_sparsity=ws,
+        requested_graph_sparsity=None if config.ticket else config.graph_sparsity,
+        requested_weight_sparsity=None if config.ticket else config.weight_sparsity,
+        warnings=(warning,) if warning else (),
+        phases=tuple(res.phases),
+        cost=price(inputs),
+        cost_paper_order={"train_macs": paper["train_macs"], "infer_macs": paper["infer_macs"],
+                          "order": "aggregate-first (GEBT Table 2)"},
+        cost_inputs=inputs,
+        detector=res.detector or {},
+        dataset_checksum=data.checksum,
+        config=config,
+        wall_s=time.perf_counter() - start,
+        torch_threads=torch.get_num_threads(),  # measured wall time depends on it
+        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024),
+        ticket_path=ticket_path,
+        extra=dict(res.extra),
+    )
+    return record
 
 
 def _plain(obj: Any) -> Any:
@@ -123,7 +130,7 @@ def _plain(obj: Any) -> Any:
     return obj.item() if hasattr(obj, "item") else obj
 
 
-def _save(config: GraphTrainConfig, data: GraphData, res: MethodResult, result: dict[str, Any]) -> Path:
+def _save(config: GraphTrainConfig, data: GraphData, res: MethodResult, gs: float, ws: float) -> Path:
     provenance = {
         "config": config.to_dict(),
         "seed": config.seed,
@@ -132,9 +139,9 @@ def _save(config: GraphTrainConfig, data: GraphData, res: MethodResult, result: 
         "dataset_checksum": data.checksum,
         "eb_epoch": res.eb_epoch,
         "retrain_epochs": res.phases[-1].epochs,
-        "graph_sparsity": result["graph_sparsity"],
-        "weight_sparsity": result["weight_sparsity"],
-        "test_accuracy": result["test_accuracy"],
+        "graph_sparsity": gs,
+        "weight_sparsity": ws,
+        "test_accuracy": res.test_accuracy,
         "detector": res.detector,
     }
     ticket = Ticket(res.graph_mask, res.weight_masks, res.ticket_state or res.init_state, res.init_state,
@@ -142,38 +149,32 @@ def _save(config: GraphTrainConfig, data: GraphData, res: MethodResult, result: 
     return save_ticket(config.out, ticket)  # type: ignore[arg-type]
 
 
+def _default(name: str) -> Any:
+    """The :class:`GraphTrainConfig` default of field ``name`` (the one place it is set)."""
+    return GraphTrainConfig.__dataclass_fields__[name].default
+
+
 def train_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Build a :class:`GraphTrainConfig` from the `codesign train` namespace and run it."""
-    config = GraphTrainConfig(
-        model=(args.model or "gcn").lower(),
-        dataset=args.dataset or "cora",
-        method=(args.method or "gebt").lower(),
-        seed=args.seed,
-        epochs=args.epochs,
-        graph_sparsity=args.graph_sparsity,
-        weight_sparsity=args.weight_sparsity,
-        layers=args.layers,
-        hidden=args.hidden or (8 if (args.model or "").lower() == "gat" else 16),
-        heads=args.heads,
-        dropout=args.dropout,
-        lr=args.lr,
-        graph_lr=args.graph_lr,
-        admm_rho=args.admm_rho,
-        sparsifier=args.sparsifier,
-        tie_break=args.tie_break,
-        graph_sharing=args.graph_sharing,
-        criterion=args.criterion,
-        eta=args.eta,
-        fifo=args.fifo_length,
-        warmup=args.warmup,
-        distance_norm=args.distance_norm,
-        retrain_init=args.retrain_init,
-        rounds=args.rounds,
-        data_root=args.data_root,
-        run_on=args.run_on,
-        out=args.out,
-        ticket=args.ticket,
+    method = (args.method or _default("method")).lower()
+    for kind in ("graph", "weight"):
+        value = getattr(args, f"{kind}_sparsity")
+        if value is not None and not args.ticket and kind not in METHOD_SPARSITIES.get(method, (kind,)):
+            raise CodesignError(f"--{kind}-sparsity {value} does not apply to --method {method} (it prunes "
+                                f"{' and '.join(METHOD_SPARSITIES[method]) or 'nothing'}); drop the option")
+    model = (args.model or _default("model")).lower()
+    given = dict(
+        model=model, dataset=args.dataset, method=method, seed=args.seed, epochs=args.epochs,
+        graph_sparsity=args.graph_sparsity, weight_sparsity=args.weight_sparsity, layers=args.layers,
+        hidden=args.hidden or (8 if model == "gat" else None), heads=args.heads, dropout=args.dropout, lr=args.lr,
+        graph_lr=args.graph_lr, admm_rho=args.admm_rho, sparsifier=args.sparsifier, tie_break=args.tie_break,
+        graph_sharing=args.graph_sharing, criterion=args.criterion, eta=args.eta, fifo=args.fifo_length,
+        warmup=args.warmup, distance_norm=args.distance_norm, retrain_init=args.retrain_init, rounds=args.rounds,
+        data_root=args.data_root, run_on=args.run_on, out=args.out, ticket=args.ticket,
     )
+    # an option left out (None) takes the config's default: one place per default; a sparsity the
+    # method does not use is recorded as None by the config
+    config = GraphTrainConfig(**{k: v for k, v in given.items() if v is not None})
     return train(config, progress=not args.json)
 
 
@@ -195,6 +196,7 @@ def format_result(result: dict[str, Any]) -> str:
         f"paper order {result['cost_paper_order']['infer_macs'] / 1e6:.3f} MMAC)",
         f"  wall {result['wall_s']:.2f} s   peak RSS {result['peak_rss_bytes'] / 2**20:.0f} MiB  (measured)",
     ]
+    lines += [f"  warning: {w}" for w in result.get("warnings", [])]
     if result.get("ticket_path"):
         lines.append(f"  ticket saved to {result['ticket_path']}")
     return "\n".join(lines)

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from costmodels.errors import CodesignError
+
 PLANETOID_FILES = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
 
 
@@ -48,12 +50,21 @@ class _Unpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def _corrupt(path: Path, exc: BaseException) -> CodesignError:
+    return CodesignError(f"{path} is truncated or corrupt ({type(exc).__name__}: {str(exc)[:80]}); delete it and "
+                         "put the original Planetoid file there (or run once online to download it)")
+
+
 def read_pickle(path: Path) -> object:
-    """Unpickle one Planetoid file (Python 2 pickles, latin1)."""
-    with open(path, "rb") as f:
-        out = _Unpickler(f, encoding="latin1").load()
-    if isinstance(out, _CSR):
-        return out.dense()
+    """Unpickle one Planetoid file (Python 2 pickles, latin1); a damaged file is a one-line error."""
+    try:
+        with open(path, "rb") as f:
+            out = _Unpickler(f, encoding="latin1").load()
+        if isinstance(out, _CSR):
+            return out.dense()
+    except (pickle.UnpicklingError, EOFError, ValueError, IndexError, AttributeError, TypeError, KeyError,
+            ImportError) as exc:
+        raise _corrupt(path, exc) from None
     return out
 
 
@@ -63,7 +74,10 @@ def read_planetoid(folder: Path, prefix: str) -> tuple[Tensor, Tensor, Tensor, t
     for name in PLANETOID_FILES:
         path = folder / f"ind.{prefix}.{name}"
         if name == "test.index":
-            items[name] = torch.tensor([int(v) for v in path.read_text().split()], dtype=torch.long)
+            try:
+                items[name] = torch.tensor([int(v) for v in path.read_text().split()], dtype=torch.long)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise _corrupt(path, exc) from None
         elif name == "graph":
             items[name] = read_pickle(path)
         else:

@@ -5,7 +5,8 @@ adjacency's value) for each of ``G`` graphs (one per layer, or one shared), mirr
 directions as GNN edge weights ``relu(theta)`` (an edge whose value drops to <= 0 carries nothing, as
 in the dense public code). Self-loops are not in ``theta``. Every top-k below is per row.
 
-Interface (one object per search; plug a new one in via :data:`SPARSIFIERS`):
+Interface (one object per search, built by :func:`make_sparsifier`; :data:`SPARSIFIERS` names the
+ones ``--sparsifier`` accepts, so a new one is a subclass, an entry there and a branch there):
 
 * ``penalty(theta) -> scalar``: added to the cross-entropy before the edge-value step;
 * ``after_step(theta)``: bookkeeping after the optimiser step (ADMM's Z and U updates);

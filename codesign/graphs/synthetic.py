@@ -18,6 +18,8 @@ Generation (never an N x N matrix, unlike PyG's dense ``stochastic_blockmodel_gr
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,9 +60,14 @@ def parse_sbm(text: str) -> SBMSpec:
             raise CodesignError(f"--dataset {text!r}: bad field {part!r}; valid keys: "
                                 f"{', '.join(_KEYS)} (e.g. {example})")
         try:
-            values[key] = _KEYS[key](float(raw)) if _KEYS[key] is int else float(raw)
+            number = float(raw)
         except ValueError:
             raise CodesignError(f"--dataset {text!r}: {key}={raw!r} is not a number (e.g. {example})") from None
+        if not math.isfinite(number):
+            raise CodesignError(f"--dataset {text!r}: {key}={raw!r} must be a finite number (e.g. {example})")
+        if _KEYS[key] is int and not number.is_integer():
+            raise CodesignError(f"--dataset {text!r}: {key}={raw!r} must be a whole number (e.g. {example})")
+        values[key] = int(number) if _KEYS[key] is int else number
     missing = [k for k in ("n", "avg_degree", "features", "classes") if k not in values]
     if missing:
         raise CodesignError(f"--dataset {text!r}: missing {', '.join(missing)} (e.g. {example})")
@@ -70,11 +77,35 @@ def parse_sbm(text: str) -> SBMSpec:
                             f"avg_degree > 0 (e.g. {example})")
     if not 0.0 <= spec.p_in <= 1.0:
         raise CodesignError(f"--dataset {text!r}: p_in must be in [0, 1], got {spec.p_in}")
+    if spec.avg_degree >= spec.n:
+        raise CodesignError(f"--dataset {text!r}: avg_degree={spec.avg_degree:g} must be below n={spec.n} "
+                            f"(a node has at most n - 1 neighbours)")
     return spec
 
 
+def sbm_bytes(spec: SBMSpec) -> float:
+    """A lower bound on the memory the generator needs: the edge draws (int64 source, target and
+    temporaries, ~6 words per draw, both directions later) and the float32 features."""
+    draws = spec.n * spec.avg_degree / 2
+    return draws * 6 * 8 + 2 * spec.n * spec.features * 4
+
+
+def _memory_bytes() -> float:
+    """Physical memory of this machine (0 when unknown)."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0.0
+
+
 def sbm_graph(spec: SBMSpec, build: Callable):
-    """Generate the graph of ``spec`` and hand it to ``build`` (``data.build_graph``)."""
+    """Generate the graph of ``spec`` and hand it to ``build`` (``data.build_graph``); a graph that
+    cannot fit in this machine's memory is refused before anything is allocated."""
+    need, have = sbm_bytes(spec), _memory_bytes()
+    if have and need > have:
+        raise CodesignError(f"--dataset {spec.name!r}: generating it needs about {need / 2**30:.3g} GiB, more than "
+                            f"this machine's {have / 2**30:.3g} GiB of memory; use a smaller n, avg_degree or "
+                            "features")
     g = torch.Generator().manual_seed(spec.seed)
     n, c = spec.n, spec.classes
     y = torch.randint(0, c, (n,), generator=g)

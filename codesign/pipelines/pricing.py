@@ -74,7 +74,10 @@ def trial_cost(result: Mapping[str, Any], metric: Metric, device: str | None, me
         cost = measured_cost(result, metric)
         return cost, {metric.cost_key: cost, "source": MEASURED[metric.name],
                       "peak_rss_bytes": result.get("peak_rss_bytes")}
-    costs = flat_costs(price(result["cost_inputs"], device or "h100"))
+    if device is None:
+        raise CodesignError("no device profile to price the run on; pass --device NAME (see `codesign devices`) "
+                            "or --measured")
+    costs = flat_costs(price(result["cost_inputs"], device))
     value = costs.get(metric.cost_key)
     if value is None:
         raise CodesignError(f"the cost model gave no {metric.cost_key} on {device}")

@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
+from costmodels import PhaseSpec
+
 from ..config import GraphTrainConfig
 from ..data import GraphData
 from ..masks import WeightMasks
@@ -24,17 +26,33 @@ from ..models import GNN, Edges, Weights
 
 @dataclass(frozen=True)
 class PhaseRecord:
-    """One executed phase: what ran (for the cost model) and how long it took (measured)."""
+    """One executed phase: what ran (``spec``, the device-independent ``PhaseSpec`` the cost model
+    prices, with the epochs actually run) and how long it took (``wall_s``, measured)."""
 
-    name: str
-    epochs: int
+    spec: PhaseSpec
     wall_s: float
-    graph_density: float = 1.0
-    weight_density: float = 1.0
-    trainable_graph: bool = False
-    mask_update: bool = False
-    graph_copies: int = 1  # edge-value vectors a search trains (the layer count for per-layer graphs)
-    graph_training: str = "joint"  # trainable graph: joint (UGS), alternate (GEBT), frozen-weights (GEB, SGCN)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def epochs(self) -> int:
+        return int(self.spec.epochs)
+
+    def to_dict(self) -> dict[str, object]:
+        """The entry of the result's ``phases`` list."""
+        return {"name": self.name, "epochs": self.epochs, "wall_s": self.wall_s}
+
+
+def record_phase(name: str, epochs: int, wall_s: float, graph_density: float = 1.0, weight_density: float = 1.0,
+                 *, trainable_graph: bool = False, mask_update: bool = False, graph_copies: int = 1,
+                 graph_training: str = "joint") -> PhaseRecord:
+    """A :class:`PhaseRecord`; ``graph_copies``: edge-value vectors a search trains (the layer count for
+    per-layer graphs); ``graph_training``: how a trainable graph trains — joint (UGS), alternate (GEBT),
+    frozen-weights (GEB, SGCN)."""
+    return PhaseRecord(PhaseSpec(name, epochs, graph_density, weight_density, trainable_graph, mask_update,
+                                 graph_copies=graph_copies, graph_training=graph_training), wall_s)
 
 
 @dataclass

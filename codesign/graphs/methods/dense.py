@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import MethodResult, PhaseRecord, RunContext, fit, state_of
+from .common import MethodResult, RunContext, fit, record_phase, state_of
 
 
 def run(ctx: RunContext) -> MethodResult:
@@ -18,5 +18,5 @@ def run(ctx: RunContext) -> MethodResult:
         ticket_state=None,
         init_state=init,
         final_state=result.best_state,
-        phases=[PhaseRecord("train", epochs, result.wall_s)],
+        phases=[record_phase("train", epochs, result.wall_s)],
     )

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from ..masks import sparsity
-from .common import MethodResult, PhaseRecord, RunContext, fit, state_of
+from .common import MethodResult, RunContext, fit, record_phase, state_of
 from .retrain import retrain_model
 from .search import search
 
@@ -45,10 +45,10 @@ def pretrain_sparsify_retrain(ctx: RunContext, phase: str, detect: bool) -> Meth
         init_state=init,
         final_state=result.best_state,
         phases=[
-            PhaseRecord("pretrain", epochs, pre.wall_s),
-            PhaseRecord(phase, found.epochs, found.wall_s, trainable_graph=True, mask_update=True,
+            record_phase("pretrain", epochs, pre.wall_s),
+            record_phase(phase, found.epochs, found.wall_s, trainable_graph=True, mask_update=True,
                         graph_copies=found.graph_copies, graph_training="frozen-weights"),
-            PhaseRecord("retrain", epochs, result.wall_s, 1 - sparsity(found.graph_mask)),
+            record_phase("retrain", epochs, result.wall_s, 1 - sparsity(found.graph_mask)),
         ],
         eb_epoch=found.epochs if detect and found.fired else None,
         detector=found.detector if detect else None,

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from ..masks import sparsity
-from .common import MethodResult, PhaseRecord, RunContext, fit, state_of
+from .common import MethodResult, RunContext, fit, record_phase, state_of
 from .retrain import retrain_model
 from .search import search
 
@@ -36,9 +36,9 @@ def run(ctx: RunContext) -> MethodResult:
         init_state=init,
         final_state=result.best_state,
         phases=[
-            PhaseRecord("search", found.epochs, found.wall_s, trainable_graph=True, mask_update=True,
+            record_phase("search", found.epochs, found.wall_s, trainable_graph=True, mask_update=True,
                         graph_copies=found.graph_copies, graph_training="alternate"),
-            PhaseRecord("retrain", epochs, result.wall_s, graph_density, weight_density),
+            record_phase("retrain", epochs, result.wall_s, graph_density, weight_density),
         ],
         eb_epoch=found.epochs if found.fired else None,
         detector=found.detector,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..masks import random_mask, random_weight_mask
-from .common import MethodResult, PhaseRecord, RunContext, fit, state_of
+from .common import MethodResult, RunContext, fit, record_phase, state_of
 
 
 def run(ctx: RunContext) -> MethodResult:
@@ -31,5 +31,5 @@ def run(ctx: RunContext) -> MethodResult:
         ticket_state=init,
         init_state=init,
         final_state=result.best_state,
-        phases=[PhaseRecord("train", epochs, result.wall_s, 1 - c.graph_sparsity, 1 - c.weight_sparsity)],
+        phases=[record_phase("train", epochs, result.wall_s, 1 - c.graph_sparsity, 1 - c.weight_sparsity)],
     )

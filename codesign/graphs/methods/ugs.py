@@ -1,13 +1,17 @@
 """``ugs``: unified graph sparsification (Chen et al. 2021), iterative, on edge lists.
 
-Per round ``r = 1..R`` (``--rounds``; default: fewest rounds with ``1 - 0.8^R >= p_w``):
+Per round ``r = 1..R`` (``--rounds``; default: fewest rounds with ``1 - 0.8^R >= p_w``, or with
+``1 - 0.95^R >= p_g`` when ``p_w = 0``):
 
-1. Mask training (``epochs``, UGS default 200): from the initial weights, train ``W`` together with
+1. Mask training (``epochs``, UGS default ``UGS_EPOCHS`` = 200): from the initial weights, train ``W`` together with
    real-valued masks ``m_A [E/2]`` (edges still alive) and ``m_W`` (weights still alive), both
    initialised to 1, with loss ``CE + s1 * ||m_A||_1 + s2 * ||m_W||_1`` (``s1 = s2 = 1e-2``); edge
    weights are ``relu(m_A)``, weights ``W * m_W``. Keep the masks of the best-validation epoch.
-2. Prune 5% of the remaining edges (smallest ``m_A``) and 20% of the remaining weights (smallest
-   ``|m_W|``, global): exact counts among the alive entries.
+2. Prune the remaining edges (smallest ``m_A``) and weights (smallest ``|m_W|``, global) down to
+   the round's target density: the paper's steps (5% of the remaining edges, 20% of the remaining
+   weights), a larger even step when that is needed to reach the requested sparsity in ``R``
+   rounds, and never past the requested sparsity, so round ``R`` ends exactly at ``p_g`` / ``p_w``
+   (exact counts among the alive entries; ``p = 0`` prunes nothing).
 3. Rewind ``W`` to the initialisation and retrain (``epochs``) with the binary masks frozen.
 
 The reported accuracy is the last round's retraining. Every round's two phases are costed.
@@ -22,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from ..masks import global_weight_mask, magnitude_mask, sparsity
-from .common import MethodResult, PhaseRecord, RunContext, edge_weight, fit, state_of
+from ..config import UGS_EPOCHS
+from ..masks import global_weight_mask, keep_count, magnitude_mask, sparsity
+from .common import MethodResult, PhaseRecord, RunContext, edge_weight, fit, record_phase, state_of
 from .retrain import retrain_model
 
 EDGE_STEP, WEIGHT_STEP, S1, S2 = 0.05, 0.20, 1e-2, 1e-2
@@ -38,14 +43,32 @@ def default_rounds(p_w: float, p_g: float) -> int:
     return 1
 
 
+def round_targets(p: float, step: float, rounds: int) -> list[float]:
+    """Pruning ratio (of all entries) after each round: the step ``step`` of the remaining entries,
+    larger when ``rounds`` such steps would not reach ``p``, capped at ``p`` (the last is ``p``)."""
+    if p <= 0:
+        return [0.0] * rounds
+    step = max(step, 1 - (1 - p) ** (1 / rounds))
+    return [min(p, 1 - (1 - step) ** r) if r < rounds else p for r in range(1, rounds + 1)]
+
+
+def _among_ratio(alive: int, total: int, target: float) -> float:
+    """The ratio of the ``alive`` entries to prune so exactly ``keep_count(total, target)`` stay."""
+    keep = min(keep_count(total, target), alive)
+    return (alive - keep) / alive if alive else 0.0
+
+
 def run(ctx: RunContext) -> MethodResult:
     c, data = ctx.config, ctx.data
-    epochs = c.phase_epochs(200)
+    epochs = c.phase_epochs(UGS_EPOCHS)
     rounds = c.rounds or default_rounds(c.weight_sparsity, c.graph_sparsity)
     model = ctx.new_model()
     init = state_of(model)
     alive_g = torch.ones(data.num_undirected, dtype=torch.bool, device=ctx.device)
     alive_w = {k: torch.ones_like(p, dtype=torch.bool) for k, p in model.maskable().items()}
+    graph_targets = round_targets(c.graph_sparsity, EDGE_STEP, rounds)
+    weight_targets = round_targets(c.weight_sparsity, WEIGHT_STEP, rounds)
+    n_weights = sum(m.numel() for m in alive_w.values())
     phases: list[PhaseRecord] = []
     result = None
     for r in range(1, rounds + 1):
@@ -79,18 +102,20 @@ def run(ctx: RunContext) -> MethodResult:
                     best_val, best_a = val, m_a.detach().clone()
                     best_w = {k: v.detach().clone() for k, v in m_w.items()}
                 bar.update()
-        phases.append(PhaseRecord(f"ugs-mask-r{r}", epochs, time.perf_counter() - start,
+        phases.append(record_phase(f"ugs-mask-r{r}", epochs, time.perf_counter() - start,
                                   1 - sparsity(alive_g), 1 - sparsity(alive_w),
                                   trainable_graph=True, mask_update=True))
 
-        # 2. prune 5% of the remaining edges and 20% of the remaining weights
-        alive_g = magnitude_mask(best_a.clamp(min=0), EDGE_STEP, among=alive_g)
-        alive_w = global_weight_mask(best_w, WEIGHT_STEP, among=alive_w, scores=best_w)
+        # 2. prune the remaining edges and weights down to this round's targets
+        g_ratio = _among_ratio(int(alive_g.sum()), alive_g.numel(), graph_targets[r - 1])
+        w_ratio = _among_ratio(sum(int(m.sum()) for m in alive_w.values()), n_weights, weight_targets[r - 1])
+        alive_g = magnitude_mask(best_a.clamp(min=0), g_ratio, among=alive_g)
+        alive_w = global_weight_mask(best_w, w_ratio, among=alive_w, scores=best_w)
 
         # 3. rewind and retrain with frozen masks
         model = retrain_model(ctx, init, init)
         result = fit(ctx, model, epochs, f"ugs retrain r{r}", alive_g, alive_w)
-        phases.append(PhaseRecord(f"ugs-retrain-r{r}", epochs, result.wall_s,
+        phases.append(record_phase(f"ugs-retrain-r{r}", epochs, result.wall_s,
                                   1 - sparsity(alive_g), 1 - sparsity(alive_w)))
     assert result is not None  # rounds >= 1 (validated in the config)
     return MethodResult(
