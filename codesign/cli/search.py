@@ -3,9 +3,12 @@
 Trains each configuration here (validation accuracy drives the search, test accuracy is reported)
 and prices the run on ``--device`` with the cost model (or takes this machine's measurement with
 ``--measured``). Optuna multi-objective TPE over (accuracy up, cost down); ``--budget`` makes
-over-budget trials infeasible. The study is the record; the run folder gets trials.csv,
-pareto.csv, pareto.png and summary.json. Rerunning the same command tops the study up to
-``--trials`` complete trials. Nothing heavy is imported until the handler runs.
+over-budget trials infeasible. The dense reference is trained first, once; a configuration already
+trained is not trained again (``--repeats``); a configuration whose cost, predicted by the cost
+model before training, is over the budget whatever its early-bird epoch is recorded as screened and
+not trained (``--no-screen`` trains it anyway). The study is the record; the run folder gets
+trials.csv, pareto.csv, pareto.png and summary.json. Rerunning the same command tops the study up
+to ``--trials`` trained trials. Nothing heavy is imported until the handler runs.
 
 ``--task graph`` searches graph tickets (``codesign.pipelines.graph_search``); ``--task cnn`` searches
 pruned CNNs (``codesign.pipelines.cnn_search``: method, channel sparsity, detector threshold) at
@@ -50,20 +53,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--objective", choices=["pareto", "acc-per-cost"], default="pareto",
                    help="pareto: (accuracy, cost) multi-objective (default); acc-per-cost: the scalar ratio")
     p.add_argument("--trials", type=int, default=30,
-                   help="complete trials the study should hold; a rerun tops it up (default 30)")
+                   help="trained trials the study should hold (screened ones do not count); a rerun tops it up "
+                        "(default 30)")
+    p.add_argument("--no-screen", dest="screen", action="store_false",
+                   help="train every sampled configuration, even one the cost model puts over --budget")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="trainings allowed per configuration, each with its own seed (default 1: never twice)")
     p.add_argument("--epochs", type=int, default=None,
                    help="graph: epochs per training phase, capping longer schedules (default 100, the papers'); "
                         "cnn: the training schedule E (default 8 on CPU; the papers' 160)")
     p.add_argument("--space", default=None,
                    help="narrow or fix parameters, e.g. 'method=gebt,random; graph_sparsity=0.2:0.6'")
-    p.add_argument("--seed", type=int, default=0, help="base seed (trial k trains with seed + k)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="base seed (the configuration in slot k is sampled and trained with seed + k)")
     p.add_argument("--study", default=None,
                    help="study name (default <model>-<dataset>-<metric>-<device>[-<budget>])")
     p.add_argument("--storage", default=None,
                    help="Optuna storage URL (default sqlite in the run folder); postgresql+psycopg2://... "
                         "lets workers on many machines join; journal:///path for a journal file")
     p.add_argument("--out", default=None, help="run folder (default runs/<study>)")
-    p.add_argument("--n-jobs", type=int, default=1, help="parallel workers in this process (default 1)")
+    p.add_argument("--n-jobs", type=int, default=1,
+                   help="parallel worker processes on this machine, sharing the study (default 1)")
     g = p.add_argument_group("cnn task (--task cnn; CPU-scale defaults, about 10-20 s per trial)")
     g.add_argument("--width", type=float, default=None, help="channel width multiplier (default 0.25)")
     g.add_argument("--train-subset", type=int, default=None,
@@ -116,6 +126,12 @@ def run(args: argparse.Namespace) -> int:
     from search.export import write_outputs
     from search.storage import embedded_url
 
+    if args.trials < 1:
+        raise CodesignError(f"--trials {args.trials}: must be at least 1 (trained trials the study should hold)")
+    if args.n_jobs < 1:
+        raise CodesignError(f"--n-jobs {args.n_jobs}: must be at least 1")
+    if args.repeats < 1:
+        raise CodesignError(f"--repeats {args.repeats}: must be at least 1 (trainings of one configuration)")
     resolve_task_defaults(args)
     metric = parse_metric(args.metric)
     budget = parse_budget(args.budget, metric) if args.budget else None
@@ -138,25 +154,62 @@ def run(args: argparse.Namespace) -> int:
         space = graph_space().narrow(args.space)
     study_name = args.study or default_study_name(args)
     out = Path(args.out or Path("runs") / study_name)
+    check_out_dir(out)
+    evaluator = _evaluator(args, metric, None if args.measured else device_name)  # bad model/dataset: fail now
     storage = args.storage
     if storage is None:
         out.mkdir(parents=True, exist_ok=True)
         storage = embedded_url(out)
     config = SearchConfig(
         study_name=study_name, storage=storage, n_trials=args.trials, metric=metric, budget=budget,
-        objective=args.objective, seed=args.seed, n_jobs=args.n_jobs,
+        objective=args.objective, seed=args.seed, n_jobs=args.n_jobs, screen=args.screen, repeats=args.repeats,
         context={"task": args.task, "model": args.model, "dataset": args.dataset, "device": device_name,
                  "measured": bool(args.measured), "cost_source": source, "epochs_cap": args.epochs,
                  **({k: getattr(args, k) for k in CNN_ONLY} if args.task == "cnn" else {})},
     )
-    evaluator = _evaluator(args, metric, None if args.measured else device_name)
-    study = _run_with_progress(config, space, evaluator, metric.unit, format_si)
+    study = _run_with_progress(config, space, evaluator, metric.unit, format_si,
+                               reference=_reference(args, space), worker_init=_worker_init(args))
     summary = write_outputs(study, out)
     if args.json:
         emit_json(summary)
     else:
         print(format_summary(summary, out))
     return 0
+
+
+def check_out_dir(out: Path, flag: str = "--out") -> None:
+    """A run folder we may create or write: not a file, not in a read-only place (nothing is created here)."""
+    import os
+
+    from costmodels.errors import CodesignError
+
+    if out.exists() and not out.is_dir():
+        raise CodesignError(f"{flag} {str(out)!r} is a file, not a folder; give a folder path, e.g. runs/my-search")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CodesignError(f"{flag} {str(out)!r}: {str(parent)!r} is a file, not a folder; give a folder path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CodesignError(f"{flag} {str(out)!r}: {str(parent)!r} is not writable; give a folder you can write, "
+                            "e.g. runs/my-search")
+
+
+def _reference(args: argparse.Namespace, space):  # type: ignore[no-untyped-def]
+    if args.task == "cnn":
+        from codesign.pipelines.cnn_search import reference_params
+    else:
+        from codesign.pipelines.graph_search import reference_params
+    return reference_params(space, args.epochs)
+
+
+def _worker_init(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """What each worker process runs first when --n-jobs > 1 (its torch threads)."""
+    import functools
+
+    from codesign.pipelines.graph_search import init_search_worker, search_worker_threads
+
+    return functools.partial(init_search_worker, search_worker_threads(args.n_jobs)) if args.n_jobs > 1 else None
 
 
 def _evaluator(args: argparse.Namespace, metric, device: str | None):  # type: ignore[no-untyped-def]
@@ -171,11 +224,14 @@ def _evaluator(args: argparse.Namespace, metric, device: str | None):  # type: i
         return ev
     from codesign.pipelines.graph_search import GraphEvaluator
 
-    return GraphEvaluator(model=args.model, dataset=args.dataset, metric=metric, device=device,
-                          measured=args.measured, epochs=args.epochs, data_root=args.data_root)
+    ev = GraphEvaluator(model=args.model, dataset=args.dataset, metric=metric, device=device,
+                        measured=args.measured, epochs=args.epochs, data_root=args.data_root)
+    ev.check()
+    return ev
 
 
-def _run_with_progress(config, space, evaluator, unit, format_si):  # type: ignore[no-untyped-def]
+def _run_with_progress(config, space, evaluator, unit, format_si, *, reference=None,  # type: ignore[no-untyped-def]
+                       worker_init=None):
     from tqdm import tqdm
 
     from search import run_search
@@ -194,17 +250,20 @@ def _run_with_progress(config, space, evaluator, unit, format_si):  # type: igno
             bar.update(max(0, min(p.complete, p.target) - shown[0]))
             shown[0] = max(shown[0], p.complete)
         best = "none yet" if p.best_accuracy is None else f"{p.best_accuracy:.3f} @ {format_si(p.best_cost, unit)}"
-        bar.set_postfix_str(f"best feasible acc {best}")
+        screened = f", {p.screened} screened" if p.screened else ""
+        bar.set_postfix_str(f"best feasible acc {best}{screened}")
         if bar.disable:  # not a terminal: one plain line per trial instead of a bar
             elapsed = time.perf_counter() - t0
             done_here = p.complete - first[0]
             left = (f"~{elapsed / done_here * max(0, p.target - p.complete):.0f}s left" if done_here > 0
                     else "time left unknown")
-            print(f"[search] {p.complete}/{p.target} complete, best feasible acc {best}, "
+            print(f"[search] {p.complete}/{p.target} trained{screened}, best feasible acc {best}, "
                   f"{elapsed:.0f}s elapsed, {left}", file=sys.stderr, flush=True)
 
     try:
-        return run_search(config, space, evaluator, on_trial=on_trial)
+        predict = getattr(evaluator, "predict", None)
+        return run_search(config, space, evaluator, on_trial=on_trial, predict=predict, reference=reference,
+                          worker_init=worker_init)
     finally:
         bar.close()
 

@@ -45,6 +45,13 @@ def cnn_space(min_sparsity: float = 0.1, max_sparsity: float = 0.8) -> SearchSpa
     ))
 
 
+def reference_params(space: SearchSpace, epochs: int | None = None) -> dict[str, Any] | None:
+    """The dense reference run (trained first, once; its length is the task's ``--epochs``), or None if the
+    space leaves dense out. The CNN evaluator has no ``predict``: its pruned widths, hence its cost, are
+    known only after training, so the CNN search dedups and trains the reference first but does not screen."""
+    return space.reference("dense", {})
+
+
 def uses_spline_detector(method: str, detector: str = "spline") -> bool:
     """True when ``method`` watches partition codes (``threshold`` = spline threshold), else EB masks."""
     return method == "spline-eb" or (method == "spline" and detector == "spline")
