@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 OBJECTIVES = ("pareto", "acc-per-cost")
 CONTEXT_ATTR = "codesign:context"
 POLL_S = 1.0
-MAX_UNTRAINED_STREAK = 200  # sampled configurations in a row screened or repeated: the space left is spent
+MAX_UNTRAINED_STREAK = 100  # sampled configurations in a row screened or repeated: the space left is spent
 
 
 class EvaluationError(CodesignError):
@@ -133,15 +133,22 @@ def _make_sampler(seed: int) -> optuna.samplers.BaseSampler:
     import optuna
 
     class PerSlotTPE(optuna.samplers.BaseSampler):
-        """Optuna's TPE (its default sampler), seeded per slot (see the module docstring)."""
+        """Optuna's TPE (its default sampler), seeded per slot (see the module docstring); right after
+        a repeated configuration, one random draw instead."""
 
         def __init__(self) -> None:
-            self._by_number: dict[int, optuna.samplers.TPESampler] = {}
+            self._by_number: dict[int, optuna.samplers.BaseSampler] = {}
 
-        def _inner(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> optuna.samplers.TPESampler:
+        def _inner(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> optuna.samplers.BaseSampler:
             if trial.number not in self._by_number:
-                slot = slot_of(study.get_trials(deepcopy=False), trial.number)
-                self._by_number[trial.number] = optuna.samplers.TPESampler(seed=_seed_for(seed, slot))
+                trials = study.get_trials(deepcopy=False)
+                slot_seed = _seed_for(seed, slot_of(trials, trial.number))
+                before = [t for t in trials if t.number < trial.number]
+                if before and before[-1].user_attrs.get("duplicate_of") is not None:
+                    # TPE does not see the repeat (a FAIL trial) and would draw it again: draw at random once
+                    self._by_number[trial.number] = optuna.samplers.RandomSampler(seed=slot_seed)
+                else:
+                    self._by_number[trial.number] = optuna.samplers.TPESampler(seed=slot_seed)
             return self._by_number[trial.number]
 
         def infer_relative_search_space(self, study, trial):  # type: ignore[no-untyped-def]
@@ -151,7 +158,8 @@ def _make_sampler(seed: int) -> optuna.samplers.BaseSampler:
             return self._inner(study, trial).sample_relative(study, trial, search_space)
 
         def sample_independent(self, study, trial, param_name, param_distribution):  # type: ignore[no-untyped-def]
-            return self._inner(study, trial).sample_independent(study, trial, param_name, param_distribution)
+            inner = self._inner(study, trial)
+            return inner.sample_independent(study, trial, param_name, param_distribution)
 
         def before_trial(self, study, trial):  # type: ignore[no-untyped-def]
             self._inner(study, trial).before_trial(study, trial)
