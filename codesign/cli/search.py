@@ -275,9 +275,10 @@ def format_summary(summary: dict, out: Path) -> str:
     from search.budget import format_si
 
     unit = summary.get("cost_unit") or ""
-    lines = [f"study {summary['study']}: {summary['n_trials']} complete trials "
-             f"({summary['n_feasible']} feasible), metric {summary['metric']} on {summary['device']} "
-             f"({summary.get('cost_source')})"]
+    screened = summary.get("n_screened") or 0
+    lines = [f"study {summary['study']}: {summary['n_trials']} trained trials "
+             f"({summary['n_feasible']} feasible)" + (f", {screened} screened before training" if screened else "")
+             + f", metric {summary['metric']} on {summary['device']} ({summary.get('cost_source')})"]
     if summary.get("budget"):
         lines.append(f"budget: {summary['budget']['text']} = {format_si(summary['budget']['value'], unit)}")
     best = summary.get("best")
@@ -298,5 +299,7 @@ def format_summary(summary: dict, out: Path) -> str:
                                "{:.3f}".format):
             table = pd.DataFrame(rows).reindex(columns=cols)
             lines.append("Pareto front (cheapest first):\n" + table.to_string(index=False, na_rep="-"))
+    if summary.get("answer"):
+        lines.append("In words: " + summary["answer"])
     lines.append(f"wrote {out}/trials.csv, pareto.csv, pareto.png, summary.json")
     return "\n".join(lines)
