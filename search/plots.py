@@ -102,8 +102,8 @@ def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scal
                 ref = done[done["reference"].fillna(False).astype(bool)]
                 for _, r in ref.iterrows():
                     ax.annotate(f"dense reference{f' ({label})' if several else ''}\nacc {r['val_accuracy']:.3f}",
-                                (r["cost"] / scale, r["val_accuracy"]), xytext=(8, -22), textcoords="offset points",
-                                fontsize=8, arrowprops={"arrowstyle": "-", "color": "0.3", "lw": 0.8})
+                                (r["cost"] / scale, r["val_accuracy"]), xytext=(-10, -26), textcoords="offset points",
+                                ha="right", fontsize=8, arrowprops={"arrowstyle": "-", "color": "0.3", "lw": 0.8})
         best = summ.get("best")
         if best:
             ax.scatter([best["cost"] / scale], [best["accuracy"]], marker="*", s=260, color="gold",
