@@ -9,7 +9,7 @@ to have saved. Costs are estimates of the analytical model on the h100 profile; 
 times are measured on this machine. The run folders stay in ``--out`` (default
 ``runs/search_efficiency``) with their plots; ``both-seed0`` draws the two seed-0 runs on one plot.
 
-    python benchmarks/search_efficiency.py [--quick] [--seeds 0 1 2] [--jobs 2] [--out DIR]
+    python benchmarks/search_efficiency.py [--quick] [--seeds 0 1 2] [--jobs 2] [--out DIR] [--resume]
 
 ``--quick``: 10 trials with a 40-epoch phase cap (the method and the numbers' meaning are unchanged,
 the accuracies are lower). Last line: one JSON object with the headline numbers.
@@ -78,6 +78,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--jobs", type=int, default=1, help="searches run at once (each one process, one thread)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "search_efficiency"))
+    ap.add_argument("--resume", action="store_true",
+                    help="keep run folders already in --out: each search tops its study up (a killed benchmark "
+                         "resumes; search_wall_s then counts only this call)")
     args = ap.parse_args()
     trials, epochs = (10, 40) if args.quick else (30, None)
     root = Path(args.out)
@@ -85,7 +88,7 @@ def main() -> None:
     plan = [(root / f"{'screened' if screen else 'unscreened'}-seed{seed}", seed, screen)
             for seed in args.seeds for screen in (True, False)]
     for out, _, _ in plan:
-        if out.exists():
+        if out.exists() and not args.resume:
             import shutil
 
             shutil.rmtree(out)  # a fresh study each time (this benchmark's own folders only)

@@ -98,22 +98,42 @@ def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scal
             ax.step(front["cost"] / scale, front["val_accuracy"], where="post", color="0.45", lw=1.2,
                     ls=["-", "--", ":", "-."][k % 4], zorder=2,
                     label=(f"{label}: Pareto front" if several else "Pareto front") if legend else None)
-            if "reference" in done:
-                ref = done[done["reference"].fillna(False).astype(bool)]
-                for _, r in ref.iterrows():
-                    ax.annotate(f"dense reference{f' ({label})' if several else ''}\nacc {r['val_accuracy']:.3f}",
-                                (r["cost"] / scale, r["val_accuracy"]), xytext=(-10, -26), textcoords="offset points",
-                                ha="right", fontsize=8, arrowprops={"arrowstyle": "-", "color": "0.3", "lw": 0.8})
         best = summ.get("best")
         if best:
             ax.scatter([best["cost"] / scale], [best["accuracy"]], marker="*", s=260, color="gold",
                        edgecolors="black", zorder=5,
                        label=(f"chosen{f' ({label})' if several else ''}: #{best['number']} acc {best['accuracy']:.3f}"
                               if legend else None))
+    for (cost, acc), runs in _references(studies).items():  # one label per point, naming every run it is in
+        where = "" if not several else " (every run)" if len(runs) == len(studies) else f" ({', '.join(runs)})"
+        ax.annotate(f"dense reference{where}\nacc {acc:.3f}",
+                    (cost / scale, acc), xytext=(-10, -26), textcoords="offset points", ha="right", fontsize=8,
+                    arrowprops={"arrowstyle": "-", "color": "0.3", "lw": 0.8})
     budgets = {(s["budget"]["value"], s["budget"]["text"]) for _, _, s in studies if s.get("budget")}
     for value, text in sorted(budgets):
         ax.axvline(value / scale, color="crimson", ls="--", lw=1.2, zorder=1,
                    label=f"budget {text}" if legend else None)
+
+
+def _references(studies: list[tuple[str, pd.DataFrame, dict[str, Any]]]) -> dict[tuple[float, float], list[str]]:
+    out: dict[tuple[float, float], list[str]] = {}
+    for label, df, _ in studies:
+        done = complete_frame(df)
+        if "reference" not in done:
+            continue
+        for _, r in done[done["reference"].fillna(False).astype(bool)].iterrows():
+            out.setdefault((float(r["cost"]), float(r["val_accuracy"])), []).append(label)
+    return out
+
+
+def _zoom_ylim(ax: Any, frames: list[pd.DataFrame], lo: float, hi: float, scale: float) -> None:
+    """Fit the y axis of the zoom panel to the trials inside its x range."""
+    accs = [float(a) for df in frames for c, a in zip(complete_frame(df).get("cost", []),
+                                                      complete_frame(df).get("val_accuracy", []))
+            if lo <= c / scale <= hi]
+    if accs:
+        pad = max(0.01, 0.08 * (max(accs) - min(accs)))
+        ax.set_ylim(min(accs) - pad, max(accs) + pad)
 
 
 def _log_axis(ax: Any) -> None:
@@ -161,6 +181,7 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
         _draw(ax_zoom, studies, scale, methods, legend=False)
         b = min(budget_values) / scale
         ax_zoom.set_xlim(0.5 * b, 1.5 * b)
+        _zoom_ylim(ax_zoom, frames, 0.5 * b, 1.5 * b, scale)
         ax_zoom.set_title("around the budget (linear)", fontsize=9)
         ax.set_title("every trained trial (log)", fontsize=9)
     first = studies[0][2] if studies else {}
