@@ -210,11 +210,13 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
         counts += f"; {screened} screened before training (predicted cost over budget; not drawn)"
     fig.suptitle("Accuracy vs cost: " + ", ".join(labels) + "\n" + counts, fontsize=10)
     handles = [Line2D([], [], ls="", marker=_MARKERS[i % len(_MARKERS)] if len(studies) == 1 else "o",
-                      color=_colour(m, methods), label=m) for i, m in enumerate(methods)]
+                      color=_colour(m, methods), label=m) for i, m in enumerate(methods) if costs]
     if len(studies) > 1:
         handles += [Line2D([], [], ls="", marker=_MARKERS[k % len(_MARKERS)], color="0.4", label=f"run {lab}")
                     for k, lab in enumerate(labels)]
-    handles.append(Line2D([], [], ls="", marker="o", markerfacecolor="none", color="0.4", label="over budget (hollow)"))
+    if costs:
+        handles.append(Line2D([], [], ls="", marker="o", markerfacecolor="none", color="0.4",
+                              label="over budget (hollow)"))
     h2, l2 = ax.get_legend_handles_labels()
     ax.legend(handles=handles + h2, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
