@@ -118,6 +118,7 @@ class CNNEvaluator:
             attrs={"eb_epoch": result.get("eb_epoch"), "eb_found": result.get("eb_found"),
                    "train_wall_s": result.get("wall_s"),
                    "channel_sparsity_achieved": result.get("channel_sparsity"),
+                   "achieved_channel_sparsity": result.get("achieved_channel_sparsity", result.get("channel_sparsity")),
                    "kept_channels": list(result.get("kept_channels", [])),
                    "forward_flops_reduction": result["forward_flops"]["reduction"],
                    "phases": [f"{p['name']}:{p['epochs']}" for p in result.get("phases", [])]},
