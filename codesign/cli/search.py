@@ -287,8 +287,10 @@ def format_summary(summary: dict, out: Path) -> str:
         lines.append(f"best feasible: trial #{best['number']} val acc {best['accuracy']:.4f}"
                      + (f", test acc {test:.4f}" if test is not None else "")
                      + f", cost {format_si(best['cost'], unit)}, params {best['params']}")
+    elif summary["n_trials"] == 0:
+        lines.append("best feasible: none (no trial completed)")
     else:
-        lines.append("best feasible: none (every complete trial is over budget; raise --budget)")
+        lines.append("best feasible: none (every trained trial is over budget; raise --budget)")
     rows = [{"trial": p["number"], **p["params"], "val_acc": round(p["accuracy"], 4),
              "test_acc": None if p["test_accuracy"] is None else round(p["test_accuracy"], 4),
              "cost": format_si(p["cost"], unit), "feasible": p["feasible"]} for p in summary["pareto"]]
