@@ -30,6 +30,12 @@ METHOD_COLOURS = {"dense": "#222222", "gebt": "#1f77b4", "geb": "#17becf", "rand
                   "slimming": "#d62728"}
 _SPARE = ["#e377c2", "#7f7f7f", "#bcbd22", "#2ca02c", "#d62728"]
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">"]
+METHOD_MARKERS = {"dense": "o", "random": "s", "gebt": "^", "geb": "v", "ugs": "D", "sgcn": "P", "eb": "^",
+                  "spline-eb": "v", "spline": "<", "slimming": "D"}
+
+
+def _method_marker(method: str, methods: list[str]) -> str:
+    return METHOD_MARKERS.get(method) or _MARKERS[methods.index(method) % len(_MARKERS)]
 
 
 def _scale(max_value: float) -> tuple[float, str]:
@@ -85,7 +91,7 @@ def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scal
             method = _method_of(done)
             feas = done["feasible"].astype(bool)
             for m in methods:
-                marker = run_marker if several else _MARKERS[methods.index(m) % len(_MARKERS)]
+                marker = run_marker if several else _method_marker(m, methods)
                 c = _colour(m, methods)
                 sel = method == m
                 if (sel & feas).any():
@@ -209,8 +215,8 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
     if screened:
         counts += f"; {screened} screened before training (predicted cost over budget; not drawn)"
     fig.suptitle("Accuracy vs cost: " + ", ".join(labels) + "\n" + counts, fontsize=10)
-    handles = [Line2D([], [], ls="", marker=_MARKERS[i % len(_MARKERS)] if len(studies) == 1 else "o",
-                      color=_colour(m, methods), label=m) for i, m in enumerate(methods) if costs]
+    handles = [Line2D([], [], ls="", marker=_method_marker(m, methods) if len(studies) == 1 else "o",
+                      color=_colour(m, methods), label=m) for m in methods if costs]
     if len(studies) > 1:
         handles += [Line2D([], [], ls="", marker=_MARKERS[k % len(_MARKERS)], color="0.4", label=f"run {lab}")
                     for k, lab in enumerate(labels)]
