@@ -62,7 +62,7 @@ def main() -> None:
             raise SystemExit(rc)
         summary = json.loads((out / "summary.json").read_text())
         trials = pd.read_csv(out / "trials.csv")
-    done = trials[trials["state"] == "COMPLETE"]
+    done = trials[trials["state"] == "COMPLETE"]  # trained trials (screened ones are PRUNED rows)
     by_method = done.groupby("param.method").agg(trials=("number", "size"), wall_s=("wall_s", "mean"),
                                                  val_acc=("val_accuracy", "mean"), cost_j=("cost", "mean"))
     print(f"\ncodesign search: gcn / cora, train-energy on {args.device}, budget {args.budget}, "
@@ -71,7 +71,8 @@ def main() -> None:
     best = summary["best"] or {}
     rows = [("total wall time [s]", f"{total:.1f}"), ("per trial [s]", f"{total / args.trials:.2f}"),
             ("search overhead per trial [s] (fake evaluator)", f"{overhead:.4f}"),
-            ("complete trials", summary["n_trials"]), ("feasible trials", summary["n_feasible"]),
+            ("trained trials", summary["n_trials"]), ("feasible trials", summary["n_feasible"]),
+            ("screened before training", summary.get("n_screened")),
             ("Pareto front size", len(summary["pareto"])),
             ("best feasible val acc", best.get("accuracy")), ("best feasible cost [J]", best.get("cost"))]
     for k, v in rows:
@@ -80,7 +81,8 @@ def main() -> None:
         "benchmark": "search_cora", "trials": args.trials, "device": args.device, "budget": args.budget,
         "epochs_cap": args.epochs, "total_wall_s": round(total, 2), "per_trial_s": round(total / args.trials, 3),
         "overhead_per_trial_s": round(overhead, 4), "complete_trials": summary["n_trials"],
-        "feasible_trials": summary["n_feasible"], "pareto_size": len(summary["pareto"]),
+        "feasible_trials": summary["n_feasible"], "screened_trials": summary.get("n_screened"),
+        "pareto_size": len(summary["pareto"]),
         "best_val_accuracy": best.get("accuracy"), "best_test_accuracy": best.get("test_accuracy"),
         "best_cost_j": best.get("cost"), "best_feasible": best.get("feasible"), "within_10_min": total <= 600,
     }))

@@ -3,6 +3,8 @@
 Everything is read back from the study's trials (user attributes written by
 :mod:`search.study`), so ``codesign pareto`` rebuilds the same files without re-running anything.
 Costs are in the metric's SI unit (column ``cost``; unit in ``summary.json`` ``budget``/``cost_unit``).
+Screened trials (state PRUNED, ``screened``) carry ``predicted_cost_low/high`` and no accuracy.
+``summary["answer"]`` says the result in words (:func:`answer`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from .study import CONTEXT_ATTR
 if TYPE_CHECKING:
     import optuna
 
-BASE_COLUMNS = ["study", "number", "state", "val_accuracy", "test_accuracy", "cost", "feasible",
-                "eb_epoch", "seed", "wall_s", "retry_of"]
+BASE_COLUMNS = ["study", "number", "state", "val_accuracy", "test_accuracy", "cost", "feasible", "screened",
+                "predicted_cost_low", "predicted_cost_high", "reference", "eb_epoch", "slot", "seed", "wall_s",
+                "retry_of", "duplicate_of"]
 
 
 def _scalar(v: Any) -> bool:
@@ -117,7 +120,10 @@ def summary(study: optuna.Study, df: pd.DataFrame | None = None) -> dict[str, An
         i = best_feasible(done["val_accuracy"].tolist(), done["cost"].tolist(), limit)
         best = None if i is None else _point(done.iloc[i])
     states = df["state"].value_counts().to_dict() if not df.empty else {}
-    return {
+    screened = _flag(df, "screened")
+    ref = done[_flag(done, "reference")] if not done.empty else done
+    reference = None if ref.empty else _point(ref.iloc[0])
+    out = {
         "study": study.study_name,
         "storage": storage_url(study),
         "metric": ctx.get("metric"),
@@ -130,10 +136,107 @@ def summary(study: optuna.Study, df: pd.DataFrame | None = None) -> dict[str, An
         "n_trials": int(len(done)),
         "n_trials_by_state": {str(k): int(v) for k, v in states.items()},
         "n_feasible": int(done["feasible"].astype(bool).sum()) if not done.empty else 0,
+        "n_screened": int(screened.sum()),
+        "n_duplicates": int(df["duplicate_of"].notna().sum()) if "duplicate_of" in df else 0,
+        "screening_saved_train_s": screening_saving_s(df),
+        "train_wall_s": float(done["wall_s"].sum()) if "wall_s" in done and not done.empty else 0.0,
+        "reference": reference,
         "best": best,
         "pareto": [_point(r) for _, r in pareto_frame(df).iterrows()],
+        "stopped": study.user_attrs.get("stopped"),
         "context": ctx,
     }
+    out["answer"] = answer(out)
+    return out
+
+
+def _flag(df: pd.DataFrame, column: str) -> pd.Series:
+    if column not in df:
+        return pd.Series([False] * len(df), index=df.index, dtype=bool)
+    return df[column].apply(lambda v: bool(v) if isinstance(v, (bool, int)) or v is True else False).astype(bool)
+
+
+def screening_saving_s(df: pd.DataFrame) -> float | None:
+    """Training time the screened configurations would have taken here, estimated: their predicted
+    epochs (interval midpoint) x the measured seconds per epoch of the trained trials of the same
+    method (of all trained trials when none of that method was trained). None without the data."""
+    done = complete_frame(df)
+    screened = df[_flag(df, "screened")]
+    if screened.empty:
+        return 0.0
+    need = {"wall_s", "epochs_run"}
+    if done.empty or not need <= set(done.columns) or "predicted_epochs_low" not in screened:
+        return None
+    per_epoch_all = float(done["wall_s"].sum()) / max(float(done["epochs_run"].sum()), 1.0)
+    per_epoch: dict[str, float] = {}
+    if "param.method" in done:
+        for m, g in done.groupby("param.method"):
+            per_epoch[str(m)] = float(g["wall_s"].sum()) / max(float(g["epochs_run"].sum()), 1.0)
+    total = 0.0
+    for _, r in screened.iterrows():
+        lo, hi = r.get("predicted_epochs_low"), r.get("predicted_epochs_high")
+        if lo is None or pd.isna(lo):
+            continue
+        epochs = (float(lo) + float(hi if hi is not None and not pd.isna(hi) else lo)) / 2
+        total += epochs * per_epoch.get(str(r.get("param.method")), per_epoch_all)
+    return total
+
+
+def _si(value: float, unit: str) -> str:
+    from .budget import format_si
+
+    return format_si(value, unit)
+
+
+def _describe(params: dict[str, Any]) -> str:
+    method = params.get("method")
+    rest = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items()
+                     if k != "method" and v is not None and not (isinstance(v, float) and v == 0.0))
+    return f"{method}" + (f" ({rest})" if rest else "") if method else rest
+
+
+def answer(s: dict[str, Any]) -> str:
+    """The result in words: best feasible configuration against the reference and the budget, counts."""
+    unit = s.get("cost_unit") or ""
+    budget = s.get("budget")
+    best, ref = s.get("best"), s.get("reference")
+    lines = []
+    within = f"within {budget['text']}" if budget else "overall"
+    if best is None:
+        lines.append(f"No trained configuration fits {budget['text'] if budget else 'the budget'}"
+                     + ("; no trial completed." if s.get("n_trials", 0) == 0 else "; raise --budget."))
+    else:
+        test = best.get("test_accuracy")
+        acc = f"validation accuracy {best['accuracy']:.3f}" + (f", test {test:.3f}" if test is not None else "")
+        lines.append(f"Best {within}: {_describe(best['params'])}, trial #{best['number']}: {acc}.")
+        if ref is not None and ref["number"] != best["number"]:
+            both_test = test is not None and ref.get("test_accuracy") is not None
+            key, name = ("test_accuracy", "test") if both_test else ("accuracy", "validation")
+            gap = 100 * ((ref[key] or 0.0) - (best[key] or 0.0))
+            saving = 100 * (1 - best["cost"] / ref["cost"]) if ref["cost"] > 0 else 0.0
+            dearer = f"{saving:.0f}% less" if saving >= 0 else f"{-saving:.0f}% more"
+            lines.append(f"The dense reference (trial #{ref['number']}) reaches {name} {ref[key]:.3f} at "
+                         f"{_si(ref['cost'], unit)}: the choice is {abs(gap):.1f} points "
+                         f"{'below' if gap > 0 else 'above'} it at {dearer} cost.")
+        elif ref is not None:
+            lines.append("It is the dense reference itself.")
+        cost = f"It costs {_si(best['cost'], unit)}"
+        if budget:
+            cost += f", {100 * (1 - best['cost'] / budget['value']):.0f}% under the {budget['text']} budget"
+        lines.append(cost + f" ({s.get('cost_source') or 'estimated'}).")
+    saved = s.get("screening_saved_train_s")
+    screened = s.get("n_screened", 0)
+    text = f"{s.get('n_trials', 0)} configurations trained ({s.get('n_feasible', 0)} within budget)"
+    if screened:
+        text += (f", {screened} screened by the cost model before training (predicted cost over budget)"
+                 + (f", saving about {saved:.0f} s of training here (estimated from the measured seconds per "
+                    "epoch of the trained trials)" if saved else ""))
+    if s.get("n_duplicates"):
+        text += f"; {s['n_duplicates']} repeated samples not trained again"
+    lines.append(text + ".")
+    if s.get("stopped"):
+        lines.append(f"Stopped early: {s['stopped']}.")
+    return " ".join(lines)
 
 
 def write_outputs(study: optuna.Study, out_dir: str | Path, *, plot: bool = True) -> dict[str, Any]:

@@ -1,9 +1,15 @@
-"""Pareto plots (matplotlib, Agg backend, PNG): every trial, the front, the budget, the choice.
+"""Pareto plots (matplotlib, Agg backend, PNG) a person reads in five seconds.
 
-x: the cost metric with an SI prefix picked for the data (e.g. "train energy on h100 [mJ]"),
-y: validation accuracy. Infeasible trials are drawn hollow; the front is a step line (a point on
-the front is the best accuracy affordable at its cost); the budget is a vertical dashed line; the
-chosen trial (most accurate feasible) is a star. Several studies share one plot (one colour each).
+x: the cost metric with an SI prefix picked for the data (e.g. "train energy on h100 [J]"),
+y: validation accuracy. One colour per method (and, with several runs, one marker per run, each run
+labelled by its folder); trials over the budget are hollow; the dense reference is labelled; the
+Pareto front of each run is a step line (a point on the front is the best accuracy affordable at
+its cost); the budget is a vertical dashed line; the chosen trial (most accurate feasible) is a
+star. Screened configurations (ruled out by the cost model before training) have no accuracy: they
+are not drawn, and their count is in the title. The x axis is linear while the costs span less
+than ``LOG_SPREAD``; beyond that a log axis with labelled minor ticks shows every trial, and, with a
+budget, a second, linear panel shows the region around the budget. A study with no trained trial
+says so on the plot.
 """
 
 from __future__ import annotations
@@ -18,6 +24,18 @@ from .export import complete_frame, pareto_frame
 
 _PREFIXES = [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"),
              (1e-6, "u"), (1e-9, "n")]
+LOG_SPREAD = 20.0  # max/min cost beyond which the overview axis is logarithmic
+METHOD_COLOURS = {"dense": "#222222", "gebt": "#1f77b4", "geb": "#17becf", "random": "#ff7f0e", "ugs": "#9467bd",
+                  "sgcn": "#8c564b", "eb": "#1f77b4", "spline-eb": "#2ca02c", "spline": "#17becf",
+                  "slimming": "#d62728"}
+_SPARE = ["#e377c2", "#7f7f7f", "#bcbd22", "#2ca02c", "#d62728"]
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">"]
+METHOD_MARKERS = {"dense": "o", "random": "s", "gebt": "^", "geb": "v", "ugs": "D", "sgcn": "P", "eb": "^",
+                  "spline-eb": "v", "spline": "<", "slimming": "D"}
+
+
+def _method_marker(method: str, methods: list[str]) -> str:
+    return METHOD_MARKERS.get(method) or _MARKERS[methods.index(method) % len(_MARKERS)]
 
 
 def _scale(max_value: float) -> tuple[float, str]:
@@ -27,54 +45,186 @@ def _scale(max_value: float) -> tuple[float, str]:
     return 1e-9, "n"
 
 
+def _methods(frames: Sequence[pd.DataFrame]) -> list[str]:
+    seen: dict[str, None] = {}
+    for df in frames:
+        df = complete_frame(df)
+        if "param.method" in df:
+            for m in df["param.method"].dropna():
+                seen[str(m)] = None
+    return list(seen) or ["trial"]
+
+
+def _colour(method: str, methods: list[str]) -> str:
+    if method in METHOD_COLOURS:
+        return METHOD_COLOURS[method]
+    return _SPARE[methods.index(method) % len(_SPARE)] if method in methods else _SPARE[0]
+
+
+def _method_of(df: pd.DataFrame) -> pd.Series:
+    if "param.method" in df:
+        return df["param.method"].astype(str)
+    return pd.Series(["trial"] * len(df), index=df.index)
+
+
+def _screened(df: pd.DataFrame) -> int:
+    return int(df["screened"].fillna(False).astype(bool).sum()) if "screened" in df else 0
+
+
+def unique_labels(labels: Sequence[str]) -> list[str]:
+    """The labels, with ``#2``, ``#3``... appended to repeats so every run is told apart."""
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+    return out
+
+
+def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scale: float, methods: list[str],
+          legend: bool) -> None:
+    several = len(studies) > 1
+    for k, (label, df, summ) in enumerate(studies):
+        done = complete_frame(df)
+        run_marker = _MARKERS[k % len(_MARKERS)]
+        if not done.empty:
+            method = _method_of(done)
+            feas = done["feasible"].astype(bool)
+            for m in methods:
+                marker = run_marker if several else _method_marker(m, methods)
+                c = _colour(m, methods)
+                sel = method == m
+                if (sel & feas).any():
+                    ax.scatter(done.loc[sel & feas, "cost"] / scale, done.loc[sel & feas, "val_accuracy"], color=c,
+                               marker=marker, s=36, alpha=0.85, zorder=3)
+                if (sel & ~feas).any():
+                    ax.scatter(done.loc[sel & ~feas, "cost"] / scale, done.loc[sel & ~feas, "val_accuracy"],
+                               facecolors="none", edgecolors=c, marker=marker, s=36, alpha=0.85, zorder=3)
+            front = pareto_frame(df)
+            ax.step(front["cost"] / scale, front["val_accuracy"], where="post", color="0.45", lw=1.2,
+                    ls=["-", "--", ":", "-."][k % 4], zorder=2,
+                    label=(f"{label}: Pareto front" if several else "Pareto front") if legend else None)
+        best = summ.get("best")
+        if best:
+            ax.scatter([best["cost"] / scale], [best["accuracy"]], marker="*", s=260, color="gold",
+                       edgecolors="black", zorder=5,
+                       label=(f"chosen{f' ({label})' if several else ''}: #{best['number']} acc {best['accuracy']:.3f}"
+                              if legend else None))
+    for (cost, acc), runs in _references(studies).items():  # one label per point, naming every run it is in
+        where = "" if not several else " (every run)" if len(runs) == len(studies) else f" ({', '.join(runs)})"
+        ax.annotate(f"dense reference{where}\nacc {acc:.3f}",
+                    (cost / scale, acc), xytext=(-10, -26), textcoords="offset points", ha="right", fontsize=8,
+                    arrowprops={"arrowstyle": "-", "color": "0.3", "lw": 0.8})
+    budgets = {(s["budget"]["value"], s["budget"]["text"]) for _, _, s in studies if s.get("budget")}
+    for value, text in sorted(budgets):
+        ax.axvline(value / scale, color="crimson", ls="--", lw=1.2, zorder=1,
+                   label=f"budget {text}" if legend else None)
+
+
+def _references(studies: list[tuple[str, pd.DataFrame, dict[str, Any]]]) -> dict[tuple[float, float], list[str]]:
+    out: dict[tuple[float, float], list[str]] = {}
+    for label, df, _ in studies:
+        done = complete_frame(df)
+        if "reference" not in done:
+            continue
+        for _, r in done[done["reference"].fillna(False).astype(bool)].iterrows():
+            out.setdefault((float(r["cost"]), float(r["val_accuracy"])), []).append(label)
+    return out
+
+
+def _zoom_ylim(ax: Any, frames: list[pd.DataFrame], lo: float, hi: float, scale: float) -> None:
+    """Fit the y axis of the zoom panel to the trials inside its x range."""
+    accs = [float(a) for df in frames for c, a in zip(complete_frame(df).get("cost", []),
+                                                      complete_frame(df).get("val_accuracy", []))
+            if lo <= c / scale <= hi]
+    if accs:
+        pad = max(0.01, 0.08 * (max(accs) - min(accs)))
+        ax.set_ylim(min(accs) - pad, max(accs) + pad)
+
+
+def _log_axis(ax: Any) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10))
+    ax.xaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 3.0, 5.0)))
+    fmt = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(fmt)
+    ax.xaxis.set_minor_formatter(fmt)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+
+
 def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], path: str | Path) -> Path:
-    """Draw ``(label, trials frame, summary)`` triples onto one PNG at ``path``."""
+    """Draw ``(label, trials frame, summary)`` triples onto one PNG at ``path`` (labels: e.g. run folders)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    costs = [c for _, df, _ in studies for c in complete_frame(df).get("cost", pd.Series(dtype=float))]
-    budgets = [s["budget"]["value"] for _, _, s in studies if s.get("budget")]
-    scale, prefix = _scale(max([*costs, *budgets], default=1.0))
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for k, (label, df, summ) in enumerate(studies):
-        c = colors[k % len(colors)]
-        done = complete_frame(df)
-        tag = f"{label}" if len(studies) > 1 else "trials"
-        if not done.empty:
-            feas = done["feasible"].astype(bool)
-            ax.scatter(done.loc[feas, "cost"] / scale, done.loc[feas, "val_accuracy"], color=c, s=22,
-                       alpha=0.6, label=f"{tag} (feasible)")
-            if (~feas).any():
-                ax.scatter(done.loc[~feas, "cost"] / scale, done.loc[~feas, "val_accuracy"],
-                           facecolors="none", edgecolors=c, s=22, alpha=0.6, label=f"{tag} (over budget)")
-            front = pareto_frame(df)
-            ax.step(front["cost"] / scale, front["val_accuracy"], where="post", color=c, lw=1.5,
-                    label=f"{label}: Pareto front" if len(studies) > 1 else "Pareto front")
-        if summ.get("budget"):
-            ax.axvline(summ["budget"]["value"] / scale, color=c, ls="--", lw=1,
-                       label=f"budget {summ['budget']['text']}")
-        best = summ.get("best")
-        if best:
-            ax.scatter([best["cost"] / scale], [best["accuracy"]], marker="*", s=220, color=c,
-                       edgecolors="black", zorder=5,
-                       label=f"chosen #{best['number']}: acc {best['accuracy']:.3f}")
+    labels = unique_labels([label for label, _, _ in studies])
+    studies = [(lab, df, s) for lab, (_, df, s) in zip(labels, studies)]
+    frames = [df for _, df, _ in studies]
+    costs = [float(c) for df in frames for c in complete_frame(df).get("cost", pd.Series(dtype=float))]
+    budget_values = [s["budget"]["value"] for _, _, s in studies if s.get("budget")]
+    scale, prefix = _scale(max([*costs, *budget_values], default=1.0))
+    positive = [c for c in costs if c > 0]
+    spread = max(positive) / min(positive) if positive else 1.0
+    zoom = spread > LOG_SPREAD and bool(budget_values)
+    if zoom:
+        fig, (ax_zoom, ax) = plt.subplots(1, 2, figsize=(12, 5.2), gridspec_kw={"width_ratios": [1.2, 1]})
+    else:
+        fig, ax = plt.subplots(figsize=(9.5, 5.2))
+        ax_zoom = None
+    methods = _methods(frames)
+    _draw(ax, studies, scale, methods, legend=True)
+    if spread > LOG_SPREAD:
+        _log_axis(ax)
+    elif positive or budget_values:
+        hi = max([*costs, *budget_values]) / scale
+        ax.set_xlim(0, hi * 1.08)
+    if ax_zoom is not None:
+        _draw(ax_zoom, studies, scale, methods, legend=False)
+        b = min(budget_values) / scale
+        ax_zoom.set_xlim(0.5 * b, 1.5 * b)
+        _zoom_ylim(ax_zoom, frames, 0.5 * b, 1.5 * b, scale)
+        ax_zoom.set_title("around the budget (linear)", fontsize=9)
+        ax.set_title("every trained trial (log)", fontsize=9)
     first = studies[0][2] if studies else {}
     metric = str(first.get("metric") or "cost").replace("-", " ")
     unit = first.get("cost_unit") or ""
     devices = sorted({str(s.get("device")) for _, _, s in studies if s.get("device")})
     where = f" on {', '.join(devices)}" if devices else ""
     source = first.get("cost_source")
-    ax.set_xlabel(f"{metric}{where} [{prefix}{unit}]" + (f" ({source})" if source else ""))
-    ax.set_ylabel("validation accuracy")
-    positive = [c for c in costs if c > 0]
-    if positive and max(positive) > 10 * min(positive):
-        ax.set_xscale("log")  # costs spanning more than a decade
-    ax.set_title("Accuracy vs cost: " + ", ".join(label for label, _, _ in studies))
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    xlabel = f"{metric}{where} [{prefix}{unit}]" + (f"\n({source})" if source else "")
+    for a in (ax, ax_zoom):
+        if a is None:
+            continue
+        a.set_xlabel(xlabel, fontsize=9)
+        a.set_ylabel("validation accuracy")
+        a.grid(True, alpha=0.3, which="both" if a is ax and spread > LOG_SPREAD else "major")
+    if not costs:
+        ax.text(0.5, 0.5, "no complete trials", transform=ax.transAxes, ha="center", va="center", fontsize=14,
+                color="0.3")
+        ax.set_xlim(0, 1) if not budget_values else None
+        ax.set_ylim(0, 1)
+    trained = sum(len(complete_frame(df)) for df in frames)
+    feasible = sum(int(complete_frame(df)["feasible"].astype(bool).sum()) for df in frames if len(complete_frame(df)))
+    screened = sum(_screened(df) for df in frames)
+    counts = f"{trained} trained ({feasible} within budget)"
+    if screened:
+        counts += f"; {screened} screened before training (predicted cost over budget; not drawn)"
+    fig.suptitle("Accuracy vs cost: " + ", ".join(labels) + "\n" + counts, fontsize=10)
+    handles = [Line2D([], [], ls="", marker=_method_marker(m, methods) if len(studies) == 1 else "o",
+                      color=_colour(m, methods), label=m) for m in methods if costs]
+    if len(studies) > 1:
+        handles += [Line2D([], [], ls="", marker=_MARKERS[k % len(_MARKERS)], color="0.4", label=f"run {lab}")
+                    for k, lab in enumerate(labels)]
+    if costs:
+        handles.append(Line2D([], [], ls="", marker="o", markerfacecolor="none", color="0.4",
+                              label="over budget (hollow)"))
+    h2, l2 = ax.get_legend_handles_labels()
+    ax.legend(handles=handles + h2, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)

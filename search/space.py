@@ -1,7 +1,8 @@
 """Search spaces: named parameters, which methods they apply to, and ``--space`` overrides.
 
-A space is a tuple of :class:`Param`: a categorical ``choices`` list or a float range
-``[low, high]`` (optionally ``step``); ``applies_to`` names the values of the ``method`` parameter
+A space is a tuple of :class:`Param`: a categorical ``choices`` list or a numeric range
+``[low, high]`` (optionally ``step``; ``integer`` ranges are sampled as integers, e.g. epochs);
+``applies_to`` names the values of the ``method`` parameter
 for which the parameter exists (``None`` = every method), so a dense run never samples a sparsity.
 A parameter that does not apply takes its ``default`` (recorded, never sampled).
 
@@ -30,10 +31,13 @@ class SuggestsParams(Protocol):
 
     def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None) -> float: ...
 
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1) -> int: ...
+
 
 @dataclass(frozen=True)
 class Param:
-    """One searchable parameter: categorical (``choices``) or float range (``low``..``high``)."""
+    """One searchable parameter: categorical (``choices``) or numeric range (``low``..``high``, ints when
+    ``integer``)."""
 
     name: str
     choices: tuple[Any, ...] | None = None
@@ -43,6 +47,7 @@ class Param:
     applies_to: frozenset[str] | None = None
     default: Any = None
     help: str = ""
+    integer: bool = False
 
     def __post_init__(self) -> None:
         if (self.choices is None) == (self.low is None or self.high is None):
@@ -60,7 +65,20 @@ class Param:
     def describe(self) -> str:
         if self.choices is not None:
             return "{" + ",".join(map(str, self.choices)) + "}"
-        return f"{self.low:g}" if self.low == self.high else f"[{self.low:g}, {self.high:g}]"
+        text = f"{self.low:g}" if self.low == self.high else f"[{self.low:g}, {self.high:g}]"
+        return text + (f" step {self.step:g}" if self.integer and self.step and self.low != self.high else "")
+
+    def value_for(self, wanted: Any) -> Any:
+        """``wanted`` if this parameter can take it, else the nearest value it can take."""
+        if self.choices is not None:
+            return wanted if wanted in self.choices else self.choices[0]
+        assert self.low is not None and self.high is not None
+        v = min(max(wanted, self.low), self.high)
+        if self.integer:
+            step = int(self.step or 1)
+            v = int(self.low) + round((v - self.low) / step) * step
+            return int(min(v, self.high))
+        return float(v)
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,9 @@ class SearchSpace:
                 continue
             if p.choices is not None:
                 v = trial.suggest_categorical(p.name, list(p.choices))
+            elif p.integer:
+                assert p.low is not None and p.high is not None
+                v = trial.suggest_int(p.name, int(p.low), int(p.high), step=int(p.step or 1))
             else:
                 assert p.low is not None and p.high is not None
                 v = trial.suggest_float(p.name, p.low, p.high, step=p.step)
@@ -118,6 +139,19 @@ class SearchSpace:
 
     def to_dict(self) -> dict[str, str]:
         return {p.name: p.describe() for p in self.params}
+
+    def reference(self, method: str, values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The parameters of ``method``'s reference run (``values`` where the space allows them, else the
+        nearest allowed value), or None when the space's ``method`` choices leave ``method`` out."""
+        if "method" in self.names and method not in (self.get("method").choices or ()):
+            return None
+        out: dict[str, Any] = {}
+        for p in self.params:
+            if p.name == "method":
+                out[p.name] = method
+            elif p.applies_to is None or method in p.applies_to:
+                out[p.name] = p.value_for(values.get(p.name, p.default if p.default is not None else p.low))
+        return out
 
     def narrow(self, text: str | None) -> SearchSpace:
         """Apply ``--space`` text (see the module docstring); returns a new space."""
@@ -161,4 +195,10 @@ def _narrow_param(p: Param, value: str) -> Param:
         raise CodesignError(
             f"--space {p.name}={value!r} must lie within [{p.low:g}, {p.high:g}] with low <= high"
         )
+    if p.integer and not (lo.is_integer() and hi.is_integer()):
+        raise CodesignError(
+            f"--space {p.name}={value!r}: {p.name} takes whole numbers, e.g. {int(p.low)}:{int(p.high)}"
+        )
+    if p.integer and p.step and lo != hi and (hi - lo) % p.step:
+        hi = lo + (hi - lo) // p.step * p.step  # Optuna needs (high - low) divisible by step
     return replace(p, low=lo, high=hi, step=None if lo == hi else p.step)

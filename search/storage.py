@@ -57,7 +57,8 @@ def _redact(url: str) -> str:
 
 def retry_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """Re-enqueue a failed (dead) trial's parameters so the next worker runs them once more."""
-    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
+    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number,
+                                                        "reference": bool(trial.user_attrs.get("reference"))})
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
@@ -96,7 +97,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             storage = _rdb(url, engine_kwargs)
             break
         except ModuleNotFoundError as exc:
-            hint = " (pip install psycopg2-binary)" if "psycopg" in str(exc.name) else ""
+            hint = (" (install the postgres extra: pip install 'codesign[postgres]')" if "psycopg" in str(exc.name)
+                    else "")
             raise CodesignError(
                 f"--storage {shown}: database driver {exc.name!r} is not installed{hint}"
             ) from None

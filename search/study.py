@@ -14,9 +14,19 @@ as ``surplus`` before anything is evaluated. Trials of dead workers are failed a
 same parameters (:mod:`search.storage`). So a rerun of the same command tops the study up, and after
 an interrupt no trial is lost or run twice to completion.
 
-Seeds: trial ``k`` samples with a TPE seeded from ``(seed, k)`` and is evaluated with seed
-``seed + k``: serial runs are reproducible, and parallel or resumed workers never draw the same
-random start-up points.
+Seeds follow the trial's slot (:mod:`search.screening`): the configuration in slot ``k`` is sampled
+by a TPE seeded from ``(seed, k)`` and trained with seed ``seed + k``, and a retry keeps the slot of
+the trial it retries, so a killed and resumed search equals an uninterrupted one, and parallel
+workers never draw the same random start-up points.
+
+Before training (:mod:`search.screening`): the reference configuration (e.g. the dense network) is
+trained first, once, whatever its cost; a configuration already trained is not trained again
+(``repeats``); with ``screen`` and a budget, a configuration whose predicted cost interval lies
+wholly over the budget is recorded as screened (PRUNED, no accuracy) instead of trained. Only
+trained (COMPLETE) trials count towards ``n_trials``.
+
+Workers: ``n_jobs`` > 1 runs that many worker *processes* (spawned, each with its own torch RNG and
+caches) on the same storage, so a parallel search trains every slot exactly as a serial one does.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from costmodels.errors import CodesignError
 
 from .budget import Budget, Metric
+from .screening import Predictor, duplicate_of, slot_of
 from .space import SearchSpace
 from .storage import WORKER_ATTR, open_storage, recover_dead_trials, worker_tag
 
@@ -40,6 +51,7 @@ if TYPE_CHECKING:
 OBJECTIVES = ("pareto", "acc-per-cost")
 CONTEXT_ATTR = "codesign:context"
 POLL_S = 1.0
+MAX_UNTRAINED_STREAK = 100  # sampled configurations in a row screened or repeated: the space left is spent
 
 
 class EvaluationError(CodesignError):
@@ -48,6 +60,10 @@ class EvaluationError(CodesignError):
 
 class _Surplus(Exception):
     """Raised inside a trial that lost the race for the last slots (see the module docstring)."""
+
+
+class _Duplicate(Exception):
+    """Raised inside a trial whose configuration was already trained (see :mod:`search.screening`)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,8 @@ class SearchConfig:
     seed: int = 0
     n_jobs: int = 1
     context: Mapping[str, Any] = field(default_factory=dict)
+    screen: bool = True
+    repeats: int = 1
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -90,6 +108,8 @@ class SearchConfig:
             raise CodesignError(f"--trials {self.n_trials}: must be at least 1")
         if self.n_jobs < 1:
             raise CodesignError(f"--n-jobs {self.n_jobs}: must be at least 1")
+        if self.repeats < 1:
+            raise CodesignError(f"--repeats {self.repeats}: must be at least 1 (trainings of one configuration)")
         if self.budget is not None and self.budget.metric != self.metric:
             raise CodesignError(f"budget is for {self.budget.metric.name} but --metric is {self.metric.name}")
 
@@ -112,34 +132,43 @@ def _seed_for(seed: int, number: int) -> int:
 def _make_sampler(seed: int) -> optuna.samplers.BaseSampler:
     import optuna
 
-    class PerTrialTPE(optuna.samplers.BaseSampler):
-        """Optuna's default TPE, seeded per trial number (see the module docstring)."""
+    class PerSlotTPE(optuna.samplers.BaseSampler):
+        """Optuna's TPE (its default sampler), seeded per slot (see the module docstring); right after
+        a repeated configuration, one random draw instead."""
 
         def __init__(self) -> None:
-            self._by_number: dict[int, optuna.samplers.TPESampler] = {}
+            self._by_number: dict[int, optuna.samplers.BaseSampler] = {}
 
-        def _inner(self, trial: optuna.trial.FrozenTrial) -> optuna.samplers.TPESampler:
+        def _inner(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> optuna.samplers.BaseSampler:
             if trial.number not in self._by_number:
-                self._by_number[trial.number] = optuna.samplers.TPESampler(seed=_seed_for(seed, trial.number))
+                trials = study.get_trials(deepcopy=False)
+                slot_seed = _seed_for(seed, slot_of(trials, trial.number))
+                before = [t for t in trials if t.number < trial.number]
+                if before and before[-1].user_attrs.get("duplicate_of") is not None:
+                    # TPE does not see the repeat (a FAIL trial) and would draw it again: draw at random once
+                    self._by_number[trial.number] = optuna.samplers.RandomSampler(seed=slot_seed)
+                else:
+                    self._by_number[trial.number] = optuna.samplers.TPESampler(seed=slot_seed)
             return self._by_number[trial.number]
 
         def infer_relative_search_space(self, study, trial):  # type: ignore[no-untyped-def]
-            return self._inner(trial).infer_relative_search_space(study, trial)
+            return self._inner(study, trial).infer_relative_search_space(study, trial)
 
         def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
-            return self._inner(trial).sample_relative(study, trial, search_space)
+            return self._inner(study, trial).sample_relative(study, trial, search_space)
 
         def sample_independent(self, study, trial, param_name, param_distribution):  # type: ignore[no-untyped-def]
-            return self._inner(trial).sample_independent(study, trial, param_name, param_distribution)
+            inner = self._inner(study, trial)
+            return inner.sample_independent(study, trial, param_name, param_distribution)
 
         def before_trial(self, study, trial):  # type: ignore[no-untyped-def]
-            self._inner(trial).before_trial(study, trial)
+            self._inner(study, trial).before_trial(study, trial)
 
         def after_trial(self, study, trial, state, values):  # type: ignore[no-untyped-def]
-            self._inner(trial).after_trial(study, trial, state, values)
+            self._inner(study, trial).after_trial(study, trial, state, values)
             self._by_number.pop(trial.number, None)
 
-    return PerTrialTPE()
+    return PerSlotTPE()
 
 
 def open_study(config: SearchConfig, space: SearchSpace, *, create: bool = True) -> optuna.Study:
@@ -187,7 +216,8 @@ def count_states(study: optuna.Study) -> tuple[int, int]:
     return complete, len(trials) - complete
 
 
-def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, evaluator: Evaluator):  # type: ignore[no-untyped-def]
+def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, evaluator: Evaluator,  # type: ignore[no-untyped-def]
+               predict: Predictor | None = None):
     import optuna
 
     s = optuna.trial.TrialState
@@ -201,14 +231,36 @@ def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, ev
         if ahead >= config.n_trials:
             trial.set_user_attr("surplus", True)
             raise _Surplus(f"study already holds or runs {config.n_trials} trials")
+        trials = study.get_trials(deepcopy=False)
+        slot = slot_of(trials, trial.number)
+        seed = config.seed + slot
         params = space.suggest(trial)
-        seed = config.seed + trial.number
+        reference = bool(trial.user_attrs.get("reference"))
+        trial.set_user_attr("slot", slot)
+        trial.set_user_attr("seed", seed)
+        if trial.user_attrs.get("retry_of") is None:
+            dup = duplicate_of(trials, trial.number, params, config.repeats)
+            if dup is not None:
+                trial.set_user_attr("params", params)
+                trial.set_user_attr("duplicate_of", dup)
+                raise _Duplicate(f"configuration of trial {dup} already trained")
+        interval = predict(params) if predict is not None else None
+        predicted = {} if interval is None else {
+            "predicted_cost_low": interval.low, "predicted_cost_high": interval.high,
+            "predicted_exact": interval.exact, "predicted_epochs_low": interval.epochs_low,
+            "predicted_epochs_high": interval.epochs_high}
+        if (config.screen and not reference and interval is not None and config.budget is not None
+                and interval.low > config.budget.value):
+            for key, value in {"params": params, "screened": True, "feasible": False, **predicted}.items():
+                trial.set_user_attr(key, value)
+            trial.set_constraint("budget", config.budget.violation(interval.low))
+            raise optuna.TrialPruned(f"predicted cost >= {interval.low:g} is over the budget")
         t0 = time.perf_counter()
         try:
             ev = evaluator(params, seed)
         except KeyboardInterrupt:  # Ctrl-C: Optuna fails this trial; queue its parameters again
             trial.set_user_attr("interrupted", True)
-            study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
+            study.enqueue_trial(params, user_attrs={"retry_of": trial.number, "reference": reference})
             raise
         wall = time.perf_counter() - t0
         if not (math.isfinite(ev.val_accuracy) and math.isfinite(ev.cost) and ev.cost >= 0):
@@ -216,8 +268,8 @@ def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, ev
         feasible = config.budget is None or ev.cost <= config.budget.value
         record = {
             "params": params, "val_accuracy": ev.val_accuracy, "test_accuracy": ev.test_accuracy,
-            "cost": ev.cost, "costs": dict(ev.costs), "feasible": feasible, "seed": seed, "wall_s": wall,
-            **dict(ev.attrs),
+            "cost": ev.cost, "costs": dict(ev.costs), "feasible": feasible, "wall_s": wall, "screened": False,
+            **predicted, **dict(ev.attrs),
         }
         for key, value in record.items():
             trial.set_user_attr(key, value)
@@ -238,6 +290,7 @@ class SearchProgress:
     target: int
     best_accuracy: float | None
     best_cost: float | None
+    screened: int = 0
 
 
 def best_so_far(study: optuna.Study, budget: Budget | None) -> tuple[float | None, float | None]:
@@ -254,59 +307,119 @@ def best_so_far(study: optuna.Study, budget: Budget | None) -> tuple[float | Non
     return (None, None) if best is None else best
 
 
+def _progress(study: optuna.Study, config: SearchConfig) -> SearchProgress:
+    complete, _ = count_states(study)
+    screened = sum(bool(t.user_attrs.get("screened")) for t in study.get_trials(deepcopy=False))
+    return SearchProgress(complete, config.n_trials, *best_so_far(study, config.budget), screened=screened)
+
+
+def enqueue_reference(study: optuna.Study, reference: Mapping[str, Any] | None) -> bool:
+    """Queue the reference configuration as the study's first trial (only into an empty study)."""
+    if reference is None or study.get_trials(deepcopy=False):
+        return False
+    study.enqueue_trial(dict(reference), user_attrs={"reference": True})
+    return True
+
+
+def _work(study: optuna.Study, config: SearchConfig, space: SearchSpace, evaluator: Evaluator,
+          predict: Predictor | None, callback: Callable[..., None] | None) -> None:
+    """One worker's loop: trials until the study holds ``n_trials`` complete ones (or the space is spent)."""
+    import optuna
+
+    objective = _objective(study, config, space, evaluator, predict)
+    streak = 0
+    while True:
+        complete, running = count_states(study)
+        if complete >= config.n_trials:
+            return
+        if complete + running >= config.n_trials:
+            time.sleep(POLL_S)  # others are finishing the last trials; retry theirs if they die
+            recover_dead_trials(study)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            continue
+        study.optimize(objective, n_trials=1, catch=(EvaluationError, _Surplus, _Duplicate),
+                       callbacks=[callback] if callback else [])
+        last = study.get_trials(deepcopy=False)[-1]
+        trained = last.state == optuna.trial.TrialState.COMPLETE or last.user_attrs.get("surplus")
+        streak = 0 if trained else streak + 1
+        if streak >= MAX_UNTRAINED_STREAK:
+            study.set_user_attr("stopped", f"{streak} sampled configurations in a row were screened or already "
+                                           "trained: the space under the budget looks spent")
+            return
+
+
+def _process_worker(config: SearchConfig, space: SearchSpace, evaluator: Evaluator, predict: Predictor | None,
+                    worker_init: Callable[[], None] | None) -> None:
+    """Body of one worker process (``n_jobs`` > 1)."""
+    import optuna
+
+    if worker_init is not None:
+        worker_init()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = open_study(config, space)
+    _work(study, config, space, evaluator, predict, None)
+
+
 def run_search(
     config: SearchConfig,
     space: SearchSpace,
     evaluator: Evaluator,
     *,
     on_trial: Callable[[SearchProgress], None] | None = None,
+    predict: Predictor | None = None,
+    reference: Mapping[str, Any] | None = None,
+    worker_init: Callable[[], None] | None = None,
 ) -> optuna.Study:
-    """Top the study up to ``config.n_trials`` complete trials (``n_jobs`` threads here)."""
-    import threading
+    """Top the study up to ``config.n_trials`` complete (trained) trials.
 
+    ``predict``: the cost interval of a configuration before training (screening, see the module
+    docstring); ``reference``: parameters trained first, once (e.g. the dense network);
+    ``n_jobs`` > 1: that many spawned worker processes (``evaluator``, ``predict`` and
+    ``worker_init`` must be picklable; ``worker_init`` runs first in each, e.g. to set its threads).
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = open_study(config, space)
     recover_dead_trials(study)
+    enqueue_reference(study, reference)
     if on_trial is not None:  # the starting point (a resumed study already holds trials)
-        on_trial(SearchProgress(count_states(study)[0], config.n_trials, *best_so_far(study, config.budget)))
-    objective = _objective(study, config, space, evaluator)
-    lock = threading.Lock()
-    errors: list[BaseException] = []
+        on_trial(_progress(study, config))
 
     def callback(st: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if on_trial is not None and trial.state == optuna.trial.TrialState.COMPLETE:
-            complete, _ = count_states(st)
-            acc, cost = best_so_far(st, config.budget)
-            with lock:
-                on_trial(SearchProgress(complete, config.n_trials, acc, cost))
-
-    def worker() -> None:
-        try:
-            while not errors:
-                complete, running = count_states(study)
-                if complete >= config.n_trials:
-                    return
-                if complete + running >= config.n_trials:
-                    time.sleep(POLL_S)  # others are finishing the last trials; retry theirs if they die
-                    recover_dead_trials(study)
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                        optuna.storages.fail_stale_trials(study)
-                    continue
-                study.optimize(objective, n_trials=1, catch=(EvaluationError, _Surplus), callbacks=[callback])
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
-            errors.append(exc)
+            on_trial(_progress(st, config))
 
     if config.n_jobs == 1:
-        worker()
-    else:
-        threads = [threading.Thread(target=worker, daemon=True) for _ in range(config.n_jobs)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    if errors:
-        raise errors[0]
+        _work(study, config, space, evaluator, predict, callback)
+        return study
+    if config.storage.startswith("sqlite:///:memory:") or "://" not in config.storage:
+        raise CodesignError(f"--n-jobs {config.n_jobs} needs a storage the worker processes share, not "
+                            f"{config.storage!r}; drop --storage or give a file or server URL")
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_process_worker, args=(config, space, evaluator, predict, worker_init),
+                         daemon=True) for _ in range(config.n_jobs)]
+    for p in procs:
+        p.start()
+    shown = -1
+    try:
+        while any(p.is_alive() for p in procs):
+            time.sleep(POLL_S)
+            progress = _progress(study, config)
+            if on_trial is not None and progress.complete != shown:
+                shown = progress.complete
+                on_trial(progress)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join()
+    bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if bad:
+        raise CodesignError(f"{len(bad)} of {config.n_jobs} worker processes failed (exit {bad[0]}); "
+                            "rerun the same command to resume, or with --n-jobs 1 to see the error")
     return study

@@ -43,7 +43,9 @@ def test_search_cli_runs_resumes_and_writes_the_run_folder(tmp_path, fake_traini
     assert main([*args[:7], "--trials", "8", *args[9:]]) == 0  # rerun tops up
     study = optuna.load_study(study_name=summary["study"], storage=open_storage(embedded_url(out)))
     assert sum(t.state.name == "COMPLETE" for t in study.trials) == 8 == len(fake_training)
-    assert len(pd.read_csv(out / "trials.csv")) == 8
+    trials = pd.read_csv(out / "trials.csv")
+    assert (trials["state"] == "COMPLETE").sum() == 8  # screened (PRUNED) rows are recorded beside them
+    assert trials.loc[trials["state"] == "PRUNED", "val_accuracy"].isna().all()
 
 
 @pytest.mark.parametrize(
@@ -119,7 +121,7 @@ def test_pareto_unknown_study_lists_stored_ones(tmp_path, capsys):
 
 def test_default_graph_space_gates_parameters():
     space = graph_space()
-    assert space.names == ["method", "graph_sparsity", "weight_sparsity", "threshold"]
+    assert space.names == ["method", "graph_sparsity", "weight_sparsity", "threshold", "train_epochs"]
     assert space.get("method").choices == ("gebt", "geb", "random", "ugs", "dense")
     narrowed = space.narrow("method=gebt; graph_sparsity=0.3; threshold=0.1:0.2")
     assert narrowed.get("graph_sparsity").fixed and narrowed.get("method").choices == ("gebt",)
@@ -128,4 +130,115 @@ def test_default_graph_space_gates_parameters():
     params = narrowed.suggest(trial)
     assert params["graph_sparsity"] == 0.3 and 0.1 <= params["threshold"] <= 0.2
     dense = space.narrow("method=dense").suggest(optuna.create_study().ask())
-    assert dense == {"method": "dense", "graph_sparsity": 0.0, "weight_sparsity": 0.0, "threshold": None}
+    assert {k: v for k, v in dense.items() if k != "train_epochs"} == {
+        "method": "dense", "graph_sparsity": 0.0, "weight_sparsity": 0.0, "threshold": None}
+    assert 20 <= dense["train_epochs"] <= 200 and dense["train_epochs"] % 10 == 0
+
+
+# --- bad input: one line, exit 2, nothing created or overwritten ---------------------------------------------
+
+def _bad(capsys, args):
+    assert main(["search", "--trials", "1", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("codesign: error:") and "\n" not in err
+    return err
+
+
+def test_search_out_must_be_a_writable_folder(tmp_path, capsys, fake_training):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    err = _bad(capsys, ["--out", str(afile)])
+    assert "is a file, not a folder" in err and afile.read_text() == "keep me"
+    err = _bad(capsys, ["--out", str(afile / "sub")])
+    assert "is a file" in err
+    err = _bad(capsys, ["--out", "/proc/sys/codesign-out"])  # read-only even for root
+    assert "not writable" in err and not (tmp_path / "r").exists()
+    assert fake_training == []
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--trials", "0"], "--trials 0: must be at least 1"),
+        (["--model", "gcnn"], "unknown model 'gcnn'"),
+        (["--dataset", "coraa"], "unknown dataset 'coraa'"),
+        (["--repeats", "0"], "--repeats 0"),
+    ],
+)
+def test_search_rejects_before_creating_anything(tmp_path, capsys, fake_training, args, needle):
+    out = tmp_path / "r"
+    err = _bad(capsys, ["--out", str(out), *args])
+    assert needle in err and not out.exists() and fake_training == []
+
+
+def test_missing_postgres_driver_names_the_extra(monkeypatch):
+    import search.storage as storage
+    from costmodels.errors import CodesignError
+
+    def missing(url, kwargs):
+        raise ModuleNotFoundError("No module named 'psycopg2'", name="psycopg2")
+
+    monkeypatch.setattr(storage, "_rdb", missing)
+    with pytest.raises(CodesignError, match=r"pip install 'codesign\[postgres\]'"):
+        storage.open_storage("postgresql+psycopg2://u@127.0.0.1:1/db")
+
+
+def test_pareto_never_writes_into_another_runs_folder(tmp_path, capsys, monkeypatch):
+    other = _stored(tmp_path, "other", "h100")
+    assert main(["pareto", str(other)]) == 0
+    before = (other / "trials.csv").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    assert main(["pareto", "--storage", embedded_url(other)]) == 0  # default: runs/pareto, not OTHER
+    assert (tmp_path / "runs" / "pareto" / "trials.csv").is_file()
+    assert (other / "trials.csv").read_bytes() == before
+    mine = _stored(tmp_path, "mine", "h100")
+    capsys.readouterr()
+    assert main(["pareto", str(mine), "--out", str(other)]) == 2  # OTHER holds another run's outputs
+    assert "holds the outputs of other" in capsys.readouterr().err
+    assert (other / "trials.csv").read_bytes() == before
+    afile = tmp_path / "f"
+    afile.write_text("x")
+    assert main(["pareto", str(mine), "--out", str(afile)]) == 2 and afile.read_text() == "x"
+
+
+# --- plots: empty, one method, two runs of the same study name ----------------------------------------------
+
+def _same_name_run(tmp_path, folder, n, space=SPACE):
+    metric = parse_metric("train-energy")
+    run = tmp_path / folder
+    run.mkdir()
+    cfg = SearchConfig("same", embedded_url(run), n, metric, parse_budget("1.4 J", metric), context={"device": "h100"})
+    study = run_search(cfg, space, fake_evaluator)
+    from search.export import write_outputs
+
+    write_outputs(study, run)
+    return run
+
+
+def test_pareto_two_runs_of_one_study_name_are_told_apart(tmp_path, capsys):
+    a, b = _same_name_run(tmp_path, "first", 5), _same_name_run(tmp_path, "second", 4)
+    out = tmp_path / "both"
+    assert main(["pareto", str(a), str(b), "--out", str(out)]) == 0
+    trials = pd.read_csv(out / "trials.csv")
+    assert list(trials.columns[:2]) == ["run", "study"] and sorted(trials["run"].unique()) == ["first", "second"]
+    assert set(trials["study"]) == {"same"}
+    summ = json.loads((out / "summary.json").read_text())
+    assert [s["run"] for s in summ["studies"]] == ["first", "second"]
+    assert (out / "pareto.png").stat().st_size > 1000
+    assert main(["pareto", str(a), str(b), "--out", str(out)]) == 0  # redrawing the same runs is allowed
+
+
+def test_plots_of_an_empty_and_a_one_method_study(tmp_path):
+    from search.export import summary, trials_frame
+    from search.plots import plot_studies
+    from search.study import open_study
+
+    metric = parse_metric("train-energy")
+    cfg = SearchConfig("empty", embedded_url(tmp_path), 3, metric, parse_budget("1.4 J", metric))
+    empty = open_study(cfg, SPACE)
+    df = trials_frame(empty)
+    plot_studies([("empty", df, summary(empty, df))], tmp_path / "empty.png")
+    assert (tmp_path / "empty.png").stat().st_size > 1000 and summary(empty, df)["answer"].startswith("No trained")
+    one = _same_name_run(tmp_path, "one", 4, space=SPACE.narrow("method=random"))
+    assert (one / "pareto.png").stat().st_size > 1000
+    assert set(pd.read_csv(one / "trials.csv")["param.method"]) == {"random"}

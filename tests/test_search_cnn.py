@@ -41,7 +41,11 @@ def test_tiny_cnn_search_completes_with_val_and_test_accuracy(tmp_path, capsys):
     assert best["accuracy"] > 0.4  # chance is 0.1 on 10 classes; the best of 3 runs learns something
     study = optuna.load_study(study_name=summary["study"], storage=open_storage(embedded_url(out)))
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
-    assert len(done) == 3 and len(pd.read_csv(out / "trials.csv")) == 3
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(done) == 3 and (trials["state"] == "COMPLETE").sum() == 3
+    assert done[0].number == 0 and done[0].user_attrs["reference"] is True  # the dense reference, first
+    assert done[0].user_attrs["params"]["method"] == "dense"
+    assert [t.user_attrs["params"]["method"] for t in done].count("dense") == 1  # dense has nothing to vary
     for t in done:
         ua = t.user_attrs
         assert 0.0 <= ua["val_accuracy"] <= 1.0 and 0.0 <= ua["test_accuracy"] <= 1.0

@@ -73,7 +73,7 @@ def test_constraints_feasibility_and_best(tmp_path):
         assert t.values == pytest.approx([fake_accuracy(t.user_attrs["params"]), cost])
         assert t.constraints == {"budget": pytest.approx(cost - 1.4)}  # Optuna 5 trial.set_constraint
         assert t.user_attrs["feasible"] == (cost <= 1.4)
-        assert t.user_attrs["seed"] == t.number  # seed 0 + trial number
+        assert t.user_attrs["seed"] == t.user_attrs["slot"]  # seed 0 + the trial's slot
         if t.params.get("method") == "dense":
             assert t.user_attrs["params"]["graph_sparsity"] == 0.0 and "graph_sparsity" not in t.params
     feasible = [t for t in done if t.user_attrs["feasible"]]
@@ -98,13 +98,14 @@ def test_top_up_equals_uninterrupted_run(tmp_path):
     assert count_states(load(a)) == (6, 0)
     topped = run_search(SearchConfig(**{**a.__dict__, "n_trials": 12}), SPACE, fake_evaluator)
     straight = run_search(b, SPACE, fake_evaluator)
-    pa = [t.params for t in topped.trials]
-    pb = [t.params for t in straight.trials]
-    assert len(pa) == 12 and pa == pb  # per-trial seeding: resuming changes nothing
-    sparse = [json.dumps(p, sort_keys=True) for p in pa if p["method"] != "dense"]
-    assert len(set(sparse)) == len(sparse) > 6  # nothing repeated (dense has no parameters to vary)
+    pa = [(t.params, t.state.name) for t in topped.trials]
+    pb = [(t.params, t.state.name) for t in straight.trials]
+    assert len(pa) >= 12 and pa == pb  # per-slot seeding: resuming changes nothing
+    trained = [json.dumps(p, sort_keys=True) for p, state in pa if state == "COMPLETE"]
+    assert len(trained) == 12 and len(set(trained)) == 12  # nothing trained twice (dense has nothing to vary)
+    n = len(load(a).trials)
     run_search(SearchConfig(**{**a.__dict__, "n_trials": 12}), SPACE, fake_evaluator)  # already full: no-op
-    assert len(load(a).trials) == 12
+    assert len(load(a).trials) == n
 
 
 def test_ctrl_c_fails_trial_and_rerun_retries_it(tmp_path):
@@ -205,9 +206,11 @@ def test_surplus_trial_is_failed_before_evaluation(tmp_path):
     assert t1.state.name == "FAIL" and t1.user_attrs["surplus"] is True and seen == []
 
 
-def test_two_threads_hold_exact_count(tmp_path):
+def test_two_worker_processes_hold_exact_count(tmp_path):
+    import functools
+
     cfg = config(tmp_path, 7, n_jobs=2)
-    run_search(cfg, SPACE, lambda p, s: fake_evaluator(p, s, delay=0.05))
+    run_search(cfg, SPACE, functools.partial(fake_evaluator, delay=0.05))
     assert states(load(cfg)).get("COMPLETE") == 7
     assert states(load(cfg)).get("RUNNING") is None
 
@@ -281,3 +284,123 @@ def test_workers_creating_a_fresh_sqlite_study_at_once_all_succeed(tmp_path):
         for i in range(5):  # each round: three workers race to create the same fresh database
             url = f"sqlite:///{tmp_path}/race{i}.db"
             assert pool.map(_open_storage_in_child, [url] * 3) == ["ok"] * 3
+
+
+# --- seeds follow slots: kill + resume, processes vs serial -------------------------------------------------
+
+SPARSE_SPACE = SearchSpace((
+    Param("method", choices=("gebt", "random")),
+    Param("graph_sparsity", low=0.0, high=0.9),
+    Param("weight_sparsity", low=0.0, high=0.9),
+))
+
+
+def seeded_evaluator(params, seed):
+    """Accuracy depends on the seed too, so a trial trained with another seed is told apart."""
+    ev = fake_evaluator(params, seed)
+    return Evaluation(val_accuracy=ev.val_accuracy + 0.001 * (seed % 13), cost=ev.cost, test_accuracy=None)
+
+
+def _by_slot(study):
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    return {t.user_attrs["slot"]: (t.params, t.user_attrs["seed"], t.user_attrs["val_accuracy"]) for t in done}
+
+
+def test_killed_and_resumed_search_equals_uninterrupted_one(tmp_path):
+    (tmp_path / "k").mkdir()
+    (tmp_path / "u").mkdir()
+    killed = config(tmp_path / "k", 8, name="s")
+    script = (
+        f"import sys, os, signal; sys.path[:0] = [{str(HERE)!r}, {str(HERE.parent)!r}]\n"
+        "import test_search_study as t\n"
+        "from search import SearchConfig, run_search\n"
+        "def ev(p, s):\n"
+        "    if s == 5:\n"  # the sixth slot: die in the middle of training it
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return t.seeded_evaluator(p, s)\n"
+        f"cfg = SearchConfig('s', {killed.storage!r}, 8, t.METRIC, t.parse_budget('1.4 J', t.METRIC), "
+        "context={'device': 'fake'})\n"
+        "run_search(cfg, t.SPARSE_SPACE, ev)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    assert count_states(load(killed)) == (5, 1)
+    resumed = run_search(killed, SPARSE_SPACE, seeded_evaluator)
+    straight = run_search(config(tmp_path / "u", 8, name="s"), SPARSE_SPACE, seeded_evaluator)
+    a, b = _by_slot(resumed), _by_slot(straight)
+    assert sorted(a) == list(range(8)) and a == b  # same parameters, seeds and accuracies, slot by slot
+    retry = [t for t in resumed.trials if t.user_attrs.get("retry_of") is not None]
+    assert len(retry) == 1 and retry[0].user_attrs["slot"] == 5 and retry[0].user_attrs["seed"] == 5
+
+
+def test_worker_processes_train_the_same_trials_as_one_worker(tmp_path):
+    for d in ("one", "two"):
+        (tmp_path / d).mkdir()
+    serial = run_search(config(tmp_path / "one", 6, name="s"), SPARSE_SPACE, seeded_evaluator)
+    parallel = run_search(config(tmp_path / "two", 6, name="s", n_jobs=2), SPARSE_SPACE, seeded_evaluator)
+    assert _by_slot(parallel) == _by_slot(serial) and len(_by_slot(serial)) == 6
+
+
+# --- screening, the reference run, duplicates ----------------------------------------------------------------
+
+def fake_predict(params):
+    """An interval around the fake cost (exact for dense and random, as the graph pipeline's is)."""
+    from search import CostInterval
+
+    c = fake_cost(params)
+    return CostInterval(c, c, exact=True) if params["method"] != "gebt" else CostInterval(0.9 * c, 1.05 * c)
+
+
+def test_screening_skips_only_configurations_that_cannot_fit(tmp_path):
+    calls = []
+
+    def ev(p, s):
+        calls.append(p)
+        return fake_evaluator(p, s)
+
+    cfg = config(tmp_path, 10)
+    study = run_search(cfg, SPACE, ev, predict=fake_predict, reference={"method": "dense"})
+    trials = study.trials
+    trained = [t for t in trials if t.state.name == "COMPLETE"]
+    screened = [t for t in trials if t.user_attrs.get("screened")]
+    assert len(trained) == 10 == len(calls) and screened  # --trials counts trained trials only
+    assert trials[0].user_attrs["reference"] is True and trials[0].params == {"method": "dense"}
+    assert trials[0].state.name == "COMPLETE" and fake_cost(trials[0].user_attrs["params"]) == 2.0  # over 1.4 J
+    for t in screened:
+        assert t.state.name == "PRUNED" and "val_accuracy" not in t.user_attrs
+        assert t.user_attrs["predicted_cost_low"] > 1.4 and t.constraints["budget"] > 0
+        assert fake_cost(t.user_attrs["params"]) > 1.4  # never a configuration that would have fitted
+    for t in trained[1:]:
+        low, high = t.user_attrs["predicted_cost_low"], t.user_attrs["predicted_cost_high"]
+        assert low <= t.user_attrs["cost"] <= high and low <= 1.4
+    s = summary(study)
+    assert s["n_trials"] == 10 and s["n_screened"] == len(screened) and s["reference"]["number"] == 0
+    assert "screened by the cost model" in s["answer"] and "dense reference" in s["answer"]
+    unscreened = run_search(config(tmp_path, 10, name="off", screen=False), SPACE, fake_evaluator,
+                            predict=fake_predict)
+    assert not any(t.user_attrs.get("screened") for t in unscreened.trials)
+    assert any(not t.user_attrs["feasible"] for t in unscreened.trials if t.state.name == "COMPLETE")
+
+
+def test_no_configuration_is_trained_twice_unless_repeats_allow(tmp_path):
+    space = SearchSpace((Param("method", choices=("dense", "random")),
+                         Param("graph_sparsity", choices=(0.0, 0.5), applies_to=frozenset({"random"}), default=0.0),
+                         Param("weight_sparsity", choices=(0.0,), default=0.0)))
+    study = run_search(config(tmp_path, 3, budget=None, name="once"), space, fake_evaluator)
+    keys = [json.dumps(t.user_attrs["params"], sort_keys=True) for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(keys) == 3 == len(set(keys))  # all three configurations, each once
+    dups = [t for t in study.trials if t.user_attrs.get("duplicate_of") is not None]
+    assert all(t.state.name == "FAIL" for t in dups)
+    twice = run_search(config(tmp_path, 6, budget=None, name="twice", repeats=2), space, fake_evaluator)
+    done = [t for t in twice.trials if t.state.name == "COMPLETE"]
+    keys = [json.dumps(t.user_attrs["params"], sort_keys=True) for t in done]
+    assert len(done) == 6 and all(keys.count(k) == 2 for k in keys)
+    assert len({t.user_attrs["seed"] for t in done}) == 6  # each repeat with its own seed
+
+
+def test_spent_space_stops_instead_of_looping(tmp_path):
+    space = SearchSpace((Param("method", choices=("dense",)), Param("graph_sparsity", choices=(0.0,)),
+                         Param("weight_sparsity", choices=(0.0,))))
+    study = run_search(config(tmp_path, 3, budget=None), space, fake_evaluator)
+    assert count_states(study)[0] == 1 and "spent" in study.user_attrs["stopped"]
+    assert "Stopped early" in summary(study)["answer"]

@@ -2,9 +2,11 @@
 
 ``codesign pareto RUN_DIR [RUN_DIR ...]`` reads each run folder's study (``study.db``, or the
 storage named in its ``summary.json``); ``--storage URL --study NAME [--study NAME ...]`` reads
-studies from any Optuna storage. One study: its files are rewritten in ``--out`` (default: the run
-folder). Several: one plot with every study (e.g. one search priced on two devices), and combined
-tables with a ``study`` column, in ``--out`` (default ``runs/pareto``).
+studies from any Optuna storage. One RUN_DIR: its own files are rewritten there (default) or in
+``--out``. ``--storage`` or several studies: written to ``--out`` (default ``runs/pareto``): one
+plot with every study (e.g. one search priced on two devices), each labelled by its run folder, and
+combined tables with ``run`` and ``study`` columns. A folder holding another run's outputs is never
+written into: ``--out`` must be empty, new, or hold the outputs of exactly the studies drawn.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run folders written by `codesign search`")
     p.add_argument("--storage", default=None, help="Optuna storage URL (with --study)")
     p.add_argument("--study", action="append", default=None, help="study name (repeatable)")
-    p.add_argument("--out", default=None, help="output folder (default: the run folder, or runs/pareto)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: the run folder for one RUN_DIR, else runs/pareto)")
     add_json_flag(p)
     p.set_defaults(handler=run)
 
@@ -52,6 +55,40 @@ def _locate(run_dir: Path) -> tuple[str, str | None]:
     )
 
 
+def _run_label(run_dir: str | None, url: str, name: str) -> str:
+    """How a run is named on the plot and in the ``run`` column: its folder, else the storage's."""
+    if run_dir:
+        return Path(run_dir).resolve().name
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).resolve().parent.name or name
+    return name
+
+
+def _check_out(out: Path, studies: list, labels: list[str]) -> None:
+    """Refuse to write into a folder that holds the outputs of other runs (see the module docstring)."""
+    import json
+
+    from costmodels.errors import CodesignError
+
+    from .search import check_out_dir
+
+    check_out_dir(out)
+    summary = out / "summary.json"
+    if not summary.is_file():
+        if (out / "trials.csv").exists() or (out / "study.db").exists():
+            raise CodesignError(f"--out {str(out)!r} holds another run's files; give a new or empty folder")
+        return
+    try:
+        data = json.loads(summary.read_text())
+    except ValueError:
+        data = {}
+    held = sorted(str(s.get("study")) for s in data.get("studies", [data]))
+    drawn = sorted(s.study_name for s in studies)
+    if held != drawn or ((out / "study.db").exists() and len(studies) != 1):
+        raise CodesignError(f"--out {str(out)!r} holds the outputs of {', '.join(held) or 'another run'}; "
+                            "give a new or empty folder, e.g. --out runs/pareto-" + "-".join(labels)[:40])
+
+
 def load_studies(args: argparse.Namespace) -> list:  # list[optuna.Study]
     import optuna
 
@@ -60,8 +97,10 @@ def load_studies(args: argparse.Namespace) -> list:  # list[optuna.Study]
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     targets: list[tuple[str, str | None]] = [_locate(Path(d)) for d in args.run_dirs]
+    folders: list[str | None] = list(args.run_dirs)
     if args.storage:
         targets += [(args.storage, name) for name in (args.study or [None])]
+        folders += [None] * (len(targets) - len(folders))
     elif args.study and not args.run_dirs:
         raise CodesignError("--study needs --storage URL (or give RUN_DIR folders)")
     if not targets:
@@ -77,7 +116,9 @@ def load_studies(args: argparse.Namespace) -> list:  # list[optuna.Study]
         if name not in names:
             stored = ", ".join(names) or "none"
             raise CodesignError(f"study {name!r} is not in the storage; stored studies: {stored}")
-        studies.append(optuna.load_study(study_name=name, storage=storage))
+        study = optuna.load_study(study_name=name, storage=storage)
+        studies.append(study)
+    args.run_labels = [_run_label(f, url, s.study_name) for f, (url, _), s in zip(folders, targets, studies)]
     return studies
 
 
@@ -87,13 +128,16 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from search.export import pareto_frame, summary, trials_frame, write_outputs
-    from search.plots import plot_studies
+    from search.plots import plot_studies, unique_labels
 
     from .search import format_summary
 
     studies = load_studies(args)
-    if len(studies) == 1:
-        out = Path(args.out or (args.run_dirs[0] if args.run_dirs else Path("runs") / studies[0].study_name))
+    labels = unique_labels(args.run_labels)
+    if len(studies) == 1 and args.run_dirs:
+        out = Path(args.out or args.run_dirs[0])
+        if args.out:
+            _check_out(out, studies, labels)
         summ = write_outputs(studies[0], out)
         if args.json:
             emit_json(summ)
@@ -101,11 +145,21 @@ def run(args: argparse.Namespace) -> int:
             print(format_summary(summ, out))
         return 0
     out = Path(args.out or "runs/pareto")
+    _check_out(out, studies, labels)
+    if len(studies) == 1:
+        summ = write_outputs(studies[0], out)
+        if args.json:
+            emit_json(summ)
+        else:
+            print(format_summary(summ, out))
+        return 0
     out.mkdir(parents=True, exist_ok=True)
-    frames = [(s.study_name, trials_frame(s)) for s in studies]
-    summaries = [summary(s, df) for s, (_, df) in zip(studies, frames)]
-    pd.concat([df for _, df in frames], ignore_index=True).to_csv(out / "trials.csv", index=False)
-    fronts = pd.concat([pareto_frame(df) for _, df in frames], ignore_index=True)
+    frames = [(label, trials_frame(s)) for label, s in zip(labels, studies)]
+    summaries = [{**summary(s, df), "run": label} for s, (label, df) in zip(studies, frames)]
+    tagged = [df.assign(run=label)[["run", *df.columns]] for label, df in frames]
+    pd.concat(tagged, ignore_index=True).to_csv(out / "trials.csv", index=False)
+    fronts = pd.concat([pareto_frame(df).assign(run=label) for (label, _), df in zip(frames, tagged)],
+                       ignore_index=True)
     fronts.to_csv(out / "pareto.csv", index=False)
     combined = {"studies": summaries}
     (out / "summary.json").write_text(json.dumps(combined, indent=2, default=str) + "\n")

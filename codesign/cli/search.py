@@ -3,9 +3,12 @@
 Trains each configuration here (validation accuracy drives the search, test accuracy is reported)
 and prices the run on ``--device`` with the cost model (or takes this machine's measurement with
 ``--measured``). Optuna multi-objective TPE over (accuracy up, cost down); ``--budget`` makes
-over-budget trials infeasible. The study is the record; the run folder gets trials.csv,
-pareto.csv, pareto.png and summary.json. Rerunning the same command tops the study up to
-``--trials`` complete trials. Nothing heavy is imported until the handler runs.
+over-budget trials infeasible. The dense reference is trained first, once; a configuration already
+trained is not trained again (``--repeats``); a configuration whose cost, predicted by the cost
+model before training, is over the budget whatever its early-bird epoch is recorded as screened and
+not trained (``--no-screen`` trains it anyway). The study is the record; the run folder gets
+trials.csv, pareto.csv, pareto.png and summary.json. Rerunning the same command tops the study up
+to ``--trials`` trained trials. Nothing heavy is imported until the handler runs.
 
 ``--task graph`` searches graph tickets (``codesign.pipelines.graph_search``); ``--task cnn`` searches
 pruned CNNs (``codesign.pipelines.cnn_search``: method, channel sparsity, detector threshold) at
@@ -55,20 +58,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--objective", choices=["pareto", "acc-per-cost"], default="pareto",
                    help="pareto: (accuracy, cost) multi-objective (default); acc-per-cost: the scalar ratio")
     p.add_argument("--trials", type=int, default=30,
-                   help="complete trials the study should hold; a rerun tops it up (default 30)")
+                   help="trained trials the study should hold (screened ones do not count); a rerun tops it up "
+                        "(default 30)")
+    p.add_argument("--no-screen", dest="screen", action="store_false",
+                   help="train every sampled configuration, even one the cost model puts over --budget")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="trainings allowed per configuration, each with its own seed (default 1: never twice)")
     p.add_argument("--epochs", type=int, default=None,
                    help="graph: epochs per training phase, capping longer schedules (default 100, the papers'); "
                         "cnn: the training schedule E (default 8 on CPU; the papers' 160)")
     p.add_argument("--space", default=None,
                    help="narrow or fix parameters, e.g. 'method=gebt,random; graph_sparsity=0.2:0.6'")
-    p.add_argument("--seed", type=int, default=0, help="base seed (trial k trains with seed + k)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="base seed (the configuration in slot k is sampled and trained with seed + k)")
     p.add_argument("--study", default=None,
                    help="study name (default <model>-<dataset>-<metric>-<device>[-<budget>])")
     p.add_argument("--storage", default=None,
                    help="Optuna storage URL (default sqlite in the run folder); postgresql+psycopg2://... "
                         "lets workers on many machines join; journal:///path for a journal file")
     p.add_argument("--out", default=None, help="run folder (default runs/<study>)")
-    p.add_argument("--n-jobs", type=int, default=1, help="parallel workers in this process (default 1)")
+    p.add_argument("--n-jobs", type=int, default=1,
+                   help="parallel worker processes on this machine, sharing the study (default 1)")
     add_threads_flag(p, help="torch CPU threads per worker (default: usable cores / workers on this machine, "
                              "1 for Cora-sized graphs)")
     g = p.add_argument_group("cnn task (--task cnn; CPU-scale defaults, about 10-20 s per trial)")
@@ -123,6 +133,12 @@ def run(args: argparse.Namespace) -> int:
     from search.export import write_outputs
     from search.storage import embedded_url
 
+    if args.trials < 1:
+        raise CodesignError(f"--trials {args.trials}: must be at least 1 (trained trials the study should hold)")
+    if args.n_jobs < 1:
+        raise CodesignError(f"--n-jobs {args.n_jobs}: must be at least 1")
+    if args.repeats < 1:
+        raise CodesignError(f"--repeats {args.repeats}: must be at least 1 (trainings of one configuration)")
     resolve_task_defaults(args)
     metric = parse_metric(args.metric)
     budget = parse_budget(args.budget, metric) if args.budget else None
@@ -148,13 +164,15 @@ def run(args: argparse.Namespace) -> int:
         space = graph_space().narrow(args.space)
     study_name = args.study or default_study_name(args)
     out = Path(args.out or Path("runs") / study_name)
+    check_out_dir(out)
+    evaluator = _evaluator(args, metric, None if args.measured else device_name)  # bad model/dataset: fail now
     storage = args.storage
     if storage is None:
         out.mkdir(parents=True, exist_ok=True)
         storage = embedded_url(out)
     config = SearchConfig(
         study_name=study_name, storage=storage, n_trials=args.trials, metric=metric, budget=budget,
-        objective=args.objective, seed=args.seed, n_jobs=args.n_jobs,
+        objective=args.objective, seed=args.seed, n_jobs=args.n_jobs, screen=args.screen, repeats=args.repeats,
         context={"task": args.task, "model": args.model, "dataset": args.dataset, "device": device_name,
                  "measured": bool(args.measured), "cost_source": source, "epochs_cap": args.epochs, **profile_ctx,
                  "regime": None if args.measured or args.task != "graph" else _regime(args, device_name),
@@ -165,9 +183,9 @@ def run(args: argparse.Namespace) -> int:
     work = dataset_epoch_flops(args.dataset) if args.task == "graph" else None
     with LocalWorkers(args.n_jobs) as workers:  # other searches on this machine share the cores
         policy = configure(args.threads, workers=workers.total(), workload_flops=work)
-        evaluator = ThreadedEvaluator(_evaluator(args, metric, None if args.measured else device_name),
-                                      args.threads, workers, work)
-        study = _run_with_progress(config, space, evaluator, metric.unit, format_si)
+        evaluator = ThreadedEvaluator(evaluator, args.threads, workers, work)  # each trial re-chooses its threads
+        study = _run_with_progress(config, space, evaluator, metric.unit, format_si,
+                                   reference=_reference(args, space), worker_init=_worker_init(args, policy.threads))
     summary = write_outputs(study, out)
     summary["thread_policy"] = policy.to_dict()  # this process's first choice; each trial records its own
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
@@ -196,6 +214,42 @@ def portable_path(path: str) -> str:
         return str(p)
 
 
+def check_out_dir(out: Path, flag: str = "--out") -> None:
+    """A run folder we may create or write: not a file, not in a read-only place (nothing is created here)."""
+    import os
+
+    from costmodels.errors import CodesignError
+
+    if out.exists() and not out.is_dir():
+        raise CodesignError(f"{flag} {str(out)!r} is a file, not a folder; give a folder path, e.g. runs/my-search")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CodesignError(f"{flag} {str(out)!r}: {str(parent)!r} is a file, not a folder; give a folder path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CodesignError(f"{flag} {str(out)!r}: {str(parent)!r} is not writable; give a folder you can write, "
+                            "e.g. runs/my-search")
+
+
+def _reference(args: argparse.Namespace, space):  # type: ignore[no-untyped-def]
+    if args.task == "cnn":
+        from codesign.pipelines.cnn_search import reference_params
+    else:
+        from codesign.pipelines.graph_search import reference_params
+    return reference_params(space, args.epochs)
+
+
+def _worker_init(args: argparse.Namespace, threads: int):  # type: ignore[no-untyped-def]
+    """What each worker process runs first when --n-jobs > 1: the thread count the policy chose
+    (``codesign.threads``; each trial then re-chooses it as workers come and go)."""
+    import functools
+
+    from codesign.pipelines.graph_search import init_search_worker
+
+    return functools.partial(init_search_worker, threads) if args.n_jobs > 1 else None
+
+
 def _evaluator(args: argparse.Namespace, metric, device: str | None):  # type: ignore[no-untyped-def]
     if args.task == "cnn":
         from codesign.pipelines.cnn_search import CNNEvaluator
@@ -208,11 +262,14 @@ def _evaluator(args: argparse.Namespace, metric, device: str | None):  # type: i
         return ev
     from codesign.pipelines.graph_search import GraphEvaluator
 
-    return GraphEvaluator(model=args.model, dataset=args.dataset, metric=metric, device=device,
-                          measured=args.measured, epochs=args.epochs, data_root=args.data_root)
+    ev = GraphEvaluator(model=args.model, dataset=args.dataset, metric=metric, device=device,
+                        measured=args.measured, epochs=args.epochs, data_root=args.data_root)
+    ev.check()
+    return ev
 
 
-def _run_with_progress(config, space, evaluator, unit, format_si):  # type: ignore[no-untyped-def]
+def _run_with_progress(config, space, evaluator, unit, format_si, *, reference=None,  # type: ignore[no-untyped-def]
+                       worker_init=None):
     from tqdm import tqdm
 
     from search import run_search
@@ -231,17 +288,20 @@ def _run_with_progress(config, space, evaluator, unit, format_si):  # type: igno
             bar.update(max(0, min(p.complete, p.target) - shown[0]))
             shown[0] = max(shown[0], p.complete)
         best = "none yet" if p.best_accuracy is None else f"{p.best_accuracy:.3f} @ {format_si(p.best_cost, unit)}"
-        bar.set_postfix_str(f"best feasible acc {best}")
+        screened = f", {p.screened} screened" if p.screened else ""
+        bar.set_postfix_str(f"best feasible acc {best}{screened}")
         if bar.disable:  # not a terminal: one plain line per trial instead of a bar
             elapsed = time.perf_counter() - t0
             done_here = p.complete - first[0]
             left = (f"~{elapsed / done_here * max(0, p.target - p.complete):.0f}s left" if done_here > 0
                     else "time left unknown")
-            print(f"[search] {p.complete}/{p.target} complete, best feasible acc {best}, "
+            print(f"[search] {p.complete}/{p.target} trained{screened}, best feasible acc {best}, "
                   f"{elapsed:.0f}s elapsed, {left}", file=sys.stderr, flush=True)
 
     try:
-        return run_search(config, space, evaluator, on_trial=on_trial)
+        predict = getattr(evaluator, "predict", None)
+        return run_search(config, space, evaluator, on_trial=on_trial, predict=predict, reference=reference,
+                          worker_init=worker_init)
     finally:
         bar.close()
 
@@ -253,9 +313,10 @@ def format_summary(summary: dict, out: Path) -> str:
     from search.budget import format_si
 
     unit = summary.get("cost_unit") or ""
-    lines = [f"study {summary['study']}: {summary['n_trials']} complete trials "
-             f"({summary['n_feasible']} feasible), metric {summary['metric']} on {summary['device']} "
-             f"({summary.get('cost_source')})"]
+    screened = summary.get("n_screened") or 0
+    lines = [f"study {summary['study']}: {summary['n_trials']} trained trials "
+             f"({summary['n_feasible']} feasible)" + (f", {screened} screened before training" if screened else "")
+             + f", metric {summary['metric']} on {summary['device']} ({summary.get('cost_source')})"]
     ctx = summary.get("context") or {}
     if ctx.get("profile_kind"):
         lines.append(f"profile: {summary['device']} ({ctx['profile_kind']}, {ctx.get('profile_file')})")
@@ -267,8 +328,10 @@ def format_summary(summary: dict, out: Path) -> str:
         lines.append(f"best feasible: trial #{best['number']} val acc {best['accuracy']:.4f}"
                      + (f", test acc {test:.4f}" if test is not None else "")
                      + f", cost {format_si(best['cost'], unit)}, params {best['params']}")
+    elif summary["n_trials"] == 0:
+        lines.append("best feasible: none (no trial completed)")
     else:
-        lines.append("best feasible: none (every complete trial is over budget; raise --budget)")
+        lines.append("best feasible: none (every trained trial is over budget; raise --budget)")
     rows = [{"trial": p["number"], **p["params"], "val_acc": round(p["accuracy"], 4),
              "test_acc": None if p["test_accuracy"] is None else round(p["test_accuracy"], 4),
              "cost": format_si(p["cost"], unit), "feasible": p["feasible"]} for p in summary["pareto"]]
@@ -279,5 +342,7 @@ def format_summary(summary: dict, out: Path) -> str:
                                "{:.3f}".format):
             table = pd.DataFrame(rows).reindex(columns=cols)
             lines.append("Pareto front (cheapest first):\n" + table.to_string(index=False, na_rep="-"))
+    if summary.get("answer"):
+        lines.append("In words: " + summary["answer"])
     lines.append(f"wrote {out}/trials.csv, pareto.csv, pareto.png, summary.json")
     return "\n".join(lines)

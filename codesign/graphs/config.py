@@ -36,6 +36,9 @@ class GraphTrainConfig:
     ``graph_sharing`` (searches: geb, gebt, sgcn): ``per-layer`` trains one edge-value vector and
     draws one graph mask per layer (as the public GEBT code keeps one adjacency per layer; every
     layer keeps the same number of edges, so costs are as for one mask); ``shared``: one for all.
+    ``retrain_epochs``: when set, the length of the phase that trains the final network (dense and
+    random: their one phase; geb, gebt, sgcn: the retraining; ugs: each round's retraining), which
+    overrides ``epochs`` there; the search's knob for training length.
     ``rounds`` (UGS): None = the fewest rounds whose weight sparsity ``1 - 0.8^r`` reaches
     ``weight_sparsity`` (at least 1).
     """
@@ -45,6 +48,7 @@ class GraphTrainConfig:
     method: str = "gebt"
     seed: int = 0
     epochs: int | None = None
+    retrain_epochs: int | None = None
     graph_sparsity: float | None = 0.2
     weight_sparsity: float | None = 0.5
     layers: int = 2
@@ -96,6 +100,8 @@ class GraphTrainConfig:
             raise CodesignError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.epochs is not None and self.epochs < 1:
             raise CodesignError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.retrain_epochs is not None and self.retrain_epochs < 1:
+            raise CodesignError(f"retrain epochs must be >= 1, got {self.retrain_epochs}")
         if self.rounds is not None and self.rounds < 1:
             raise CodesignError(f"--rounds must be >= 1, got {self.rounds}")
         if self.lr <= 0 or self.graph_lr <= 0:
@@ -108,6 +114,10 @@ class GraphTrainConfig:
 
     def phase_epochs(self, default: int = PAPER_EPOCHS) -> int:
         return self.epochs if self.epochs is not None else default
+
+    def final_epochs(self, default: int = PAPER_EPOCHS) -> int:
+        """Epochs of the phase that trains the final network (see ``retrain_epochs``)."""
+        return self.retrain_epochs if self.retrain_epochs is not None else self.phase_epochs(default)
 
     def requested_sparsity(self, kind: str) -> float:
         """The requested ``kind`` ("graph"/"weight") sparsity; 0.0 where it does not apply."""

@@ -45,6 +45,13 @@ def cnn_space(min_sparsity: float = 0.1, max_sparsity: float = 0.8) -> SearchSpa
     ))
 
 
+def reference_params(space: SearchSpace, epochs: int | None = None) -> dict[str, Any] | None:
+    """The dense reference run (trained first, once; its length is the task's ``--epochs``), or None if the
+    space leaves dense out. The CNN evaluator has no ``predict``: its pruned widths, hence its cost, are
+    known only after training, so the CNN search dedups and trains the reference first but does not screen."""
+    return space.reference("dense", {})
+
+
 def uses_spline_detector(method: str, detector: str = "spline") -> bool:
     """True when ``method`` watches partition codes (``threshold`` = spline threshold), else EB masks."""
     return method == "spline-eb" or (method == "spline" and detector == "spline")
@@ -111,6 +118,7 @@ class CNNEvaluator:
             attrs={"eb_epoch": result.get("eb_epoch"), "eb_found": result.get("eb_found"),
                    "train_wall_s": result.get("wall_s"),
                    "channel_sparsity_achieved": result.get("channel_sparsity"),
+                   "achieved_channel_sparsity": result.get("achieved_channel_sparsity", result.get("channel_sparsity")),
                    "kept_channels": list(result.get("kept_channels", [])),
                    "forward_flops_reduction": result["forward_flops"]["reduction"],
                    "phases": [f"{p['name']}:{p['epochs']}" for p in result.get("phases", [])]},

@@ -2,14 +2,23 @@
 
 Space (``--task graph``): ``method`` in gebt, geb, random, ugs, dense; ``graph_sparsity`` p_g
 (gebt, geb, random, ugs), ``weight_sparsity`` p_w (gebt, random, ugs), ``threshold`` η of the
-early-bird detector (gebt, geb). A parameter that does not apply to a method takes the value the
-method uses (dense: p_g = p_w = 0; no detector: threshold None).
+early-bird detector (gebt, geb), and ``train_epochs`` (every method: the length of the phase that
+trains the final network: dense and random train for it, geb/gebt retrain the ticket for it, ugs
+retrains each round for it; ``GraphTrainConfig.retrain_epochs``). A parameter that does not apply
+to a method takes the value the method uses (dense: p_g = p_w = 0; no detector: threshold None).
+``--epochs`` still sets the other phases (pretraining, the ticket search's cap, UGS mask training).
 
-Evaluation of one configuration: train it here (``codesign.graphs.pipeline.train``, epochs capped
-by ``epochs``), then price the executed run on ``--device`` with ``costmodels.price_gnn_run`` from
-the result's device-independent ``cost_inputs`` (the co-design point: accuracy from a real run,
-cost of that run estimated on the hardware being designed for). ``--measured`` instead takes this
-machine's measured cost of the run where the training pipeline measured it.
+What sets the cost: on a launch-bound device (an H100 running a Cora GCN) every epoch costs about
+the same whatever the sparsity, so training cost follows the number of epochs (``train_epochs``,
+the early-bird epoch, UGS rounds); on a bandwidth- or compute-bound device (a CPU, an edge GPU,
+large graphs) sparsity also cuts the cost of each epoch.
+
+Evaluation of one configuration: train it here (``codesign.graphs.pipeline.train``), then price the
+executed run on ``--device`` with ``costmodels.price_gnn_run`` from the result's device-independent
+``cost_inputs`` (accuracy from a real run, cost of that run estimated on the hardware being
+designed for). ``--measured`` instead takes this machine's measured cost of the run.
+:meth:`GraphEvaluator.predict` prices the run a configuration would make *before* training
+(:mod:`codesign.pipelines.graph_bounds`), for screening.
 """
 
 from __future__ import annotations
@@ -18,14 +27,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from search import Evaluation, Metric, Param, SearchSpace
+from search import CostInterval, Evaluation, Metric, Param, SearchSpace
 
 GRAPH_METHODS = ("gebt", "geb", "random", "ugs", "dense")
 _SPARSE = frozenset({"gebt", "geb", "random", "ugs"})
+TRAIN_EPOCHS = (20, 200, 10)  # the train_epochs range (low, high, step); the papers train 100
+REFERENCE_METHOD = "dense"
 
 
 def graph_space(max_sparsity: float = 0.9) -> SearchSpace:
     """The default graph search space (see the module docstring)."""
+    lo, hi, step = TRAIN_EPOCHS
     return SearchSpace((
         Param("method", choices=GRAPH_METHODS, help="ticket method"),
         Param("graph_sparsity", low=0.0, high=max_sparsity, applies_to=_SPARSE, default=0.0,
@@ -34,7 +46,21 @@ def graph_space(max_sparsity: float = 0.9) -> SearchSpace:
               default=0.0, help="fraction of weights removed"),
         Param("threshold", low=0.05, high=0.3, applies_to=frozenset({"gebt", "geb"}), default=None,
               help="early-bird detector threshold eta (methods without a detector: none)"),
+        Param("train_epochs", low=lo, high=hi, step=step, integer=True,
+              help="epochs of the phase that trains the final network (dense/random: training; tickets: retraining)"),
     ))
+
+
+def reference_params(space: SearchSpace, epochs: int | None) -> dict[str, Any] | None:
+    """The dense reference run (trained first, once): ``--epochs`` epochs, or None if the space has no dense."""
+    return space.reference(REFERENCE_METHOD, {"train_epochs": epochs or 100})
+
+
+def init_search_worker(threads: int) -> None:
+    """Run first in each search worker process (``n_jobs`` > 1): set its torch threads."""
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -62,7 +88,30 @@ class GraphEvaluator:
         }
         if params.get("threshold") is not None:
             kwargs["eta"] = float(params["threshold"])
+        if params.get("train_epochs") is not None:
+            kwargs["retrain_epochs"] = int(params["train_epochs"])
         return GraphTrainConfig(**kwargs)
+
+    def check(self) -> None:
+        """Fail now (before a study exists) on a model, dataset or option no trial could run with."""
+        from codesign.graphs.data import load_dataset
+
+        self.config({"method": "dense"}, 0)
+        load_dataset(self.dataset, self.data_root)
+
+    def predict(self, params: dict[str, Any]) -> CostInterval | None:
+        """The cost interval of the run ``params`` would make, before training (None with ``--measured``)."""
+        if self.measured:
+            return None
+        from codesign.graphs.data import load_dataset
+
+        from .graph_bounds import run_bounds
+        from .pricing import priced_value
+
+        config = self.config(params, 0)
+        (low, high), (ep_low, ep_high), exact = run_bounds(config, load_dataset(self.dataset, self.data_root))
+        return CostInterval(priced_value(low, self.metric, self.device), priced_value(high, self.metric, self.device),
+                            exact=exact, epochs_low=ep_low, epochs_high=ep_high)
 
     def __call__(self, params: dict[str, Any], seed: int) -> Evaluation:
         from codesign.graphs.costing import price
@@ -72,13 +121,15 @@ class GraphEvaluator:
 
         result = train(self.config(params, seed), progress=False)
         cost, costs = trial_cost(result, self.metric, self.device, self.measured, price)
+        phases = result.get("phases", [])
         return Evaluation(
             val_accuracy=float(result["val_accuracy"]),
             test_accuracy=None if result.get("test_accuracy") is None else float(result["test_accuracy"]),
             cost=cost,
             costs=costs,
             attrs={"eb_epoch": result.get("eb_epoch"), "train_wall_s": result.get("wall_s"),
-                   "graph_sparsity_achieved": result.get("graph_sparsity"),
-                   "weight_sparsity_achieved": result.get("weight_sparsity"),
-                   "phases": [f"{p['name']}:{p['epochs']}" for p in result.get("phases", [])]},
+                   "achieved_graph_sparsity": result.get("achieved_graph_sparsity", result.get("graph_sparsity")),
+                   "achieved_weight_sparsity": result.get("achieved_weight_sparsity", result.get("weight_sparsity")),
+                   "epochs_run": sum(int(p["epochs"]) for p in phases),
+                   "phases": [f"{p['name']}:{p['epochs']}" for p in phases]},
         )

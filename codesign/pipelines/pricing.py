@@ -77,8 +77,29 @@ def trial_cost(result: Mapping[str, Any], metric: Metric, device: str | None, me
     if device is None:
         raise CodesignError("no device profile to price the run on; pass --device NAME (see `codesign devices`) "
                             "or --measured")
-    costs = flat_costs(price(result["cost_inputs"], device))
+    costs = _priced(result["cost_inputs"], device, price)
     value = costs.get(metric.cost_key)
     if value is None:
         raise CodesignError(f"the cost model gave no {metric.cost_key} on {device}")
     return float(value), costs
+
+
+def _priced(inputs: Mapping[str, Any], device: str | None,
+            price: Callable[[Mapping[str, Any], str], Any]) -> dict[str, Any]:
+    if device is None:
+        raise CodesignError("no --device to price runs on; give --device NAME (see `codesign devices`) or --measured")
+    return flat_costs(price(inputs, device))
+
+
+def priced_value(inputs: Mapping[str, Any], metric: Metric, device: str | None,
+                 price: Callable[[Mapping[str, Any], str], Any] | None = None) -> float:
+    """The metric's cost of a planned run's ``cost_inputs`` on ``device`` (estimated, as for a finished run);
+    ``price`` defaults to the graph runs' ``codesign.graphs.costing.price``."""
+    if price is None:
+        from codesign.graphs.costing import price as graph_price
+
+        price = graph_price
+    value = _priced(inputs, device, price).get(metric.cost_key)
+    if value is None:
+        raise CodesignError(f"the cost model gave no {metric.cost_key} on {device}")
+    return float(value)

@@ -8,7 +8,7 @@ from .common import MethodResult, RunContext, fit, record_phase, state_of
 def run(ctx: RunContext) -> MethodResult:
     model = ctx.new_model()
     init = state_of(model)
-    epochs = ctx.config.phase_epochs()
+    epochs = ctx.config.final_epochs()
     result = fit(ctx, model, epochs, "train")
     return MethodResult(
         val_accuracy=result.val_accuracy,

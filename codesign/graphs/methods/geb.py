@@ -35,7 +35,7 @@ def pretrain_sparsify_retrain(ctx: RunContext, phase: str, detect: bool) -> Meth
 
     retrain = retrain_model(ctx, found.ticket_state, init)
     start = state_of(retrain)
-    result = fit(ctx, retrain, epochs, "retrain", found.graph_mask)
+    result = fit(ctx, retrain, c.final_epochs(), "retrain", found.graph_mask)
     return MethodResult(
         val_accuracy=result.val_accuracy,
         test_accuracy=result.test_accuracy,
@@ -48,7 +48,7 @@ def pretrain_sparsify_retrain(ctx: RunContext, phase: str, detect: bool) -> Meth
             record_phase("pretrain", epochs, pre.wall_s),
             record_phase(phase, found.epochs, found.wall_s, trainable_graph=True, mask_update=True,
                         graph_copies=found.graph_copies, graph_training="frozen-weights"),
-            record_phase("retrain", epochs, result.wall_s, 1 - sparsity(found.graph_mask)),
+            record_phase("retrain", c.final_epochs(), result.wall_s, 1 - sparsity(found.graph_mask)),
         ],
         eb_epoch=found.epochs if detect and found.fired else None,
         detector=found.detector if detect else None,

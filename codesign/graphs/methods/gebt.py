@@ -24,7 +24,7 @@ def run(ctx: RunContext) -> MethodResult:
 
     retrain = retrain_model(ctx, found.ticket_state, init)
     start = state_of(retrain)
-    result = fit(ctx, retrain, epochs, "retrain", found.graph_mask, found.weight_masks)
+    result = fit(ctx, retrain, c.final_epochs(), "retrain", found.graph_mask, found.weight_masks)
     graph_density = 1 - sparsity(found.graph_mask)
     weight_density = 1 - sparsity(found.weight_masks)
     return MethodResult(
@@ -38,7 +38,7 @@ def run(ctx: RunContext) -> MethodResult:
         phases=[
             record_phase("search", found.epochs, found.wall_s, trainable_graph=True, mask_update=True,
                         graph_copies=found.graph_copies, graph_training="alternate"),
-            record_phase("retrain", epochs, result.wall_s, graph_density, weight_density),
+            record_phase("retrain", c.final_epochs(), result.wall_s, graph_density, weight_density),
         ],
         eb_epoch=found.epochs if found.fired else None,
         detector=found.detector,

@@ -21,7 +21,7 @@ def run(ctx: RunContext) -> MethodResult:
     weight_masks = random_weight_mask({k: v.detach().cpu() for k, v in model.maskable().items()},
                                       c.weight_sparsity, g)
     weight_masks = {k: m.to(ctx.device) for k, m in weight_masks.items()}
-    epochs = c.phase_epochs()
+    epochs = c.final_epochs()
     result = fit(ctx, model, epochs, "train", graph_mask.to(ctx.device), weight_masks)
     return MethodResult(
         val_accuracy=result.val_accuracy,

@@ -114,8 +114,8 @@ def run(ctx: RunContext) -> MethodResult:
 
         # 3. rewind and retrain with frozen masks
         model = retrain_model(ctx, init, init)
-        result = fit(ctx, model, epochs, f"ugs retrain r{r}", alive_g, alive_w)
-        phases.append(record_phase(f"ugs-retrain-r{r}", epochs, result.wall_s,
+        result = fit(ctx, model, c.final_epochs(epochs), f"ugs retrain r{r}", alive_g, alive_w)
+        phases.append(record_phase(f"ugs-retrain-r{r}", c.final_epochs(epochs), result.wall_s,
                                   1 - sparsity(alive_g), 1 - sparsity(alive_w)))
     assert result is not None  # rounds >= 1 (validated in the config)
     return MethodResult(
