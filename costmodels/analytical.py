@@ -140,7 +140,7 @@ def _price(costs: list[OpCost], device: DeviceProfile, dtype: str) -> tuple[Arra
         t = np.maximum(c.flops / (device.peak_flops(dtype, c.op_class) * eta), c.dram_bytes / (bw * eta))
         t = t + c.kernels * device.kernel_overhead_s
         latency = latency + t
-        energy = energy + c.flops * device.joules_per_flop(dtype) + c.dram_bytes * device.joules_per_byte
+        energy = energy + c.flops * device.joules_per_flop(dtype, c.op_class) + c.dram_bytes * device.joules_per_byte
     energy = energy + device.static_power_w * latency
     return latency, energy
 

@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--aggregation-order", choices=["transform-first", "aggregate-first"],
                    default="transform-first",
                    help="transform-first = what PyG GCNConv runs; aggregate-first = the GEBT paper's count")
+    p.add_argument("--hw", default=None,
+                   help="hardware point of a template device (see `codesign devices`), e.g. "
+                        "'pes=2048,buffer_mb=8,dram_gbs=256'; adds area_mm2 and power_w")
     p.add_argument("--dtype", choices=["fp32", "tf32", "fp16", "bf16"], default="fp32")
     p.add_argument("--width", type=float, default=1.0, help="CNN width multiplier")
     p.add_argument("--batch-size", type=int, default=128, help="CNN batch size (inference row = one batch)")
@@ -114,8 +117,10 @@ def run(args: argparse.Namespace) -> int:
         raise CodesignError("--width must be > 0 and --batch-size >= 1")
     names = args.device or [n for n in list_profiles() if "/" not in n]
     rows: list[dict[str, Any]] = []
-    for name in names:
-        rows += _rows(args, load_profile(name))
+    from costmodels.templates import hardware_rows
+
+    for profile, hw in hardware_rows([load_profile(name) for name in names], args.hw):
+        rows += [row | hw for row in _rows(args, profile)]
     for row in rows:
         row.update({"model": args.model, "dataset": args.dataset, "graph_sparsity": args.graph_sparsity,
                     "weight_sparsity": args.weight_sparsity, "aggregation_order": args.aggregation_order,
@@ -123,9 +128,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(rows)
         return 0
-    table = pd.DataFrame(rows)[COLUMNS].set_index(["device", "phase"])
+    extra = [c for c in ("area_mm2", "power_w") if any(c in r for r in rows)]
+    table = pd.DataFrame(rows)[COLUMNS + extra].set_index(["device", "phase"])
     fmt = {"flops": "{:.4g}", "macs": "{:.4g}", "dram_bytes": "{:.4g}", "memory_bytes": "{:.4g}",
-           "latency_s": "{:.3e}", "energy_j": "{:.3e}"}
+           "latency_s": "{:.3e}", "energy_j": "{:.3e}", **{c: "{:.3g}" for c in extra}}
     for col, f in fmt.items():
         table[col] = table[col].map(f.format)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
