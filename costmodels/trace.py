@@ -104,7 +104,7 @@ def windowed_rows_loaded(src_pos: np.ndarray, dst_pos: np.ndarray, num_nodes: in
         seen[win * num_nodes + src_pos] = True
         return int(np.count_nonzero(seen))
     group = win // per_group
-    if int(group.max()) >= 1 << 16 or per_group * num_nodes * 8 > 8 * _BITMAP_LIMIT:  # too many groups for the radix sort: sort the pairs instead
+    if int(group.max()) >= 1 << 16 or num_nodes > _BITMAP_LIMIT:  # too many groups to radix-sort: sort pairs
         key = np.sort(win * num_nodes + src_pos)
         return int(np.count_nonzero(key[1:] != key[:-1])) + 1
     order = np.argsort(group.astype(np.uint16), kind="stable")  # radix sort

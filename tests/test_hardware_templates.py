@@ -111,3 +111,41 @@ def test_bad_template_section_names_the_knob(tmp_path):
                                 "pes = {default = 4096, min = 8192, max = 65536}"))
     with pytest.raises(ProfileError, match=r"\[template\] pes: need numbers 0 < min <= default <= max"):
         load_profile(str(bad))
+
+
+def _run():
+    from costmodels import GRAPHS, GNNSpec, PhaseSpec
+    from costmodels.runs import Phase, gnn_phase_workload
+    from costmodels.workloads import gnn_workload
+
+    spec, g = GNNSpec("gcn"), GRAPHS["cora"]
+    phases = [Phase(p.name, p.epochs, gnn_phase_workload(spec, g, p))
+              for p in (PhaseSpec("search", 20, 1, 1, True, True), PhaseSpec("retrain", 100, 0.7, 0.5))]
+    return phases, gnn_workload(spec, g, graph_density=0.7, weight_density=0.5, training=False)
+
+
+def test_grid_pricing_equals_pricing_each_configured_profile():
+    from costmodels.hwgrid import grid, price_run_grid
+    from costmodels.runs import price_run
+
+    phases, infer = _run()
+    profile = load_profile("gcn-accelerator")
+    points = grid({"pes": [256, 8192], "buffer_mb": [0.25, 4, 32], "clock_ghz": [0.5, 2.0],
+                   "weight_sparsity": ["none", "unstructured"]})
+    out = price_run_grid(phases, infer, profile, points)
+    for i in range(len(points["pes"])):
+        point = {k: v[i].item() for k, v in points.items()}
+        derived, hw = configure(profile, point)
+        run = price_run(phases, infer, derived)
+        for key, want in (("infer_energy_j", run.infer.energy_j), ("train_latency_s", run.train.latency_s),
+                          ("train_dram_bytes", run.train.dram_bytes), ("infer_flops", run.infer.flops),
+                          ("area_mm2", hw.area_mm2), ("power_w", hw.power_w)):
+            assert out[key][i] == pytest.approx(float(want), rel=1e-3), (key, point)
+
+
+def test_grid_point_outside_range_is_one_line():
+    from costmodels.hwgrid import grid, price_run_grid
+
+    phases, infer = _run()
+    with pytest.raises(CodesignError, match=r"buffer_mb=200\.0 is outside its range 0\.25\.\.128"):
+        price_run_grid(phases, infer, load_profile("gcn-accelerator"), grid({"buffer_mb": [1, 200]}))

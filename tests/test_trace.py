@@ -7,10 +7,15 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-from costmodels import CodesignError
-from costmodels import trace
-from costmodels.trace import (aggregation_traffic, lru_misses, node_order, reuse_distances, window_rows,
-                              windowed_rows_loaded)
+from costmodels import CodesignError, trace
+from costmodels.trace import (
+    aggregation_traffic,
+    lru_misses,
+    node_order,
+    reuse_distances,
+    window_rows,
+    windowed_rows_loaded,
+)
 
 
 def _graph(rng, n, e):
