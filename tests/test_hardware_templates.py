@@ -147,5 +147,5 @@ def test_grid_point_outside_range_is_one_line():
     from costmodels.hwgrid import grid, price_run_grid
 
     phases, infer = _run()
-    with pytest.raises(CodesignError, match=r"buffer_mb=200\.0 is outside its range 0\.25\.\.128"):
+    with pytest.raises(CodesignError, match=r"buffer_mb=200 is outside its range 0\.25\.\.128"):
         price_run_grid(phases, infer, load_profile("gcn-accelerator"), grid({"buffer_mb": [1, 200]}))
