@@ -47,6 +47,7 @@ ARRAY_WIDTH = 128  # PEs per combination array (weight-stationary 1 x 128 rows)
 AGG_WORDS_PER_MAC = 3.0  # gather read + partial-sum read + partial-sum write
 KNOWN_KNOBS = ("pes", "agg_lanes", "buffer_mb", "buffer_tech", "dram_gbs", "dram", "clock_ghz", "node_nm",
                "vdd_v", "precision_bits", "weight_sparsity")
+INTEGER_KNOBS = ("pes", "agg_lanes")  # counts: a grid over them takes whole values
 NUMERIC_KNOBS = ("pes", "agg_lanes", "buffer_mb", "dram_gbs", "clock_ghz", "node_nm", "vdd_v", "precision_bits")
 CHOICES = {"buffer_tech": tech.BUFFER_TECHS, "dram": tech.DRAM_TECHS, "weight_sparsity": ("none", "unstructured"),
            "precision_bits": (8, 16, 32)}

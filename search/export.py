@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .hardware import hardware_of
 from .pareto import best_feasible, pareto_indices
 from .study import CONTEXT_ATTR
 
@@ -94,6 +95,7 @@ def _point(row: pd.Series) -> dict[str, Any]:
         "test_accuracy": None if test is None or pd.isna(test) else float(test),
         "cost": float(row["cost"]),
         "feasible": bool(row["feasible"]),
+        **({"hardware": hw} if (hw := hardware_of(row)) else {}),
     }
 
 

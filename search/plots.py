@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from .export import complete_frame, pareto_frame
+from .hardware import draw_hardware
 
 _PREFIXES = [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"),
              (1e-6, "u"), (1e-9, "n")]
@@ -43,13 +44,15 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
         c = colors[k % len(colors)]
         done = complete_frame(df)
         tag = f"{label}" if len(studies) > 1 else "trials"
-        if not done.empty:
+        drew = len(studies) == 1 and draw_hardware(ax, fig, done, scale)  # area colour / one colour per device
+        if not done.empty and not drew:
             feas = done["feasible"].astype(bool)
             ax.scatter(done.loc[feas, "cost"] / scale, done.loc[feas, "val_accuracy"], color=c, s=22,
                        alpha=0.6, label=f"{tag} (feasible)")
             if (~feas).any():
                 ax.scatter(done.loc[~feas, "cost"] / scale, done.loc[~feas, "val_accuracy"],
                            facecolors="none", edgecolors=c, s=22, alpha=0.6, label=f"{tag} (over budget)")
+        if not done.empty:
             front = pareto_frame(df)
             ax.step(front["cost"] / scale, front["val_accuracy"], where="post", color=c, lw=1.5,
                     label=f"{label}: Pareto front" if len(studies) > 1 else "Pareto front")

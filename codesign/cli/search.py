@@ -43,8 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="cost objective: {train,infer}-{energy,latency,flops,memory} (default train-energy)")
     p.add_argument("--budget", default=None,
                    help="cost ceiling with a unit matching --metric, e.g. 2J, '500 mJ', 0.1Wh, 30s, 1.2GB")
-    p.add_argument("--device", default="h100",
-                   help="device profile to price runs on (see `codesign devices`; calibrated when available)")
+    p.add_argument("--device", action="append", default=None,
+                   help="device profile to price runs on (see `codesign devices`; calibrated when available; "
+                        "default h100); repeat to price every ticket on each device and pick the best")
+    p.add_argument("--hardware-space", default=None,
+                   help="template knobs to search jointly, e.g. 'pes=256:8192; buffer_mb=0.5:32' (grid, no retraining)")
+    p.add_argument("--area-budget", default=None, help="chip area ceiling for template devices, e.g. 8mm2")
+    p.add_argument("--power-budget", default=None, help="power ceiling, e.g. 7W")
     p.add_argument("--measured", action="store_true",
                    help="use this machine's measured cost instead of the cost model (where measured)")
     p.add_argument("--objective", choices=["pareto", "acc-per-cost"], default="pareto",
@@ -117,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
     from search.storage import embedded_url
 
     resolve_task_defaults(args)
+    from codesign.pipelines.hardware_pricing import HardwareOptions
+
+    hardware = HardwareOptions.from_args(args)  # --device list -> args.device = the first
     metric = parse_metric(args.metric)
     budget = parse_budget(args.budget, metric) if args.budget else None
     from codesign.pipelines.graph_search import graph_space
@@ -136,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         space = cnn_space().narrow(args.space)
     else:
         space = graph_space().narrow(args.space)
-    study_name = args.study or default_study_name(args)
+    study_name = args.study or default_study_name(args) + hardware.study_suffix()
     out = Path(args.out or Path("runs") / study_name)
     storage = args.storage
     if storage is None:
@@ -147,9 +155,9 @@ def run(args: argparse.Namespace) -> int:
         objective=args.objective, seed=args.seed, n_jobs=args.n_jobs,
         context={"task": args.task, "model": args.model, "dataset": args.dataset, "device": device_name,
                  "measured": bool(args.measured), "cost_source": source, "epochs_cap": args.epochs,
-                 **({k: getattr(args, k) for k in CNN_ONLY} if args.task == "cnn" else {})},
+                 **({k: getattr(args, k) for k in CNN_ONLY} if args.task == "cnn" else {}), **hardware.context()},
     )
-    evaluator = _evaluator(args, metric, None if args.measured else device_name)
+    evaluator = hardware.wrap(_evaluator(args, metric, None if args.measured else device_name), metric)
     study = _run_with_progress(config, space, evaluator, metric.unit, format_si)
     summary = write_outputs(study, out)
     if args.json:

@@ -80,5 +80,6 @@ class GraphEvaluator:
             attrs={"eb_epoch": result.get("eb_epoch"), "train_wall_s": result.get("wall_s"),
                    "graph_sparsity_achieved": result.get("graph_sparsity"),
                    "weight_sparsity_achieved": result.get("weight_sparsity"),
-                   "phases": [f"{p['name']}:{p['epochs']}" for p in result.get("phases", [])]},
+                   "phases": [f"{p['name']}:{p['epochs']}" for p in result.get("phases", [])],
+                   "cost_inputs": result.get("cost_inputs")},  # re-pricing on other hardware (hardware_pricing)
         )
