@@ -37,9 +37,11 @@ def fake_training(monkeypatch):
 
 def test_parse_hardware_space_and_budgets():
     space = parse_hardware_space("pes=256:8192; buffer_mb=0.5:32; dram=hbm2,lpddr4")
-    assert space.ranges == {"pes": (256.0, 8192.0), "buffer_mb": (0.5, 32.0)} and space.values == {"dram": ("hbm2", "lpddr4")}
+    assert space.ranges == {"pes": (256.0, 8192.0), "buffer_mb": (0.5, 32.0)}
+    assert space.values == {"dram": ("hbm2", "lpddr4")}
     axes = space.axes()
-    assert len(axes["pes"]) == space.steps() == 45 and axes["pes"][0] == pytest.approx(256) and axes["pes"][-1] == pytest.approx(8192)
+    assert len(axes["pes"]) == space.steps() == 45
+    assert axes["pes"][0] == pytest.approx(256) and axes["pes"][-1] == pytest.approx(8192)
     assert np.allclose(np.diff(np.log(axes["pes"])), np.log(32) / 44)  # geometric over a wide range
     assert parse_area_budget("8mm2") == 8.0 and parse_area_budget("8 mm^2") == 8.0
     assert parse_power_budget("7W") == 7.0 and parse_power_budget("500 mW") == pytest.approx(0.5)
@@ -84,7 +86,8 @@ def test_several_devices_price_every_ticket_on_each(tmp_path, fake_training, cap
     assert (trials["device_cost.gcn-accelerator"] < trials["device_cost.v100"]).all()  # ~6 W vs 300 W
     best = json.loads((out / "summary.json").read_text())["best"]
     assert best["hardware"]["device"] == "gcn-accelerator"
-    assert best["cost"] == pytest.approx(trials.loc[trials["number"] == best["number"], "device_cost.gcn-accelerator"].item())
+    chosen = trials.loc[trials["number"] == best["number"], "device_cost.gcn-accelerator"].item()
+    assert best["cost"] == pytest.approx(chosen)
 
 
 @pytest.mark.parametrize("args,needle", [
