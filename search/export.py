@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .hardware import hardware_of
+from .hardware import area_pareto, hardware_of
 from .pareto import best_feasible, pareto_indices
 from .study import CONTEXT_ATTR
 
@@ -133,6 +133,7 @@ def summary(study: optuna.Study, df: pd.DataFrame | None = None) -> dict[str, An
         "n_feasible": int(done["feasible"].astype(bool).sum()) if not done.empty else 0,
         "best": best,
         "pareto": [_point(r) for _, r in pareto_frame(df).iterrows()],
+        **({"pareto_area": front} if (front := area_pareto(done)) else {}),  # (accuracy, cost, chip area)
         "context": ctx,
     }
 

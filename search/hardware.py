@@ -182,6 +182,9 @@ def draw_hardware(ax: Any, fig: Any, done: Any, scale: float) -> bool:
         for k, col in enumerate(cols):
             ax.scatter(done[col] / scale, done["val_accuracy"], s=22, alpha=0.7, color=colors[k % len(colors)],
                        label=f"{col[len('device_cost.'):]} (each ticket)")
+        values = done[cols].to_numpy(dtype=float)
+        if np.nanmin(values) > 0 and np.nanmax(values) > 10 * np.nanmin(values):
+            ax.set_xscale("log")  # devices a decade or more apart
         return True
     if "area_mm2" not in done or done["area_mm2"].isna().all():
         return False
@@ -190,3 +193,18 @@ def draw_hardware(ax: Any, fig: Any, done: Any, scale: float) -> bool:
                     edgecolors=np.where(feas, "none", "red"), label="trials (colour: chip area)")
     fig.colorbar(sc, ax=ax, label="chip area of the chosen hardware [mm^2] (estimate)")
     return True
+
+
+def area_pareto(done: Any) -> list[int]:
+    """Trial numbers on the (accuracy up, cost down, area down) Pareto front of trials with an area."""
+    if done.empty or "area_mm2" not in done:
+        return []
+    rows = done.dropna(subset=["area_mm2"])
+    acc, cost, area = (rows[c].to_numpy(dtype=float) for c in ("val_accuracy", "cost", "area_mm2"))
+    keep = []
+    for i in range(len(rows)):
+        better_eq = (acc >= acc[i]) & (cost <= cost[i]) & (area <= area[i])
+        strictly = (acc > acc[i]) | (cost < cost[i]) | (area < area[i])
+        if not np.any(better_eq & strictly):
+            keep.append(int(rows["number"].iloc[i]))
+    return keep

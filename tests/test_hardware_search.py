@@ -51,6 +51,14 @@ def test_parse_hardware_space_and_budgets():
             fn(bad)
 
 
+def test_area_pareto_keeps_trials_no_other_beats_on_all_three():
+    from search.hardware import area_pareto
+
+    done = pd.DataFrame({"number": [0, 1, 2, 3], "val_accuracy": [0.8, 0.8, 0.7, 0.9],
+                         "cost": [1.0, 1.0, 0.5, 2.0], "area_mm2": [2.0, 1.0, 3.0, 5.0]})
+    assert area_pareto(done) == [1, 2, 3]  # 0 is beaten by 1 (same accuracy and cost, smaller area)
+
+
 def test_best_index_under_budgets():
     cost, area, power = np.array([1.0, 2.0, 3.0]), np.array([10.0, 5.0, 1.0]), np.array([1.0, 1.0, 9.0])
     assert best_index(cost, area, power, None, None) == (0, True)
@@ -74,6 +82,7 @@ def test_joint_search_records_hardware_under_the_area_budget(tmp_path, fake_trai
     assert {"hw.pes", "hw.buffer_mb", "area_mm2", "power_w"} <= set(trials.columns)
     assert (trials["area_mm2"] <= 8.0).all() and (trials["hw_points_priced"] == 64 * 64).all()
     assert summary["context"]["hardware_space"] == "pes=256:8192; buffer_mb=0.5:32"
+    assert summary["best"]["number"] in summary["pareto_area"]  # the front over accuracy, cost and area
     assert (out / "pareto.png").stat().st_size > 0
 
 

@@ -99,7 +99,9 @@ class HardwareOptions:
         """What the study stores (a resume with other hardware options is refused)."""
         if not self.active:
             return {}
-        return {"devices": list(self.devices), "hardware_space": None if self.space is None else self.space.text,
+        label = ({"device": "|".join(self.devices), "cost_source": "estimated: analytical model, best device per ticket"}
+                 if len(self.devices) > 1 else {})
+        return {**label, "devices": list(self.devices), "hardware_space": None if self.space is None else self.space.text,
                 "area_budget_mm2": self.area_budget_mm2, "power_budget_w": self.power_budget_w}
 
     def study_suffix(self) -> str:
