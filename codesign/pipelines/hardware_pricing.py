@@ -99,9 +99,12 @@ class HardwareOptions:
         """What the study stores (a resume with other hardware options is refused)."""
         if not self.active:
             return {}
-        label = ({"device": "|".join(self.devices), "cost_source": "estimated: analytical model, best device per ticket"}
-                 if len(self.devices) > 1 else {})
-        return {**label, "devices": list(self.devices), "hardware_space": None if self.space is None else self.space.text,
+        label: dict[str, Any] = {}
+        if len(self.devices) > 1:
+            label = {"device": "|".join(self.devices),
+                     "cost_source": "estimated: analytical model, best device per ticket"}
+        space = None if self.space is None else self.space.text
+        return {**label, "devices": list(self.devices), "hardware_space": space,
                 "area_budget_mm2": self.area_budget_mm2, "power_budget_w": self.power_budget_w}
 
     def study_suffix(self) -> str:
