@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+from datasets_available import requires_cora
 
 from costmodels import CodesignError, trace
 from costmodels.trace import (
@@ -134,3 +135,20 @@ def test_bad_inputs_are_one_line_errors():
         node_order(np.array([0]), np.array([1]), 2, "zigzag")
     with pytest.raises(CodesignError, match="unknown trace policy"):
         aggregation_traffic([0], [1], 2, 4, 100, policy="fifo")
+
+
+@requires_cora
+def test_estimate_node_order_prices_the_real_edge_list(capsys):
+    import json
+
+    from codesign.cli import main
+
+    assert main(["estimate", "--model", "gcn", "--dataset", "cora", "--device", "gcn-accelerator", "--hw",
+                 "buffer_mb=1", "--aggregation-order", "aggregate-first", "--node-order", "rcm", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    conv1 = next(r for r in out["trace"] if r["layer"] == "conv1")
+    # 1433 features x 4 B: 175 rows fit in 1 MB; the trace reloads far fewer rows than one per message
+    assert conv1["features"] == 1433 and conv1["messages"] == 10556 + 2708
+    assert 2708 <= conv1["rows_loaded"] < conv1["messages"]
+    assert conv1["gather_bytes_closed_form"] == (10556 + 2708) * 1433 * 4
+    assert {r["phase"] for r in out["rows"]} == {"inference", "train_epoch", "search_epoch"}
