@@ -109,3 +109,13 @@ def test_bad_hardware_search_options_are_one_line(args, needle, tmp_path, fake_t
     assert main(["search", "--out", str(tmp_path / "r"), "--trials", "1", "--metric", "infer-energy", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and "\n" not in err
+
+
+def test_power_budget_binds_and_dram_bandwidth_is_searched(tmp_path, fake_training, capsys):
+    out = tmp_path / "run"
+    assert main(["search", "--metric", "infer-latency", "--device", "gcn-accelerator", "--hardware-space",
+                 "pes=256:8192; agg_lanes=64:2048; dram_gbs=64:512", "--power-budget", "3W", "--trials", "2",
+                 "--out", str(out), "--space", "method=gebt"]) == 0
+    hw = json.loads((out / "summary.json").read_text())["best"]["hardware"]
+    assert hw["power_w"] <= 3.0 and hw["within_budget"] is True
+    assert hw["dram_gbs"] == pytest.approx(512)  # latency is memory bound: the most bandwidth (no chip cost)
