@@ -135,6 +135,7 @@ def best_index(cost: np.ndarray, area: np.ndarray, power: np.ndarray, area_budge
                power_budget: float | None) -> tuple[int, bool]:
     """The cheapest point within the area and power budgets, and whether any point was within them.
 
+    Among points of equal cost the one with the smallest area wins.
     A NaN area or power (not modelled, e.g. a fixed GPU profile) fails a budget on that quantity.
     With no point within budget, the smallest-area (then cheapest) point is returned, flagged False.
     """
@@ -144,8 +145,10 @@ def best_index(cost: np.ndarray, area: np.ndarray, power: np.ndarray, area_budge
         ok &= np.nan_to_num(area, nan=np.inf) <= area_budget
     if power_budget is not None:
         ok &= np.nan_to_num(power, nan=np.inf) <= power_budget
-    if ok.any():
-        return int(np.argmin(np.where(ok, cost, np.inf))), True
+    if ok.any():  # ties on cost (e.g. every point past the memory roofline): the smallest chip
+        masked = np.where(ok, cost, np.inf)
+        tied = ok & (masked <= masked.min() * (1 + 1e-9))
+        return int(np.lexsort((np.nan_to_num(area, nan=np.inf), ~tied))[0]), True
     return int(np.lexsort((cost, np.nan_to_num(area, nan=np.inf)))[0]), False
 
 

@@ -65,6 +65,7 @@ def test_best_index_under_budgets():
     assert best_index(cost, area, power, 8.0, None) == (1, True)
     assert best_index(cost, area, power, 8.0, 2.0) == (1, True)
     assert best_index(cost, area, power, 0.5, None) == (2, False)  # nothing fits: smallest area, flagged
+    assert best_index(np.array([1.0, 1.0, 2.0]), np.array([3.0, 2.0, 1.0]), power, None, None) == (1, True)
     assert hardware_of({"hw.pes": 256, "area_mm2": 1.5, "power_w": 2.0, "cost": 3})["area_mm2"] == 1.5
     assert hardware_of({"cost": 3}) is None
 
