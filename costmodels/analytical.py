@@ -177,7 +177,7 @@ def _price(costs: list[OpCost], device: DeviceProfile, dtype: str) -> tuple[Arra
         t_flop, t_byte = _roofline(c, device, dtype)
         latency = (latency + np.maximum(t_flop, t_byte) + launch_time_s(c.kernels, c.kernels, device)
                    + c.serial_steps * device.serial_step_s)
-        energy = energy + c.flops * device.joules_per_flop(dtype) + c.dram_bytes * device.joules_per_byte
+        energy = energy + c.flops * device.joules_per_flop(dtype, c.op_class) + c.dram_bytes * device.joules_per_byte
     energy = energy + device.static_power_w * latency
     return latency, energy
 
@@ -193,7 +193,7 @@ def _price_step(costs: list[OpCost], workload: Workload, device: DeviceProfile,
         t_flop, t_byte = _roofline(c, device, dtype)
         compute = compute + np.where(t_flop >= t_byte, t_flop, 0.0) + c.serial_steps * device.serial_step_s
         bandwidth = bandwidth + np.where(t_flop >= t_byte, 0.0, t_byte)
-        energy = energy + c.flops * device.joules_per_flop(dtype) + c.dram_bytes * device.joules_per_byte
+        energy = energy + c.flops * device.joules_per_flop(dtype, c.op_class) + c.dram_bytes * device.joules_per_byte
     kernels, ops, _ = step_counts(costs, workload.kernel_launches, workload.host_ops)
     launch = launch_time_s(kernels, ops, device)
     latency = compute + bandwidth + launch

@@ -20,6 +20,7 @@ Sections (``*`` = required)::
     [sparsity]*   weight_sparsity_support* (none | 2:4 | unstructured), stores_sparse_weights*,
                   sparse_index_bytes*, source*
     [calibration] date, machine, sweep, mape_before, mape_after, source   (written by calibrate)
+    [template]    accelerator knobs {default, min, max | choices}, source   (costmodels.templates)
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "pj_per_flop_fp16": (NUM, False),
         "pj_per_flop_bf16": (NUM, False),
         "pj_per_dram_byte": (NUM, True),
+        "pj_per_aggregation_flop": (NUM, False),
         "source": ((str,), True),
     },
     "efficiency": {
@@ -101,7 +103,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "source": ((str,), False),
     },
 }
-OPTIONAL_SECTIONS = {"calibration"}
+OPTIONAL_SECTIONS = {"calibration", "template"}
+# [template] (accelerators): knobs with defaults and ranges, validated by costmodels.templates.
+SCHEMA["template"] = {}
 KINDS = ("gpu", "cpu", "edge", "accelerator")
 SPARSITY_SUPPORT = ("none", "2:4", "unstructured")
 DTYPES = ("fp32", "tf32", "fp16", "bf16")
@@ -178,8 +182,10 @@ class DeviceProfile:
         """Time of one serial step (a sort comparison; ``ops.RNG_STEPS_PER_DRAW`` per random draw); 0 if unlisted."""
         return float(self.sections["efficiency"].get("serial_step_ns", 0.0)) * 1e-9
 
-    def joules_per_flop(self, dtype: str = "fp32") -> float:
+    def joules_per_flop(self, dtype: str = "fp32", op_class: str = "gemm") -> float:
         e = self.sections["energy"]
+        if op_class == "aggregation" and "pj_per_aggregation_flop" in e:
+            return float(e["pj_per_aggregation_flop"]) * 1e-12
         return float(e.get(f"pj_per_flop_{dtype}", e["pj_per_flop_fp32"])) * 1e-12
 
     @property
@@ -226,6 +232,11 @@ def _validate(data: dict[str, Any], origin: str) -> None:
             if section not in SCHEMA or section == "":
                 allowed = ", ".join(s for s in SCHEMA if s)
                 raise ProfileError(f"{origin}: unknown section [{section}]; allowed sections: {allowed}")
+            if section == "template":
+                from .templates import check_section  # lazy: templates imports this module
+
+                check_section(value, origin)
+                continue
             _check_keys(value, SCHEMA[section], origin, f"[{section}]")
         elif section not in SCHEMA[""]:
             allowed = ", ".join(list(SCHEMA[""]) + [f"[{s}]" for s in SCHEMA if s])

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .hardware import area_pareto, hardware_of
 from .pareto import best_feasible, pareto_indices
 from .study import CONTEXT_ATTR
 
@@ -97,6 +98,7 @@ def _point(row: pd.Series) -> dict[str, Any]:
         "test_accuracy": None if test is None or pd.isna(test) else float(test),
         "cost": float(row["cost"]),
         "feasible": bool(row["feasible"]),
+        **({"hardware": hw} if (hw := hardware_of(row)) else {}),
     }
 
 
@@ -144,6 +146,7 @@ def summary(study: optuna.Study, df: pd.DataFrame | None = None) -> dict[str, An
         "best": best,
         "pareto": [_point(r) for _, r in pareto_frame(df).iterrows()],
         "stopped": study.user_attrs.get("stopped"),
+        **({"pareto_area": front} if (front := area_pareto(done)) else {}),  # (accuracy, cost, chip area)
         "context": ctx,
     }
     out["answer"] = answer(out)

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from .export import complete_frame, pareto_frame
+from .hardware import draw_hardware
 
 _PREFIXES = [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"),
              (1e-6, "u"), (1e-9, "n")]
@@ -82,15 +83,18 @@ def unique_labels(labels: Sequence[str]) -> list[str]:
 
 
 def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scale: float, methods: list[str],
-          legend: bool) -> None:
+          legend: bool, hardware_fig: Any = None) -> None:
+    """Trials, fronts, the chosen point, the reference and the budget on ``ax``; with ``hardware_fig``
+    a one-run hardware search colours its trials by chip area or device instead (``draw_hardware``)."""
     several = len(studies) > 1
     for k, (label, df, summ) in enumerate(studies):
         done = complete_frame(df)
         run_marker = _MARKERS[k % len(_MARKERS)]
+        by_hardware = hardware_fig is not None and not several and draw_hardware(ax, hardware_fig, done, scale)
         if not done.empty:
             method = _method_of(done)
             feas = done["feasible"].astype(bool)
-            for m in methods:
+            for m in methods if not by_hardware else ():
                 marker = run_marker if several else _method_marker(m, methods)
                 c = _colour(m, methods)
                 sel = method == m
@@ -177,10 +181,10 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
         fig, ax = plt.subplots(figsize=(9.5, 5.2))
         ax_zoom = None
     methods = _methods(frames)
-    _draw(ax, studies, scale, methods, legend=True)
+    _draw(ax, studies, scale, methods, legend=True, hardware_fig=fig)
     if spread > LOG_SPREAD:
         _log_axis(ax)
-    elif positive or budget_values:
+    elif (positive or budget_values) and ax.get_xscale() != "log":  # draw_hardware may have chosen log
         hi = max([*costs, *budget_values]) / scale
         ax.set_xlim(0, hi * 1.08)
     if ax_zoom is not None:

@@ -1,4 +1,9 @@
-"""`codesign devices`: list the device profiles (name, peak FLOP/s, bandwidth, power, sparsity)."""
+"""`codesign devices`: list the device profiles (name, peak FLOP/s, bandwidth, power, sparsity).
+
+Template accelerators (profiles with a ``[template]`` section) also show their area and power at
+the defaults and every knob as ``name=default [min..max]`` or ``name=default (choice|choice)``;
+``codesign estimate --hw`` and ``codesign search --hardware-space`` take those names.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from .common import add_json_flag, emit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("devices", help="list device profiles (peak FLOP/s, bandwidth, power, sparsity support)")
+    p = sub.add_parser("devices", help="list device profiles (peak FLOP/s, bandwidth, power, sparsity, knobs)")
     add_json_flag(p)
     p.set_defaults(handler=run)
 
@@ -17,15 +22,32 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from costmodels import list_profiles, load_profile
+    from costmodels.templates import configure, template_of
 
-    rows = [load_profile(name).summary() | {"name": name} for name in list_profiles()]
+    rows = []
+    templates = []
+    for name in list_profiles():
+        profile = load_profile(name)
+        row = profile.summary() | {"name": name}
+        t = template_of(profile)
+        if t is not None:
+            point = configure(profile)[1]
+            row |= {"area_mm2": round(point.area_mm2, 3), "power_w": round(point.power_w, 3),
+                    "knobs": {k.name: {"default": k.default, "min": k.low, "max": k.high,
+                                       "choices": list(k.choices) or None} for k in t.knobs}}
+            templates.append((name, t.describe()))
+        rows.append(row)
     if args.json:
         emit_json(rows)
         return 0
-    table = pd.DataFrame(rows).set_index("name")
+    table = pd.DataFrame(rows).drop(columns=["knobs"], errors="ignore").set_index("name")
     table = table.rename(columns={"peak_fp32_tflops": "fp32 TFLOP/s", "peak_fp16_tflops": "fp16 TFLOP/s",
                                   "dram_bandwidth_gbs": "DRAM GB/s", "board_power_w": "power W"})
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 40):
         print(table.astype(object).where(table.notna(), "-").to_string())
     print("(datasheet numbers unless calibrated; see each profiles/*.toml for sources)")
+    for name, knobs in templates:
+        print(f"template {name} knobs (--hw / --hardware-space): {knobs}")
+    if templates:
+        print("area_mm2 / power_w of templates: estimates from costmodels/technology.py at the knob defaults")
     return 0

@@ -43,6 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--aggregation-order", choices=["transform-first", "aggregate-first"],
                    default="transform-first",
                    help="transform-first = what PyG GCNConv runs; aggregate-first = the GEBT paper's count")
+    p.add_argument("--hw", default=None,
+                   help="hardware point of a template device (see `codesign devices`), e.g. "
+                        "'pes=2048,buffer_mb=8,dram_gbs=256'; adds area_mm2 and power_w")
+    p.add_argument("--node-order", choices=["natural", "degree", "rcm"], default=None,
+                   help="GNNs: also price each layer's aggregation traffic exactly from the dataset's edge list "
+                        "in this node order (needs the data; see --trace-policy)")
+    p.add_argument("--trace-policy", choices=["window", "lru"], default="window",
+                   help="on-chip schedule of the trace: the template's window schedule or an LRU cache")
     p.add_argument("--dtype", choices=["fp32", "tf32", "fp16", "bf16"], default="fp32")
     p.add_argument("--width", type=float, default=1.0, help="CNN width multiplier")
     p.add_argument("--batch-size", type=int, default=128, help="CNN batch size (inference row = one batch)")
@@ -159,18 +167,29 @@ def run(args: argparse.Namespace) -> int:
 
     resolved = [resolve_profile(name) for name in dict.fromkeys(names)]
     rows: list[dict[str, Any]] = []
-    for r in resolved:
-        rows += _rows(args, r)
+    from dataclasses import replace
+
+    from costmodels.templates import hardware_rows
+
+    priced = hardware_rows([r.profile for r in resolved], args.hw)  # template devices at --hw
+    for r, (profile, hw) in zip(resolved, priced):
+        rows += [row | hw for row in _rows(args, replace(r, profile=profile))]
     for row in rows:
         row.update({"model": args.model, "dataset": args.dataset, "graph_sparsity": args.graph_sparsity,
                     "weight_sparsity": args.weight_sparsity, "aggregation_order": args.aggregation_order,
                     "dtype": args.dtype, "source": "estimate: analytical model on the device profile"})
+    trace = None
+    if args.node_order:
+        from codesign.pipelines.trace_report import trace_rows
+
+        trace = trace_rows(args, [profile for profile, _ in priced])
     if args.json:
-        emit_json(rows)
+        emit_json(rows if trace is None else {"rows": rows, "trace": trace})
         return 0
-    table = pd.DataFrame(rows)[COLUMNS].set_index(["device", "phase"])
+    extra = [c for c in ("area_mm2", "power_w") if any(c in r for r in rows)]
+    table = pd.DataFrame(rows)[COLUMNS + extra].set_index(["device", "phase"])
     fmt = {"flops": "{:.4g}", "macs": "{:.4g}", "dram_bytes": "{:.4g}", "memory_bytes": "{:.4g}",
-           "latency_s": "{:.3e}", "energy_j": "{:.3e}"}
+           "latency_s": "{:.3e}", "energy_j": "{:.3e}", **{c: "{:.3g}" for c in extra}}
     for col, f in fmt.items():
         table[col] = table[col].map(f.format)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -181,4 +200,8 @@ def run(args: argparse.Namespace) -> int:
     print("profiles: " + "; ".join(r.describe() for r in resolved))
     print(f"estimates from the analytical model ({args.aggregation_order}, {args.dtype}); {FLOP_CONVENTION}; "
           f"{MAC_CONVENTION}; units: FLOP, MAC, B, s, J")
+    if trace is not None:
+        print(pd.DataFrame(trace).drop(columns=["source"]).to_string(index=False, float_format="{:.4g}".format))
+        print("aggregation gather bytes (forward) from an exact trace of the edge list, beside ops.Aggregate's "
+              "closed form")
     return 0

@@ -50,9 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     from search.budget import NEGATIVE_AMOUNT
 
     p._negative_number_matcher = NEGATIVE_AMOUNT  # `--budget -1J` is a (bad) value, not an unknown option
-    p.add_argument("--device", default="h100",
+    p.add_argument("--device", action="append", default=None,
                    help="device profile to price runs on, exactly as named (see `codesign devices`): h100 is the "
-                        "datasheet, calibrated/h100 a calibrated copy, or a TOML path")
+                        "datasheet, calibrated/h100 a calibrated copy, or a TOML path (default h100); repeat to "
+                        "price every ticket on each device and pick the best")
+    p.add_argument("--hardware-space", default=None,
+                   help="template knobs to search jointly, e.g. 'pes=256:8192; buffer_mb=0.5:32' (grid, no retraining)")
+    p.add_argument("--area-budget", default=None, help="chip area ceiling for template devices, e.g. 8mm2")
+    p.add_argument("--power-budget", default=None, help="power ceiling, e.g. 7W")
     p.add_argument("--measured", action="store_true",
                    help="use this machine's measured cost instead of the cost model (where measured)")
     p.add_argument("--objective", choices=["pareto", "acc-per-cost"], default="pareto",
@@ -140,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
     if args.repeats < 1:
         raise CodesignError(f"--repeats {args.repeats}: must be at least 1 (trainings of one configuration)")
     resolve_task_defaults(args)
+    from codesign.pipelines.hardware_pricing import HardwareOptions
+
+    hardware = HardwareOptions.from_args(args)  # --device list -> args.device = the first
     metric = parse_metric(args.metric)
     budget = parse_budget(args.budget, metric) if args.budget else None
     from codesign.pipelines.graph_search import graph_space
@@ -162,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         space = cnn_space().narrow(args.space)
     else:
         space = graph_space().narrow(args.space)
-    study_name = args.study or default_study_name(args)
+    study_name = args.study or default_study_name(args) + hardware.study_suffix()
     out = Path(args.out or Path("runs") / study_name)
     check_out_dir(out)
     evaluator = _evaluator(args, metric, None if args.measured else device_name)  # bad model/dataset: fail now
@@ -176,15 +184,19 @@ def run(args: argparse.Namespace) -> int:
         context={"task": args.task, "model": args.model, "dataset": args.dataset, "device": device_name,
                  "measured": bool(args.measured), "cost_source": source, "epochs_cap": args.epochs, **profile_ctx,
                  "regime": None if args.measured or args.task != "graph" else _regime(args, device_name),
-                 **({k: getattr(args, k) for k in CNN_ONLY} if args.task == "cnn" else {})},
+                 **({k: getattr(args, k) for k in CNN_ONLY} if args.task == "cnn" else {}), **hardware.context()},
     )
+    # screening prices a configuration on the one --device; several devices or a hardware space price each
+    # ticket at its best hardware, which that interval does not bound, so they train without screening
+    predict = None if hardware.active else getattr(evaluator, "predict", None)
+    evaluator = hardware.wrap(evaluator, metric)
     from codesign.threads import LocalWorkers, ThreadedEvaluator, configure, dataset_epoch_flops
 
     work = dataset_epoch_flops(args.dataset) if args.task == "graph" else None
     with LocalWorkers(args.n_jobs) as workers:  # other searches on this machine share the cores
         policy = configure(args.threads, workers=workers.total(), workload_flops=work)
         evaluator = ThreadedEvaluator(evaluator, args.threads, workers, work)  # each trial re-chooses its threads
-        study = _run_with_progress(config, space, evaluator, metric.unit, format_si,
+        study = _run_with_progress(config, space, evaluator, metric.unit, format_si, predict=predict,
                                    reference=_reference(args, space), worker_init=_worker_init(args, policy.threads))
     summary = write_outputs(study, out)
     summary["thread_policy"] = policy.to_dict()  # this process's first choice; each trial records its own
@@ -268,8 +280,8 @@ def _evaluator(args: argparse.Namespace, metric, device: str | None):  # type: i
     return ev
 
 
-def _run_with_progress(config, space, evaluator, unit, format_si, *, reference=None,  # type: ignore[no-untyped-def]
-                       worker_init=None):
+def _run_with_progress(config, space, evaluator, unit, format_si, *, predict=None,  # type: ignore[no-untyped-def]
+                       reference=None, worker_init=None):
     from tqdm import tqdm
 
     from search import run_search
@@ -299,7 +311,6 @@ def _run_with_progress(config, space, evaluator, unit, format_si, *, reference=N
                   f"{elapsed:.0f}s elapsed, {left}", file=sys.stderr, flush=True)
 
     try:
-        predict = getattr(evaluator, "predict", None)
         return run_search(config, space, evaluator, on_trial=on_trial, predict=predict, reference=reference,
                           worker_init=worker_init)
     finally:

@@ -131,5 +131,6 @@ class GraphEvaluator:
                    "achieved_graph_sparsity": result.get("achieved_graph_sparsity", result.get("graph_sparsity")),
                    "achieved_weight_sparsity": result.get("achieved_weight_sparsity", result.get("weight_sparsity")),
                    "epochs_run": sum(int(p["epochs"]) for p in phases),
-                   "phases": [f"{p['name']}:{p['epochs']}" for p in phases]},
+                   "phases": [f"{p['name']}:{p['epochs']}" for p in phases],
+                   "cost_inputs": result.get("cost_inputs")},  # re-pricing on other hardware (hardware_pricing)
         )

@@ -1,0 +1,216 @@
+"""Joint search of hardware with sparsity, and several devices in one search (analytical, no retraining).
+
+``codesign search ... --device gcn-accelerator --hardware-space "pes=256:8192; buffer_mb=0.5:32"
+--area-budget 8mm2 [--power-budget 7W]``, and ``--device A --device B``: every trained ticket is
+priced on each listed device from its recorded, device-independent ``cost_inputs``:
+
+* a template device (``[template]`` in its profile) over the factorial grid of ``--hardware-space``
+  (``costmodels.hwgrid.price_run_grid``: vectorised; knobs not in the space stay at their defaults),
+  or at its defaults without a space;
+* a fixed profile as it is (``costmodels.price_run``); its area is not modelled, so an area budget
+  excludes it, and its power is ``board_power_w``.
+
+The trial's cost is the cheapest (device, hardware point) under the area and power budgets; the
+trial records it as ``hw.device``, ``hw.<knob>``, ``area_mm2``, ``power_w``, ``hw.within_budget``
+(False when no point met the area/power budgets: then the smallest-area point is kept), the
+points priced, and ``device_cost.<device>`` (the best cost on each device, for the plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from costmodels import GNNSpec, GraphStats, PhaseSpec
+from costmodels.errors import CodesignError
+from costmodels.hwgrid import grid, price_run_grid
+from costmodels.runs import Phase, gnn_phase_workload
+from costmodels.templates import INTEGER_KNOBS, require_template, template_of
+from costmodels.workloads import gnn_workload
+from search import Evaluation, Metric
+from search.hardware import (
+    HW_PREFIX,
+    HardwareSpace,
+    best_index,
+    parse_area_budget,
+    parse_hardware_space,
+    parse_power_budget,
+)
+
+from .pricing import flat_costs, resolve_device
+
+
+@dataclass(frozen=True)
+class HardwareOptions:
+    """The devices and hardware options of one search (``active`` when any goes beyond one fixed device)."""
+
+    devices: tuple[str, ...]
+    space: HardwareSpace | None = None
+    area_budget_mm2: float | None = None
+    power_budget_w: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return (len(self.devices) > 1 or self.space is not None or self.area_budget_mm2 is not None
+                or self.power_budget_w is not None)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> HardwareOptions:
+        """Read ``--device`` (repeatable), ``--hardware-space``, ``--area-budget``, ``--power-budget``;
+        leaves ``args.device`` as the first device (what the rest of the command prices on)."""
+        given = args.device if isinstance(args.device, list) else [args.device or "h100"]
+        devices = tuple(dict.fromkeys(given or ["h100"]))
+        opts = cls(devices, parse_hardware_space(args.hardware_space) if getattr(args, "hardware_space", None)
+                   else None, parse_area_budget(getattr(args, "area_budget", None)),
+                   parse_power_budget(getattr(args, "power_budget", None)))
+        args.device = devices[0]
+        if opts.active:
+            if args.measured:
+                raise CodesignError("--measured prices on this machine; drop it to search hardware "
+                                    "(--hardware-space, several --device, area/power budgets)")
+            if getattr(args, "task", "graph") != "graph":
+                raise CodesignError("--hardware-space, several --device and area/power budgets apply to "
+                                    "--task graph only")
+            opts.check()
+        return opts
+
+    def check(self) -> None:
+        """Every device exists; the space's knobs exist and are in range on every template device."""
+        templates = []
+        for name in self.devices:
+            profile = resolve_device(name).profile
+            t = template_of(profile)
+            if t is not None:
+                templates.append(t)
+        if self.space is not None:
+            if not templates:
+                require_template(resolve_device(self.devices[0]).profile)
+            for t in templates:
+                for k, axis in self.space.axes().items():
+                    knob = t.knob(k)
+                    for v in (axis if knob.choices else (np.min(axis), np.max(axis))):
+                        knob.check(v, f"--hardware-space on {t.name}")
+
+    def context(self) -> dict[str, Any]:
+        """What the study stores (a resume with other hardware options is refused)."""
+        if not self.active:
+            return {}
+        label: dict[str, Any] = {}
+        if len(self.devices) > 1:
+            label = {"device": "|".join(self.devices),
+                     "cost_source": "estimated: analytical model, best device per ticket"}
+        space = None if self.space is None else self.space.text
+        return {**label, "devices": list(self.devices), "hardware_space": space,
+                "area_budget_mm2": self.area_budget_mm2, "power_budget_w": self.power_budget_w}
+
+    def study_suffix(self) -> str:
+        parts = [f"+{d}" for d in self.devices[1:]]
+        if self.space is not None:
+            parts.append("-hw")
+        if self.area_budget_mm2 is not None:
+            parts.append(f"-{self.area_budget_mm2:g}mm2")
+        if self.power_budget_w is not None:
+            parts.append(f"-{self.power_budget_w:g}W")
+        return "".join(parts).replace("/", "_")
+
+    def wrap(self, evaluator: Any, metric: Metric) -> Any:
+        return HardwareEvaluator(evaluator, self, metric) if self.active else evaluator
+
+
+def run_workloads(inputs: Mapping[str, Any], aggregation_order: str = "transform-first") -> tuple[list[Phase], Any]:
+    """The phases and inference workload of a run's recorded ``cost_inputs`` (as ``costing.price``)."""
+    spec, stats = GNNSpec(**inputs["spec"]), GraphStats(**inputs["stats"])
+    phases = [PhaseSpec(**p) for p in inputs["phases"]]
+    run = [Phase(p.name, p.epochs, gnn_phase_workload(spec, stats, p, aggregation_order), p.optimizer)
+           for p in phases]
+    infer = gnn_workload(spec, stats, graph_density=inputs["infer_graph_density"],
+                         weight_density=inputs["infer_weight_density"], aggregation_order=aggregation_order,
+                         training=False)
+    return run, infer
+
+
+@dataclass(frozen=True)
+class Candidate:
+    device: str
+    cost: float
+    area_mm2: float
+    power_w: float
+    knobs: dict[str, Any]
+    costs: dict[str, Any]
+    within_budget: bool
+    points: int = 1
+
+
+def _grid_axes(space: HardwareSpace | None, template: Any) -> dict[str, Any]:
+    axes = dict(space.axes()) if space is not None else {}
+    for k, v in axes.items():  # integer knobs (PEs, lanes) take whole values
+        if k in INTEGER_KNOBS:
+            axes[k] = np.unique(np.round(np.asarray(v)))
+    return axes
+
+
+def price_on_device(name: str, inputs: Mapping[str, Any], phases: list[Phase], infer: Any, metric: Metric,
+                    opts: HardwareOptions, aggregation_order: str = "transform-first") -> Candidate:
+    """The cheapest point of device ``name`` for one run, under the area and power budgets. A fixed
+    profile prices the run's recorded ``inputs`` as training does (``costing.price``: counted launches on
+    devices that run PyTorch); a template prices ``phases``/``infer`` over its hardware grid."""
+    from codesign.graphs.costing import price
+
+    resolved = resolve_device(name)
+    profile, used = resolved.profile, resolved.name
+    t = template_of(profile)
+    if t is None:
+        costs = flat_costs(price(inputs, name, aggregation_order))
+        cost = float(costs[metric.cost_key])
+        power = float(profile.sections["power"]["board_power_w"])
+        _, ok = best_index(np.array([cost]), np.array([np.nan]), np.array([power]), opts.area_budget_mm2,
+                           opts.power_budget_w)
+        return Candidate(used, cost, float("nan"), power, {}, costs, ok)
+    points = grid(_grid_axes(opts.space, t)) if opts.space is not None else {}
+    out = price_run_grid(phases, infer, profile, points)
+    n = len(out["area_mm2"])
+    i, ok = best_index(out[metric.cost_key], out["area_mm2"], out["power_w"], opts.area_budget_mm2,
+                       opts.power_budget_w)
+    knobs = t.defaults() | {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in points.items()}
+    knobs.update({k: int(knobs[k]) for k in INTEGER_KNOBS if k in knobs})
+    costs = {k: float(v[i]) for k, v in out.items()} | {"device": used}
+    return Candidate(used, float(out[metric.cost_key][i]), float(out["area_mm2"][i]), float(out["power_w"][i]),
+                     knobs, costs, ok, n)
+
+
+@dataclass(frozen=True)
+class HardwareEvaluator:
+    """Wraps a graph evaluator: train once, then price the ticket on every device / hardware point."""
+
+    inner: Any
+    options: HardwareOptions
+    metric: Metric
+    aggregation_order: str = "transform-first"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __call__(self, params: dict[str, Any], seed: int) -> Evaluation:
+        ev = self.inner(params, seed)
+        inputs = ev.attrs.get("cost_inputs")
+        if inputs is None:
+            raise CodesignError("the evaluator recorded no cost_inputs; hardware search needs --task graph")
+        phases, infer = run_workloads(inputs, self.aggregation_order)
+        cands = [price_on_device(d, inputs, phases, infer, self.metric, self.options, self.aggregation_order)
+                 for d in self.options.devices]
+        i, _ = best_index(np.array([c.cost if c.within_budget else np.inf for c in cands]),
+                          np.zeros(len(cands)), np.zeros(len(cands)), None, None)
+        if not any(c.within_budget for c in cands):
+            i = int(np.argmin([c.area_mm2 if np.isfinite(c.area_mm2) else np.inf for c in cands]))
+        best = cands[i]
+        attrs = dict(ev.attrs)
+        attrs.update({f"{HW_PREFIX}device": best.device, **{f"{HW_PREFIX}{k}": v for k, v in best.knobs.items()},
+                      "area_mm2": None if not np.isfinite(best.area_mm2) else best.area_mm2,
+                      "power_w": best.power_w, f"{HW_PREFIX}within_budget": best.within_budget,
+                      "hw_points_priced": sum(c.points for c in cands)})
+        if len(cands) > 1:
+            attrs.update({f"device_cost.{c.device}": c.cost for c in cands})
+        return Evaluation(val_accuracy=ev.val_accuracy, cost=best.cost, test_accuracy=ev.test_accuracy,
+                          costs=best.costs, attrs=attrs)
