@@ -1,6 +1,6 @@
 """Benchmark: what screening by the cost model buys the README main job.
 
-Runs ``codesign search --model gcn --dataset cora --budget 1.2J --metric train-energy --device h100
+Runs ``codesign search --model gcn --dataset cora --budget 8J --metric train-energy --device h100
 --trials 30`` with seeds 0-2, each once with screening (the default) and once with ``--no-screen``,
 each in a fresh process, and compares: training time of the trained trials (measured here, summed
 per run), the fraction of trained trials over budget, the best feasible validation / test accuracy,
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-MAIN_JOB = ["--model", "gcn", "--dataset", "cora", "--budget", "1.2J", "--metric", "train-energy", "--device", "h100"]
+MAIN_JOB = ["--model", "gcn", "--dataset", "cora", "--budget", "8J", "--metric", "train-energy", "--device", "h100"]
 
 
 def run_one(out: Path, seed: int, screen: bool, trials: int, epochs: int | None) -> dict:
