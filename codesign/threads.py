@@ -6,10 +6,10 @@ Three inputs decide the torch intra-op thread count of a run (:func:`choose_thre
 * the workers sharing them (``--n-jobs`` workers, and other ``codesign search`` processes on this
   machine, counted by :class:`LocalWorkers`): workers x threads <= cores;
 * the workload's size in FLOPs per training epoch (:func:`gnn_epoch_flops`): a thread is worth it only
-  for every ``FLOPS_PER_THREAD`` of work. Cora (0.38 GFLOP/epoch) runs no faster on two threads
-  than on one (17.6 vs 18.7 ms per GCN epoch measured here, under contention; issue 11 saw the same
-  on a quiet Xeon), so graphs below 1 GFLOP/epoch take one thread and the 10^6-node SBM graph
-  (14.5 GFLOP/epoch) takes every core it may use.
+  for every ``FLOPS_PER_THREAD`` of work. Cora (0.38 GFLOP/epoch) gains about 10% from a second
+  thread on a quiet 2-core AMD EPYC (gebt end to end 7.8-8.0 s vs 8.5-8.8 s, measured 2026-11-29; issue 11
+  saw little gain on a Xeon), so it takes two threads and a graph below 0.3 GFLOP/epoch (up to a few
+  thousand nodes with Cora's features) one thread; the 10^6-node SBM graph (14.5 GFLOP/epoch) takes every core it may use.
 
 ``--threads N`` overrides all of that; so does ``OMP_NUM_THREADS`` when the user set it.
 
@@ -31,7 +31,7 @@ from typing import Any
 
 from costmodels.errors import CodesignError
 
-FLOPS_PER_THREAD = 1e9
+FLOPS_PER_THREAD = 1.5e8
 """Work per training epoch (FLOPs) that pays for one more thread (see the module docstring)."""
 WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 """If the user set one of these, the wait policy is theirs and left alone."""
