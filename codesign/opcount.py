@@ -144,11 +144,9 @@ def _setup(key: CountKey, graph: str = TINY_GRAPH):  # type: ignore[no-untyped-d
 def count_phase(key: CountKey, kind: str, graph: str = TINY_GRAPH) -> OpCount:
     """ATen operations of one ``kind`` step (see the module docstring) for ``key`` on ``graph``."""
     import torch
-    import torch.nn.functional as F
-    from torch.func import functional_call
 
     from .graphs.masks import global_weight_mask
-    from .graphs.methods.common import WeightMasks, edge_weight, evaluate, train_step
+    from .graphs.methods.common import WeightMasks, evaluate, train_step
     from .graphs.methods.search import search
 
     if kind not in KINDS:
@@ -190,14 +188,14 @@ def count_phase(key: CountKey, kind: str, graph: str = TINY_GRAPH) -> OpCount:
             c = type(ctx)(ctx.config, data, ctx.device, False)
             return count_ops(lambda: search(c, m, epochs, "search", train_weights=joint, weight_ratio=ratio))
         return run(fifo + 2) - run(fifo + 1)
-    return _count_ugs_mask(ctx, model, F, functional_call, edge_weight)
+    return _count_ugs_mask(ctx, model)
 
 
-def _count_ugs_mask(ctx, model, F, functional_call, edge_weight) -> OpCount:  # type: ignore[no-untyped-def]
-    """One epoch of ``methods/ugs.py``'s mask training (its loop body, minus the best-epoch copy)."""
+def _count_ugs_mask(ctx, model) -> OpCount:  # type: ignore[no-untyped-def]
+    """One epoch of ``methods/ugs.py``'s mask training (``ugs.mask_epoch``, minus the best-epoch copy)."""
     import torch
 
-    from .graphs.methods.ugs import S1, S2
+    from .graphs.methods.ugs import mask_epoch
 
     data, c = ctx.data, ctx.config
     alive_g = torch.ones(data.num_undirected, dtype=torch.bool)
@@ -210,21 +208,8 @@ def _count_ugs_mask(ctx, model, F, functional_call, edge_weight) -> OpCount:  # 
     for group in mask_opt.param_groups:
         group["foreach"] = opt.param_groups[0]["foreach"]
 
-    def epoch() -> None:
-        model.train()
-        params = {k: p * m_w[k] * alive_w[k] for k, p in model.maskable().items()}
-        out = functional_call(model, params, (data.x, edge_index, edge_weight(m_a, und)))
-        loss = F.nll_loss(out[data.train_mask], data.y[data.train_mask])
-        loss = loss + S1 * m_a[alive_g].abs().sum() + S2 * sum(m[alive_w[k]].abs().sum() for k, m in m_w.items())
-        opt.zero_grad()
-        mask_opt.zero_grad()
-        loss.backward()
-        opt.step()
-        mask_opt.step()
-        with torch.no_grad():
-            model.eval()
-            pred = functional_call(model, params, (data.x, edge_index, edge_weight(m_a, und)))
-            float((pred.argmax(-1) == data.y)[data.val_mask].float().mean())
+    def epoch() -> None:  # the training code's own epoch
+        mask_epoch(model, data, opt, mask_opt, edge_index, und, m_a, m_w, alive_g, alive_w)
 
     epoch()
     return count_ops(epoch)

@@ -9,7 +9,8 @@ Three inputs decide the torch intra-op thread count of a run (:func:`choose_thre
   for every ``FLOPS_PER_THREAD`` of work. Cora (0.38 GFLOP/epoch) gains about 10% from a second
   thread on a quiet 2-core AMD EPYC (gebt end to end 7.8-8.0 s vs 8.5-8.8 s, measured 2026-11-29; issue 11
   saw little gain on a Xeon), so it takes two threads and a graph below 0.3 GFLOP/epoch (up to a few
-  thousand nodes with Cora's features) one thread; the 10^6-node SBM graph (14.5 GFLOP/epoch) takes every core it may use.
+  thousand nodes with Cora's features) one thread; the 10^6-node SBM graph (14.5 GFLOP/epoch) takes
+  every core it may use.
 
 ``--threads N`` overrides all of that; so does ``OMP_NUM_THREADS`` when the user set it.
 

@@ -58,6 +58,26 @@ def _among_ratio(alive: int, total: int, target: float) -> float:
     return (alive - keep) / alive if alive else 0.0
 
 
+def mask_epoch(model, data, opt, mask_opt, edge_index, und, m_a, m_w, alive_g, alive_w) -> float:  # type: ignore[no-untyped-def]
+    """One epoch of UGS mask training: weights and masks (``m_a`` on the alive undirected edges
+    ``und``, ``m_w`` per maskable weight) step together under the L1 terms; returns the validation
+    accuracy of the masked network."""
+    model.train()
+    params = {k: p * m_w[k] * alive_w[k] for k, p in model.maskable().items()}
+    out = functional_call(model, params, (data.x, edge_index, edge_weight(m_a, und)))
+    loss = F.nll_loss(out[data.train_mask], data.y[data.train_mask])
+    loss = loss + S1 * m_a[alive_g].abs().sum() + S2 * sum(m[alive_w[k]].abs().sum() for k, m in m_w.items())
+    opt.zero_grad()
+    mask_opt.zero_grad()
+    loss.backward()
+    opt.step()
+    mask_opt.step()
+    with torch.no_grad():
+        model.eval()
+        pred = functional_call(model, params, (data.x, edge_index, edge_weight(m_a, und)))
+        return float((pred.argmax(-1) == data.y)[data.val_mask].float().mean())
+
+
 def run(ctx: RunContext) -> MethodResult:
     c, data = ctx.config, ctx.data
     epochs = c.phase_epochs(UGS_EPOCHS)
@@ -83,21 +103,7 @@ def run(ctx: RunContext) -> MethodResult:
         best_val, best_a, best_w = -1.0, m_a.detach().clone(), {k: v.detach().clone() for k, v in m_w.items()}
         with ctx.bar(epochs, f"ugs mask r{r}") as bar:
             for _ in range(epochs):
-                model.train()
-                params = {k: p * m_w[k] * alive_w[k] for k, p in model.maskable().items()}
-                out = functional_call(model, params, (data.x, edge_index, edge_weight(m_a, und)))
-                loss = F.nll_loss(out[data.train_mask], data.y[data.train_mask])
-                loss = loss + S1 * m_a[alive_g].abs().sum() + S2 * sum(m[alive_w[k]].abs().sum()
-                                                                       for k, m in m_w.items())
-                opt.zero_grad()
-                mask_opt.zero_grad()
-                loss.backward()
-                opt.step()
-                mask_opt.step()
-                with torch.no_grad():
-                    model.eval()
-                    pred = functional_call(model, params, (data.x, edge_index, edge_weight(m_a, und)))
-                    val = float((pred.argmax(-1) == data.y)[data.val_mask].float().mean())
+                val = mask_epoch(model, data, opt, mask_opt, edge_index, und, m_a, m_w, alive_g, alive_w)
                 if val > best_val:
                     best_val, best_a = val, m_a.detach().clone()
                     best_w = {k: v.detach().clone() for k, v in m_w.items()}
