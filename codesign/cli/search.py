@@ -24,6 +24,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .common import add_data_root, add_json_flag, add_threads_flag, emit_json
 
@@ -132,6 +133,15 @@ def default_study_name(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Register this process's workers first (``codesign.threads.LocalWorkers``), so that searches
+    started together on one machine see each other before either trains, then search."""
+    from codesign.threads import LocalWorkers
+
+    with LocalWorkers(max(1, args.n_jobs)) as workers:  # other searches on this machine share the cores
+        return _search(args, workers)
+
+
+def _search(args: argparse.Namespace, workers: Any) -> int:
     from costmodels.errors import CodesignError
     from search import SearchConfig, parse_budget, parse_metric
     from search.budget import format_si
@@ -190,14 +200,13 @@ def run(args: argparse.Namespace) -> int:
     # ticket at its best hardware, which that interval does not bound, so they train without screening
     predict = None if hardware.active else getattr(evaluator, "predict", None)
     evaluator = hardware.wrap(evaluator, metric)
-    from codesign.threads import LocalWorkers, ThreadedEvaluator, configure, dataset_epoch_flops
+    from codesign.threads import ThreadedEvaluator, configure, dataset_epoch_flops
 
     work = dataset_epoch_flops(args.dataset) if args.task == "graph" else None
-    with LocalWorkers(args.n_jobs) as workers:  # other searches on this machine share the cores
-        policy = configure(args.threads, workers=workers.total(), workload_flops=work)
-        evaluator = ThreadedEvaluator(evaluator, args.threads, workers, work)  # each trial re-chooses its threads
-        study = _run_with_progress(config, space, evaluator, metric.unit, format_si, predict=predict,
-                                   reference=_reference(args, space), worker_init=_worker_init(args, policy.threads))
+    policy = configure(args.threads, workers=workers.total(), workload_flops=work)
+    evaluator = ThreadedEvaluator(evaluator, args.threads, workers, work)  # each trial re-chooses its threads
+    study = _run_with_progress(config, space, evaluator, metric.unit, format_si, predict=predict,
+                               reference=_reference(args, space), worker_init=_worker_init(args, policy.threads))
     summary = write_outputs(study, out)
     summary["thread_policy"] = policy.to_dict()  # this process's first choice; each trial records its own
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
