@@ -194,7 +194,10 @@ def draw_hardware(ax: Any, fig: Any, done: Any, scale: float) -> bool:
     feas = done["feasible"].astype(bool)
     sc = ax.scatter(done["cost"] / scale, done["val_accuracy"], c=done["area_mm2"], cmap="viridis", s=30,
                     edgecolors=np.where(feas, "none", "red"), label="trials (colour: chip area)")
-    fig.colorbar(sc, ax=ax, label="chip area of the chosen hardware [mm^2] (estimate)")
+    cax = ax.inset_axes((1.03, 0.1, 0.22, 0.035))  # right of the axes, under the legend
+    bar = fig.colorbar(sc, cax=cax, orientation="horizontal")
+    bar.set_label("chip area [mm^2], estimated", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
     return True
 
 

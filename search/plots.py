@@ -91,6 +91,7 @@ def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scal
         done = complete_frame(df)
         run_marker = _MARKERS[k % len(_MARKERS)]
         by_hardware = hardware_fig is not None and not several and draw_hardware(ax, hardware_fig, done, scale)
+        ax._codesign_hardware = by_hardware  # the legend then leaves out the method markers
         if not done.empty:
             method = _method_of(done)
             feas = done["feasible"].astype(bool)
@@ -219,8 +220,9 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
     if screened:
         counts += f"; {screened} screened before training (predicted cost over budget; not drawn)"
     fig.suptitle("Accuracy vs cost: " + ", ".join(labels) + "\n" + counts, fontsize=10)
+    by_hardware = bool(getattr(ax, "_codesign_hardware", False))  # trials coloured by area/device instead
     handles = [Line2D([], [], ls="", marker=_method_marker(m, methods) if len(studies) == 1 else "o",
-                      color=_colour(m, methods), label=m) for m in methods if costs]
+                      color=_colour(m, methods), label=m) for m in methods if costs and not by_hardware]
     if len(studies) > 1:
         handles += [Line2D([], [], ls="", marker=_MARKERS[k % len(_MARKERS)], color="0.4", label=f"run {lab}")
                     for k, lab in enumerate(labels)]
