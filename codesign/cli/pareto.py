@@ -134,18 +134,10 @@ def run(args: argparse.Namespace) -> int:
 
     studies = load_studies(args)
     labels = unique_labels(args.run_labels)
-    if len(studies) == 1 and args.run_dirs:
-        out = Path(args.out or args.run_dirs[0])
-        if args.out:
-            _check_out(out, studies, labels)
-        summ = write_outputs(studies[0], out)
-        if args.json:
-            emit_json(summ)
-        else:
-            print(format_summary(summ, out))
-        return 0
-    out = Path(args.out or "runs/pareto")
-    _check_out(out, studies, labels)
+    one_run_folder = len(studies) == 1 and args.run_dirs
+    out = Path(args.out or (args.run_dirs[0] if one_run_folder else "runs/pareto"))
+    if args.out or not one_run_folder:  # redrawing a run into its own folder is the one overwrite allowed
+        _check_out(out, studies, labels)
     if len(studies) == 1:
         summ = write_outputs(studies[0], out)
         if args.json:
