@@ -158,10 +158,20 @@ def price_gnn_run(
     """Price a GNN training run (its phases) and its final ticket's inference on ``device``.
 
     ``infer_launches``: counted (kernel launches, framework ops) of one inference pass (launch.py)."""
+    run_phases, infer = gnn_run_workloads(spec, stats, phases, infer_graph_density, infer_weight_density,
+                                          aggregation_order, infer_launches)
+    return price_run(run_phases, infer, device, dtype)
+
+
+def gnn_run_workloads(spec: GNNSpec, stats: GraphStats, phases: list[PhaseSpec], infer_graph_density: Array = 1.0,
+                      infer_weight_density: Array = 1.0, aggregation_order: str = "transform-first",
+                      infer_launches: tuple[float, float] | None = None) -> tuple[list[Phase], Workload]:
+    """The ``Phase`` list and inference ``Workload`` :func:`price_gnn_run` prices (for pricing one
+    run over other hardware, e.g. a template's grid)."""
     run_phases = [Phase(p.name, p.epochs, gnn_phase_workload(spec, stats, p, aggregation_order), p.optimizer)
                   for p in phases]
     infer = gnn_workload(spec, stats, graph_density=infer_graph_density, weight_density=infer_weight_density,
                          aggregation_order=aggregation_order, training=False)
     if infer_launches is not None:
         infer = replace(infer, kernel_launches=infer_launches[0], host_ops=infer_launches[1])
-    return price_run(run_phases, infer, device, dtype)
+    return run_phases, infer

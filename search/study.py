@@ -85,6 +85,16 @@ Evaluator = Callable[[dict[str, Any], int], Evaluation]
 """``evaluator(params, seed) -> Evaluation``; raise :class:`EvaluationError` for a bad configuration."""
 
 
+def check_counts(n_trials: int, n_jobs: int, repeats: int) -> None:
+    """``--trials``, ``--n-jobs`` and ``--repeats`` are each at least 1 (one line naming the value)."""
+    if n_trials < 1:
+        raise CodesignError(f"--trials {n_trials}: must be at least 1 (trained trials the study should hold)")
+    if n_jobs < 1:
+        raise CodesignError(f"--n-jobs {n_jobs}: must be at least 1")
+    if repeats < 1:
+        raise CodesignError(f"--repeats {repeats}: must be at least 1 (trainings of one configuration)")
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """Everything that defines a study (``context`` is stored and must match on resume)."""
@@ -104,12 +114,7 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise CodesignError(f"--objective {self.objective!r}: use one of {', '.join(OBJECTIVES)}")
-        if self.n_trials < 1:
-            raise CodesignError(f"--trials {self.n_trials}: must be at least 1")
-        if self.n_jobs < 1:
-            raise CodesignError(f"--n-jobs {self.n_jobs}: must be at least 1")
-        if self.repeats < 1:
-            raise CodesignError(f"--repeats {self.repeats}: must be at least 1 (trainings of one configuration)")
+        check_counts(self.n_trials, self.n_jobs, self.repeats)
         if self.budget is not None and self.budget.metric != self.metric:
             raise CodesignError(f"budget is for {self.budget.metric.name} but --metric is {self.metric.name}")
 

@@ -42,18 +42,6 @@ def _write_calibrated(home: Path, name: str, display: str) -> Path:
     return path
 
 
-def test_user_profile_dir_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("CODESIGN_PROFILE_HOME", str(tmp_path / "p"))
-    assert user_profile_dir() == tmp_path / "p"
-    monkeypatch.delenv("CODESIGN_PROFILE_HOME")
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert user_profile_dir() == tmp_path / "xdg" / "codesign" / "profiles"
-    monkeypatch.delenv("XDG_DATA_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert user_profile_dir() == tmp_path / "home" / ".local" / "share" / "codesign" / "profiles"
-    assert not (tmp_path / "home").exists()  # not created by asking
-
-
 def test_the_suite_never_uses_the_real_user_dir():
     assert str(user_profile_dir()) == os.environ["CODESIGN_PROFILE_HOME"]
     assert user_profile_dir() != Path.home() / ".local" / "share" / "codesign" / "profiles"

@@ -72,7 +72,8 @@ def _list(text: str, name: str, cast: Any = str) -> list[Any]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from codesign.profiling import DataCache, host_profile_data, sweep_and_fit, sweep_grid, tune_allocator
+    from codesign.host_runtime import host_profile_data, tune_allocator
+    from codesign.profiling import DataCache, sweep_and_fit, sweep_grid
     from costmodels import load_profile
     from costmodels.calibrate import write_profile
     from costmodels.errors import CodesignError, check_fraction

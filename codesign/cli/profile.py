@@ -60,7 +60,7 @@ def _rel(pred: float | None, meas: float | None) -> float | None:
 def resolve_device_profile(name: str, meter: Any) -> Any:
     """The ``ResolvedProfile`` for ``name``, or detected from the meter's device (``auto``): on a CPU no
     shipped profile matches, a profile measured on this host (or the user's calibrated copy of it)."""
-    from codesign.profiling import host_profile_data
+    from codesign.host_runtime import host_profile_data
     from costmodels.measure import NVMLMeter
     from costmodels.measure.base import cpu_count
     from costmodels.measure.detect import detect_profile
@@ -103,6 +103,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
 
     import torch
 
+    from codesign.host_runtime import release_free_memory, runtime_baseline_rss, tune_allocator
     from codesign.profiling import (
         EpochRunner,
         WorkloadConfig,
@@ -110,9 +111,6 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         measure_phases,
         method_phases,
         predicted_passes,
-        release_free_memory,
-        runtime_baseline_rss,
-        tune_allocator,
     )
     from costmodels import price_workload
     from costmodels.measure import CPUMeter, CPUPowerModel, NVMLMeter, host_summary, make_meter

@@ -147,13 +147,9 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     from search.budget import format_si
     from search.export import write_outputs
     from search.storage import embedded_url
+    from search.study import check_counts
 
-    if args.trials < 1:
-        raise CodesignError(f"--trials {args.trials}: must be at least 1 (trained trials the study should hold)")
-    if args.n_jobs < 1:
-        raise CodesignError(f"--n-jobs {args.n_jobs}: must be at least 1")
-    if args.repeats < 1:
-        raise CodesignError(f"--repeats {args.repeats}: must be at least 1 (trainings of one configuration)")
+    check_counts(args.trials, args.n_jobs, args.repeats)  # before anything is created
     resolve_task_defaults(args)
     from codesign.pipelines.hardware_pricing import HardwareOptions
 

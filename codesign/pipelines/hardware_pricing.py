@@ -7,8 +7,8 @@ priced on each listed device from its recorded, device-independent ``cost_inputs
 * a template device (``[template]`` in its profile) over the factorial grid of ``--hardware-space``
   (``costmodels.hwgrid.price_run_grid``: vectorised; knobs not in the space stay at their defaults),
   or at its defaults without a space;
-* a fixed profile as it is (``costmodels.price_run``); its area is not modelled, so an area budget
-  excludes it, and its power is ``board_power_w``.
+* a fixed profile as training prices it (``codesign.graphs.costing.price``); its area is not
+  modelled, so an area budget excludes it, and its power is ``board_power_w``.
 
 The trial's cost is the cheapest (device, hardware point) under the area and power budgets; the
 trial records it as ``hw.device``, ``hw.<knob>``, ``area_mm2``, ``power_w``, ``hw.within_budget``
@@ -25,12 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from costmodels import GNNSpec, GraphStats, PhaseSpec
 from costmodels.errors import CodesignError
 from costmodels.hwgrid import grid, price_run_grid
-from costmodels.runs import Phase, gnn_phase_workload
+from costmodels.runs import Phase, gnn_run_workloads
 from costmodels.templates import INTEGER_KNOBS, require_template, template_of
-from costmodels.workloads import gnn_workload
 from search import Evaluation, Metric
 from search.hardware import (
     HW_PREFIX,
@@ -123,14 +121,11 @@ class HardwareOptions:
 
 def run_workloads(inputs: Mapping[str, Any], aggregation_order: str = "transform-first") -> tuple[list[Phase], Any]:
     """The phases and inference workload of a run's recorded ``cost_inputs`` (as ``costing.price``)."""
-    spec, stats = GNNSpec(**inputs["spec"]), GraphStats(**inputs["stats"])
-    phases = [PhaseSpec(**p) for p in inputs["phases"]]
-    run = [Phase(p.name, p.epochs, gnn_phase_workload(spec, stats, p, aggregation_order), p.optimizer)
-           for p in phases]
-    infer = gnn_workload(spec, stats, graph_density=inputs["infer_graph_density"],
-                         weight_density=inputs["infer_weight_density"], aggregation_order=aggregation_order,
-                         training=False)
-    return run, infer
+    from codesign.graphs.costing import CostInputs
+
+    ci = CostInputs.from_dict(inputs)
+    return gnn_run_workloads(ci.spec, ci.stats, list(ci.phases), ci.infer_graph_density, ci.infer_weight_density,
+                             aggregation_order)
 
 
 @dataclass(frozen=True)
