@@ -7,7 +7,7 @@ from costmodels.errors import CodesignError
 
 from .budget import METRICS, Budget, Metric, format_si, parse_budget, parse_metric
 from .pareto import best_feasible, dominates, pareto_indices, pareto_indices_brute
-from .screening import CostInterval, Predictor
+from .screening import CostInterval, OverBudget, Predictor
 from .space import Param, SearchSpace
 from .study import (
     Evaluation,
@@ -21,7 +21,7 @@ from .study import (
 
 __all__ = [
     "METRICS", "Budget", "CodesignError", "CostInterval", "Evaluation", "EvaluationError", "Evaluator", "Metric",
-    "Param", "Predictor",
+    "OverBudget", "Param", "Predictor",
     "SearchConfig", "SearchProgress", "SearchSpace", "best_feasible", "dominates", "format_si", "open_study",
     "parse_budget", "parse_metric", "pareto_indices", "pareto_indices_brute", "run_search",
 ]

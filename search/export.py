@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     import optuna
 
 BASE_COLUMNS = ["study", "number", "state", "val_accuracy", "test_accuracy", "cost", "feasible", "screened",
-                "predicted_cost_low", "predicted_cost_high", "reference", "eb_epoch", "slot", "seed", "wall_s",
-                "retry_of", "duplicate_of"]
+                "stopped_after_epochs", "predicted_cost_low", "predicted_cost_high", "reference", "eb_epoch", "slot",
+                "seed", "wall_s", "retry_of", "duplicate_of"]
 
 
 def _scalar(v: Any) -> bool:
@@ -123,6 +123,7 @@ def summary(study: optuna.Study, df: pd.DataFrame | None = None) -> dict[str, An
         best = None if i is None else _point(done.iloc[i])
     states = df["state"].value_counts().to_dict() if not df.empty else {}
     screened = _flag(df, "screened")
+    stopped = df[screened & df["stopped_after_epochs"].notna()] if "stopped_after_epochs" in df else df.iloc[:0]
     ref = done[_flag(done, "reference")] if not done.empty else done
     reference = None if ref.empty else _point(ref.iloc[0])
     out = {
@@ -139,6 +140,8 @@ def summary(study: optuna.Study, df: pd.DataFrame | None = None) -> dict[str, An
         "n_trials_by_state": {str(k): int(v) for k, v in states.items()},
         "n_feasible": int(done["feasible"].astype(bool).sum()) if not done.empty else 0,
         "n_screened": int(screened.sum()),
+        "n_stopped": int(len(stopped)),  # of the screened: stopped part-way (ticket search), not before training
+        "stopped_train_wall_s": float(stopped["wall_s"].sum()) if len(stopped) else 0.0,
         "n_duplicates": int(df["duplicate_of"].notna().sum()) if "duplicate_of" in df else 0,
         "screening_saved_train_s": screening_saving_s(df),
         "train_wall_s": float(done["wall_s"].sum()) if "wall_s" in done and not done.empty else 0.0,
@@ -161,8 +164,9 @@ def _flag(df: pd.DataFrame, column: str) -> pd.Series:
 
 def screening_saving_s(df: pd.DataFrame) -> float | None:
     """Training time the screened configurations would have taken here, estimated: their predicted
-    epochs (interval midpoint) x the measured seconds per epoch of the trained trials of the same
-    method (of all trained trials when none of that method was trained). None without the data."""
+    epochs (interval midpoint; less the epochs a stopped run did train) x the measured seconds per
+    epoch of the trained trials of the same method (of all trained trials when none of that method
+    was trained). None without the data."""
     done = complete_frame(df)
     screened = df[_flag(df, "screened")]
     if screened.empty:
@@ -181,6 +185,8 @@ def screening_saving_s(df: pd.DataFrame) -> float | None:
         if lo is None or pd.isna(lo):
             continue
         epochs = (float(lo) + float(hi if hi is not None and not pd.isna(hi) else lo)) / 2
+        ran = r.get("stopped_after_epochs")
+        epochs = max(0.0, epochs - (0.0 if ran is None or pd.isna(ran) else float(ran)))
         total += epochs * per_epoch.get(str(r.get("param.method")), per_epoch_all)
     return total
 
@@ -230,10 +236,18 @@ def answer(s: dict[str, Any]) -> str:
     saved = s.get("screening_saved_train_s")
     screened = s.get("n_screened", 0)
     text = f"{s.get('n_trials', 0)} configurations trained ({s.get('n_feasible', 0)} within budget)"
+    n_stop = s.get("n_stopped") or 0
     if screened:
-        text += (f", {screened} screened by the cost model before training (predicted cost over budget)"
-                 + (f", saving about {saved:.0f} s of training here (estimated from the measured seconds per "
-                    "epoch of the trained trials)" if saved else ""))
+        text += f", {screened} ruled out by the cost model as over budget"
+        if n_stop:
+            spent = s.get("stopped_train_wall_s") or 0.0
+            text += (f" ({screened - n_stop} before training, {n_stop} stopped in the ticket search once their cost "
+                     f"could only pass the budget, after {spent:.0f} s of training in all)")
+        else:
+            text += " before training"
+        if saved:
+            text += (f", saving about {saved:.0f} s of training here (estimated from the measured seconds per epoch "
+                     "of the trained trials)")
     if s.get("n_duplicates"):
         text += f"; {s['n_duplicates']} repeated samples not trained again"
     lines.append(text + ".")

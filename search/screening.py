@@ -18,6 +18,11 @@ bounds where an early-bird detector decides a phase length). With a budget, a co
 *lower* bound is over the budget cannot be feasible: it is recorded as a PRUNED trial with
 ``screened = True``, its predicted interval and the constraint ``low - budget`` (so the sampler
 ranks it as infeasible), and no accuracy. It is not counted in ``--trials``.
+
+Stopping. Where a phase's length is decided during training (the early-bird detector), the interval
+narrows as the run goes on; an evaluator given the budget stops a run as soon as its lower bound is
+over it and raises :class:`OverBudget`. The trial is recorded like a screened one (PRUNED,
+``screened``, no accuracy, not counted), with ``stopped_after_epochs`` and the training time it took.
 """
 
 from __future__ import annotations
@@ -53,6 +58,15 @@ class CostInterval:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class OverBudget(Exception):
+    """An evaluator stopped a run part-way: what the run had shown (``epochs_run`` epochs of its
+    phase of undecided length) put its cost interval (``interval``) wholly over the budget."""
+
+    def __init__(self, interval: CostInterval, epochs_run: int, why: str) -> None:
+        super().__init__(f"{why}: predicted cost >= {interval.low:g}")
+        self.interval, self.epochs_run, self.why = interval, epochs_run, why
 
 
 Predictor = Callable[[dict[str, Any]], "CostInterval | None"]

@@ -22,8 +22,9 @@ workers never draw the same random start-up points.
 Before training (:mod:`search.screening`): the reference configuration (e.g. the dense network) is
 trained first, once, whatever its cost; a configuration already trained is not trained again
 (``repeats``); with ``screen`` and a budget, a configuration whose predicted cost interval lies
-wholly over the budget is recorded as screened (PRUNED, no accuracy) instead of trained. Only
-trained (COMPLETE) trials count towards ``n_trials``.
+wholly over the budget is recorded as screened (PRUNED, no accuracy) instead of trained, and a run
+the evaluator stops part-way once it is proven over the budget (:class:`OverBudget`) likewise, with
+the epochs and time it ran. Only trained (COMPLETE) trials count towards ``n_trials``.
 
 Workers: ``n_jobs`` > 1 runs that many worker *processes* (spawned, each with its own torch RNG and
 caches) on the same storage, so a parallel search trains every slot exactly as a serial one does.
@@ -41,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from costmodels.errors import CodesignError
 
 from .budget import Budget, Metric
-from .screening import Predictor, duplicate_of, slot_of
+from .screening import OverBudget, Predictor, duplicate_of, slot_of
 from .space import SearchSpace
 from .storage import WORKER_ATTR, open_storage, recover_dead_trials, worker_tag
 
@@ -267,6 +268,18 @@ def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, ev
             trial.set_user_attr("interrupted", True)
             study.enqueue_trial(params, user_attrs={"retry_of": trial.number, "reference": reference})
             raise
+        except OverBudget as stop:  # stopped part-way, proven over the budget: a screened trial that trained a while
+            i = stop.interval
+            record = {"params": params, "screened": True, "feasible": False, **predicted,
+                      "predicted_cost_low": i.low, "predicted_cost_high": i.high, "predicted_exact": i.exact,
+                      "predicted_epochs_low": i.epochs_low, "predicted_epochs_high": i.epochs_high,
+                      "stopped_after_epochs": stop.epochs_run, "stopped_because": stop.why,
+                      "wall_s": time.perf_counter() - t0}
+            for key, value in record.items():
+                trial.set_user_attr(key, value)
+            if config.budget is not None:
+                trial.set_constraint("budget", config.budget.violation(i.low))
+            raise optuna.TrialPruned(str(stop)) from None
         wall = time.perf_counter() - t0
         if not (math.isfinite(ev.val_accuracy) and math.isfinite(ev.cost) and ev.cost >= 0):
             raise EvaluationError(f"evaluator gave accuracy={ev.val_accuracy} cost={ev.cost} for {params}")

@@ -4,6 +4,8 @@ runs inside a search (tiny Cora runs: a few epochs per phase)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from datasets_available import requires_cora
 
@@ -71,3 +73,37 @@ def test_real_graph_evaluator_in_a_search(tmp_path):
     assert ((sparse["achieved_graph_sparsity"] - sparse["param.graph_sparsity"]).abs() < 0.01).all()
     s = summary(study)
     assert s["reference"]["number"] == 0 and s["answer"].startswith(("Best within", "No trained"))
+
+
+@requires_cora
+def test_a_run_is_stopped_only_once_it_is_proven_over_budget():
+    """The budgeted evaluator stops a GEBT run whose ticket search goes on past the epoch at which the
+    cost model's lower bound passes the budget; the full run it stopped really was over that budget,
+    and a budget the full run fits in never stops it."""
+    from search import OverBudget
+
+    metric = parse_metric("train-energy")
+    params = {"method": "gebt", "graph_sparsity": 0.2, "weight_sparsity": 0.5, "threshold": 0.05, "train_epochs": 5}
+    ev = GraphEvaluator("gcn", "cora", metric, "h100", epochs=20)
+    config = ev.config(params, seed=3)
+    full = train(config, progress=False)
+    searched = full["phases"][0]["epochs"]
+    cost, _ = trial_cost(full, metric, "h100", False, price)
+    first = ev.predict(params)
+    assert first.epochs_low < searched  # the detector fired (or gave up) later than it could have
+    at_least_searched = ev._interval(config, searched)
+    assert first.low < at_least_searched.low <= cost <= at_least_searched.high
+
+    fits = replace(ev, stop_over=cost * (1 + 1e-6))
+    limit = fits.search_limit(config)
+    assert limit is None or limit >= searched  # a run within the budget is never stopped
+
+    budget = (first.low + at_least_searched.low) / 2  # under the full run's cost: the run is over it
+    over = replace(ev, stop_over=budget)
+    limit = over.search_limit(config)
+    assert limit is not None and limit < searched
+    with pytest.raises(OverBudget) as stop:
+        over(params, seed=3)
+    assert stop.value.epochs_run == limit
+    assert budget < stop.value.interval.low <= cost <= stop.value.interval.high  # proven, and true
+    assert ev._interval(config, limit).low <= budget  # one epoch earlier it was not yet proven

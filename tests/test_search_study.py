@@ -375,7 +375,7 @@ def test_screening_skips_only_configurations_that_cannot_fit(tmp_path):
         assert low <= t.user_attrs["cost"] <= high and low <= 1.4
     s = summary(study)
     assert s["n_trials"] == 10 and s["n_screened"] == len(screened) and s["reference"]["number"] == 0
-    assert "screened by the cost model" in s["answer"] and "dense reference" in s["answer"]
+    assert "ruled out by the cost model" in s["answer"] and "dense reference" in s["answer"]
     unscreened = run_search(config(tmp_path, 10, name="off", screen=False), SPACE, fake_evaluator,
                             predict=fake_predict)
     assert not any(t.user_attrs.get("screened") for t in unscreened.trials)
@@ -404,3 +404,30 @@ def test_spent_space_stops_instead_of_looping(tmp_path):
     study = run_search(config(tmp_path, 3, budget=None), space, fake_evaluator)
     assert count_states(study)[0] == 1 and "spent" in study.user_attrs["stopped"]
     assert "Stopped early" in summary(study)["answer"]
+
+
+def test_runs_stopped_over_budget_are_screened_not_trained(tmp_path):
+    """An evaluator that stops a run part-way (``OverBudget``): recorded like a screened trial with its
+    epochs and time, never counted in --trials, never trained again, and said apart in the summary."""
+    from search import CostInterval, OverBudget
+
+    def ev(p, s):
+        if p["method"] == "gebt" and fake_cost(p) > 1.4:
+            raise OverBudget(CostInterval(fake_cost(p), 2.0), 4, "no ticket after 4 search epochs")
+        return fake_evaluator(p, s)
+
+    study = run_search(config(tmp_path, 8), SPACE, ev, reference={"method": "dense"})
+    stopped = [t for t in study.trials if t.user_attrs.get("stopped_after_epochs") is not None]
+    assert stopped and count_states(study)[0] == 8
+    for t in stopped:
+        ua = t.user_attrs
+        assert t.state.name == "PRUNED" and ua["screened"] and not ua["feasible"] and "val_accuracy" not in ua
+        assert ua["stopped_after_epochs"] == 4 and ua["wall_s"] >= 0 and t.constraints["budget"] > 0
+        assert ua["predicted_cost_low"] == fake_cost(ua["params"]) > 1.4
+    keys = [json.dumps(t.user_attrs["params"], sort_keys=True) for t in stopped]
+    assert len(keys) == len(set(keys))  # a stopped configuration is not run again
+    s = summary(study)
+    assert s["n_stopped"] == len(stopped) <= s["n_screened"] and s["n_trials"] == 8
+    assert f"{len(stopped)} stopped in the ticket search" in s["answer"]
+    df = trials_frame(study)
+    assert df["stopped_after_epochs"].notna().sum() == len(stopped)

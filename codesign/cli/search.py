@@ -6,7 +6,8 @@ and prices the run on ``--device`` with the cost model (or takes this machine's 
 over-budget trials infeasible. The dense reference is trained first, once; a configuration already
 trained is not trained again (``--repeats``); a configuration whose cost, predicted by the cost
 model before training, is over the budget whatever its early-bird epoch is recorded as screened and
-not trained (``--no-screen`` trains it anyway). The study is the record; the run folder gets
+not trained, and a run whose ticket search goes on until its cost can only pass the budget is stopped
+there (``--no-screen`` trains both anyway). The study is the record; the run folder gets
 trials.csv, pareto.csv, pareto.png and summary.json. Rerunning the same command tops the study up
 to ``--trials`` trained trials. Nothing heavy is imported until the handler runs.
 
@@ -195,6 +196,11 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     # screening prices a configuration on the one --device; several devices or a hardware space price each
     # ticket at its best hardware, which that interval does not bound, so they train without screening
     predict = None if hardware.active else getattr(evaluator, "predict", None)
+    if predict is not None and args.screen and budget is not None and hasattr(evaluator, "stop_over"):
+        import dataclasses
+
+        evaluator = dataclasses.replace(evaluator, stop_over=budget.value)  # stop runs proven over budget
+        predict = evaluator.predict
     evaluator = hardware.wrap(evaluator, metric)
     from codesign.threads import ThreadedEvaluator, configure, dataset_epoch_flops
 
@@ -329,9 +335,11 @@ def format_summary(summary: dict, out: Path) -> str:
     from search.budget import format_si
 
     unit = summary.get("cost_unit") or ""
-    screened = summary.get("n_screened") or 0
+    screened, stopped = summary.get("n_screened") or 0, summary.get("n_stopped") or 0
     lines = [f"study {summary['study']}: {summary['n_trials']} trained trials "
-             f"({summary['n_feasible']} feasible)" + (f", {screened} screened before training" if screened else "")
+             f"({summary['n_feasible']} feasible)"
+             + (f", {screened - stopped} screened before training" if screened - stopped else "")
+             + (f", {stopped} stopped in the ticket search" if stopped else "")
              + f", metric {summary['metric']} on {summary['device']} ({summary.get('cost_source')})"]
     ctx = summary.get("context") or {}
     if ctx.get("profile_kind"):

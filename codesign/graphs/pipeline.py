@@ -59,16 +59,17 @@ def _retrain_ticket(ctx: RunContext, ticket: Ticket) -> MethodResult:
                         eb_epoch=ticket.provenance.get("eb_epoch"))  # type: ignore[arg-type]
 
 
-def train(config: GraphTrainConfig, progress: bool = True) -> dict[str, Any]:
+def train(config: GraphTrainConfig, progress: bool = True, search_limit: int | None = None) -> dict[str, Any]:
     """Run ``config`` end to end and return the result dict (``GraphRunResult.to_dict()``; written to
-    ``<out>/result.json`` when ``config.out`` is set)."""
-    result = train_record(config, progress).to_dict()
+    ``<out>/result.json`` when ``config.out`` is set). ``search_limit``: stop the run with
+    ``SearchStopped`` when its ticket search has run that many epochs without firing."""
+    result = train_record(config, progress, search_limit).to_dict()
     if config.out:
         (Path(config.out) / "result.json").write_text(json.dumps(_plain(result), indent=2) + "\n")
     return result
 
 
-def train_record(config: GraphTrainConfig, progress: bool = True) -> GraphRunResult:
+def train_record(config: GraphTrainConfig, progress: bool = True, search_limit: int | None = None) -> GraphRunResult:
     """Run ``config`` end to end; the typed record of the run (see ``codesign.graphs.result``)."""
     start = time.perf_counter()
     device = resolve_run_on(config.run_on)
@@ -81,7 +82,7 @@ def train_record(config: GraphTrainConfig, progress: bool = True) -> GraphRunRes
         config = replace(config, **{k: saved[k] for k in _TICKET_KEYS if k in saved})
         res = _retrain_ticket(RunContext(config, data, device, progress), ticket)
     else:
-        res = get_method(config.method)(RunContext(config, data, device, progress))
+        res = get_method(config.method)(RunContext(config, data, device, progress, search_limit))
 
     gs, ws = sparsity(res.graph_mask), sparsity(res.weight_masks)
     if not config.ticket:

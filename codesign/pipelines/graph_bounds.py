@@ -19,6 +19,10 @@ rounding):
 * ``sgcn``: pretrain E, sparsify E, retrain R. Exact.
 * ``ugs``: ``rounds`` rounds of mask training E and retraining R. Lower bound: every phase at the
   final densities ``min(1 - p, (1 - step)^rounds)``; upper bound: every phase dense.
+
+During a run the interval narrows: a search that has run ``k`` epochs without firing will run at
+least ``k + 1`` (``run_bounds(..., search_from=k + 1)``); the budgeted search stops such a run once
+that lower bound is over its budget (``codesign.pipelines.graph_search``).
 """
 
 from __future__ import annotations
@@ -35,7 +39,11 @@ def _clip(d: float) -> float:
     return min(1.0, max(0.0, d))
 
 
-def _search_epochs(config: Any) -> tuple[int, int]:
+DETECTOR_METHODS = frozenset({"gebt", "geb"})  # a detector decides the search length: bounded, not exact
+
+
+def search_epochs(config: Any) -> tuple[int, int]:
+    """The fewest and most epochs the ticket search of a detector method can run."""
     cap = config.phase_epochs()
     return min(max(config.warmup, config.fifo + 1), cap), cap
 
@@ -84,8 +92,10 @@ def _epochs(phases: list[PhaseSpec]) -> int:
     return int(sum(p.epochs for p in phases))
 
 
-def run_bounds(config: Any, data: Any) -> tuple[tuple[dict[str, Any], dict[str, Any]], tuple[int, int], bool]:
-    """``((low inputs, high inputs), (low epochs, high epochs), exact)`` for a ``GraphTrainConfig``."""
+def run_bounds(config: Any, data: Any, search_from: int | None = None
+               ) -> tuple[tuple[dict[str, Any], dict[str, Any]], tuple[int, int], bool]:
+    """``((low inputs, high inputs), (low epochs, high epochs), exact)`` for a ``GraphTrainConfig``;
+    ``search_from``: the search is known to run at least this many epochs (detector methods)."""
     from codesign.graphs.costing import cost_inputs
 
     g = 1.0 if config.method == "dense" else 1 - config.graph_sparsity
@@ -98,7 +108,9 @@ def run_bounds(config: Any, data: Any) -> tuple[tuple[dict[str, Any], dict[str, 
         infer_low, infer_high = (lo_g, lo_w), (1.0, 1.0)
         exact = False
     else:
-        t_lo, t_hi = _search_epochs(config)
+        t_lo, t_hi = search_epochs(config)
+        if search_from is not None and config.method in DETECTOR_METHODS:
+            t_lo = min(max(t_lo, search_from), t_hi)
         lo_g, lo_w = _clip(g - DENSITY_SLACK), _clip(w - DENSITY_SLACK)
         hi_g, hi_w = _clip(g + DENSITY_SLACK), _clip(w + DENSITY_SLACK)
         if config.method == "sgcn":

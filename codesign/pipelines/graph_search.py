@@ -18,7 +18,11 @@ executed run on ``--device`` with ``costmodels.price_gnn_run`` from the result's
 ``cost_inputs`` (accuracy from a real run, cost of that run estimated on the hardware being
 designed for). ``--measured`` instead takes this machine's measured cost of the run.
 :meth:`GraphEvaluator.predict` prices the run a configuration would make *before* training
-(:mod:`codesign.pipelines.graph_bounds`), for screening.
+(:mod:`codesign.pipelines.graph_bounds`), for screening. With ``stop_over`` (the budget, when the
+search screens) a run whose ticket search has gone on so long that its cost's lower bound is over
+the budget is stopped there (:meth:`GraphEvaluator.search_limit`) and reported as
+:class:`search.OverBudget`: the detector decides the search's length, so this is known only while
+the run goes on.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from search import CostInterval, Evaluation, Metric, Param, SearchSpace
+from search import CostInterval, Evaluation, Metric, OverBudget, Param, SearchSpace
 
 GRAPH_METHODS = ("gebt", "geb", "random", "ugs", "dense")
 _SPARSE = frozenset({"gebt", "geb", "random", "ugs"})
@@ -75,6 +79,7 @@ class GraphEvaluator:
     epochs: int | None = 100
     data_root: str | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    stop_over: float | None = None  # stop a run once its cost is proven over this (the budget; see module doc)
 
     def config(self, params: Mapping[str, Any], seed: int) -> Any:
         from codesign.graphs.config import GraphTrainConfig
@@ -101,25 +106,48 @@ class GraphEvaluator:
 
     def predict(self, params: dict[str, Any]) -> CostInterval | None:
         """The cost interval of the run ``params`` would make, before training (None with ``--measured``)."""
-        if self.measured:
-            return None
+        return None if self.measured else self._interval(self.config(params, 0))
+
+    def _interval(self, config: Any, search_from: int | None = None) -> CostInterval:
         from codesign.graphs.data import load_dataset
 
         from .graph_bounds import run_bounds
         from .pricing import priced_value
 
-        config = self.config(params, 0)
-        (low, high), (ep_low, ep_high), exact = run_bounds(config, load_dataset(self.dataset, self.data_root))
+        (low, high), (ep_low, ep_high), exact = run_bounds(config, load_dataset(self.dataset, self.data_root),
+                                                           search_from)
         return CostInterval(priced_value(low, self.metric, self.device), priced_value(high, self.metric, self.device),
                             exact=exact, epochs_low=ep_low, epochs_high=ep_high)
 
+    def search_limit(self, config: Any) -> int | None:
+        """The search epochs after which a run of ``config`` whose detector has not fired is over
+        ``stop_over`` (it will search at least one epoch more, and the lower bound of a run searching
+        ``T`` epochs grows with ``T``); None: no such epoch below the search cap, or nothing to stop."""
+        from .graph_bounds import DETECTOR_METHODS, search_epochs
+
+        if self.stop_over is None or self.measured or config.method not in DETECTOR_METHODS:
+            return None
+        lo, hi = search_epochs(config)
+        if self._interval(config, hi).low <= self.stop_over:
+            return None
+        while lo < hi:  # the fewest search epochs T whose run is over the budget: stop after T - 1
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if self._interval(config, mid).low > self.stop_over else (mid + 1, hi)
+        return max(lo - 1, 1)
+
     def __call__(self, params: dict[str, Any], seed: int) -> Evaluation:
         from codesign.graphs.costing import price
+        from codesign.graphs.methods.search import SearchStopped
         from codesign.graphs.pipeline import train
 
         from .pricing import trial_cost
 
-        result = train(self.config(params, seed), progress=False)
+        config = self.config(params, seed)
+        limit = self.search_limit(config)
+        try:
+            result = train(config, progress=False, search_limit=limit)
+        except SearchStopped as stop:  # the run can only be dearer than this interval's low end
+            raise OverBudget(self._interval(config, stop.epochs + 1), stop.epochs, str(stop)) from None
         cost, costs = trial_cost(result, self.metric, self.device, self.measured, price)
         phases = result.get("phases", [])
         return Evaluation(

@@ -80,6 +80,7 @@ class RunContext:
     data: GraphData
     device: torch.device
     progress: bool = True
+    search_limit: int | None = None  # a ticket search not fired after this many epochs stops the run (SearchStopped)
 
     def new_model(self, seed_offset: int = 0) -> GNN:
         """A freshly initialised model; seeded so the same run gets the same weights."""

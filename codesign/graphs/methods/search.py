@@ -11,6 +11,10 @@ Per epoch ``t`` (You et al. 2022, Alg. 2; Alg. 1 when ``train_weights`` is False
 4. ``detector.step(m_t, n_t)``; the ticket is ``(m_t, n_t, W_t)`` of the epoch it fires, or of the
    last epoch when it never fires (``fired = False``).
 
+``ctx.search_limit`` (set by a budgeted search, :mod:`codesign.pipelines.graph_search`): a search that
+has run that many epochs without firing raises :class:`SearchStopped` - its run is then known to be
+over the budget whatever epoch the detector would fire at.
+
 ``G`` (``--graph-sharing``): ``per-layer`` (default) keeps one row of edge values per layer, as the
 dense public code keeps one trainable adjacency per layer; each row gets its own mask at ``p_g``
 (exact count per layer) and layer ``l`` aggregates over row ``l``. ``shared``: one row for all layers
@@ -70,6 +74,14 @@ def edge_tiebreak(data: GraphData, kind: str, seed: int) -> Tensor | None:
     if kind == "resistance":
         return 1 / du + 1 / dv
     return (du * dv).rsqrt()
+
+
+class SearchStopped(Exception):
+    """The search reached ``ctx.search_limit`` epochs without its detector firing (the run stops)."""
+
+    def __init__(self, epochs: int, wall_s: float) -> None:
+        super().__init__(f"no early-bird ticket after {epochs} search epochs (the limit this run was given)")
+        self.epochs, self.wall_s = epochs, wall_s
 
 
 @dataclass
@@ -162,6 +174,8 @@ def search(ctx: RunContext, model: GNN, max_epochs: int, name: str, train_weight
             if stop:
                 fired = True
                 break
+            if detect and ctx.search_limit is not None and epoch >= ctx.search_limit:
+                raise SearchStopped(epoch, time.perf_counter() - start)
     graph_mask, theta = loop.graph_mask, loop.theta
     if theta.size(0) == 1:  # shared: one mask for every layer
         graph_mask, theta = graph_mask[0], theta[0]
