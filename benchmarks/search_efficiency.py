@@ -6,8 +6,8 @@ each in a fresh process, and compares: training time of the trained trials (meas
 per run, including runs screening stopped part-way), the fraction of trained (complete) trials over
 budget and the same fraction counting the stopped runs as over-budget trained ones, the best
 feasible validation / test accuracy, the dense reference's test accuracy, the screened count and
-the training time screening is estimated to have saved. Costs are estimates of the analytical model on the h100 profile; accuracies and wall
-times are measured on this machine. The run folders stay in ``--out`` (default
+the training time screening is estimated to have saved. Costs are estimates of the analytical model
+on the h100 profile; accuracies and wall times are measured on this machine. The run folders stay in ``--out`` (default
 ``runs/search_efficiency``) with their plots; ``both-seed0`` draws the two seed-0 runs on one plot.
 
     python benchmarks/search_efficiency.py [--quick] [--seeds 0 1 2] [--jobs 2] [--out DIR] [--resume]
