@@ -7,8 +7,9 @@ own number, like a surplus trial's, holds none. The sampler is seeded from the s
 trained with ``seed + slot``, so a search killed and resumed gives the same trials (parameters and
 accuracies) as one that ran through.
 
-Duplicates. A configuration whose parameters equal those of a trial that was trained, is training
-or was screened is not trained again (``repeats`` > 1 allows that many trainings of one
+Duplicates. A configuration whose parameters equal those of a trial that was trained, was screened
+or is training under an earlier number (parallel workers record a trial's parameters as soon as
+they are sampled) is not trained again (``repeats`` > 1 allows that many trainings of one
 configuration, each with its own seed). The repeat is recorded as a FAIL trial with
 ``duplicate_of`` and is not counted.
 
@@ -105,7 +106,8 @@ def duplicate_of(trials: list[optuna.trial.FrozenTrial], number: int, params: Ma
     key = params_key(params)
     same = [t for t in trials if t.number != number and t.user_attrs.get("params") is not None
             and params_key(t.user_attrs["params"]) == key
-            and (t.state in (s.COMPLETE, s.RUNNING) or t.user_attrs.get("screened"))]
+            and (t.state == s.COMPLETE or t.user_attrs.get("screened")
+                 or (t.state == s.RUNNING and t.number < number))]  # of two running at once, the first trains
     if not same:
         return None
     if any(t.user_attrs.get("screened") for t in same) or len(same) >= repeats:

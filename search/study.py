@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 OBJECTIVES = ("pareto", "acc-per-cost")
 CONTEXT_ATTR = "codesign:context"
-POLL_S = 1.0
+POLL_S = 0.2  # s between checks while waiting for other workers (a check costs a few ms of SQLite)
 MAX_UNTRAINED_STREAK = 100  # sampled configurations in a row screened or repeated: the space left is spent
 
 
@@ -237,17 +237,16 @@ def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, ev
         if ahead >= config.n_trials:
             trial.set_user_attr("surplus", True)
             raise _Surplus(f"study already holds or runs {config.n_trials} trials")
-        trials = study.get_trials(deepcopy=False)
-        slot = slot_of(trials, trial.number)
+        slot = slot_of(study.get_trials(deepcopy=False), trial.number)
         seed = config.seed + slot
         params = space.suggest(trial)
         reference = bool(trial.user_attrs.get("reference"))
         trial.set_user_attr("slot", slot)
         trial.set_user_attr("seed", seed)
+        trial.set_user_attr("params", params)  # at once: a parallel worker sampling the same sees it running
         if trial.user_attrs.get("retry_of") is None:
-            dup = duplicate_of(trials, trial.number, params, config.repeats)
+            dup = duplicate_of(study.get_trials(deepcopy=False), trial.number, params, config.repeats)
             if dup is not None:
-                trial.set_user_attr("params", params)
                 trial.set_user_attr("duplicate_of", dup)
                 raise _Duplicate(f"configuration of trial {dup} already trained")
         interval = predict(params) if predict is not None else None
@@ -331,11 +330,12 @@ def _progress(study: optuna.Study, config: SearchConfig) -> SearchProgress:
     return SearchProgress(complete, config.n_trials, *best_so_far(study, config.budget), screened=screened)
 
 
-def enqueue_reference(study: optuna.Study, reference: Mapping[str, Any] | None) -> bool:
-    """Queue the reference configuration as the study's first trial (only into an empty study)."""
+def enqueue_reference(study: optuna.Study, space: SearchSpace, reference: Mapping[str, Any] | None) -> bool:
+    """Queue the reference configuration as the study's first trial (only into an empty study), its
+    parameters recorded from the start (a parallel worker sampling them meanwhile sees a repeat)."""
     if reference is None or study.get_trials(deepcopy=False):
         return False
-    study.enqueue_trial(dict(reference), user_attrs={"reference": True})
+    study.enqueue_trial(dict(reference), user_attrs={"reference": True, "params": space.complete(reference)})
     return True
 
 
@@ -402,7 +402,7 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = open_study(config, space)
     recover_dead_trials(study)
-    enqueue_reference(study, reference)
+    enqueue_reference(study, space, reference)
     if on_trial is not None:  # the starting point (a resumed study already holds trials)
         on_trial(_progress(study, config))
 

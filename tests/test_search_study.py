@@ -431,3 +431,34 @@ def test_runs_stopped_over_budget_are_screened_not_trained(tmp_path):
     assert f"{len(stopped)} stopped in the ticket search" in s["answer"]
     df = trials_frame(study)
     assert df["stopped_after_epochs"].notna().sum() == len(stopped)
+
+
+def test_a_configuration_running_in_another_worker_is_not_trained_again():
+    """Parallel workers: a trial records its parameters as soon as they are sampled, and a later trial
+    with the same parameters is a repeat of the earlier running one (never the other way round, so
+    one of the two always trains)."""
+    from search.screening import duplicate_of
+
+    study = optuna.create_study()
+    first, second = study.ask(), study.ask()  # both RUNNING, as in two workers
+    params = {"method": "dense", "graph_sparsity": 0.0, "weight_sparsity": 0.0}
+    for t in (first, second):
+        t.set_user_attr("params", params)
+    trials = study.get_trials(deepcopy=False)
+    assert duplicate_of(trials, second.number, params, repeats=1) == first.number
+    assert duplicate_of(trials, first.number, params, repeats=1) is None
+    assert duplicate_of(trials, second.number, params, repeats=2) is None  # --repeats 2 allows both
+
+
+def test_the_reference_is_a_known_configuration_from_the_moment_it_is_queued():
+    """Two workers starting together: the second may sample the reference's parameters before the first
+    has begun the reference trial; the queued reference already carries them, so the sample is a repeat."""
+    from search.screening import duplicate_of
+    from search.study import enqueue_reference
+
+    study = optuna.create_study()
+    assert enqueue_reference(study, SPACE, {"method": "dense"})
+    ref = study.ask()  # the first worker takes the queued reference: RUNNING, parameters not yet suggested
+    other = study.ask()
+    sampled = SPACE.suggest(optuna.trial.FixedTrial({"method": "dense"}))  # what the second worker samples
+    assert ref.user_attrs["reference"] and duplicate_of(study.get_trials(deepcopy=False), other.number, sampled, 1) == 0
