@@ -183,6 +183,7 @@ class LocalWorkers:
 
     def __init__(self, n_jobs: int, folder: str | os.PathLike[str] | None = None) -> None:
         self.n_jobs = max(1, int(n_jobs))
+        self.training = self.n_jobs  # of them, training now (see set_training)
         default = Path(tempfile.gettempdir()) / f"codesign-workers-{os.getuid() if hasattr(os, 'getuid') else 0}"
         self.folder = Path(folder or os.environ.get("CODESIGN_WORKER_DIR") or default)
         self.file = self.folder / str(os.getpid())
@@ -190,10 +191,19 @@ class LocalWorkers:
     def __enter__(self) -> LocalWorkers:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            self.file.write_text(str(self.n_jobs))
         except OSError:  # an unwritable temp folder: count this process only
             pass
+        self.set_training(True)
         return self
+
+    def set_training(self, training: bool) -> None:
+        """Say whether this process's workers are training (False: it only waits for other processes'
+        last trials, so their runs may take its cores; see :func:`refresh_threads`)."""
+        self.training = self.n_jobs if training else 0
+        try:
+            self.file.write_text(str(self.training))
+        except OSError:
+            pass
 
     def __exit__(self, *exc: object) -> None:
         try:
@@ -202,8 +212,8 @@ class LocalWorkers:
             pass
 
     def total(self) -> int:
-        """Workers of all live registered processes (this one's at least)."""
-        total = 0
+        """Training workers of all live registered processes (at least one: the caller's)."""
+        total, mine = 0, False
         for f in self.folder.glob("[0-9]*") if self.folder.is_dir() else []:
             try:
                 pid, n = int(f.name), int(f.read_text().strip() or 1)
@@ -216,14 +226,16 @@ class LocalWorkers:
                 except OSError:
                     pass
                 continue
-            total += max(1, n)
-        return max(total, self.n_jobs)
+            mine = mine or pid == os.getpid()
+            total += max(0, n)
+        return max(1, total if mine else total + self.training)
 
 
 @dataclass(frozen=True)
 class ThreadedEvaluator:
     """Wraps a search evaluator: before each trial, re-choose this worker's threads (other search
-    processes may have started or ended) and record them in the trial (``torch_threads``)."""
+    processes may have started or ended) and record them in the trial (``torch_threads``); during
+    the trial, :func:`refresh_threads` follows the registry (``torch_threads_at_end``)."""
 
     inner: Any
     explicit: int | None
@@ -234,6 +246,47 @@ class ThreadedEvaluator:
         import dataclasses
 
         policy = configure(self.explicit, workers=self.workers.total(), workload_flops=self.workload_flops)
-        ev = self.inner(params, seed)
+        follow = _FOLLOW[0] = _Follow(self, policy.threads)
+        try:
+            ev = self.inner(params, seed)
+        finally:
+            _FOLLOW[0] = None
         return dataclasses.replace(ev, attrs={**dict(ev.attrs), "torch_threads": policy.threads,
+                                              "torch_threads_at_end": follow.threads,
                                               "thread_workers": policy.workers})
+
+
+@dataclass
+class _Follow:
+    """The trial in progress in this process: whose policy to re-apply, its threads, when last checked."""
+
+    evaluator: ThreadedEvaluator
+    threads: int
+    checked: float = 0.0
+
+
+_FOLLOW: list[_Follow | None] = [None]
+REFRESH_S = 0.5
+"""Seconds between two looks at the worker registry during a trial (a look reads a few small files)."""
+
+
+def refresh_threads() -> None:
+    """Between epochs of a search trial: re-choose its threads when the training workers on this
+    machine changed (a process that has no trial left to start stops counting, so the last trials
+    take its cores). Outside a search trial, and within ``REFRESH_S`` of the last look, does nothing."""
+    follow = _FOLLOW[0]
+    if follow is None:
+        return
+    import time
+
+    now = time.monotonic()
+    if now - follow.checked < REFRESH_S:
+        return
+    follow.checked = now
+    ev = follow.evaluator
+    policy = choose_threads(available_cores(), ev.workers.total(), ev.workload_flops, ev.explicit)
+    if policy.threads != follow.threads:
+        import torch
+
+        torch.set_num_threads(policy.threads)
+        follow.threads = policy.threads

@@ -269,12 +269,13 @@ def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, ev
             raise
         except OverBudget as stop:  # stopped part-way, proven over the budget: a screened trial that trained a while
             i = stop.interval
-            record = {"params": params, "screened": True, "feasible": False, **predicted,
-                      "predicted_cost_low": i.low, "predicted_cost_high": i.high, "predicted_exact": i.exact,
-                      "predicted_epochs_low": i.epochs_low, "predicted_epochs_high": i.epochs_high,
-                      "stopped_after_epochs": stop.epochs_run, "stopped_because": stop.why,
-                      "wall_s": time.perf_counter() - t0}
-            for key, value in record.items():
+            stopped: dict[str, Any] = {
+                "params": params, "screened": True, "feasible": False, **predicted,
+                "predicted_cost_low": i.low, "predicted_cost_high": i.high, "predicted_exact": i.exact,
+                "predicted_epochs_low": i.epochs_low, "predicted_epochs_high": i.epochs_high,
+                "stopped_after_epochs": stop.epochs_run, "stopped_because": stop.why,
+                "wall_s": time.perf_counter() - t0}
+            for key, value in stopped.items():
                 trial.set_user_attr(key, value)
             if config.budget is not None:
                 trial.set_constraint("budget", config.budget.violation(i.low))
@@ -340,23 +341,32 @@ def enqueue_reference(study: optuna.Study, space: SearchSpace, reference: Mappin
 
 
 def _work(study: optuna.Study, config: SearchConfig, space: SearchSpace, evaluator: Evaluator,
-          predict: Predictor | None, callback: Callable[..., None] | None) -> None:
-    """One worker's loop: trials until the study holds ``n_trials`` complete ones (or the space is spent)."""
+          predict: Predictor | None, callback: Callable[..., None] | None,
+          waiting: Callable[[bool], None] | None = None) -> None:
+    """One worker's loop: trials until the study holds ``n_trials`` complete ones (or the space is spent).
+    ``waiting(True)`` when it has no trial left to start and only waits for other workers' last ones
+    (their runs may then take its cores), ``waiting(False)`` when it starts one again."""
     import optuna
 
     objective = _objective(study, config, space, evaluator, predict)
-    streak = 0
+    streak, idle = 0, False
     while True:
         complete, running = count_states(study)
         if complete >= config.n_trials:
             return
         if complete + running >= config.n_trials:
+            if waiting is not None and not idle:
+                waiting(True)
+            idle = True
             time.sleep(POLL_S)  # others are finishing the last trials; retry theirs if they die
             recover_dead_trials(study)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 optuna.storages.fail_stale_trials(study)
             continue
+        if idle and waiting is not None:
+            waiting(False)
+        idle = False
         study.optimize(objective, n_trials=1, catch=(EvaluationError, _Surplus, _Duplicate),
                        callbacks=[callback] if callback else [])
         last = study.get_trials(deepcopy=False)[-1]
@@ -389,13 +399,15 @@ def run_search(
     predict: Predictor | None = None,
     reference: Mapping[str, Any] | None = None,
     worker_init: Callable[[], None] | None = None,
+    waiting: Callable[[bool], None] | None = None,
 ) -> optuna.Study:
     """Top the study up to ``config.n_trials`` complete (trained) trials.
 
     ``predict``: the cost interval of a configuration before training (screening, see the module
     docstring); ``reference``: parameters trained first, once (e.g. the dense network);
     ``n_jobs`` > 1: that many spawned worker processes (``evaluator``, ``predict`` and
-    ``worker_init`` must be picklable; ``worker_init`` runs first in each, e.g. to set its threads).
+    ``worker_init`` must be picklable; ``worker_init`` runs first in each, e.g. to set its threads);
+    ``waiting``: told when this process (``n_jobs`` 1) has no trial left to start (see :func:`_work`).
     """
     import optuna
 
@@ -411,7 +423,7 @@ def run_search(
             on_trial(_progress(st, config))
 
     if config.n_jobs == 1:
-        _work(study, config, space, evaluator, predict, callback)
+        _work(study, config, space, evaluator, predict, callback, waiting)
         return study
     if config.storage.startswith("sqlite:///:memory:") or "://" not in config.storage:
         raise CodesignError(f"--n-jobs {config.n_jobs} needs a storage the worker processes share, not "

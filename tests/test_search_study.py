@@ -462,3 +462,24 @@ def test_the_reference_is_a_known_configuration_from_the_moment_it_is_queued():
     other = study.ask()
     sampled = SPACE.suggest(optuna.trial.FixedTrial({"method": "dense"}))  # what the second worker samples
     assert ref.user_attrs["reference"] and duplicate_of(study.get_trials(deepcopy=False), other.number, sampled, 1) == 0
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_worker_with_no_trial_left_to_start_says_it_waits(tmp_path):
+    """The last trial runs in another process: this worker reports waiting (so that trial may take
+    its cores) and returns once that trial completes."""
+    import os
+    import threading
+
+    from search.storage import WORKER_ATTR
+
+    cfg = config(tmp_path, 1, budget=None)
+    study = open_study(cfg, SPACE)
+    other = study.ask({"method": optuna.distributions.CategoricalDistribution(["dense"])})
+    other.set_user_attr(WORKER_ATTR, f"{worker_tag().rsplit(':', 1)[0]}:{os.getppid()}")  # alive elsewhere
+    calls = []
+    finish = threading.Timer(0.6, lambda: study.tell(other, [0.8, 1.0]))
+    finish.start()
+    run_search(cfg, SPACE, fake_evaluator, waiting=calls.append)
+    finish.join()
+    assert calls == [True] and count_states(study) == (1, 0)

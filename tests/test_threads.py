@@ -99,9 +99,43 @@ def test_threaded_evaluator_records_threads_per_trial(tmp_path):
         with LocalWorkers(2, tmp_path) as w:
             ev = ThreadedEvaluator(lambda params, seed: Evaluation(0.5, 1.0, attrs={"x": 1}), None, w, SBM_1M)
             out = ev({}, 0)
-        assert out.attrs == {"x": 1, "torch_threads": max(1, len(os.sched_getaffinity(0)) // 2),
-                             "thread_workers": 2}
+        half = max(1, len(os.sched_getaffinity(0)) // 2)
+        assert out.attrs == {"x": 1, "torch_threads": half, "torch_threads_at_end": half, "thread_workers": 2}
         assert torch.get_num_threads() == out.attrs["torch_threads"]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_trial_takes_the_cores_of_a_process_that_only_waits(tmp_path, monkeypatch):
+    """Two search processes share the cores; when the other has no trial left to start it says so in
+    the registry, and the running trial's next epoch takes its cores (refresh_threads)."""
+    import torch
+
+    from codesign import threads
+    from search import Evaluation
+
+    cores = threads.available_cores()
+    if cores < 2:
+        pytest.skip("needs two usable cores")
+    other = tmp_path / str(os.getppid())  # a live process standing in for the other search
+    other.write_text("1")
+    monkeypatch.setattr(threads, "REFRESH_S", 0.0)
+    seen = []
+
+    def trial(params, seed):
+        seen.append(torch.get_num_threads())
+        other.write_text("0")  # the other search now only waits for this trial
+        threads.refresh_threads()  # what every training loop calls after an epoch
+        seen.append(torch.get_num_threads())
+        return Evaluation(0.5, 1.0)
+
+    before = torch.get_num_threads()
+    try:
+        with LocalWorkers(1, tmp_path) as w:
+            out = ThreadedEvaluator(trial, None, w, SBM_1M)({}, 0)
+            threads.refresh_threads()  # outside a trial: nothing to follow
+        assert seen == [cores // 2, cores] and out.attrs["torch_threads"] == cores // 2
+        assert out.attrs["torch_threads_at_end"] == cores
     finally:
         torch.set_num_threads(before)
 

@@ -208,7 +208,8 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     policy = configure(args.threads, workers=workers.total(), workload_flops=work)
     evaluator = ThreadedEvaluator(evaluator, args.threads, workers, work)  # each trial re-chooses its threads
     study = _run_with_progress(config, space, evaluator, metric.unit, format_si, predict=predict,
-                               reference=_reference(args, space), worker_init=_worker_init(args, policy.threads))
+                               reference=_reference(args, space), worker_init=_worker_init(args, policy.threads),
+                               waiting=lambda idle: workers.set_training(not idle))
     summary = write_outputs(study, out)
     summary["thread_policy"] = policy.to_dict()  # this process's first choice; each trial records its own
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
@@ -292,7 +293,7 @@ def _evaluator(args: argparse.Namespace, metric, device: str | None):  # type: i
 
 
 def _run_with_progress(config, space, evaluator, unit, format_si, *, predict=None,  # type: ignore[no-untyped-def]
-                       reference=None, worker_init=None):
+                       reference=None, worker_init=None, waiting=None):
     from tqdm import tqdm
 
     from search import run_search
@@ -323,7 +324,7 @@ def _run_with_progress(config, space, evaluator, unit, format_si, *, predict=Non
 
     try:
         return run_search(config, space, evaluator, on_trial=on_trial, predict=predict, reference=reference,
-                          worker_init=worker_init)
+                          worker_init=worker_init, waiting=waiting)
     finally:
         bar.close()
 

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from costmodels import PhaseSpec
 
+from ...threads import refresh_threads
 from ..config import GraphTrainConfig
 from ..data import GraphData
 from ..masks import WeightMasks
@@ -101,6 +102,13 @@ class RunContext:
         """A per-phase progress bar on stderr (off when not a TTY or progress=False)."""
         enabled = self.progress and sys.stderr.isatty()
         return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr, leave=False)
+
+    @staticmethod
+    def epoch_done(bar: tqdm) -> None:
+        """Every training loop calls this after an epoch: advance the bar and, in a search trial, let
+        the thread count follow the workers on this machine (``codesign.threads.refresh_threads``)."""
+        bar.update()
+        refresh_threads()
 
 
 def state_of(model: GNN) -> dict[str, Tensor]:
@@ -202,6 +210,6 @@ def fit(ctx: RunContext, model: GNN, epochs: int, name: str, graph_mask: Tensor 
             if val > best[0]:
                 best = (val, test, epoch)
                 best_state = state_of(model)
-            bar.update()
+            ctx.epoch_done(bar)
     model.load_state_dict(best_state)
     return FitResult(best[0], best[1], best[2], best_state, time.perf_counter() - start)

@@ -169,7 +169,7 @@ def search(ctx: RunContext, model: GNN, max_epochs: int, name: str, train_weight
         for epoch in range(1, max_epochs + 1):
             epochs_run, tick = epoch, time.perf_counter()
             stop = loop.epoch(detect)
-            bar.update()
+            ctx.epoch_done(bar)
             epoch_wall.append(time.perf_counter() - tick)
             if stop:
                 fired = True

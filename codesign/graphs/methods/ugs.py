@@ -107,7 +107,7 @@ def run(ctx: RunContext) -> MethodResult:
                 if val > best_val:
                     best_val, best_a = val, m_a.detach().clone()
                     best_w = {k: v.detach().clone() for k, v in m_w.items()}
-                bar.update()
+                ctx.epoch_done(bar)
         phases.append(record_phase(f"ugs-mask-r{r}", epochs, time.perf_counter() - start,
                                   1 - sparsity(alive_g), 1 - sparsity(alive_w),
                                   trainable_graph=True, mask_update=True))
