@@ -115,15 +115,36 @@ def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scal
                        edgecolors="black", zorder=5,
                        label=(f"chosen{f' ({label})' if several else ''}: #{best['number']} acc {best['accuracy']:.3f}"
                               if legend else None))
+    points = [(float(c) / scale, float(a)) for _, df, _ in studies
+              for c, a in zip(complete_frame(df).get("cost", []), complete_frame(df).get("val_accuracy", []))]
     for (cost, acc), runs in _references(studies).items():  # one label per point, naming every run it is in
         where = "" if not several else " (every run)" if len(runs) == len(studies) else f" ({', '.join(runs)})"
+        dx, dy, ha = _label_side(points, (cost / scale, acc))
         ax.annotate(f"dense reference{where}\nacc {acc:.3f}",
-                    (cost / scale, acc), xytext=(-10, -26), textcoords="offset points", ha="right", fontsize=8,
+                    (cost / scale, acc), xytext=(dx, dy), textcoords="offset points", ha=ha, fontsize=8,
                     arrowprops={"arrowstyle": "-", "color": "0.3", "lw": 0.8})
     budgets = {(s["budget"]["value"], s["budget"]["text"]) for _, _, s in studies if s.get("budget")}
     for value, text in sorted(budgets):
         ax.axvline(value / scale, color="crimson", ls="--", lw=1.2, zorder=1,
                    label=f"budget {text}" if legend else None)
+
+
+def _label_side(points: list[tuple[float, float]], at: tuple[float, float]) -> tuple[int, int, str]:
+    """Offset (points) and alignment of a label at ``at``: of below-left, above-left, below-right and
+    above-right, the side whose label-sized box (about a fifth of the x spread, a tenth of the y
+    spread) holds the fewest other trials."""
+    xs, ys = [p[0] for p in points] or [at[0]], [p[1] for p in points] or [at[1]]
+    w, h = 0.2 * ((max(xs) - min(xs)) or 1.0), 0.1 * ((max(ys) - min(ys)) or 1.0)
+    best: tuple[int, tuple[int, int, str]] | None = None
+    for sx, sy, offset in ((-1, -1, (-10, -26, "right")), (-1, 1, (-10, 16, "right")),
+                           (1, -1, (10, -26, "left")), (1, 1, (10, 16, "left"))):
+        x0, x1 = sorted((at[0], at[0] + sx * w))
+        y0, y1 = sorted((at[1] + sy * 0.2 * h, at[1] + sy * 1.4 * h))
+        crowd = sum(x0 <= x <= x1 and y0 <= y <= y1 for x, y in points if (x, y) != at)
+        if best is None or crowd < best[0]:
+            best = (crowd, offset)
+    assert best is not None
+    return best[1]
 
 
 def _references(studies: list[tuple[str, pd.DataFrame, dict[str, Any]]]) -> dict[tuple[float, float], list[str]]:
@@ -216,9 +237,12 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
     trained = sum(len(complete_frame(df)) for df in frames)
     feasible = sum(int(complete_frame(df)["feasible"].astype(bool).sum()) for df in frames if len(complete_frame(df)))
     screened = sum(_screened(df) for df in frames)
+    stopped = sum(int(df["stopped_after_epochs"].notna().sum()) for df in frames if "stopped_after_epochs" in df)
     counts = f"{trained} trained ({feasible} within budget)"
     if screened:
-        counts += f"; {screened} screened before training (predicted cost over budget; not drawn)"
+        counts += (f";\n{screened} screened as over budget by the cost model"
+                   + (f" ({screened - stopped} before training, {stopped} stopped in the ticket search)" if stopped
+                      else " before training") + "; not drawn")
     fig.suptitle("Accuracy vs cost: " + ", ".join(labels) + "\n" + counts, fontsize=10)
     by_hardware = bool(getattr(ax, "_codesign_hardware", False))  # trials coloured by area/device instead
     handles = [Line2D([], [], ls="", marker=_method_marker(m, methods) if len(studies) == 1 else "o",
