@@ -130,17 +130,20 @@ def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scal
 
 
 def _label_side(points: list[tuple[float, float]], at: tuple[float, float]) -> tuple[int, int, str]:
-    """Offset (points) and alignment of a label at ``at``: of below-left, above-left, below-right and
-    above-right, the side whose label-sized box (about a fifth of the x spread, a tenth of the y
-    spread) holds the fewest other trials."""
+    """Offset (points) and alignment of a label at ``at``: of the places beside it (below-left first),
+    the one whose label-sized box (about a fifth of the x spread, a tenth of the y spread) holds the
+    fewest other trials and stays within the trials' spread (the panel's title sits above it)."""
     xs, ys = [p[0] for p in points] or [at[0]], [p[1] for p in points] or [at[1]]
     w, h = 0.2 * ((max(xs) - min(xs)) or 1.0), 0.1 * ((max(ys) - min(ys)) or 1.0)
     best: tuple[int, tuple[int, int, str]] | None = None
-    for sx, sy, offset in ((-1, -1, (-10, -26, "right")), (-1, 1, (-10, 16, "right")),
-                           (1, -1, (10, -26, "left")), (1, 1, (10, 16, "left"))):
+    for sx, sy, far, offset in ((-1, -1, 0, (-10, -26, "right")), (-1, -1, 1, (-10, -50, "right")),
+                                (1, -1, 0, (10, -26, "left")), (1, -1, 1, (10, -50, "left")),
+                                (-1, 1, 0, (-10, 16, "right")), (1, 1, 0, (10, 16, "left"))):
         x0, x1 = sorted((at[0], at[0] + sx * w))
-        y0, y1 = sorted((at[1] + sy * 0.2 * h, at[1] + sy * 1.4 * h))
+        y0, y1 = sorted((at[1] + sy * (0.2 + 1.2 * far) * h, at[1] + sy * (1.4 + 1.2 * far) * h))
         crowd = sum(x0 <= x <= x1 and y0 <= y <= y1 for x, y in points if (x, y) != at)
+        outside = x0 < min(xs) - 0.05 * w or x1 > max(xs) + 0.05 * w or y0 < min(ys) - h or y1 > max(ys) + 0.2 * h
+        crowd += 100 * outside
         if best is None or crowd < best[0]:
             best = (crowd, offset)
     assert best is not None
