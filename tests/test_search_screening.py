@@ -76,18 +76,21 @@ def test_real_graph_evaluator_in_a_search(tmp_path):
 
 
 @requires_cora
-def test_a_run_is_stopped_only_once_it_is_proven_over_budget():
-    """The budgeted evaluator stops a GEBT run whose ticket search goes on past the epoch at which the
-    cost model's lower bound passes the budget; the full run it stopped really was over that budget,
+@pytest.mark.parametrize("params", [
+    {"method": "gebt", "graph_sparsity": 0.2, "weight_sparsity": 0.5, "threshold": 0.05, "train_epochs": 5},
+    {"method": "geb", "graph_sparsity": 0.4, "threshold": 0.05, "train_epochs": 5},
+], ids=lambda p: p["method"])
+def test_a_run_is_stopped_only_once_it_is_proven_over_budget(params):
+    """The budgeted evaluator stops an early-bird run whose ticket search goes on past the epoch at which
+    the cost model's lower bound passes the budget; the full run it stopped really was over that budget,
     and a budget the full run fits in never stops it."""
     from search import OverBudget
 
     metric = parse_metric("train-energy")
-    params = {"method": "gebt", "graph_sparsity": 0.2, "weight_sparsity": 0.5, "threshold": 0.05, "train_epochs": 5}
     ev = GraphEvaluator("gcn", "cora", metric, "h100", epochs=20)
     config = ev.config(params, seed=3)
     full = train(config, progress=False)
-    searched = full["phases"][0]["epochs"]
+    searched = next(p["epochs"] for p in full["phases"] if p["name"] == "search")
     cost, _ = trial_cost(full, metric, "h100", False, price)
     first = ev.predict(params)
     assert first.epochs_low < searched  # the detector fired (or gave up) later than it could have
