@@ -9,7 +9,8 @@ measured on this machine, wall-clock from process start to exit.
    alone, and beside one busy competitor: a separate Python process multiplying 1024x1024 matrices
    in a loop with torch's default threads and OpenMP settings. ``contention_ratio`` = beside / alone
    (target <= 2.0).
-2. The same Cora run and one gebt search epoch on ``sbm:n=10^6,avg_degree=10,features=128,classes=8``
+2. The same Cora run (three times each, alternating with the old defaults) and one gebt search epoch
+   on ``sbm:n=10^6,avg_degree=10,features=128,classes=8``
    (median of epochs 2-3 of ``--epochs 3`` over the repeats, as benchmarks/gebt_scaling.py times it; one
    process's two epochs varied by 15% between runs of the old defaults), quiet, with the
    thread policy against the old defaults: torch imported before codesign sets anything (so OpenMP
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -98,6 +100,18 @@ def cora(old: bool, beside: bool, repeats: int, root: list[str]) -> dict:
             "wall_s": statistics.median(walls), "repeats": repeats}
 
 
+def interleaved(run: Callable[[bool], dict], repeats: int) -> tuple[dict, dict]:
+    """``run(old)`` ``repeats`` times for the thread policy and for the old defaults, alternating (this
+    VM's speed drifts by 10-15% between minutes); each row's ``wall_s`` is the median of its runs."""
+    rows: dict[bool, list[dict]] = {False: [], True: []}
+    for _ in range(repeats):
+        for old in (False, True):
+            rows[old].append(run(old))
+    new_row, old_row = ({**rows[old][0], "wall_s": statistics.median(r["wall_s"] for r in rows[old]),
+                         "repeats": sum(r["repeats"] for r in rows[old])} for old in (False, True))
+    return new_row, old_row
+
+
 def search_epoch(n: int, old: bool, repeats: int, root: list[str]) -> dict:
     """Median search epoch over ``repeats`` processes (epochs 2-3 of each: the first pays warm-up)."""
     name = f"sbm:n={n},avg_degree=10,features=128,classes=8"
@@ -140,6 +154,7 @@ def main() -> None:
     a = ap.parse_args()
     root = ["--data-root", a.data_root] if a.data_root else []
     repeats, n, trials, epochs, pairs = (1, 100_000, 6, 20, 1) if a.quick else (2, 1_000_000, 12, None, 3)
+    quiet_repeats = 1 if a.quick else 3  # Cora alone, new and old defaults alternating
     rows = []
 
     def step(row: dict) -> dict:
@@ -148,12 +163,10 @@ def main() -> None:
               file=sys.stderr, flush=True)
         return row
 
-    alone = step(cora(False, False, repeats, root))
+    alone, old_alone = map(step, interleaved(lambda old: cora(old, False, 1, root), quiet_repeats))
     beside = step(cora(False, True, repeats, root))
-    old_alone = step(cora(True, False, repeats, root))
     old_beside = None if a.quick else step(cora(True, True, 1, root))
-    epoch_new = step(search_epoch(n, False, repeats, root))
-    epoch_old = step(search_epoch(n, True, repeats, root))
+    epoch_new, epoch_old = map(step, interleaved(lambda old: search_epoch(n, old, 1, root), repeats))
     speedups = []
     for _ in range(pairs):  # interleaved pairs: this VM's speed drifts by 10-15% between minutes
         with tempfile.TemporaryDirectory(prefix="codesign-contention-") as tmp:
