@@ -92,7 +92,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         db = Path(url.removeprefix("sqlite:///"))
         if str(db) not in ("", ":memory:") and not db.parent.is_dir():
             raise CodesignError(f"--storage {shown}: folder {db.parent} does not exist; create it first")
-    for attempt in range(5):
+    attempts = 10
+    for attempt in range(attempts):
         try:
             storage = _rdb(url, engine_kwargs)
             break
@@ -106,8 +107,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
             reason = first[0] if first else type(exc).__name__
             racing = ("duplicate key", "already exists", "UNIQUE constraint failed: alembic_version")
-            if attempt < 4 and any(r in reason for r in racing):
-                time.sleep(0.5 + attempt)  # another worker is creating the tables right now
+            if attempt < attempts - 1 and any(r in reason for r in racing):
+                time.sleep(0.1 * (attempt + 1))  # another worker is creating the tables right now (~0.2 s)
                 continue
             raise CodesignError(
                 f"--storage {shown} is unreachable or invalid: {reason}; check the URL and that the server runs"
