@@ -37,6 +37,8 @@ def run_one(out: Path, seed: int, screen: bool, trials: int, epochs: int | None)
     """One search in a fresh process; returns its numbers (from summary.json and trials.csv)."""
     import pandas as pd
 
+    from search.export import stopped_frame
+
     args = [sys.executable, "-m", "codesign", "search", *MAIN_JOB, "--trials", str(trials), "--seed", str(seed),
             "--out", str(out), "--json"]
     if epochs is not None:
@@ -54,7 +56,7 @@ def run_one(out: Path, seed: int, screen: bool, trials: int, epochs: int | None)
     df = pd.read_csv(out / "trials.csv")
     done = df[df["state"] == "COMPLETE"]
     feasible = done[done["feasible"].astype(bool)]
-    stopped = df[df["stopped_after_epochs"].notna()] if "stopped_after_epochs" in df else df.iloc[:0]
+    stopped = stopped_frame(df)
     best, ref = summary.get("best") or {}, summary.get("reference") or {}
     spent = float(done["wall_s"].sum()) + float(stopped["wall_s"].sum())  # stopped runs trained a while too
     return {

@@ -123,7 +123,7 @@ def summary(study: optuna.Study, df: pd.DataFrame | None = None) -> dict[str, An
         best = None if i is None else _point(done.iloc[i])
     states = df["state"].value_counts().to_dict() if not df.empty else {}
     screened = _flag(df, "screened")
-    stopped = df[screened & df["stopped_after_epochs"].notna()] if "stopped_after_epochs" in df else df.iloc[:0]
+    stopped = stopped_frame(df)
     ref = done[_flag(done, "reference")] if not done.empty else done
     reference = None if ref.empty else _point(ref.iloc[0])
     out = {
@@ -154,6 +154,11 @@ def summary(study: optuna.Study, df: pd.DataFrame | None = None) -> dict[str, An
     }
     out["answer"] = answer(out)
     return out
+
+
+def stopped_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """The screened trials whose run was stopped part-way (``stopped_after_epochs``), not before training."""
+    return df[df["stopped_after_epochs"].notna()] if "stopped_after_epochs" in df else df.iloc[:0]
 
 
 def _flag(df: pd.DataFrame, column: str) -> pd.Series:

@@ -103,23 +103,25 @@ _AREA = re.compile(r"^\s*([0-9.eE+-]+)\s*(mm2|mm\^2|mm²)?\s*$")
 _POWER = re.compile(r"^\s*([0-9.eE+-]+)\s*(W|mW|kW)\s*$")
 
 
+def _budget_match(text: str, pattern: re.Pattern[str], flag: str, hint: str) -> re.Match[str]:
+    m = pattern.match(str(text))
+    if not m or not _finite_positive(m.group(1)):
+        raise CodesignError(f"{flag} {text!r}: give {hint}")
+    return m
+
+
 def parse_area_budget(text: str | None) -> float | None:
     """``"8mm2"`` / ``"8 mm^2"`` -> 8.0 (mm^2)."""
     if text is None:
         return None
-    m = _AREA.match(str(text))
-    if not m or not _finite_positive(m.group(1)):
-        raise CodesignError(f"--area-budget {text!r}: give square millimetres, e.g. 8mm2")
-    return float(m.group(1))
+    return float(_budget_match(text, _AREA, "--area-budget", "square millimetres, e.g. 8mm2").group(1))
 
 
 def parse_power_budget(text: str | None) -> float | None:
     """``"7W"`` / ``"500mW"`` -> watts."""
     if text is None:
         return None
-    m = _POWER.match(str(text))
-    if not m or not _finite_positive(m.group(1)):
-        raise CodesignError(f"--power-budget {text!r}: give watts with a unit, e.g. 7W or 500mW")
+    m = _budget_match(text, _POWER, "--power-budget", "watts with a unit, e.g. 7W or 500mW")
     return float(m.group(1)) * {"W": 1.0, "mW": 1e-3, "kW": 1e3}[m.group(2)]
 
 

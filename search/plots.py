@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from .export import complete_frame, pareto_frame
+from .export import complete_frame, pareto_frame, stopped_frame
 from .hardware import draw_hardware
 
 _PREFIXES = [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"),
@@ -240,7 +240,7 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
     trained = sum(len(complete_frame(df)) for df in frames)
     feasible = sum(int(complete_frame(df)["feasible"].astype(bool).sum()) for df in frames if len(complete_frame(df)))
     screened = sum(_screened(df) for df in frames)
-    stopped = sum(int(df["stopped_after_epochs"].notna().sum()) for df in frames if "stopped_after_epochs" in df)
+    stopped = sum(len(stopped_frame(df)) for df in frames)
     counts = f"{trained} trained ({feasible} within budget)"
     if screened:
         counts += (f";\n{screened} screened as over budget by the cost model"

@@ -180,7 +180,10 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     study_name = args.study or default_study_name(args) + hardware.study_suffix()
     out = Path(args.out or Path("runs") / study_name)
     check_out_dir(out)
-    evaluator = _evaluator(args, metric, None if args.measured else device_name)  # bad model/dataset: fail now
+    # screening prices a configuration on the one --device; several devices or a hardware space price each
+    # ticket at its best hardware, which that interval does not bound, so they train without screening
+    screen_at = budget.value if args.screen and budget is not None and not hardware.active else None
+    evaluator = _evaluator(args, metric, None if args.measured else device_name, screen_at)  # bad model: fail now
     storage = args.storage
     if storage is None:
         out.mkdir(parents=True, exist_ok=True)
@@ -193,14 +196,7 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
                  "regime": None if args.measured or args.task != "graph" else _regime(args, device_name),
                  **({k: getattr(args, k) for k in CNN_ONLY} if args.task == "cnn" else {}), **hardware.context()},
     )
-    # screening prices a configuration on the one --device; several devices or a hardware space price each
-    # ticket at its best hardware, which that interval does not bound, so they train without screening
     predict = None if hardware.active else getattr(evaluator, "predict", None)
-    if predict is not None and args.screen and budget is not None and hasattr(evaluator, "stop_over"):
-        import dataclasses
-
-        evaluator = dataclasses.replace(evaluator, stop_over=budget.value)  # stop runs proven over budget
-        predict = evaluator.predict
     evaluator = hardware.wrap(evaluator, metric)
     from codesign.threads import ThreadedEvaluator, configure, dataset_epoch_flops
 
@@ -274,7 +270,9 @@ def _worker_init(args: argparse.Namespace, threads: int):  # type: ignore[no-unt
     return functools.partial(init_search_worker, threads) if args.n_jobs > 1 else None
 
 
-def _evaluator(args: argparse.Namespace, metric, device: str | None):  # type: ignore[no-untyped-def]
+def _evaluator(args: argparse.Namespace, metric, device: str | None,  # type: ignore[no-untyped-def]
+               stop_over: float | None = None):
+    """The task's evaluator; ``stop_over``: the budget a graph run is stopped at once proven over it."""
     if args.task == "cnn":
         from codesign.pipelines.cnn_search import CNNEvaluator
 
@@ -287,7 +285,7 @@ def _evaluator(args: argparse.Namespace, metric, device: str | None):  # type: i
     from codesign.pipelines.graph_search import GraphEvaluator
 
     ev = GraphEvaluator(model=args.model, dataset=args.dataset, metric=metric, device=device,
-                        measured=args.measured, epochs=args.epochs, data_root=args.data_root)
+                        measured=args.measured, epochs=args.epochs, data_root=args.data_root, stop_over=stop_over)
     ev.check()
     return ev
 

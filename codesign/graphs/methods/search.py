@@ -79,9 +79,9 @@ def edge_tiebreak(data: GraphData, kind: str, seed: int) -> Tensor | None:
 class SearchStopped(Exception):
     """The search reached ``ctx.search_limit`` epochs without its detector firing (the run stops)."""
 
-    def __init__(self, epochs: int, wall_s: float) -> None:
+    def __init__(self, epochs: int) -> None:
         super().__init__(f"no early-bird ticket after {epochs} search epochs (the limit this run was given)")
-        self.epochs, self.wall_s = epochs, wall_s
+        self.epochs = epochs
 
 
 @dataclass
@@ -175,7 +175,7 @@ def search(ctx: RunContext, model: GNN, max_epochs: int, name: str, train_weight
                 fired = True
                 break
             if detect and ctx.search_limit is not None and epoch >= ctx.search_limit:
-                raise SearchStopped(epoch, time.perf_counter() - start)
+                raise SearchStopped(epoch)
     graph_mask, theta = loop.graph_mask, loop.theta
     if theta.size(0) == 1:  # shared: one mask for every layer
         graph_mask, theta = graph_mask[0], theta[0]
