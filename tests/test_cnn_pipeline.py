@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from codesign.cli import main
 from codesign.cnn.cost import price
@@ -81,6 +82,8 @@ def test_reinit_and_spline_global(tmp_path):
     r = train(CNNTrainConfig(method="spline", spline_mode="global", retrain_init="reinit", detector="eb",
                              out=str(tmp_path / "run"), **TINY))
     assert (tmp_path / "run" / "model.pt").is_file()
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)  # plain types only: loads without pickle
+    assert saved["versions"]["torch"] == str(torch.__version__) and len(saved["state_dict"]) > 0
     assert json.loads((tmp_path / "run" / "result.json").read_text())["method"] == "spline"
     assert r["config"]["retrain_init"] == "reinit" and min(r["kept_channels"]) >= 1
 

@@ -26,7 +26,8 @@ def test_nvml_counter_window_on_real_work():
     assert r.energy_source == "nvml-counter", r.flags  # Volta+ has the counter
     assert r.energy_j > 0 and r.avg_power_w > r.idle_power_w * 0.5
     assert r.gpu_time_s is not None and r.gpu_time_s == pytest.approx(r.wall_s, rel=0.5)
-    assert r.peak_memory_bytes >= 3 * 4096 * 4096 * 4 - 1
+    # the operand and one product are live at the peak (earlier products are freed): 2 x 64 MiB at least
+    assert r.peak_memory_bytes >= 2 * 4096 * 4096 * 4
     assert r.power_limit_w and r.power_limit_w > 100 and r.sm_clock_mhz and r.sm_clock_mhz > 100
     m.close()
 

@@ -170,7 +170,7 @@ def train(config: CNNTrainConfig) -> dict:
         "torch_threads": torch.get_num_threads(),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "config": asdict(cfg),
-        "versions": {"codesign": codesign.__version__, "torch": torch.__version__,
+        "versions": {"codesign": codesign.__version__, "torch": str(torch.__version__),
                      "python": platform.python_version()},
     }
     if cfg.out:

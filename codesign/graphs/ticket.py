@@ -36,7 +36,7 @@ def versions() -> dict[str, str]:
         pyg = version("torch_geometric")
     except PackageNotFoundError:
         pyg = "absent"
-    return {"codesign": codesign.__version__, "torch": torch.__version__, "torch_geometric": pyg,
+    return {"codesign": codesign.__version__, "torch": str(torch.__version__), "torch_geometric": pyg,
             "python": platform.python_version()}
 
 
