@@ -52,12 +52,16 @@ class WorkloadConfig:
     mask_update: bool = False
     mode: str = "train"
     layers: int = 2
-    hidden: int = 16
+    hidden: int = None  # type: ignore[assignment]  # None -> costmodels.default_hidden(model)
     heads: int = 8
     seed: int = 0
     phase: str = "train"
     graph_sharing: str = "per-layer"
     train_weights: bool = True  # a search phase trains the weights too (GEBT) or keeps them frozen (GEB, SGCN)
+
+    def __post_init__(self) -> None:
+        if self.hidden is None:
+            object.__setattr__(self, "hidden", GNNSpec(self.model).hidden)
 
     @property
     def label(self) -> str:

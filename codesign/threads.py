@@ -84,7 +84,9 @@ def dataset_epoch_flops(dataset: str | None, hidden: int | None = None, layers: 
     is not a graph we know (the policy then uses its share)."""
     from codesign.graphs.config import GraphTrainConfig
 
-    hidden = GraphTrainConfig.hidden if hidden is None else hidden
+    from costmodels.workloads import default_hidden
+
+    hidden = default_hidden("gcn") if hidden is None else hidden
     layers = GraphTrainConfig.layers if layers is None else layers
     if not dataset:
         return None

@@ -53,19 +53,31 @@ class Workload:
     graph_step: tuple[Op, ...] = ()
 
 
+DEFAULT_HIDDEN = {"gcn": 16, "gin": 16, "sage": 16, "gat": 8}  # gat: per head (8 heads x 8, PyG's GAT example)
+
+
+def default_hidden(model: str) -> int:
+    """The hidden width of ``model`` when none is given (GAT: per head): the one default that
+    ``estimate``, ``train``, ``profile`` and ``search`` share."""
+    return DEFAULT_HIDDEN.get(model, 16)
+
+
 @dataclass(frozen=True)
 class GNNSpec:
-    """A GNN architecture: ``model`` in gcn|gat|gin|sage, depth, width and GAT heads."""
+    """A GNN architecture: ``model`` in gcn|gat|gin|sage, depth, width and GAT heads
+    (``hidden=None``: :func:`default_hidden`)."""
 
     model: str
     layers: int = 2
-    hidden: int = 16
+    hidden: int = None  # type: ignore[assignment]  # None -> default_hidden(model)
     heads: int = 8
     output_heads: int = 1
 
     def __post_init__(self) -> None:
         if self.model not in GNN_MODELS:
             raise unknown("model", self.model, GNN_MODELS)
+        if self.hidden is None:
+            object.__setattr__(self, "hidden", default_hidden(self.model))
         for name in ("layers", "hidden", "heads", "output_heads"):
             if int(getattr(self, name)) < 1:
                 raise CodesignError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from costmodels.workloads import default_hidden
 from costmodels.errors import CodesignError, check_fraction, unknown
 
 from .detector import DetectorConfig
@@ -52,7 +53,7 @@ class GraphTrainConfig:
     graph_sparsity: float | None = 0.2
     weight_sparsity: float | None = 0.5
     layers: int = 2
-    hidden: int = 16
+    hidden: int = None  # type: ignore[assignment]  # None -> costmodels.default_hidden(model)
     heads: int = 8
     output_heads: int = 1
     dropout: float = 0.5
@@ -78,6 +79,8 @@ class GraphTrainConfig:
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise unknown("model", self.model, list(MODELS))
+        if self.hidden is None:
+            object.__setattr__(self, "hidden", default_hidden(self.model))
         if self.method not in METHODS:
             raise unknown("method", self.method, list(METHODS))
         if self.sparsifier not in SPARSIFIERS:

@@ -167,7 +167,7 @@ def train_from_args(args: argparse.Namespace) -> dict[str, Any]:
     given = dict(
         model=model, dataset=args.dataset, method=method, seed=args.seed, epochs=args.epochs,
         graph_sparsity=args.graph_sparsity, weight_sparsity=args.weight_sparsity, layers=args.layers,
-        hidden=args.hidden or (8 if model == "gat" else None), heads=args.heads, dropout=args.dropout, lr=args.lr,
+        hidden=args.hidden, heads=args.heads, dropout=args.dropout, lr=args.lr,
         graph_lr=args.graph_lr, admm_rho=args.admm_rho, sparsifier=args.sparsifier, tie_break=args.tie_break,
         graph_sharing=args.graph_sharing, criterion=args.criterion, eta=args.eta, fifo=args.fifo_length,
         warmup=args.warmup, distance_norm=args.distance_norm, retrain_init=args.retrain_init, rounds=args.rounds,
