@@ -50,6 +50,8 @@ from torch.utils.weak import WeakTensorKeyDictionary
 from costmodels import Aggregate, Conv2d, Elementwise, Gemm, OpCost, Workload
 from costmodels.ops import ExecContext
 
+from .opcount import SKIPPED_PREFIX, launches_kernel
+
 aten = torch.ops.aten
 
 _GEMMS = {"mm", "addmm", "bmm", "baddbmm", "_sparse_addmm", "_sparse_mm", "_sparse_csr_mm", "_sparse_csr_addmm"}
@@ -125,6 +127,8 @@ class Traced:
     unknown: dict[str, int]
     parameters: int
     preprocessing: Workload | None = None
+    counts: StepCounts | None = None  # the model's own dispatched ops per step (launch term), when counted
+    preprocessing_counts: tuple[int, int] = (0, 0)  # (kernels, ops) of the preprocessing in one forward
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.workload.name, "ops": len(self.workload.ops), "parameters": self.parameters,
@@ -175,6 +179,8 @@ class _Recorder(TorchDispatchMode):
         self.counts: Counter[str] = Counter()
         self.unknown: Counter[str] = Counter()
         self.static_op = False
+        self.static_ops = 0  # dispatched ops of the graph preprocessing (priced once, not per pass)
+        self.static_kernels = 0
 
     def _get(self, t: Any) -> _Info:
         if not isinstance(t, torch.Tensor):
@@ -202,6 +208,9 @@ class _Recorder(TorchDispatchMode):
         # edge-list manipulation (integer/bool results computed from the graph alone: self-loop insertion,
         # masks): graph preprocessing, done once per graph; numeric per-edge values stay per pass
         self.static_op = bool(flat_in) and result.static and not any(o.is_floating_point() for o in flat_out)
+        if self.static_op and not name.startswith(SKIPPED_PREFIX):  # counted as opcount counts (launch term)
+            self.static_ops += 1
+            self.static_kernels += int(launches_kernel(func))
         for a in flat_in:  # a folded scalar multiplication is absorbed by the pointwise op consuming it
             scale = self._get(a).scale
             if scale >= 0 and torch.Tag.pointwise in getattr(func, "tags", ()) and not self.static_op:
@@ -252,8 +261,9 @@ class _Recorder(TorchDispatchMode):
                      grad: bool) -> Elementwise:
         sizes = [float(t.numel()) for t in (ins if name in _REDUCTIONS else outs) if t.layout == torch.strided]
         numel = max(sizes or [1.0])
-        reads = sum(_values(a) for a in ins) / numel
-        writes = sum(_values(o) for o in outs) / numel
+        per = max(numel, 1.0)  # zero-element tensors (BatchNorm's empty reserve buffers): no traffic, no FLOPs
+        reads = sum(_values(a) for a in ins) / per
+        writes = sum(_values(o) for o in outs) / per
         saved = 4.0 if grad and flops else 0.0
         return Elementwise(f"aten.{name}", numel, flops, flops, reads=reads, writes=writes,
                            saved_bytes_per_elem=saved, needs_backward=grad)
@@ -452,4 +462,67 @@ def trace_workload(fn: Callable[[], Any], params: list[torch.Tensor], name: str,
     wl = Workload(name=name, ops=tuple(ops), input_values=input_values, graph_edges=graph_edges,
                   info={"source": "traced with torch dispatch", "unknown_ops": dict(recorder.unknown)})
     preprocessing = Workload(name=f"{name}/graph_preprocessing", ops=tuple(pre), graph_edges=graph_edges)
-    return Traced(wl, dict(recorder.counts), dict(recorder.unknown), total, preprocessing)
+    return Traced(wl, dict(recorder.counts), dict(recorder.unknown), total, preprocessing,
+                  preprocessing_counts=(recorder.static_kernels, recorder.static_ops))
+
+
+# --- the launch term: the model's own dispatched ops, counted as codesign/opcount.py counts them ----
+
+@dataclass(frozen=True)
+class StepCounts:
+    """ATen ops one real step of a traced model dispatches (``opcount.count_ops``: the code path that
+    counts the built-in models), per optimiser implementation (``opcount.TARGETS``): ``train`` = zero_grad,
+    forward, loss, backward, optimiser step; ``inference`` = one forward in eval mode without autograd."""
+
+    train: dict[str, tuple[int, int]]  # target -> (kernels, ops)
+    inference: tuple[int, int]
+
+    def for_target(self, target: str, training: bool, preprocessing: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+        """(kernels, ops) of one step, less the graph preprocessing one forward dispatches (the trace
+        prices that once, in its own ``graph_preprocessing`` row)."""
+        kernels, ops = self.train[target] if training else self.inference
+        return max(kernels - preprocessing[0], 0), max(ops - preprocessing[1], 0)
+
+
+def count_model_steps(net: torch.nn.Module, forward: Callable[[torch.nn.Module], Any],
+                      loss: Callable[[Any], Any], optimizer: str = "adam") -> StepCounts:
+    """Count the ATen ops of one training step (after a warm step: optimiser state exists) and of one
+    inference forward of ``net`` on a copy (the caller's model and random state are left alone).
+
+    The optimiser is built the way ``opcount`` builds the built-ins' (``foreach=True`` for the ``cuda``
+    target, the per-tensor loop for ``cpu``); Adam with weight decay (lr 0.01), or SGD with momentum.
+    """
+    import copy
+
+    from .opcount import TARGETS, count_ops
+
+    train: dict[str, tuple[int, int]] = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        for target in TARGETS:
+            model = copy.deepcopy(net).train()
+            params = [q for q in model.parameters() if q.requires_grad]
+            foreach = target == "cuda"
+            opt: torch.optim.Optimizer
+            if optimizer == "sgd":
+                opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=5e-4, foreach=foreach)
+            else:
+                opt = torch.optim.Adam(params, lr=0.01, weight_decay=5e-4, foreach=foreach)
+
+            def step(model: torch.nn.Module = model, opt: torch.optim.Optimizer = opt) -> None:
+                opt.zero_grad()
+                loss(forward(model)).backward()
+                opt.step()
+
+            step()  # warm: optimiser state, caches
+            c = count_ops(step)
+            train[target] = (c.kernels, c.ops)
+        model = copy.deepcopy(net).eval()
+
+        def infer() -> None:
+            with torch.no_grad():
+                forward(model)
+
+        infer()
+        c = count_ops(infer)
+    return StepCounts(train, (c.kernels, c.ops))
