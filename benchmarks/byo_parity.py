@@ -165,7 +165,7 @@ def cnn_flops() -> list[dict]:
         from codesign.trace import trace_workload
 
         image = torch.randn(1, 3, 224, 224)
-        traced = trace_workload(lambda n=net: n(image), [p for p in net.parameters()], name)
+        traced = trace_workload(lambda n=net, x=image: n(x), [p for p in net.parameters()], name)
         macs = float(price_workload(traced.workload, training=False).macs)
         out.append({"model": name, "macs": macs, "published_macs": PUBLISHED_MACS[name],
                     "error": macs / PUBLISHED_MACS[name] - 1.0, "unknown_ops": traced.unknown})
@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{c['model']:<13} forward {c['macs'] / 1e6:9.1f} MMAC vs published {c['published_macs'] / 1e6:7.0f} "
               f"MMAC ({c['error']:+.2%}); unknown ops {c['unknown_ops'] or 'none'}")
     summary = {"dataset": args.dataset, "ratios": len(rows), "inside_0.9_1.1": inside,
-               "worst_ratio": worst["ratio"], "worst": {k: worst.get(k) for k in ("model", "device", "phase", "metric")},
+               "worst_ratio": worst["ratio"],
+               "worst": {k: worst.get(k) for k in ("model", "device", "phase", "metric")},
                "all_inside": inside == len(rows),
                "cnn": {c["model"]: {"macs": c["macs"], "error": c["error"]} for c in cnn},
                "cnn_within_1pct": all(abs(c["error"]) <= 0.01 for c in cnn)}

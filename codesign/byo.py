@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from dataclasses import replace
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 

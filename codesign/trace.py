@@ -83,6 +83,11 @@ _FREE = {"detach", "t", "view", "_unsafe_view", "expand", "unsqueeze", "squeeze"
          "_sparse_compressed_tensor_unsafe", "sparse_csr_tensor", "_sparse_csr_tensor_unsafe", "sparse_coo_tensor",
          "_sparse_coo_tensor_unsafe", "_sparse_coo_tensor_with_dims_and_tensors", "ccol_indices", "row_indices"}
 _DROPOUT_FLOPS = {"native_dropout": 2.0}
+# batch norm per value, as costmodels.cnn.batchnorm2d counts it: training (batch statistics: sum, subtract,
+# square, sum; normalise: subtract, scale by rsqrt, affine scale and shift) 7 FLOPs and 2 reads, inference
+# (running statistics folded into one scale and shift) 2 FLOPs and 1 read; backward 9 FLOPs
+_BATCH_NORMS = {"native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
+                "cudnn_batch_norm", "miopen_batch_norm"}
 
 
 class _NoParamGemm(Gemm):
@@ -140,6 +145,7 @@ class _Info:
     grad: bool = False  # requires grad (a parameter, or computed from one / from a grad input)
     param: bool = False  # a trainable parameter or a view of one
     edges: int = 0  # > 0: per-edge rows [E, ...] (gathered messages), E = edges
+    edge_dim: int = 0  # the dimension that runs over the edges ([K, E, F] in ARMAConv: 1)
     width: int = 0  # values per edge row
     chain: list[int] = field(default_factory=list)  # op slots to absorb into the aggregation
     coef: list[int] = field(default_factory=list)  # op slots of the narrower per-edge values (computed on the fly)
@@ -218,7 +224,8 @@ class _Recorder(TorchDispatchMode):
         if name in _FREE or getattr(func, "is_view", False):
             src = self._get(args[0]) if args else _Info()
             result = replace(src, chain=list(src.chain), coef=list(src.coef))
-            if src.edges and flat_out and flat_out[0].dim() and flat_out[0].size(0) != src.edges:
+            if src.edges and flat_out and flat_out[0].dim() and (
+                    src.edge_dim >= flat_out[0].dim() or flat_out[0].size(src.edge_dim) != src.edges):
                 result.edges = 0
         elif name in _GEMMS or name == "convolution":
             self._matmul(name, args, flat_out, result)
@@ -229,6 +236,12 @@ class _Recorder(TorchDispatchMode):
         elif name in _CREATES:
             result.fresh = self._add(self._elementwise(name, [], flat_out, 0.0, False))
             result.static, result.grad = not random, False
+        elif name in _BATCH_NORMS:
+            training = name != "_native_batch_norm_legit_no_training" and len(args) > 5 and bool(args[5])
+            x = args[0]
+            self._add(Elementwise(f"aten.{name}", float(x.numel()), 7.0 if training else 2.0, 9.0,
+                                  reads=2.0 if training else 1.0, writes=1.0,
+                                  saved_bytes_per_elem=4.0 if result.grad else 0.0, needs_backward=result.grad))
         elif name == "div" and self._mean(args):
             pass
         elif name.startswith("bernoulli") or (name in ("div_", "div", "mul", "mul_") and self._dropout(
@@ -307,15 +320,21 @@ class _Recorder(TorchDispatchMode):
     def _message(self, name: str, args: tuple, outs: list[torch.Tensor], result: _Info, slot: int) -> None:
         """Elementwise op on per-edge rows: its output is per-edge rows too (absorbed by a scatter)."""
         tensors = [a for a in args if isinstance(a, torch.Tensor)]
-        rows = [self._get(a) for a in tensors if self._get(a).edges]
-        if not rows or not outs or outs[0].dim() == 0:
+        if not outs or outs[0].dim() == 0:
             return
-        e = rows[0].edges
         out = outs[0]
-        if out.size(0) != e:
+        dims = []  # where each input's edge dimension lands in the (broadcast) output
+        for a in tensors:
+            info = self._get(a)
+            if info.edges:
+                d = info.edge_dim + max(out.dim() - a.dim(), 0)
+                if d < out.dim() and out.size(d) == info.edges:
+                    dims.append((info.edges, d))
+        if not dims:
             return
+        e, edge_dim = dims[0]
         width = int(out.numel() // max(e, 1))
-        result.edges, result.width = e, width
+        result.edges, result.width, result.edge_dim = e, width, edge_dim
         result.chain = [slot]
         for a in tensors:
             info = self._get(a)
@@ -343,14 +362,12 @@ class _Recorder(TorchDispatchMode):
             if index.dim() > 1 and any(s != 0 for s in index.stride()[1:]):
                 return False
             index = index.select(1, 0) if index.dim() > 1 else index
-        if dim != 0:
-            return False
-        e = int(index.numel())
+        e = int(index.numel())  # rows gathered along any dimension (ARMAConv: dim -2 of [K, N, F])
         out = outs[0]
         width = int(out.numel() // max(e, 1))
         op = Elementwise(f"aten.{name}", float(out.numel()), 0.0, 1.0, reads=1.0 + 2.0 / max(width, 1),
                          writes=1.0, needs_backward=result.grad)
-        result.edges, result.width, result.chain = e, width, [self._add(op)]
+        result.edges, result.width, result.chain, result.edge_dim = e, width, [self._add(op)], dim
         return True
 
     def _scatter(self, name: str, args: tuple, kwargs: dict, outs: list[torch.Tensor]) -> int:
@@ -362,14 +379,16 @@ class _Recorder(TorchDispatchMode):
             return self._aggregate(name, data, int(n), int(data.size(0)), reduce, -1)
         target, dim = args[0], int(args[1]) % max(args[0].dim(), 1)
         index, src = args[2], args[3]
-        if dim != 0:
+        info = self._get(src)
+        along_edges = info.edges and info.edge_dim == dim and src.size(dim) == info.edges
+        if dim != 0 and not along_edges:  # message passing runs along the edge dimension, whichever it is
             self._add(self._elementwise(name, [target, index, src], outs, 1.0, self._get(src).grad))
             return -1
         reduce = "sum"
         if len(args) > 4 and isinstance(args[4], str):
             reduce = args[4]
         reduce = str(kwargs.get("reduce", reduce))
-        return self._aggregate(name, src, int(target.size(0)), int(src.size(0)), reduce, self._get(target).fresh)
+        return self._aggregate(name, src, int(target.size(dim)), int(src.size(dim)), reduce, self._get(target).fresh)
 
     def _aggregate(self, name: str, src: torch.Tensor, n: int, e: int, reduce: str, fresh: int) -> int:
         info = self._get(src)

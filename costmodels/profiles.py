@@ -17,8 +17,11 @@ Sections (``*`` = required)::
                   kernel_overhead_us* (device launch latency per kernel), host_overhead_us (framework
                   host cost per dispatched op; 0 if absent) with host_overhead_source, serial_step_ns
                   (one serial step: a sort comparison; 0 if absent), source*
-    [sparsity]*   weight_sparsity_support* (none | 2:4 | unstructured), stores_sparse_weights*,
-                  sparse_index_bytes*, source*
+    [sparsity]*   weight_sparsity_support* (none | 2:4 | unstructured: the pattern the hardware
+                  exploits), weight_sparsity_dtypes (the dtypes it applies to; required for 2:4,
+                  all dtypes if absent otherwise), stores_sparse_weights*, sparse_index_bytes*,
+                  sparse_feature_storage (input features stored and read sparse; false if absent),
+                  source*
     [calibration] date, machine, sweep, mape_before, mape_after, source   (written by calibrate)
     [template]    accelerator knobs {default, min, max | choices}, source   (costmodels.templates)
 """
@@ -90,6 +93,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     },
     "sparsity": {
         "weight_sparsity_support": ((str,), True),
+        "weight_sparsity_dtypes": ((list,), False),
+        "sparse_feature_storage": ((bool,), False),
         "stores_sparse_weights": ((bool,), True),
         "sparse_index_bytes": (NUM, True),
         "source": ((str,), True),
@@ -200,12 +205,26 @@ class DeviceProfile:
     def weight_sparsity_support(self) -> str:
         return str(self.sections["sparsity"]["weight_sparsity_support"])
 
+    def weight_sparsity_for(self, dtype: str) -> str:
+        """The weight sparsity the hardware exploits in ``dtype``: its support where the dtype is
+        listed in ``weight_sparsity_dtypes`` (all dtypes when the key is absent), else ``none``."""
+        s = self.sections["sparsity"]
+        dtypes = s.get("weight_sparsity_dtypes")
+        if dtypes is not None and dtype not in dtypes:
+            return "none"
+        return str(s["weight_sparsity_support"])
+
+    @property
+    def sparse_feature_storage(self) -> bool:
+        """Input features stored and read sparse (values + indices of the non-zeros)."""
+        return bool(self.sections["sparsity"].get("sparse_feature_storage", False))
+
     def exec_context(self, dtype: str = "fp32", training: bool = True) -> ExecContext:
         s = self.sections["sparsity"]
         return ExecContext(
             dtype_bytes=DTYPE_BYTES[dtype],
             onchip_bytes=self.onchip_bytes,
-            weight_sparsity=str(s["weight_sparsity_support"]),
+            weight_sparsity=self.weight_sparsity_for(dtype),
             sparse_weight_storage=bool(s["stores_sparse_weights"]),
             sparse_index_bytes=float(s["sparse_index_bytes"]),
             training=training,
@@ -252,6 +271,12 @@ def _validate(data: dict[str, Any], origin: str) -> None:
         raise ProfileError(
             f"{origin}: [sparsity] weight_sparsity_support = {support!r}; allowed: {', '.join(SPARSITY_SUPPORT)}"
         )
+    dtypes = data["sparsity"].get("weight_sparsity_dtypes")
+    if support == "2:4" and dtypes is None:
+        raise ProfileError(f"{origin}: [sparsity] weight_sparsity_support = '2:4' needs weight_sparsity_dtypes "
+                           "(the dtypes the sparse units take, e.g. [\"tf32\", \"fp16\", \"bf16\", \"int8\", \"fp8\"])")
+    if dtypes is not None and not all(isinstance(d, str) for d in dtypes):
+        raise ProfileError(f"{origin}: [sparsity] weight_sparsity_dtypes = {dtypes!r} must be a list of dtype names")
     if "host_overhead_us" in data["efficiency"] and "host_overhead_source" not in data["efficiency"]:
         raise ProfileError(f"{origin}: [efficiency] host_overhead_us needs host_overhead_source (where it comes from)")
     for key in ("gemm", "conv", "aggregation", "elementwise"):

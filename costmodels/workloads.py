@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import CodesignError, check_fraction, unknown
-from .ops import RNG_STEPS_PER_DRAW, Aggregate, Array, EdgeAttention, Elementwise, Gemm, Op
+from .ops import RNG_STEPS_PER_DRAW, WEIGHT_PATTERNS, Aggregate, Array, EdgeAttention, Elementwise, Gemm, Op
 from .stats import GraphStats
 
 GNN_MODELS = ("gcn", "gat", "gin", "sage")
@@ -113,8 +113,10 @@ def gnn_workload(
     trainable_graph: bool = False,
     aggregation_order: str = "transform-first",
     training: bool = True,
+    weight_pattern: str = "unstructured",
 ) -> Workload:
     """Operators of one full-graph forward (and, when training, the loss) of ``spec`` on ``g``.
+    ``weight_pattern``: what every weight mask conforms to (``ops.WEIGHT_PATTERNS``; 2:4 credit).
 
     ``graph_density`` (1 - graph sparsity) scales the directed edges kept, ``E·g``; self-loops are
     never pruned. ``weight_density`` (1 - weight sparsity) applies to every weight matrix (the
@@ -122,6 +124,8 @@ def gnn_workload(
     """
     if aggregation_order not in AGGREGATION_ORDERS:
         raise unknown("aggregation order", aggregation_order, AGGREGATION_ORDERS)
+    if weight_pattern not in WEIGHT_PATTERNS:
+        raise unknown("weight pattern", weight_pattern, WEIGHT_PATTERNS)
     n = g.num_nodes
     edges = g.num_edges * graph_density
     loops = float(n) if spec.model in ("gcn", "gat") else 0.0
@@ -142,14 +146,16 @@ def gnn_workload(
             if aggregation_order == "aggregate-first":
                 ops.append(agg(f_in, upstream_grad))
                 upstream_grad = upstream_grad or trainable_graph
-                ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad))
+                ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad, weight_pattern=weight_pattern))
             else:
-                ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad, input_resident=i == 0))
+                ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d,
+                            upstream_grad, input_resident=i == 0, weight_pattern=weight_pattern))
                 upstream_grad = True
                 ops.append(agg(f_out, upstream_grad))
             width = f_out
         elif spec.model == "gat":
-            ops.append(Gemm(f"{name}.linear", n, f_in, f_out * heads, d, upstream_grad, input_resident=i == 0))
+            ops.append(Gemm(f"{name}.linear", n, f_in, f_out * heads, d,
+                            upstream_grad, input_resident=i == 0, weight_pattern=weight_pattern))
             upstream_grad = True
             ops.append(EdgeAttention(f"{name}.attention", n, edges + loops, heads, f_out))
             if training:  # GATConv drops attention coefficients
@@ -165,13 +171,14 @@ def gnn_workload(
             ops.append(Elementwise(f"{name}.self_add", n * f_in, 1.0, 0.0, reads=2.0,
                                    needs_backward=upstream_grad or trainable_graph))
             upstream_grad = upstream_grad or trainable_graph
-            ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad))
+            ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad, weight_pattern=weight_pattern))
             width = f_out
         else:  # sage
             ops.append(agg(f_in, upstream_grad, "mean"))
             upstream_grad = upstream_grad or trainable_graph
-            ops.append(Gemm(f"{name}.lin_l", n, f_in, f_out, d, upstream_grad))
-            ops.append(Gemm(f"{name}.lin_r", n, f_in, f_out, d, upstream_grad, input_resident=i == 0))
+            ops.append(Gemm(f"{name}.lin_l", n, f_in, f_out, d, upstream_grad, weight_pattern=weight_pattern))
+            ops.append(Gemm(f"{name}.lin_r", n, f_in, f_out, d,
+                            upstream_grad, input_resident=i == 0, weight_pattern=weight_pattern))
             ops.append(Elementwise(f"{name}.add", n * f_out, 1.0, 0.0, reads=2.0))
             width = f_out
         upstream_grad = True

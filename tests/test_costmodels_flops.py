@@ -129,9 +129,36 @@ def test_weight_sparsity_counts_only_where_the_device_exploits_it():
     dense = price_gnn_run(spec, g, [], device=load_profile("v100")).infer
     assert cost["v100"].flops == dense.flops                # no sparsity support: same work
     assert cost["v100"].memory_bytes == dense.memory_bytes  # and dense storage
-    assert cost["h100"].flops < dense.flops                 # 2:4 halves the GEMMs at most
+    assert cost["h100"].flops == dense.flops                # fp32, and an unstructured mask: no 2:4 credit
     assert cost["gcn-accelerator"].flops < cost["h100"].flops  # unstructured: all of it
     assert cost["v100"].macs == cost["h100"].macs           # the paper count is device-independent
+
+
+def _gemm_flops(device: str, dtype: str, pattern: str, d: float = 0.5, training: bool = False) -> float:
+    from costmodels import load_profile, price_workload
+    from costmodels.ops import Gemm
+    from costmodels.workloads import Workload
+
+    wl = Workload("one-gemm", (Gemm("lin", 100.0, 64.0, 32.0, d, True, True, weight_pattern=pattern),))
+    return float(price_workload(wl, load_profile(device), training=training, dtype=dtype, optimizer="none").flops)
+
+
+def test_2_4_credit_only_in_the_sparse_tensor_core_dtypes_and_only_for_2_4_masks():
+    dense = 2.0 * 100 * 64 * 32
+    assert _gemm_flops("h100", "fp32", "2:4") == dense          # fp32 runs on CUDA cores: no credit
+    assert _gemm_flops("h100", "fp16", "2:4") == dense / 2      # a 2:4 mask in fp16: half the MACs
+    assert _gemm_flops("h100", "bf16", "2:4", d=0.25) == dense / 2  # sparser than 2:4: still half
+    assert _gemm_flops("h100", "fp16", "unstructured") == dense  # not 2:4: dense
+    assert _gemm_flops("a100-80gb", "tf32", "2:4") == dense / 2
+    assert _gemm_flops("v100", "fp16", "2:4") == dense          # no sparse tensor cores
+    assert _gemm_flops("gcn-accelerator", "fp32", "unstructured", d=0.25) == dense / 4
+
+
+def test_2_4_credit_is_forward_only_in_training():
+    dense = 2.0 * 100 * 64 * 32  # per GEMM: forward, dX, dW
+    assert _gemm_flops("h100", "fp16", "2:4", training=True) == dense / 2 + 2 * dense
+    # an accelerator that skips zero weights skips them in dX and in dW (only kept weights' gradients)
+    assert _gemm_flops("gcn-accelerator", "fp32", "unstructured", d=0.25, training=True) == 3 * dense / 4
 
 
 def test_price_workload_vectorises_over_a_grid():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from costmodels.workloads import default_hidden
 from costmodels.errors import CodesignError, check_fraction, unknown
+from costmodels.workloads import default_hidden
 
 from .detector import DetectorConfig
 from .models import MODELS
