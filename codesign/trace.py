@@ -265,6 +265,10 @@ class _Recorder(TorchDispatchMode):
         else:
             self.unknown[name] += 1
             self._add(self._elementwise(f"unknown.{name}", flat_in, flat_out, 0.0, result.grad))
+        if name == "mul" and len(flat_in) == 2 and flat_out and sum(self._get(a).param for a in flat_in) == 1 and all(
+                self._get(a).param or not self._get(a).grad for a in flat_in) and all(
+                a.shape == flat_out[0].shape for a in flat_in):
+            result.param = True  # a masked weight (torch.nn.utils.prune: weight_orig * weight_mask) is the weight
         for o in flat_out:
             self.info[o] = result
         return out
@@ -430,10 +434,13 @@ class _Recorder(TorchDispatchMode):
         ia, ib = self._get(a), self._get(b)
         batch = a.size(0) if a.dim() == 3 else 1
         m, k, n = batch * a.size(-2), a.size(-1), b.size(-1)
+        rows = b.transpose(-2, -1) if b.dim() >= 2 else b  # the weight as [out, in]: in = the reduction dim
         if ia.param and not ib.param:  # W @ X: price as (X^T W^T)
             m, n, ia, ib = batch * b.size(-1), a.size(-2), ib, ia
+            rows = a
         cls = Gemm if ib.param and batch == 1 else _NoParamGemm
-        self._add(cls(f"aten.{name}", float(m), float(k), float(n), 1.0, ia.grad, ib.grad))
+        d, pattern = _weight_sparsity(rows) if cls is Gemm else (1.0, "unstructured")
+        self._add(cls(f"aten.{name}", float(m), float(k), float(n), d, ia.grad, ib.grad, weight_pattern=pattern))
         if name in ("addmm", "baddbmm"):
             bias = args[0]
             self._add(Elementwise("aten.addmm.bias", float(outs[0].numel()), 1.0, 1.0, reads=1.0, writes=0.0,
@@ -444,20 +451,37 @@ class _Recorder(TorchDispatchMode):
         transposed, groups = bool(args[6]), int(args[8])
         ix, iw = self._get(x), self._get(w)
         y = outs[0]
+        d, pattern = _weight_sparsity(w.reshape(w.size(0), -1)) if iw.param else (1.0, "unstructured")
         if x.dim() == 4 and not transposed:
             self._add(Conv2d("aten.convolution", float(x.size(0)), float(x.size(1)), float(y.size(1)),
                              float(x.size(2)), float(x.size(3)), float(y.size(2)), float(y.size(3)),
-                             (int(w.size(2)), int(w.size(3))), groups, 1.0, ix.grad, iw.grad))
+                             (int(w.size(2)), int(w.size(3))), groups, d, ix.grad, iw.grad, weight_pattern=pattern))
         else:  # other ranks / transposed: the GEMM with the same multiply-adds
             spatial = y[0, 0].numel() if not transposed else x[0, 0].numel()
             k = w[0].numel() if not transposed else w[0].numel() * w.size(0) // max(x.size(1), 1)
             n_out = y.size(1) if not transposed else x.size(1)
             cls = Gemm if iw.param and groups == 1 else _NoParamGemm
-            self._add(cls("aten.convolution", float(x.size(0) * spatial), float(k), float(n_out), 1.0,
-                          ix.grad, iw.grad))
+            if cls is not Gemm:
+                d, pattern = 1.0, "unstructured"
+            self._add(cls("aten.convolution", float(x.size(0) * spatial), float(k), float(n_out), d,
+                          ix.grad, iw.grad, weight_pattern=pattern))
         if bias is not None:
             self._add(Elementwise("aten.convolution.bias", float(y.numel()), 1.0, 1.0, reads=1.0, writes=0.0,
                                   needs_backward=result.grad))
+
+
+def _weight_sparsity(rows: torch.Tensor) -> tuple[float, str]:
+    """(density, pattern) of a weight ``[out, in]`` as it is: the fraction of non-zero values (zeros a
+    user pruned, e.g. ``torch.nn.utils.prune``, count where the device exploits them) and ``2:4`` when
+    every group of 4 consecutive inputs holds at most 2 non-zeros (``graphs.masks.mask_pattern``)."""
+    from .graphs.masks import mask_pattern
+
+    with torch.no_grad():
+        nonzero = rows.detach() != 0
+        d = float(nonzero.sum()) / max(nonzero.numel(), 1)
+        if d >= 1.0:
+            return 1.0, "unstructured"
+        return d, mask_pattern({"w": nonzero.reshape(nonzero.shape[0], -1) if nonzero.dim() > 1 else nonzero})
 
 
 def trace_workload(fn: Callable[[], Any], params: list[torch.Tensor], name: str, *,
@@ -506,42 +530,49 @@ class StepCounts:
 def count_model_steps(net: torch.nn.Module, forward: Callable[[torch.nn.Module], Any],
                       loss: Callable[[Any], Any], optimizer: str = "adam") -> StepCounts:
     """Count the ATen ops of one training step (after a warm step: optimiser state exists) and of one
-    inference forward of ``net`` on a copy (the caller's model and random state are left alone).
+    inference forward of ``net`` (its state, gradients, mode and the random state are restored after).
 
     The optimiser is built the way ``opcount`` builds the built-ins' (``foreach=True`` for the ``cuda``
     target, the per-tensor loop for ``cpu``); Adam with weight decay (lr 0.01), or SGD with momentum.
     """
-    import copy
-
     from .opcount import TARGETS, count_ops
 
+    saved = {k: v.detach().clone() for k, v in net.state_dict().items()}  # restored after (no deepcopy:
+    was_training = net.training  # a pruned module's weight is not a leaf and cannot be deep-copied)
     train: dict[str, tuple[int, int]] = {}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        for target in TARGETS:
-            model = copy.deepcopy(net).train()
-            params = [q for q in model.parameters() if q.requires_grad]
-            foreach = target == "cuda"
-            opt: torch.optim.Optimizer
-            if optimizer == "sgd":
-                opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=5e-4, foreach=foreach)
-            else:
-                opt = torch.optim.Adam(params, lr=0.01, weight_decay=5e-4, foreach=foreach)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            for target in TARGETS:
+                net.train()
+                params = [q for q in net.parameters() if q.requires_grad]
+                foreach = target == "cuda"
+                opt: torch.optim.Optimizer
+                if optimizer == "sgd":
+                    opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=5e-4, foreach=foreach)
+                else:
+                    opt = torch.optim.Adam(params, lr=0.01, weight_decay=5e-4, foreach=foreach)
 
-            def step(model: torch.nn.Module = model, opt: torch.optim.Optimizer = opt) -> None:
-                opt.zero_grad()
-                loss(forward(model)).backward()
-                opt.step()
+                def step(opt: torch.optim.Optimizer = opt) -> None:
+                    opt.zero_grad()
+                    loss(forward(net)).backward()
+                    opt.step()
 
-            step()  # warm: optimiser state, caches
-            c = count_ops(step)
-            train[target] = (c.kernels, c.ops)
-        model = copy.deepcopy(net).eval()
+                step()  # warm: optimiser state, caches
+                c = count_ops(step)
+                train[target] = (c.kernels, c.ops)
+            net.eval()
 
-        def infer() -> None:
-            with torch.no_grad():
-                forward(model)
+            def infer() -> None:
+                with torch.no_grad():
+                    forward(net)
 
-        infer()
-        c = count_ops(infer)
+            infer()
+            c = count_ops(infer)
+    finally:
+        with torch.no_grad():
+            net.load_state_dict(saved)
+        for q in net.parameters():
+            q.grad = None
+        net.train(was_training)
     return StepCounts(train, (c.kernels, c.ops))

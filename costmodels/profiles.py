@@ -22,7 +22,9 @@ Sections (``*`` = required)::
                   all dtypes if absent otherwise), stores_sparse_weights*, sparse_index_bytes*,
                   sparse_feature_storage (input features stored and read sparse; false if absent),
                   source*
-    [calibration] date, machine, sweep, mape_before, mape_after, source   (written by calibrate)
+    [calibration] date, machine, sweep, mape_before, mape_after, load (readings before and during the
+                  sweep), busy (fitted with --allow-busy over the limits), forced (written with --force
+                  although the held-out error did not drop), source   (written by calibrate)
     [template]    accelerator knobs {default, min, max | choices}, source   (costmodels.templates)
 """
 
@@ -105,6 +107,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "sweep": ((str,), False),
         "mape_before": (NUM, False),
         "mape_after": (NUM, False),
+        "load": ((str,), False),
+        "busy": ((bool,), False),
+        "forced": ((bool,), False),
         "source": ((str,), False),
     },
 }
@@ -413,22 +418,29 @@ MEASURED_KINDS = {"cpu": ("cpu",), "cuda": ("gpu", "edge")}
 
 
 def check_calibration_target(profile: DeviceProfile, run_on: str, measured_device: str,
-                             matches: str | None = None) -> None:
+                             matches: str | None = None, action: str = "calibrate") -> None:
     """Refuse to fit ``profile`` to measurements of another device (one line naming both and the fix).
 
     ``run_on`` is what the sweep measures (``cpu`` or ``cuda``), ``measured_device`` its name;
     ``matches`` the profile name this device was detected as (GPUs; found by name when not given).
+    ``action``: ``calibrate`` (fit) or ``profile`` (compare measured with predicted: only this device's
+    own profile is a fair comparison; other devices are priced by ``codesign estimate``).
     """
+    if action == "profile":
+        why = "measurements are compared only with the profile of the device that ran them"
+        what = "this profile run measures"
+        other = "; for another device's prediction use `codesign estimate --device " + profile.name + "`"
+    else:
+        why, what, other = "a profile is fitted only to the device it describes", "this calibration measures", ""
     allowed = MEASURED_KINDS.get(run_on, ())
     if profile.kind not in allowed:
         fix = ("use --device-profile auto (this machine's CPU profile) with --run-on cpu" if run_on == "cpu"
                else "use --run-on cpu with a CPU profile, or --device-profile auto for this GPU")
         if profile.kind in ("gpu", "edge"):
-            fix = f"run `codesign calibrate --run-on cuda` on a machine with a {profile.display_name}, or {fix}"
+            fix = f"run `codesign {action} --run-on cuda` on a machine with a {profile.display_name}, or {fix}"
         raise ProfileError(
-            f"--device-profile {profile.name} is a {profile.kind} profile ({profile.display_name}) but this "
-            f"calibration measures {run_on} {measured_device!r}: a profile is fitted only to the device it "
-            f"describes; {fix}"
+            f"--device-profile {profile.name} is a {profile.kind} profile ({profile.display_name}) but {what} "
+            f"{run_on} {measured_device!r}: {why}; {fix}{other}"
         )
     if run_on == "cuda" and matches is None:
         import re
@@ -439,5 +451,5 @@ def check_calibration_target(profile: DeviceProfile, run_on: str, measured_devic
     if run_on == "cuda" and matches is not None and matches.split("/")[-1] != profile.name:
         raise ProfileError(
             f"--device-profile {profile.name} ({profile.display_name}) but this GPU is {measured_device!r} "
-            f"(profile {matches}): a profile is fitted only to the device it describes; use --device-profile auto"
+            f"(profile {matches}): {why}; use --device-profile auto{other}"
         )

@@ -128,6 +128,9 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     probe = make_meter("gpu" if args.run_on == "cuda" else "cpu", hooks=hooks, require_energy=args.measure_energy)
     resolved = resolve_device_profile(args.device_profile, probe)
     device_label, device = resolved.name, resolved.profile
+    from costmodels.profiles import check_calibration_target
+
+    check_calibration_target(device, args.run_on, probe.device_name, action="profile")  # never CPU vs H100
     meter = probe
     if isinstance(probe, CPUMeter) and probe.energy_source == "none":
         # No RAPL: energy is estimated from the profile's power numbers, and labelled so.
