@@ -72,7 +72,8 @@ def test_calibrate_stops_when_a_busy_process_shares_its_cpu(tmp_path, monkeypatc
     about half the CPU (CPU time / wall ~0.5 < 0.9), whatever else the machine runs."""
     monkeypatch.setattr(load, "read_load", lambda own_threads=0, window_s=0.5: QUIET)  # only the busy process
     cpus, one = _pin_to_one_cpu()
-    busy = subprocess.Popen([sys.executable, "-c", "import os; os.sched_setaffinity(0, %r)\nwhile True: pass" % one])
+    spin = f"import os\nos.sched_setaffinity(0, {one!r})\nwhile True: pass"
+    busy = subprocess.Popen([sys.executable, "-c", spin])
     try:
         time.sleep(0.2)
         os.sched_setaffinity(0, one)
