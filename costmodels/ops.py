@@ -72,6 +72,15 @@ class ExecContext:
     sparse_weight_storage: bool = False
     sparse_index_bytes: float = 4.0
     training: bool = True
+    sparse_feature_storage: bool = False  # input features stored and read sparse (values + 32-bit indices)
+
+    def feature_scale(self, density: Array) -> Array:
+        """Bytes of the input features relative to dense: ``min(1, d_x (b + 4) / b)`` with sparse
+        feature storage (each non-zero value with a 32-bit column index; ``d_x`` = the measured
+        density of the dataset's features), else 1. Compute is not reduced (the MACs stay dense)."""
+        if not self.sparse_feature_storage:
+            return 1.0 + 0.0 * density
+        return np.minimum(1.0, density * (self.dtype_bytes + 4.0) / self.dtype_bytes)
 
     def exploited(self, d: Array, pattern: str = "unstructured", role: str = "forward") -> Array:
         """Density of weight MACs the hardware actually executes (see the class docstring)."""
@@ -145,6 +154,7 @@ class Gemm:
     op_class: str = "gemm"
     input_resident: bool = False  # X is a resident tensor (the input features): autograd keeps a reference
     weight_pattern: str = "unstructured"  # what the weight mask conforms to (ExecContext: 2:4 credit)
+    input_density: Array = 1.0  # non-zero fraction of X when it is the resident input (sparse feature storage)
 
     def param_count(self) -> Array:
         return self.k * self.n
@@ -152,10 +162,14 @@ class Gemm:
     def _mac(self) -> Array:
         return self.m * self.k * self.n
 
+    def _x_bytes(self, ctx: ExecContext) -> Array:
+        scale = ctx.feature_scale(self.input_density) if self.input_resident else 1.0
+        return self.m * self.k * ctx.dtype_bytes * scale
+
     def forward(self, ctx: ExecContext) -> OpCost:
         b = ctx.dtype_bytes
         w = ctx.weight_bytes(self.param_count(), self.weight_density, self.weight_pattern)
-        x, y = self.m * self.k * b, self.m * self.n * b
+        x, y = self._x_bytes(ctx), self.m * self.n * b
         traffic = x * _reread(w, ctx.onchip_bytes) + w + y
         flops = 2.0 * self._mac() * ctx.exploited(self.weight_density, self.weight_pattern)
         return OpCost(self.name, self.op_class, "forward", flops, self._mac() * self.weight_density, traffic, 1)
@@ -163,7 +177,7 @@ class Gemm:
     def backward(self, ctx: ExecContext) -> OpCost:
         b = ctx.dtype_bytes
         w = ctx.weight_bytes(self.param_count(), self.weight_density, self.weight_pattern)
-        x, y = self.m * self.k * b, self.m * self.n * b
+        x, y = self._x_bytes(ctx), self.m * self.n * b
         d, pattern = self.weight_density, self.weight_pattern
         one = 2.0 * self._mac()
         flops = 0.0 * one * d
@@ -283,6 +297,7 @@ class Aggregate:
     input_grad: bool = True
     op_class: str = "aggregation"
     products: int = 1  # sparse-dense products run (the training code runs one per GAT head)
+    input_density: Array = 1.0  # non-zero fraction of h when it is the input features (sparse feature storage)
 
     def param_count(self) -> Array:
         return 0.0
@@ -291,8 +306,9 @@ class Aggregate:
         return self.num_edges + self.self_loops
 
     def _gather(self, ctx: ExecContext, rows: Array) -> Array:
-        table = self.num_nodes * self.features * ctx.dtype_bytes
-        per_message = rows * self.features * ctx.dtype_bytes
+        scale = ctx.feature_scale(self.input_density)  # 1 unless h is sparse-stored input features
+        table = self.num_nodes * self.features * ctx.dtype_bytes * scale
+        per_message = rows * self.features * ctx.dtype_bytes * scale
         if ctx.onchip_bytes <= 0:
             return per_message
         return np.where(table <= ctx.onchip_bytes, np.minimum(table, per_message), per_message)

@@ -233,6 +233,7 @@ class DeviceProfile:
             sparse_weight_storage=bool(s["stores_sparse_weights"]),
             sparse_index_bytes=float(s["sparse_index_bytes"]),
             training=training,
+            sparse_feature_storage=self.sparse_feature_storage,
         )
 
     def summary(self) -> dict[str, Any]:

@@ -142,7 +142,8 @@ def gnn_phase_workload(spec: GNNSpec, stats: GraphStats, phase: PhaseSpec,
         ops = ops + mask_update_ops(spec, stats, phase.graph_density, phase.graph_copies)
     extra = stats.num_edges * phase.graph_density / 2.0 * phase.graph_copies if phase.trainable_graph else 0.0
     return Workload(wl.name, ops, wl.input_values, wl.graph_edges, extra, wl.info,
-                    kernel_launches=phase.kernel_launches, host_ops=phase.host_ops, graph_step=graph_step)
+                    kernel_launches=phase.kernel_launches, host_ops=phase.host_ops, graph_step=graph_step,
+                    input_density=wl.input_density)
 
 
 def price_gnn_run(

@@ -192,3 +192,28 @@ def test_memory_breakdown_components():
     assert sum(parts.values()) == memory_bytes(wl, CTX, training=True)
     sgd = memory_breakdown(wl, CTX, training=True, optimizer="sgd")
     assert sgd["optimizer_state"] == parts["optimizer_state"] / 2
+
+
+def test_sparse_feature_storage_reads_the_features_at_their_measured_density():
+    """Accelerators with sparse feature storage read Cora's features (1.27% non-zero) as values +
+    32-bit indices: the first GEMM's X bytes are n·F·4·(2·d_x) instead of n·F·4 in fp32."""
+    from dataclasses import replace
+
+    from costmodels import breakdown, gnn_workload, load_profile
+
+    g = graph_stats("cora")
+    assert g.feature_density == pytest.approx(0.012683)
+    dense_g = replace(g, feature_density=1.0)
+    n, f = g.num_nodes, g.num_features
+
+    def first_gemm_bytes(stats, device):
+        wl = gnn_workload(GNNSpec("gcn"), stats, training=False)
+        return next(r["dram_bytes"] for r in breakdown(wl, load_profile(device), training=False)
+                    if r["op"] == "conv1.linear")
+
+    saved = first_gemm_bytes(dense_g, "hygcn") - first_gemm_bytes(g, "hygcn")
+    assert saved == pytest.approx(n * f * 4 * (1 - 2 * g.feature_density), rel=1e-9)
+    assert first_gemm_bytes(dense_g, "v100") == first_gemm_bytes(g, "v100")  # a GPU reads them dense
+    sparse_e = price_gnn_run(GNNSpec("gcn"), g, [], device=load_profile("gcn-accelerator")).infer.energy_j
+    dense_e = price_gnn_run(GNNSpec("gcn"), dense_g, [], device=load_profile("gcn-accelerator")).infer.energy_j
+    assert sparse_e < 0.8 * dense_e

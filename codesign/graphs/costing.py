@@ -40,7 +40,8 @@ class CostInputs:
             "spec": {"model": s.model, "layers": s.layers, "hidden": s.hidden, "heads": s.heads,
                      "output_heads": s.output_heads},
             "stats": {"name": g.name, "num_nodes": g.num_nodes, "num_edges": g.num_edges,
-                      "num_features": g.num_features, "num_classes": g.num_classes, "num_train": g.num_train},
+                      "num_features": g.num_features, "num_classes": g.num_classes, "num_train": g.num_train,
+                      "feature_density": g.feature_density},
             "phases": [p.to_dict() for p in self.phases],
             "infer_graph_density": self.infer_graph_density,
             "infer_weight_density": self.infer_weight_density,
@@ -62,7 +63,7 @@ def cost_inputs(config: GraphTrainConfig, data: GraphData, phases: list[PhaseSpe
     return CostInputs(
         GNNSpec(config.model, config.layers, config.hidden, config.heads, config.output_heads),
         GraphStats(data.name, data.num_nodes, data.num_edges, data.num_features, data.num_classes,
-                   int(data.train_mask.sum())),
+                   int(data.train_mask.sum()), feature_density=round(float((data.x != 0).float().mean()), 6)),
         tuple(phases), infer_graph_density, infer_weight_density, config.method, infer_weight_pattern)
 
 
