@@ -76,7 +76,7 @@ def trace_graph_model(model: nn.Module | Factory, data: Any, name: str = "model"
     net = _model(model, data.num_features, data.num_classes)
     params = [p for p in net.parameters() if p.requires_grad]
     x, edge_index, y, train_mask = data.x, data.edge_index, data.y, data.train_mask
-    sizes = dict(input_values=float(x.numel()), graph_edges=float(edge_index.size(1)))
+    sizes = dict(input_values=float(x.numel()), graph_edges=float(edge_index.size(1)), features=x)
 
     def train_step() -> None:
         out = net(x, edge_index)

@@ -137,7 +137,8 @@ class Traced:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.workload.name, "ops": len(self.workload.ops), "parameters": self.parameters,
-                "unknown_ops": dict(self.unknown), "aten_op_counts": dict(self.op_counts)}
+                "unknown_ops": dict(self.unknown), "aten_op_counts": dict(self.op_counts),
+                "preprocessing_kernels_ops": list(self.preprocessing_counts)}
 
 
 @dataclass
@@ -155,6 +156,7 @@ class _Info:
     mask: list[int] = field(default_factory=list)  # op slots that drew a dropout mask (bernoulli, scale)
     agg: int = -1  # op slot of the aggregation that produced this tensor
     scale: int = -1  # op slot of a multiplication by a one-element tensor (folded into its consumer)
+    features: float = 0.0  # > 0: the resident input features (or rows gathered from them): their density
 
 
 def _name(func: Any) -> str:
@@ -172,13 +174,16 @@ def _values(t: torch.Tensor) -> float:
 
 
 class _Recorder(TorchDispatchMode):
-    def __init__(self, params: list[torch.Tensor], grad_inputs: list[torch.Tensor]) -> None:
+    def __init__(self, params: list[torch.Tensor], grad_inputs: list[torch.Tensor],
+                 features: torch.Tensor | None = None) -> None:
         super().__init__()
         self.info: WeakTensorKeyDictionary = WeakTensorKeyDictionary()
         for p in params:
             self.info[p] = _Info(grad=True, param=True)
         for t in grad_inputs:
             self.info[t] = _Info(grad=True)
+        if features is not None:  # read as stored: sparse on a device with sparse feature storage
+            self.info[features] = _Info(features=_density(features))
         self.slots: list[Any] = []  # cost-model ops (None once absorbed)
         self.pre: set[int] = set()  # slots computed from the graph structure alone
         self.weighting: set[int] = set()  # slots that scale messages by an edge value (the SpMM multiply)
@@ -372,6 +377,7 @@ class _Recorder(TorchDispatchMode):
         op = Elementwise(f"aten.{name}", float(out.numel()), 0.0, 1.0, reads=1.0 + 2.0 / max(width, 1),
                          writes=1.0, needs_backward=result.grad)
         result.edges, result.width, result.chain, result.edge_dim = e, width, [self._add(op)], dim
+        result.features = self._get(src).features
         return True
 
     def _scatter(self, name: str, args: tuple, kwargs: dict, outs: list[torch.Tensor]) -> int:
@@ -415,7 +421,7 @@ class _Recorder(TorchDispatchMode):
                                        saved_bytes_per_elem=0.0) if fused else None
         op_reduce = "mean" if reduce in ("mean", "mean_") else "sum"
         return self._add(Aggregate(f"aten.{name}", float(n), float(e), 0.0, float(width), True, op_reduce,
-                                   False, info.grad))
+                                   False, info.grad, input_density=info.features or 1.0))
 
     def _matmul(self, name: str, args: tuple, outs: list[torch.Tensor], result: _Info) -> None:
         if name == "convolution":
@@ -440,7 +446,8 @@ class _Recorder(TorchDispatchMode):
             rows = a
         cls = Gemm if ib.param and batch == 1 else _NoParamGemm
         d, pattern = _weight_sparsity(rows) if cls is Gemm else (1.0, "unstructured")
-        self._add(cls(f"aten.{name}", float(m), float(k), float(n), d, ia.grad, ib.grad, weight_pattern=pattern))
+        self._add(cls(f"aten.{name}", float(m), float(k), float(n), d, ia.grad, ib.grad, weight_pattern=pattern,
+                      input_resident=ia.features > 0, input_density=ia.features or 1.0))
         if name in ("addmm", "baddbmm"):
             bias = args[0]
             self._add(Elementwise("aten.addmm.bias", float(outs[0].numel()), 1.0, 1.0, reads=1.0, writes=0.0,
@@ -470,6 +477,12 @@ class _Recorder(TorchDispatchMode):
                                   needs_backward=result.grad))
 
 
+def _density(t: torch.Tensor) -> float:
+    """Non-zero fraction of a tensor's values (at least a tiny positive number: 0 means "not features")."""
+    with torch.no_grad():
+        return max(float((t.detach() != 0).sum()) / max(t.numel(), 1), 1e-9)
+
+
 def _weight_sparsity(rows: torch.Tensor) -> tuple[float, str]:
     """(density, pattern) of a weight ``[out, in]`` as it is: the fraction of non-zero values (zeros a
     user pruned, e.g. ``torch.nn.utils.prune``, count where the device exploits them) and ``2:4`` when
@@ -486,14 +499,16 @@ def _weight_sparsity(rows: torch.Tensor) -> tuple[float, str]:
 
 def trace_workload(fn: Callable[[], Any], params: list[torch.Tensor], name: str, *,
                    grad_inputs: list[torch.Tensor] | None = None, input_values: float = 0.0,
+                   features: torch.Tensor | None = None,
                    graph_edges: float = 0.0) -> Traced:
     """Run ``fn()`` once under the recorder and return its :class:`Traced` workload.
 
     ``params``: the trainable parameters (they get ``dW`` and optimizer state); ``grad_inputs``:
     other inputs that require grad; ``input_values``/``graph_edges``: resident data sizes for the
-    memory model (values; stored messages).
+    memory model (values; stored messages); ``features``: the resident input features (GEMMs and
+    aggregations that read them carry their measured density, for sparse feature storage).
     """
-    recorder = _Recorder(params, grad_inputs or [])
+    recorder = _Recorder(params, grad_inputs or [], features)
     with recorder:
         fn()
     ops = [op for i, op in enumerate(recorder.slots) if op is not None and i not in recorder.pre]
@@ -503,6 +518,7 @@ def trace_workload(fn: Callable[[], Any], params: list[torch.Tensor], name: str,
     if total > carried:
         ops.append(_Parameters("parameters", 0.0, 0.0, 0.0, params=float(total - carried)))
     wl = Workload(name=name, ops=tuple(ops), input_values=input_values, graph_edges=graph_edges,
+                  input_density=1.0 if features is None else _density(features),
                   info={"source": "traced with torch dispatch", "unknown_ops": dict(recorder.unknown)})
     preprocessing = Workload(name=f"{name}/graph_preprocessing", ops=tuple(pre), graph_edges=graph_edges)
     return Traced(wl, dict(recorder.counts), dict(recorder.unknown), total, preprocessing,
@@ -521,8 +537,10 @@ class StepCounts:
     inference: tuple[int, int]
 
     def for_target(self, target: str, training: bool, preprocessing: tuple[int, int] = (0, 0)) -> tuple[int, int]:
-        """(kernels, ops) of one step, less the graph preprocessing one forward dispatches (the trace
-        prices that once, in its own ``graph_preprocessing`` row)."""
+        """(kernels, ops) of one step, less the edge-list preprocessing one forward dispatches: the
+        trace prices that once per graph (its ``graph_preprocessing`` row), so its launches are not
+        counted per step either (PyG redoes it every call unless cached; the FLOPs and bytes follow
+        the same rule)."""
         kernels, ops = self.train[target] if training else self.inference
         return max(kernels - preprocessing[0], 0), max(ops - preprocessing[1], 0)
 
