@@ -66,18 +66,38 @@ def hygcn_check() -> dict[str, float]:
 
 
 def speedups() -> dict[str, float]:
+    """HyGCN / V100 inference time, the V100 priced as everywhere else: its launch term from the counted
+    ATen ops of one inference of the project's GCN (codesign/opcount.py, ``counts_apply``), HyGCN with
+    the launch formula of an accelerator (no framework) and sparse feature storage (its profile flag)."""
+    from dataclasses import replace
+
+    from codesign.opcount import counts_apply, inference_launches, target_for
+
     hygcn, v100 = load_profile("hygcn"), load_profile("v100")
+    kernels, ops = inference_launches({"model": "gcn", "layers": 2, "heads": 8}, target_for(v100.kind))
+    assert counts_apply(v100)
     rows, out = [], {}
     for ds in ("cora", "citeseer", "pubmed"):
         wl = gnn_workload(GNNSpec("gcn", 2, 128), GRAPHS[ds], aggregation_order="aggregate-first", training=False)
-        th = float(price_workload(wl, hygcn, training=False).latency_s)
-        tv = float(price_workload(wl, v100, training=False).latency_s)
+        th_cost = price_workload(wl, hygcn, training=False)
+        tv_cost = price_workload(replace(wl, kernel_launches=float(kernels), host_ops=float(ops)), v100,
+                                 training=False)
+        th, tv = float(th_cost.latency_s), float(tv_cost.latency_s)
         out[ds] = tv / th
         rows.append({"dataset": ds, "hygcn latency us": th * 1e6, "v100 latency us": tv * 1e6,
-                     "speed-up": tv / th, "published (avg, all models/datasets)": PUBLISHED["speedup_v100_avg"]})
+                     "v100 launch us": float(tv_cost.launch_s) * 1e6,
+                     "v100 roofline us": float(tv_cost.compute_s + tv_cost.bandwidth_s) * 1e6,
+                     "speed-up": tv / th, "published (avg)": PUBLISHED["speedup_v100_avg"]})
     print("== 2. HyGCN / V100 inference speed-up, GCN 2 x 128 aggregate-first (analytical estimate) ==")
     print(pd.DataFrame(rows).to_string(index=False, float_format="{:.2f}".format))
-    print("(the V100 side is a roofline with 5 us per kernel, not PyG's measured time; see NOTES)\n")
+    print(f"V100: counted launches of one inference ({kernels} kernels, {ops} framework ops; "
+          f"codesign/kernel_counts.json), as every other V100 price. What remains against the published 6.5x: "
+          "(1) ops.Aggregate prices 5 dense N x F passes (PyTorch's out = base + A h) on HyGCN too, whose "
+          "aggregation engine writes each output row once: on Cora's 1433-wide first layer that is almost all "
+          "of HyGCN's time (bandwidth-bound aggregation); (2) 6.5x is an average over GCN, GraphSAGE (sampled, "
+          "max) and GIN on 5+ datasets incl. Reddit, PyG measured on a real V100 against their simulator; here "
+          "one model, an analytical V100 and no sampling; (3) PubMed's feature density is not measured here "
+          "(priced dense)\n")
     return out
 
 

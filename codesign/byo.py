@@ -21,6 +21,7 @@ import importlib.util
 import math
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from torch import nn
 from costmodels import IMAGES, list_profiles, load_profile, price_workload
 from costmodels.errors import CodesignError
 
-from .trace import Traced, trace_workload
+from .trace import Traced, count_model_steps, trace_workload
 
 Factory = Callable[[int, int], nn.Module]
 TASKS = ("graph", "cnn")
@@ -75,7 +76,7 @@ def trace_graph_model(model: nn.Module | Factory, data: Any, name: str = "model"
     net = _model(model, data.num_features, data.num_classes)
     params = [p for p in net.parameters() if p.requires_grad]
     x, edge_index, y, train_mask = data.x, data.edge_index, data.y, data.train_mask
-    sizes = dict(input_values=float(x.numel()), graph_edges=float(edge_index.size(1)))
+    sizes = dict(input_values=float(x.numel()), graph_edges=float(edge_index.size(1)), features=x)
 
     def train_step() -> None:
         out = net(x, edge_index)
@@ -87,7 +88,9 @@ def trace_graph_model(model: nn.Module | Factory, data: Any, name: str = "model"
         train = trace_workload(train_step, params, f"{name}/{data.name}/train", **sizes)
     net.eval()
     infer = trace_workload(lambda: net(x, edge_index), params, f"{name}/{data.name}/infer", **sizes)
-    return train, infer
+    counts = count_model_steps(net, lambda m: m(x, edge_index),
+                               lambda out: F.cross_entropy(out[train_mask], y[train_mask]))
+    return replace(train, counts=counts), replace(infer, counts=counts)
 
 
 def trace_image_model(model: nn.Module | Factory, dataset: str, batch: int = 128,
@@ -103,7 +106,8 @@ def trace_image_model(model: nn.Module | Factory, dataset: str, batch: int = 128
     train = trace_workload(lambda: F.cross_entropy(net(images), labels), params, f"{name}/{s.name}/train", **sizes)
     net.eval()
     infer = trace_workload(lambda: net(images), params, f"{name}/{s.name}/infer", **sizes)
-    return train, infer, math.ceil(s.num_train / batch)
+    counts = count_model_steps(net, lambda m: m(images), lambda out: F.cross_entropy(out, labels), "sgd")
+    return replace(train, counts=counts), replace(infer, counts=counts), math.ceil(s.num_train / batch)
 
 
 def price_model(model: nn.Module | Factory, dataset: str, devices: Sequence[str] | None = None, *,
@@ -128,19 +132,43 @@ def price_model(model: nn.Module | Factory, dataset: str, devices: Sequence[str]
         optimizer, checksum = "sgd", None
     names = list(devices) if devices else [n for n in list_profiles() if "/" not in n]
     unknown = dict(sorted({**train.unknown, **infer.unknown}.items()))
+    batch = data.num_nodes if task == "graph" else batch_size
     rows = []
     for device_name in names:
         device = load_profile(device_name)
-        phases = [("inference", infer.workload, False, 1), ("train_epoch", train.workload, True, steps)]
-        if infer.preprocessing is not None and infer.preprocessing.ops:
-            phases.append(("graph_preprocessing", infer.preprocessing, False, 1))
-        for phase, workload, training, k in phases:
+        priced = []
+        for phase, traced, training, k in (("inference", infer, False, 1), ("train_epoch", train, True, steps)):
+            workload = with_counted_launches(traced, device, training)
             cost = price_workload(workload, device, training=training, optimizer=optimizer, dtype=dtype)
-            cost = cost.scaled(k)
-            row: dict[str, Any] = {"device": device.name, "phase": phase}
-            row.update({key: float(v) for key, v in cost.to_dict().items()})
+            priced.append(_row(device.name, phase, cost.scaled(k), batch, "epoch" if training else "batch"))
+        if infer.preprocessing is not None and infer.preprocessing.ops:
+            cost = price_workload(infer.preprocessing, device, training=False, dtype=dtype)
+            priced.append(_row(device.name, "graph_preprocessing", cost, batch, "graph"))
+        for row in priced:
             row.update({"model": name, "dataset": dataset, "dataset_checksum": checksum, "dtype": dtype,
                         "parameters": infer.parameters, "unknown_ops": unknown,
                         "source": "estimate: analytical model on the device profile, from a torch-dispatch trace"})
-            rows.append(row)
+        rows += priced
     return rows
+
+
+def with_counted_launches(traced: Traced, device: Any, training: bool) -> Any:
+    """The traced workload with the launch term of the model's own dispatched ops on ``device``
+    (``opcount.counts_apply``/``target_for``: the rule the built-in models follow), else as traced
+    (the launch formula's fallback, as for the built-ins on accelerators and calibrated profiles)."""
+    from .opcount import counts_apply, target_for
+
+    if traced.counts is None or not counts_apply(device):
+        return traced.workload
+    kernels, ops = traced.counts.for_target(target_for(device.kind), training, traced.preprocessing_counts)
+    return replace(traced.workload, kernel_launches=float(kernels), host_ops=float(ops))
+
+
+def _row(device: str, phase: str, cost: Any, batch: int, per: str) -> dict[str, Any]:
+    """One priced row: what ``codesign estimate --json`` rows carry (``per``, ``batch_size``, ``regime``)."""
+    from costmodels.launch import regime_of
+
+    row: dict[str, Any] = {"device": device, "phase": phase, "per": per, "batch_size": batch}
+    row.update({key: float(v) for key, v in cost.to_dict().items()})
+    row["regime"] = regime_of(cost)
+    return row

@@ -77,7 +77,9 @@ class OpCount:
         return {"ops": self.ops, "kernels": self.kernels, "by_op": dict(sorted(self.by_op.items()))}
 
 
-def _launches_kernel(func: Any) -> bool:
+def launches_kernel(func: Any) -> bool:
+    """Whether a dispatched ATen op launches a device kernel (not a view or a pure allocation); the
+    one rule for the built-ins' counts and the tracer's (``codesign.trace``)."""
     name = func.overloadpacket.__name__
     if name in NO_KERNEL:
         return False
@@ -97,7 +99,7 @@ def count_ops(fn: Callable[[], Any]) -> OpCount:
             if name.startswith(SKIPPED_PREFIX):
                 return func(*args, **(kwargs or {}))
             counts[name] += 1
-            if _launches_kernel(func):
+            if launches_kernel(func):
                 kernels[0] += 1
             return func(*args, **(kwargs or {}))
 

@@ -52,12 +52,16 @@ class WorkloadConfig:
     mask_update: bool = False
     mode: str = "train"
     layers: int = 2
-    hidden: int = 16
+    hidden: int = None  # type: ignore[assignment]  # None -> costmodels.default_hidden(model)
     heads: int = 8
     seed: int = 0
     phase: str = "train"
     graph_sharing: str = "per-layer"
     train_weights: bool = True  # a search phase trains the weights too (GEBT) or keeps them frozen (GEB, SGCN)
+
+    def __post_init__(self) -> None:
+        if self.hidden is None:
+            object.__setattr__(self, "hidden", GNNSpec(self.model).hidden)
 
     @property
     def label(self) -> str:
@@ -348,10 +352,12 @@ class CalibrationRun:
 def sweep_and_fit(grid: Sequence[WorkloadConfig], base: Any, meter: Meter, *, data: DataCache,
                   device: str = "cpu", rounds: int = 5, per_round: int = 3, warmup: int = 3,
                   time_measure: str = "wall", holdout_every: int = 3, sweep_note: str = "",
-                  progress: bool = True, min_window_s: float = 0.0, fit_memory: bool = True) -> CalibrationRun:
+                  progress: bool = True, min_window_s: float = 0.0, fit_memory: bool = True,
+                  check_measurements: Callable[[list[EpochStats]], None] | None = None) -> CalibrationRun:
     """Measure ``grid``, fit ``base`` on all but every ``holdout_every``-th workload, and score the
     shipped and the calibrated profile on the held-out ones (MAPE of the epoch time).
-    ``fit_memory``: also choose the effective bandwidth / on-chip buffer (``default_memory_grid``)."""
+    ``fit_memory``: also choose the effective bandwidth / on-chip buffer (``default_memory_grid``).
+    ``check_measurements(stats)``: called after the sweep, before the fit (raises to stop: a busy machine)."""
     import tempfile
     import time
     from pathlib import Path
@@ -373,6 +379,8 @@ def sweep_and_fit(grid: Sequence[WorkloadConfig], base: Any, meter: Meter, *, da
     stats = measure_grid(runners, meter, rounds=rounds, per_round=per_round, warmup=warmup, progress=progress,
                          min_window_s=min_window_s)
     measure_s = time.perf_counter() - t0
+    if check_measurements is not None:
+        check_measurements(stats)
     samples = [Sample(s.label, r.workload(), epoch_time(s, time_measure), True, "adam", s.energy_j,
                       s.energy_source, {"wall_s": s.wall_s, "wall_iqr_s": s.wall_iqr_s, "cpu_time_s": s.cpu_time_s})
                for r, s in zip(runners, stats)]

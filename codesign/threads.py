@@ -83,8 +83,9 @@ def dataset_epoch_flops(dataset: str | None, hidden: int | None = None, layers: 
     (no data is loaded; ``hidden``/``layers`` None: the graph config's defaults); None when the name
     is not a graph we know (the policy then uses its share)."""
     from codesign.graphs.config import GraphTrainConfig
+    from costmodels.workloads import default_hidden
 
-    hidden = GraphTrainConfig.hidden if hidden is None else hidden
+    hidden = default_hidden("gcn") if hidden is None else hidden
     layers = GraphTrainConfig.layers if layers is None else layers
     if not dataset:
         return None

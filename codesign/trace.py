@@ -50,6 +50,8 @@ from torch.utils.weak import WeakTensorKeyDictionary
 from costmodels import Aggregate, Conv2d, Elementwise, Gemm, OpCost, Workload
 from costmodels.ops import ExecContext
 
+from .opcount import SKIPPED_PREFIX, launches_kernel
+
 aten = torch.ops.aten
 
 _GEMMS = {"mm", "addmm", "bmm", "baddbmm", "_sparse_addmm", "_sparse_mm", "_sparse_csr_mm", "_sparse_csr_addmm"}
@@ -81,6 +83,11 @@ _FREE = {"detach", "t", "view", "_unsafe_view", "expand", "unsqueeze", "squeeze"
          "_sparse_compressed_tensor_unsafe", "sparse_csr_tensor", "_sparse_csr_tensor_unsafe", "sparse_coo_tensor",
          "_sparse_coo_tensor_unsafe", "_sparse_coo_tensor_with_dims_and_tensors", "ccol_indices", "row_indices"}
 _DROPOUT_FLOPS = {"native_dropout": 2.0}
+# batch norm per value, as costmodels.cnn.batchnorm2d counts it: training (batch statistics: sum, subtract,
+# square, sum; normalise: subtract, scale by rsqrt, affine scale and shift) 7 FLOPs and 2 reads, inference
+# (running statistics folded into one scale and shift) 2 FLOPs and 1 read; backward 9 FLOPs
+_BATCH_NORMS = {"native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
+                "cudnn_batch_norm", "miopen_batch_norm"}
 
 
 class _NoParamGemm(Gemm):
@@ -125,10 +132,13 @@ class Traced:
     unknown: dict[str, int]
     parameters: int
     preprocessing: Workload | None = None
+    counts: StepCounts | None = None  # the model's own dispatched ops per step (launch term), when counted
+    preprocessing_counts: tuple[int, int] = (0, 0)  # (kernels, ops) of the preprocessing in one forward
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.workload.name, "ops": len(self.workload.ops), "parameters": self.parameters,
-                "unknown_ops": dict(self.unknown), "aten_op_counts": dict(self.op_counts)}
+                "unknown_ops": dict(self.unknown), "aten_op_counts": dict(self.op_counts),
+                "preprocessing_kernels_ops": list(self.preprocessing_counts)}
 
 
 @dataclass
@@ -136,6 +146,7 @@ class _Info:
     grad: bool = False  # requires grad (a parameter, or computed from one / from a grad input)
     param: bool = False  # a trainable parameter or a view of one
     edges: int = 0  # > 0: per-edge rows [E, ...] (gathered messages), E = edges
+    edge_dim: int = 0  # the dimension that runs over the edges ([K, E, F] in ARMAConv: 1)
     width: int = 0  # values per edge row
     chain: list[int] = field(default_factory=list)  # op slots to absorb into the aggregation
     coef: list[int] = field(default_factory=list)  # op slots of the narrower per-edge values (computed on the fly)
@@ -145,6 +156,7 @@ class _Info:
     mask: list[int] = field(default_factory=list)  # op slots that drew a dropout mask (bernoulli, scale)
     agg: int = -1  # op slot of the aggregation that produced this tensor
     scale: int = -1  # op slot of a multiplication by a one-element tensor (folded into its consumer)
+    features: float = 0.0  # > 0: the resident input features (or rows gathered from them): their density
 
 
 def _name(func: Any) -> str:
@@ -162,19 +174,24 @@ def _values(t: torch.Tensor) -> float:
 
 
 class _Recorder(TorchDispatchMode):
-    def __init__(self, params: list[torch.Tensor], grad_inputs: list[torch.Tensor]) -> None:
+    def __init__(self, params: list[torch.Tensor], grad_inputs: list[torch.Tensor],
+                 features: torch.Tensor | None = None) -> None:
         super().__init__()
         self.info: WeakTensorKeyDictionary = WeakTensorKeyDictionary()
         for p in params:
             self.info[p] = _Info(grad=True, param=True)
         for t in grad_inputs:
             self.info[t] = _Info(grad=True)
+        if features is not None:  # read as stored: sparse on a device with sparse feature storage
+            self.info[features] = _Info(features=_density(features))
         self.slots: list[Any] = []  # cost-model ops (None once absorbed)
         self.pre: set[int] = set()  # slots computed from the graph structure alone
         self.weighting: set[int] = set()  # slots that scale messages by an edge value (the SpMM multiply)
         self.counts: Counter[str] = Counter()
         self.unknown: Counter[str] = Counter()
         self.static_op = False
+        self.static_ops = 0  # dispatched ops of the graph preprocessing (priced once, not per pass)
+        self.static_kernels = 0
 
     def _get(self, t: Any) -> _Info:
         if not isinstance(t, torch.Tensor):
@@ -202,6 +219,9 @@ class _Recorder(TorchDispatchMode):
         # edge-list manipulation (integer/bool results computed from the graph alone: self-loop insertion,
         # masks): graph preprocessing, done once per graph; numeric per-edge values stay per pass
         self.static_op = bool(flat_in) and result.static and not any(o.is_floating_point() for o in flat_out)
+        if self.static_op and not name.startswith(SKIPPED_PREFIX):  # counted as opcount counts (launch term)
+            self.static_ops += 1
+            self.static_kernels += int(launches_kernel(func))
         for a in flat_in:  # a folded scalar multiplication is absorbed by the pointwise op consuming it
             scale = self._get(a).scale
             if scale >= 0 and torch.Tag.pointwise in getattr(func, "tags", ()) and not self.static_op:
@@ -209,7 +229,8 @@ class _Recorder(TorchDispatchMode):
         if name in _FREE or getattr(func, "is_view", False):
             src = self._get(args[0]) if args else _Info()
             result = replace(src, chain=list(src.chain), coef=list(src.coef))
-            if src.edges and flat_out and flat_out[0].dim() and flat_out[0].size(0) != src.edges:
+            if src.edges and flat_out and flat_out[0].dim() and (
+                    src.edge_dim >= flat_out[0].dim() or flat_out[0].size(src.edge_dim) != src.edges):
                 result.edges = 0
         elif name in _GEMMS or name == "convolution":
             self._matmul(name, args, flat_out, result)
@@ -220,6 +241,12 @@ class _Recorder(TorchDispatchMode):
         elif name in _CREATES:
             result.fresh = self._add(self._elementwise(name, [], flat_out, 0.0, False))
             result.static, result.grad = not random, False
+        elif name in _BATCH_NORMS:
+            training = name != "_native_batch_norm_legit_no_training" and len(args) > 5 and bool(args[5])
+            x = args[0]
+            self._add(Elementwise(f"aten.{name}", float(x.numel()), 7.0 if training else 2.0, 9.0,
+                                  reads=2.0 if training else 1.0, writes=1.0,
+                                  saved_bytes_per_elem=4.0 if result.grad else 0.0, needs_backward=result.grad))
         elif name == "div" and self._mean(args):
             pass
         elif name.startswith("bernoulli") or (name in ("div_", "div", "mul", "mul_") and self._dropout(
@@ -243,6 +270,10 @@ class _Recorder(TorchDispatchMode):
         else:
             self.unknown[name] += 1
             self._add(self._elementwise(f"unknown.{name}", flat_in, flat_out, 0.0, result.grad))
+        if name == "mul" and len(flat_in) == 2 and flat_out and sum(self._get(a).param for a in flat_in) == 1 and all(
+                self._get(a).param or not self._get(a).grad for a in flat_in) and all(
+                a.shape == flat_out[0].shape for a in flat_in):
+            result.param = True  # a masked weight (torch.nn.utils.prune: weight_orig * weight_mask) is the weight
         for o in flat_out:
             self.info[o] = result
         return out
@@ -252,8 +283,9 @@ class _Recorder(TorchDispatchMode):
                      grad: bool) -> Elementwise:
         sizes = [float(t.numel()) for t in (ins if name in _REDUCTIONS else outs) if t.layout == torch.strided]
         numel = max(sizes or [1.0])
-        reads = sum(_values(a) for a in ins) / numel
-        writes = sum(_values(o) for o in outs) / numel
+        per = max(numel, 1.0)  # zero-element tensors (BatchNorm's empty reserve buffers): no traffic, no FLOPs
+        reads = sum(_values(a) for a in ins) / per
+        writes = sum(_values(o) for o in outs) / per
         saved = 4.0 if grad and flops else 0.0
         return Elementwise(f"aten.{name}", numel, flops, flops, reads=reads, writes=writes,
                            saved_bytes_per_elem=saved, needs_backward=grad)
@@ -297,15 +329,21 @@ class _Recorder(TorchDispatchMode):
     def _message(self, name: str, args: tuple, outs: list[torch.Tensor], result: _Info, slot: int) -> None:
         """Elementwise op on per-edge rows: its output is per-edge rows too (absorbed by a scatter)."""
         tensors = [a for a in args if isinstance(a, torch.Tensor)]
-        rows = [self._get(a) for a in tensors if self._get(a).edges]
-        if not rows or not outs or outs[0].dim() == 0:
+        if not outs or outs[0].dim() == 0:
             return
-        e = rows[0].edges
         out = outs[0]
-        if out.size(0) != e:
+        dims = []  # where each input's edge dimension lands in the (broadcast) output
+        for a in tensors:
+            info = self._get(a)
+            if info.edges:
+                d = info.edge_dim + max(out.dim() - a.dim(), 0)
+                if d < out.dim() and out.size(d) == info.edges:
+                    dims.append((info.edges, d))
+        if not dims:
             return
+        e, edge_dim = dims[0]
         width = int(out.numel() // max(e, 1))
-        result.edges, result.width = e, width
+        result.edges, result.width, result.edge_dim = e, width, edge_dim
         result.chain = [slot]
         for a in tensors:
             info = self._get(a)
@@ -333,14 +371,13 @@ class _Recorder(TorchDispatchMode):
             if index.dim() > 1 and any(s != 0 for s in index.stride()[1:]):
                 return False
             index = index.select(1, 0) if index.dim() > 1 else index
-        if dim != 0:
-            return False
-        e = int(index.numel())
+        e = int(index.numel())  # rows gathered along any dimension (ARMAConv: dim -2 of [K, N, F])
         out = outs[0]
         width = int(out.numel() // max(e, 1))
         op = Elementwise(f"aten.{name}", float(out.numel()), 0.0, 1.0, reads=1.0 + 2.0 / max(width, 1),
                          writes=1.0, needs_backward=result.grad)
-        result.edges, result.width, result.chain = e, width, [self._add(op)]
+        result.edges, result.width, result.chain, result.edge_dim = e, width, [self._add(op)], dim
+        result.features = self._get(src).features
         return True
 
     def _scatter(self, name: str, args: tuple, kwargs: dict, outs: list[torch.Tensor]) -> int:
@@ -352,14 +389,16 @@ class _Recorder(TorchDispatchMode):
             return self._aggregate(name, data, int(n), int(data.size(0)), reduce, -1)
         target, dim = args[0], int(args[1]) % max(args[0].dim(), 1)
         index, src = args[2], args[3]
-        if dim != 0:
+        info = self._get(src)
+        along_edges = info.edges and info.edge_dim == dim and src.size(dim) == info.edges
+        if dim != 0 and not along_edges:  # message passing runs along the edge dimension, whichever it is
             self._add(self._elementwise(name, [target, index, src], outs, 1.0, self._get(src).grad))
             return -1
         reduce = "sum"
         if len(args) > 4 and isinstance(args[4], str):
             reduce = args[4]
         reduce = str(kwargs.get("reduce", reduce))
-        return self._aggregate(name, src, int(target.size(0)), int(src.size(0)), reduce, self._get(target).fresh)
+        return self._aggregate(name, src, int(target.size(dim)), int(src.size(dim)), reduce, self._get(target).fresh)
 
     def _aggregate(self, name: str, src: torch.Tensor, n: int, e: int, reduce: str, fresh: int) -> int:
         info = self._get(src)
@@ -382,7 +421,7 @@ class _Recorder(TorchDispatchMode):
                                        saved_bytes_per_elem=0.0) if fused else None
         op_reduce = "mean" if reduce in ("mean", "mean_") else "sum"
         return self._add(Aggregate(f"aten.{name}", float(n), float(e), 0.0, float(width), True, op_reduce,
-                                   False, info.grad))
+                                   False, info.grad, input_density=info.features or 1.0))
 
     def _matmul(self, name: str, args: tuple, outs: list[torch.Tensor], result: _Info) -> None:
         if name == "convolution":
@@ -401,10 +440,14 @@ class _Recorder(TorchDispatchMode):
         ia, ib = self._get(a), self._get(b)
         batch = a.size(0) if a.dim() == 3 else 1
         m, k, n = batch * a.size(-2), a.size(-1), b.size(-1)
+        rows = b.transpose(-2, -1) if b.dim() >= 2 else b  # the weight as [out, in]: in = the reduction dim
         if ia.param and not ib.param:  # W @ X: price as (X^T W^T)
             m, n, ia, ib = batch * b.size(-1), a.size(-2), ib, ia
+            rows = a
         cls = Gemm if ib.param and batch == 1 else _NoParamGemm
-        self._add(cls(f"aten.{name}", float(m), float(k), float(n), 1.0, ia.grad, ib.grad))
+        d, pattern = _weight_sparsity(rows) if cls is Gemm else (1.0, "unstructured")
+        self._add(cls(f"aten.{name}", float(m), float(k), float(n), d, ia.grad, ib.grad, weight_pattern=pattern,
+                      input_resident=ia.features > 0, input_density=ia.features or 1.0))
         if name in ("addmm", "baddbmm"):
             bias = args[0]
             self._add(Elementwise("aten.addmm.bias", float(outs[0].numel()), 1.0, 1.0, reads=1.0, writes=0.0,
@@ -415,32 +458,57 @@ class _Recorder(TorchDispatchMode):
         transposed, groups = bool(args[6]), int(args[8])
         ix, iw = self._get(x), self._get(w)
         y = outs[0]
+        d, pattern = _weight_sparsity(w.reshape(w.size(0), -1)) if iw.param else (1.0, "unstructured")
         if x.dim() == 4 and not transposed:
             self._add(Conv2d("aten.convolution", float(x.size(0)), float(x.size(1)), float(y.size(1)),
                              float(x.size(2)), float(x.size(3)), float(y.size(2)), float(y.size(3)),
-                             (int(w.size(2)), int(w.size(3))), groups, 1.0, ix.grad, iw.grad))
+                             (int(w.size(2)), int(w.size(3))), groups, d, ix.grad, iw.grad, weight_pattern=pattern))
         else:  # other ranks / transposed: the GEMM with the same multiply-adds
             spatial = y[0, 0].numel() if not transposed else x[0, 0].numel()
             k = w[0].numel() if not transposed else w[0].numel() * w.size(0) // max(x.size(1), 1)
             n_out = y.size(1) if not transposed else x.size(1)
             cls = Gemm if iw.param and groups == 1 else _NoParamGemm
-            self._add(cls("aten.convolution", float(x.size(0) * spatial), float(k), float(n_out), 1.0,
-                          ix.grad, iw.grad))
+            if cls is not Gemm:
+                d, pattern = 1.0, "unstructured"
+            self._add(cls("aten.convolution", float(x.size(0) * spatial), float(k), float(n_out), d,
+                          ix.grad, iw.grad, weight_pattern=pattern))
         if bias is not None:
             self._add(Elementwise("aten.convolution.bias", float(y.numel()), 1.0, 1.0, reads=1.0, writes=0.0,
                                   needs_backward=result.grad))
 
 
+def _density(t: torch.Tensor) -> float:
+    """Non-zero fraction of a tensor's values (at least a tiny positive number: 0 means "not features")."""
+    with torch.no_grad():
+        return max(float((t.detach() != 0).sum()) / max(t.numel(), 1), 1e-9)
+
+
+def _weight_sparsity(rows: torch.Tensor) -> tuple[float, str]:
+    """(density, pattern) of a weight ``[out, in]`` as it is: the fraction of non-zero values (zeros a
+    user pruned, e.g. ``torch.nn.utils.prune``, count where the device exploits them) and ``2:4`` when
+    every group of 4 consecutive inputs holds at most 2 non-zeros (``graphs.masks.mask_pattern``)."""
+    from .graphs.masks import mask_pattern
+
+    with torch.no_grad():
+        nonzero = rows.detach() != 0
+        d = float(nonzero.sum()) / max(nonzero.numel(), 1)
+        if d >= 1.0:
+            return 1.0, "unstructured"
+        return d, mask_pattern({"w": nonzero.reshape(nonzero.shape[0], -1) if nonzero.dim() > 1 else nonzero})
+
+
 def trace_workload(fn: Callable[[], Any], params: list[torch.Tensor], name: str, *,
                    grad_inputs: list[torch.Tensor] | None = None, input_values: float = 0.0,
+                   features: torch.Tensor | None = None,
                    graph_edges: float = 0.0) -> Traced:
     """Run ``fn()`` once under the recorder and return its :class:`Traced` workload.
 
     ``params``: the trainable parameters (they get ``dW`` and optimizer state); ``grad_inputs``:
     other inputs that require grad; ``input_values``/``graph_edges``: resident data sizes for the
-    memory model (values; stored messages).
+    memory model (values; stored messages); ``features``: the resident input features (GEMMs and
+    aggregations that read them carry their measured density, for sparse feature storage).
     """
-    recorder = _Recorder(params, grad_inputs or [])
+    recorder = _Recorder(params, grad_inputs or [], features)
     with recorder:
         fn()
     ops = [op for i, op in enumerate(recorder.slots) if op is not None and i not in recorder.pre]
@@ -450,6 +518,79 @@ def trace_workload(fn: Callable[[], Any], params: list[torch.Tensor], name: str,
     if total > carried:
         ops.append(_Parameters("parameters", 0.0, 0.0, 0.0, params=float(total - carried)))
     wl = Workload(name=name, ops=tuple(ops), input_values=input_values, graph_edges=graph_edges,
+                  input_density=1.0 if features is None else _density(features),
                   info={"source": "traced with torch dispatch", "unknown_ops": dict(recorder.unknown)})
     preprocessing = Workload(name=f"{name}/graph_preprocessing", ops=tuple(pre), graph_edges=graph_edges)
-    return Traced(wl, dict(recorder.counts), dict(recorder.unknown), total, preprocessing)
+    return Traced(wl, dict(recorder.counts), dict(recorder.unknown), total, preprocessing,
+                  preprocessing_counts=(recorder.static_kernels, recorder.static_ops))
+
+
+# --- the launch term: the model's own dispatched ops, counted as codesign/opcount.py counts them ----
+
+@dataclass(frozen=True)
+class StepCounts:
+    """ATen ops one real step of a traced model dispatches (``opcount.count_ops``: the code path that
+    counts the built-in models), per optimiser implementation (``opcount.TARGETS``): ``train`` = zero_grad,
+    forward, loss, backward, optimiser step; ``inference`` = one forward in eval mode without autograd."""
+
+    train: dict[str, tuple[int, int]]  # target -> (kernels, ops)
+    inference: tuple[int, int]
+
+    def for_target(self, target: str, training: bool, preprocessing: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+        """(kernels, ops) of one step, less the edge-list preprocessing one forward dispatches: the
+        trace prices that once per graph (its ``graph_preprocessing`` row), so its launches are not
+        counted per step either (PyG redoes it every call unless cached; the FLOPs and bytes follow
+        the same rule)."""
+        kernels, ops = self.train[target] if training else self.inference
+        return max(kernels - preprocessing[0], 0), max(ops - preprocessing[1], 0)
+
+
+def count_model_steps(net: torch.nn.Module, forward: Callable[[torch.nn.Module], Any],
+                      loss: Callable[[Any], Any], optimizer: str = "adam") -> StepCounts:
+    """Count the ATen ops of one training step (after a warm step: optimiser state exists) and of one
+    inference forward of ``net`` (its state, gradients, mode and the random state are restored after).
+
+    The optimiser is built the way ``opcount`` builds the built-ins' (``foreach=True`` for the ``cuda``
+    target, the per-tensor loop for ``cpu``); Adam with weight decay (lr 0.01), or SGD with momentum.
+    """
+    from .opcount import TARGETS, count_ops
+
+    saved = {k: v.detach().clone() for k, v in net.state_dict().items()}  # restored after (no deepcopy:
+    was_training = net.training  # a pruned module's weight is not a leaf and cannot be deep-copied)
+    train: dict[str, tuple[int, int]] = {}
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            for target in TARGETS:
+                net.train()
+                params = [q for q in net.parameters() if q.requires_grad]
+                foreach = target == "cuda"
+                opt: torch.optim.Optimizer
+                if optimizer == "sgd":
+                    opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=5e-4, foreach=foreach)
+                else:
+                    opt = torch.optim.Adam(params, lr=0.01, weight_decay=5e-4, foreach=foreach)
+
+                def step(opt: torch.optim.Optimizer = opt) -> None:
+                    opt.zero_grad()
+                    loss(forward(net)).backward()
+                    opt.step()
+
+                step()  # warm: optimiser state, caches
+                c = count_ops(step)
+                train[target] = (c.kernels, c.ops)
+            net.eval()
+
+            def infer() -> None:
+                with torch.no_grad():
+                    forward(net)
+
+            infer()
+            c = count_ops(infer)
+    finally:
+        with torch.no_grad():
+            net.load_state_dict(saved)
+        for q in net.parameters():
+            q.grad = None
+        net.train(was_training)
+    return StepCounts(train, (c.kernels, c.ops))

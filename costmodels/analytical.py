@@ -120,7 +120,7 @@ def memory_breakdown(workload: Workload, ctx: ExecContext, *, training: bool,
     parts: dict[str, Array] = {
         "parameters": weights,
         "graph": workload.graph_edges * (2.0 * ctx.index_bytes + b),
-        "inputs": workload.input_values * b,
+        "inputs": workload.input_values * b * ctx.feature_scale(workload.input_density),
     }
     if training:
         saved: Array = 0.0

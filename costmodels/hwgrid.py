@@ -40,11 +40,13 @@ def grid(space: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return {k: m.ravel() for k, m in zip(names, mesh)}
 
 
-def _ctx(values: Mapping[str, Any], buffer_mb: float, dtype: str, training: bool) -> ExecContext:
+def _ctx(values: Mapping[str, Any], buffer_mb: float, dtype: str, training: bool,
+         sparse_features: bool = False) -> ExecContext:
     sparse = values["weight_sparsity"] == "unstructured"
     return ExecContext(dtype_bytes=DTYPE_BYTES[dtype], onchip_bytes=buffer_mb * 1e6,
                        weight_sparsity="unstructured" if sparse else "none", sparse_weight_storage=sparse,
-                       sparse_index_bytes=2.0 if sparse else 0.0, training=training)
+                       sparse_index_bytes=2.0 if sparse else 0.0, training=training,
+                       sparse_feature_storage=sparse_features)
 
 
 def _time_energy(costs: list[OpCost], d: Mapping[str, Any], profile: DeviceProfile) -> tuple[Any, Any]:
@@ -94,7 +96,7 @@ def price_run_grid(phases: list[Phase], infer: Workload, profile: DeviceProfile,
         train_e: Any = 0.0
         train_f = train_b = train_m = 0.0
         for ph in phases:
-            ctx = _ctx(fixed, fixed["buffer_mb"], dtype, True)
+            ctx = _ctx(fixed, fixed["buffer_mb"], dtype, True, profile.sparse_feature_storage)
             costs = op_costs(ph.workload, ctx, training=True, optimizer=ph.optimizer)
             lat, en = _time_energy(costs, d, profile)
             reps = ph.epochs * ph.steps_per_epoch
@@ -102,7 +104,7 @@ def price_run_grid(phases: list[Phase], infer: Workload, profile: DeviceProfile,
             train_f += reps * float(sum(c.flops for c in costs))
             train_b += reps * float(sum(c.dram_bytes for c in costs))
             train_m = max(train_m, float(memory_bytes(ph.workload, ctx, training=True, optimizer=ph.optimizer)))
-        ictx = _ctx(fixed, fixed["buffer_mb"], dtype, False)
+        ictx = _ctx(fixed, fixed["buffer_mb"], dtype, False, profile.sparse_feature_storage)
         icosts = op_costs(infer, ictx, training=False)
         il, ie = _time_energy(icosts, d, profile)
         row = {"train_latency_s": train_l, "train_energy_j": train_e, "train_flops": train_f,

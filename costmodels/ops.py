@@ -41,14 +41,28 @@ Array = Any  # float | np.ndarray: every formula broadcasts
 OP_CLASSES = ("gemm", "conv", "aggregation", "elementwise")
 
 
+WEIGHT_PATTERNS = ("unstructured", "2:4")  # what a weight mask conforms to (measured: codesign.graphs.masks)
+
+
 @dataclass(frozen=True)
 class ExecContext:
     """How a device executes a workload (derived from a profile; defaults = ideal, device-free).
 
-    ``weight_sparsity``: what the hardware exploits - ``none`` (dense compute), ``2:4`` (at most
-    half the MACs skipped: d_e = max(d, 0.5)) or ``unstructured`` (d_e = d).
-    ``sparse_weight_storage``: weights stored compressed, ``d_e * count * (b + index_bytes)`` bytes,
-    never more than dense.
+    ``weight_sparsity``: what the hardware exploits for the run's dtype - ``none`` (dense compute; also
+    a 2:4 device in a dtype its sparse units do not take, e.g. fp32), ``2:4`` or ``unstructured``.
+    Density of weight MACs executed, ``d_e`` (:meth:`exploited`), per GEMM role:
+
+    * ``2:4`` (NVIDIA sparse tensor cores, Ampere and later): the sparse operand must be 2:4 along
+      the reduction dimension. ``forward`` (``Y = X Wᵀ``, W the sparse operand): d_e = 1/2 when the
+      mask is 2:4 (at most 2 of every 4 consecutive input weights kept: ``weight_pattern == "2:4"``),
+      else 1. ``input_grad`` (``dX = dY W``: W is reduced along its other dimension, where the mask
+      is not 2:4) and ``weight_grad`` (``dW = dYᵀ X``: both operands dense): 1.
+    * ``unstructured`` (an accelerator that skips zero weights): d_e = d in every role (``dW``:
+      only the kept weights' gradients are computed, the mask being known - the accelerator
+      profile's assumption).
+
+    ``sparse_weight_storage``: weights stored compressed, ``d_e * count * (b + index_bytes)`` bytes
+    (forward d_e), never more than dense.
     """
 
     dtype_bytes: float = 4.0
@@ -58,21 +72,33 @@ class ExecContext:
     sparse_weight_storage: bool = False
     sparse_index_bytes: float = 4.0
     training: bool = True
+    sparse_feature_storage: bool = False  # input features stored and read sparse (values + 32-bit indices)
 
-    def exploited(self, d: Array) -> Array:
-        """Density of weight MACs the hardware actually executes."""
+    def feature_scale(self, density: Array) -> Array:
+        """Bytes of the input features relative to dense: ``min(1, d_x (b + 4) / b)`` with sparse
+        feature storage (each non-zero value with a 32-bit column index; ``d_x`` = the measured
+        density of the dataset's features), else 1. Compute is not reduced (the MACs stay dense)."""
+        if not self.sparse_feature_storage:
+            return 1.0 + 0.0 * density
+        return np.minimum(1.0, density * (self.dtype_bytes + 4.0) / self.dtype_bytes)
+
+    def exploited(self, d: Array, pattern: str = "unstructured", role: str = "forward") -> Array:
+        """Density of weight MACs the hardware actually executes (see the class docstring)."""
+        one = np.ones_like(np.asarray(d, dtype=float)) if isinstance(d, np.ndarray) else 1.0
         if self.weight_sparsity == "none":
-            return np.ones_like(np.asarray(d, dtype=float)) if isinstance(d, np.ndarray) else 1.0
+            return one
         if self.weight_sparsity == "2:4":
-            return np.maximum(d, 0.5)
+            if role != "forward" or pattern != "2:4":
+                return one
+            return np.maximum(d, 0.5)  # a 2:4 mask keeps at most half: the sparse units run half the MACs
         return d
 
-    def weight_bytes(self, count: Array, d: Array) -> Array:
-        """Stored bytes of ``count`` weights at density ``d``."""
+    def weight_bytes(self, count: Array, d: Array, pattern: str = "unstructured") -> Array:
+        """Stored bytes of ``count`` weights at density ``d`` (mask pattern ``pattern``)."""
         dense = count * self.dtype_bytes
         if not self.sparse_weight_storage:
             return dense + 0.0 * d
-        return np.minimum(dense, count * self.exploited(d) * (self.dtype_bytes + self.sparse_index_bytes))
+        return np.minimum(dense, count * self.exploited(d, pattern) * (self.dtype_bytes + self.sparse_index_bytes))
 
 
 # Serial steps: element-by-element work that neither vectorises nor streams, priced per step by the
@@ -127,6 +153,8 @@ class Gemm:
     trainable: bool = True
     op_class: str = "gemm"
     input_resident: bool = False  # X is a resident tensor (the input features): autograd keeps a reference
+    weight_pattern: str = "unstructured"  # what the weight mask conforms to (ExecContext: 2:4 credit)
+    input_density: Array = 1.0  # non-zero fraction of X when it is the resident input (sparse feature storage)
 
     def param_count(self) -> Array:
         return self.k * self.n
@@ -134,28 +162,33 @@ class Gemm:
     def _mac(self) -> Array:
         return self.m * self.k * self.n
 
+    def _x_bytes(self, ctx: ExecContext) -> Array:
+        scale = ctx.feature_scale(self.input_density) if self.input_resident else 1.0
+        return self.m * self.k * ctx.dtype_bytes * scale
+
     def forward(self, ctx: ExecContext) -> OpCost:
         b = ctx.dtype_bytes
-        w = ctx.weight_bytes(self.param_count(), self.weight_density)
-        x, y = self.m * self.k * b, self.m * self.n * b
+        w = ctx.weight_bytes(self.param_count(), self.weight_density, self.weight_pattern)
+        x, y = self._x_bytes(ctx), self.m * self.n * b
         traffic = x * _reread(w, ctx.onchip_bytes) + w + y
-        flops = 2.0 * self._mac() * ctx.exploited(self.weight_density)
+        flops = 2.0 * self._mac() * ctx.exploited(self.weight_density, self.weight_pattern)
         return OpCost(self.name, self.op_class, "forward", flops, self._mac() * self.weight_density, traffic, 1)
 
     def backward(self, ctx: ExecContext) -> OpCost:
         b = ctx.dtype_bytes
-        w = ctx.weight_bytes(self.param_count(), self.weight_density)
-        x, y = self.m * self.k * b, self.m * self.n * b
-        one = 2.0 * self._mac() * ctx.exploited(self.weight_density)
-        flops = 0.0 * one
-        traffic = 0.0 * one
+        w = ctx.weight_bytes(self.param_count(), self.weight_density, self.weight_pattern)
+        x, y = self._x_bytes(ctx), self.m * self.n * b
+        d, pattern = self.weight_density, self.weight_pattern
+        one = 2.0 * self._mac()
+        flops = 0.0 * one * d
+        traffic = 0.0 * one * d
         kernels = 0
         if self.input_grad:  # dX = dY @ Wᵀ: read dY, W, write dX
-            flops = flops + one
+            flops = flops + one * ctx.exploited(d, pattern, "input_grad")
             traffic = traffic + y * _reread(w, ctx.onchip_bytes) + w + x
             kernels += 1
         if self.trainable:  # dW = Xᵀ @ dY: read X, dY, write dW
-            flops = flops + one
+            flops = flops + one * ctx.exploited(d, pattern, "weight_grad")
             traffic = traffic + (x + y) * _reread(w, ctx.onchip_bytes) + w
             kernels += 1
         return OpCost(self.name, self.op_class, "backward", flops, 0.0 * flops, traffic, kernels)
@@ -192,6 +225,7 @@ class Conv2d:
     input_grad: bool = True
     trainable: bool = True
     op_class: str = "conv"
+    weight_pattern: str = "unstructured"
 
     def param_count(self) -> Array:
         return self.c_out * (self.c_in / self.groups) * self.kernel[0] * self.kernel[1]
@@ -203,24 +237,28 @@ class Conv2d:
         b = ctx.dtype_bytes
         x = self.batch * self.c_in * self.h_in * self.w_in * b
         y = self.batch * self.c_out * self.h_out * self.w_out * b
-        return x, ctx.weight_bytes(self.param_count(), self.weight_density), y
+        return x, ctx.weight_bytes(self.param_count(), self.weight_density, self.weight_pattern), y
 
     def forward(self, ctx: ExecContext) -> OpCost:
         x, w, y = self._bytes(ctx)
-        flops = 2.0 * self._mac() * ctx.exploited(self.weight_density)
+        flops = 2.0 * self._mac() * ctx.exploited(self.weight_density, self.weight_pattern)
         traffic = x * _reread(w, ctx.onchip_bytes) + w + y
         return OpCost(self.name, self.op_class, "forward", flops, self._mac() * self.weight_density, traffic, 1)
 
     def backward(self, ctx: ExecContext) -> OpCost:
         x, w, y = self._bytes(ctx)
-        one = 2.0 * self._mac() * ctx.exploited(self.weight_density)
+        d, pattern = self.weight_density, self.weight_pattern
+        one = 2.0 * self._mac()
         n = int(self.input_grad) + int(self.trainable)
-        traffic = 0.0 * one
+        flops = 0.0 * one * d
+        traffic = 0.0 * one * d
         if self.input_grad:
+            flops = flops + one * ctx.exploited(d, pattern, "input_grad")
             traffic = traffic + y * _reread(w, ctx.onchip_bytes) + w + x
         if self.trainable:
+            flops = flops + one * ctx.exploited(d, pattern, "weight_grad")
             traffic = traffic + (x + y) * _reread(w, ctx.onchip_bytes) + w
-        return OpCost(self.name, self.op_class, "backward", n * one, 0.0 * one, traffic, n)
+        return OpCost(self.name, self.op_class, "backward", flops, 0.0 * flops, traffic, n)
 
     def saved_bytes(self, ctx: ExecContext) -> Array:
         return self._bytes(ctx)[0] if self.trainable else 0.0 * self.batch
@@ -259,6 +297,7 @@ class Aggregate:
     input_grad: bool = True
     op_class: str = "aggregation"
     products: int = 1  # sparse-dense products run (the training code runs one per GAT head)
+    input_density: Array = 1.0  # non-zero fraction of h when it is the input features (sparse feature storage)
 
     def param_count(self) -> Array:
         return 0.0
@@ -267,8 +306,9 @@ class Aggregate:
         return self.num_edges + self.self_loops
 
     def _gather(self, ctx: ExecContext, rows: Array) -> Array:
-        table = self.num_nodes * self.features * ctx.dtype_bytes
-        per_message = rows * self.features * ctx.dtype_bytes
+        scale = ctx.feature_scale(self.input_density)  # 1 unless h is sparse-stored input features
+        table = self.num_nodes * self.features * ctx.dtype_bytes * scale
+        per_message = rows * self.features * ctx.dtype_bytes * scale
         if ctx.onchip_bytes <= 0:
             return per_message
         return np.where(table <= ctx.onchip_bytes, np.minimum(table, per_message), per_message)

@@ -17,9 +17,14 @@ Sections (``*`` = required)::
                   kernel_overhead_us* (device launch latency per kernel), host_overhead_us (framework
                   host cost per dispatched op; 0 if absent) with host_overhead_source, serial_step_ns
                   (one serial step: a sort comparison; 0 if absent), source*
-    [sparsity]*   weight_sparsity_support* (none | 2:4 | unstructured), stores_sparse_weights*,
-                  sparse_index_bytes*, source*
-    [calibration] date, machine, sweep, mape_before, mape_after, source   (written by calibrate)
+    [sparsity]*   weight_sparsity_support* (none | 2:4 | unstructured: the pattern the hardware
+                  exploits), weight_sparsity_dtypes (the dtypes it applies to; required for 2:4,
+                  all dtypes if absent otherwise), stores_sparse_weights*, sparse_index_bytes*,
+                  sparse_feature_storage (input features stored and read sparse; false if absent),
+                  source*
+    [calibration] date, machine, sweep, mape_before, mape_after, load (readings before and during the
+                  sweep), busy (fitted with --allow-busy over the limits), forced (written with --force
+                  although the held-out error did not drop), source   (written by calibrate)
     [template]    accelerator knobs {default, min, max | choices}, source   (costmodels.templates)
 """
 
@@ -90,6 +95,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     },
     "sparsity": {
         "weight_sparsity_support": ((str,), True),
+        "weight_sparsity_dtypes": ((list,), False),
+        "sparse_feature_storage": ((bool,), False),
         "stores_sparse_weights": ((bool,), True),
         "sparse_index_bytes": (NUM, True),
         "source": ((str,), True),
@@ -100,6 +107,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "sweep": ((str,), False),
         "mape_before": (NUM, False),
         "mape_after": (NUM, False),
+        "load": ((str,), False),
+        "busy": ((bool,), False),
+        "forced": ((bool,), False),
         "source": ((str,), False),
     },
 }
@@ -200,15 +210,30 @@ class DeviceProfile:
     def weight_sparsity_support(self) -> str:
         return str(self.sections["sparsity"]["weight_sparsity_support"])
 
+    def weight_sparsity_for(self, dtype: str) -> str:
+        """The weight sparsity the hardware exploits in ``dtype``: its support where the dtype is
+        listed in ``weight_sparsity_dtypes`` (all dtypes when the key is absent), else ``none``."""
+        s = self.sections["sparsity"]
+        dtypes = s.get("weight_sparsity_dtypes")
+        if dtypes is not None and dtype not in dtypes:
+            return "none"
+        return str(s["weight_sparsity_support"])
+
+    @property
+    def sparse_feature_storage(self) -> bool:
+        """Input features stored and read sparse (values + indices of the non-zeros)."""
+        return bool(self.sections["sparsity"].get("sparse_feature_storage", False))
+
     def exec_context(self, dtype: str = "fp32", training: bool = True) -> ExecContext:
         s = self.sections["sparsity"]
         return ExecContext(
             dtype_bytes=DTYPE_BYTES[dtype],
             onchip_bytes=self.onchip_bytes,
-            weight_sparsity=str(s["weight_sparsity_support"]),
+            weight_sparsity=self.weight_sparsity_for(dtype),
             sparse_weight_storage=bool(s["stores_sparse_weights"]),
             sparse_index_bytes=float(s["sparse_index_bytes"]),
             training=training,
+            sparse_feature_storage=self.sparse_feature_storage,
         )
 
     def summary(self) -> dict[str, Any]:
@@ -252,6 +277,12 @@ def _validate(data: dict[str, Any], origin: str) -> None:
         raise ProfileError(
             f"{origin}: [sparsity] weight_sparsity_support = {support!r}; allowed: {', '.join(SPARSITY_SUPPORT)}"
         )
+    dtypes = data["sparsity"].get("weight_sparsity_dtypes")
+    if support == "2:4" and dtypes is None:
+        raise ProfileError(f"{origin}: [sparsity] weight_sparsity_support = '2:4' needs weight_sparsity_dtypes "
+                           "(the dtypes the sparse units take, e.g. [\"tf32\", \"fp16\", \"bf16\", \"int8\", \"fp8\"])")
+    if dtypes is not None and not all(isinstance(d, str) for d in dtypes):
+        raise ProfileError(f"{origin}: [sparsity] weight_sparsity_dtypes = {dtypes!r} must be a list of dtype names")
     if "host_overhead_us" in data["efficiency"] and "host_overhead_source" not in data["efficiency"]:
         raise ProfileError(f"{origin}: [efficiency] host_overhead_us needs host_overhead_source (where it comes from)")
     for key in ("gemm", "conv", "aggregation", "elementwise"):
@@ -388,22 +419,29 @@ MEASURED_KINDS = {"cpu": ("cpu",), "cuda": ("gpu", "edge")}
 
 
 def check_calibration_target(profile: DeviceProfile, run_on: str, measured_device: str,
-                             matches: str | None = None) -> None:
+                             matches: str | None = None, action: str = "calibrate") -> None:
     """Refuse to fit ``profile`` to measurements of another device (one line naming both and the fix).
 
     ``run_on`` is what the sweep measures (``cpu`` or ``cuda``), ``measured_device`` its name;
     ``matches`` the profile name this device was detected as (GPUs; found by name when not given).
+    ``action``: ``calibrate`` (fit) or ``profile`` (compare measured with predicted: only this device's
+    own profile is a fair comparison; other devices are priced by ``codesign estimate``).
     """
+    if action == "profile":
+        why = "measurements are compared only with the profile of the device that ran them"
+        what = "this profile run measures"
+        other = "; for another device's prediction use `codesign estimate --device " + profile.name + "`"
+    else:
+        why, what, other = "a profile is fitted only to the device it describes", "this calibration measures", ""
     allowed = MEASURED_KINDS.get(run_on, ())
     if profile.kind not in allowed:
         fix = ("use --device-profile auto (this machine's CPU profile) with --run-on cpu" if run_on == "cpu"
                else "use --run-on cpu with a CPU profile, or --device-profile auto for this GPU")
         if profile.kind in ("gpu", "edge"):
-            fix = f"run `codesign calibrate --run-on cuda` on a machine with a {profile.display_name}, or {fix}"
+            fix = f"run `codesign {action} --run-on cuda` on a machine with a {profile.display_name}, or {fix}"
         raise ProfileError(
-            f"--device-profile {profile.name} is a {profile.kind} profile ({profile.display_name}) but this "
-            f"calibration measures {run_on} {measured_device!r}: a profile is fitted only to the device it "
-            f"describes; {fix}"
+            f"--device-profile {profile.name} is a {profile.kind} profile ({profile.display_name}) but {what} "
+            f"{run_on} {measured_device!r}: {why}; {fix}{other}"
         )
     if run_on == "cuda" and matches is None:
         import re
@@ -414,5 +452,5 @@ def check_calibration_target(profile: DeviceProfile, run_on: str, measured_devic
     if run_on == "cuda" and matches is not None and matches.split("/")[-1] != profile.name:
         raise ProfileError(
             f"--device-profile {profile.name} ({profile.display_name}) but this GPU is {measured_device!r} "
-            f"(profile {matches}): a profile is fitted only to the device it describes; use --device-profile auto"
+            f"(profile {matches}): {why}; use --device-profile auto{other}"
         )

@@ -59,6 +59,7 @@ class PhaseSpec:
     kernel_launches: float | None = None  # counted per epoch (codesign/opcount.py); None: launch.py fallback
     host_ops: float | None = None  # counted framework ops per epoch; None: = kernel_launches
     graph_training: str = "joint"
+    weight_pattern: str = "unstructured"  # what the phase's weight masks conform to (2:4 credit: ops.ExecContext)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,7 +127,8 @@ def gnn_phase_workload(spec: GNNSpec, stats: GraphStats, phase: PhaseSpec,
         raise unknown("graph training", phase.graph_training, GRAPH_TRAINING)
     split = phase.trainable_graph and phase.graph_training != "joint"
     wl = gnn_workload(spec, stats, graph_density=phase.graph_density, weight_density=phase.weight_density,
-                      trainable_graph=phase.trainable_graph and not split, aggregation_order=aggregation_order)
+                      trainable_graph=phase.trainable_graph and not split, aggregation_order=aggregation_order,
+                      weight_pattern=phase.weight_pattern)
     ops = wl.ops
     graph_step: tuple = ()
     if split:
@@ -140,7 +142,8 @@ def gnn_phase_workload(spec: GNNSpec, stats: GraphStats, phase: PhaseSpec,
         ops = ops + mask_update_ops(spec, stats, phase.graph_density, phase.graph_copies)
     extra = stats.num_edges * phase.graph_density / 2.0 * phase.graph_copies if phase.trainable_graph else 0.0
     return Workload(wl.name, ops, wl.input_values, wl.graph_edges, extra, wl.info,
-                    kernel_launches=phase.kernel_launches, host_ops=phase.host_ops, graph_step=graph_step)
+                    kernel_launches=phase.kernel_launches, host_ops=phase.host_ops, graph_step=graph_step,
+                    input_density=wl.input_density)
 
 
 def price_gnn_run(
@@ -154,24 +157,26 @@ def price_gnn_run(
     aggregation_order: str = "transform-first",
     dtype: str = "fp32",
     infer_launches: tuple[float, float] | None = None,
+    infer_weight_pattern: str = "unstructured",
 ) -> RunCost:
     """Price a GNN training run (its phases) and its final ticket's inference on ``device``.
 
     ``infer_launches``: counted (kernel launches, framework ops) of one inference pass (launch.py)."""
     run_phases, infer = gnn_run_workloads(spec, stats, phases, infer_graph_density, infer_weight_density,
-                                          aggregation_order, infer_launches)
+                                          aggregation_order, infer_launches, infer_weight_pattern)
     return price_run(run_phases, infer, device, dtype)
 
 
 def gnn_run_workloads(spec: GNNSpec, stats: GraphStats, phases: list[PhaseSpec], infer_graph_density: Array = 1.0,
                       infer_weight_density: Array = 1.0, aggregation_order: str = "transform-first",
-                      infer_launches: tuple[float, float] | None = None) -> tuple[list[Phase], Workload]:
+                      infer_launches: tuple[float, float] | None = None,
+                      infer_weight_pattern: str = "unstructured") -> tuple[list[Phase], Workload]:
     """The ``Phase`` list and inference ``Workload`` :func:`price_gnn_run` prices (for pricing one
     run over other hardware, e.g. a template's grid)."""
     run_phases = [Phase(p.name, p.epochs, gnn_phase_workload(spec, stats, p, aggregation_order), p.optimizer)
                   for p in phases]
     infer = gnn_workload(spec, stats, graph_density=infer_graph_density, weight_density=infer_weight_density,
-                         aggregation_order=aggregation_order, training=False)
+                         aggregation_order=aggregation_order, training=False, weight_pattern=infer_weight_pattern)
     if infer_launches is not None:
         infer = replace(infer, kernel_launches=infer_launches[0], host_ops=infer_launches[1])
     return run_phases, infer

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import CodesignError, check_fraction, unknown
-from .ops import RNG_STEPS_PER_DRAW, Aggregate, Array, EdgeAttention, Elementwise, Gemm, Op
+from .ops import RNG_STEPS_PER_DRAW, WEIGHT_PATTERNS, Aggregate, Array, EdgeAttention, Elementwise, Gemm, Op
 from .stats import GraphStats
 
 GNN_MODELS = ("gcn", "gat", "gin", "sage")
@@ -51,21 +51,34 @@ class Workload:
     kernel_launches: Array | None = None  # counted kernel launches of one step (None: launch.py fallback)
     host_ops: Array | None = None  # counted framework operations of one step (None: = kernel_launches)
     graph_step: tuple[Op, ...] = ()
+    input_density: Array = 1.0  # non-zero fraction of the input (graph features; sparse feature storage)
+
+
+DEFAULT_HIDDEN = {"gcn": 16, "gin": 16, "sage": 16, "gat": 8}  # gat: per head (8 heads x 8, PyG's GAT example)
+
+
+def default_hidden(model: str) -> int:
+    """The hidden width of ``model`` when none is given (GAT: per head): the one default that
+    ``estimate``, ``train``, ``profile`` and ``search`` share."""
+    return DEFAULT_HIDDEN.get(model, 16)
 
 
 @dataclass(frozen=True)
 class GNNSpec:
-    """A GNN architecture: ``model`` in gcn|gat|gin|sage, depth, width and GAT heads."""
+    """A GNN architecture: ``model`` in gcn|gat|gin|sage, depth, width and GAT heads
+    (``hidden=None``: :func:`default_hidden`)."""
 
     model: str
     layers: int = 2
-    hidden: int = 16
+    hidden: int = None  # type: ignore[assignment]  # None -> default_hidden(model)
     heads: int = 8
     output_heads: int = 1
 
     def __post_init__(self) -> None:
         if self.model not in GNN_MODELS:
             raise unknown("model", self.model, GNN_MODELS)
+        if self.hidden is None:
+            object.__setattr__(self, "hidden", default_hidden(self.model))
         for name in ("layers", "hidden", "heads", "output_heads"):
             if int(getattr(self, name)) < 1:
                 raise CodesignError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
@@ -101,8 +114,10 @@ def gnn_workload(
     trainable_graph: bool = False,
     aggregation_order: str = "transform-first",
     training: bool = True,
+    weight_pattern: str = "unstructured",
 ) -> Workload:
     """Operators of one full-graph forward (and, when training, the loss) of ``spec`` on ``g``.
+    ``weight_pattern``: what every weight mask conforms to (``ops.WEIGHT_PATTERNS``; 2:4 credit).
 
     ``graph_density`` (1 - graph sparsity) scales the directed edges kept, ``E·g``; self-loops are
     never pruned. ``weight_density`` (1 - weight sparsity) applies to every weight matrix (the
@@ -110,6 +125,8 @@ def gnn_workload(
     """
     if aggregation_order not in AGGREGATION_ORDERS:
         raise unknown("aggregation order", aggregation_order, AGGREGATION_ORDERS)
+    if weight_pattern not in WEIGHT_PATTERNS:
+        raise unknown("weight pattern", weight_pattern, WEIGHT_PATTERNS)
     n = g.num_nodes
     edges = g.num_edges * graph_density
     loops = float(n) if spec.model in ("gcn", "gat") else 0.0
@@ -120,24 +137,30 @@ def gnn_workload(
         name = f"conv{i + 1}"
         last = i == spec.layers - 1
 
-        def agg(width: Array, grad: bool, reduce: str = "sum", name: str = name, heads: int = heads) -> Aggregate:
+        def agg(width: Array, grad: bool, reduce: str = "sum", name: str = name, heads: int = heads,
+                features_in: bool = False) -> Aggregate:
             return Aggregate(f"{name}.aggregate", n, edges, loops, width, True, reduce, trainable_graph, grad,
-                             products=heads if spec.model == "gat" else 1)
+                             products=heads if spec.model == "gat" else 1,
+                             input_density=g.feature_density if features_in else 1.0)
 
         if spec.model == "gcn":
             ops.append(Elementwise(f"{name}.gcn_norm", edges + loops, 3.0, 3.0, reads=3.0,
                                    needs_backward=trainable_graph, kernels=8.0))
             if aggregation_order == "aggregate-first":
-                ops.append(agg(f_in, upstream_grad))
+                ops.append(agg(f_in, upstream_grad, features_in=i == 0))
                 upstream_grad = upstream_grad or trainable_graph
-                ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad))
+                ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad, weight_pattern=weight_pattern))
             else:
-                ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad, input_resident=i == 0))
+                ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d,
+                            upstream_grad, input_resident=i == 0, weight_pattern=weight_pattern,
+                            input_density=g.feature_density))
                 upstream_grad = True
                 ops.append(agg(f_out, upstream_grad))
             width = f_out
         elif spec.model == "gat":
-            ops.append(Gemm(f"{name}.linear", n, f_in, f_out * heads, d, upstream_grad, input_resident=i == 0))
+            ops.append(Gemm(f"{name}.linear", n, f_in, f_out * heads, d,
+                            upstream_grad, input_resident=i == 0, weight_pattern=weight_pattern,
+                            input_density=g.feature_density))
             upstream_grad = True
             ops.append(EdgeAttention(f"{name}.attention", n, edges + loops, heads, f_out))
             if training:  # GATConv drops attention coefficients
@@ -149,17 +172,19 @@ def gnn_workload(
                 ops.append(Elementwise(f"{name}.head_mean", n * f_out * heads, 1.0, 1.0))
                 width = f_out
         elif spec.model == "gin":
-            ops.append(agg(f_in, upstream_grad))
+            ops.append(agg(f_in, upstream_grad, features_in=i == 0))
             ops.append(Elementwise(f"{name}.self_add", n * f_in, 1.0, 0.0, reads=2.0,
                                    needs_backward=upstream_grad or trainable_graph))
             upstream_grad = upstream_grad or trainable_graph
-            ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad))
+            ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad, weight_pattern=weight_pattern))
             width = f_out
         else:  # sage
-            ops.append(agg(f_in, upstream_grad, "mean"))
+            ops.append(agg(f_in, upstream_grad, "mean", features_in=i == 0))
             upstream_grad = upstream_grad or trainable_graph
-            ops.append(Gemm(f"{name}.lin_l", n, f_in, f_out, d, upstream_grad))
-            ops.append(Gemm(f"{name}.lin_r", n, f_in, f_out, d, upstream_grad, input_resident=i == 0))
+            ops.append(Gemm(f"{name}.lin_l", n, f_in, f_out, d, upstream_grad, weight_pattern=weight_pattern))
+            ops.append(Gemm(f"{name}.lin_r", n, f_in, f_out, d,
+                            upstream_grad, input_resident=i == 0, weight_pattern=weight_pattern,
+                            input_density=g.feature_density))
             ops.append(Elementwise(f"{name}.add", n * f_out, 1.0, 0.0, reads=2.0))
             width = f_out
         upstream_grad = True
@@ -175,6 +200,7 @@ def gnn_workload(
         name=f"{spec.model}/{g.name}",
         ops=tuple(ops),
         input_values=float(n * g.num_features),
+        input_density=g.feature_density,
         graph_edges=edges + loops,
         extra_trainable=extra,
         info={"spec": spec, "graph": g, "aggregation_order": aggregation_order},

@@ -186,3 +186,104 @@ def test_torch_sparse_products_are_aggregation():
     spmm = [op for op in infer.workload.ops if op.name.endswith(".sparse")]
     assert [op.num_edges for op in spmm] == [data.num_edges] * 2
     assert [op.features for op in spmm] == [data.num_features, 16]
+
+
+# --- issue #20: one basis for every model ---------------------------------------------------------
+
+def test_batchnorm_traces_and_is_priced_as_a_hand_count():
+    """BatchNorm (1d and 2d, train and eval) used to crash the tracer (a zero-element reserve buffer);
+    it is priced as costmodels.cnn.batchnorm2d counts it: 7 FLOPs per value training (batch statistics,
+    normalise, affine), 2 in eval (folded scale and shift), 9 backward."""
+    from codesign.trace import trace_workload
+
+    for bn, x in ((nn.BatchNorm2d(4), torch.randn(2, 4, 5, 5)), (nn.BatchNorm1d(6), torch.randn(10, 6))):
+        n = x.numel()
+        bn.train()
+        t = trace_workload(lambda bn=bn, x=x: bn(x), list(bn.parameters()), "bn")
+        rows = [r for r in breakdown(t.workload, training=True) if "batch_norm" in r["op"]]
+        assert [(r["pass"], r["flops"]) for r in rows] == [("forward", 7.0 * n), ("backward", 9.0 * n)]
+        bn.eval()
+        t = trace_workload(lambda bn=bn, x=x: bn(x), list(bn.parameters()), "bn")
+        rows = [r for r in breakdown(t.workload, training=False) if "batch_norm" in r["op"]]
+        assert [(r["pass"], r["flops"]) for r in rows] == [("forward", 2.0 * n)]
+        assert price_workload(t.workload, training=False).flops == 2.0 * n  # the empty buffer costs nothing
+
+
+def test_arma_propagation_along_dim_minus_2_is_aggregation():
+    """ARMAConv propagates a [K, N, F] tensor along dim -2: one aggregation of 2·E·K·F FLOPs (hand
+    count: K = 2 stacks, F = 4 channels), not an elementwise op."""
+    data = load_dataset(TINY)
+
+    class Arma(nn.Module):
+        def __init__(self, f, c):
+            super().__init__()
+            self.conv = pyg.ARMAConv(f, c, num_stacks=2, num_layers=1)
+
+        def forward(self, x, edge_index):
+            return self.conv(x, edge_index)
+
+    _, infer = trace_graph_model(Arma, data)
+    e = data.edge_index.size(1)
+    agg = [r for r in breakdown(infer.workload, training=False)
+           if r["class"] == "aggregation" and r["flops"] > 2 * e]
+    assert len(agg) == 1 and agg[0]["flops"] == 2.0 * e * 2 * data.num_classes
+    assert infer.unknown == {}
+
+
+def test_zeroed_and_pruned_user_weights_lower_the_accelerator_price():
+    import torch.nn.utils.prune as prune
+
+    class Mlp(nn.Module):
+        def __init__(self, f, c):
+            super().__init__()
+            self.a, self.b = nn.Linear(f, 64), nn.Linear(64, c)
+
+        def forward(self, x, edge_index):
+            return self.b(F.relu(self.a(x)))
+
+    def pruned(f, c):
+        m = Mlp(f, c)
+        prune.l1_unstructured(m.a, "weight", 0.75)
+        return m
+
+    def two_of_four(f, c):
+        m = Mlp(f, c)
+        with torch.no_grad():
+            m.a.weight[:, 1::2] = 0  # every other input: a 2:4 mask
+        return m
+
+    ds = "sbm:n=200,avg_degree=6,features=64,classes=4,seed=3"
+
+    def infer(factory, device, dtype="fp32"):
+        rows = price_model(factory, ds, [device], dtype=dtype)
+        return next(r for r in rows if r["phase"] == "inference")
+
+    n, f = 200, 64
+    for device in ("gcn-accelerator",):  # skips zero weights: a's GEMM at 1/4, then at 1/2
+        base = infer(Mlp, device)
+        # 3/4 of a's MACs skipped; the prune hook's weight_orig * weight_mask (f x 64 values) runs every forward
+        assert base["flops"] - infer(pruned, device)["flops"] == 2 * n * f * 64 * 0.75 - f * 64
+        assert base["flops"] - infer(two_of_four, device)["flops"] == 2 * n * f * 64 * 0.5
+        assert infer(two_of_four, device)["energy_j"] < base["energy_j"]  # zeros in place: fewer MACs, bytes
+    # h100: the 2:4 mask earns the credit in fp16, not in fp32; the unstructured one never
+    assert infer(Mlp, "h100", "fp16")["flops"] - infer(two_of_four, "h100", "fp16")["flops"] == 2 * n * f * 64 * 0.5
+    assert infer(two_of_four, "h100")["flops"] == infer(Mlp, "h100")["flops"]
+
+
+@pytest.mark.skipif(not planetoid_present("Cora"), reason="no Cora")
+def test_traced_rows_carry_per_batch_regime_and_counted_launches():
+    from codesign.opcount import CountKey, lookup
+
+    rows = price_model(lambda f, c: pyg_model("gcn", f, c), "cora", ["h100", "cloud-cpu-2core", "hygcn"])
+    for r in rows:
+        assert r["per"] in ("batch", "epoch", "graph") and r["batch_size"] == 2708 and r["regime"] in (
+            "compute", "bandwidth", "launch")
+    h100 = {r["phase"]: r for r in rows if r["device"] == "h100"}
+    assert h100["inference"]["per"] == "batch" and h100["train_epoch"]["per"] == "epoch"
+    assert h100["train_epoch"]["regime"] == "launch"
+    # the launch term counts the model's own dispatched ops the way opcount counts the built-ins
+    builtin = lookup(CountKey("gcn", 2, 8, 1, "cuda"), "train")
+    profile = __import__("costmodels").load_profile("h100")
+    launch = h100["train_epoch"]["launch_s"]
+    assert launch == pytest.approx(max(builtin.kernels * profile.kernel_overhead_s,
+                                       builtin.ops * profile.host_overhead_s), rel=0.3)

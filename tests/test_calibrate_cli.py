@@ -19,7 +19,8 @@ def test_calibrate_writes_a_loadable_profile_and_report(tmp_path, capsys):
     out, report = tmp_path / "calibrated" / "cloud-cpu-2core.toml", tmp_path / "cal.json"
     rc = main(["calibrate", "--models", "gcn,sage", "--datasets", "cora", "--sparsities", "0,0.5,0.9",
                "--rounds", "1", "--per-round", "2", "--warmup", "1", "--allocator", "default", "--no-search-epochs",
-               "--device-profile", "cloud-cpu-2core", "--output", str(out), "--report", str(report)])
+               "--device-profile", "cloud-cpu-2core", "--output", str(out), "--report", str(report),
+               "--allow-busy", "--force"])  # the load and fit checks are tested in test_calibrate_load.py
     text = capsys.readouterr().out
     assert rc == 0 and "held-out epoch-time MAPE (cpu time, 2 workloads)" in text
     rep = json.loads(report.read_text())

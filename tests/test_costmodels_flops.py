@@ -129,9 +129,36 @@ def test_weight_sparsity_counts_only_where_the_device_exploits_it():
     dense = price_gnn_run(spec, g, [], device=load_profile("v100")).infer
     assert cost["v100"].flops == dense.flops                # no sparsity support: same work
     assert cost["v100"].memory_bytes == dense.memory_bytes  # and dense storage
-    assert cost["h100"].flops < dense.flops                 # 2:4 halves the GEMMs at most
+    assert cost["h100"].flops == dense.flops                # fp32, and an unstructured mask: no 2:4 credit
     assert cost["gcn-accelerator"].flops < cost["h100"].flops  # unstructured: all of it
     assert cost["v100"].macs == cost["h100"].macs           # the paper count is device-independent
+
+
+def _gemm_flops(device: str, dtype: str, pattern: str, d: float = 0.5, training: bool = False) -> float:
+    from costmodels import load_profile, price_workload
+    from costmodels.ops import Gemm
+    from costmodels.workloads import Workload
+
+    wl = Workload("one-gemm", (Gemm("lin", 100.0, 64.0, 32.0, d, True, True, weight_pattern=pattern),))
+    return float(price_workload(wl, load_profile(device), training=training, dtype=dtype, optimizer="none").flops)
+
+
+def test_2_4_credit_only_in_the_sparse_tensor_core_dtypes_and_only_for_2_4_masks():
+    dense = 2.0 * 100 * 64 * 32
+    assert _gemm_flops("h100", "fp32", "2:4") == dense          # fp32 runs on CUDA cores: no credit
+    assert _gemm_flops("h100", "fp16", "2:4") == dense / 2      # a 2:4 mask in fp16: half the MACs
+    assert _gemm_flops("h100", "bf16", "2:4", d=0.25) == dense / 2  # sparser than 2:4: still half
+    assert _gemm_flops("h100", "fp16", "unstructured") == dense  # not 2:4: dense
+    assert _gemm_flops("a100-80gb", "tf32", "2:4") == dense / 2
+    assert _gemm_flops("v100", "fp16", "2:4") == dense          # no sparse tensor cores
+    assert _gemm_flops("gcn-accelerator", "fp32", "unstructured", d=0.25) == dense / 4
+
+
+def test_2_4_credit_is_forward_only_in_training():
+    dense = 2.0 * 100 * 64 * 32  # per GEMM: forward, dX, dW
+    assert _gemm_flops("h100", "fp16", "2:4", training=True) == dense / 2 + 2 * dense
+    # an accelerator that skips zero weights skips them in dX and in dW (only kept weights' gradients)
+    assert _gemm_flops("gcn-accelerator", "fp32", "unstructured", d=0.25, training=True) == 3 * dense / 4
 
 
 def test_price_workload_vectorises_over_a_grid():
@@ -165,3 +192,28 @@ def test_memory_breakdown_components():
     assert sum(parts.values()) == memory_bytes(wl, CTX, training=True)
     sgd = memory_breakdown(wl, CTX, training=True, optimizer="sgd")
     assert sgd["optimizer_state"] == parts["optimizer_state"] / 2
+
+
+def test_sparse_feature_storage_reads_the_features_at_their_measured_density():
+    """Accelerators with sparse feature storage read Cora's features (1.27% non-zero) as values +
+    32-bit indices: the first GEMM's X bytes are n·F·4·(2·d_x) instead of n·F·4 in fp32."""
+    from dataclasses import replace
+
+    from costmodels import breakdown, gnn_workload, load_profile
+
+    g = graph_stats("cora")
+    assert g.feature_density == pytest.approx(0.012683)
+    dense_g = replace(g, feature_density=1.0)
+    n, f = g.num_nodes, g.num_features
+
+    def first_gemm_bytes(stats, device):
+        wl = gnn_workload(GNNSpec("gcn"), stats, training=False)
+        return next(r["dram_bytes"] for r in breakdown(wl, load_profile(device), training=False)
+                    if r["op"] == "conv1.linear")
+
+    saved = first_gemm_bytes(dense_g, "hygcn") - first_gemm_bytes(g, "hygcn")
+    assert saved == pytest.approx(n * f * 4 * (1 - 2 * g.feature_density), rel=1e-9)
+    assert first_gemm_bytes(dense_g, "v100") == first_gemm_bytes(g, "v100")  # a GPU reads them dense
+    sparse_e = price_gnn_run(GNNSpec("gcn"), g, [], device=load_profile("gcn-accelerator")).infer.energy_j
+    dense_e = price_gnn_run(GNNSpec("gcn"), dense_g, [], device=load_profile("gcn-accelerator")).infer.energy_j
+    assert sparse_e < 0.8 * dense_e

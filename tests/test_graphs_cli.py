@@ -55,3 +55,18 @@ def test_help_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_one_default_width_per_architecture_across_estimate_train_profile(capsys):
+    """GAT: 8 channels per head everywhere (estimate used 16, train 8: 2x FLOPs between the two)."""
+    from codesign.graphs.config import GraphTrainConfig
+    from codesign.profiling import WorkloadConfig
+    from costmodels import GNNSpec
+
+    assert GNNSpec("gat").hidden == GraphTrainConfig(model="gat").hidden == WorkloadConfig("gat", "cora").hidden == 8
+    assert GNNSpec("gcn").hidden == GraphTrainConfig(model="gcn").hidden == 16
+    rows = {}
+    for extra in ([], ["--hidden", "8"]):
+        assert main(["estimate", "--model", "gat", "--dataset", "cora", "--device", "h100", "--json", *extra]) == 0
+        rows[bool(extra)] = json.loads(capsys.readouterr().out)[0]["flops"]
+    assert rows[False] == rows[True]

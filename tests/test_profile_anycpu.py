@@ -118,7 +118,7 @@ def test_profile_and_calibrate_run_on_a_cpu_with_no_shipped_profile(xeon):
     report = xeon / "cal.json"
     rc = main(["calibrate", "--models", "gcn", "--datasets", "cora", "--sparsities", "0,0.5,0.9",
                "--rounds", "1", "--per-round", "1", "--warmup", "0", "--holdout-every", "2", "--no-fit-memory",
-               "--report", str(report), "--json"])
+               "--report", str(report), "--json", "--allow-busy", "--force"])  # load/fit checks: test_calibrate_load
     assert rc == 0
     written = xeon / "home" / "calibrated" / "host-cpu-intel-xeon-2core.toml"
     assert json.loads(report.read_text())["output"] == str(written) and written.is_file()

@@ -10,6 +10,12 @@ profile measured on this host (``costmodels.measure.host``). Writes
 ``<user_profile_dir()>/calibrated/<name>.toml`` (with date, machine and sweep; never into the
 package or the repo) and a JSON report. A profile is fitted only to the device it describes
 (``check_calibration_target``).
+
+It refuses to calibrate on a busy machine (``costmodels.measure.load``): the load is read before the
+sweep and judged again after it (load average, steal time, CPU time / wall of one-thread epochs,
+repeat spread); over a limit it stops with one line (``--allow-busy`` fits anyway and says so in
+``[calibration]``). It refuses to write a profile whose held-out error is not lower than the
+base profile's (``--force`` writes it with a warning, marked ``forced``).
 torch is imported inside the handler.
 """
 
@@ -50,6 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-round", type=int, default=3)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--holdout-every", type=int, default=3, help="hold out every k-th workload for the error")
+    p.add_argument("--allow-busy", action="store_true",
+                   help="fit even when the machine is busy (load, steal, CPU/wall, spread over the limits of "
+                        "costmodels.measure.load); the profile's [calibration] says so")
+    p.add_argument("--force", action="store_true",
+                   help="write the profile even when its held-out error is not lower than before (with a warning)")
     p.add_argument("--hidden", type=int, default=16)
     p.add_argument("--heads", type=int, default=8)
     add_data_root(p)
@@ -101,6 +112,24 @@ def run(args: argparse.Namespace) -> int:
     else:
         base = load_profile(args.device_profile)
     check_calibration_target(base, args.run_on, meter.device_name)  # never fit h100 to CPU epochs
+    from costmodels.measure import load as machine_load
+
+    before_load = machine_load.read_load(own_threads=0)
+    busy = [f"before the sweep: {w}" for w in machine_load.judge(before_load)]
+    if busy and not args.allow_busy:
+        raise machine_load.busy_error("before the sweep", machine_load.judge(before_load))
+    during: list[Any] = []
+
+    def check_measurements(stats: list[Any]) -> None:
+        """After the sweep: the load again (our own threads discounted) and the measurements themselves."""
+        reading = machine_load.read_load(own_threads=args.threads)
+        during.append(reading)
+        rows = [machine_load.MeasurementLoad(s.label, s.wall_s, s.cpu_time_s, s.wall_iqr_s) for s in stats]
+        why = machine_load.judge(reading) + machine_load.judge_measurements(
+            rows, args.threads if args.run_on == "cpu" else 0)
+        busy.extend(f"during the sweep: {w}" for w in why)
+        if why and not args.allow_busy:
+            raise machine_load.busy_error("during the sweep", why)
     measure = args.time
     if measure == "auto":
         measure = "cpu" if args.run_on == "cpu" and args.threads == 1 else "wall"
@@ -111,13 +140,21 @@ def run(args: argparse.Namespace) -> int:
     res = sweep_and_fit(grid, base, meter, data=DataCache(args.data_root), device=args.run_on, rounds=args.rounds,
                         per_round=args.per_round, warmup=args.warmup, time_measure=measure,
                         holdout_every=args.holdout_every, sweep_note=note,
-                        min_window_s=0.5 if isinstance(meter, NVMLMeter) else 0.0, fit_memory=args.fit_memory)
+                        min_window_s=0.5 if isinstance(meter, NVMLMeter) else 0.0, fit_memory=args.fit_memory,
+                        check_measurements=check_measurements)
     meter.close()
+    forced = refuse_worse_fit(res.mape_before, res.mape_after, args.force)
     out_name = args.name or base.name
     output = Path(args.output) if args.output else user_calibrated_path(out_name)
     if output.suffix != ".toml":  # a folder
         output = output / f"{out_name}.toml"
     res.profile_data["name"] = out_name
+    section = res.profile_data["calibration"]
+    section["load"] = "; ".join([f"before: {before_load.summary()}"] + [f"after: {r.summary()}" for r in during])
+    section["busy"] = bool(busy)
+    section["forced"] = forced
+    if busy:
+        section["source"] = f"{section['source']}; FITTED ON A BUSY MACHINE (--allow-busy): {'; '.join(busy)}"
     write_profile(res.profile_data, output)
     cal = res.calibration
     report = {
@@ -130,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         "dram_bandwidth_gbs": cal.dram_bandwidth_gbs, "onchip_buffer_mb": cal.onchip_buffer_mb,
         "memory_fitted": cal.memory_fitted,
         "sweep": note, "thread_policy": policy.to_dict(), "measure_s": res.measure_s, "rows": list(res.rows),
+        "load_before": before_load.to_dict(), "load_after": [r.to_dict() for r in during], "busy": busy,
+        "forced": forced,
     }
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
@@ -138,6 +177,24 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(format_report(report))
     return 0
+
+
+def refuse_worse_fit(before: float, after: float, force: bool) -> bool:
+    """Stop (one line, nothing written) when the fit did not lower the held-out error; with ``force``
+    warn on stderr and go on. Returns whether the write is forced."""
+    import sys
+
+    from costmodels.errors import CodesignError
+
+    if after < before:
+        return False
+    message = (f"the calibrated profile's held-out epoch-time MAPE {after:.1%} is not lower than the base "
+               f"profile's {before:.1%}")
+    if not force:
+        raise CodesignError(f"{message}: not written; measure more workloads (--sparsities, --datasets, --models) "
+                            "on a quiet machine, or pass --force to write it anyway")
+    print(f"warning: {message}; written anyway (--force), marked forced in [calibration]", file=sys.stderr)
+    return True
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--graph-sparsity", type=fraction("--graph-sparsity"), default=0.0)
     p.add_argument("--weight-sparsity", type=fraction("--weight-sparsity"), default=0.0)
     p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--hidden", type=int, default=16)
+    p.add_argument("--hidden", type=int, default=None,
+                   help="hidden width (per head for gat); default 16, gat 8 (costmodels.default_hidden)")
     p.add_argument("--heads", type=int, default=8, help="GAT heads in hidden layers")
     p.add_argument("--aggregation-order", choices=["transform-first", "aggregate-first"],
                    default="transform-first",

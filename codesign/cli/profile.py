@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--graph-sparsity", type=fraction("--graph-sparsity"), default=0.0)
     p.add_argument("--weight-sparsity", type=fraction("--weight-sparsity"), default=0.0)
     p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--hidden", type=int, default=16)
+    p.add_argument("--hidden", type=int, default=None,
+                   help="hidden width (per head for gat); default 16, gat 8 (costmodels.default_hidden)")
     p.add_argument("--heads", type=int, default=8, help="GAT heads in hidden layers")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mode", choices=["train", "infer"], default="train", help="training epochs or inference passes")
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None and args.threads < 1:
         raise CodesignError(f"--threads must be >= 1, got {args.threads}")
     method_phases(args.method, args.graph_sparsity, args.weight_sparsity)
-    GNNSpec(args.model, args.layers, args.hidden, args.heads)
+    args.hidden = GNNSpec(args.model, args.layers, args.hidden, args.heads).hidden  # None -> the model's default
     result = profile(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,6 +128,9 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     probe = make_meter("gpu" if args.run_on == "cuda" else "cpu", hooks=hooks, require_energy=args.measure_energy)
     resolved = resolve_device_profile(args.device_profile, probe)
     device_label, device = resolved.name, resolved.profile
+    from costmodels.profiles import check_calibration_target
+
+    check_calibration_target(device, args.run_on, probe.device_name, action="profile")  # never CPU vs H100
     meter = probe
     if isinstance(probe, CPUMeter) and probe.energy_source == "none":
         # No RAPL: energy is estimated from the profile's power numbers, and labelled so.

@@ -27,6 +27,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
          help="p_g: fraction of edges pruned (geb, gebt, sgcn, random, ugs; default 0.2)")
     _add(g, "--weight-sparsity", type=fraction("--weight-sparsity"), default=None,
          help="p_w: fraction of weights pruned, global magnitude (gebt, random, ugs; default 0.5)")
+    _add(g, "--weight-pattern", default=None,
+         help="weight mask pattern: unstructured (default) or N:M, e.g. 2:4 (at most N kept in every M "
+         "consecutive inputs: what sparse tensor cores take; gebt, random; sparsity >= 1 - N/M)")
     _add(g, "--criterion", default=None, help="early-bird criterion: mean (default; (d_g+d_w)/2 < eta, "
          "reproduces the paper's ticket epochs), sum (d_g+d_w < eta), graph, weight")
     _add(g, "--eta", type=float, default=None, help="early-bird threshold (default 0.1)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from costmodels.errors import CodesignError, check_fraction, unknown
+from costmodels.workloads import default_hidden
 
 from .detector import DetectorConfig
 from .models import MODELS
@@ -23,6 +24,9 @@ METHOD_SPARSITIES: dict[str, tuple[str, ...]] = {
     "random": ("graph", "weight"), "ugs": ("graph", "weight"),
 }
 SPARSITY_TOLERANCE = 0.01  # a run's achieved sparsity must be within this of the requested one
+
+
+PATTERN_METHODS = ("gebt", "random")  # methods whose weight masks can take an N:M pattern
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,9 @@ class GraphTrainConfig:
     retrain_epochs: int | None = None
     graph_sparsity: float | None = 0.2
     weight_sparsity: float | None = 0.5
+    weight_pattern: str = "unstructured"  # or N:M (masks.parse_pattern): gebt and random
     layers: int = 2
-    hidden: int = 16
+    hidden: int = None  # type: ignore[assignment]  # None -> costmodels.default_hidden(model)
     heads: int = 8
     output_heads: int = 1
     dropout: float = 0.5
@@ -78,6 +83,8 @@ class GraphTrainConfig:
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise unknown("model", self.model, list(MODELS))
+        if self.hidden is None:
+            object.__setattr__(self, "hidden", default_hidden(self.model))
         if self.method not in METHODS:
             raise unknown("method", self.method, list(METHODS))
         if self.sparsifier not in SPARSIFIERS:
@@ -96,6 +103,16 @@ class GraphTrainConfig:
                 raise CodesignError(f"--method {self.method} needs --{kind}-sparsity (a fraction in [0, 1))")
             else:
                 check_fraction(f"--{kind}-sparsity", getattr(self, name))
+        if self.weight_pattern != "unstructured":
+            from .masks import parse_pattern
+
+            n, m = parse_pattern(self.weight_pattern)  # type: ignore[misc]
+            if self.method not in PATTERN_METHODS:
+                raise CodesignError(f"--weight-pattern {self.weight_pattern} applies to --method "
+                                    f"{' or '.join(PATTERN_METHODS)}, not {self.method}; drop it")
+            if self.weight_sparsity is not None and self.weight_sparsity < 1.0 - n / m - 1e-9:
+                raise CodesignError(f"--weight-pattern {self.weight_pattern} prunes at least {1 - n / m:g} of the "
+                                    f"weights; --weight-sparsity {self.weight_sparsity:g} is lower: raise it")
         if not 0.0 <= self.dropout < 1.0:
             raise CodesignError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.epochs is not None and self.epochs < 1:

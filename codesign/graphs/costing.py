@@ -32,6 +32,7 @@ class CostInputs:
     infer_graph_density: float
     infer_weight_density: float
     method: str | None = None  # the ticket method (selects the counted launches, codesign/opcount.py)
+    infer_weight_pattern: str = "unstructured"  # what the final weight mask conforms to (masks.mask_pattern)
 
     def to_dict(self) -> dict[str, Any]:
         s, g = self.spec, self.stats
@@ -39,27 +40,31 @@ class CostInputs:
             "spec": {"model": s.model, "layers": s.layers, "hidden": s.hidden, "heads": s.heads,
                      "output_heads": s.output_heads},
             "stats": {"name": g.name, "num_nodes": g.num_nodes, "num_edges": g.num_edges,
-                      "num_features": g.num_features, "num_classes": g.num_classes, "num_train": g.num_train},
+                      "num_features": g.num_features, "num_classes": g.num_classes, "num_train": g.num_train,
+                      "feature_density": g.feature_density},
             "phases": [p.to_dict() for p in self.phases],
             "infer_graph_density": self.infer_graph_density,
             "infer_weight_density": self.infer_weight_density,
             "method": self.method,
+            "infer_weight_pattern": self.infer_weight_pattern,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CostInputs:
         return cls(GNNSpec(**d["spec"]), GraphStats(**d["stats"]), tuple(PhaseSpec(**p) for p in d["phases"]),
-                   d["infer_graph_density"], d["infer_weight_density"], d.get("method"))
+                   d["infer_graph_density"], d["infer_weight_density"], d.get("method"),
+                   d.get("infer_weight_pattern", "unstructured"))
 
 
 def cost_inputs(config: GraphTrainConfig, data: GraphData, phases: list[PhaseSpec],
-                infer_graph_density: float, infer_weight_density: float) -> CostInputs:
+                infer_graph_density: float, infer_weight_density: float,
+                infer_weight_pattern: str = "unstructured") -> CostInputs:
     """Everything ``price`` needs for a run of ``config`` on ``data``."""
     return CostInputs(
         GNNSpec(config.model, config.layers, config.hidden, config.heads, config.output_heads),
         GraphStats(data.name, data.num_nodes, data.num_edges, data.num_features, data.num_classes,
-                   int(data.train_mask.sum())),
-        tuple(phases), infer_graph_density, infer_weight_density, config.method)
+                   int(data.train_mask.sum()), feature_density=round(float((data.x != 0).float().mean()), 6)),
+        tuple(phases), infer_graph_density, infer_weight_density, config.method, infer_weight_pattern)
 
 
 def price(inputs: CostInputs | Mapping[str, Any], device: str | None = None,
@@ -90,5 +95,6 @@ def price(inputs: CostInputs | Mapping[str, Any], device: str | None = None,
         device=profile,
         aggregation_order=aggregation_order,
         infer_launches=infer,
+        infer_weight_pattern=ci.infer_weight_pattern,
     )
     return run.to_dict()

@@ -83,6 +83,77 @@ def global_weight_mask(params: dict[str, Tensor], ratio: float, among: dict[str,
     return _split(magnitude_mask(flat, ratio, pool), params)
 
 
+def parse_pattern(text: str) -> tuple[int, int] | None:
+    """``unstructured`` -> None; ``N:M`` -> (N, M) with 0 < N < M (at most N kept in every M)."""
+    from costmodels.errors import CodesignError
+
+    if text == "unstructured":
+        return None
+    n_text, _, m_text = text.partition(":")
+    try:
+        n, m = int(n_text), int(m_text)
+    except ValueError:
+        n = m = 0
+    if not 0 < n < m:
+        raise CodesignError(f"--weight-pattern {text!r}: expected unstructured or N:M with 0 < N < M, e.g. 2:4")
+    return n, m
+
+
+def nm_groups(mask: Tensor, m: int) -> Tensor:
+    """Kept entries per group of ``m`` consecutive inputs: ``[out, ceil(in / m)]`` for a weight
+    ``[out, in]`` (``nn.Linear`` layout: the groups run along the reduction dimension)."""
+    rows = mask.reshape(mask.shape[0], -1).to(torch.int64) if mask.dim() > 1 else mask.view(1, -1).to(torch.int64)
+    pad = (-rows.shape[1]) % m
+    return torch.nn.functional.pad(rows, (0, pad)).view(rows.shape[0], -1, m).sum(-1)
+
+
+def nm_conformance(masks: dict[str, Tensor] | None, n: int = 2, m: int = 4) -> float:
+    """Fraction of groups of ``m`` consecutive inputs (all layers) that keep at most ``n``: 1.0 = an
+    N:M mask the sparse units take; 1.0 for no mask (nothing pruned is not N:M, see ``mask_pattern``)."""
+    if not masks:
+        return 1.0
+    groups = torch.cat([nm_groups(mk, m).reshape(-1) for mk in masks.values()])
+    return float((groups <= n).sum()) / max(groups.numel(), 1)
+
+
+def mask_pattern(masks: dict[str, Tensor] | None) -> str:
+    """The pattern a weight mask conforms to, measured: ``2:4`` when every group of 4 consecutive
+    inputs keeps at most 2, else ``unstructured`` (what the cost model credits: ``ops.ExecContext``)."""
+    if not masks or nm_conformance(masks, 2, 4) < 1.0:
+        return "unstructured"
+    return "2:4"
+
+
+def nm_weight_mask(params: dict[str, Tensor], ratio: float, n: int, m: int,
+                   scores: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+    """An N:M magnitude mask at exact global ``ratio`` (>= 1 - N/M): in every group of ``m``
+    consecutive inputs of a weight ``[out, in]`` the ``n`` largest ``scores`` (default ``|W|``) may
+    stay; then, when ``ratio`` asks for more, one global magnitude threshold over those candidates
+    removes the rest (the mask stays N:M: a group only loses entries)."""
+    from costmodels.errors import CodesignError
+
+    floor = 1.0 - n / m
+    if ratio < floor - 1e-9:
+        raise CodesignError(f"--weight-pattern {n}:{m} prunes at least {floor:g} of the weights; "
+                            f"--weight-sparsity {ratio:g} is lower: raise it to >= {floor:g} or drop --weight-pattern")
+    candidates = {}
+    for name, p in params.items():
+        s = (scores[name] if scores else p).detach().abs().reshape(p.shape[0], -1).float()
+        k = s.shape[1]
+        pad = (-k) % m
+        grouped = torch.nn.functional.pad(s, (0, pad), value=-1.0).view(s.shape[0], -1, m)
+        keep = torch.zeros_like(grouped, dtype=torch.bool).scatter_(-1, grouped.topk(n, dim=-1).indices, True)
+        candidates[name] = keep.view(s.shape[0], -1)[:, :k].reshape(p.shape)
+    names = list(params)
+    flat_scores = torch.cat([(scores[x] if scores else params[x]).detach().abs().reshape(-1).float() for x in names])
+    pool = torch.cat([candidates[x].reshape(-1) for x in names])
+    keep_n = min(keep_count(flat_scores.numel(), ratio), int(pool.sum()))
+    ranked = torch.where(pool, flat_scores, torch.full_like(flat_scores, -1.0))
+    mask = torch.zeros_like(pool)
+    mask[tiebreak_order(ranked)[:keep_n]] = True
+    return _split(mask, params)
+
+
 def random_weight_mask(params: dict[str, Tensor], ratio: float, generator: torch.Generator) -> dict[str, Tensor]:
     """Uniform random global weight mask at ``ratio`` (exact count over all layers)."""
     names = list(params)

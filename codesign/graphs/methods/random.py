@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..masks import random_mask, random_weight_mask
+from ..masks import nm_weight_mask, parse_pattern, random_mask, random_weight_mask
 from .common import MethodResult, RunContext, fit, record_phase, state_of
 
 
@@ -18,8 +18,13 @@ def run(ctx: RunContext) -> MethodResult:
     init = state_of(model)
     g = torch.Generator().manual_seed(c.seed)
     graph_mask = random_mask(ctx.data.num_undirected, c.graph_sparsity, g)
-    weight_masks = random_weight_mask({k: v.detach().cpu() for k, v in model.maskable().items()},
-                                      c.weight_sparsity, g)
+    params = {k: v.detach().cpu() for k, v in model.maskable().items()}
+    nm = parse_pattern(c.weight_pattern)
+    if nm is None:
+        weight_masks = random_weight_mask(params, c.weight_sparsity, g)
+    else:  # random scores through the N:M rule: a random mask of that pattern
+        weight_masks = nm_weight_mask(params, c.weight_sparsity, *nm,
+                                      scores={k: torch.rand(v.shape, generator=g) for k, v in params.items()})
     weight_masks = {k: m.to(ctx.device) for k, m in weight_masks.items()}
     epochs = c.final_epochs()
     result = fit(ctx, model, epochs, "train", graph_mask.to(ctx.device), weight_masks)

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from ..data import GraphData
 from ..detector import EarlyBirdDetector
-from ..masks import flat, global_weight_mask
+from ..masks import flat, global_weight_mask, nm_weight_mask, parse_pattern
 from ..models import GNN
 from ..sparsify import make_sparsifier
 from .common import RunContext, edge_weight, state_of, train_step
@@ -144,7 +144,10 @@ class SearchLoop:
         """This epoch's graph mask(s) and global weight mask."""
         self.graph_mask = self.sparsifier.mask(self.theta)
         if self.weight_ratio is not None:
-            self.weight_masks = global_weight_mask(dict(self.model.maskable()), self.weight_ratio)
+            nm = parse_pattern(self.ctx.config.weight_pattern)
+            params = dict(self.model.maskable())
+            self.weight_masks = (global_weight_mask(params, self.weight_ratio) if nm is None
+                                 else nm_weight_mask(params, self.weight_ratio, *nm))
 
     def detect(self) -> bool:
         """Feed the detector this epoch's masks; True when it fires."""

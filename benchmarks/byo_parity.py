@@ -1,0 +1,207 @@
+"""Your own model priced like ours: PyG modules traced by ``codesign.byo`` vs the built-in workloads.
+
+For gcn, gat, gin and sage written with PyG layers (the architectures of docs/CONTRACTS.md), on Cora
+and on every shipped profile: the ratio traced / built-in of latency and of energy for one training
+epoch and one inference (``codesign estimate --module`` against ``codesign estimate --model``).
+Target: every ratio in [0.9, 1.1]. Then resnet18 and mobilenet_v2 written in plain torch (BatchNorm
+included) priced with ``--task cnn``: forward MACs against 1.82 GMAC / 300 MMAC (224x224, the
+published counts), target within 1%. Everything is analytical (no timing): the numbers do not
+depend on the machine's load. The last line printed is one JSON object.
+
+    python benchmarks/byo_parity.py [--dataset cora]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PUBLISHED_MACS = {"resnet18": 1.82e9, "mobilenet_v2": 300e6}  # 224x224, 1000 classes (torchvision model cards)
+
+
+class TwoLayer(nn.Module):
+    """conv, ReLU, dropout 0.5, conv, log-softmax (the built-in models' shape)."""
+
+    def __init__(self, conv1: nn.Module, conv2: nn.Module) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = conv1, conv2
+
+    def forward(self, x, edge_index):
+        x = F.dropout(F.relu(self.conv1(x, edge_index)), 0.5, self.training)
+        return F.log_softmax(self.conv2(x, edge_index), dim=-1)
+
+
+def pyg_model(kind: str, f: int, c: int) -> nn.Module:
+    import torch_geometric.nn as pyg
+
+    if kind == "gcn":
+        return TwoLayer(pyg.GCNConv(f, 16), pyg.GCNConv(16, c))
+    if kind == "gat":
+        return TwoLayer(pyg.GATConv(f, 8, heads=8, dropout=0.5), pyg.GATConv(64, c, heads=1, concat=False, dropout=0.5))
+    if kind == "gin":
+        return TwoLayer(pyg.GINConv(nn.Linear(f, 16)), pyg.GINConv(nn.Linear(16, c)))
+    return TwoLayer(pyg.SAGEConv(f, 16), pyg.SAGEConv(16, c))
+
+
+# --- plain-torch CNNs (torchvision's architectures, written out) ------------------------------------
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.down = None
+        if stride != 1 or c_in != c_out:
+            self.down = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + (x if self.down is None else self.down(x)))
+
+
+class ResNet18(nn.Module):
+    def __init__(self, channels: int = 3, classes: int = 1000) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(channels, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                                  nn.MaxPool2d(3, 2, 1))
+        blocks, c = [], 64
+        for c_out, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            blocks += [BasicBlock(c, c_out, stride), BasicBlock(c_out, c_out, 1)]
+            c = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(512, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1), 1))
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int, expand: int) -> None:
+        super().__init__()
+        hidden = c_in * expand
+        layers: list[nn.Module] = []
+        if expand != 1:
+            layers += [nn.Conv2d(c_in, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6()]
+        layers += [nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden),
+                   nn.ReLU6(), nn.Conv2d(hidden, c_out, 1, bias=False), nn.BatchNorm2d(c_out)]
+        self.body = nn.Sequential(*layers)
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x):
+        return x + self.body(x) if self.residual else self.body(x)
+
+
+class MobileNetV2(nn.Module):
+    SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                (6, 320, 1, 1))
+
+    def __init__(self, channels: int = 3, classes: int = 1000) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(channels, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6()]
+        c = 32
+        for t, c_out, n, s in self.SETTINGS:
+            for i in range(n):
+                layers.append(InvertedResidual(c, c_out, s if i == 0 else 1, t))
+                c = c_out
+        layers += [nn.Conv2d(c, 1280, 1, bias=False), nn.BatchNorm2d(1280), nn.ReLU6()]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+def builtin_rows(model: str, dataset: str) -> list[dict]:
+    from codesign.cli import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        main(["estimate", "--model", model, "--dataset", dataset, "--json"])
+    return json.loads(buf.getvalue())
+
+
+def gnn_parity(dataset: str) -> tuple[list[dict], dict]:
+    from codesign.byo import price_model
+
+    rows, worst = [], {"ratio": 1.0}
+    for kind in ("gcn", "gat", "gin", "sage"):
+        ours = {(r["device"], r["phase"]): r for r in builtin_rows(kind, dataset)}
+        traced = price_model(lambda f, c, k=kind: pyg_model(k, f, c), dataset, name=kind)
+        for r in traced:
+            ref = ours.get((r["device"], r["phase"]))
+            if ref is None:
+                continue
+            for metric in ("latency_s", "energy_j"):
+                ratio = r[metric] / ref[metric]
+                rows.append({"model": kind, "device": r["device"], "phase": r["phase"], "metric": metric,
+                             "traced": r[metric], "builtin": ref[metric], "ratio": ratio,
+                             "regime_traced": r.get("regime"), "regime_builtin": ref.get("regime")})
+                if abs(ratio - 1.0) > abs(worst["ratio"] - 1.0):
+                    worst = rows[-1]
+    return rows, worst
+
+
+def cnn_flops() -> list[dict]:
+    from codesign.byo import trace_image_model
+    from costmodels import price_workload
+
+    out = []
+    for name, cls in (("resnet18", ResNet18), ("mobilenet_v2", MobileNetV2)):
+        # one 224x224 image: price the forward's MACs (imagenet-sized input through the trace directly)
+        net = cls(3, 1000).eval()
+        from codesign.trace import trace_workload
+
+        image = torch.randn(1, 3, 224, 224)
+        traced = trace_workload(lambda n=net, x=image: n(x), [p for p in net.parameters()], name)
+        macs = float(price_workload(traced.workload, training=False).macs)
+        out.append({"model": name, "macs": macs, "published_macs": PUBLISHED_MACS[name],
+                    "error": macs / PUBLISHED_MACS[name] - 1.0, "unknown_ops": traced.unknown})
+        # and the same model through `--task cnn` on a shipped image dataset (BatchNorm in train mode)
+        train, infer, _ = trace_image_model(lambda c, k, cls=cls: cls(c, k), "cifar10", batch=8, name=name)
+        out[-1]["cifar10_train_unknown_ops"] = train.unknown
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="cora")
+    args = p.parse_args(argv)
+    torch.manual_seed(0)
+    rows, worst = gnn_parity(args.dataset)
+    print(f"{'model':<5} {'device':<22} {'phase':<12} {'metric':<10} {'traced':>11} {'built-in':>11} {'ratio':>7}")
+    for r in rows:
+        flag = "" if 0.9 <= r["ratio"] <= 1.1 else "  <- outside [0.9, 1.1]"
+        print(f"{r['model']:<5} {r['device']:<22} {r['phase']:<12} {r['metric']:<10} {r['traced']:11.4g} "
+              f"{r['builtin']:11.4g} {r['ratio']:7.3f}{flag}")
+    inside = sum(0.9 <= r["ratio"] <= 1.1 for r in rows)
+    print(f"worst ratio {worst['ratio']:.3f} ({worst.get('model')} {worst.get('device')} {worst.get('phase')} "
+          f"{worst.get('metric')}); {inside} of {len(rows)} ratios in [0.9, 1.1]")
+    cnn = cnn_flops()
+    for c in cnn:
+        print(f"{c['model']:<13} forward {c['macs'] / 1e6:9.1f} MMAC vs published {c['published_macs'] / 1e6:7.0f} "
+              f"MMAC ({c['error']:+.2%}); unknown ops {c['unknown_ops'] or 'none'}")
+    summary = {"dataset": args.dataset, "ratios": len(rows), "inside_0.9_1.1": inside,
+               "worst_ratio": worst["ratio"],
+               "worst": {k: worst.get(k) for k in ("model", "device", "phase", "metric")},
+               "all_inside": inside == len(rows),
+               "cnn": {c["model"]: {"macs": c["macs"], "error": c["error"]} for c in cnn},
+               "cnn_within_1pct": all(abs(c["error"]) <= 0.01 for c in cnn)}
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""Calibration that knows when it cannot be trusted: load readings judged against their limits, the
+calibrate command stopping on a busy machine (injected readings, and a real busy process sharing our
+CPU), and refusing to write a fit that does not lower the held-out error."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+from datasets_available import requires_cora
+
+from codesign.cli import main
+from codesign.cli.calibrate import refuse_worse_fit
+from costmodels.errors import CodesignError
+from costmodels.measure import load
+from costmodels.measure.load import LoadReading, MeasurementLoad, judge, judge_measurements
+
+QUIET = LoadReading(0.05, 2, 0, 0.0, 0.5)
+
+
+def _argv(tmp_path, *extra):
+    return ["calibrate", "--models", "gcn", "--datasets", "cora", "--sparsities", "0,0.5,0.9", "--rounds", "1",
+            "--per-round", "2", "--warmup", "1", "--no-search-epochs", "--no-fit-memory", "--holdout-every", "3",
+            "--allocator", "default", "--device-profile", "cloud-cpu-2core",
+            "--output", str(tmp_path / "cal.toml"), "--report", str(tmp_path / "cal.json"), *extra]
+
+
+def test_readings_are_judged_against_the_limits():
+    assert judge(QUIET) == []
+    busy = judge(LoadReading(14.0, 2, 0, None, 0.5))  # issue #20: load average 14-19 on 2 cores
+    assert len(busy) == 1 and "load 7.00 per core" in busy[0]
+    assert judge(LoadReading(1.2, 2, 1, 0.0, 0.5)) == []  # our own thread is discounted: 0.1 per core
+    assert "steal time 10.0%" in judge(LoadReading(0.0, 2, 0, 0.10, 0.5))[0]
+    rows = [MeasurementLoad("a", 0.010, 0.0098, 0.0003), MeasurementLoad("b", 0.020, 0.0199, 0.0005)]
+    assert judge_measurements(rows, threads=1) == []
+    waited = judge_measurements([*rows, MeasurementLoad("c", 0.020, 0.010, 0.0005)], threads=1)
+    assert waited == ["CPU time / wall 0.50 < 0.9 (c: the one thread waited for a CPU)"]
+    assert judge_measurements([*rows, MeasurementLoad("c", 0.020, 0.010, 0.0005)], threads=2) == []  # 2 threads
+    spread = judge_measurements([MeasurementLoad("d", 0.010, 0.0099, 0.004)], threads=1)
+    assert spread == ["repeat spread (IQR / median) 40% > 15% (d)"]
+
+
+@requires_cora
+def test_calibrate_stops_before_the_sweep_on_a_loaded_machine(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(load, "read_load", lambda own_threads=0, window_s=0.5: LoadReading(16.0, 2, own_threads,
+                                                                                          0.0, 0.5))
+
+    def never(*a, **k):
+        raise AssertionError("the sweep ran on a busy machine")
+
+    monkeypatch.setattr("codesign.profiling.sweep_and_fit", never)
+    assert main(_argv(tmp_path)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "machine too busy to calibrate (before the sweep): load 8.00 per core" in err and "--allow-busy" in err
+    assert not (tmp_path / "cal.toml").exists() and not (tmp_path / "cal.json").exists()
+
+
+def _pin_to_one_cpu():
+    cpus = sorted(os.sched_getaffinity(0))
+    return cpus, {cpus[0]}
+
+
+@requires_cora
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
+def test_calibrate_stops_when_a_busy_process_shares_its_cpu(tmp_path, monkeypatch, capsys):
+    """A real busy process pinned to the CPU the sweep is pinned to: the sweep's one-thread epochs get
+    about half the CPU (CPU time / wall ~0.5 < 0.9), whatever else the machine runs."""
+    monkeypatch.setattr(load, "read_load", lambda own_threads=0, window_s=0.5: QUIET)  # only the busy process
+    cpus, one = _pin_to_one_cpu()
+    spin = f"import os\nos.sched_setaffinity(0, {one!r})\nwhile True: pass"
+    busy = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        time.sleep(0.2)
+        os.sched_setaffinity(0, one)
+        rc = main(_argv(tmp_path))
+    finally:
+        os.sched_setaffinity(0, cpus)
+        busy.kill()
+        busy.wait()
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "(during the sweep): CPU time / wall" in err and "the one thread waited for a CPU" in err
+    assert not (tmp_path / "cal.toml").exists()
+
+
+@requires_cora
+def test_allow_busy_fits_anyway_and_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(load, "read_load", lambda own_threads=0, window_s=0.5: LoadReading(16.0, 2, own_threads,
+                                                                                          0.0, 0.5))
+    assert main(_argv(tmp_path, "--allow-busy", "--force")) == 0
+    from costmodels import load_profile
+
+    prof = load_profile(str(tmp_path / "cal.toml"))
+    assert prof.value("calibration", "busy") is True
+    assert "FITTED ON A BUSY MACHINE" in prof.value("calibration", "source")
+    assert "load average 16.00 on 2 usable cores" in prof.value("calibration", "load")
+
+
+@requires_cora
+def test_a_fit_that_does_not_lower_the_held_out_error_is_refused(tmp_path, monkeypatch, capsys):
+    with pytest.raises(CodesignError, match=r"held-out epoch-time MAPE 71.2% is not lower than .* 23.2%: not written"):
+        refuse_worse_fit(0.232, 0.712, force=False)  # the issue's 2-workload sweep
+    assert refuse_worse_fit(0.232, 0.100, force=False) is False
+    assert refuse_worse_fit(0.232, 0.712, force=True) is True
+    assert "written anyway (--force)" in capsys.readouterr().err
+
+    import codesign.profiling as profiling
+
+    real = profiling.sweep_and_fit
+
+    def worse(*args, **kwargs):  # the real sweep and fit, reported as worse than the base profile
+        res = real(*args, **kwargs)
+        return SimpleNamespace(**{**res.__dict__, "mape_before": 0.232, "mape_after": 0.712})
+
+    monkeypatch.setattr(load, "read_load", lambda own_threads=0, window_s=0.5: QUIET)
+    monkeypatch.setattr(load, "judge_measurements", lambda rows, threads, limits=None: [])
+    monkeypatch.setattr(profiling, "sweep_and_fit", worse)
+    assert main(_argv(tmp_path)) == 2
+    assert "not lower than the base profile's 23.2%: not written" in capsys.readouterr().err
+    assert not (tmp_path / "cal.toml").exists() and not (tmp_path / "cal.json").exists()
+    assert main(_argv(tmp_path, "--force")) == 0
+    from costmodels import load_profile
+
+    assert load_profile(str(tmp_path / "cal.toml")).value("calibration", "forced") is True
