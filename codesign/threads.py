@@ -191,7 +191,8 @@ class LocalWorkers:
         self.training = self.n_jobs  # of them, training now (see set_training)
         default = Path(tempfile.gettempdir()) / f"codesign-workers-{os.getuid() if hasattr(os, 'getuid') else 0}"
         self.folder = Path(folder or os.environ.get("CODESIGN_WORKER_DIR") or default)
-        self.file = self.folder / str(os.getpid())
+        self.owner = os.getpid()  # the registering process; its worker processes count under its file
+        self.file = self.folder / str(self.owner)
 
     def __enter__(self) -> LocalWorkers:
         try:
@@ -217,21 +218,23 @@ class LocalWorkers:
             pass
 
     def total(self) -> int:
-        """Training workers of all live registered processes (at least one: the caller's)."""
+        """Training workers of all live registered processes (at least one: the caller's). Called in a
+        worker process of the registering one (``--n-jobs`` > 1), the registration it finds under the
+        owner's pid is its own: the count is then the real number of workers, not twice it."""
         total, mine = 0, False
         for f in self.folder.glob("[0-9]*") if self.folder.is_dir() else []:
             try:
                 pid, n = int(f.name), int(f.read_text().strip() or 1)
-                if pid != os.getpid():
+                if pid not in (os.getpid(), self.owner):
                     os.kill(pid, 0)  # raises if that process is gone
             except (ValueError, OSError):
                 try:  # a dead process's file: tidy it
-                    if f.name.isdigit() and int(f.name) != os.getpid():
+                    if f.name.isdigit() and int(f.name) not in (os.getpid(), self.owner):
                         f.unlink()
                 except OSError:
                     pass
                 continue
-            mine = mine or pid == os.getpid()
+            mine = mine or pid == self.owner
             total += max(0, n)
         return max(1, total if mine else total + self.training)
 

@@ -89,6 +89,26 @@ def test_local_workers_count_live_processes_only(tmp_path):
     assert choose_threads(2, w.total(), SBM_1M, environ={}).threads == 1
 
 
+def _count_in_child(workers, queue):
+    queue.put(workers.total())
+
+
+def test_a_worker_process_counts_its_owners_workers_once(tmp_path):
+    """--n-jobs 2: the registry holds the owner's "2"; a worker process (another pid) finds it and
+    must count 2 workers, not its own 2 on top of them (issue 22: thread_workers said 4)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with LocalWorkers(2, tmp_path) as w:
+        queue = ctx.Queue()
+        child = ctx.Process(target=_count_in_child, args=(w, queue))
+        child.start()
+        child.join(30)
+        assert queue.get(timeout=5) == 2
+        assert w.total() == 2
+        assert (tmp_path / str(os.getpid())).exists()  # the child did not tidy the owner's file away
+
+
 def test_threaded_evaluator_records_threads_per_trial(tmp_path):
     import torch
 

@@ -19,6 +19,7 @@ The Planetoid pickles hold ``scipy.sparse`` matrices; they are read without scip
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,17 +205,33 @@ def load_actor(root: Path, split: int = 0) -> GraphData:
     return _cached(f"actor{split}", checksum, build)
 
 
+_LOADED: dict[tuple[str, str], GraphData] = {}
+"""Graphs this process loaded (``GraphData`` is frozen): a search worker loads its dataset once and
+reuses it across trials; the screening bounds of every trial read it too. Only the latest is kept."""
+
+
 def load_dataset(name: str, data_root: str | Path | None = None) -> GraphData:
-    """Load a dataset by name (``cora``, ``citeseer``, ``pubmed``, ``actor``, ``sbm:...``, ``file:PATH.pt``)."""
+    """Load a dataset by name (``cora``, ``citeseer``, ``pubmed``, ``actor``, ``sbm:...``, ``file:PATH.pt``);
+    a name loaded before in this process is not read again (``file:`` graphs always are)."""
     if not isinstance(name, str) or not name:
         raise CodesignError(f"--dataset must be a name, got {name!r}; valid: {', '.join(DATASETS)}")
     key = name.strip().lower()
-    if key.startswith("sbm:") or key == "sbm":
-        return sbm_graph(parse_sbm(key), build_graph)
     if key.startswith("file:"):
         from .user_graph import load_user_graph
 
         return load_user_graph(name.strip()[len("file:"):], build_graph)
+    where = "" if key.startswith("sbm") else f"{resolve_data_root(data_root)}|{os.environ.get('CODESIGN_CACHE', '')}"
+    memo = (key, where)
+    if memo not in _LOADED:
+        data = _load(key, name, data_root)
+        _LOADED.clear()
+        _LOADED[memo] = data
+    return _LOADED[memo]
+
+
+def _load(key: str, name: str, data_root: str | Path | None) -> GraphData:
+    if key.startswith("sbm:") or key == "sbm":
+        return sbm_graph(parse_sbm(key), build_graph)
     root = resolve_data_root(data_root)
     if key in PLANETOID:
         return load_planetoid(key, root)
