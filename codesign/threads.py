@@ -211,6 +211,23 @@ class LocalWorkers:
         except OSError:
             pass
 
+    def set_waiting(self, idle: bool) -> None:
+        """A search loop's ``waiting`` callback (``search.study``): in the registering process, the same
+        as ``set_training(not idle)``; in one of its ``--n-jobs`` worker processes, a marker file
+        ``<owner>.idle.<pid>`` takes that one worker out of the owner's count while it only waits, so
+        the last trial of the other worker takes its cores."""
+        if os.getpid() == self.owner:
+            self.set_training(not idle)
+            return
+        marker = self.folder / f"{self.owner}.idle.{os.getpid()}"
+        try:
+            if idle:
+                marker.write_text("1")
+            else:
+                marker.unlink(missing_ok=True)
+        except OSError:
+            pass
+
     def __exit__(self, *exc: object) -> None:
         try:
             self.file.unlink()
@@ -222,6 +239,7 @@ class LocalWorkers:
         worker process of the registering one (``--n-jobs`` > 1), the registration it finds under the
         owner's pid is its own: the count is then the real number of workers, not twice it."""
         total, mine = 0, False
+        idle = self._idle_workers()
         for f in self.folder.glob("[0-9]*") if self.folder.is_dir() else []:
             try:
                 pid, n = int(f.name), int(f.read_text().strip() or 1)
@@ -235,8 +253,24 @@ class LocalWorkers:
                     pass
                 continue
             mine = mine or pid == self.owner
-            total += max(0, n)
+            total += max(0, n - idle.get(pid, 0))
         return max(1, total if mine else total + self.training)
+
+    def _idle_workers(self) -> dict[int, int]:
+        """Per registering pid, its live worker processes that said they only wait (``set_waiting``)."""
+        idle: dict[int, int] = {}
+        for f in self.folder.glob("[0-9]*.idle.[0-9]*") if self.folder.is_dir() else []:
+            try:
+                owner, _, worker = f.name.split(".")
+                os.kill(int(worker), 0)
+            except (ValueError, OSError):
+                try:
+                    f.unlink()
+                except OSError:
+                    pass
+                continue
+            idle[int(owner)] = idle.get(int(owner), 0) + 1
+        return idle
 
 
 @dataclass(frozen=True)

@@ -401,7 +401,7 @@ _SERVER = [False]
 
 
 def _process_worker(config: SearchConfig, space: SearchSpace, evaluator: Evaluator, predict: Predictor | None,
-                    worker_init: Callable[[], None] | None) -> None:
+                    worker_init: Callable[[], None] | None, waiting: Callable[[bool], None] | None = None) -> None:
     """Body of one worker process (``n_jobs`` > 1)."""
     import optuna
 
@@ -409,7 +409,7 @@ def _process_worker(config: SearchConfig, space: SearchSpace, evaluator: Evaluat
         worker_init()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = open_study(config, space)
-    _work(study, config, space, evaluator, predict, None)
+    _work(study, config, space, evaluator, predict, None, waiting)
 
 
 def run_search(
@@ -430,7 +430,8 @@ def run_search(
     ``n_jobs`` > 1: that many worker processes, forked from :func:`start_worker_server`'s server
     (``evaluator``, ``predict`` and ``worker_init`` must be picklable; ``worker_init`` runs first in
     each, e.g. to set its threads);
-    ``waiting``: told when this process (``n_jobs`` 1) has no trial left to start (see :func:`_work`).
+    ``waiting``: told when this process (``n_jobs`` 1), or a worker process (``n_jobs`` > 1; it must
+    then be picklable), has no trial left to start (see :func:`_work`).
     """
     import optuna
 
@@ -455,7 +456,7 @@ def run_search(
 
     start_worker_server()
     ctx = multiprocessing.get_context("forkserver")
-    procs = [ctx.Process(target=_process_worker, args=(config, space, evaluator, predict, worker_init),
+    procs = [ctx.Process(target=_process_worker, args=(config, space, evaluator, predict, worker_init, waiting),
                          daemon=True) for _ in range(config.n_jobs)]
     for p in procs:
         p.start()

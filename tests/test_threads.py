@@ -109,6 +109,33 @@ def test_a_worker_process_counts_its_owners_workers_once(tmp_path):
         assert (tmp_path / str(os.getpid())).exists()  # the child did not tidy the owner's file away
 
 
+def _wait_in_child(workers, queue):
+    workers.set_waiting(True)
+    queue.put(workers.total())
+    queue.get()  # stay alive (the marker counts only while this worker lives) until the parent looked
+    workers.set_waiting(False)
+    queue.put(workers.total())
+
+
+def test_a_worker_that_only_waits_gives_its_share_to_the_others(tmp_path):
+    """--n-jobs 2: a worker process with no trial left to start leaves the count (2 -> 1) while it
+    lives and waits, so the other worker's last trial may take its cores; back to 2 when it trains."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with LocalWorkers(2, tmp_path) as w:
+        to_child, from_child = ctx.Queue(), ctx.Queue()
+        child = ctx.Process(target=_wait_in_child, args=(w, to_child))
+        child.start()
+        assert to_child.get(timeout=30) == 1
+        assert w.total() == 1  # the owner sees it too
+        to_child.put("go")
+        child.join(30)
+        assert to_child.get(timeout=5) == 2
+        assert w.total() == 2
+        assert choose_threads(2, 1, SBM_1M, environ={}).threads == 2
+
+
 def test_threaded_evaluator_records_threads_per_trial(tmp_path):
     import torch
 

@@ -216,7 +216,7 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     evaluator = ThreadedEvaluator(evaluator, args.threads, workers, work)  # each trial re-chooses its threads
     study = _run_with_progress(config, space, evaluator, metric.unit, format_si, predict=predict,
                                reference=_reference(args, space), worker_init=_worker_init(args, policy.threads),
-                               waiting=lambda idle: workers.set_training(not idle))
+                               waiting=workers.set_waiting)
     summary = write_outputs(study, out)
     summary["thread_policy"] = policy.to_dict()  # this process's first choice; each trial records its own
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
