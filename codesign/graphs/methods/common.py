@@ -23,7 +23,7 @@ from ...threads import refresh_threads
 from ..config import GraphTrainConfig
 from ..data import GraphData
 from ..masks import WeightMasks
-from ..models import GNN, Edges, Weights
+from ..models import GNN, Edges, Weights, mark_symmetric
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,9 @@ def state_of(model: GNN) -> dict[str, Tensor]:
 
 
 def edge_weight(theta: Tensor, und_ids: Tensor) -> Tensor:
-    """Directed edge weights from undirected values: ``w_e = relu(theta[und(e)])``."""
-    return F.relu(theta)[und_ids]
+    """Directed edge weights from undirected values: ``w_e = relu(theta[und(e)])`` (both directions
+    of an edge get the same value: symmetric, which the aggregation exploits, ``models.mark_symmetric``)."""
+    return mark_symmetric(F.relu(theta)[und_ids])
 
 
 def step_forward(model: GNN, opt: Adam, data: GraphData, edge_index: Edges,
