@@ -102,19 +102,26 @@ def build_graph(
     hi = torch.maximum(src[keep], dst[keep])
     und_key = torch.unique(lo * n + hi)  # sorted, one per undirected edge
     und = torch.stack([und_key // n, und_key % n])
-    # both directions, coalesced: sort by (source, target)
-    d_src = torch.cat([und[0], und[1]])
-    d_dst = torch.cat([und[1], und[0]])
-    und_id = torch.arange(und.size(1)).repeat(2)
-    order = torch.argsort(d_src * n + d_dst)
-    edge_index = torch.stack([d_src[order], d_dst[order]])
+    # both directions, coalesced (sorted by (source, target)): the forward keys lo*n+hi are sorted
+    # already; sort the backward keys hi*n+lo, then merge the two sorted lists (each key's place =
+    # its rank in its own list + the keys of the other list below it; keys are distinct)
+    m = und.size(1)
+    back_key, back_id = torch.sort(und[1] * n + und[0])
+    rank = torch.arange(m)
+    at_fwd = rank + torch.searchsorted(back_key, und_key)
+    at_back = rank + torch.searchsorted(und_key, back_key)
+    key = torch.empty(2 * m, dtype=torch.long)
+    key[at_fwd], key[at_back] = und_key, back_key
+    dir_to_und = torch.empty(2 * m, dtype=torch.long)
+    dir_to_und[at_fwd], dir_to_und[at_back] = rank, back_id
+    edge_index = torch.stack([key // n, key % n])
     return GraphData(
         name=name,
         x=x.float().contiguous(),
         y=y.long(),
         edge_index=edge_index,
         undirected=und,
-        dir_to_und=und_id[order],
+        dir_to_und=dir_to_und,
         train_mask=masks[0].bool(),
         val_mask=masks[1].bool(),
         test_mask=masks[2].bool(),
