@@ -109,12 +109,12 @@ def test_a_worker_process_counts_its_owners_workers_once(tmp_path):
         assert (tmp_path / str(os.getpid())).exists()  # the child did not tidy the owner's file away
 
 
-def _wait_in_child(workers, queue):
+def _wait_in_child(workers, out, go):
     workers.set_waiting(True)
-    queue.put(workers.total())
-    queue.get()  # stay alive (the marker counts only while this worker lives) until the parent looked
+    out.put(workers.total())
+    go.get()  # stay alive (the marker counts only while this worker lives) until the parent looked
     workers.set_waiting(False)
-    queue.put(workers.total())
+    out.put(workers.total())
 
 
 def test_a_worker_that_only_waits_gives_its_share_to_the_others(tmp_path):
@@ -124,14 +124,14 @@ def test_a_worker_that_only_waits_gives_its_share_to_the_others(tmp_path):
 
     ctx = multiprocessing.get_context("fork")
     with LocalWorkers(2, tmp_path) as w:
-        to_child, from_child = ctx.Queue(), ctx.Queue()
-        child = ctx.Process(target=_wait_in_child, args=(w, to_child))
+        out, go = ctx.Queue(), ctx.Queue()
+        child = ctx.Process(target=_wait_in_child, args=(w, out, go))
         child.start()
-        assert to_child.get(timeout=30) == 1
+        assert out.get(timeout=30) == 1
         assert w.total() == 1  # the owner sees it too
-        to_child.put("go")
+        go.put("go")
+        assert out.get(timeout=30) == 2
         child.join(30)
-        assert to_child.get(timeout=5) == 2
         assert w.total() == 2
         assert choose_threads(2, 1, SBM_1M, environ={}).threads == 2
 
