@@ -178,7 +178,8 @@ def train_from_args(args: argparse.Namespace) -> dict[str, Any]:
         graph_sparsity=args.graph_sparsity, weight_sparsity=args.weight_sparsity, layers=args.layers,
         hidden=args.hidden or (8 if model == "gat" else None), heads=args.heads, dropout=args.dropout, lr=args.lr,
         graph_lr=args.graph_lr, admm_rho=args.admm_rho, sparsifier=args.sparsifier, tie_break=args.tie_break,
-        graph_sharing=args.graph_sharing, node_order=args.node_order, criterion=args.criterion, eta=args.eta, fifo=args.fifo_length,
+        graph_sharing=args.graph_sharing, node_order=args.node_order, criterion=args.criterion, eta=args.eta,
+        fifo=args.fifo_length,
         warmup=args.warmup, distance_norm=args.distance_norm, retrain_init=args.retrain_init, rounds=args.rounds,
         data_root=args.data_root, run_on=args.run_on, out=args.out, ticket=args.ticket,
     )
