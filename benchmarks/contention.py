@@ -1,6 +1,7 @@
 """Thread policy under contention: codesign beside another job, against torch's old defaults, two workers.
 
     python benchmarks/contention.py [--quick] [--data-root DIR]
+    python benchmarks/contention.py --short-search [--pairs 3]
 
 Every run is a fresh ``codesign`` process (import and start-up inside the wall time); all numbers are
 measured on this machine, wall-clock from process start to exit.
@@ -21,6 +22,12 @@ measured on this machine, wall-clock from process start to exit.
    sharing one SQLite study (each also pays its own start-up, a few seconds). ``two_worker_speedup`` =
    one-worker wall / two-worker wall (target >= 1.3), the median over three interleaved pairs (each
    pair's ratio is listed too: single runs on this VM drift by 10-15% between minutes).
+
+``--short-search`` (issue 22) measures only the short search the issue names, in one process each:
+``codesign search --model gcn --dataset cora --budget 1kJ --metric train-energy --device h100 --trials 8
+--seed 0 --space method=random`` with ``--n-jobs 1`` and ``--n-jobs 2`` (fork-server workers),
+``--pairs`` interleaved pairs (default 3); ``short_search_speedup`` = median of the pairs' one-worker
+wall / two-worker wall (target >= 1.4).
 
 ``--quick``: one repeat and one pair, a 10^5-node graph instead of 10^6, 6 trials of ``--epochs 20``, no "old defaults
 beside" row (a smoke run: start-up dominates its search rows).
@@ -147,12 +154,49 @@ def search(workers: int, trials: int, epochs: int | None, folder: Path, root: li
             "complete": max(s["n_trials"] for s in summaries)}
 
 
+SHORT_SEARCH = ["search", "--model", "gcn", "--dataset", "cora", "--budget", "1kJ", "--metric", "train-energy",
+                "--device", "h100", "--trials", "8", "--seed", "0", "--space", "method=random", "--json"]
+
+
+def short_search(n_jobs: int, folder: Path, root: list[str]) -> dict:
+    """The issue-22 search in one process with ``--n-jobs n_jobs`` (its own fresh study)."""
+    wall, res = timed(codesign([*SHORT_SEARCH, "--n-jobs", str(n_jobs), "--out", str(folder / f"nj{n_jobs}"), *root]))
+    return {"run": "search 8 trials method=random", "settings": f"--n-jobs {n_jobs}", "competitor": "none",
+            "threads": res.get("thread_policy", {}).get("threads"), "wall_s": wall, "repeats": 1,
+            "complete": res["n_trials"]}
+
+
+def short_search_main(pairs: int, root: list[str]) -> None:
+    """``--short-search``: interleaved 1-vs-2-worker pairs of the issue-22 search; one JSON line."""
+    speedups, ones, twos = [], [], []
+    for _ in range(pairs):
+        with tempfile.TemporaryDirectory(prefix="codesign-short-search-") as tmp:
+            one = short_search(1, Path(tmp), root)
+            two = short_search(2, Path(tmp), root)
+        ones.append(one["wall_s"])
+        twos.append(two["wall_s"])
+        speedups.append(one["wall_s"] / two["wall_s"])
+        print(f"  --n-jobs 1: {one['wall_s']:.2f} s   --n-jobs 2: {two['wall_s']:.2f} s   "
+              f"speedup {speedups[-1]:.2f}", file=sys.stderr, flush=True)
+    headline = {"short_search_speedup": round(statistics.median(speedups), 2),
+                "short_search_speedups": [round(v, 2) for v in speedups],
+                "one_worker_s": [round(v, 2) for v in ones], "two_workers_s": [round(v, 2) for v in twos]}
+    print(f"short_search_speedup {headline['short_search_speedup']} (target >= 1.4)")
+    print(json.dumps(headline))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one repeat, 10^5-node graph, 6 trials (a smoke run)")
+    ap.add_argument("--short-search", action="store_true",
+                    help="only the 8-trial random search, --n-jobs 1 vs 2, interleaved pairs (issue 22)")
+    ap.add_argument("--pairs", type=int, default=3, help="pairs for --short-search (default 3)")
     ap.add_argument("--data-root", default=None)
     a = ap.parse_args()
     root = ["--data-root", a.data_root] if a.data_root else []
+    if a.short_search:
+        short_search_main(a.pairs, root)
+        return
     repeats, n, trials, epochs, pairs = (1, 100_000, 6, 20, 1) if a.quick else (2, 1_000_000, 12, None, 3)
     quiet_repeats = 1 if a.quick else 3  # Cora alone, new and old defaults alternating
     rows = []

@@ -73,7 +73,7 @@ def measure(args: list[str]) -> dict:
 def search_row(r: dict, label: str) -> dict:
     walls = r["search_epoch_wall_s"]
     e = r["cost_inputs"]["stats"]["num_edges"]
-    # steady state: the first epoch also pays one-time costs (torch.optim imports torch._dynamo, ~1 s)
+    # steady state: the first epoch also pays one-time costs (the CSR layouts of the edge list, first-touch pages)
     per_epoch = statistics.median(walls[1:]) if len(walls) > 1 else walls[0]
     return {"graph": label, "nodes": r["cost_inputs"]["stats"]["num_nodes"], "edges": e,
             "first_epoch_s": walls[0], "search_epoch_s": per_epoch, "us_per_edge": 1e6 * per_epoch / e,

@@ -206,7 +206,9 @@ def _count_ugs_mask(ctx, model) -> OpCount:  # type: ignore[no-untyped-def]
     m_a = torch.ones(data.num_undirected, requires_grad=True)
     m_w = {k: torch.ones_like(p, requires_grad=True) for k, p in model.maskable().items()}
     opt = ctx.optimizer(model)
-    mask_opt = torch.optim.Adam([m_a, *m_w.values()], lr=c.lr)
+    from .optim import Adam
+
+    mask_opt = Adam([m_a, *m_w.values()], lr=c.lr)
     for group in mask_opt.param_groups:
         group["foreach"] = opt.param_groups[0]["foreach"]
 

@@ -192,7 +192,8 @@ class LocalWorkers:
         self.training = self.n_jobs  # of them, training now (see set_training)
         default = Path(tempfile.gettempdir()) / f"codesign-workers-{os.getuid() if hasattr(os, 'getuid') else 0}"
         self.folder = Path(folder or os.environ.get("CODESIGN_WORKER_DIR") or default)
-        self.file = self.folder / str(os.getpid())
+        self.owner = os.getpid()  # the registering process; its worker processes count under its file
+        self.file = self.folder / str(self.owner)
 
     def __enter__(self) -> LocalWorkers:
         try:
@@ -211,6 +212,23 @@ class LocalWorkers:
         except OSError:
             pass
 
+    def set_waiting(self, idle: bool) -> None:
+        """A search loop's ``waiting`` callback (``search.study``): in the registering process, the same
+        as ``set_training(not idle)``; in one of its ``--n-jobs`` worker processes, a marker file
+        ``<owner>.idle.<pid>`` takes that one worker out of the owner's count while it only waits, so
+        the last trial of the other worker takes its cores."""
+        if os.getpid() == self.owner:
+            self.set_training(not idle)
+            return
+        marker = self.folder / f"{self.owner}.idle.{os.getpid()}"
+        try:
+            if idle:
+                marker.write_text("1")
+            else:
+                marker.unlink(missing_ok=True)
+        except OSError:
+            pass
+
     def __exit__(self, *exc: object) -> None:
         try:
             self.file.unlink()
@@ -218,23 +236,42 @@ class LocalWorkers:
             pass
 
     def total(self) -> int:
-        """Training workers of all live registered processes (at least one: the caller's)."""
+        """Training workers of all live registered processes (at least one: the caller's). Called in a
+        worker process of the registering one (``--n-jobs`` > 1), the registration it finds under the
+        owner's pid is its own: the count is then the real number of workers, not twice it."""
         total, mine = 0, False
+        idle = self._idle_workers()
         for f in self.folder.glob("[0-9]*") if self.folder.is_dir() else []:
             try:
                 pid, n = int(f.name), int(f.read_text().strip() or 1)
-                if pid != os.getpid():
+                if pid not in (os.getpid(), self.owner):
                     os.kill(pid, 0)  # raises if that process is gone
             except (ValueError, OSError):
                 try:  # a dead process's file: tidy it
-                    if f.name.isdigit() and int(f.name) != os.getpid():
+                    if f.name.isdigit() and int(f.name) not in (os.getpid(), self.owner):
                         f.unlink()
                 except OSError:
                     pass
                 continue
-            mine = mine or pid == os.getpid()
-            total += max(0, n)
+            mine = mine or pid == self.owner
+            total += max(0, n - idle.get(pid, 0))
         return max(1, total if mine else total + self.training)
+
+    def _idle_workers(self) -> dict[int, int]:
+        """Per registering pid, its live worker processes that said they only wait (``set_waiting``)."""
+        idle: dict[int, int] = {}
+        for f in self.folder.glob("[0-9]*.idle.[0-9]*") if self.folder.is_dir() else []:
+            try:
+                owner, _, worker = f.name.split(".")
+                os.kill(int(worker), 0)
+            except (ValueError, OSError):
+                try:
+                    f.unlink()
+                except OSError:
+                    pass
+                continue
+            idle[int(owner)] = idle.get(int(owner), 0) + 1
+        return idle
 
 
 @dataclass(frozen=True)

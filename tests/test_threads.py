@@ -89,6 +89,53 @@ def test_local_workers_count_live_processes_only(tmp_path):
     assert choose_threads(2, w.total(), SBM_1M, environ={}).threads == 1
 
 
+def _count_in_child(workers, queue):
+    queue.put(workers.total())
+
+
+def test_a_worker_process_counts_its_owners_workers_once(tmp_path):
+    """--n-jobs 2: the registry holds the owner's "2"; a worker process (another pid) finds it and
+    must count 2 workers, not its own 2 on top of them (issue 22: thread_workers said 4)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with LocalWorkers(2, tmp_path) as w:
+        queue = ctx.Queue()
+        child = ctx.Process(target=_count_in_child, args=(w, queue))
+        child.start()
+        child.join(30)
+        assert queue.get(timeout=5) == 2
+        assert w.total() == 2
+        assert (tmp_path / str(os.getpid())).exists()  # the child did not tidy the owner's file away
+
+
+def _wait_in_child(workers, out, go):
+    workers.set_waiting(True)
+    out.put(workers.total())
+    go.get()  # stay alive (the marker counts only while this worker lives) until the parent looked
+    workers.set_waiting(False)
+    out.put(workers.total())
+
+
+def test_a_worker_that_only_waits_gives_its_share_to_the_others(tmp_path):
+    """--n-jobs 2: a worker process with no trial left to start leaves the count (2 -> 1) while it
+    lives and waits, so the other worker's last trial may take its cores; back to 2 when it trains."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with LocalWorkers(2, tmp_path) as w:
+        out, go = ctx.Queue(), ctx.Queue()
+        child = ctx.Process(target=_wait_in_child, args=(w, out, go))
+        child.start()
+        assert out.get(timeout=30) == 1
+        assert w.total() == 1  # the owner sees it too
+        go.put("go")
+        assert out.get(timeout=30) == 2
+        child.join(30)
+        assert w.total() == 2
+        assert choose_threads(2, 1, SBM_1M, environ={}).threads == 2
+
+
 def test_threaded_evaluator_records_threads_per_trial(tmp_path):
     import torch
 

@@ -133,11 +133,22 @@ def default_study_name(args: argparse.Namespace) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "", "-".join(x for x in parts if x).replace("/", "_"))
 
 
+WORKER_PRELOAD = {
+    "graph": ("torch", "optuna", "search.study", "codesign.pipelines.graph_search", "codesign.graphs.pipeline"),
+    "cnn": ("torch", "optuna", "search.study", "codesign.pipelines.cnn_search", "codesign.cnn.pipeline"),
+}
+"""Modules every search worker imports, per task: imported once in the fork server (``search.study``)."""
+
+
 def run(args: argparse.Namespace) -> int:
     """Register this process's workers first (``codesign.threads.LocalWorkers``), so that searches
     started together on one machine see each other before either trains, then search."""
     from codesign.threads import LocalWorkers
 
+    if args.n_jobs > 1:  # the workers' fork server imports their modules while this process sets up
+        from search.study import start_worker_server
+
+        start_worker_server(WORKER_PRELOAD[args.task])
     with LocalWorkers(max(1, args.n_jobs)) as workers:  # other searches on this machine share the cores
         return _search(args, workers)
 
@@ -205,7 +216,7 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     evaluator = ThreadedEvaluator(evaluator, args.threads, workers, work)  # each trial re-chooses its threads
     study = _run_with_progress(config, space, evaluator, metric.unit, format_si, predict=predict,
                                reference=_reference(args, space), worker_init=_worker_init(args, policy.threads),
-                               waiting=lambda idle: workers.set_training(not idle))
+                               waiting=workers.set_waiting)
     summary = write_outputs(study, out)
     summary["thread_policy"] = policy.to_dict()  # this process's first choice; each trial records its own
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")

@@ -44,6 +44,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
          "norm (keep larger 1/sqrt(d_u d_v)), random, index")
     _add(g, "--graph-sharing", default=None, help="searches (geb, gebt, sgcn): per-layer (default; one "
          "trainable graph and mask per layer, as the public GEBT code) or shared (one for all layers)")
+    _add(g, "--node-order", default=None, help="train on the graph relabelled for locality: natural "
+         "(default), degree or rcm; tickets and results stay in the dataset's node ids")
     _add(g, "--rounds", type=int, default=None,
          help="ugs rounds (default: fewest with weight sparsity 1-0.8^r >= --weight-sparsity)")
     _add(g, "--layers", type=int, default=None, help="GNN layers (default 2)")

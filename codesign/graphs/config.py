@@ -43,6 +43,8 @@ class GraphTrainConfig:
     ``retrain_epochs``: when set, the length of the phase that trains the final network (dense and
     random: their one phase; geb, gebt, sgcn: the retraining; ugs: each round's retraining), which
     overrides ``epochs`` there; the search's knob for training length.
+    ``node_order``: train on the graph relabelled in this order (``codesign.graphs.reorder``; tickets
+    and results stay in the dataset's ids).
     ``rounds`` (UGS): None = the fewest rounds whose weight sparsity ``1 - 0.8^r`` reaches
     ``weight_sparsity`` (at least 1).
     """
@@ -68,6 +70,7 @@ class GraphTrainConfig:
     sparsifier: str = "admm"
     tie_break: str = "min-degree"
     graph_sharing: str = "per-layer"
+    node_order: str = "natural"
     criterion: str = "mean"
     eta: float = 0.1
     fifo: int = 3
@@ -93,6 +96,8 @@ class GraphTrainConfig:
             raise unknown("tie break", self.tie_break, list(TIE_BREAKS))
         if self.graph_sharing not in GRAPH_SHARING:
             raise unknown("graph sharing", self.graph_sharing, list(GRAPH_SHARING))
+        if self.node_order not in ("natural", "degree", "rcm"):  # codesign.graphs.reorder.NODE_ORDERS
+            raise unknown("node order", self.node_order, ["natural", "degree", "rcm"])
         if self.retrain_init not in RETRAIN_INITS:
             raise unknown("retrain init", self.retrain_init, list(RETRAIN_INITS))
         for kind in ("graph", "weight"):

@@ -19,6 +19,7 @@ The Planetoid pickles hold ``scipy.sparse`` matrices; they are read without scip
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,19 +102,26 @@ def build_graph(
     hi = torch.maximum(src[keep], dst[keep])
     und_key = torch.unique(lo * n + hi)  # sorted, one per undirected edge
     und = torch.stack([und_key // n, und_key % n])
-    # both directions, coalesced: sort by (source, target)
-    d_src = torch.cat([und[0], und[1]])
-    d_dst = torch.cat([und[1], und[0]])
-    und_id = torch.arange(und.size(1)).repeat(2)
-    order = torch.argsort(d_src * n + d_dst)
-    edge_index = torch.stack([d_src[order], d_dst[order]])
+    # both directions, coalesced (sorted by (source, target)): the forward keys lo*n+hi are sorted
+    # already; sort the backward keys hi*n+lo, then merge the two sorted lists (each key's place =
+    # its rank in its own list + the keys of the other list below it; keys are distinct)
+    m = und.size(1)
+    back_key, back_id = torch.sort(und[1] * n + und[0])
+    rank = torch.arange(m)
+    at_fwd = rank + torch.searchsorted(back_key, und_key)
+    at_back = rank + torch.searchsorted(und_key, back_key)
+    key = torch.empty(2 * m, dtype=torch.long)
+    key[at_fwd], key[at_back] = und_key, back_key
+    dir_to_und = torch.empty(2 * m, dtype=torch.long)
+    dir_to_und[at_fwd], dir_to_und[at_back] = rank, back_id
+    edge_index = torch.stack([key // n, key % n])
     return GraphData(
         name=name,
         x=x.float().contiguous(),
         y=y.long(),
         edge_index=edge_index,
         undirected=und,
-        dir_to_und=und_id[order],
+        dir_to_und=dir_to_und,
         train_mask=masks[0].bool(),
         val_mask=masks[1].bool(),
         test_mask=masks[2].bool(),
@@ -204,17 +212,33 @@ def load_actor(root: Path, split: int = 0) -> GraphData:
     return _cached(f"actor{split}", checksum, build)
 
 
+_LOADED: dict[tuple[str, str], GraphData] = {}
+"""Graphs this process loaded (``GraphData`` is frozen): a search worker loads its dataset once and
+reuses it across trials; the screening bounds of every trial read it too. Only the latest is kept."""
+
+
 def load_dataset(name: str, data_root: str | Path | None = None) -> GraphData:
-    """Load a dataset by name (``cora``, ``citeseer``, ``pubmed``, ``actor``, ``sbm:...``, ``file:PATH.pt``)."""
+    """Load a dataset by name (``cora``, ``citeseer``, ``pubmed``, ``actor``, ``sbm:...``, ``file:PATH.pt``);
+    a name loaded before in this process is not read again (``file:`` graphs always are)."""
     if not isinstance(name, str) or not name:
         raise CodesignError(f"--dataset must be a name, got {name!r}; valid: {', '.join(DATASETS)}")
     key = name.strip().lower()
-    if key.startswith("sbm:") or key == "sbm":
-        return sbm_graph(parse_sbm(key), build_graph)
     if key.startswith("file:"):
         from .user_graph import load_user_graph
 
         return load_user_graph(name.strip()[len("file:"):], build_graph)
+    where = "" if key.startswith("sbm") else f"{resolve_data_root(data_root)}|{os.environ.get('CODESIGN_CACHE', '')}"
+    memo = (key, where)
+    if memo not in _LOADED:
+        data = _load(key, name, data_root)
+        _LOADED.clear()
+        _LOADED[memo] = data
+    return _LOADED[memo]
+
+
+def _load(key: str, name: str, data_root: str | Path | None) -> GraphData:
+    if key.startswith("sbm:") or key == "sbm":
+        return sbm_graph(parse_sbm(key), build_graph)
     root = resolve_data_root(data_root)
     if key in PLANETOID:
         return load_planetoid(key, root)

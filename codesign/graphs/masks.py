@@ -29,17 +29,28 @@ def topk_mask(scores: Tensor, ratio: float, tiebreak: Tensor | None = None, *, o
     ``tiebreak_order(tiebreak)`` precomputed (saves one sort per call)."""
     n = scores.numel()
     k = keep_count(n, ratio)
-    mask = torch.zeros(n, dtype=torch.bool, device=scores.device)
-    if k > 0:
-        flat_scores = scores.detach().reshape(-1)
-        pre = order
-        if pre is None and tiebreak is not None:
-            pre = tiebreak_order(tiebreak)
+    if k <= 0:
+        return torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    flat_scores = scores.detach().reshape(-1)
+    pre = order
+    if pre is None and tiebreak is not None:
+        pre = tiebreak_order(tiebreak)
+    if k == n or flat_scores.isnan().any():  # NaN: the sort's order (NaN ranks first), as before
         if pre is None:
             ranked = torch.sort(flat_scores, descending=True, stable=True).indices
         else:
             ranked = pre[torch.sort(flat_scores[pre], descending=True, stable=True).indices]
+        mask = torch.zeros(n, dtype=torch.bool, device=scores.device)
         mask[ranked[:k]] = True
+        return mask.view(scores.shape)
+    # the same mask as the stable sort, by selection (O(n), not O(n log n)): every score above the
+    # k-th largest is kept; of the scores equal to it, the first in ``pre`` order (else by index)
+    threshold = torch.kthvalue(flat_scores, n - k + 1).values
+    mask = flat_scores > threshold
+    need = k - int(mask.sum())
+    tie = flat_scores == threshold
+    tied = tie.nonzero().view(-1) if pre is None else pre[tie[pre]]
+    mask[tied[:need]] = True
     return mask.view(scores.shape)
 
 

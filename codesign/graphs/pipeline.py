@@ -30,6 +30,7 @@ from .data import GraphData, load_dataset
 from .masks import mask_pattern, sparsity
 from .methods import get_method
 from .methods.common import MethodResult, RunContext, fit, record_phase
+from .reorder import reorder
 from .result import GraphRunResult
 from .ticket import Ticket, load_ticket, save_ticket, versions
 
@@ -73,16 +74,24 @@ def train_record(config: GraphTrainConfig, progress: bool = True, search_limit: 
     """Run ``config`` end to end; the typed record of the run (see ``codesign.graphs.result``)."""
     start = time.perf_counter()
     device = resolve_run_on(config.run_on)
-    data = _to(load_dataset(config.dataset, config.data_root), device)
+    data = load_dataset(config.dataset, config.data_root)
+    run_data, order = reorder(data, config.node_order)  # the run's node order; results in data's ids
+    run_data = _to(run_data, device)
     if config.ticket:
         ticket = load_ticket(config.ticket, data)
+        if order is not None:  # saved in the dataset's ids: into the run's order
+            ticket = replace(ticket, graph_mask=order.mask_from_original(ticket.graph_mask))
         # the architecture and the retraining's randomness come from the ticket, so it retrains identically
         saved = ticket.provenance.get("config")
         saved = saved if isinstance(saved, dict) else {}
         config = replace(config, **{k: saved[k] for k in _TICKET_KEYS if k in saved})
-        res = _retrain_ticket(RunContext(config, data, device, progress), ticket)
+        res = _retrain_ticket(RunContext(config, run_data, device, progress), ticket)
     else:
-        res = get_method(config.method)(RunContext(config, data, device, progress, search_limit))
+        res = get_method(config.method)(RunContext(config, run_data, device, progress, search_limit))
+    if order is not None:  # tickets and results in the dataset's node ids
+        res = replace(res, graph_mask=order.mask_to_original(res.graph_mask),
+                      extra={**res.extra, "node_order": order.name})
+    data = _to(data, device)
 
     gs, ws = sparsity(res.graph_mask), sparsity(res.weight_masks)
     if not config.ticket:
@@ -173,7 +182,8 @@ def train_from_args(args: argparse.Namespace) -> dict[str, Any]:
         weight_pattern=getattr(args, "weight_pattern", None),
         hidden=args.hidden, heads=args.heads, dropout=args.dropout, lr=args.lr,
         graph_lr=args.graph_lr, admm_rho=args.admm_rho, sparsifier=args.sparsifier, tie_break=args.tie_break,
-        graph_sharing=args.graph_sharing, criterion=args.criterion, eta=args.eta, fifo=args.fifo_length,
+        graph_sharing=args.graph_sharing, node_order=args.node_order, criterion=args.criterion, eta=args.eta,
+        fifo=args.fifo_length,
         warmup=args.warmup, distance_norm=args.distance_norm, retrain_init=args.retrain_init, rounds=args.rounds,
         data_root=args.data_root, run_on=args.run_on, out=args.out, ticket=args.ticket,
     )

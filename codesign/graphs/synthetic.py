@@ -27,6 +27,8 @@ import torch
 
 from costmodels.errors import CodesignError
 
+_CHUNK = 1 << 16  # rows per step when adding the class means to the features
+
 _KEYS = {"n": int, "avg_degree": float, "features": int, "classes": int, "p_in": float, "signal": float,
          "seed": int}
 
@@ -123,19 +125,19 @@ def sbm_graph(spec: SBMSpec, build: Callable):
     dst = torch.where(inside, dst_in, dst_any)
     mu = torch.randn(c, spec.features, generator=g)
     x = torch.randn(n, spec.features, generator=g)
-    x.add_(spec.signal * mu[y])
+    shift = spec.signal * mu
+    for rows, labels in zip(x.split(_CHUNK), y.split(_CHUNK)):  # x += signal * mu[y], without an [N, F] temporary
+        rows.add_(shift[labels])
     perm = torch.randperm(n, generator=g)
     per_class = 20
+    # first 20 of each class in the random order (Planetoid style): rank of each node within its class
+    py = y[perm]
+    order = torch.sort(py, stable=True).indices  # positions in perm, grouped by class, in perm order
+    counts_p = torch.bincount(py, minlength=c)
+    rank = torch.empty(n, dtype=torch.long)
+    rank[order] = torch.arange(n) - (torch.cumsum(counts_p, 0) - counts_p).repeat_interleave(counts_p)
     train = torch.zeros(n, dtype=torch.bool)
-    taken = torch.zeros(c, dtype=torch.long)
-    chosen = []
-    for i in perm.tolist():  # first 20 of each class in a random order (Planetoid style)
-        if taken[y[i]] < per_class:
-            taken[y[i]] += 1
-            chosen.append(i)
-            if len(chosen) == per_class * c:
-                break
-    train[torch.tensor(chosen)] = True
+    train[perm[rank < per_class]] = True
     rest = perm[~train[perm]]
     n_val = min(500, len(rest) // 3)
     n_test = min(1000, len(rest) - n_val)

@@ -18,11 +18,12 @@ from tqdm import tqdm
 
 from costmodels import PhaseSpec
 
+from ...optim import Adam
 from ...threads import refresh_threads
 from ..config import GraphTrainConfig
 from ..data import GraphData
 from ..masks import WeightMasks
-from ..models import GNN, Edges, Weights
+from ..models import GNN, Edges, Weights, mark_symmetric
 
 
 @dataclass(frozen=True)
@@ -90,13 +91,14 @@ class RunContext:
         return GNN(c.model, self.data.num_features, self.data.num_classes, c.layers, c.hidden, c.heads,
                    c.output_heads, c.dropout).to(self.device)
 
-    def optimizer(self, model: GNN) -> torch.optim.Optimizer:
+    def optimizer(self, model: GNN) -> Adam:
+        """The weights' optimiser (the one place it is built; :mod:`codesign.optim`)."""
         first = {id(p) for p in model.first_layer_params()}
         rest = [p for p in model.parameters() if id(p) not in first]
         groups = [{"params": model.first_layer_params(), "weight_decay": self.config.weight_decay}]
         if rest:
             groups.append({"params": rest, "weight_decay": 0.0})
-        return torch.optim.Adam(groups, lr=self.config.lr)
+        return Adam(groups, lr=self.config.lr)
 
     def bar(self, total: int, desc: str) -> tqdm:
         """A per-phase progress bar on stderr (off when not a TTY or progress=False)."""
@@ -116,11 +118,12 @@ def state_of(model: GNN) -> dict[str, Tensor]:
 
 
 def edge_weight(theta: Tensor, und_ids: Tensor) -> Tensor:
-    """Directed edge weights from undirected values: ``w_e = relu(theta[und(e)])``."""
-    return F.relu(theta)[und_ids]
+    """Directed edge weights from undirected values: ``w_e = relu(theta[und(e)])`` (both directions
+    of an edge get the same value: symmetric, which the aggregation exploits, ``models.mark_symmetric``)."""
+    return mark_symmetric(F.relu(theta)[und_ids])
 
 
-def step_forward(model: GNN, opt: torch.optim.Optimizer, data: GraphData, edge_index: Edges,
+def step_forward(model: GNN, opt: Adam, data: GraphData, edge_index: Edges,
                  weight: Weights, extra_loss: Tensor | None = None) -> Tensor:
     """A training step's forward pass and loss (``train_step`` = forward, backward, update)."""
     model.train()
@@ -137,14 +140,14 @@ def step_backward(loss: Tensor, masks: WeightMasks | None = None) -> None:
         masks.mask_grads()
 
 
-def step_update(opt: torch.optim.Optimizer, masks: WeightMasks | None = None) -> None:
+def step_update(opt: Adam, masks: WeightMasks | None = None) -> None:
     """A training step's optimizer update; pruned weights stay exactly zero."""
     opt.step()
     if masks is not None:
         masks.apply()
 
 
-def train_step(model: GNN, opt: torch.optim.Optimizer, data: GraphData, edge_index: Edges,
+def train_step(model: GNN, opt: Adam, data: GraphData, edge_index: Edges,
                weight: Weights, masks: WeightMasks | None = None,
                extra_loss: Tensor | None = None) -> float:
     """One full-batch step on the training nodes; pruned weights stay exactly zero."""
@@ -162,7 +165,7 @@ class FitLoop:
 
     edge_index: Edges
     masks: WeightMasks
-    opt: torch.optim.Optimizer
+    opt: Adam
 
     @classmethod
     def start(cls, ctx: RunContext, model: GNN, graph_mask: Tensor | None = None,

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...optim import Adam
 from ..data import GraphData
 from ..detector import EarlyBirdDetector
 from ..masks import flat, global_weight_mask, nm_weight_mask, parse_pattern
@@ -113,7 +114,7 @@ class SearchLoop:
         self.theta = torch.ones(rows, data.num_undirected, device=ctx.device, requires_grad=True)
         self.sparsifier = make_sparsifier(c.sparsifier, c.graph_sparsity, self.theta.detach(), c.admm_rho,
                                           edge_tiebreak(data, c.tie_break, c.seed))
-        self.theta_opt = torch.optim.Adam([self.theta], lr=c.graph_lr)
+        self.theta_opt = Adam([self.theta], lr=c.graph_lr)
         self.w_opt = ctx.optimizer(model) if train_weights else None
         self.detector = EarlyBirdDetector(c.detector)
         self.graph_mask = self.sparsifier.mask(self.theta)

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from ...optim import Adam
 from ..config import UGS_EPOCHS
 from ..masks import global_weight_mask, keep_count, magnitude_mask, sparsity
 from .common import MethodResult, PhaseRecord, RunContext, edge_weight, fit, record_phase, state_of
@@ -99,7 +100,7 @@ def run(ctx: RunContext) -> MethodResult:
         m_a = torch.ones(data.num_undirected, device=ctx.device, requires_grad=True)
         m_w = {k: torch.ones_like(p, requires_grad=True) for k, p in model.maskable().items()}
         opt = ctx.optimizer(model)
-        mask_opt = torch.optim.Adam([m_a, *m_w.values()], lr=c.lr)
+        mask_opt = Adam([m_a, *m_w.values()], lr=c.lr)
         best_val, best_a, best_w = -1.0, m_a.detach().clone(), {k: v.detach().clone() for k, v in m_w.items()}
         with ctx.bar(epochs, f"ugs mask r{r}") as bar:
             for _ in range(epochs):
