@@ -87,13 +87,13 @@ Evaluator = Callable[[dict[str, Any], int], Evaluation]
 
 
 def check_counts(n_trials: int, n_jobs: int, repeats: int) -> None:
-    """``--trials``, ``--n-jobs`` and ``--repeats`` are each at least 1 (one line naming the value)."""
+    """``--trials``, ``--n-jobs`` and ``--trainings-per-config`` are each at least 1 (one line naming the value)."""
     if n_trials < 1:
         raise CodesignError(f"--trials {n_trials}: must be at least 1 (trained trials the study should hold)")
     if n_jobs < 1:
         raise CodesignError(f"--n-jobs {n_jobs}: must be at least 1")
     if repeats < 1:
-        raise CodesignError(f"--repeats {repeats}: must be at least 1 (trainings of one configuration)")
+        raise CodesignError(f"--trainings-per-config {repeats}: must be at least 1 (trainings of one configuration)")
 
 
 @dataclass(frozen=True)

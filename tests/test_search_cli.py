@@ -163,7 +163,7 @@ def test_search_out_must_be_a_writable_folder(tmp_path, capsys, fake_training):
         (["--trials", "0"], "--trials 0: must be at least 1"),
         (["--model", "gcnn"], "unknown model 'gcnn'"),
         (["--dataset", "coraa"], "unknown dataset 'coraa'"),
-        (["--repeats", "0"], "--repeats 0"),
+        (["--trainings-per-config", "0"], "--trainings-per-config 0"),
     ],
 )
 def test_search_rejects_before_creating_anything(tmp_path, capsys, fake_training, args, needle):

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from costmodels.errors import CodesignError
 
 from . import calibrate, devices, estimate, export, pareto, profile, search, train
-from .common import Parser
+from .common import Parser, show_defaults
 
 SUBCOMMANDS = (devices, estimate, train, search, pareto, profile, calibrate, export)
 
@@ -27,6 +27,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for module in SUBCOMMANDS:
         module.register(sub)
+    show_defaults(parser)
     return parser
 
 

@@ -21,6 +21,43 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class Renamed(argparse.Action):
+    """An option spelling that meant something else here before (``--repeats``, ``--warmup`` mean the measured
+    and unmeasured epochs of `profile` / `calibrate`): refused with one line naming the new spelling."""
+
+    def __init__(self, option_strings, dest, new: str = "", **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(option_strings, argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]
+        parser.error(f"{option_string} is now {self.new} in `{parser.prog}` ({option_string} means measured / "
+                     f"warm-up epochs in `codesign profile` and `codesign calibrate`)")
+
+
+def show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Append ``(default: X)`` to every option help that does not state its default (recursing into
+    subcommands), so that ``--help`` of every command shows every option's default."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                show_defaults(sub)
+            continue
+        if not action.option_strings or action.help == argparse.SUPPRESS or action.default == argparse.SUPPRESS:
+            continue
+        if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            continue
+        text = action.help or ""
+        if "default" in text.lower():
+            continue
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            shown = "on" if action.default else "off"
+        elif action.default is None:
+            shown = "none"
+        else:
+            shown = str(action.default).replace("%", "%%")
+        action.help = (text + " " if text else "") + f"(default: {shown})"
+
+
 def fraction(name: str):
     """argparse ``type=`` for a sparsity in [0, 1); the message names the option."""
 

@@ -4,7 +4,7 @@ Trains each configuration here (validation accuracy drives the search, test accu
 and prices the run on ``--device`` with the cost model (or takes this machine's measurement with
 ``--measured``). Optuna multi-objective TPE over (accuracy up, cost down); ``--budget`` makes
 over-budget trials infeasible. The dense reference is trained first, once; a configuration already
-trained is not trained again (``--repeats``); a configuration whose cost, predicted by the cost
+trained is not trained again (``--trainings-per-config``); a configuration whose cost, predicted by the cost
 model before training, is over the budget whatever its early-bird epoch is recorded as screened and
 not trained, and a run whose ticket search goes on until its cost can only pass the budget is stopped
 there (``--no-screen`` trains both anyway). The study is the record; the run folder gets
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import add_data_root, add_json_flag, add_threads_flag, emit_json
+from .common import Renamed, add_data_root, add_json_flag, add_threads_flag, emit_json
 
 METRIC_CHOICES = [f"{p}-{q}" for p in ("train", "infer") for q in ("energy", "latency", "flops", "memory")]
 
@@ -69,8 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default 30)")
     p.add_argument("--no-screen", dest="screen", action="store_false",
                    help="train every sampled configuration, even one the cost model puts over --budget")
-    p.add_argument("--repeats", type=int, default=1,
+    p.add_argument("--trainings-per-config", dest="repeats", type=int, default=1,
                    help="trainings allowed per configuration, each with its own seed (default 1: never twice)")
+    p.add_argument("--repeats", action=Renamed, new="--trainings-per-config", nargs="?", help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=int, default=None,
                    help="graph: epochs per training phase, capping longer schedules (default 100, the papers'); "
                         "cnn: the training schedule E (default 8 on CPU; the papers' 160)")

@@ -185,9 +185,12 @@ def _save(cfg: CNNTrainConfig, model, result: dict) -> None:
     folder = Path(cfg.out)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.cpu() for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "cfg": list(model.cfg), "config": asdict(cfg), "eb_epoch": result["eb_epoch"],
-                "versions": result["versions"], "data": result["data"]}, folder / "model.pt")
-    (folder / "result.json").write_text(json.dumps(result, indent=2, default=str))
+    from costmodels.atomic import atomic_path, write_text
+
+    with atomic_path(folder / "model.pt") as tmp:
+        torch.save({"state_dict": state, "cfg": list(model.cfg), "config": asdict(cfg), "eb_epoch": result["eb_epoch"],
+                    "versions": result["versions"], "data": result["data"]}, tmp)
+    write_text(folder / "result.json", json.dumps(result, indent=2, default=str))
 
 
 def train_from_args(args) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from codesign.cli.common import fraction
+from codesign.cli.common import Renamed, fraction
 
 
 def _add(group, *flags: str, **kwargs) -> None:
@@ -31,7 +31,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
          "reproduces the paper's ticket epochs), sum (d_g+d_w < eta), graph, weight")
     _add(g, "--eta", type=float, default=None, help="early-bird threshold (default 0.1)")
     _add(g, "--fifo-length", type=int, default=None, help="masks kept for the distance (default 3)")
-    _add(g, "--warmup", type=int, default=None, help="no ticket before this search epoch (default 5)")
+    _add(g, "--eb-warmup", dest="warmup", type=int, default=None,
+         help="early-bird detector: no ticket before this search epoch (default 5)")
+    _add(g, "--warmup", action=Renamed, new="--eb-warmup", nargs="?", help=argparse.SUPPRESS)
     _add(g, "--distance-norm", default=None,
          help="mask distance normalisation: relative (to the first value, default) or fraction")
     _add(g, "--retrain-init", default=None, help="retraining starts from: ticket (default), rewind, reinit")

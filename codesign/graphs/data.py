@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from codesign.data_root import cache_dir, resolve_data_root
+from costmodels.atomic import atomic_path
 from costmodels.errors import CodesignError, unknown
 
 from .download import actor_url, planetoid_url, raw_folder
@@ -140,9 +141,8 @@ def _cached(name: str, checksum: str, build) -> GraphData:
             path.unlink(missing_ok=True)
     data: GraphData = build()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({k: getattr(data, k) for k in data.__dataclass_fields__}, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save({k: getattr(data, k) for k in data.__dataclass_fields__}, tmp)
     return data
 
 

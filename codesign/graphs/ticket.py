@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from costmodels.atomic import atomic_path, write_text
 from costmodels.errors import CodesignError
 
 from .data import GraphData
@@ -70,8 +71,13 @@ def save_ticket(folder: str | Path, ticket: Ticket) -> Path:
         "final_state": ticket.final_state,
         "provenance": json.dumps(ticket.provenance, default=str),
     }
-    torch.save(tensors, path)
-    (out / "ticket.json").write_text(json.dumps(ticket.provenance, indent=2, default=str) + "\n")
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(tensors, tmp)
+        write_text(out / "ticket.json", json.dumps(ticket.provenance, indent=2, default=str) + "\n")
+    except OSError as exc:
+        raise CodesignError(f"--out {str(folder)!r}: cannot write the ticket ({exc.strerror or exc}); the previous "
+                            "files, if any, are unchanged; free space or pick another folder") from None
     return path
 
 
