@@ -33,6 +33,7 @@ caches) on the same storage, so a parallel search trains every slot exactly as a
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -201,7 +202,7 @@ def open_study(config: SearchConfig, space: SearchSpace, *, create: bool = True)
         study.set_user_attr(CONTEXT_ATTR, wanted)
         study.set_user_attr("n_trials_target", config.n_trials)
     else:
-        diff = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        diff = sorted(k for k in set(stored) | set(wanted) if not _same(k, stored.get(k), wanted.get(k)))
         if diff:
             k = diff[0]
             raise CodesignError(
@@ -210,6 +211,18 @@ def open_study(config: SearchConfig, space: SearchSpace, *, create: bool = True)
             )
         study.set_user_attr("n_trials_target", config.n_trials)
     return study
+
+
+def _same(key: str, stored: Any, wanted: Any) -> bool:
+    """Stored and wanted context values agree; a budget by its value and metric (``8 J`` = ``8J`` = ``8000mJ``),
+    not by how it was written."""
+    if key == "budget" and isinstance(stored, dict) and isinstance(wanted, dict):
+        try:
+            close = math.isclose(float(stored["value"]), float(wanted["value"]), rel_tol=1e-9)
+        except (KeyError, TypeError, ValueError):
+            return stored == wanted
+        return close and stored.get("metric") == wanted.get("metric") and stored.get("unit") == wanted.get("unit")
+    return bool(stored == wanted)
 
 
 def count_states(study: optuna.Study) -> tuple[int, int]:
@@ -378,11 +391,45 @@ def _work(study: optuna.Study, config: SearchConfig, space: SearchSpace, evaluat
             return
 
 
+def die_with_parent() -> None:
+    """Make this worker process end when the search process that started it ends, however it ends (kill -9
+    included): Linux ``prctl(PR_SET_PDEATHSIG, SIGTERM)``, elsewhere a thread polling ``os.getppid()``.
+    Ctrl-C is left to the parent (it reaches every process of the terminal's group): the parent stops the
+    workers and says so in one line; a worker's trial left RUNNING is retried on resume (``storage``)."""
+    import multiprocessing
+    import signal
+    import sys
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    started_by = multiprocessing.parent_process()
+    parent = started_by.pid if started_by is not None and started_by.pid else os.getppid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(1, signal.SIGTERM, 0, 0, 0) == 0:  # 1 = PR_SET_PDEATHSIG
+                if os.getppid() != parent:  # the parent died before prctl took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="codesign-parent-watch").start()
+
+
 def _process_worker(config: SearchConfig, space: SearchSpace, evaluator: Evaluator, predict: Predictor | None,
                     worker_init: Callable[[], None] | None) -> None:
     """Body of one worker process (``n_jobs`` > 1)."""
     import optuna
 
+    die_with_parent()
     if worker_init is not None:
         worker_init()
     optuna.logging.set_verbosity(optuna.logging.ERROR)

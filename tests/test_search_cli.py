@@ -80,11 +80,14 @@ def _stored(tmp_path, name, device, scale=1.0):
 
 def test_pareto_redraws_one_stored_study(tmp_path, capsys):
     run = _stored(tmp_path, "one", "h100")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != "study.db"}
     assert main(["pareto", str(run), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["n_trials"] == 6 and summary["study"] == "one"
-    assert (run / "pareto.png").stat().st_size > 1000
-    front = pd.read_csv(run / "pareto.csv")
+    redrawn = tmp_path / "one-pareto"  # a sibling folder: the search's own files are never rewritten
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != "study.db"} == before
+    assert (redrawn / "pareto.png").stat().st_size > 1000
+    front = pd.read_csv(redrawn / "pareto.csv")
     assert list(front["number"]) == [p["number"] for p in summary["pareto"]]
     assert main(["pareto", "--storage", embedded_url(run), "--study", "one", "--out", str(tmp_path / "o")]) == 0
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["pareto"] == summary["pareto"]
@@ -186,7 +189,11 @@ def test_missing_postgres_driver_names_the_extra(monkeypatch):
 
 def test_pareto_never_writes_into_another_runs_folder(tmp_path, capsys, monkeypatch):
     other = _stored(tmp_path, "other", "h100")
-    assert main(["pareto", str(other)]) == 0
+    assert main(["pareto", str(other), "--out", str(other)]) == 2  # a RUN_DIR is never rewritten
+    assert "never rewrites a search's own files" in capsys.readouterr().err
+    assert main(["pareto", str(other)]) == 0  # into other-pareto; copied back as if the search had written them
+    for p in (tmp_path / "other-pareto").iterdir():
+        (other / p.name).write_bytes(p.read_bytes())
     before = (other / "trials.csv").read_bytes()
     monkeypatch.chdir(tmp_path)
     assert main(["pareto", "--storage", embedded_url(other)]) == 0  # default: runs/pareto, not OTHER

@@ -87,6 +87,19 @@ def run(args: argparse.Namespace) -> int:
     sparsities = [check_fraction("--sparsities", s) for s in _list(args.sparsities, "sparsities", float)]
     if min(args.rounds, args.per_round) < 1 or args.warmup < 0 or args.threads < 1:
         raise CodesignError("--rounds, --per-round and --threads must be >= 1 and --warmup >= 0")
+    from costmodels.errors import check_name
+
+    from .common import check_file_out
+
+    if args.name is not None:
+        check_name("--name", args.name)
+    if args.output and Path(args.output).suffix == ".toml":
+        check_file_out(args.output, "--output")
+    elif args.output:
+        from .search import check_out_dir
+
+        check_out_dir(Path(args.output), "--output")
+    check_file_out(args.report, "--report")
     if args.run_on == "cuda" and not torch.cuda.is_available():
         raise CodesignError("--run-on cuda: torch sees no CUDA device; use --run-on cpu")
     from codesign.threads import configure
@@ -131,8 +144,10 @@ def run(args: argparse.Namespace) -> int:
         "memory_fitted": cal.memory_fitted,
         "sweep": note, "thread_policy": policy.to_dict(), "measure_s": res.measure_s, "rows": list(res.rows),
     }
+    from costmodels.atomic import write_text
+
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
+    write_text(args.report, json.dumps(report, indent=2) + "\n")
     if args.json:
         emit_json(report)
         return 0

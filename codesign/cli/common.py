@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
-from costmodels.errors import check_fraction
+from costmodels.errors import CodesignError, check_fraction
 
 
 class Parser(argparse.ArgumentParser):
@@ -56,6 +58,29 @@ def show_defaults(parser: argparse.ArgumentParser) -> None:
         else:
             shown = str(action.default).replace("%", "%%")
         action.help = (text + " " if text else "") + f"(default: {shown})"
+
+
+TRUST_ENV = "CODESIGN_TRUST_PICKLE"  # read by codesign.graphs.user_graph (one name for both)
+
+
+def add_trust_pickle(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="let a --dataset file:PATH.pt hold a pickled object (e.g. a PyG Data); unpickling runs code "
+                        "from the file, so only for files you made (default: off, plain dicts of tensors only)")
+
+
+def check_file_out(path: str | Path, flag: str) -> None:
+    """An output file we may write: not a folder, its nearest existing parent a writable folder (nothing created)."""
+    out = Path(path)
+    if out.is_dir():
+        raise CodesignError(f"{flag} {str(path)!r} is a folder; give a file path")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise CodesignError(f"{flag} {str(path)!r}: {str(parent)!r} is a file, not a folder; give another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CodesignError(f"{flag} {str(path)!r}: {str(parent)!r} is not writable; give a path you can write")
 
 
 def fraction(name: str):

@@ -17,7 +17,7 @@ from typing import Any
 
 from costmodels.errors import CodesignError, check_fraction
 
-from .common import add_data_root, add_json_flag, emit_json, fraction
+from .common import add_data_root, add_json_flag, add_trust_pickle, emit_json, fraction
 
 COLUMNS = ["device", "phase", "per", "batch_size", "flops", "macs", "dram_bytes", "memory_bytes", "latency_s",
            "energy_j", "regime"]
@@ -55,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=float, default=1.0, help="CNN width multiplier")
     p.add_argument("--batch-size", type=int, default=128, help="CNN batch size (inference row = one batch)")
     add_data_root(p)
+    add_trust_pickle(p)
     add_json_flag(p)
     p.set_defaults(handler=run)
 

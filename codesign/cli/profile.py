@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .common import add_data_root, add_json_flag, add_threads_flag, emit_json, fraction
+from .common import add_data_root, add_json_flag, add_threads_flag, add_trust_pickle, emit_json, fraction
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="search/retrain graphs: one per layer (training's default) or one for all layers")
     p.add_argument("--out", default="runs/profile", help="folder for profile.json")
     add_data_root(p)
+    add_trust_pickle(p)
     add_json_flag(p)
     p.set_defaults(handler=run)
 

@@ -15,7 +15,7 @@ from codesign.cnn import cli_args as cnn_args
 from codesign.graphs import cli_args as graph_args
 from codesign.torch_device import RUN_ON
 
-from .common import add_data_root, add_json_flag, add_threads_flag, emit_json
+from .common import add_data_root, add_json_flag, add_threads_flag, add_trust_pickle, emit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,17 +31,41 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "training / ticket search at most this many, then the retrain its own length "
                         "(max(epochs - ticket epoch, --finetune-epochs))")
     p.add_argument("--run-on", default="cpu", choices=RUN_ON, help="torch device to train on")
-    p.add_argument("--out", default=None, help="folder to save the ticket / result in")
+    p.add_argument("--out", default=None, help="folder to save the ticket / result in (default: none, not saved)")
+    p.add_argument("--overwrite", action="store_true", help="replace the ticket / model an --out folder already holds")
     add_threads_flag(p)
     add_data_root(p)
+    add_trust_pickle(p)
     add_json_flag(p)
     graph_args.add_train_arguments(p)
     cnn_args.add_train_arguments(p)
     p.set_defaults(handler=run)
 
 
+RUN_FILES = ("ticket.pt", "model.pt", "result.json", "study.db", "trials.csv", "summary.json")
+
+
+def check_train_out(out: str, overwrite: bool) -> None:
+    """A folder train may write into: writable, and not holding a run's results unless ``overwrite``."""
+    from pathlib import Path
+
+    from costmodels.errors import CodesignError
+
+    from .search import check_out_dir
+
+    folder = Path(out)
+    check_out_dir(folder)
+    held = [name for name in RUN_FILES if (folder / name).exists()]
+    if held and not overwrite:
+        raise CodesignError(f"--out {out!r} already holds {', '.join(held)} of an earlier run; give a new folder, "
+                            "or --overwrite to replace them")
+
+
 def run(args: argparse.Namespace) -> int:
     from codesign.threads import configure, dataset_epoch_flops
+
+    if args.out is not None:
+        check_train_out(args.out, args.overwrite)  # before training, not after
 
     work = dataset_epoch_flops(args.dataset or "cora", args.hidden, args.layers) if args.task == "graph" else None
     policy = configure(args.threads, workload_flops=work)

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from codesign.cli.common import TRUST_ENV
 from costmodels.errors import CodesignError
 
 MASKS = ("train_mask", "val_mask", "test_mask")
@@ -47,7 +48,6 @@ def _fields(obj: Any) -> dict[str, Any]:
     raise CodesignError(f"expected a torch_geometric.data.Data or a dict of tensors, got {type(obj).__name__}")
 
 
-TRUST_ENV = "CODESIGN_TRUST_PICKLE"
 
 
 def pickle_trusted() -> bool:
