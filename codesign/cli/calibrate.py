@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .common import add_data_root, add_json_flag, add_threads_flag, emit_json
+from .common import add_data_root, add_json_flag, add_threads_flag, bounded, emit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,12 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--search-epochs", action=argparse.BooleanOptionalAction, default=True,
                    help="also measure one GEBT search epoch per model and data set (weight step, edge-value step, "
                         "per-layer masks: the sorts and random draws the serial step time is fitted to)")
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--per-round", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--holdout-every", type=int, default=3, help="hold out every k-th workload for the error")
-    p.add_argument("--hidden", type=int, default=16)
-    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--rounds", type=bounded("--rounds"), default=5)
+    p.add_argument("--per-round", type=bounded("--per-round"), default=3)
+    p.add_argument("--warmup", type=bounded("--warmup"), default=3)
+    p.add_argument("--holdout-every", type=bounded("--holdout-every"), default=3,
+                   help="hold out every k-th workload for the error")
+    p.add_argument("--hidden", type=bounded("--hidden"), default=16)
+    p.add_argument("--heads", type=bounded("--heads"), default=8)
     add_data_root(p)
     add_json_flag(p)
     p.set_defaults(handler=run)

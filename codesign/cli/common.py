@@ -83,6 +83,68 @@ def check_file_out(path: str | Path, flag: str) -> None:
         raise CodesignError(f"{flag} {str(path)!r}: {str(parent)!r} is not writable; give a path you can write")
 
 
+# Every numeric option's accepted range, in one place: (low, high, whole number?, low excluded?). Size knobs
+# are bounded so that a typo cannot ask for hours of work or gigabytes (``--layers 1000``).
+SEED_MAX = 2**31 - 1
+BOUNDS: dict[str, tuple[float, float, bool, bool]] = {
+    "--seed": (0, SEED_MAX, True, False),
+    "--epochs": (1, 10_000, True, False),
+    "--layers": (1, 32, True, False),
+    "--hidden": (1, 8192, True, False),
+    "--heads": (1, 64, True, False),
+    "--rounds": (1, 100, True, False),
+    "--fifo-length": (1, 100, True, False),
+    "--eb-warmup": (0, 10_000, True, False),
+    "--lr": (0.0, 10.0, False, True),
+    "--graph-lr": (0.0, 10.0, False, True),
+    "--admm-rho": (0.0, 1e6, False, True),
+    "--eta": (0.0, 100.0, False, True),
+    "--dropout": (0.0, 0.99, False, False),
+    "--width": (0.0, 4.0, False, True),
+    "--batch-size": (1, 65_536, True, False),
+    "--train-subset": (20, 10_000_000, True, False),
+    "--val-size": (0.0, 1_000_000, False, False),
+    "--bn-l1": (0.0, 1.0, False, False),
+    "--eb-eps": (0.0, 1.0, False, True),
+    "--spline-threshold": (0.0, 1.0, False, True),
+    "--probe-grid": (2, 512, True, False),
+    "--finetune-epochs": (0, 10_000, True, False),
+    "--trials": (1, 100_000, True, False),
+    "--n-jobs": (1, 256, True, False),
+    "--trainings-per-config": (1, 100, True, False),
+    "--repeats": (1, 10_000, True, False),
+    "--warmup": (0, 10_000, True, False),
+    "--per-round": (1, 1000, True, False),
+    "--holdout-every": (2, 1000, True, False),
+}
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e12 else f"{x:g}"
+
+
+def bounded(flag: str):
+    """argparse ``type=`` for ``flag``: a finite number in its ``BOUNDS`` range (a whole one where it counts);
+    the one-line message names the option, the value and the range."""
+    lo, hi, integer, lo_open = BOUNDS[flag]
+
+    def parse(text: str) -> float | int:
+        kind = "a whole number" if integer else "a number"
+        span = f"{'(' if lo_open else '['}{_num(lo)}, {_num(hi)}]"
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{flag} must be {kind} in {span}, got {text!r}") from None
+        if not math.isfinite(value) or (integer and not value.is_integer()):
+            raise argparse.ArgumentTypeError(f"{flag} must be {kind} in {span}, got {text!r}")
+        if value < lo or value > hi or (lo_open and value == lo):
+            raise argparse.ArgumentTypeError(f"{flag} {text}: out of range, must be in {span}")
+        return int(value) if integer else value
+
+    parse.__name__ = flag
+    return parse
+
+
 def fraction(name: str):
     """argparse ``type=`` for a sparsity in [0, 1); the message names the option."""
 

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .common import add_data_root, add_json_flag, add_threads_flag, add_trust_pickle, emit_json, fraction
+from .common import add_data_root, add_json_flag, add_threads_flag, add_trust_pickle, bounded, emit_json, fraction
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,13 +29,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="dense", help="dense, random, gebt, geb, sgcn (which phases run)")
     p.add_argument("--graph-sparsity", type=fraction("--graph-sparsity"), default=0.0)
     p.add_argument("--weight-sparsity", type=fraction("--weight-sparsity"), default=0.0)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--hidden", type=int, default=16)
-    p.add_argument("--heads", type=int, default=8, help="GAT heads in hidden layers")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layers", type=bounded("--layers"), default=2)
+    p.add_argument("--hidden", type=bounded("--hidden"), default=16)
+    p.add_argument("--heads", type=bounded("--heads"), default=8, help="GAT heads in hidden layers")
+    p.add_argument("--seed", type=bounded("--seed"), default=0)
     p.add_argument("--mode", choices=["train", "infer"], default="train", help="training epochs or inference passes")
-    p.add_argument("--repeats", type=int, default=10, help="measured epochs per phase (median reported)")
-    p.add_argument("--warmup", type=int, default=3, help="unmeasured epochs first")
+    p.add_argument("--repeats", type=bounded("--repeats"), default=10,
+                   help="measured epochs per phase (median reported)")
+    p.add_argument("--warmup", type=bounded("--warmup"), default=3, help="unmeasured epochs first")
     p.add_argument("--phase-windows", action="store_true",
                    help="also time forward / backward / optimizer / mask update in their own windows")
     p.add_argument("--measure-energy", action="store_true",

@@ -29,7 +29,7 @@ from typing import Any
 
 from costmodels.atomic import write_text
 
-from .common import Renamed, add_data_root, add_json_flag, add_threads_flag, add_trust_pickle, emit_json
+from .common import Renamed, add_data_root, add_json_flag, add_threads_flag, add_trust_pickle, bounded, emit_json
 
 METRIC_CHOICES = [f"{p}-{q}" for p in ("train", "infer") for q in ("energy", "latency", "flops", "memory")]
 
@@ -66,20 +66,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="use this machine's measured cost instead of the cost model (where measured)")
     p.add_argument("--objective", choices=["pareto", "acc-per-cost"], default="pareto",
                    help="pareto: (accuracy, cost) multi-objective (default); acc-per-cost: the scalar ratio")
-    p.add_argument("--trials", type=int, default=30,
+    p.add_argument("--trials", type=bounded("--trials"), default=30,
                    help="trained trials the study should hold (screened ones do not count); a rerun tops it up "
                         "(default 30)")
     p.add_argument("--no-screen", dest="screen", action="store_false",
                    help="train every sampled configuration, even one the cost model puts over --budget")
-    p.add_argument("--trainings-per-config", dest="repeats", type=int, default=1,
+    p.add_argument("--trainings-per-config", dest="repeats", type=bounded("--trainings-per-config"), default=1,
                    help="trainings allowed per configuration, each with its own seed (default 1: never twice)")
     p.add_argument("--repeats", action=Renamed, new="--trainings-per-config", nargs="?", help=argparse.SUPPRESS)
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=bounded("--epochs"), default=None,
                    help="graph: epochs per training phase, capping longer schedules (default 100, the papers'); "
                         "cnn: the training schedule E (default 8 on CPU; the papers' 160)")
     p.add_argument("--space", default=None,
                    help="narrow or fix parameters, e.g. 'method=gebt,random; graph_sparsity=0.2:0.6'")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=bounded("--seed"), default=0,
                    help="base seed (the configuration in slot k is sampled and trained with seed + k)")
     p.add_argument("--study", default=None,
                    help="study name (default <model>-<dataset>-<metric>-<device>[-<budget>])")
@@ -89,19 +89,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="run folder (default runs/<study>)")
     p.add_argument("--overwrite", action="store_true",
                    help="write into an --out holding another study's results, replacing its tables and plot")
-    p.add_argument("--n-jobs", type=int, default=1,
+    p.add_argument("--n-jobs", type=bounded("--n-jobs"), default=1,
                    help="parallel worker processes on this machine, sharing the study (default 1)")
     add_threads_flag(p, help="torch CPU threads per worker (default: usable cores / workers on this machine, "
                              "1 for Cora-sized graphs)")
     g = p.add_argument_group("cnn task (--task cnn; CPU-scale defaults, about 10-20 s per trial)")
-    g.add_argument("--width", type=float, default=None, help="channel width multiplier (default 0.25)")
-    g.add_argument("--train-subset", type=int, default=None,
+    g.add_argument("--width", type=bounded("--width"), default=None, help="channel width multiplier (default 0.25)")
+    g.add_argument("--train-subset", type=bounded("--train-subset"), default=None,
                    help="train on a seeded subset of N training images, validation included (default 2000)")
-    g.add_argument("--val-size", type=float, default=None,
+    g.add_argument("--val-size", type=bounded("--val-size"), default=None,
                    help="validation images held out of the subset, a fraction < 1 or a count (default 0.1); "
                         "the search maximises validation accuracy, test accuracy is only reported")
-    g.add_argument("--batch-size", type=int, default=None, help="SGD batch size (default 128)")
-    g.add_argument("--probe-grid", type=int, default=None,
+    g.add_argument("--batch-size", type=bounded("--batch-size"), default=None, help="SGD batch size (default 128)")
+    g.add_argument("--probe-grid", type=bounded("--probe-grid"), default=None,
                    help="spline detector probe set: grid x grid images (default 16)")
     add_data_root(p)
     add_trust_pickle(p)

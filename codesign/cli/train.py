@@ -15,7 +15,7 @@ from codesign.cnn import cli_args as cnn_args
 from codesign.graphs import cli_args as graph_args
 from codesign.torch_device import RUN_ON
 
-from .common import add_data_root, add_json_flag, add_threads_flag, add_trust_pickle, emit_json
+from .common import add_data_root, add_json_flag, add_threads_flag, add_trust_pickle, bounded, emit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=None, help="dataset name (e.g. cora, sbm:n=1000,...; cnn: mnist, ...)")
     p.add_argument("--method", default=None,
                    help="ticket / pruning method (default: gebt for --task graph, eb for --task cnn; see each task)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic on CPU)")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--seed", type=bounded("--seed"), default=0, help="random seed (runs are deterministic on CPU)")
+    p.add_argument("--epochs", type=bounded("--epochs"), default=None,
                    help="graph: epochs of every phase (searches stop earlier when the ticket is found); cnn: "
                         "training / ticket search at most this many, then the retrain its own length "
                         "(max(epochs - ticket epoch, --finetune-epochs))")
@@ -37,9 +37,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_root(p)
     add_trust_pickle(p)
     add_json_flag(p)
-    graph_args.add_train_arguments(p)
-    cnn_args.add_train_arguments(p)
-    p.set_defaults(handler=run)
+    own: dict[str, list[tuple[str, str]]] = {}
+    for task, module in (("graph", graph_args), ("cnn", cnn_args)):
+        before = set(map(id, p._actions))
+        module.add_train_arguments(p)
+        own[task] = [(a.option_strings[0], a.dest) for a in p._actions
+                     if id(a) not in before and a.dest != argparse.SUPPRESS]
+    p.set_defaults(handler=run, task_options=own)
+
+
+# options only some methods read (an option the run would ignore is refused, not dropped silently)
+GRAPH_METHOD_OPTIONS = {"--graph-sparsity": ("geb", "gebt", "sgcn", "random", "ugs"),
+                        "--weight-sparsity": ("gebt", "random", "ugs"), "--rounds": ("ugs",)}
+CNN_METHOD_OPTIONS = {"--channel-sparsity": ("eb", "spline-eb", "spline", "slimming", "random"),
+                      "--detector": ("spline",)}
+
+
+def check_ignored_options(args: argparse.Namespace) -> None:
+    """Refuse an option of the other task, or one the chosen method never reads (one line, the fix)."""
+    from costmodels.errors import CodesignError
+
+    other = "cnn" if args.task == "graph" else "graph"
+    mine = {dest for _, dest in args.task_options[args.task]}
+    for flag, dest in args.task_options[other]:
+        if dest not in mine and getattr(args, dest, None) not in (None, False):
+            raise CodesignError(f"{flag} only applies to --task {other}; drop it or add --task {other}")
+    method = args.method or ("gebt" if args.task == "graph" else "eb")
+    table = GRAPH_METHOD_OPTIONS if args.task == "graph" else CNN_METHOD_OPTIONS
+    flags = {flag: dest for flag, dest in args.task_options[args.task]}
+    for flag, methods in table.items():
+        if method in methods or flag not in flags or getattr(args, flags[flag], None) is None:
+            continue
+        raise CodesignError(f"{flag} does not apply to --method {method} (only {', '.join(methods)}); drop it")
 
 
 RUN_FILES = ("ticket.pt", "model.pt", "result.json", "study.db", "trials.csv", "summary.json")
@@ -64,6 +93,7 @@ def check_train_out(out: str, overwrite: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from codesign.threads import configure, dataset_epoch_flops
 
+    check_ignored_options(args)
     if args.out is not None:
         check_train_out(args.out, args.overwrite)  # before training, not after
 

@@ -93,8 +93,10 @@ class CNNTrainConfig:
             raise CodesignError(f"--width must be in (0, 4], got {self.width}; e.g. --width 0.25 for CPU runs")
         if not (self.val_size >= 0 and math.isfinite(self.val_size)):
             raise CodesignError(f"--val-size must be >= 0 (a fraction < 1 or an image count), got {self.val_size}")
-        if self.bn_l1 < 0:
-            raise CodesignError(f"--bn-l1 must be >= 0, got {self.bn_l1}")
+        for name in ("bn_l1", "eb_eps", "spline_threshold"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise CodesignError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
         check_run_on(self.run_on)
 
     def resolved(self) -> CNNTrainConfig:
