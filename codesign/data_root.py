@@ -16,7 +16,13 @@ _REPO = Path(__file__).resolve().parents[1]
 def resolve_data_root(arg: str | os.PathLike[str] | None = None) -> Path:
     """The folder datasets are read from (see the module docstring for the order)."""
     if arg:
-        return Path(arg).expanduser()
+        path = Path(arg).expanduser()
+        if not path.is_dir():
+            from costmodels.errors import CodesignError
+
+            raise CodesignError(f"--data-root {str(arg)!r} is not a folder; give the folder holding the datasets "
+                                "(or create it first for downloads)")
+        return path
     env = os.environ.get("CODESIGN_DATA")
     if env:
         return Path(env).expanduser()
@@ -30,5 +36,16 @@ def cache_dir() -> Path:
     """A writable folder for processed files (created on first use)."""
     env = os.environ.get("CODESIGN_CACHE")
     path = Path(env).expanduser() if env else Path.home() / ".cache" / "codesign"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from costmodels.errors import CodesignError
+
+        where = "CODESIGN_CACHE" if env else "the cache folder"
+        raise CodesignError(f"{where} {str(path)!r} cannot be a folder here ({exc.strerror or exc}); point "
+                            "CODESIGN_CACHE at a writable folder") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        from costmodels.errors import CodesignError
+
+        raise CodesignError(f"cache folder {str(path)!r} is not writable; point CODESIGN_CACHE at a writable folder")
     return path

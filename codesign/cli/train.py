@@ -47,8 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # options only some methods read (an option the run would ignore is refused, not dropped silently)
-GRAPH_METHOD_OPTIONS = {"--graph-sparsity": ("geb", "gebt", "sgcn", "random", "ugs"),
-                        "--weight-sparsity": ("gebt", "random", "ugs"), "--rounds": ("ugs",)}
+# (the graph sparsities: codesign.graphs.pipeline, which names what the method prunes)
+GRAPH_METHOD_OPTIONS = {"--rounds": ("ugs",)}
 CNN_METHOD_OPTIONS = {"--channel-sparsity": ("eb", "spline-eb", "spline", "slimming", "random"),
                       "--detector": ("spline",)}
 
@@ -68,7 +68,8 @@ def check_ignored_options(args: argparse.Namespace) -> None:
     for flag, methods in table.items():
         if method in methods or flag not in flags or getattr(args, flags[flag], None) is None:
             continue
-        raise CodesignError(f"{flag} does not apply to --method {method} (only {', '.join(methods)}); drop it")
+        raise CodesignError(f"{flag} {getattr(args, flags[flag])} does not apply to --method {method} (only "
+                            f"{', '.join(methods)}); drop it")
 
 
 RUN_FILES = ("ticket.pt", "model.pt", "result.json", "study.db", "trials.csv", "summary.json")
