@@ -16,13 +16,7 @@ _REPO = Path(__file__).resolve().parents[1]
 def resolve_data_root(arg: str | os.PathLike[str] | None = None) -> Path:
     """The folder datasets are read from (see the module docstring for the order)."""
     if arg:
-        path = Path(arg).expanduser()
-        if not path.is_dir():
-            from costmodels.errors import CodesignError
-
-            raise CodesignError(f"--data-root {str(arg)!r} is not a folder; give the folder holding the datasets "
-                                "(or create it first for downloads)")
-        return path
+        return Path(arg).expanduser()
     env = os.environ.get("CODESIGN_DATA")
     if env:
         return Path(env).expanduser()
@@ -32,10 +26,16 @@ def resolve_data_root(arg: str | os.PathLike[str] | None = None) -> Path:
     return cache_dir() / "data"
 
 
-def cache_dir() -> Path:
-    """A writable folder for processed files (created on first use)."""
+def cache_dir(create: bool = True) -> Path:
+    """A writable folder for processed files (created on first use; ``create=False``: only its path)."""
     env = os.environ.get("CODESIGN_CACHE")
     path = Path(env).expanduser() if env else Path.home() / ".cache" / "codesign"
+    if not create:
+        if path.exists() and not path.is_dir():
+            from costmodels.errors import CodesignError
+
+            raise CodesignError(f"CODESIGN_CACHE {str(path)!r} is a file; point CODESIGN_CACHE at a folder")
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
