@@ -402,6 +402,9 @@ def die_with_parent() -> None:
     import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM (the parent stopping it, or the parent's death) ends the worker as an exit, not a kill: its
+    # interpreter cleans up (named semaphores are released, nothing is reported leaked)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started_by = multiprocessing.parent_process()
     parent = started_by.pid if started_by is not None and started_by.pid else os.getppid()
     if sys.platform.startswith("linux"):
@@ -480,8 +483,17 @@ def run_search(
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_process_worker, args=(config, space, evaluator, predict, worker_init),
                          daemon=True) for _ in range(config.n_jobs)]
-    for p in procs:
-        p.start()
+    import signal
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    try:  # workers start with Ctrl-C ignored (inherited): only this process answers it, in one line
+        for p in procs:
+            p.start()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     shown = -1
     try:
         while any(p.is_alive() for p in procs):

@@ -102,6 +102,13 @@ def build_graph(
     hi = torch.maximum(src[keep], dst[keep])
     und_key = torch.unique(lo * n + hi)  # sorted, one per undirected edge
     und = torch.stack([und_key // n, und_key % n])
+    # every loader ends here: a graph a GNN cannot be trained and tested on is refused, whatever its source
+    empty = [k for k, m in zip(("train", "val", "test"), masks) if not bool(m.any())]
+    if n < 2 or und.size(1) == 0 or empty or not bool(torch.isfinite(x).all()):
+        what = (f"{n} node(s)" if n < 2 else "no edge between two different nodes" if und.size(1) == 0
+                else f"an empty {', '.join(empty)} split" if empty else "NaN or infinite features")
+        raise CodesignError(f"dataset {name!r} has {what}; a graph needs >= 2 nodes, >= 1 edge, finite features "
+                            "and nodes in each of train / val / test")
     # both directions, coalesced: sort by (source, target)
     d_src = torch.cat([und[0], und[1]])
     d_dst = torch.cat([und[1], und[0]])
