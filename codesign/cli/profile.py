@@ -165,8 +165,11 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         cost = price_workload(wl, device, training=training)
         measured_mem = stats.peak_memory_bytes if args.run_on == "cuda" else (
             None if stats.peak_rss_bytes is None else stats.peak_rss_bytes - baseline_rss)
+        below = measured_mem is not None and measured_mem < 0  # the heap shrank below the warm baseline
         rows.append(_row(phase, "epoch" if training else "inference", stats, float(cost.latency_s),
-                         float(cost.energy_j), measured_mem, float(cost.memory_bytes)))
+                         float(cost.energy_j), None if below else measured_mem, float(cost.memory_bytes)))
+        if below:  # too small to see in the process's RSS: not measured, rather than a negative number
+            rows[-1]["flags"].append("memory-below-baseline")
         if args.phase_windows:
             per = measure_phases(runner, meter, args.repeats)
             whole = per.pop("epoch_with_phase_windows")
