@@ -131,7 +131,8 @@ def _case(rng: random.Random, inp: dict[str, str]) -> list[str]:
         opt("--width", ["0.25"], ["nan"], present=0.05)  # a CNN option: refused for the graph task
         opt("--warmup", ["1"], ["1"], present=0.05)  # the old spelling: refused with the new one
     elif kind == "train-cnn":
-        argv = ["train", "--json", "--task", "cnn", "--dataset", _pick(rng, ["synthetic-images"], ["nosuch", "cora"], p),
+        argv = ["train", "--json", "--task", "cnn",
+                "--dataset", _pick(rng, ["synthetic-images"], ["nosuch", "cora"], p),
                 "--width", _pick(rng, ["0.125"], ["0", "nan", "5", "inf"], p),
                 "--train-subset", _pick(rng, ["64"], ["1", "0", "-5", "nan"], p),
                 "--epochs", _pick(rng, ["1"], ["0", "nan"], p),
@@ -267,7 +268,8 @@ def test_cli_fuzz(tmp_path, monkeypatch, capsys):
             if bad:
                 failures.append(f"{argv}: result holds {bad[:4]}")
     elapsed = time.perf_counter() - t0
-    for seconds, rc, argv in sorted(took, key=lambda t: t[0], reverse=True)[:int(os.environ.get("CODESIGN_FUZZ_SLOW", "0"))]:
+    slowest = sorted(took, key=lambda t: t[0], reverse=True)[:int(os.environ.get("CODESIGN_FUZZ_SLOW", "0"))]
+    for seconds, rc, argv in slowest:  # CODESIGN_FUZZ_SLOW=N: the N slowest cases
         print(f"{seconds:6.2f} s exit {rc}: {' '.join(argv)}")
     print(f"fuzz: {len(cases)} cases, {codes[0]} ran, {codes[2]} refused, {len(failures)} failures, {elapsed:.1f} s")
     assert codes[0] >= 50 and codes[2] >= 150  # both kinds well represented
