@@ -376,3 +376,14 @@ def test_write_text_replaces_whole_files(tmp_path):
     write_text(target, "one\n")
     write_text(target, "two\n")
     assert target.read_text() == "two\n" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_planetoid_pickles_cannot_run_code(tmp_path):
+    from codesign.graphs.data import load_dataset
+
+    _planetoid(tmp_path, [8, 9, 10, 11])
+    marker = tmp_path / "pwned"
+    (tmp_path / "Planetoid" / "PubMed" / "raw" / "ind.pubmed.graph").write_bytes(pickle.dumps(Payload(marker)))
+    with pytest.raises(CodesignError, match="ind.pubmed.graph is truncated or corrupt"):
+        load_dataset("pubmed", tmp_path)
+    assert not marker.exists()

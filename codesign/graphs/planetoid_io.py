@@ -38,6 +38,15 @@ class _CSR:
 
 
 class _Unpickler(pickle.Unpickler):
+    """Rebuilds numpy arrays, a csr stand-in and plain containers only: a crafted file cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"), ("numpy", "ndarray"),
+               ("numpy", "dtype"), ("_codecs", "encode"), ("collections", "defaultdict"),
+               ("collections", "OrderedDict"), ("builtins", "list"), ("builtins", "dict"), ("builtins", "set"),
+               ("builtins", "tuple"), ("builtins", "int"), ("builtins", "float"), ("builtins", "object"),
+               ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor")}
+
     def find_class(self, module: str, name: str):
         if module.startswith("scipy.sparse") and name.endswith("_matrix"):
             if name != "csr_matrix":
@@ -45,6 +54,8 @@ class _Unpickler(pickle.Unpickler):
             return _CSR
         if module == "__builtin__":
             module = "builtins"
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name} from a data file")
         if module == "numpy.core.multiarray" and not hasattr(np, "core"):
             module = "numpy._core.multiarray"
         return super().find_class(module, name)
