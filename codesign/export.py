@@ -92,12 +92,12 @@ def _dataset_of(run_dir: Path, data_root: str | None) -> tuple[Any, Any]:
     from .graphs.data import load_dataset
     from .graphs.ticket import load_ticket
 
-    ticket = load_ticket(run_dir)
+    ticket = load_ticket(run_dir, flag="RUN_DIR")
     config = ticket.provenance.get("config")
     if not isinstance(config, dict) or "dataset" not in config:
         raise CodesignError(f"{run_dir}: the ticket records no dataset; draw it again with codesign train --out")
     data = load_dataset(str(config["dataset"]), data_root or config.get("data_root"))
-    return load_ticket(run_dir, data), data  # the second load checks the dataset checksum
+    return load_ticket(run_dir, data, flag="RUN_DIR"), data  # the second load checks the dataset checksum
 
 
 def export_pyg(run_dir: str | Path, out: str | Path, data_root: str | None = None) -> Path:

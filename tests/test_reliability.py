@@ -387,3 +387,27 @@ def test_planetoid_pickles_cannot_run_code(tmp_path):
     with pytest.raises(CodesignError, match="ind.pubmed.graph is truncated or corrupt"):
         load_dataset("pubmed", tmp_path)
     assert not marker.exists()
+
+
+def test_debug_still_exits_2_and_help_shows_every_default(capsys):
+    assert main(["--debug", "estimate", "--model", "nosuch", "--dataset", "cora"]) == 2
+    err = capsys.readouterr().err
+    assert err.rstrip().splitlines()[-1].startswith("codesign: error: unknown model") and "Traceback" in err
+    import argparse
+
+    from codesign.cli import build_parser
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {a.option_strings[0]}" for name, sub in subs.choices.items() for a in sub._actions
+               if a.option_strings and a.help != argparse.SUPPRESS and not isinstance(a, argparse._HelpAction)
+               and "default" not in (a.help or "").lower()]
+    assert missing == []
+
+
+def test_export_of_a_search_folder_names_the_run_dir(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "trials.csv").write_text("number\n")
+    rc, _, err = _run(["export", str(tmp_path / "run"), "--out", str(tmp_path / "pyg")], capsys)
+    assert rc == 2 and err.startswith("codesign: error: RUN_DIR") and "--ticket" not in err
+    assert not (tmp_path / "pyg").exists()

@@ -87,10 +87,15 @@ def run(args: argparse.Namespace) -> int:
         raise CodesignError(f"--threads must be >= 1, got {args.threads}")
     method_phases(args.method, args.graph_sparsity, args.weight_sparsity)
     GNNSpec(args.model, args.layers, args.hidden, args.heads)
-    result = profile(args)
+    from costmodels.atomic import write_text
+
+    from .search import check_out_dir
+
     out = Path(args.out)
+    check_out_dir(out)  # before measuring, not after
+    result = profile(args)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "profile.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    write_text(out / "profile.json", json.dumps(result, indent=2, default=str) + "\n")
     if args.json:
         emit_json(result)
     else:

@@ -255,6 +255,7 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     screen_at = budget.value if args.screen and budget is not None and not hardware.active else None
     evaluator = _evaluator(args, metric, None if args.measured else device_name, screen_at)  # bad model: fail now
     storage = args.storage
+    created = not out.exists()  # removed again if the search is refused before any trial finished
     claim_run_folder(out, study_name, args.overwrite)  # the last check: the folder is created here
     if storage is None:
         storage = embedded_url(out)
@@ -280,6 +281,12 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     except KeyboardInterrupt:  # Ctrl-C: the study is the record; write the tables of the trials that finished
         args.interrupt_note = _interrupted(config, space, out, policy)
         raise
+    except CodesignError:  # refused at its first trial: a folder this command made holds nothing worth keeping
+        if created and args.storage is None and not _any_finished(config, space):
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     summary = write_outputs(study, out)
     summary["thread_policy"] = policy.to_dict()  # this process's first choice; each trial records its own
     write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
@@ -288,6 +295,15 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     else:
         print(format_summary(summary, out))
     return 0
+
+
+def _any_finished(config, space) -> bool:  # type: ignore[no-untyped-def]
+    from search.study import count_states, open_study
+
+    try:
+        return count_states(open_study(config, space))[0] > 0
+    except Exception:  # noqa: BLE001 - unreadable: keep the folder
+        return True
 
 
 def _interrupted(config, space, out: Path, policy) -> str:  # type: ignore[no-untyped-def]
