@@ -102,13 +102,12 @@ def build_graph(
     hi = torch.maximum(src[keep], dst[keep])
     und_key = torch.unique(lo * n + hi)  # sorted, one per undirected edge
     und = torch.stack([und_key // n, und_key % n])
-    # every loader ends here: a graph a GNN cannot be trained and tested on is refused, whatever its source
-    empty = [k for k, m in zip(("train", "val", "test"), masks) if not bool(m.any())]
-    if n < 2 or und.size(1) == 0 or empty or not bool(torch.isfinite(x).all()):
+    # every loader ends here: a graph a GNN cannot be trained on is refused, whatever its source
+    if n < 2 or und.size(1) == 0 or not bool(torch.isfinite(x).all()):
         what = (f"{n} node(s)" if n < 2 else "no edge between two different nodes" if und.size(1) == 0
-                else f"an empty {', '.join(empty)} split" if empty else "NaN or infinite features")
-        raise CodesignError(f"dataset {name!r} has {what}; a graph needs >= 2 nodes, >= 1 edge, finite features "
-                            "and nodes in each of train / val / test")
+                else "NaN or infinite features")
+        raise CodesignError(f"dataset {name!r} has {what}; a graph needs >= 2 nodes, >= 1 edge and finite "
+                            "features")
     # both directions, coalesced: sort by (source, target)
     d_src = torch.cat([und[0], und[1]])
     d_dst = torch.cat([und[1], und[0]])
@@ -217,7 +216,7 @@ def load_dataset(name: str, data_root: str | Path | None = None) -> GraphData:
         raise CodesignError(f"--dataset must be a name, got {name!r}; valid: {', '.join(DATASETS)}")
     key = name.strip().lower()
     if key.startswith("sbm:") or key == "sbm":
-        return sbm_graph(parse_sbm(key), build_graph)
+        return _with_splits(sbm_graph(parse_sbm(key), build_graph))
     if key.startswith("file:"):
         from .user_graph import load_user_graph
 
@@ -228,6 +227,14 @@ def load_dataset(name: str, data_root: str | Path | None = None) -> GraphData:
     if key == "actor":
         return load_actor(root)
     raise unknown("dataset", name, list(DATASETS))
+
+
+def _with_splits(data: GraphData) -> GraphData:
+    """A dataset to train and test on selects nodes in each of train / val / test."""
+    empty = [k for k in ("train", "val", "test") if not bool(getattr(data, f"{k}_mask").any())]
+    if empty:
+        raise CodesignError(f"dataset {data.name!r} has an empty {', '.join(empty)} split; give it more nodes")
+    return data
 
 
 def graph_summary(data: GraphData) -> dict[str, object]:
