@@ -57,7 +57,8 @@ def test_search_cli_runs_resumes_and_writes_the_run_folder(tmp_path, fake_traini
         (["--metric", "train-power"], "unknown metric 'train-power'"),
         (["--device", "tpu-v9"], "unknown device 'tpu-v9'"),
         (["--space", "method=gebt,magic"], "allowed values are gebt"),
-        (["--storage", "postgresql+psycopg2://u:pw@127.0.0.1:1/db"], "--storage postgresql+psycopg2://u:***@127.0.0.1:1/db"),  # unreachable, or no driver
+        (["--storage", "postgresql+psycopg2://u:pw@127.0.0.1:1/db"],  # unreachable, or no driver installed
+         "--storage postgresql+psycopg2://u:***@127.0.0.1:1/db"),
         (["--measured"], "--measured: train-energy is not measured on this machine"),
     ],
 )
