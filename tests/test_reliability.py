@@ -411,3 +411,25 @@ def test_export_of_a_search_folder_names_the_run_dir(tmp_path, capsys):
     rc, _, err = _run(["export", str(tmp_path / "run"), "--out", str(tmp_path / "pyg")], capsys)
     assert rc == 2 and err.startswith("codesign: error: RUN_DIR") and "--ticket" not in err
     assert not (tmp_path / "pyg").exists()
+
+
+def test_bad_profiles_are_refused_and_devices_skips_them(tmp_path, monkeypatch, capsys):
+    home = tmp_path / "profiles"
+    (home / "calibrated").mkdir(parents=True)
+    (home / "calibrated" / "latin1.toml").write_bytes("name = 'caf\xe9'\n".encode("latin-1"))
+    (home / "calibrated" / "folder.toml").mkdir()
+    monkeypatch.setenv("CODESIGN_PROFILE_HOME", str(home))
+    rc, out, err = _run(["devices", "--json"], capsys)
+    assert rc == 0 and "h100" in {r["name"] for r in json.loads(out)}
+    assert err.splitlines() == [ln for ln in err.splitlines() if ln.startswith("codesign: warning: skipped profile")]
+    assert len(err.splitlines()) == 1 and "not UTF-8" in err
+    rc, _, err = _run(["estimate", "--model", "gcn", "--dataset", "cora", "--device", str(home / "calibrated")],
+                      capsys)
+    assert rc == 2 and "is a folder, not a profile file" in err
+    text = (REPO / "profiles" / "h100.toml").read_text()
+    import re
+
+    denormal = tmp_path / "denormal.toml"
+    denormal.write_text(re.sub(r"(?m)^dram_bandwidth_gbs\s*=.*$", "dram_bandwidth_gbs = 1e-310", text))
+    rc, _, err = _run(["estimate", "--model", "gcn", "--dataset", "cora", "--device", str(denormal)], capsys)
+    assert rc == 2 and "dram_bandwidth_gbs = 1e-310 must be >= 1e-06" in err
