@@ -168,7 +168,7 @@ def _case(rng: random.Random, inp: dict[str, str]) -> list[str]:
         opt("--width", ["0.25"], ["0.25"], present=0.05)  # a CNN option on the graph task
         opt("--repeats", ["2"], ["2"], present=0.05)  # the old spelling
         if "--storage" in argv and argv[argv.index("--storage") + 1].startswith("journal:///x"):
-            argv[argv.index("--storage") + 1] = "journal:///" + str(Path.cwd() / "run-journal.log")
+            argv[argv.index("--storage") + 1] = "journal:///@CASE@/run-journal.log"  # the case's own folder
     elif kind == "devices":
         argv = ["devices", "--json"]
     elif kind == "pareto":
@@ -235,6 +235,7 @@ def test_cli_fuzz(tmp_path, monkeypatch, capsys):
         work = tmp_path / f"c{i}"
         work.mkdir()
         monkeypatch.chdir(work)
+        argv = [a.replace("@CASE@", str(work)) for a in argv]
         before = _tree(work, tmp_path / "inputs", profiles)
         started = time.perf_counter()
         try:
