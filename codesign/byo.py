@@ -52,15 +52,30 @@ def load_factory(spec: str) -> Factory:
         raise CodesignError(f"--module {spec!r}: {path_text!r} is not an importable Python file")
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:  # the user's file: its own error, in one line
+        sys.modules.pop(name, None)
+        raise CodesignError(f"--module {spec!r}: importing {path_text!r} failed ({type(exc).__name__}: "
+                            f"{_first_line(exc)}); fix the file") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise CodesignError(f"--module {spec!r}: {path_text!r} defines no callable {attr!r}")
     return factory
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else "no message")[:160]
+
+
 def _model(model: nn.Module | Factory, f_in: int, classes: int) -> nn.Module:
-    built = model if isinstance(model, nn.Module) else model(f_in, classes)
+    try:
+        built = model if isinstance(model, nn.Module) else model(f_in, classes)
+    except (Exception, SystemExit) as exc:
+        raise CodesignError(f"the factory raised {type(exc).__name__} ({_first_line(exc)}) when called as "
+                            f"FACTORY({f_in}, {classes}); it must take (num_features, num_classes) and return a "
+                            "torch.nn.Module") from None
     if not isinstance(built, nn.Module):
         raise CodesignError(f"the factory returned {type(built).__name__}, not a torch.nn.Module; "
                             "FACTORY(num_features, num_classes) must return the model")

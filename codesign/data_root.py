@@ -26,9 +26,26 @@ def resolve_data_root(arg: str | os.PathLike[str] | None = None) -> Path:
     return cache_dir() / "data"
 
 
-def cache_dir() -> Path:
-    """A writable folder for processed files (created on first use)."""
+def cache_dir(create: bool = True) -> Path:
+    """A writable folder for processed files (created on first use; ``create=False``: only its path)."""
     env = os.environ.get("CODESIGN_CACHE")
     path = Path(env).expanduser() if env else Path.home() / ".cache" / "codesign"
-    path.mkdir(parents=True, exist_ok=True)
+    if not create:
+        if path.exists() and not path.is_dir():
+            from costmodels.errors import CodesignError
+
+            raise CodesignError(f"CODESIGN_CACHE {str(path)!r} is a file; point CODESIGN_CACHE at a folder")
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from costmodels.errors import CodesignError
+
+        where = "CODESIGN_CACHE" if env else "the cache folder"
+        raise CodesignError(f"{where} {str(path)!r} cannot be a folder here ({exc.strerror or exc}); point "
+                            "CODESIGN_CACHE at a writable folder") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        from costmodels.errors import CodesignError
+
+        raise CodesignError(f"cache folder {str(path)!r} is not writable; point CODESIGN_CACHE at a writable folder")
     return path

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from costmodels.atomic import atomic_path, write_text
 from costmodels.errors import CodesignError
 
 FORMATS = ("pyg",)
@@ -91,12 +92,12 @@ def _dataset_of(run_dir: Path, data_root: str | None) -> tuple[Any, Any]:
     from .graphs.data import load_dataset
     from .graphs.ticket import load_ticket
 
-    ticket = load_ticket(run_dir)
+    ticket = load_ticket(run_dir, flag="RUN_DIR")
     config = ticket.provenance.get("config")
     if not isinstance(config, dict) or "dataset" not in config:
         raise CodesignError(f"{run_dir}: the ticket records no dataset; draw it again with codesign train --out")
     data = load_dataset(str(config["dataset"]), data_root or config.get("data_root"))
-    return load_ticket(run_dir, data), data  # the second load checks the dataset checksum
+    return load_ticket(run_dir, data, flag="RUN_DIR"), data  # the second load checks the dataset checksum
 
 
 def export_pyg(run_dir: str | Path, out: str | Path, data_root: str | None = None) -> Path:
@@ -114,11 +115,13 @@ def export_pyg(run_dir: str | Path, out: str | Path, data_root: str | None = Non
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CodesignError(f"--out {str(out)!r}: cannot create the folder ({exc.strerror})") from None
-    torch.save([e.clone() for e in edge_list], folder / "edge_index.pt")
-    torch.save(to_pyg_names(kind, ticket.final_state), folder / "state_dict.pt")
-    torch.save(to_pyg_names(kind, ticket.weight_masks or {}), folder / "weight_masks.pt")
-    torch.save({"x": data.x, "y": data.y, "edge_index": data.edge_index, "train_mask": data.train_mask,
-                "val_mask": data.val_mask, "test_mask": data.test_mask}, folder / "data.pt")
+    files = {
+        "edge_index.pt": [e.clone() for e in edge_list],
+        "state_dict.pt": to_pyg_names(kind, ticket.final_state),
+        "weight_masks.pt": to_pyg_names(kind, ticket.weight_masks or {}),
+        "data.pt": {"x": data.x, "y": data.y, "edge_index": data.edge_index, "train_mask": data.train_mask,
+                    "val_mask": data.val_mask, "test_mask": data.test_mask},
+    }
     meta = {
         "format": "codesign-pyg-ticket/1",
         "architecture": {k: config[k] for k in _ARCH_KEYS},
@@ -134,7 +137,14 @@ def export_pyg(run_dir: str | Path, out: str | Path, data_root: str | None = Non
         "usage": "from codesign.export import load_pyg; model, data, eis = load_pyg(DIR); "
                  "pred = model(data.x, eis).argmax(-1)",
     }
-    (folder / "ticket.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    try:
+        for name, obj in files.items():
+            with atomic_path(folder / name) as tmp:
+                torch.save(obj, tmp)
+        write_text(folder / "ticket.json", json.dumps(meta, indent=2, default=str) + "\n")
+    except OSError as exc:
+        raise CodesignError(f"--out {str(out)!r}: cannot write the export ({exc.strerror or exc}); every file there "
+                            "is either the previous one or complete; free space and export again") from None
     return folder
 
 

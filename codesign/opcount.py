@@ -45,6 +45,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from costmodels.atomic import write_text
+
 TABLE_PATH = Path(__file__).with_name("kernel_counts.json")
 KINDS = ("train", "train_masked", "search_joint", "search_graph", "ugs_mask", "inference", "eval")
 TARGETS = ("cuda", "cpu")
@@ -331,7 +333,7 @@ def build_table(layers: tuple[int, ...] = (2, 1, 3, 4), path: Path | None = None
                         table["counts"][table_key(key, kind)] = {"ops": c.ops, "kernels": c.kernels}
             print(f"counted {model} L{n}", flush=True)
         if path is not None:
-            path.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+            write_text(path, json.dumps(table, indent=1, sort_keys=True) + "\n")
     return table
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from .opcount import CountKey, _setup, count_ops, lookup
@@ -144,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.measure_cuda:
         res = measure_cuda(args.model, args.dataset, device_profile=args.profile)
-        Path(args.measure_cuda).write_text(json.dumps(res, indent=1) + "\n")
+        from costmodels.atomic import write_text
+
+        write_text(args.measure_cuda, json.dumps(res, indent=1) + "\n")
         print(json.dumps({k: v for k, v in res.items() if k not in ("train", "eval")}))
     else:
         print(json.dumps(measure_host_cost_us()))

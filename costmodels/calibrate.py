@@ -321,6 +321,9 @@ def write_profile(data: dict[str, Any], path: str | Path) -> Path:
     """Write a calibrated profile and check it loads back through the strict validator."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(to_toml(data))
-    DeviceProfile.from_toml(p)
+    from .atomic import atomic_path
+
+    with atomic_path(p) as tmp:  # validated before it replaces anything
+        tmp.write_text(to_toml(data))
+        DeviceProfile.from_toml(tmp)
     return p

@@ -39,6 +39,17 @@ def check_fraction(name: str, value: float) -> float:
     return v
 
 
+def check_name(flag: str, value: str) -> str:
+    """A name that becomes a file or folder name (profile, study): 1-100 letters, digits, ``. _ - +``, not
+    starting with a dot, so it can never leave its folder (no separators, no ``..``)."""
+    import re
+
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,99}", value):
+        raise CodesignError(f"{flag} {value!r}: a name may use letters, digits and . _ - + (1-100 characters, "
+                            "not starting with '.'; no '/' or '..'), e.g. my-gpu")
+    return value
+
+
 def unknown(kind: str, value: str, valid: list[str] | tuple[str, ...]) -> UnknownNameError:
     """Build the standard 'unknown X' error listing the valid choices."""
     choices = ", ".join(sorted(valid))

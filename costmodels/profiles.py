@@ -137,10 +137,16 @@ class DeviceProfile:
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> DeviceProfile:
         p = Path(path)
+        if p.is_dir():
+            raise ProfileError(f"{p}: is a folder, not a profile file; give a .toml file")
         try:
-            data = tomllib.loads(p.read_text())
+            data = tomllib.loads(p.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             raise ProfileError(f"{p}: profile file not found") from None
+        except UnicodeDecodeError as exc:
+            raise ProfileError(f"{p}: not UTF-8 text (byte {exc.start}); save the profile as UTF-8 TOML") from None
+        except OSError as exc:
+            raise ProfileError(f"{p}: cannot read the profile ({exc.strerror or exc})") from None
         except tomllib.TOMLDecodeError as exc:
             raise ProfileError(f"{p}: not valid TOML ({exc}); fix the syntax") from None
         return cls.from_dict(data, str(p))
@@ -251,6 +257,9 @@ class DeviceProfile:
         }
 
 
+MIN_RATE = 1e-6  # TFLOP/s or GB/s: below this (a typo, a denormal) latencies overflow to inf
+
+
 def _validate(data: dict[str, Any], origin: str) -> None:
     for section, value in data.items():
         if isinstance(value, dict):
@@ -293,8 +302,8 @@ def _validate(data: dict[str, Any], origin: str) -> None:
     for section, keys in (("compute", [k for k in data["compute"] if k.endswith("_tflops")]),
                           ("memory", ["dram_bandwidth_gbs"])):
         for key in keys:
-            if not data[section][key] > 0:
-                raise ProfileError(f"{origin}: [{section}] {key} = {data[section][key]!r} must be > 0 "
+            if not data[section][key] >= MIN_RATE:  # a denormal rate would price every run at inf seconds
+                raise ProfileError(f"{origin}: [{section}] {key} = {data[section][key]!r} must be >= {MIN_RATE:g} "
                                    f"(a finite rate; give the device's datasheet value)")
 
 
@@ -359,6 +368,8 @@ def _index() -> dict[str, Path]:
                 continue
             folder = d / sub if sub else d
             for f in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+                if not f.is_file():  # a folder named x.toml is not a profile
+                    continue
                 found.setdefault(f.stem if not sub else f"{sub}/{f.stem}", f)
     return found
 

@@ -76,8 +76,8 @@ class Knob:
         if self.choices:
             conv = type(self.choices[0])
             try:
-                v = conv(float(value)) if conv is int else conv(value)
-            except (TypeError, ValueError):
+                v = conv(float(value)) if conv is int and float(value).is_integer() else conv(value)
+            except (TypeError, ValueError, OverflowError):
                 v = value
             if v not in self.choices:
                 raise CodesignError(f"{where}: hardware knob {self.name}={value!r} is not one of "
@@ -88,6 +88,11 @@ class Knob:
         except (TypeError, ValueError):
             raise CodesignError(f"{where}: hardware knob {self.name}={value!r} is not a number") from None
         assert self.low is not None and self.high is not None
+        if not np.all(np.isfinite(np.asarray(v))):
+            raise CodesignError(f"{where}: hardware knob {self.name}={value!r} is not a finite number")
+        if self.name in INTEGER_KNOBS and not float(v).is_integer():
+            raise CodesignError(f"{where}: hardware knob {self.name}={value!r} is a count; give a whole number, e.g. "
+                                f"{self.name}={int(round(v))}")
         arr = np.asarray(v)
         if np.any(arr < self.low) or np.any(arr > self.high):
             raise CodesignError(f"{where}: hardware knob {self.name}={value} is outside its range "
@@ -192,6 +197,8 @@ def parse_hw(text: str | None) -> dict[str, str]:
         if "=" not in part:
             raise CodesignError(f"--hw {part!r}: write knob=value pairs, e.g. 'pes=2048,buffer_mb=8'")
         k, v = (s.strip() for s in part.split("=", 1))
+        if k in out:
+            raise CodesignError(f"--hw {text!r}: knob {k!r} is given twice ({out[k]} and {v}); give it once")
         out[k] = v
     return out
 

@@ -266,10 +266,12 @@ def write_outputs(study: optuna.Study, out_dir: str | Path, *, plot: bool = True
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     df = trials_frame(study)
-    df.to_csv(out / "trials.csv", index=False)
-    pareto_frame(df).to_csv(out / "pareto.csv", index=False)
+    from costmodels.atomic import write_text
+
+    write_text(out / "trials.csv", df.to_csv(index=False))
+    write_text(out / "pareto.csv", pareto_frame(df).to_csv(index=False))
     summ = summary(study, df)
-    (out / "summary.json").write_text(json.dumps(summ, indent=2, default=str) + "\n")
+    write_text(out / "summary.json", json.dumps(summ, indent=2, default=str) + "\n")
     if plot:
         from .plots import plot_studies
 

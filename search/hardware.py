@@ -87,8 +87,8 @@ def parse_hardware_space(text: str) -> HardwareSpace:
                 lo, hi = float(lo_s), float(hi_s)
             except ValueError:
                 raise CodesignError(f"--hardware-space {part!r}: low:high must be numbers") from None
-            if not lo < hi:
-                raise CodesignError(f"--hardware-space {part!r}: need low < high")
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise CodesignError(f"--hardware-space {part!r}: need finite numbers low < high")
             ranges[name] = (lo, hi)
         else:
             values[name] = tuple(_value(v.strip()) for v in spec.split(",") if v.strip())
@@ -99,7 +99,7 @@ def parse_hardware_space(text: str) -> HardwareSpace:
     return HardwareSpace(text.strip(), ranges, values)
 
 
-_AREA = re.compile(r"^\s*([0-9.eE+-]+)\s*(mm2|mm\^2|mm²)?\s*$")
+_AREA = re.compile(r"^\s*([0-9.eE+-]+)\s*(mm2|mm\^2|mm²)\s*$")  # the unit is required, as for every budget
 _POWER = re.compile(r"^\s*([0-9.eE+-]+)\s*(W|mW|kW)\s*$")
 
 

@@ -73,8 +73,11 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     shown = _redact(url)
     if url.startswith("journal:"):
         path = Path(url.split(":", 1)[1].removeprefix("//"))
+        if not str(path) or str(path) == ".":
+            raise CodesignError(f"--storage {url!r} names no journal file; e.g. journal:///runs/s/study.log")
+        if not path.parent.is_dir():
+            raise CodesignError(f"--storage {shown}: folder {path.parent} does not exist; create it first")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             backend = optuna.storages.journal.JournalFileBackend(str(path))
             return optuna.storages.JournalStorage(backend)
         except OSError as exc:
@@ -84,6 +87,16 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             f"--storage {url!r} is not a URL; use e.g. sqlite:///runs/s/study.db, "
             "postgresql+psycopg2://user@host:5432/db or journal:///path/study.log"
         )
+    if url.split("?", 1)[0] in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
+        raise CodesignError(f"--storage {url!r} names no database file (an in-memory study is lost when the "
+                            "search ends); give a path, e.g. sqlite:///runs/s/study.db")
+    if url.startswith("postgres"):
+        import importlib.util
+
+        driver = "pg8000" if "+pg8000" in url else "psycopg" if "+psycopg:" in url else "psycopg2"
+        if importlib.util.find_spec(driver) is None:
+            raise CodesignError(f"--storage {shown}: the PostgreSQL driver {driver!r} is not installed; install "
+                                "the postgres extra: pip install 'codesign[postgres]'")
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
         engine_kwargs["connect_args"] = {"connect_timeout": 10}

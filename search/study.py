@@ -36,6 +36,7 @@ a worker then starts in milliseconds instead of paying its own imports (torch: 1
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -90,13 +91,13 @@ Evaluator = Callable[[dict[str, Any], int], Evaluation]
 
 
 def check_counts(n_trials: int, n_jobs: int, repeats: int) -> None:
-    """``--trials``, ``--n-jobs`` and ``--repeats`` are each at least 1 (one line naming the value)."""
+    """``--trials``, ``--n-jobs`` and ``--trainings-per-config`` are each at least 1 (one line naming the value)."""
     if n_trials < 1:
         raise CodesignError(f"--trials {n_trials}: must be at least 1 (trained trials the study should hold)")
     if n_jobs < 1:
         raise CodesignError(f"--n-jobs {n_jobs}: must be at least 1")
     if repeats < 1:
-        raise CodesignError(f"--repeats {repeats}: must be at least 1 (trainings of one configuration)")
+        raise CodesignError(f"--trainings-per-config {repeats}: must be at least 1 (trainings of one configuration)")
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ def open_study(config: SearchConfig, space: SearchSpace, *, create: bool = True)
         study.set_user_attr(CONTEXT_ATTR, wanted)
         study.set_user_attr("n_trials_target", config.n_trials)
     else:
-        diff = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        diff = sorted(k for k in set(stored) | set(wanted) if not _same(k, stored.get(k), wanted.get(k)))
         if diff:
             k = diff[0]
             raise CodesignError(
@@ -213,6 +214,18 @@ def open_study(config: SearchConfig, space: SearchSpace, *, create: bool = True)
             )
         study.set_user_attr("n_trials_target", config.n_trials)
     return study
+
+
+def _same(key: str, stored: Any, wanted: Any) -> bool:
+    """Stored and wanted context values agree; a budget by its value and metric (``8 J`` = ``8J`` = ``8000mJ``),
+    not by how it was written."""
+    if key == "budget" and isinstance(stored, dict) and isinstance(wanted, dict):
+        try:
+            close = math.isclose(float(stored["value"]), float(wanted["value"]), rel_tol=1e-9)
+        except (KeyError, TypeError, ValueError):
+            return stored == wanted
+        return close and stored.get("metric") == wanted.get("metric") and stored.get("unit") == wanted.get("unit")
+    return bool(stored == wanted)
 
 
 def count_states(study: optuna.Study) -> tuple[int, int]:
@@ -400,11 +413,49 @@ def start_worker_server(preload: Sequence[str] = ()) -> None:
 _SERVER = [False]
 
 
+def die_with_parent() -> None:
+    """Make this worker process end when the search process that started it ends (through the fork server it
+    was forked from, which ends with that process), however it ends (kill -9
+    included): Linux ``prctl(PR_SET_PDEATHSIG, SIGTERM)``, elsewhere a thread polling ``os.getppid()``.
+    Ctrl-C is left to the parent (it reaches every process of the terminal's group): the parent stops the
+    workers and says so in one line; a worker's trial left RUNNING is retried on resume (``storage``)."""
+    import signal
+    import sys
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM (the parent stopping it, or the parent's death) ends the worker as an exit, not a kill: its
+    # interpreter cleans up (named semaphores are released, nothing is reported leaked)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # the process that forked this one: the fork server (:func:`start_worker_server`), which exits when the
+    # search process that started it does, or the search process itself
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(1, signal.SIGTERM, 0, 0, 0) == 0:  # 1 = PR_SET_PDEATHSIG
+                if os.getppid() != parent:  # the parent died before prctl took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="codesign-parent-watch").start()
+
+
 def _process_worker(config: SearchConfig, space: SearchSpace, evaluator: Evaluator, predict: Predictor | None,
                     worker_init: Callable[[], None] | None, waiting: Callable[[bool], None] | None = None) -> None:
     """Body of one worker process (``n_jobs`` > 1)."""
     import optuna
 
+    die_with_parent()
     if worker_init is not None:
         worker_init()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -458,8 +509,17 @@ def run_search(
     ctx = multiprocessing.get_context("forkserver")
     procs = [ctx.Process(target=_process_worker, args=(config, space, evaluator, predict, worker_init, waiting),
                          daemon=True) for _ in range(config.n_jobs)]
-    for p in procs:
-        p.start()
+    import signal
+    import threading
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
+    try:  # workers start with Ctrl-C ignored (inherited): only this process answers it, in one line
+        for p in procs:
+            p.start()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     shown = -1
     try:
         while any(p.is_alive() for p in procs):

@@ -57,7 +57,8 @@ def test_search_cli_runs_resumes_and_writes_the_run_folder(tmp_path, fake_traini
         (["--metric", "train-power"], "unknown metric 'train-power'"),
         (["--device", "tpu-v9"], "unknown device 'tpu-v9'"),
         (["--space", "method=gebt,magic"], "allowed values are gebt"),
-        (["--storage", "postgresql+psycopg2://u:pw@127.0.0.1:1/db"], "is unreachable or invalid"),
+        (["--storage", "postgresql+psycopg2://u:pw@127.0.0.1:1/db"],  # unreachable, or no driver installed
+         "--storage postgresql+psycopg2://u:***@127.0.0.1:1/db"),
         (["--measured"], "--measured: train-energy is not measured on this machine"),
     ],
 )
@@ -80,11 +81,14 @@ def _stored(tmp_path, name, device, scale=1.0):
 
 def test_pareto_redraws_one_stored_study(tmp_path, capsys):
     run = _stored(tmp_path, "one", "h100")
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != "study.db"}
     assert main(["pareto", str(run), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["n_trials"] == 6 and summary["study"] == "one"
-    assert (run / "pareto.png").stat().st_size > 1000
-    front = pd.read_csv(run / "pareto.csv")
+    redrawn = tmp_path / "one-pareto"  # a sibling folder: the search's own files are never rewritten
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != "study.db"} == before
+    assert (redrawn / "pareto.png").stat().st_size > 1000
+    front = pd.read_csv(redrawn / "pareto.csv")
     assert list(front["number"]) == [p["number"] for p in summary["pareto"]]
     assert main(["pareto", "--storage", embedded_url(run), "--study", "one", "--out", str(tmp_path / "o")]) == 0
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["pareto"] == summary["pareto"]
@@ -139,9 +143,13 @@ def test_default_graph_space_gates_parameters():
 # --- bad input: one line, exit 2, nothing created or overwritten ---------------------------------------------
 
 def _bad(capsys, args):
-    assert main(["search", "--trials", "1", *args]) == 2
+    try:
+        rc = main(["search", "--trials", "1", *args])
+    except SystemExit as exc:  # numbers are checked by argparse (codesign.cli.common.BOUNDS)
+        rc = exc.code
+    assert rc == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("codesign: error:") and "\n" not in err
+    assert err.startswith(("codesign: error:", "codesign search: error:")) and "\n" not in err
     return err
 
 
@@ -160,10 +168,10 @@ def test_search_out_must_be_a_writable_folder(tmp_path, capsys, fake_training):
 @pytest.mark.parametrize(
     "args, needle",
     [
-        (["--trials", "0"], "--trials 0: must be at least 1"),
+        (["--trials", "0"], "--trials 0: out of range, must be in [1, 100000]"),
         (["--model", "gcnn"], "unknown model 'gcnn'"),
         (["--dataset", "coraa"], "unknown dataset 'coraa'"),
-        (["--repeats", "0"], "--repeats 0"),
+        (["--trainings-per-config", "0"], "--trainings-per-config 0"),
     ],
 )
 def test_search_rejects_before_creating_anything(tmp_path, capsys, fake_training, args, needle):
@@ -186,7 +194,11 @@ def test_missing_postgres_driver_names_the_extra(monkeypatch):
 
 def test_pareto_never_writes_into_another_runs_folder(tmp_path, capsys, monkeypatch):
     other = _stored(tmp_path, "other", "h100")
-    assert main(["pareto", str(other)]) == 0
+    assert main(["pareto", str(other), "--out", str(other)]) == 2  # a RUN_DIR is never rewritten
+    assert "never rewrites a search's own files" in capsys.readouterr().err
+    assert main(["pareto", str(other)]) == 0  # into other-pareto; copied back as if the search had written them
+    for p in (tmp_path / "other-pareto").iterdir():
+        (other / p.name).write_bytes(p.read_bytes())
     before = (other / "trials.csv").read_bytes()
     monkeypatch.chdir(tmp_path)
     assert main(["pareto", "--storage", embedded_url(other)]) == 0  # default: runs/pareto, not OTHER

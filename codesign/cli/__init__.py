@@ -7,13 +7,16 @@ User errors (:class:`CodesignError`) print one line and exit 2; ``--debug`` show
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
+import warnings
 from collections.abc import Sequence
 
 from costmodels.errors import CodesignError
 
 from . import calibrate, devices, estimate, export, pareto, profile, search, train
-from .common import Parser
+from .common import TRUST_ENV, Parser, show_defaults
 
 SUBCOMMANDS = (devices, estimate, train, search, pareto, profile, calibrate, export)
 
@@ -27,6 +30,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for module in SUBCOMMANDS:
         module.register(sub)
+    show_defaults(parser)
     return parser
 
 
@@ -39,19 +43,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 2
+    trust = getattr(args, "trust_pickle", False)
+    previous = os.environ.get(TRUST_ENV)
+    if trust:  # the environment carries it into search worker processes too
+        os.environ[TRUST_ENV] = "1"
     try:
-        return int(args.handler(args) or 0)
+        with warnings.catch_warnings(record=True) as caught:  # a refusal is one line: its warnings are dropped
+            code = int(args.handler(args) or 0)
+        for w in caught:  # the command went through: show what it warned about
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        return code
     except CodesignError as exc:
         if args.debug:
-            raise
+            traceback.print_exc()
         print(f"codesign: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("codesign: interrupted", file=sys.stderr)
+        print(f"codesign: interrupted{getattr(args, 'interrupt_note', '')}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` and closed: not an error
         sys.stderr.close()
         return 0
+    finally:
+        if trust:
+            if previous is None:
+                os.environ.pop(TRUST_ENV, None)
+            else:
+                os.environ[TRUST_ENV] = previous
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,7 +26,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .common import add_data_root, add_json_flag, add_threads_flag, emit_json
+from .common import add_data_root, add_json_flag, add_threads_flag, bounded, emit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,17 +52,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--search-epochs", action=argparse.BooleanOptionalAction, default=True,
                    help="also measure one GEBT search epoch per model and data set (weight step, edge-value step, "
                         "per-layer masks: the sorts and random draws the serial step time is fitted to)")
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--per-round", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--holdout-every", type=int, default=3, help="hold out every k-th workload for the error")
+    p.add_argument("--rounds", type=bounded("--rounds"), default=5)
+    p.add_argument("--per-round", type=bounded("--per-round"), default=3)
+    p.add_argument("--warmup", type=bounded("--warmup"), default=3)
+    p.add_argument("--holdout-every", type=bounded("--holdout-every"), default=3,
+                   help="hold out every k-th workload for the error")
     p.add_argument("--allow-busy", action="store_true",
                    help="fit even when the machine is busy (load, steal, CPU/wall, spread over the limits of "
                         "costmodels.measure.load); the profile's [calibration] says so")
     p.add_argument("--force", action="store_true",
                    help="write the profile even when its held-out error is not lower than before (with a warning)")
-    p.add_argument("--hidden", type=int, default=16)
-    p.add_argument("--heads", type=int, default=8)
+    p.add_argument("--hidden", type=bounded("--hidden"), default=16)
+    p.add_argument("--heads", type=bounded("--heads"), default=8)
     add_data_root(p)
     add_json_flag(p)
     p.set_defaults(handler=run)
@@ -98,6 +99,19 @@ def run(args: argparse.Namespace) -> int:
     sparsities = [check_fraction("--sparsities", s) for s in _list(args.sparsities, "sparsities", float)]
     if min(args.rounds, args.per_round) < 1 or args.warmup < 0 or args.threads < 1:
         raise CodesignError("--rounds, --per-round and --threads must be >= 1 and --warmup >= 0")
+    from costmodels.errors import check_name
+
+    from .common import check_file_out
+
+    if args.name is not None:
+        check_name("--name", args.name)
+    if args.output and Path(args.output).suffix == ".toml":
+        check_file_out(args.output, "--output")
+    elif args.output:
+        from .search import check_out_dir
+
+        check_out_dir(Path(args.output), "--output")
+    check_file_out(args.report, "--report")
     if args.run_on == "cuda" and not torch.cuda.is_available():
         raise CodesignError("--run-on cuda: torch sees no CUDA device; use --run-on cpu")
     from codesign.threads import configure
@@ -170,8 +184,10 @@ def run(args: argparse.Namespace) -> int:
         "load_before": before_load.to_dict(), "load_after": [r.to_dict() for r in during], "busy": busy,
         "forced": forced,
     }
+    from costmodels.atomic import write_text
+
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
+    write_text(args.report, json.dumps(report, indent=2) + "\n")
     if args.json:
         emit_json(report)
         return 0

@@ -19,15 +19,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     import pandas as pd
 
     from costmodels import list_profiles, load_profile
+    from costmodels.errors import ProfileError
     from costmodels.templates import configure, template_of
 
     rows = []
     templates = []
     for name in list_profiles():
-        profile = load_profile(name)
+        try:
+            profile = load_profile(name)
+        except ProfileError as exc:  # one bad file in the user's folder must not hide the others
+            print(f"codesign: warning: skipped profile {name}: {exc}", file=sys.stderr)
+            continue
         row = profile.summary() | {"name": name}
         t = template_of(profile)
         if t is not None:

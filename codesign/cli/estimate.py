@@ -17,7 +17,7 @@ from typing import Any
 
 from costmodels.errors import CodesignError, check_fraction
 
-from .common import add_data_root, add_json_flag, emit_json, fraction
+from .common import add_data_root, add_json_flag, add_trust_pickle, bounded, emit_json, fraction
 
 COLUMNS = ["device", "phase", "per", "batch_size", "flops", "macs", "dram_bytes", "memory_bytes", "latency_s",
            "energy_j", "regime"]
@@ -37,10 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="device profile name or TOML path (repeatable; default: every built-in profile)")
     p.add_argument("--graph-sparsity", type=fraction("--graph-sparsity"), default=0.0)
     p.add_argument("--weight-sparsity", type=fraction("--weight-sparsity"), default=0.0)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--hidden", type=int, default=None,
+    p.add_argument("--layers", type=bounded("--layers"), default=2)
+    p.add_argument("--hidden", type=bounded("--hidden"), default=None,
                    help="hidden width (per head for gat); default 16, gat 8 (costmodels.default_hidden)")
-    p.add_argument("--heads", type=int, default=8, help="GAT heads in hidden layers")
+    p.add_argument("--heads", type=bounded("--heads"), default=8, help="GAT heads in hidden layers")
     p.add_argument("--aggregation-order", choices=["transform-first", "aggregate-first"],
                    default="transform-first",
                    help="transform-first = what PyG GCNConv runs; aggregate-first = the GEBT paper's count")
@@ -53,9 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trace-policy", choices=["window", "lru"], default="window",
                    help="on-chip schedule of the trace: the template's window schedule or an LRU cache")
     p.add_argument("--dtype", choices=["fp32", "tf32", "fp16", "bf16"], default="fp32")
-    p.add_argument("--width", type=float, default=1.0, help="CNN width multiplier")
-    p.add_argument("--batch-size", type=int, default=128, help="CNN batch size (inference row = one batch)")
+    p.add_argument("--width", type=bounded("--width"), default=1.0, help="CNN width multiplier")
+    p.add_argument("--batch-size", type=bounded("--batch-size"), default=128,
+                   help="CNN batch size (inference row = one batch)")
     add_data_root(p)
+    add_trust_pickle(p)
     add_json_flag(p)
     p.set_defaults(handler=run)
 

@@ -27,9 +27,16 @@ def run_module(args: argparse.Namespace, devices: list[str]) -> int:
         raise CodesignError("--module prices the model as written: drop --model, --graph-sparsity and "
                             "--weight-sparsity (prune inside your factory to price a sparse model)")
     factory = load_factory(args.module)
-    rows: list[dict[str, Any]] = price_model(factory, args.dataset, devices, task=args.task, dtype=args.dtype,
-                                             batch_size=args.batch_size, data_root=args.data_root,
-                                             name=args.module)
+    try:
+        rows: list[dict[str, Any]] = price_model(factory, args.dataset, devices, task=args.task, dtype=args.dtype,
+                                                 batch_size=args.batch_size, data_root=args.data_root,
+                                                 name=args.module)
+    except CodesignError:
+        raise
+    except Exception as exc:  # the user's model failed on the data (shapes, dtypes): one line, not a traceback
+        first = (str(exc).strip().splitlines() or ["no message"])[0][:160]
+        raise CodesignError(f"--module {args.module}: the model failed when run on {args.dataset} "
+                            f"({type(exc).__name__}: {first}); check that it takes the dataset's inputs") from None
     if args.json:
         emit_json(rows)
         return 0

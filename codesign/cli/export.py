@@ -14,9 +14,42 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "codesign.export.load_pyg)")
     p.add_argument("run_dir", help="the --out folder of a `codesign train --task graph` run")
     p.add_argument("--format", choices=["pyg"], default="pyg", help="export format (pyg)")
-    p.add_argument("--out", required=True, help="folder to write the export into")
+    p.add_argument("--out", required=True, help="folder to write the export into (a new folder, or an earlier "
+                   "export of the same run)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a folder holding a run's files or another export, replacing its files")
     add_data_root(p)
     p.set_defaults(handler=run)
+
+
+def check_export_out(run_dir: str, out: str, overwrite: bool) -> None:
+    """Refuse an --out that is a run folder (a train or search run) or another run's export, unless ``overwrite``."""
+    import json
+    from pathlib import Path
+
+    from costmodels.errors import CodesignError
+
+    from .search import check_out_dir
+    from .train import RUN_FILES
+
+    folder = Path(out)
+    check_out_dir(folder)
+    if overwrite or not folder.is_dir():
+        return
+    held = [name for name in RUN_FILES if (folder / name).exists()]
+    if (folder / "ticket.json").is_file():
+        try:
+            meta = json.loads((folder / "ticket.json").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            meta = {}
+        source = meta.get("source_run") if isinstance(meta, dict) else None
+        if source != str(Path(run_dir).resolve()):
+            held.append("ticket.json" + (f" (an export of {source})" if source else " (a run's ticket)"))
+    if folder.resolve() == Path(run_dir).resolve():
+        held = held or ["the run itself"]
+    if held:
+        raise CodesignError(f"--out {out!r} holds {', '.join(held)}; export into a new folder, e.g. "
+                            f"--out {str(Path(run_dir)).rstrip('/')}-pyg, or --overwrite to replace them")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     from codesign.export import export_pyg
 
+    check_export_out(args.run_dir, args.out, args.overwrite)
     folder = export_pyg(args.run_dir, args.out, args.data_root)
     meta = json.loads((folder / "ticket.json").read_text())
     print(f"exported {meta['architecture']['model']} ticket on {meta['dataset']} "

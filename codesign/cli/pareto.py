@@ -2,8 +2,9 @@
 
 ``codesign pareto RUN_DIR [RUN_DIR ...]`` reads each run folder's study (``study.db``, or the
 storage named in its ``summary.json``); ``--storage URL --study NAME [--study NAME ...]`` reads
-studies from any Optuna storage. One RUN_DIR: its own files are rewritten there (default) or in
-``--out``. ``--storage`` or several studies: written to ``--out`` (default ``runs/pareto``): one
+studies from any Optuna storage. One RUN_DIR: written to ``--out`` (default the sibling folder
+``<RUN_DIR>-pareto``); a search's own files are never rewritten. ``--storage`` or several studies:
+written to ``--out`` (default ``runs/pareto``): one
 plot with every study (e.g. one search priced on two devices), each labelled by its run folder, and
 combined tables with ``run`` and ``study`` columns. A folder holding another run's outputs is never
 written into: ``--out`` must be empty, new, or hold the outputs of exactly the studies drawn.
@@ -23,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storage", default=None, help="Optuna storage URL (with --study)")
     p.add_argument("--study", action="append", default=None, help="study name (repeatable)")
     p.add_argument("--out", default=None,
-                   help="output folder (default: the run folder for one RUN_DIR, else runs/pareto)")
+                   help="output folder (default: <RUN_DIR>-pareto beside one RUN_DIR, else runs/pareto); never a "
+                        "RUN_DIR itself")
     add_json_flag(p)
     p.set_defaults(handler=run)
 
@@ -107,6 +109,8 @@ def load_studies(args: argparse.Namespace) -> list:  # list[optuna.Study]
         raise CodesignError("give RUN_DIR folders or --storage URL --study NAME")
     studies = []
     for url, name in targets:
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+            raise CodesignError(f"--storage {url}: no such database file; give the study.db a search wrote")
         storage = open_storage(url)
         names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
         if name is None:
@@ -127,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
+    from costmodels.atomic import write_text
+    from costmodels.errors import CodesignError
     from search.export import pareto_frame, summary, trials_frame, write_outputs
     from search.plots import plot_studies, unique_labels
 
@@ -135,9 +141,12 @@ def run(args: argparse.Namespace) -> int:
     studies = load_studies(args)
     labels = unique_labels(args.run_labels)
     one_run_folder = len(studies) == 1 and args.run_dirs
-    out = Path(args.out or (args.run_dirs[0] if one_run_folder else "runs/pareto"))
-    if args.out or not one_run_folder:  # redrawing a run into its own folder is the one overwrite allowed
-        _check_out(out, studies, labels)
+    default = f"{str(Path(args.run_dirs[0])).rstrip('/')}-pareto" if one_run_folder else "runs/pareto"
+    out = Path(args.out or default)
+    if any(out.resolve() == Path(d).resolve() for d in args.run_dirs):
+        raise CodesignError(f"--out {str(out)!r} is a RUN_DIR: pareto never rewrites a search's own files; "
+                            f"give another folder (default {default})")
+    _check_out(out, studies, labels)
     if len(studies) == 1:
         summ = write_outputs(studies[0], out)
         if args.json:
@@ -149,12 +158,12 @@ def run(args: argparse.Namespace) -> int:
     frames = [(label, trials_frame(s)) for label, s in zip(labels, studies)]
     summaries = [{**summary(s, df), "run": label} for s, (label, df) in zip(studies, frames)]
     tagged = [df.assign(run=label)[["run", *df.columns]] for label, df in frames]
-    pd.concat(tagged, ignore_index=True).to_csv(out / "trials.csv", index=False)
+    write_text(out / "trials.csv", pd.concat(tagged, ignore_index=True).to_csv(index=False))
     fronts = pd.concat([pareto_frame(df).assign(run=label) for (label, _), df in zip(frames, tagged)],
                        ignore_index=True)
-    fronts.to_csv(out / "pareto.csv", index=False)
+    write_text(out / "pareto.csv", fronts.to_csv(index=False))
     combined = {"studies": summaries}
-    (out / "summary.json").write_text(json.dumps(combined, indent=2, default=str) + "\n")
+    write_text(out / "summary.json", json.dumps(combined, indent=2, default=str) + "\n")
     plot_studies([(name, df, summ) for (name, df), summ in zip(frames, summaries)], out / "pareto.png")
     if args.json:
         emit_json(combined)

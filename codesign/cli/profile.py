@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .common import add_data_root, add_json_flag, add_threads_flag, emit_json, fraction
+from .common import add_data_root, add_json_flag, add_threads_flag, add_trust_pickle, bounded, emit_json, fraction
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,14 +29,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="dense", help="dense, random, gebt, geb, sgcn (which phases run)")
     p.add_argument("--graph-sparsity", type=fraction("--graph-sparsity"), default=0.0)
     p.add_argument("--weight-sparsity", type=fraction("--weight-sparsity"), default=0.0)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--hidden", type=int, default=None,
+    p.add_argument("--layers", type=bounded("--layers"), default=2)
+    p.add_argument("--hidden", type=bounded("--hidden"), default=None,
                    help="hidden width (per head for gat); default 16, gat 8 (costmodels.default_hidden)")
-    p.add_argument("--heads", type=int, default=8, help="GAT heads in hidden layers")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--heads", type=bounded("--heads"), default=8, help="GAT heads in hidden layers")
+    p.add_argument("--seed", type=bounded("--seed"), default=0)
     p.add_argument("--mode", choices=["train", "infer"], default="train", help="training epochs or inference passes")
-    p.add_argument("--repeats", type=int, default=10, help="measured epochs per phase (median reported)")
-    p.add_argument("--warmup", type=int, default=3, help="unmeasured epochs first")
+    p.add_argument("--repeats", type=bounded("--repeats"), default=10,
+                   help="measured epochs per phase (median reported)")
+    p.add_argument("--warmup", type=bounded("--warmup"), default=3, help="unmeasured epochs first")
     p.add_argument("--phase-windows", action="store_true",
                    help="also time forward / backward / optimizer / mask update in their own windows")
     p.add_argument("--measure-energy", action="store_true",
@@ -50,6 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="search/retrain graphs: one per layer (training's default) or one for all layers")
     p.add_argument("--out", default="runs/profile", help="folder for profile.json")
     add_data_root(p)
+    add_trust_pickle(p)
     add_json_flag(p)
     p.set_defaults(handler=run)
 
@@ -86,10 +88,15 @@ def run(args: argparse.Namespace) -> int:
         raise CodesignError(f"--threads must be >= 1, got {args.threads}")
     method_phases(args.method, args.graph_sparsity, args.weight_sparsity)
     args.hidden = GNNSpec(args.model, args.layers, args.hidden, args.heads).hidden  # None -> the model's default
-    result = profile(args)
+    from costmodels.atomic import write_text
+
+    from .search import check_out_dir
+
     out = Path(args.out)
+    check_out_dir(out)  # before measuring, not after
+    result = profile(args)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "profile.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    write_text(out / "profile.json", json.dumps(result, indent=2, default=str) + "\n")
     if args.json:
         emit_json(result)
     else:
@@ -167,8 +174,11 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         cost = price_workload(wl, device, training=training)
         measured_mem = stats.peak_memory_bytes if args.run_on == "cuda" else (
             None if stats.peak_rss_bytes is None else stats.peak_rss_bytes - baseline_rss)
+        below = measured_mem is not None and measured_mem < 0  # the heap shrank below the warm baseline
         rows.append(_row(phase, "epoch" if training else "inference", stats, float(cost.latency_s),
-                         float(cost.energy_j), measured_mem, float(cost.memory_bytes)))
+                         float(cost.energy_j), None if below else measured_mem, float(cost.memory_bytes)))
+        if below:  # too small to see in the process's RSS: not measured, rather than a negative number
+            rows[-1]["flags"].append("memory-below-baseline")
         if args.phase_windows:
             per = measure_phases(runner, meter, args.repeats)
             whole = per.pop("epoch_with_phase_windows")

@@ -4,7 +4,7 @@ Trains each configuration here (validation accuracy drives the search, test accu
 and prices the run on ``--device`` with the cost model (or takes this machine's measurement with
 ``--measured``). Optuna multi-objective TPE over (accuracy up, cost down); ``--budget`` makes
 over-budget trials infeasible. The dense reference is trained first, once; a configuration already
-trained is not trained again (``--repeats``); a configuration whose cost, predicted by the cost
+trained is not trained again (``--trainings-per-config``); a configuration whose cost, predicted by the cost
 model before training, is over the budget whatever its early-bird epoch is recorded as screened and
 not trained, and a run whose ticket search goes on until its cost can only pass the budget is stopped
 there (``--no-screen`` trains both anyway). The study is the record; the run folder gets
@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import add_data_root, add_json_flag, add_threads_flag, emit_json
+from costmodels.atomic import write_text
+
+from .common import Renamed, add_data_root, add_json_flag, add_threads_flag, add_trust_pickle, bounded, emit_json
 
 METRIC_CHOICES = [f"{p}-{q}" for p in ("train", "infer") for q in ("energy", "latency", "flops", "memory")]
 
@@ -64,19 +66,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="use this machine's measured cost instead of the cost model (where measured)")
     p.add_argument("--objective", choices=["pareto", "acc-per-cost"], default="pareto",
                    help="pareto: (accuracy, cost) multi-objective (default); acc-per-cost: the scalar ratio")
-    p.add_argument("--trials", type=int, default=30,
+    p.add_argument("--trials", type=bounded("--trials"), default=30,
                    help="trained trials the study should hold (screened ones do not count); a rerun tops it up "
                         "(default 30)")
     p.add_argument("--no-screen", dest="screen", action="store_false",
                    help="train every sampled configuration, even one the cost model puts over --budget")
-    p.add_argument("--repeats", type=int, default=1,
+    p.add_argument("--trainings-per-config", dest="repeats", type=bounded("--trainings-per-config"), default=1,
                    help="trainings allowed per configuration, each with its own seed (default 1: never twice)")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--repeats", action=Renamed, new="--trainings-per-config", nargs="?", help=argparse.SUPPRESS)
+    p.add_argument("--epochs", type=bounded("--epochs"), default=None,
                    help="graph: epochs per training phase, capping longer schedules (default 100, the papers'); "
                         "cnn: the training schedule E (default 8 on CPU; the papers' 160)")
     p.add_argument("--space", default=None,
                    help="narrow or fix parameters, e.g. 'method=gebt,random; graph_sparsity=0.2:0.6'")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=bounded("--seed"), default=0,
                    help="base seed (the configuration in slot k is sampled and trained with seed + k)")
     p.add_argument("--study", default=None,
                    help="study name (default <model>-<dataset>-<metric>-<device>[-<budget>])")
@@ -84,21 +87,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Optuna storage URL (default sqlite in the run folder); postgresql+psycopg2://... "
                         "lets workers on many machines join; journal:///path for a journal file")
     p.add_argument("--out", default=None, help="run folder (default runs/<study>)")
-    p.add_argument("--n-jobs", type=int, default=1,
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an --out holding another study's results, replacing its tables and plot")
+    p.add_argument("--n-jobs", type=bounded("--n-jobs"), default=1,
                    help="parallel worker processes on this machine, sharing the study (default 1)")
     add_threads_flag(p, help="torch CPU threads per worker (default: usable cores / workers on this machine, "
                              "1 for Cora-sized graphs)")
     g = p.add_argument_group("cnn task (--task cnn; CPU-scale defaults, about 10-20 s per trial)")
-    g.add_argument("--width", type=float, default=None, help="channel width multiplier (default 0.25)")
-    g.add_argument("--train-subset", type=int, default=None,
+    g.add_argument("--width", type=bounded("--width"), default=None, help="channel width multiplier (default 0.25)")
+    g.add_argument("--train-subset", type=bounded("--train-subset"), default=None,
                    help="train on a seeded subset of N training images, validation included (default 2000)")
-    g.add_argument("--val-size", type=float, default=None,
+    g.add_argument("--val-size", type=bounded("--val-size"), default=None,
                    help="validation images held out of the subset, a fraction < 1 or a count (default 0.1); "
                         "the search maximises validation accuracy, test accuracy is only reported")
-    g.add_argument("--batch-size", type=int, default=None, help="SGD batch size (default 128)")
-    g.add_argument("--probe-grid", type=int, default=None,
+    g.add_argument("--batch-size", type=bounded("--batch-size"), default=None, help="SGD batch size (default 128)")
+    g.add_argument("--probe-grid", type=bounded("--probe-grid"), default=None,
                    help="spline detector probe set: grid x grid images (default 16)")
     add_data_root(p)
+    add_trust_pickle(p)
     add_json_flag(p)
     p.set_defaults(handler=run)
 
@@ -127,7 +133,7 @@ def default_study_name(args: argparse.Namespace) -> str:
     where = "measured" if args.measured else args.device
     parts = [args.task if args.task != "graph" else "", args.model, args.dataset, args.metric, where]
     if args.budget:
-        parts.append(args.budget)
+        parts.append(_canonical_budget(args.budget))
     if args.objective != "pareto":
         parts.append(args.objective)
     return re.sub(r"[^A-Za-z0-9._-]+", "", "-".join(x for x in parts if x).replace("/", "_"))
@@ -138,6 +144,66 @@ WORKER_PRELOAD = {
     "cnn": ("torch", "optuna", "search.study", "codesign.pipelines.cnn_search", "codesign.cnn.pipeline"),
 }
 """Modules every search worker imports, per task: imported once in the fork server (``search.study``)."""
+
+
+def _canonical_budget(text: str) -> str:
+    """The budget as its value (``8 J``, ``8J`` and ``8000mJ`` name one study): 3 significant digits, SI prefix."""
+    from search.budget import QUANTITIES, format_si, parse_quantity
+
+    try:
+        value, dimension, _ = parse_quantity(text)
+    except Exception:  # refused later with its own message
+        return text
+    unit = {dim: base for base, _, dim in QUANTITIES.values()}[dimension]
+    return format_si(value, unit).replace(" ", "")
+
+
+CLAIM = ".codesign-study"  # a run folder's owner: the study whose outputs it holds
+
+
+def claim_run_folder(out: Path, study: str, overwrite: bool) -> None:
+    """Refuse (one line) to write a search into a folder holding another study's outputs, unless ``overwrite``;
+    then mark the folder as this study's. Two searches started together into one folder: the first to create
+    the mark wins, the other is refused."""
+    import os
+
+    from costmodels.atomic import write_text
+    from costmodels.errors import CodesignError
+
+    def owner() -> str | None:
+        mark = out / CLAIM
+        if mark.is_file():
+            return mark.read_text(encoding="utf-8", errors="replace").strip()
+        summary = out / "summary.json"
+        if summary.is_file():
+            try:
+                return str(json.loads(summary.read_text(encoding="utf-8")).get("study"))
+            except (ValueError, AttributeError, UnicodeDecodeError):
+                return "an unreadable summary.json"
+        if (out / "trials.csv").exists() or (out / "ticket.pt").exists():
+            return "another run"
+        return None
+
+    def refuse(held: str) -> None:
+        raise CodesignError(f"--out {str(out)!r} holds the results of {held!r}, not of study {study!r}; give "
+                            "another --out (or the same options as that run), or --overwrite to replace them")
+
+    held = owner()
+    if held is not None and held != study and not overwrite:
+        refuse(held)
+    out.mkdir(parents=True, exist_ok=True)
+    if held is not None and held != study:  # --overwrite
+        write_text(out / CLAIM, study + "\n")
+        return
+    try:
+        fd = os.open(out / CLAIM, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        held = owner()
+        if held != study and not overwrite:
+            refuse(str(held))
+        return
+    with os.fdopen(fd, "w") as fh:
+        fh.write(study + "\n")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace, workers: Any) -> int:
-    from costmodels.errors import CodesignError
+    from costmodels.errors import CodesignError, check_name
     from search import SearchConfig, parse_budget, parse_metric
     from search.budget import format_si
     from search.export import write_outputs
@@ -188,16 +254,21 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
         space = cnn_space().narrow(args.space)
     else:
         space = graph_space().narrow(args.space)
+    if args.study is not None:
+        check_name("--study", args.study)
     study_name = args.study or default_study_name(args) + hardware.study_suffix()
     out = Path(args.out or Path("runs") / study_name)
     check_out_dir(out)
+    if args.budget is not None and not args.budget.strip():
+        raise CodesignError("--budget '' is empty; give a cost ceiling with a unit, e.g. 2J, or leave --budget out")
     # screening prices a configuration on the one --device; several devices or a hardware space price each
     # ticket at its best hardware, which that interval does not bound, so they train without screening
     screen_at = budget.value if args.screen and budget is not None and not hardware.active else None
     evaluator = _evaluator(args, metric, None if args.measured else device_name, screen_at)  # bad model: fail now
     storage = args.storage
+    created = not out.exists()  # removed again if the search is refused before any trial finished
+    claim_run_folder(out, study_name, args.overwrite)  # the last check: the folder is created here
     if storage is None:
-        out.mkdir(parents=True, exist_ok=True)
         storage = embedded_url(out)
     config = SearchConfig(
         study_name=study_name, storage=storage, n_trials=args.trials, metric=metric, budget=budget,
@@ -214,17 +285,63 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     work = dataset_epoch_flops(args.dataset) if args.task == "graph" else None
     policy = configure(args.threads, workers=workers.total(), workload_flops=work)
     evaluator = ThreadedEvaluator(evaluator, args.threads, workers, work)  # each trial re-chooses its threads
-    study = _run_with_progress(config, space, evaluator, metric.unit, format_si, predict=predict,
-                               reference=_reference(args, space), worker_init=_worker_init(args, policy.threads),
-                               waiting=workers.set_waiting)
+    try:
+        study = _run_with_progress(config, space, evaluator, metric.unit, format_si, predict=predict,
+                                   reference=_reference(args, space), worker_init=_worker_init(args, policy.threads),
+                                   waiting=workers.set_waiting)
+    except KeyboardInterrupt:  # Ctrl-C: the study is the record; write the tables of the trials that finished
+        args.interrupt_note = _interrupted(config, space, out, policy)
+        raise
+    except CodesignError:  # refused at its first trial: a folder this command made holds nothing worth keeping
+        if created and args.storage is None and not _any_finished(config, space):
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     summary = write_outputs(study, out)
     summary["thread_policy"] = policy.to_dict()  # this process's first choice; each trial records its own
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     if args.json:
         emit_json(summary)
     else:
         print(format_summary(summary, out))
     return 0
+
+
+def _any_finished(config, space) -> bool:  # type: ignore[no-untyped-def]
+    from search.study import count_states, open_study
+
+    try:
+        return count_states(open_study(config, space))[0] > 0
+    except Exception:  # noqa: BLE001 - unreadable: keep the folder
+        return True
+
+
+def _interrupted(config, space, out: Path, policy) -> str:  # type: ignore[no-untyped-def]
+    """After Ctrl-C: trials.csv and the rest for the trials that finished; the tail of the one-line message."""
+    import signal
+
+    from search.export import write_outputs
+    from search.study import count_states, open_study
+
+    resume = "; rerun the same command to resume the study"
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the tables in half
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        study = open_study(config, space)
+        if count_states(study)[0] == 0:
+            return resume + " (no trial had finished)"
+        summary = write_outputs(study, out)
+        summary["thread_policy"] = policy.to_dict()
+        write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+        return resume + f" ({summary['n_trials']} finished trials in {out}/trials.csv)"
+    except Exception:  # noqa: BLE001 - the interruption is what the user sees, not a follow-up error
+        return resume
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _regime(args: argparse.Namespace, device: str) -> dict[str, str] | None:

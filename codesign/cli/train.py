@@ -15,7 +15,7 @@ from codesign.cnn import cli_args as cnn_args
 from codesign.graphs import cli_args as graph_args
 from codesign.torch_device import RUN_ON
 
-from .common import add_data_root, add_json_flag, add_threads_flag, emit_json
+from .common import add_data_root, add_json_flag, add_threads_flag, add_trust_pickle, bounded, emit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,23 +25,78 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=None, help="dataset name (e.g. cora, sbm:n=1000,...; cnn: mnist, ...)")
     p.add_argument("--method", default=None,
                    help="ticket / pruning method (default: gebt for --task graph, eb for --task cnn; see each task)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic on CPU)")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--seed", type=bounded("--seed"), default=0, help="random seed (runs are deterministic on CPU)")
+    p.add_argument("--epochs", type=bounded("--epochs"), default=None,
                    help="graph: epochs of every phase (searches stop earlier when the ticket is found); cnn: "
                         "training / ticket search at most this many, then the retrain its own length "
                         "(max(epochs - ticket epoch, --finetune-epochs))")
     p.add_argument("--run-on", default="cpu", choices=RUN_ON, help="torch device to train on")
-    p.add_argument("--out", default=None, help="folder to save the ticket / result in")
+    p.add_argument("--out", default=None, help="folder to save the ticket / result in (default: none, not saved)")
+    p.add_argument("--overwrite", action="store_true", help="replace the ticket / model an --out folder already holds")
     add_threads_flag(p)
     add_data_root(p)
+    add_trust_pickle(p)
     add_json_flag(p)
-    graph_args.add_train_arguments(p)
-    cnn_args.add_train_arguments(p)
-    p.set_defaults(handler=run)
+    own: dict[str, list[tuple[str, str]]] = {}
+    for task, module in (("graph", graph_args), ("cnn", cnn_args)):
+        before = set(map(id, p._actions))
+        module.add_train_arguments(p)
+        own[task] = [(a.option_strings[0], a.dest) for a in p._actions
+                     if id(a) not in before and a.dest != argparse.SUPPRESS]
+    p.set_defaults(handler=run, task_options=own)
+
+
+# options only some methods read (an option the run would ignore is refused, not dropped silently)
+# (the graph sparsities: codesign.graphs.pipeline, which names what the method prunes)
+GRAPH_METHOD_OPTIONS = {"--rounds": ("ugs",)}
+CNN_METHOD_OPTIONS = {"--channel-sparsity": ("eb", "spline-eb", "spline", "slimming", "random"),
+                      "--detector": ("spline",)}
+
+
+def check_ignored_options(args: argparse.Namespace) -> None:
+    """Refuse an option of the other task, or one the chosen method never reads (one line, the fix)."""
+    from costmodels.errors import CodesignError
+
+    other = "cnn" if args.task == "graph" else "graph"
+    mine = {dest for _, dest in args.task_options[args.task]}
+    for flag, dest in args.task_options[other]:
+        if dest not in mine and getattr(args, dest, None) not in (None, False):
+            raise CodesignError(f"{flag} only applies to --task {other}; drop it or add --task {other}")
+    method = args.method or ("gebt" if args.task == "graph" else "eb")
+    table = GRAPH_METHOD_OPTIONS if args.task == "graph" else CNN_METHOD_OPTIONS
+    flags = {flag: dest for flag, dest in args.task_options[args.task]}
+    for flag, methods in table.items():
+        if method in methods or flag not in flags or getattr(args, flags[flag], None) is None:
+            continue
+        raise CodesignError(f"{flag} {getattr(args, flags[flag])} does not apply to --method {method} (only "
+                            f"{', '.join(methods)}); drop it")
+
+
+RUN_FILES = ("ticket.pt", "model.pt", "result.json", "study.db", "trials.csv", "summary.json")
+
+
+def check_train_out(out: str, overwrite: bool) -> None:
+    """A folder train may write into: writable, and not holding a run's results unless ``overwrite``."""
+    from pathlib import Path
+
+    from costmodels.errors import CodesignError
+
+    from .search import check_out_dir
+
+    folder = Path(out)
+    check_out_dir(folder)
+    held = [name for name in RUN_FILES if (folder / name).exists()]
+    if held and not overwrite:
+        raise CodesignError(f"--out {out!r} already holds {', '.join(held)} of an earlier run; give a new folder, "
+                            "or --overwrite to replace them")
 
 
 def run(args: argparse.Namespace) -> int:
     from codesign.threads import configure, dataset_epoch_flops
+
+    check_ignored_options(args)
+    if args.out is not None:
+        check_train_out(args.out, args.overwrite)  # before training, not after
 
     work = dataset_epoch_flops(args.dataset or "cora", args.hidden, args.layers) if args.task == "graph" else None
     policy = configure(args.threads, workload_flops=work)

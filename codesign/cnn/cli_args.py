@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 
+from codesign.cli.common import bounded
+
 
 def _fraction(text: str) -> float:
     from costmodels.errors import CodesignError, check_fraction
@@ -30,24 +32,28 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                              "methods dense, eb, spline-eb, spline, slimming, random)")
     g.add_argument("--channel-sparsity", type=_fraction, default=None,
                    help="fraction p of prunable channels to remove, in [0, 1) (default 0.5)")
-    g.add_argument("--width", type=float, default=None, help="channel width multiplier (e.g. 0.25 for CPU runs)")
-    g.add_argument("--train-subset", type=int, default=None, help="train on a seeded random subset of N images")
-    g.add_argument("--val-size", type=float, default=None,
+    g.add_argument("--width", type=bounded("--width"), default=None,
+                   help="channel width multiplier (e.g. 0.25 for CPU runs)")
+    g.add_argument("--train-subset", type=bounded("--train-subset"), default=None,
+                   help="train on a seeded random subset of N images")
+    g.add_argument("--val-size", type=bounded("--val-size"), default=None,
                    help="validation images held out of the (subset) training set: a fraction < 1 or a count "
                         "(default 0.1; 0 = none)")
-    g.add_argument("--batch-size", type=int, default=None, help="SGD batch size (default 256, as the papers)")
+    g.add_argument("--batch-size", type=bounded("--batch-size"), default=None,
+                   help="SGD batch size (default 256, as the papers)")
     g.add_argument("--cnn-retrain-init", choices=["finetune", "reinit"], default=None,
                    help="retrain the pruned net from the ticket's weights (finetune, default) or re-initialised")
     g.add_argument("--spline-mode", choices=["layerwise", "global"], default=None,
                    help="spline pruning: same ratio per layer, or one global ranking (default layerwise)")
     g.add_argument("--detector", choices=["eb", "spline"], default=None,
                    help="ticket detector for --method spline: channel masks (eb) or partition codes (spline)")
-    g.add_argument("--bn-l1", type=float, default=None, help="network-slimming L1 strength s on BN gammas")
-    g.add_argument("--eb-eps", type=float, default=None, help="EB mask detector: max mask distance (default 0.1)")
-    g.add_argument("--spline-threshold", type=float, default=None,
+    g.add_argument("--bn-l1", type=bounded("--bn-l1"), default=None, help="network-slimming L1 strength s on BN gammas")
+    g.add_argument("--eb-eps", type=bounded("--eb-eps"), default=None,
+                   help="EB mask detector: max mask distance (default 0.1)")
+    g.add_argument("--spline-threshold", type=bounded("--spline-threshold"), default=None,
                    help="spline-EB detector: max partition-code distance over the last 3 epochs (default 0.16)")
-    g.add_argument("--probe-grid", type=int, default=None,
+    g.add_argument("--probe-grid", type=bounded("--probe-grid"), default=None,
                    help="spline probe set: grid x grid images on the plane of two test images (paper: 100)")
-    g.add_argument("--finetune-epochs", type=int, default=None,
+    g.add_argument("--finetune-epochs", type=bounded("--finetune-epochs"), default=None,
                    help="slimming fine-tune epochs, and the shortest retrain after a ticket (default ceil(epochs / 2))")
     g.add_argument("--no-download", action="store_true", help="never download datasets (CIFAR)")

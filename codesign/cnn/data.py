@@ -113,6 +113,13 @@ def _load_idx(name: str, root: Path) -> tuple[np.ndarray, ...]:
             f"there or pass --data-root / set CODESIGN_DATA to a folder holding {IDX[name]}/raw"
         )
     xtr, ytr, xte, yte = (read_idx(raw / f) for f in files)
+    for (img, lab), (fi, fl) in (((xtr, ytr), files[:2]), ((xte, yte), files[2:])):
+        if img.ndim != 3 or lab.ndim != 1 or len(img) != len(lab) or len(lab) == 0:
+            raise CodesignError(f"dataset {name!r}: {raw / fi} holds {list(img.shape)} images but {raw / fl} "
+                                f"{list(lab.shape)} labels; they must match one to one: put the original files there")
+        if int(lab.max()) >= 10:
+            raise CodesignError(f"dataset {name!r}: {raw / fl} has label {int(lab.max())}; labels must be 0..9: put "
+                                "the original file there")
     return xtr[:, None], ytr, xte[:, None], yte
 
 
@@ -135,6 +142,20 @@ def download_cifar(name: str, dest: Path) -> Path:
     with tarfile.open(tar, "r:gz") as t:
         t.extractall(dest, filter="data")
     return dest / folder
+
+
+class _DataUnpickler(pickle.Unpickler):
+    """CIFAR's python batches are pickles: only numpy arrays and plain containers may be rebuilt from them,
+    never another callable (a crafted file cannot run code)."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+    def find_class(self, module: str, name: str):  # type: ignore[no-untyped-def]
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name} from a data file")
+        return super().find_class(module, name)
 
 
 def _load_cifar(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
@@ -161,10 +182,14 @@ def _load_cifar(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]
                 raise CodesignError(f"dataset {name!r}: batch file {base / f} is missing; re-extract {folder}/")
             try:
                 with open(base / f, "rb") as fh:
-                    d = pickle.load(fh, encoding="bytes")
+                    d = _DataUnpickler(fh, encoding="bytes").load()
                 xs.append(np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32))
                 ys.append(np.asarray(d[key], np.int64))
-            except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError) as exc:
+                if len(ys[-1]) != len(xs[-1]) or (len(ys[-1]) and not 0 <= int(ys[-1].min()) <= int(ys[-1].max())
+                                                  < CIFAR[name][6]):
+                    raise ValueError(f"{len(ys[-1])} labels for {len(xs[-1])} images, or labels outside 0.."
+                                     f"{CIFAR[name][6] - 1}")
+            except (pickle.UnpicklingError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise CodesignError(f"dataset {name!r}: {base / f} is truncated or corrupt ({type(exc).__name__}); "
                                     f"delete {folder}/ and re-extract it") from None
         return np.concatenate(xs), np.concatenate(ys)

@@ -93,8 +93,10 @@ class CNNTrainConfig:
             raise CodesignError(f"--width must be in (0, 4], got {self.width}; e.g. --width 0.25 for CPU runs")
         if not (self.val_size >= 0 and math.isfinite(self.val_size)):
             raise CodesignError(f"--val-size must be >= 0 (a fraction < 1 or an image count), got {self.val_size}")
-        if self.bn_l1 < 0:
-            raise CodesignError(f"--bn-l1 must be >= 0, got {self.bn_l1}")
+        for name in ("bn_l1", "eb_eps", "spline_threshold"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise CodesignError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
         check_run_on(self.run_on)
 
     def resolved(self) -> CNNTrainConfig:
@@ -185,9 +187,12 @@ def _save(cfg: CNNTrainConfig, model, result: dict) -> None:
     folder = Path(cfg.out)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.cpu() for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "cfg": list(model.cfg), "config": asdict(cfg), "eb_epoch": result["eb_epoch"],
-                "versions": result["versions"], "data": result["data"]}, folder / "model.pt")
-    (folder / "result.json").write_text(json.dumps(result, indent=2, default=str))
+    from costmodels.atomic import atomic_path, write_text
+
+    with atomic_path(folder / "model.pt") as tmp:
+        torch.save({"state_dict": state, "cfg": list(model.cfg), "config": asdict(cfg), "eb_epoch": result["eb_epoch"],
+                    "versions": result["versions"], "data": result["data"]}, tmp)
+    write_text(folder / "result.json", json.dumps(result, indent=2, default=str))
 
 
 def train_from_args(args) -> dict:

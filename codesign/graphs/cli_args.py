@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from codesign.cli.common import fraction
+from codesign.cli.common import Renamed, bounded, fraction
 
 
 def _add(group, *flags: str, **kwargs) -> None:
@@ -32,9 +32,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
          "consecutive inputs: what sparse tensor cores take; gebt, random; sparsity >= 1 - N/M)")
     _add(g, "--criterion", default=None, help="early-bird criterion: mean (default; (d_g+d_w)/2 < eta, "
          "reproduces the paper's ticket epochs), sum (d_g+d_w < eta), graph, weight")
-    _add(g, "--eta", type=float, default=None, help="early-bird threshold (default 0.1)")
-    _add(g, "--fifo-length", type=int, default=None, help="masks kept for the distance (default 3)")
-    _add(g, "--warmup", type=int, default=None, help="no ticket before this search epoch (default 5)")
+    _add(g, "--eta", type=bounded("--eta"), default=None, help="early-bird threshold (default 0.1)")
+    _add(g, "--fifo-length", type=bounded("--fifo-length"), default=None,
+         help="masks kept for the distance (default 3)")
+    _add(g, "--eb-warmup", dest="warmup", type=bounded("--eb-warmup"), default=None,
+         help="early-bird detector: no ticket before this search epoch (default 5)")
+    _add(g, "--warmup", action=Renamed, new="--eb-warmup", nargs="?", help=argparse.SUPPRESS)
     _add(g, "--distance-norm", default=None,
          help="mask distance normalisation: relative (to the first value, default) or fraction")
     _add(g, "--retrain-init", default=None, help="retraining starts from: ticket (default), rewind, reinit")
@@ -46,13 +49,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
          "trainable graph and mask per layer, as the public GEBT code) or shared (one for all layers)")
     _add(g, "--node-order", default=None, help="train on the graph relabelled for locality: natural "
          "(default), degree or rcm; tickets and results stay in the dataset's node ids")
-    _add(g, "--rounds", type=int, default=None,
+    _add(g, "--rounds", type=bounded("--rounds"), default=None,
          help="ugs rounds (default: fewest with weight sparsity 1-0.8^r >= --weight-sparsity)")
-    _add(g, "--layers", type=int, default=None, help="GNN layers (default 2)")
-    _add(g, "--hidden", type=int, default=None, help="hidden width (per head for gat); default 16, gat 8")
-    _add(g, "--heads", type=int, default=None, help="GAT heads in hidden layers (default 8)")
-    _add(g, "--dropout", type=float, default=None, help="dropout (default 0.5)")
-    _add(g, "--lr", type=float, default=None, help="weight learning rate, Adam (default 0.01)")
-    _add(g, "--graph-lr", type=float, default=None, help="edge-value learning rate (default 1e-3)")
-    _add(g, "--admm-rho", type=float, default=None, help="ADMM penalty rho (default 1e-3)")
+    _add(g, "--layers", type=bounded("--layers"), default=None, help="GNN layers (default 2)")
+    _add(g, "--hidden", type=bounded("--hidden"), default=None,
+         help="hidden width (per head for gat); default 16, gat 8")
+    _add(g, "--heads", type=bounded("--heads"), default=None, help="GAT heads in hidden layers (default 8)")
+    _add(g, "--dropout", type=bounded("--dropout"), default=None, help="dropout (default 0.5)")
+    _add(g, "--lr", type=bounded("--lr"), default=None, help="weight learning rate, Adam (default 0.01)")
+    _add(g, "--graph-lr", type=bounded("--graph-lr"), default=None, help="edge-value learning rate (default 1e-3)")
+    _add(g, "--admm-rho", type=bounded("--admm-rho"), default=None, help="ADMM penalty rho (default 1e-3)")
     _add(g, "--ticket", default=None, help="retrain from a saved ticket (the --out folder of an earlier run)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from costmodels.errors import CodesignError, check_fraction, unknown
@@ -126,6 +127,12 @@ class GraphTrainConfig:
             raise CodesignError(f"retrain epochs must be >= 1, got {self.retrain_epochs}")
         if self.rounds is not None and self.rounds < 1:
             raise CodesignError(f"--rounds must be >= 1, got {self.rounds}")
+        for name in ("lr", "graph_lr", "admm_rho", "eta", "weight_decay"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise CodesignError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value!r}")
+        if self.admm_rho <= 0:
+            raise CodesignError(f"--admm-rho must be > 0, got {self.admm_rho}")
         if self.lr <= 0 or self.graph_lr <= 0:
             raise CodesignError(f"--lr and --graph-lr must be > 0, got {self.lr}, {self.graph_lr}")
         _ = self.detector  # validates criterion, eta, fifo, warmup, norm

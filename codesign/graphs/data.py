@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from codesign.data_root import cache_dir, resolve_data_root
+from costmodels.atomic import atomic_path
 from costmodels.errors import CodesignError, unknown
 
 from .download import actor_url, planetoid_url, raw_folder
@@ -102,6 +103,12 @@ def build_graph(
     hi = torch.maximum(src[keep], dst[keep])
     und_key = torch.unique(lo * n + hi)  # sorted, one per undirected edge
     und = torch.stack([und_key // n, und_key % n])
+    # every loader ends here: a graph a GNN cannot be trained on is refused, whatever its source
+    if n < 2 or und.size(1) == 0 or not bool(torch.isfinite(x).all()):
+        what = (f"{n} node(s)" if n < 2 else "no edge between two different nodes" if und.size(1) == 0
+                else "NaN or infinite features")
+        raise CodesignError(f"dataset {name!r} has {what}; a graph needs >= 2 nodes, >= 1 edge and finite "
+                            "features")
     # both directions, coalesced (sorted by (source, target)): the forward keys lo*n+hi are sorted
     # already; sort the backward keys hi*n+lo, then merge the two sorted lists (each key's place =
     # its rank in its own list + the keys of the other list below it; keys are distinct)
@@ -148,9 +155,8 @@ def _cached(name: str, checksum: str, build) -> GraphData:
             path.unlink(missing_ok=True)
     data: GraphData = build()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({k: getattr(data, k) for k in data.__dataclass_fields__}, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save({k: getattr(data, k) for k in data.__dataclass_fields__}, tmp)
     return data
 
 
@@ -238,13 +244,21 @@ def load_dataset(name: str, data_root: str | Path | None = None) -> GraphData:
 
 def _load(key: str, name: str, data_root: str | Path | None) -> GraphData:
     if key.startswith("sbm:") or key == "sbm":
-        return sbm_graph(parse_sbm(key), build_graph)
+        return _with_splits(sbm_graph(parse_sbm(key), build_graph))
     root = resolve_data_root(data_root)
     if key in PLANETOID:
         return load_planetoid(key, root)
     if key == "actor":
         return load_actor(root)
     raise unknown("dataset", name, list(DATASETS))
+
+
+def _with_splits(data: GraphData) -> GraphData:
+    """A dataset to train and test on selects nodes in each of train / val / test."""
+    empty = [k for k in ("train", "val", "test") if not bool(getattr(data, f"{k}_mask").any())]
+    if empty:
+        raise CodesignError(f"dataset {data.name!r} has an empty {', '.join(empty)} split; give it more nodes")
+    return data
 
 
 def graph_summary(data: GraphData) -> dict[str, object]:

@@ -110,11 +110,27 @@ def raw_folder(dataset: str, root: Path, sub: str, names: list[str], url_of: Cal
     folder = root / sub
     if not _absent(folder, names):
         return folder
-    cached = cache_dir() / "data" / sub
+    cached = cache_dir(create=False) / "data" / sub
     todo = _absent(cached, names)
     if not todo:
         return cached
-    cached.mkdir(parents=True, exist_ok=True)
+    made = [p for p in (cached, *cached.parents) if not p.exists()]  # removed again if nothing arrives
+    try:
+        cache_dir()  # checks it is a writable folder
+        cached.mkdir(parents=True, exist_ok=True)
+        _download(dataset, folder, cached, todo, names, url_of)
+    except BaseException:
+        for p in made:  # deepest first: a refusal leaves no empty cache folders behind
+            try:
+                p.rmdir()
+            except OSError:
+                break
+        raise
+    return cached
+
+
+def _download(dataset: str, folder: Path, cached: Path, todo: list[str], names: list[str],
+              url_of: Callable[[str], str]) -> None:
     for name in todo:
         url, part = url_of(name), cached / f"{name}.part"
         log.info("downloading %s to %s", url, cached)
@@ -131,4 +147,3 @@ def raw_folder(dataset: str, root: Path, sub: str, names: list[str], url_of: Cal
             raise CodesignError(f"dataset {dataset!r}: downloaded {url} has sha256 {got[:16]}..., expected "
                                 f"{expected[:16]}...; retry later, or put the original file in {folder}")
         part.replace(cached / name)
-    return cached

@@ -66,7 +66,9 @@ def train(config: GraphTrainConfig, progress: bool = True, search_limit: int | N
     ``SearchStopped`` when its ticket search has run that many epochs without firing."""
     result = train_record(config, progress, search_limit).to_dict()
     if config.out:
-        (Path(config.out) / "result.json").write_text(json.dumps(_plain(result), indent=2) + "\n")
+        from costmodels.atomic import write_text
+
+        write_text(Path(config.out) / "result.json", json.dumps(_plain(result), indent=2) + "\n")
     return result
 
 

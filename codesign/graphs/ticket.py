@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from costmodels.atomic import atomic_path, write_text
 from costmodels.errors import CodesignError
 
 from .data import GraphData
@@ -70,37 +71,43 @@ def save_ticket(folder: str | Path, ticket: Ticket) -> Path:
         "final_state": ticket.final_state,
         "provenance": json.dumps(ticket.provenance, default=str),
     }
-    torch.save(tensors, path)
-    (out / "ticket.json").write_text(json.dumps(ticket.provenance, indent=2, default=str) + "\n")
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(tensors, tmp)
+        write_text(out / "ticket.json", json.dumps(ticket.provenance, indent=2, default=str) + "\n")
+    except OSError as exc:
+        raise CodesignError(f"--out {str(folder)!r}: cannot write the ticket ({exc.strerror or exc}); the previous "
+                            "files, if any, are unchanged; free space or pick another folder") from None
     return path
 
 
-def load_ticket(path: str | Path, data: GraphData | None = None) -> Ticket:
-    """Load a ticket (a folder or its ``ticket.pt``); check it belongs to ``data`` when given."""
+def load_ticket(path: str | Path, data: GraphData | None = None, flag: str = "--ticket") -> Ticket:
+    """Load a ticket (a folder or its ``ticket.pt``); check it belongs to ``data`` when given. ``flag``: how
+    errors name the path (the option or argument the user gave it as)."""
     p = Path(path)
     if p.is_dir():
         p = p / "ticket.pt"
     if not p.is_file():
-        raise CodesignError(f"--ticket {str(path)!r}: no ticket.pt there; pass the --out folder of a "
+        raise CodesignError(f"{flag} {str(path)!r}: no ticket.pt there; pass the --out folder of a "
                             "`codesign train --task graph` run")
     try:
         raw = torch.load(p, weights_only=True, map_location="cpu")
     except Exception as exc:  # not a torch file, or a corrupt one
-        raise CodesignError(f"--ticket {str(path)!r}: not a readable ticket ({type(exc).__name__})") from None
+        raise CodesignError(f"{flag} {str(path)!r}: not a readable ticket ({type(exc).__name__})") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise CodesignError(f"--ticket {str(path)!r}: not a {FORMAT} file")
+        raise CodesignError(f"{flag} {str(path)!r}: not a {FORMAT} file")
     prov = json.loads(raw["provenance"])
     if data is not None:
         if prov.get("dataset_checksum") != data.checksum:
             config = prov.get("config") if isinstance(prov.get("config"), dict) else {}
             source = config.get("dataset", prov.get("dataset"))  # file: datasets: the path it was read from
             raise CodesignError(
-                f"--ticket {str(path)!r} was drawn on dataset {prov.get('dataset')!r} "
+                f"{flag} {str(path)!r} was drawn on dataset {prov.get('dataset')!r} "
                 f"(checksum {str(prov.get('dataset_checksum'))[:12]}), not on {data.name!r} "
                 f"(checksum {data.checksum[:12]}); use --dataset {source} or draw a new ticket")
         mask = raw["graph_mask"]
         if mask is not None and (mask.dim() not in (1, 2) or mask.size(-1) != data.num_undirected):
-            raise CodesignError(f"--ticket {str(path)!r}: graph mask of shape {tuple(mask.shape)}, dataset "
+            raise CodesignError(f"{flag} {str(path)!r}: graph mask of shape {tuple(mask.shape)}, dataset "
                                 f"{data.name!r} has {data.num_undirected} edges; draw a new ticket")
     now = versions()
     saved = prov.get("versions", {})

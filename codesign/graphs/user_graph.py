@@ -1,9 +1,14 @@
 """A user's own graph: ``--dataset file:PATH.pt``, validated, split and identified by checksum.
 
-The file is a ``torch_geometric.data.Data`` saved with ``torch.save`` (or a plain dict with the same
-keys, which loads without importing PyG):
+The file is a plain dict of tensors saved with ``torch.save`` (``torch.save({k: data[k] for k in
+data.keys()}, PATH)`` turns a ``torch_geometric.data.Data`` into one). It is read with
+``torch.load(weights_only=True)`` only: tensors, dicts, lists, numbers and strings, never code. A
+pickled ``Data`` object would run code from the file while loading, so it is refused unless the user
+passes ``--trust-pickle`` (or sets ``CODESIGN_TRUST_PICKLE=1``) for a file they made themselves.
+Keys:
 
-* ``x`` ``[N, F]`` float node features; ``y`` ``[N]`` integer labels in ``0..C-1`` (``C = max + 1``);
+* ``x`` ``[N, F]`` float node features, every value finite (no NaN / Inf), ``N >= 2`` and at least one
+  edge; ``y`` ``[N]`` integer labels in ``0..C-1`` (``C = max + 1``);
 * ``edge_index`` ``[2, E]`` integer, every index in ``0..N-1``. The graph is made undirected (both
   directions of every edge kept), self-loops and duplicate edges are dropped, as for every dataset;
 * ``train_mask``/``val_mask``/``test_mask`` ``[N]`` bool. When all three are absent the split rule
@@ -18,6 +23,8 @@ file's bytes, which results and tickets record.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from codesign.cli.common import TRUST_ENV
 from costmodels.errors import CodesignError
 
 MASKS = ("train_mask", "val_mask", "test_mask")
@@ -40,16 +48,40 @@ def _fields(obj: Any) -> dict[str, Any]:
     raise CodesignError(f"expected a torch_geometric.data.Data or a dict of tensors, got {type(obj).__name__}")
 
 
+
+
+def pickle_trusted() -> bool:
+    """True when the user said ``--trust-pickle`` (the CLI sets ``CODESIGN_TRUST_PICKLE=1`` for the run)."""
+    return os.environ.get(TRUST_ENV) == "1"
+
+
 def _read(path: Path) -> Any:
+    import pickle
+    import warnings
+
     try:
-        return torch.load(path, weights_only=True, map_location="cpu")  # a dict of tensors: no PyG import
-    except Exception:
-        pass
-    try:  # a pickled Data object: unpickling imports torch_geometric (the user's own file)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, weights_only=True, map_location="cpu")  # data only: no code runs
+    except pickle.UnpicklingError as exc:
+        if not pickle_trusted():
+            found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+            what = f" ({found.group(1)})" if found else ""
+            raise CodesignError(
+                f"the file holds a pickled object{what}, and loading it would run code from the file; save a plain "
+                "dict instead: torch.save({k: data[k] for k in data.keys()}, PATH), or pass --trust-pickle if you "
+                "made the file yourself") from None
+    except Exception as exc:
+        raise CodesignError(f"not a torch.save file ({type(exc).__name__}: {_first_line(exc)})") from None
+    try:  # --trust-pickle: a pickled Data object (unpickling imports torch_geometric and may run code)
         return torch.load(path, weights_only=False, map_location="cpu")
     except Exception as exc:
-        raise CodesignError(f"not a torch.save file ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
-                            ) from None
+        raise CodesignError(f"not a torch.save file ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:120]
 
 
 def validate(fields: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor, Tensor] | None]:
@@ -59,6 +91,13 @@ def validate(fields: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor, tuple[Tens
     if not isinstance(x, Tensor) or x.dim() != 2 or not (x.is_floating_point() or x.dtype == torch.bool):
         problems.append(f"x must be a float tensor [N, F], got {_describe(x)}")
     n = int(x.size(0)) if isinstance(x, Tensor) and x.dim() >= 1 else -1
+    if isinstance(x, Tensor) and x.dim() == 2 and x.is_floating_point():
+        bad_x = int((~torch.isfinite(x)).sum())
+        if bad_x:
+            problems.append(f"x has {bad_x} NaN or infinite value(s); features must be finite (impute or drop them)")
+    if isinstance(x, Tensor) and x.dim() == 2 and (n < 2 or x.size(1) < 1):
+        problems.append(f"x has {n} node(s) and {int(x.size(1))} feature(s); a graph needs at least 2 nodes and 1 "
+                        "feature")
     if not isinstance(y, Tensor):
         problems.append(f"y (node labels) is missing: need an integer tensor [N]{f' with N = {n}' if n >= 0 else ''}")
     elif y.dim() != 1 or y.size(0) != n or y.is_floating_point():
@@ -71,6 +110,9 @@ def validate(fields: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor, tuple[Tens
         bad = int(((ei < 0) | (ei >= n)).any(0).sum())
         problems.append(f"edge_index has {bad} edge(s) with a node index outside 0..{n - 1} "
                         f"(min {int(ei.min())}, max {int(ei.max())})")
+    elif not bool((ei[0] != ei[1]).any()):
+        problems.append(f"edge_index has no edge between two different nodes ({int(ei.size(1))} self-loop(s) "
+                        "only); a graph needs at least one edge")
     present = [k for k in MASKS if fields.get(k) is not None]
     masks = None
     if present and len(present) < 3:
@@ -85,13 +127,22 @@ def validate(fields: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor, tuple[Tens
             else:
                 ms.append(m.bool())
         if len(ms) == 3:
-            if not bool(ms[0].any()):
-                problems.append("train_mask selects no node")
+            problems += mask_problems(ms[0], ms[1], ms[2])
             masks = (ms[0], ms[1], ms[2])
     if problems:
         raise CodesignError("; ".join(problems))
     assert isinstance(x, Tensor) and isinstance(y, Tensor) and isinstance(ei, Tensor)
     return x, y, ei, masks
+
+
+def mask_problems(train: Tensor, val: Tensor, test: Tensor) -> list[str]:
+    """Each split selects a node, and no node is both trained on and evaluated (accuracy would be inflated)."""
+    problems = [f"{k} selects no node" for k, m in zip(MASKS, (train, val, test)) if not bool(m.any())]
+    for (a, ma), (b, mb) in (((MASKS[0], train), (MASKS[1], val)), ((MASKS[0], train), (MASKS[2], test))):
+        both = int((ma & mb).sum())
+        if both:
+            problems.append(f"{a} and {b} share {both} node(s); the splits must not overlap")
+    return problems
 
 
 def _describe(t: Any) -> str:
@@ -127,4 +178,7 @@ def load_user_graph(path_text: str, build: Callable) -> Any:
         raise CodesignError(f"{label}: {err}") from None
     if masks is None:
         masks = default_split(int(x.size(0)))
+        if mask_problems(*masks):
+            raise CodesignError(f"{label}: {int(x.size(0))} nodes are too few for the default split (60/20/20 needs "
+                                "at least 5 nodes); add nodes or give train/val/test masks")
     return build(f"file:{path.stem}", x.float(), y.long(), ei.long(), masks, checksum)

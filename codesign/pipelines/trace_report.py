@@ -13,34 +13,38 @@ from typing import Any
 
 import numpy as np
 
-from costmodels import GNNSpec, graph_stats
+from costmodels import GNNSpec, GraphStats
 from costmodels.profiles import DTYPE_BYTES, DeviceProfile
 from costmodels.trace import aggregation_traffic, node_order
 from costmodels.workloads import _layer_dims
 
 
-def _edges(dataset: str, graph_sparsity: float, data_root: str | None) -> tuple[np.ndarray, np.ndarray, int]:
-    from codesign.graphs.data import load_dataset
+def _edges(dataset: str, graph_sparsity: float, data_root: str | None
+           ) -> tuple[np.ndarray, np.ndarray, int, GraphStats]:
+    from codesign.graphs.data import graph_summary, load_dataset
 
     data = load_dataset(dataset, data_root)
+    g = graph_summary(data)  # the loaded graph's own sizes (a file: or sbm: graph is in no table)
+    stats = GraphStats(dataset, int(g["num_nodes"]), int(g["num_edges"]), int(g["num_features"]),
+                       int(g["num_classes"]))
     src, dst = data.edge_index[0].numpy(), data.edge_index[1].numpy()
     if graph_sparsity > 0:
         und = data.dir_to_und.numpy()
         keep_und = np.random.default_rng(0).random(data.num_undirected) >= graph_sparsity
         keep = keep_und[und]
         src, dst = src[keep], dst[keep]
-    return src, dst, data.num_nodes
+    return src, dst, data.num_nodes, stats
 
 
 def trace_rows(args: argparse.Namespace, profiles: list[DeviceProfile]) -> list[dict[str, Any]]:
     """One row per (device, layer): trace gather bytes against the closed form (forward pass)."""
     spec = GNNSpec(args.model.lower(), args.layers, args.hidden, args.heads)
-    src, dst, n = _edges(args.dataset, args.graph_sparsity, args.data_root)
+    src, dst, n, stats = _edges(args.dataset, args.graph_sparsity, args.data_root)
     perm = node_order(src, dst, n, args.node_order)
     b = DTYPE_BYTES[args.dtype]
     rows = []
     for profile in profiles:
-        for i, (f_in, f_out, heads) in enumerate(_layer_dims(spec, graph_stats(args.dataset))):
+        for i, (f_in, f_out, heads) in enumerate(_layer_dims(spec, stats)):
             width = f_in if (args.aggregation_order == "aggregate-first" or spec.model in ("gin", "sage")) \
                 else f_out * heads
             t = aggregation_traffic(src, dst, n, int(width), profile.onchip_bytes, order=args.node_order,
