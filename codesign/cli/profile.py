@@ -144,11 +144,12 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         power = CPUPowerModel(device.static_power_w, float(device.value("power", "board_power_w")), cpu_count(),
                               f"profile {device.name} [power]")
         meter = make_meter("cpu", hooks=hooks, power_model=power)
-    from codesign.graphs.data import load_dataset
+    from codesign.graphs.data import forget_loaded, load_dataset
 
     data = load_dataset(args.dataset, args.data_root)
     widths = (data.num_features, data.num_classes)
-    del data  # loaded again after the baseline below
+    del data  # loaded again after the baseline below (and not kept by the loader meanwhile)
+    forget_loaded()
     base = WorkloadConfig(args.model, args.dataset, layers=args.layers, hidden=args.hidden, heads=args.heads,
                           seed=args.seed, mode=args.mode, graph_sharing=args.graph_sharing)
     training = args.mode == "train"

@@ -223,6 +223,11 @@ _LOADED: dict[tuple[str, str], GraphData] = {}
 reuses it across trials; the screening bounds of every trial read it too. Only the latest is kept."""
 
 
+def forget_loaded() -> None:
+    """Drop the graphs this process keeps (``_LOADED``), e.g. before measuring memory without them."""
+    _LOADED.clear()
+
+
 def load_dataset(name: str, data_root: str | Path | None = None) -> GraphData:
     """Load a dataset by name (``cora``, ``citeseer``, ``pubmed``, ``actor``, ``sbm:...``, ``file:PATH.pt``);
     a name loaded before in this process is not read again (``file:`` graphs always are)."""
