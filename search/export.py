@@ -37,7 +37,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     rows = []
     for t in study.get_trials(deepcopy=False):
         ua = t.user_attrs
-        row: dict[str, Any] = {"study": study.study_name, "number": t.number, "state": t.state.name}
+        row: dict[str, Any] = {"study": study.study_name, "number": t.number, "state": _state(t)}
         for key in BASE_COLUMNS[3:]:
             row[key] = ua.get(key)
         params = ua.get("params") or t.params
@@ -49,12 +49,26 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         for k, v in ua.items():
             if k not in row and k not in ("params", "costs", "worker") and _scalar(v):
                 row[k] = v
+        if t.state.name == "FAIL" and row["state"] == "FAIL":
+            row["fail_reason"] = t.system_attrs.get("fail_reason")
         row["duration_s"] = t.duration.total_seconds() if t.duration is not None else None
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=BASE_COLUMNS)
     return df
+
+
+def _state(t: optuna.trial.FrozenTrial) -> str:
+    """The trial's state as ``trials.csv`` says it: a configuration already trained is ``REPEAT`` and a
+    trial that lost the race for the last slots ``SURPLUS`` (Optuna stores both as FAIL: nothing was
+    evaluated); a real failure stays ``FAIL`` (its ``fail_reason`` beside it)."""
+    if t.state.name == "FAIL":
+        if t.user_attrs.get("duplicate_of") is not None:
+            return "REPEAT"
+        if t.user_attrs.get("surplus"):
+            return "SURPLUS"
+    return str(t.state.name)
 
 
 def complete_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -118,9 +132,10 @@ def summary(study: optuna.Study, df: pd.DataFrame | None = None) -> dict[str, An
     budget = ctx.get("budget")
     limit = None if budget is None else float(budget["value"])
     best = None
-    if not done.empty:
-        i = best_feasible(done["val_accuracy"].tolist(), done["cost"].tolist(), limit)
-        best = None if i is None else _point(done.iloc[i])
+    fits = done[_flag(done, "feasible")] if not done.empty else done  # every budget: cost, area, power
+    if not fits.empty:
+        i = best_feasible(fits["val_accuracy"].tolist(), fits["cost"].tolist(), limit)
+        best = None if i is None else _point(fits.iloc[i])
     states = df["state"].value_counts().to_dict() if not df.empty else {}
     screened = _flag(df, "screened")
     stopped = stopped_frame(df)
@@ -147,12 +162,26 @@ def summary(study: optuna.Study, df: pd.DataFrame | None = None) -> dict[str, An
         "train_wall_s": float(done["wall_s"].sum()) if "wall_s" in done and not done.empty else 0.0,
         "reference": reference,
         "best": best,
+        "budgets_unmet": budgets_unmet(done, limit),
         "pareto": [_point(r) for _, r in pareto_frame(df).iterrows()],
         "stopped": study.user_attrs.get("stopped"),
         **({"pareto_area": front} if (front := area_pareto(done)) else {}),  # (accuracy, cost, chip area)
         "context": ctx,
     }
     out["answer"] = answer(out)
+    return out
+
+
+def budgets_unmet(done: pd.DataFrame, limit: float | None) -> list[str]:
+    """The budgets (``cost``, ``area``, ``power``) that no trained trial meets (empty when nothing was trained)."""
+    if done.empty:
+        return []
+    out = []
+    if limit is not None and not (done["cost"].astype(float) <= limit).any():
+        out.append("cost")
+    if "budgets_missed" in done:
+        missed = done["budgets_missed"].fillna("").astype(str)
+        out += [b for b in ("area", "power") if missed.str.contains(b).all()]
     return out
 
 
@@ -209,6 +238,36 @@ def _describe(params: dict[str, Any]) -> str:
     return f"{method}" + (f" ({rest})" if rest else "") if method else rest
 
 
+def _chip_words(hw: dict[str, Any] | None, ctx: dict[str, Any]) -> str:
+    """``"Run it on gcn-accelerator with pes 1024, buffer_mb 2 (4.1 mm2, 3.2 W, estimated)."``: the device
+    and hardware point of the answer, when several devices or a hardware space were searched."""
+    searched = len(ctx.get("devices") or []) > 1 or ctx.get("hardware_space") or ctx.get("area_budget_mm2") \
+        or ctx.get("power_budget_w")
+    if not hw or not searched:
+        return ""
+    skip = {"device", "area_mm2", "power_w", "within_budget"}
+    knobs = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in hw.items() if k not in skip)
+    chip = [f"{hw['area_mm2']:.3g} mm2" if hw.get("area_mm2") is not None else "area not modelled"]
+    if hw.get("power_w") is not None:
+        chip.append(f"{hw['power_w']:.3g} W")
+    return (f"Run it on {hw.get('device', '?')}" + (f" with {knobs}" if knobs and ctx.get("hardware_space") else "")
+            + f" ({', '.join(chip)}, estimated).")
+
+
+def _unmet_words(s: dict[str, Any]) -> str:
+    """``"the 1 mJ cost budget and the 1 mm2 area budget"``: the budgets no trained trial meets."""
+    ctx, budget = s.get("context") or {}, s.get("budget")
+    names = {"cost": f"the {budget['text']} cost budget" if budget else "the cost budget",
+             "area": f"the {ctx.get('area_budget_mm2'):g} mm2 area budget" if ctx.get("area_budget_mm2") else "",
+             "power": f"the {ctx.get('power_budget_w'):g} W power budget" if ctx.get("power_budget_w") else ""}
+    return " and ".join(names[b] for b in s.get("budgets_unmet") or [] if names.get(b))
+
+
+def _raise_flags(s: dict[str, Any]) -> str:
+    flags = {"cost": "--budget", "area": "--area-budget", "power": "--power-budget"}
+    return " / ".join(flags[b] for b in s.get("budgets_unmet") or [] if b in flags)
+
+
 def answer(s: dict[str, Any]) -> str:
     """The result in words: best feasible configuration against the reference and the budget, counts."""
     unit = s.get("cost_unit") or ""
@@ -217,12 +276,17 @@ def answer(s: dict[str, Any]) -> str:
     lines = []
     within = f"within {budget['text']}" if budget else "overall"
     if best is None:
-        lines.append(f"No trained configuration fits {budget['text'] if budget else 'the budget'}"
-                     + ("; no trial completed." if s.get("n_trials", 0) == 0 else "; raise --budget."))
+        unmet = _unmet_words(s)
+        lines.append(f"No trained configuration fits {unmet or (budget['text'] if budget else 'the budget')}"
+                     + ("; no trial completed." if s.get("n_trials", 0) == 0
+                        else f"; raise {_raise_flags(s) or '--budget'}."))
     else:
         test = best.get("test_accuracy")
         acc = f"validation accuracy {best['accuracy']:.3f}" + (f", test {test:.3f}" if test is not None else "")
         lines.append(f"Best {within}: {_describe(best['params'])}, trial #{best['number']}: {acc}.")
+        chip = _chip_words(best.get("hardware"), s.get("context") or {})
+        if chip:
+            lines.append(chip)
         if ref is not None and ref["number"] != best["number"]:
             both_test = test is not None and ref.get("test_accuracy") is not None
             key, name = ("test_accuracy", "test") if both_test else ("accuracy", "validation")

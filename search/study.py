@@ -4,7 +4,8 @@ Objectives (``objective="pareto"``): maximise validation accuracy and minimise t
 ``values = (acc_val, cost)`` with Optuna's TPE sampler (default settings) re-seeded per trial (see Seeds).
 ``objective="acc-per-cost"``: maximise the scalar ``acc_val / cost``. With a budget ``B`` each trial
 sets ``trial.set_constraint("budget", cost - B)`` (Optuna 5's constraint API): feasible iff
-``cost <= B``; infeasible trials stay in the study and in the Pareto front, the sampler ranks them
+``cost <= B`` and the evaluator's ``budgets_missed`` attribute (area / power of a hardware search,
+constraint ``hardware``) is empty; infeasible trials stay in the study and in the Pareto front, the sampler ranks them
 below every feasible one. Pruners are not used (they do not support multi-objective studies).
 
 Counting: ``n_trials`` is the number of COMPLETE trials the study should hold. A worker starts a
@@ -283,7 +284,8 @@ def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, ev
         wall = time.perf_counter() - t0
         if not (math.isfinite(ev.val_accuracy) and math.isfinite(ev.cost) and ev.cost >= 0):
             raise EvaluationError(f"evaluator gave accuracy={ev.val_accuracy} cost={ev.cost} for {params}")
-        feasible = config.budget is None or ev.cost <= config.budget.value
+        missed = str(ev.attrs.get("budgets_missed") or "")  # area / power budgets of a hardware search
+        feasible = (config.budget is None or ev.cost <= config.budget.value) and not missed
         record = {
             "params": params, "val_accuracy": ev.val_accuracy, "test_accuracy": ev.test_accuracy,
             "cost": ev.cost, "costs": dict(ev.costs), "feasible": feasible, "wall_s": wall, "screened": False,
@@ -293,6 +295,8 @@ def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, ev
             trial.set_user_attr(key, value)
         if config.budget is not None:
             trial.set_constraint("budget", config.budget.violation(ev.cost))
+        if "budgets_missed" in ev.attrs:  # every trial of a hardware search sets it: an infeasible chip is never best
+            trial.set_constraint("hardware", 1.0 if missed else 0.0)
         if config.objective == "pareto":
             return ev.val_accuracy, ev.cost
         return ev.val_accuracy / max(ev.cost, 1e-300)
@@ -318,7 +322,8 @@ def best_so_far(study: optuna.Study, budget: Budget | None) -> tuple[float | Non
     best: tuple[float, float] | None = None
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         acc, cost = t.user_attrs.get("val_accuracy"), t.user_attrs.get("cost")
-        if acc is None or cost is None or (budget is not None and cost > budget.value):
+        if acc is None or cost is None or (budget is not None and cost > budget.value) or t.user_attrs.get(
+                "budgets_missed"):
             continue
         if best is None or (acc, -cost) > (best[0], -best[1]):
             best = (acc, cost)

@@ -160,7 +160,7 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     from codesign.pipelines.graph_search import graph_space
     from codesign.pipelines.pricing import MEASURED, check_measurable, resolve_device
 
-    profile_ctx: dict[str, str] = {}
+    profile_ctx: dict[str, Any] = {}
     if args.measured:
         check_measurable(metric)
         device_name, source = "this machine", f"measured on this machine: {MEASURED[metric.name]}"
@@ -169,6 +169,9 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
         device_name = resolved.name
         source = f"estimated: analytical cost model, {resolved.kind} profile {resolved.name}"
         profile_ctx = {"profile_kind": resolved.kind, "profile_file": portable_path(resolved.path)}
+        if len(hardware.devices) > 1:  # the "profile:" line lists every device
+            profile_ctx["profiles"] = [{"name": r.name, "kind": r.kind, "file": portable_path(r.path)}  # type: ignore
+                                       for r in map(resolve_device, hardware.devices)]
     if args.epochs is not None and args.epochs < 1:
         raise CodesignError(f"--epochs {args.epochs}: must be at least 1")
     if args.task == "cnn":
@@ -342,7 +345,9 @@ def format_summary(summary: dict, out: Path) -> str:
              + f", metric {summary['metric']} on {summary['device']} ({summary.get('cost_source')})"]
     ctx = summary.get("context") or {}
     if ctx.get("profile_kind"):
-        lines.append(f"profile: {summary['device']} ({ctx['profile_kind']}, {ctx.get('profile_file')})")
+        kinds = ctx.get("profiles") or [{"name": summary["device"], "kind": ctx["profile_kind"],
+                                          "file": ctx.get("profile_file")}]
+        lines.append("profile: " + "; ".join(f"{p['name']} ({p['kind']}, {p['file']})" for p in kinds))
     if summary.get("budget"):
         lines.append(f"budget: {summary['budget']['text']} = {format_si(summary['budget']['value'], unit)}")
     best = summary.get("best")
