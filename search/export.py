@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .confirm import decide
 from .hardware import area_pareto, hardware_of
 from .pareto import best_feasible, pareto_indices
 from .study import CONTEXT_ATTR
@@ -49,8 +50,6 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         for k, v in ua.items():
             if k not in row and k not in ("params", "costs", "worker") and _scalar(v):
                 row[k] = v
-        if t.state.name == "FAIL" and row["state"] == "FAIL":
-            row["fail_reason"] = t.system_attrs.get("fail_reason")
         row["duration_s"] = t.duration.total_seconds() if t.duration is not None else None
         rows.append(row)
     df = pd.DataFrame(rows)
@@ -136,6 +135,14 @@ def summary(study: optuna.Study, df: pd.DataFrame | None = None) -> dict[str, An
     if not fits.empty:
         i = best_feasible(fits["val_accuracy"].tolist(), fits["cost"].tolist(), limit)
         best = None if i is None else _point(fits.iloc[i])
+    confirmed = decide(study)
+    single = best
+    if confirmed is not None and confirmed["chosen"] is not None:
+        row = done[done["number"] == confirmed["chosen"]]
+        best = _point(row.iloc[0]) if not row.empty else best
+    if best is not None and confirmed is not None:
+        best = {**best, "confirmed": next((c for c in confirmed["candidates"] if c["number"] == best["number"]), None),
+                "seeds": 1 + (confirmed["n_seeds"] if confirmed["chosen"] == best["number"] else 0)}
     states = df["state"].value_counts().to_dict() if not df.empty else {}
     screened = _flag(df, "screened")
     stopped = stopped_frame(df)
@@ -162,6 +169,9 @@ def summary(study: optuna.Study, df: pd.DataFrame | None = None) -> dict[str, An
         "train_wall_s": float(done["wall_s"].sum()) if "wall_s" in done and not done.empty else 0.0,
         "reference": reference,
         "best": best,
+        "best_single_run": single,  # the most accurate feasible trial on its one seed (before confirmation)
+        "confirmation": confirmed,  # search.confirm.decide: candidates retrained on further seeds
+        "confirm_train_wall_s": 0.0 if confirmed is None else confirmed["train_wall_s"],
         "budgets_unmet": budgets_unmet(done, limit),
         "pareto": [_point(r) for _, r in pareto_frame(df).iterrows()],
         "stopped": study.user_attrs.get("stopped"),
@@ -238,6 +248,42 @@ def _describe(params: dict[str, Any]) -> str:
     return f"{method}" + (f" ({rest})" if rest else "") if method else rest
 
 
+def _pm(mean: float | None, sd: float | None) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{mean:.3f}" + (f" +- {sd:.3f}" if sd is not None else "")
+
+
+def _confirm_words(s: dict[str, Any]) -> str:
+    """The confirmation stage in words: seeds, mean +- sd of the answer and of the dense beside it, ties."""
+    conf, best = s.get("confirmation"), s.get("best") or {}
+    if not conf:
+        return "Not confirmed: one seed per configuration (--confirm-seeds 0)."
+    n = conf["n_seeds"]
+    by_number = {c["number"]: c for c in conf["candidates"]}
+    if conf["chosen"] is None:
+        return (f"Not confirmed: none of the {len(by_number)} leading candidates fit every budget on all {n} "
+                "confirmation seeds; the answer above rests on one seed.")
+    c = by_number[conf["chosen"]]
+    text = (f"Confirmed on {n} further seeds (the same for each of {len(by_number)} candidates): trial "
+            f"#{c['number']} reaches validation {_pm(c['val_mean'], c['val_sd'])}, test "
+            f"{_pm(c['test_mean'], c['test_sd'])} (mean +- sd over the {n} seeds)")
+    single = s.get("best_single_run") or {}
+    if single and single.get("number") != c["number"]:
+        text += f"; the best single run, #{single['number']}, did not hold up over the seeds"
+    d = by_number.get(conf.get("dense"))
+    if d is not None and d["number"] != c["number"]:
+        what = "the best dense that fits" if d["fits_every_seed"] else "the dense reference (over a budget)"
+        text += (f"; {what}, #{d['number']} ({_describe(d['params'])}), reaches validation "
+                 f"{_pm(d['val_mean'], d['val_sd'])}, test {_pm(d['test_mean'], d['test_sd'])} on the same seeds")
+    elif d is not None:
+        text += "; it is the best dense configuration that fits"
+    if conf.get("tied_with"):
+        others = ", ".join(f"#{n}" for n in conf["tied_with"])
+        text += f". It ties with {others} (within one standard error); the cheapest of them is chosen"
+    return text + f" ({conf['train_wall_s']:.0f} s of confirmation training)."
+
+
 def _chip_words(hw: dict[str, Any] | None, ctx: dict[str, Any]) -> str:
     """``"Run it on gcn-accelerator with pes 1024, buffer_mb 2 (4.1 mm2, 3.2 W, estimated)."``: the device
     and hardware point of the answer, when several devices or a hardware space were searched."""
@@ -245,12 +291,14 @@ def _chip_words(hw: dict[str, Any] | None, ctx: dict[str, Any]) -> str:
         or ctx.get("power_budget_w")
     if not hw or not searched:
         return ""
-    skip = {"device", "area_mm2", "power_w", "within_budget"}
-    knobs = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in hw.items() if k not in skip)
+    searched_knobs = [part.split("=", 1)[0].strip() for part in str(ctx.get("hardware_space") or "").split(";")
+                      if "=" in part]
+    knobs = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                      for k in searched_knobs if (v := hw.get(k)) is not None)
     chip = [f"{hw['area_mm2']:.3g} mm2" if hw.get("area_mm2") is not None else "area not modelled"]
     if hw.get("power_w") is not None:
         chip.append(f"{hw['power_w']:.3g} W")
-    return (f"Run it on {hw.get('device', '?')}" + (f" with {knobs}" if knobs and ctx.get("hardware_space") else "")
+    return (f"Run it on {hw.get('device', '?')}" + (f" with {knobs}" if knobs else "")
             + f" ({', '.join(chip)}, estimated).")
 
 
@@ -284,6 +332,9 @@ def answer(s: dict[str, Any]) -> str:
         test = best.get("test_accuracy")
         acc = f"validation accuracy {best['accuracy']:.3f}" + (f", test {test:.3f}" if test is not None else "")
         lines.append(f"Best {within}: {_describe(best['params'])}, trial #{best['number']}: {acc}.")
+        confirm = _confirm_words(s)
+        if confirm:
+            lines.append(confirm)
         chip = _chip_words(best.get("hardware"), s.get("context") or {})
         if chip:
             lines.append(chip)

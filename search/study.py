@@ -21,7 +21,8 @@ the trial it retries, so a killed and resumed search equals an uninterrupted one
 workers never draw the same random start-up points.
 
 Before training (:mod:`search.screening`): the reference configuration (e.g. the dense network) is
-trained first, once, whatever its cost; a configuration already trained is not trained again
+trained first, once, whatever its cost, then the ``early`` configurations (the longest dense run
+that fits the budget: a sparse answer must beat it); a configuration already trained is not trained again
 (``repeats``); with ``screen`` and a budget, a configuration whose predicted cost interval lies
 wholly over the budget is recorded as screened (PRUNED, no accuracy) instead of trained, and a run
 the evaluator stops part-way once it is proven over the budget (:class:`OverBudget`) likewise, with
@@ -36,7 +37,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -264,6 +265,9 @@ def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, ev
         t0 = time.perf_counter()
         try:
             ev = evaluator(params, seed)
+        except EvaluationError as err:  # a real failure: FAIL, its reason in trials.csv
+            trial.set_user_attr("fail_reason", str(err))
+            raise
         except KeyboardInterrupt:  # Ctrl-C: Optuna fails this trial; queue its parameters again
             trial.set_user_attr("interrupted", True)
             study.enqueue_trial(params, user_attrs={"retry_of": trial.number, "reference": reference})
@@ -336,12 +340,18 @@ def _progress(study: optuna.Study, config: SearchConfig) -> SearchProgress:
     return SearchProgress(complete, config.n_trials, *best_so_far(study, config.budget), screened=screened)
 
 
-def enqueue_reference(study: optuna.Study, space: SearchSpace, reference: Mapping[str, Any] | None) -> bool:
-    """Queue the reference configuration as the study's first trial (only into an empty study), its
-    parameters recorded from the start (a parallel worker sampling them meanwhile sees a repeat)."""
-    if reference is None or study.get_trials(deepcopy=False):
+def enqueue_reference(study: optuna.Study, space: SearchSpace, reference: Mapping[str, Any] | None,
+                      early: Sequence[Mapping[str, Any]] = ()) -> bool:
+    """Queue the reference configuration as the study's first trial and the ``early`` ones right after it
+    (only into an empty study), their parameters recorded from the start (a parallel worker sampling
+    them meanwhile sees a repeat)."""
+    if (reference is None and not early) or study.get_trials(deepcopy=False):
         return False
-    study.enqueue_trial(dict(reference), user_attrs={"reference": True, "params": space.complete(reference)})
+    if reference is not None:
+        study.enqueue_trial(dict(reference), user_attrs={"reference": True, "params": space.complete(reference)})
+    for params in early:
+        if reference is None or space.complete(params) != space.complete(reference):
+            study.enqueue_trial(dict(params), user_attrs={"early": True, "params": space.complete(params)})
     return True
 
 
@@ -403,13 +413,15 @@ def run_search(
     on_trial: Callable[[SearchProgress], None] | None = None,
     predict: Predictor | None = None,
     reference: Mapping[str, Any] | None = None,
+    early: Sequence[Mapping[str, Any]] = (),
     worker_init: Callable[[], None] | None = None,
     waiting: Callable[[bool], None] | None = None,
 ) -> optuna.Study:
     """Top the study up to ``config.n_trials`` complete (trained) trials.
 
     ``predict``: the cost interval of a configuration before training (screening, see the module
-    docstring); ``reference``: parameters trained first, once (e.g. the dense network);
+    docstring); ``reference``: parameters trained first, once (e.g. the dense network); ``early``:
+    parameters trained right after it (e.g. the longest dense run whose exact cost fits the budget);
     ``n_jobs`` > 1: that many spawned worker processes (``evaluator``, ``predict`` and
     ``worker_init`` must be picklable; ``worker_init`` runs first in each, e.g. to set its threads);
     ``waiting``: told when this process (``n_jobs`` 1) has no trial left to start (see :func:`_work`).
@@ -419,7 +431,7 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = open_study(config, space)
     recover_dead_trials(study)
-    enqueue_reference(study, space, reference)
+    enqueue_reference(study, space, reference, early)
     if on_trial is not None:  # the starting point (a resumed study already holds trials)
         on_trial(_progress(study, config))
 

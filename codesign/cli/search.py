@@ -69,6 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default 30)")
     p.add_argument("--no-screen", dest="screen", action="store_false",
                    help="train every sampled configuration, even one the cost model puts over --budget")
+    p.add_argument("--confirm-seeds", type=int, default=None,
+                   help="retrain the 3 best feasible configurations and the best dense that fits on N further "
+                        "seeds and answer on the mean (default 3; 0: answer on one seed per configuration)")
     p.add_argument("--repeats", type=int, default=1,
                    help="trainings allowed per configuration, each with its own seed (default 1: never twice)")
     p.add_argument("--epochs", type=int, default=None,
@@ -151,6 +154,11 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     from search.study import check_counts
 
     check_counts(args.trials, args.n_jobs, args.repeats)  # before anything is created
+    from search.confirm import DEFAULT_SEEDS, check_confirm_seeds
+
+    if args.confirm_seeds is None:
+        args.confirm_seeds = DEFAULT_SEEDS
+    check_confirm_seeds(args.confirm_seeds)
     resolve_task_defaults(args)
     from codesign.pipelines.hardware_pricing import HardwareOptions
 
@@ -207,8 +215,10 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     policy = configure(args.threads, workers=workers.total(), workload_flops=work)
     evaluator = ThreadedEvaluator(evaluator, args.threads, workers, work)  # each trial re-chooses its threads
     study = _run_with_progress(config, space, evaluator, metric.unit, format_si, predict=predict,
-                               reference=_reference(args, space), worker_init=_worker_init(args, policy.threads),
+                               reference=_reference(args, space), early=_early(args, space, predict, budget),
+                               worker_init=_worker_init(args, policy.threads),
                                waiting=lambda idle: workers.set_training(not idle))
+    _confirm(study, config, evaluator, args.confirm_seeds)
     summary = write_outputs(study, out)
     summary["thread_policy"] = policy.to_dict()  # this process's first choice; each trial records its own
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
@@ -217,6 +227,21 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     else:
         print(format_summary(summary, out))
     return 0
+
+
+def _confirm(study, config, evaluator, n_seeds: int) -> None:  # type: ignore[no-untyped-def]
+    """The confirmation stage (``search.confirm``), one progress line per retraining."""
+    from search.confirm import run_confirmation
+
+    if n_seeds <= 0:
+        return
+    t0 = time.perf_counter()
+
+    def on_run(done: int, total: int) -> None:
+        print(f"[confirm] {done}/{total} retrainings on further seeds, {time.perf_counter() - t0:.0f}s",
+              file=sys.stderr, flush=True)
+
+    run_confirmation(study, config, evaluator, n_seeds, on_run=on_run)
 
 
 def _regime(args: argparse.Namespace, device: str) -> dict[str, str] | None:
@@ -263,6 +288,16 @@ def _reference(args: argparse.Namespace, space):  # type: ignore[no-untyped-def]
     return reference_params(space, args.epochs)
 
 
+def _early(args: argparse.Namespace, space, predict, budget) -> list:  # type: ignore[no-untyped-def]
+    """Trained right after the reference: the longest dense run whose exact cost fits the budget."""
+    if args.task != "graph" or budget is None:
+        return []
+    from codesign.pipelines.graph_search import dense_that_fits
+
+    fits = dense_that_fits(space, predict, budget.value)
+    return [] if fits is None else [fits]
+
+
 def _worker_init(args: argparse.Namespace, threads: int):  # type: ignore[no-untyped-def]
     """What each worker process runs first when --n-jobs > 1: the thread count the policy chose
     (``codesign.threads``; each trial then re-chooses it as workers come and go)."""
@@ -294,7 +329,7 @@ def _evaluator(args: argparse.Namespace, metric, device: str | None,  # type: ig
 
 
 def _run_with_progress(config, space, evaluator, unit, format_si, *, predict=None,  # type: ignore[no-untyped-def]
-                       reference=None, worker_init=None, waiting=None):
+                       reference=None, early=(), worker_init=None, waiting=None):
     from tqdm import tqdm
 
     from search import run_search
@@ -325,7 +360,7 @@ def _run_with_progress(config, space, evaluator, unit, format_si, *, predict=Non
 
     try:
         return run_search(config, space, evaluator, on_trial=on_trial, predict=predict, reference=reference,
-                          worker_init=worker_init, waiting=waiting)
+                          early=early, worker_init=worker_init, waiting=waiting)
     finally:
         bar.close()
 
@@ -356,6 +391,13 @@ def format_summary(summary: dict, out: Path) -> str:
         lines.append(f"best feasible: trial #{best['number']} val acc {best['accuracy']:.4f}"
                      + (f", test acc {test:.4f}" if test is not None else "")
                      + f", cost {format_si(best['cost'], unit)}, params {best['params']}")
+        conf = best.get("confirmed")
+        if conf:
+            lines.append(f"confirmed on {conf['seeds']} further seeds: val acc {conf['val_mean']:.4f} +- "
+                         f"{conf['val_sd'] or 0:.4f}, test acc {conf['test_mean'] or 0:.4f} +- {conf['test_sd'] or 0:.4f}"
+                         f" (mean +- sd), mean cost {format_si(conf['cost_mean'], unit)}")
+        else:
+            lines.append("not confirmed: one seed per configuration")
     elif summary["n_trials"] == 0:
         lines.append("best feasible: none (no trial completed)")
     else:
