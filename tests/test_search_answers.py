@@ -205,3 +205,34 @@ def test_repeats_are_not_failures_and_failures_keep_their_reason(tmp_path):
     assert by_number.loc[1, "state"] == "REPEAT" and by_number.loc[1, "duplicate_of"] == 0
     assert by_number.loc[2, "state"] == "FAIL" and "gebt cannot reach" in by_number.loc[2, "fail_reason"]
     assert (df["state"] == "FAIL").sum() == 1
+
+
+# --- codesign pareto ----------------------------------------------------------------------------------------
+
+def _stored_run(tmp_path, folder, study_name, metric="train-energy", budget="1.4 J"):
+    from search import SearchConfig, parse_budget, parse_metric
+    from search.storage import embedded_url
+
+    m = parse_metric(metric)
+    run = tmp_path / folder
+    run.mkdir()
+    cfg = SearchConfig(study_name, embedded_url(run), 3, m, parse_budget(budget, m), context={"device": "fake"})
+    run_search(cfg, SPACE, fake_evaluator)
+    return run
+
+
+def test_pareto_refuses_runs_with_different_metrics(tmp_path, capsys):
+    a = _stored_run(tmp_path, "energy", "s")
+    b = _stored_run(tmp_path, "flops", "s2", metric="infer-flops", budget="2 FLOP")
+    out = tmp_path / "both"
+    assert main(["pareto", str(a), str(b), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "energy: train-energy [J]" in err and "flops: infer-flops [FLOP]" in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_pareto_labels_runs_with_one_study_name_by_folder_in_the_text(tmp_path, capsys):
+    a, b = _stored_run(tmp_path, "first", "same"), _stored_run(tmp_path, "second", "same")
+    assert main(["pareto", str(a), str(b), "--out", str(tmp_path / "both")]) == 0
+    text = capsys.readouterr().out
+    assert "run first (study same)" in text and "run second (study same)" in text

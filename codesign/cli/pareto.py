@@ -5,7 +5,8 @@ storage named in its ``summary.json``); ``--storage URL --study NAME [--study NA
 studies from any Optuna storage. One RUN_DIR: its own files are rewritten there (default) or in
 ``--out``. ``--storage`` or several studies: written to ``--out`` (default ``runs/pareto``): one
 plot with every study (e.g. one search priced on two devices), each labelled by its run folder, and
-combined tables with ``run`` and ``study`` columns. A folder holding another run's outputs is never
+combined tables with ``run`` and ``study`` columns; runs with different metrics or units are refused (one
+cost axis per plot). A folder holding another run's outputs is never
 written into: ``--out`` must be empty, new, or hold the outputs of exactly the studies drawn.
 """
 
@@ -89,6 +90,21 @@ def _check_out(out: Path, studies: list, labels: list[str]) -> None:
                             "give a new or empty folder, e.g. --out runs/pareto-" + "-".join(labels)[:40])
 
 
+def check_one_metric(studies: list, labels: list[str]) -> None:
+    """Runs drawn on one cost axis must share the metric and its unit (one line naming them otherwise)."""
+    from costmodels.errors import CodesignError
+    from search.export import context
+
+    seen: dict[tuple[str, str], str] = {}
+    for study, label in zip(studies, labels):
+        ctx = context(study)
+        seen.setdefault((str(ctx.get("metric")), str(ctx.get("cost_unit"))), label)
+    if len(seen) > 1:
+        which = "; ".join(f"{label}: {m} [{u}]" for (m, u), label in seen.items())
+        raise CodesignError(f"RUN_DIR: these runs measure different costs ({which}); one plot has one cost axis, "
+                            "so give only runs searched with the same --metric")
+
+
 def load_studies(args: argparse.Namespace) -> list:  # list[optuna.Study]
     import optuna
 
@@ -134,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
     studies = load_studies(args)
     labels = unique_labels(args.run_labels)
+    check_one_metric(studies, labels)
     one_run_folder = len(studies) == 1 and args.run_dirs
     out = Path(args.out or (args.run_dirs[0] if one_run_folder else "runs/pareto"))
     if args.out or not one_run_folder:  # redrawing a run into its own folder is the one overwrite allowed

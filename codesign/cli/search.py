@@ -373,7 +373,8 @@ def format_summary(summary: dict, out: Path) -> str:
 
     unit = summary.get("cost_unit") or ""
     screened, stopped = summary.get("n_screened") or 0, summary.get("n_stopped") or 0
-    lines = [f"study {summary['study']}: {summary['n_trials']} trained trials "
+    name = f"run {summary['run']} (study {summary['study']})" if summary.get("run") else f"study {summary['study']}"
+    lines = [f"{name}: {summary['n_trials']} trained trials "
              f"({summary['n_feasible']} feasible)"
              + (f", {screened - stopped} screened before training" if screened - stopped else "")
              + (f", {stopped} stopped in the ticket search" if stopped else "")
