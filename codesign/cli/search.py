@@ -317,7 +317,7 @@ def _evaluator(args: argparse.Namespace, metric, device: str | None,  # type: ig
         ev = CNNEvaluator(model=args.model, dataset=args.dataset, metric=metric, device=device,
                           measured=args.measured, epochs=args.epochs, width=args.width,
                           train_subset=args.train_subset, val_size=args.val_size, batch_size=args.batch_size,
-                          probe_grid=args.probe_grid, data_root=args.data_root)
+                          probe_grid=args.probe_grid, data_root=args.data_root, stop_over=stop_over)
         ev.config({"method": "eb", "channel_sparsity": 0.5, "threshold": 0.1}, args.seed)  # bad options: fail now
         return ev
     from codesign.pipelines.graph_search import GraphEvaluator
