@@ -5,8 +5,8 @@ between seeds (Cora: 2-3.5), so the most accurate single run is often the luckie
 :func:`run_confirmation` retrains
 
 * the ``k`` (``TOP_K``) most accurate *feasible* configurations (every budget met), and
-* the most accurate feasible dense configuration (the dense that fits; when none fits, the dense
-  reference, for comparison only),
+* the longest dense run that fits (trained right after the reference) and the most accurate
+  feasible dense configuration (when no dense fits, the dense reference, for comparison only),
 
 on ``n`` further seeds, the same seeds for every candidate (``confirm_seeds``: ``seed + SEED_OFFSET +
 j``, never a trial's seed). Each run is stored at once as a study user attribute
@@ -96,14 +96,15 @@ def candidates(trials: Sequence[Any], k: int = TOP_K) -> list[tuple[int, dict[st
             seen.add(key)
             out.append((t.number, dict(t.user_attrs["params"]), "top"))
     dense = [t for t in ok if t.user_attrs["params"].get("method") == DENSE]
+    longest = [t for t in ok if t.user_attrs.get("early")]  # the longest dense run that fits (trained early)
     if not dense:  # nothing dense fits: the dense reference, for comparison (never the answer)
         dense = [t for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get("reference")]
-    if dense:
-        t = dense[0]
+    for t in [*longest[:1], *dense[:1]]:  # the longest dense that fits first: the words compare with it
         key = params_key(t.user_attrs["params"])
         if key in seen:
-            out = [(n, p, "top+dense" if params_key(p) == key else r) for n, p, r in out]
+            out = [(n, p, r if "dense" in r or params_key(p) != key else f"{r}+dense") for n, p, r in out]
         else:
+            seen.add(key)
             out.append((t.number, dict(t.user_attrs["params"]), "dense"))
     return out
 
@@ -188,7 +189,9 @@ def decide(study: optuna.Study) -> dict[str, Any] | None:
         top = max(eligible, key=lambda r: (r["val_mean"], -(r["cost_mean"] or 0.0)))
         tied = [r for r in eligible if r is top or _ties(top, r, runs, seeds)]
         chosen = min(tied, key=lambda r: (r["cost_mean"], -r["val_mean"]))
-    dense = next((r for r in rows if "dense" in r["role"]), None)
+    early = {t.number for t in trials if t.user_attrs.get("early")}
+    dense = next((r for r in rows if "dense" in r["role"] and r["number"] in early),
+                 next((r for r in rows if "dense" in r["role"]), None))
     return {"seeds": seeds, "n_seeds": len(seeds), "candidates": rows,
             "chosen": None if chosen is None else chosen["number"],
             "tied_with": [r["number"] for r in tied if chosen is not None and r["number"] != chosen["number"]],
