@@ -377,7 +377,8 @@ def answer(s: dict[str, Any]) -> str:
 
 
 def write_outputs(study: optuna.Study, out_dir: str | Path, *, plot: bool = True) -> dict[str, Any]:
-    """Write trials.csv, pareto.csv, summary.json (and pareto.png) into ``out_dir``; returns the summary."""
+    """Write trials.csv, pareto.csv, summary.json (and pareto.png, and cost_split.png for a training metric)
+    into ``out_dir``; returns the summary."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     df = trials_frame(study)
@@ -389,4 +390,7 @@ def write_outputs(study: optuna.Study, out_dir: str | Path, *, plot: bool = True
         from .plots import plot_studies
 
         plot_studies([(study.study_name, df, summ)], out / "pareto.png")
+        from .cost_split import plot_cost_split
+
+        plot_cost_split(df, summ, out / "cost_split.png")
     return summ

@@ -415,5 +415,6 @@ def format_summary(summary: dict, out: Path) -> str:
             lines.append("Pareto front (cheapest first):\n" + table.to_string(index=False, na_rep="-"))
     if summary.get("answer"):
         lines.append("In words: " + summary["answer"])
-    lines.append(f"wrote {out}/trials.csv, pareto.csv, pareto.png, summary.json")
+    split = ", cost_split.png" if (out / "cost_split.png").is_file() else ""
+    lines.append(f"wrote {out}/trials.csv, pareto.csv, pareto.png{split}, summary.json")
     return "\n".join(lines)
