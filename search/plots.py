@@ -141,7 +141,8 @@ def chosen_text(best: dict[str, Any]) -> str:
     text = f"#{best['number']} acc {best['accuracy']:.3f}"
     conf = best.get("confirmed")
     if conf and conf.get("val_mean") is not None:
-        text += f",\n  {conf['val_mean']:.3f} +- {conf.get('val_sd') or 0:.3f} over {conf['seeds']} further seeds"
+        sd = "" if conf.get("val_sd") is None else f" +- {conf['val_sd']:.3f}"
+        text += f",\n  {conf['val_mean']:.3f}{sd} over {conf['seeds']} further seed{'s' * (conf['seeds'] > 1)}"
     else:
         text += " (one seed)"
     hw = best.get("hardware")
@@ -237,7 +238,8 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
     positive = [c for c in costs if c > 0]
     spread = max(positive) / min(positive) if positive else 1.0
     zoom = spread > LOG_SPREAD and bool(budget_values) and _near(costs, min(budget_values, default=0.0))
-    area = len(studies) == 1 and has_area(complete_frame(frames[0]))
+    area = (len(studies) == 1 and has_area(complete_frame(frames[0]))
+            and bool((studies[0][2].get("context") or {}).get("hardware_space")))  # a searched chip
     widths = [1.2] * zoom + [1.0] + [0.8] * area
     fig, axes = plt.subplots(1, len(widths), figsize=(9.5 + 5.0 * (len(widths) - 1), 5.2),
                              gridspec_kw={"width_ratios": widths}, squeeze=False)

@@ -394,9 +394,12 @@ def format_summary(summary: dict, out: Path) -> str:
                      + f", cost {format_si(best['cost'], unit)}, params {best['params']}")
         conf = best.get("confirmed")
         if conf:
-            lines.append(f"confirmed on {conf['seeds']} further seeds: val acc {conf['val_mean']:.4f} +- "
-                         f"{conf['val_sd'] or 0:.4f}, test acc {conf['test_mean'] or 0:.4f} +- {conf['test_sd'] or 0:.4f}"
-                         f" (mean +- sd), mean cost {format_si(conf['cost_mean'], unit)}")
+            def pm(mean, sd):  # type: ignore[no-untyped-def]
+                return "n/a" if mean is None else f"{mean:.4f}" + ("" if sd is None else f" +- {sd:.4f}")
+
+            lines.append(f"confirmed on {conf['seeds']} further seeds: val acc {pm(conf['val_mean'], conf['val_sd'])}"
+                         f", test acc {pm(conf['test_mean'], conf['test_sd'])} (mean +- sd), mean cost "
+                         f"{format_si(conf['cost_mean'], unit)}")
         else:
             lines.append("not confirmed: one seed per configuration")
     elif summary["n_trials"] == 0:
