@@ -256,7 +256,7 @@ def _pm(mean: float | None, sd: float | None) -> str:
 
 def _confirm_words(s: dict[str, Any]) -> str:
     """The confirmation stage in words: seeds, mean +- sd of the answer and of the dense beside it, ties."""
-    conf, best = s.get("confirmation"), s.get("best") or {}
+    conf = s.get("confirmation")
     if not conf:
         return "Not confirmed: one seed per configuration (--confirm-seeds 0)."
     n = conf["n_seeds"]

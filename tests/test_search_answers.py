@@ -20,7 +20,6 @@ from search import CostInterval, Evaluation, EvaluationError, run_search
 from search.confirm import SEED_OFFSET, decide, run_confirmation
 from search.export import summary, trials_frame
 
-
 # --- confirmation -------------------------------------------------------------------------------------------
 
 def _lucky(params, seed):

@@ -13,7 +13,8 @@ priced on each listed device from its recorded, device-independent ``cost_inputs
 The trial's cost is the cheapest (device, hardware point) under the area and power budgets; the
 trial records it as ``hw.device``, ``hw.<knob>``, ``area_mm2``, ``power_w``, ``hw.within_budget``
 (False when no point met the area/power budgets: then the smallest-area point is kept),
-``budgets_missed`` (``area``, ``power`` or both: the study then calls the trial infeasible), the points priced, and ``device_cost.<device>`` (the best cost on each device, for the plot).
+``budgets_missed`` (``area``, ``power`` or both: the study then calls the trial infeasible), the
+points priced, and ``device_cost.<device>`` (the best cost on each device, for the plot).
 """
 
 from __future__ import annotations
