@@ -14,7 +14,9 @@ and the regret ``max(0, best rival - pick)`` in points (test accuracy x 100).
 Kept small for a 2-core machine: 8 trials per search, ``--epochs 50`` (the reference's length and the
 ticket search's cap), ``train_epochs`` searched in 20..100.
 
-``--confirm-seeds 0`` answers on one seed per configuration (the search before its confirmation
+Each search's row is also written to ``<out>/confirm<N>/<search>/answer_quality.json``, so the six can
+run in parallel (``--only NAME``) and ``--summarize`` collects them. ``--confirm-seeds 0`` answers on
+one seed per configuration (the search before its confirmation
 stage), to show the difference. Accuracy does not depend on machine load; wall times printed are
 this machine's. Last line: one JSON object with ``mean_regret_points`` and ``max_regret_points``.
 """
@@ -140,6 +142,8 @@ def main() -> None:
     ap.add_argument("--max-train-epochs", type=int, default=100, help="top of the train_epochs range searched")
     ap.add_argument("--only", default=None, help="comma-separated search names (default: all six)")
     ap.add_argument("--out", default="runs/answer_quality")
+    ap.add_argument("--summarize", action="store_true",
+                    help="run nothing: collect the rows already written under --out (after parallel --only runs)")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
@@ -150,7 +154,13 @@ def main() -> None:
     for spec in SEARCHES:
         if wanted and spec[0] not in wanted:
             continue
+        done = Path(args.out) / f"confirm{args.confirm_seeds}" / spec[0] / "answer_quality.json"
+        if args.summarize:  # the rows of searches already run (e.g. in parallel with --only)
+            if done.is_file():
+                rows.append(json.loads(done.read_text()))
+            continue
         row = one_search(spec, args)
+        done.write_text(json.dumps(row) + "\n")
         rows.append(row)
         print(json.dumps(row), flush=True)
     regrets = [r["regret_points"] for r in rows if r["regret_points"] is not None]
