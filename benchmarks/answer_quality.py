@@ -44,7 +44,7 @@ SEARCHES = [
     ("citeseer-infer-flops-acc", "citeseer", "infer-flops", "gcn-accelerator", 0.3, "sparse"),
     ("cora-train-flops-acc", "cora", "train-flops", "gcn-accelerator", 1.0, "either"),
     ("citeseer-train-energy-h100", "citeseer", "train-energy", "h100", 0.92, "dense"),
-    ("cora-infer-energy-acc", "cora", "infer-energy", "gcn-accelerator", 0.5, "sparse"),
+    ("cora-infer-flops-acc", "cora", "infer-flops", "gcn-accelerator", 0.4, "sparse"),
     ("citeseer-train-flops-acc", "citeseer", "train-flops", "gcn-accelerator", 1.0, "either"),
 ]
 
