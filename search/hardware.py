@@ -177,9 +177,11 @@ def _plain(v: Any) -> Any:
 DEVICE_COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
 
 
-def draw_hardware(ax: Any, fig: Any, done: Any, scale: float, budget: float | None = None) -> bool:
-    """Colour the trials of ``done`` by chip area (one colour per device when several were searched;
-    a ticket over ``budget`` on a device is hollow there).
+def draw_hardware(ax: Any, fig: Any, done: Any, scale: float, budget: float | None = None,
+                  marker_of: Any = None) -> bool:
+    """Colour the trials of ``done`` by chip area, one marker per method (``marker_of``), infeasible ones
+    edged red (one colour per device when several were searched; a ticket over ``budget`` on a device is
+    hollow there).
 
     Returns True when it drew (the caller then skips its plain scatter).
     """
@@ -204,8 +206,15 @@ def draw_hardware(ax: Any, fig: Any, done: Any, scale: float, budget: float | No
     if "area_mm2" not in done or done["area_mm2"].isna().all():
         return False
     feas = done["feasible"].astype(bool)
-    sc = ax.scatter(done["cost"] / scale, done["val_accuracy"], c=done["area_mm2"], cmap="viridis", s=30,
-                    edgecolors=np.where(feas, "none", "red"), label="trials (colour: chip area)")
+    area = done["area_mm2"].astype(float)
+    norm = (float(np.nanmin(area)), float(np.nanmax(area)))
+    methods = done["param.method"].astype(str) if "param.method" in done else None
+    sc = None
+    for m in ([None] if methods is None else list(dict.fromkeys(methods))):  # one marker per method
+        sel = np.ones(len(done), dtype=bool) if m is None else (methods == m).to_numpy()
+        sc = ax.scatter(done.loc[sel, "cost"] / scale, done.loc[sel, "val_accuracy"], c=area[sel], cmap="viridis",
+                        vmin=norm[0], vmax=norm[1], s=40, marker=marker_of(m) if marker_of and m else "o",
+                        edgecolors=np.where(feas[sel], "none", "red"), zorder=3)
     cax = ax.inset_axes((1.03, 0.1, 0.22, 0.035))  # right of the axes, under the legend
     bar = fig.colorbar(sc, cax=cax, orientation="horizontal")
     bar.set_label("chip area [mm^2], estimated", fontsize=8)
@@ -227,7 +236,8 @@ def draw_area_panel(ax: Any, done: Any, summary: Mapping[str, Any], methods: lis
     for m in methods:
         sel = (method == m) if method is not None else np.ones(len(rows), dtype=bool)
         c = colour(m, methods)
-        ax.scatter(rows.loc[sel & feas, "area_mm2"], rows.loc[sel & feas, "val_accuracy"], color=c, s=30, alpha=0.85)
+        ax.scatter(rows.loc[sel & feas, "area_mm2"], rows.loc[sel & feas, "val_accuracy"], color=c, s=30, alpha=0.85,
+                   label=m if bool((sel & feas).any()) else None)
         ax.scatter(rows.loc[sel & ~feas, "area_mm2"], rows.loc[sel & ~feas, "val_accuracy"], facecolors="none",
                    edgecolors=c, s=30, alpha=0.85)
     ctx = summary.get("context") or {}

@@ -93,7 +93,8 @@ def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scal
         run_marker = _MARKERS[k % len(_MARKERS)]
         budget = (summ.get("budget") or {}).get("value")
         by_hardware = hardware_fig is not None and not several and draw_hardware(
-            ax, hardware_fig, done, scale, None if budget is None else float(budget))
+            ax, hardware_fig, done, scale, None if budget is None else float(budget),
+            marker_of=lambda m: _method_marker(m, methods))
         ax._codesign_hardware = by_hardware  # the legend then leaves out the method markers
         if not done.empty:
             method = _method_of(done)
@@ -255,7 +256,12 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
         _log_axis(ax, float(getattr(ax, "_codesign_spread", spread)))
     elif (positive or budget_values) and ax.get_xscale() != "log":  # draw_hardware may have chosen log
         hi = max([*costs, *budget_values]) / scale
-        ax.set_xlim(0, hi * 1.08)
+        lo = min([*costs, *budget_values]) / scale
+        if area and not budget_values and costs and lo > 0.5 * hi:  # a hardware search: the trials' own range
+            pad = 0.1 * (hi - lo) or 0.05 * hi
+            ax.set_xlim(lo - pad, hi + pad)
+        else:
+            ax.set_xlim(0, hi * 1.08)
     if ax_zoom is not None:
         several_devices = len(studies) == 1 and sum(str(c).startswith("device_cost.") for c in frames[0].columns) > 1
         _draw(ax_zoom, studies, scale, methods, legend=False, hardware_fig=fig if several_devices else None)
@@ -298,8 +304,10 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
         counts += "\nanswer on one seed per configuration (not confirmed)"
     fig.suptitle("Accuracy vs cost: " + ", ".join(labels) + "\n" + counts, fontsize=10)
     by_hardware = bool(getattr(ax, "_codesign_hardware", False))  # trials coloured by area/device instead
+    by_area = by_hardware and not any(str(c).startswith("device_cost.") for c in frames[0].columns)
     handles = [Line2D([], [], ls="", marker=_method_marker(m, methods) if len(studies) == 1 else "o",
-                      color=_colour(m, methods), label=m) for m in methods if costs and not by_hardware]
+                      color="0.4" if by_area else _colour(m, methods), label=m)
+               for m in methods if costs and (not by_hardware or by_area)]  # by area: colour is the chip
     if len(studies) > 1:
         handles += [Line2D([], [], ls="", marker=_MARKERS[k % len(_MARKERS)], color="0.4", label=f"run {lab}")
                     for k, lab in enumerate(labels)]
