@@ -1,6 +1,6 @@
 """Benchmark: is the search's answer the one a user should act on? (regret over fresh seeds)
 
-Runs six small graph searches (Cora and CiteSeer; train-energy, train-flops, infer-flops, infer-energy;
+Runs six small graph searches (Cora and CiteSeer; train-energy, train-flops, infer-flops;
 h100 and gcn-accelerator; budgets set as a fraction of the dense reference's predicted cost, so that
 dense should win on the launch-bound H100 train-energy searches and a sparse ticket should on the
 unstructured accelerator's FLOP searches). Each search's pick is then retrained on ``FRESH`` (5) fresh
