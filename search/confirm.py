@@ -168,7 +168,7 @@ def decide(study: optuna.Study) -> dict[str, Any] | None:
         return None
     seeds, runs = list(plan["seeds"]), stored_runs(study)
     trials = study.get_trials(deepcopy=False)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for number, params, role in candidates(trials, int(plan.get("k", TOP_K))):
         got = [runs[key] for s in seeds if (key := _key(params, s)) in runs]
         vals = [r.val_accuracy for r in got if r.val_accuracy is not None]
