@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .confirm import decide
 from .hardware import area_pareto, hardware_of
 from .pareto import best_feasible, pareto_indices
 from .study import CONTEXT_ATTR
@@ -37,7 +38,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     rows = []
     for t in study.get_trials(deepcopy=False):
         ua = t.user_attrs
-        row: dict[str, Any] = {"study": study.study_name, "number": t.number, "state": t.state.name}
+        row: dict[str, Any] = {"study": study.study_name, "number": t.number, "state": _state(t)}
         for key in BASE_COLUMNS[3:]:
             row[key] = ua.get(key)
         params = ua.get("params") or t.params
@@ -55,6 +56,18 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame(columns=BASE_COLUMNS)
     return df
+
+
+def _state(t: optuna.trial.FrozenTrial) -> str:
+    """The trial's state as ``trials.csv`` says it: a configuration already trained is ``REPEAT`` and a
+    trial that lost the race for the last slots ``SURPLUS`` (Optuna stores both as FAIL: nothing was
+    evaluated); a real failure stays ``FAIL`` (its ``fail_reason`` beside it)."""
+    if t.state.name == "FAIL":
+        if t.user_attrs.get("duplicate_of") is not None:
+            return "REPEAT"
+        if t.user_attrs.get("surplus"):
+            return "SURPLUS"
+    return str(t.state.name)
 
 
 def complete_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -118,9 +131,18 @@ def summary(study: optuna.Study, df: pd.DataFrame | None = None) -> dict[str, An
     budget = ctx.get("budget")
     limit = None if budget is None else float(budget["value"])
     best = None
-    if not done.empty:
-        i = best_feasible(done["val_accuracy"].tolist(), done["cost"].tolist(), limit)
-        best = None if i is None else _point(done.iloc[i])
+    fits = done[_flag(done, "feasible")] if not done.empty else done  # every budget: cost, area, power
+    if not fits.empty:
+        i = best_feasible(fits["val_accuracy"].tolist(), fits["cost"].tolist(), limit)
+        best = None if i is None else _point(fits.iloc[i])
+    confirmed = decide(study)
+    single = best
+    if confirmed is not None and confirmed["chosen"] is not None:
+        row = done[done["number"] == confirmed["chosen"]]
+        best = _point(row.iloc[0]) if not row.empty else best
+    if best is not None and confirmed is not None:
+        best = {**best, "confirmed": next((c for c in confirmed["candidates"] if c["number"] == best["number"]), None),
+                "seeds": 1 + (confirmed["n_seeds"] if confirmed["chosen"] == best["number"] else 0)}
     states = df["state"].value_counts().to_dict() if not df.empty else {}
     screened = _flag(df, "screened")
     stopped = stopped_frame(df)
@@ -147,12 +169,29 @@ def summary(study: optuna.Study, df: pd.DataFrame | None = None) -> dict[str, An
         "train_wall_s": float(done["wall_s"].sum()) if "wall_s" in done and not done.empty else 0.0,
         "reference": reference,
         "best": best,
+        "best_single_run": single,  # the most accurate feasible trial on its one seed (before confirmation)
+        "confirmation": confirmed,  # search.confirm.decide: candidates retrained on further seeds
+        "confirm_train_wall_s": 0.0 if confirmed is None else confirmed["train_wall_s"],
+        "budgets_unmet": budgets_unmet(done, limit),
         "pareto": [_point(r) for _, r in pareto_frame(df).iterrows()],
         "stopped": study.user_attrs.get("stopped"),
         **({"pareto_area": front} if (front := area_pareto(done)) else {}),  # (accuracy, cost, chip area)
         "context": ctx,
     }
     out["answer"] = answer(out)
+    return out
+
+
+def budgets_unmet(done: pd.DataFrame, limit: float | None) -> list[str]:
+    """The budgets (``cost``, ``area``, ``power``) that no trained trial meets (empty when nothing was trained)."""
+    if done.empty:
+        return []
+    out = []
+    if limit is not None and not (done["cost"].astype(float) <= limit).any():
+        out.append("cost")
+    if "budgets_missed" in done:
+        missed = done["budgets_missed"].fillna("").astype(str)
+        out += [b for b in ("area", "power") if missed.str.contains(b).all()]
     return out
 
 
@@ -209,6 +248,74 @@ def _describe(params: dict[str, Any]) -> str:
     return f"{method}" + (f" ({rest})" if rest else "") if method else rest
 
 
+def _pm(mean: float | None, sd: float | None) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{mean:.3f}" + (f" +- {sd:.3f}" if sd is not None else "")
+
+
+def _confirm_words(s: dict[str, Any]) -> str:
+    """The confirmation stage in words: seeds, mean +- sd of the answer and of the dense beside it, ties."""
+    conf = s.get("confirmation")
+    if not conf:
+        return "Not confirmed: one seed per configuration (--confirm-seeds 0)."
+    n = conf["n_seeds"]
+    by_number = {c["number"]: c for c in conf["candidates"]}
+    if conf["chosen"] is None:
+        return (f"Not confirmed: none of the {len(by_number)} leading candidates fit every budget on all {n} "
+                "confirmation seeds; the answer above rests on one seed.")
+    c = by_number[conf["chosen"]]
+    text = (f"Confirmed on {n} further seeds (the same for each of {len(by_number)} candidates): trial "
+            f"#{c['number']} reaches validation {_pm(c['val_mean'], c['val_sd'])}, test "
+            f"{_pm(c['test_mean'], c['test_sd'])} (mean +- sd over the {n} seeds)")
+    single = s.get("best_single_run") or {}
+    if single and single.get("number") != c["number"]:
+        text += f"; the best single run, #{single['number']}, did not hold up over the seeds"
+    d = by_number.get(conf.get("dense"))
+    if d is not None and d["number"] != c["number"]:
+        what = "the best dense that fits" if d["fits_every_seed"] else "the dense reference (over a budget)"
+        text += (f"; {what}, #{d['number']} ({_describe(d['params'])}), reaches validation "
+                 f"{_pm(d['val_mean'], d['val_sd'])}, test {_pm(d['test_mean'], d['test_sd'])} on the same seeds")
+    elif d is not None:
+        text += "; it is the best dense configuration that fits"
+    if conf.get("tied_with"):
+        others = ", ".join(f"#{n}" for n in conf["tied_with"])
+        text += f". It ties with {others} (within one standard error); the cheapest of them is chosen"
+    return text + f" ({conf['train_wall_s']:.0f} s of confirmation training)."
+
+
+def _chip_words(hw: dict[str, Any] | None, ctx: dict[str, Any]) -> str:
+    """``"Run it on gcn-accelerator with pes 1024, buffer_mb 2 (4.1 mm2, 3.2 W, estimated)."``: the device
+    and hardware point of the answer, when several devices or a hardware space were searched."""
+    searched = len(ctx.get("devices") or []) > 1 or ctx.get("hardware_space") or ctx.get("area_budget_mm2") \
+        or ctx.get("power_budget_w")
+    if not hw or not searched:
+        return ""
+    searched_knobs = [part.split("=", 1)[0].strip() for part in str(ctx.get("hardware_space") or "").split(";")
+                      if "=" in part]
+    knobs = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                      for k in searched_knobs if (v := hw.get(k)) is not None)
+    chip = [f"{hw['area_mm2']:.3g} mm2" if hw.get("area_mm2") is not None else "area not modelled"]
+    if hw.get("power_w") is not None:
+        chip.append(f"{hw['power_w']:.3g} W")
+    return (f"Run it on {hw.get('device', '?')}" + (f" with {knobs}" if knobs else "")
+            + f" ({', '.join(chip)}, estimated).")
+
+
+def _unmet_words(s: dict[str, Any]) -> str:
+    """``"the 1 mJ cost budget and the 1 mm2 area budget"``: the budgets no trained trial meets."""
+    ctx, budget = s.get("context") or {}, s.get("budget")
+    names = {"cost": f"the {budget['text']} cost budget" if budget else "the cost budget",
+             "area": f"the {ctx.get('area_budget_mm2'):g} mm2 area budget" if ctx.get("area_budget_mm2") else "",
+             "power": f"the {ctx.get('power_budget_w'):g} W power budget" if ctx.get("power_budget_w") else ""}
+    return " and ".join(names[b] for b in s.get("budgets_unmet") or [] if names.get(b))
+
+
+def _raise_flags(s: dict[str, Any]) -> str:
+    flags = {"cost": "--budget", "area": "--area-budget", "power": "--power-budget"}
+    return " / ".join(flags[b] for b in s.get("budgets_unmet") or [] if b in flags)
+
+
 def answer(s: dict[str, Any]) -> str:
     """The result in words: best feasible configuration against the reference and the budget, counts."""
     unit = s.get("cost_unit") or ""
@@ -217,12 +324,20 @@ def answer(s: dict[str, Any]) -> str:
     lines = []
     within = f"within {budget['text']}" if budget else "overall"
     if best is None:
-        lines.append(f"No trained configuration fits {budget['text'] if budget else 'the budget'}"
-                     + ("; no trial completed." if s.get("n_trials", 0) == 0 else "; raise --budget."))
+        unmet = _unmet_words(s)
+        lines.append(f"No trained configuration fits {unmet or (budget['text'] if budget else 'the budget')}"
+                     + ("; no trial completed." if s.get("n_trials", 0) == 0
+                        else f"; raise {_raise_flags(s) or '--budget'}."))
     else:
         test = best.get("test_accuracy")
         acc = f"validation accuracy {best['accuracy']:.3f}" + (f", test {test:.3f}" if test is not None else "")
         lines.append(f"Best {within}: {_describe(best['params'])}, trial #{best['number']}: {acc}.")
+        confirm = _confirm_words(s)
+        if confirm:
+            lines.append(confirm)
+        chip = _chip_words(best.get("hardware"), s.get("context") or {})
+        if chip:
+            lines.append(chip)
         if ref is not None and ref["number"] != best["number"]:
             both_test = test is not None and ref.get("test_accuracy") is not None
             key, name = ("test_accuracy", "test") if both_test else ("accuracy", "validation")
@@ -262,7 +377,8 @@ def answer(s: dict[str, Any]) -> str:
 
 
 def write_outputs(study: optuna.Study, out_dir: str | Path, *, plot: bool = True) -> dict[str, Any]:
-    """Write trials.csv, pareto.csv, summary.json (and pareto.png) into ``out_dir``; returns the summary."""
+    """Write trials.csv, pareto.csv, summary.json (and pareto.png, and cost_split.png for a training metric)
+    into ``out_dir``; returns the summary."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     df = trials_frame(study)
@@ -276,4 +392,7 @@ def write_outputs(study: optuna.Study, out_dir: str | Path, *, plot: bool = True
         from .plots import plot_studies
 
         plot_studies([(study.study_name, df, summ)], out / "pareto.png")
+        from .cost_split import plot_cost_split
+
+        plot_cost_split(df, summ, out / "cost_split.png")
     return summ

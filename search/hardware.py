@@ -174,8 +174,14 @@ def _plain(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def draw_hardware(ax: Any, fig: Any, done: Any, scale: float) -> bool:
-    """Colour the trials of ``done`` by chip area (one colour per device when several were searched).
+DEVICE_COLOURS = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
+
+
+def draw_hardware(ax: Any, fig: Any, done: Any, scale: float, budget: float | None = None,
+                  marker_of: Any = None) -> bool:
+    """Colour the trials of ``done`` by chip area, one marker per method (``marker_of``), infeasible ones
+    edged red (one colour per device when several were searched; a ticket over ``budget`` on a device is
+    hollow there).
 
     Returns True when it drew (the caller then skips its plain scatter).
     """
@@ -183,24 +189,79 @@ def draw_hardware(ax: Any, fig: Any, done: Any, scale: float) -> bool:
         return False
     cols = [c for c in done.columns if str(c).startswith("device_cost.")]
     if len(cols) >= 2:  # several devices: every ticket on every device, one colour each
-        colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown"]
         for k, col in enumerate(cols):
-            ax.scatter(done[col] / scale, done["val_accuracy"], s=22, alpha=0.7, color=colors[k % len(colors)],
+            colour = DEVICE_COLOURS[k % len(DEVICE_COLOURS)]
+            cost = done[col].astype(float)
+            fits = np.ones(len(done), dtype=bool) if budget is None else (cost <= budget).to_numpy()
+            ax.scatter(cost[fits] / scale, done.loc[fits, "val_accuracy"], s=22, alpha=0.75, color=colour,
                        label=f"{col[len('device_cost.'):]} (each ticket)")
+            if (~fits).any():
+                ax.scatter(cost[~fits] / scale, done.loc[~fits, "val_accuracy"], s=22, alpha=0.75,
+                           facecolors="none", edgecolors=colour)
         values = done[cols].to_numpy(dtype=float)
         if np.nanmin(values) > 0 and np.nanmax(values) > 10 * np.nanmin(values):
             ax.set_xscale("log")  # devices a decade or more apart
+            ax._codesign_spread = float(np.nanmax(values) / np.nanmin(values))
         return True
     if "area_mm2" not in done or done["area_mm2"].isna().all():
         return False
     feas = done["feasible"].astype(bool)
-    sc = ax.scatter(done["cost"] / scale, done["val_accuracy"], c=done["area_mm2"], cmap="viridis", s=30,
-                    edgecolors=np.where(feas, "none", "red"), label="trials (colour: chip area)")
+    area = done["area_mm2"].astype(float)
+    norm = (float(np.nanmin(area)), float(np.nanmax(area)))
+    methods = done["param.method"].astype(str) if "param.method" in done else None
+    sc = None
+    for m in ([None] if methods is None else list(dict.fromkeys(methods))):  # one marker per method
+        sel = np.ones(len(done), dtype=bool) if m is None else (methods == m).to_numpy()
+        sc = ax.scatter(done.loc[sel, "cost"] / scale, done.loc[sel, "val_accuracy"], c=area[sel], cmap="viridis",
+                        vmin=norm[0], vmax=norm[1], s=40, marker=marker_of(m) if marker_of and m else "o",
+                        edgecolors=np.where(feas[sel], "none", "red"), zorder=3)
     cax = ax.inset_axes((1.03, 0.1, 0.22, 0.035))  # right of the axes, under the legend
     bar = fig.colorbar(sc, cax=cax, orientation="horizontal")
     bar.set_label("chip area [mm^2], estimated", fontsize=8)
     bar.ax.tick_params(labelsize=7)
     return True
+
+
+def has_area(done: Any) -> bool:
+    """Whether the trials carry a modelled chip area (a template device was searched)."""
+    return not done.empty and "area_mm2" in done and bool(done["area_mm2"].notna().any())
+
+
+def draw_area_panel(ax: Any, done: Any, summary: Mapping[str, Any], methods: list[str], colour: Any) -> None:
+    """Accuracy against chip area: one point per trained ticket at its chosen chip (colour: method;
+    hollow: infeasible), the area budget, the chosen chip as a star labelled with its knobs."""
+    rows = done.dropna(subset=["area_mm2"])
+    method = rows["param.method"].astype(str) if "param.method" in rows else None
+    feas = rows["feasible"].astype(bool)
+    for m in methods:
+        sel = (method == m) if method is not None else np.ones(len(rows), dtype=bool)
+        c = colour(m, methods)
+        ax.scatter(rows.loc[sel & feas, "area_mm2"], rows.loc[sel & feas, "val_accuracy"], color=c, s=30, alpha=0.85,
+                   label=m if bool((sel & feas).any()) else None)
+        ax.scatter(rows.loc[sel & ~feas, "area_mm2"], rows.loc[sel & ~feas, "val_accuracy"], facecolors="none",
+                   edgecolors=c, s=30, alpha=0.85)
+    ctx = summary.get("context") or {}
+    if ctx.get("area_budget_mm2"):
+        ax.axvline(float(ctx["area_budget_mm2"]), color="crimson", ls="--", lw=1.2,
+                   label=f"area budget {ctx['area_budget_mm2']:g} mm2")
+    best = summary.get("best") or {}
+    hw = best.get("hardware") or {}
+    if hw.get("area_mm2") is not None:
+        knobs = [part.split("=", 1)[0].strip() for part in str(ctx.get("hardware_space") or "").split(";")
+                 if "=" in part]
+        text = ", ".join(f"{k} {hw[k]:.3g}" if isinstance(hw.get(k), float) else f"{k} {hw.get(k)}" for k in knobs)
+        ax.scatter([hw["area_mm2"]], [best["accuracy"]], marker="*", s=260, color="gold", edgecolors="black",
+                   zorder=5, label=f"chosen chip: {hw['area_mm2']:.3g} mm2"
+                   + (f", {hw['power_w']:.3g} W" if hw.get("power_w") is not None else "")
+                   + (f"\n{text}" if text else ""))
+    areas = rows["area_mm2"].astype(float)
+    if len(areas) and areas.min() > 0 and areas.max() > 20 * areas.min():
+        ax.set_xscale("log")
+    ax.set_xlabel("chip area [mm^2] of each ticket's chosen hardware point (estimated)", fontsize=9)
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("accuracy vs chip area", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
 
 
 def area_pareto(done: Any) -> list[int]:

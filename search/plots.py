@@ -21,11 +21,12 @@ from typing import Any
 import pandas as pd
 
 from .export import complete_frame, pareto_frame, stopped_frame
-from .hardware import draw_hardware
+from .hardware import draw_area_panel, draw_hardware, has_area
 
 _PREFIXES = [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"),
              (1e-6, "u"), (1e-9, "n")]
 LOG_SPREAD = 20.0  # max/min cost beyond which the overview axis is logarithmic
+MINOR_LABEL_SPREAD = 100.0  # a log axis labels its 2x and 5x ticks only over at most two decades
 METHOD_COLOURS = {"dense": "#222222", "gebt": "#1f77b4", "geb": "#17becf", "random": "#ff7f0e", "ugs": "#9467bd",
                   "sgcn": "#8c564b", "eb": "#1f77b4", "spline-eb": "#2ca02c", "spline": "#17becf",
                   "slimming": "#d62728"}
@@ -90,7 +91,10 @@ def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scal
     for k, (label, df, summ) in enumerate(studies):
         done = complete_frame(df)
         run_marker = _MARKERS[k % len(_MARKERS)]
-        by_hardware = hardware_fig is not None and not several and draw_hardware(ax, hardware_fig, done, scale)
+        budget = (summ.get("budget") or {}).get("value")
+        by_hardware = hardware_fig is not None and not several and draw_hardware(
+            ax, hardware_fig, done, scale, None if budget is None else float(budget),
+            marker_of=lambda m: _method_marker(m, methods))
         ax._codesign_hardware = by_hardware  # the legend then leaves out the method markers
         if not done.empty:
             method = _method_of(done)
@@ -113,8 +117,12 @@ def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scal
         if best:
             ax.scatter([best["cost"] / scale], [best["accuracy"]], marker="*", s=260, color="gold",
                        edgecolors="black", zorder=5,
-                       label=(f"chosen{f' ({label})' if several else ''}: #{best['number']} acc {best['accuracy']:.3f}"
-                              if legend else None))
+                       label=(f"chosen{f' ({label})' if several else ''}: {chosen_text(best)}" if legend else None))
+            conf = best.get("confirmed")
+            if conf and conf.get("val_mean") is not None:  # mean +- sd over the confirmation seeds
+                ax.errorbar([best["cost"] / scale], [conf["val_mean"]], yerr=[conf.get("val_sd") or 0.0], fmt="_",
+                            color="black", ms=14, capsize=4, lw=1.2, zorder=6,
+                            label=f"chosen: mean +- sd over {conf['seeds']} further seeds" if legend else None)
     points = [(float(c) / scale, float(a)) for _, df, _ in studies
               for c, a in zip(complete_frame(df).get("cost", []), complete_frame(df).get("val_accuracy", []))]
     for (cost, acc), runs in _references(studies).items():  # one label per point, naming every run it is in
@@ -127,6 +135,26 @@ def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scal
     for value, text in sorted(budgets):
         ax.axvline(value / scale, color="crimson", ls="--", lw=1.2, zorder=1,
                    label=f"budget {text}" if legend else None)
+
+
+def chosen_text(best: dict[str, Any]) -> str:
+    """``#12 acc 0.795`` (+ ``, confirmed 0.791 +- 0.012 (3 seeds)``) (+ the chip of a hardware search)."""
+    text = f"#{best['number']} acc {best['accuracy']:.3f}"
+    conf = best.get("confirmed")
+    if conf and conf.get("val_mean") is not None:
+        sd = "" if conf.get("val_sd") is None else f" +- {conf['val_sd']:.3f}"
+        text += f",\n  {conf['val_mean']:.3f}{sd} over {conf['seeds']} further seed{'s' * (conf['seeds'] > 1)}"
+    else:
+        text += " (one seed)"
+    hw = best.get("hardware")
+    if hw:
+        chip = [str(hw.get("device", ""))]
+        if hw.get("area_mm2") is not None:
+            chip.append(f"{hw['area_mm2']:.3g} mm2")
+        if hw.get("power_w") is not None:
+            chip.append(f"{hw['power_w']:.3g} W")
+        text += "\n  on " + ", ".join(chip)
+    return text
 
 
 def _label_side(points: list[tuple[float, float]], at: tuple[float, float]) -> tuple[int, int, str]:
@@ -171,16 +199,27 @@ def _zoom_ylim(ax: Any, frames: list[pd.DataFrame], lo: float, hi: float, scale:
         ax.set_ylim(min(accs) - pad, max(accs) + pad)
 
 
-def _log_axis(ax: Any) -> None:
-    from matplotlib.ticker import FuncFormatter, LogLocator
+def _log_axis(ax: Any, spread: float) -> None:
+    """A log x axis whose labels never collide: minor ticks (2, 5) labelled only over at most
+    ``MINOR_LABEL_SPREAD`` (two decades); beyond, decades only."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(base=10))
-    ax.xaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 3.0, 5.0)))
     fmt = FuncFormatter(lambda v, _: f"{v:g}")
     ax.xaxis.set_major_formatter(fmt)
-    ax.xaxis.set_minor_formatter(fmt)
-    ax.tick_params(axis="x", which="minor", labelsize=7)
+    if spread <= MINOR_LABEL_SPREAD:
+        ax.xaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+        ax.xaxis.set_minor_formatter(fmt)
+        ax.tick_params(axis="x", which="minor", labelsize=7)
+    else:
+        ax.xaxis.set_minor_locator(LogLocator(base=10, subs=(2.0, 3.0, 5.0)))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _near(costs: list[float], budget: float) -> bool:
+    """Whether any trial lies within [0.5, 1.5] x the budget (the zoom panel would not be empty)."""
+    return any(0.5 * budget <= c <= 1.5 * budget for c in costs)
 
 
 def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], path: str | Path) -> Path:
@@ -199,21 +238,33 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
     scale, prefix = _scale(max([*costs, *budget_values], default=1.0))
     positive = [c for c in costs if c > 0]
     spread = max(positive) / min(positive) if positive else 1.0
-    zoom = spread > LOG_SPREAD and bool(budget_values)
-    if zoom:
-        fig, (ax_zoom, ax) = plt.subplots(1, 2, figsize=(12, 5.2), gridspec_kw={"width_ratios": [1.2, 1]})
-    else:
-        fig, ax = plt.subplots(figsize=(9.5, 5.2))
-        ax_zoom = None
+    zoom = spread > LOG_SPREAD and bool(budget_values) and _near(costs, min(budget_values, default=0.0))
+    area = (len(studies) == 1 and has_area(complete_frame(frames[0]))
+            and bool((studies[0][2].get("context") or {}).get("hardware_space")))  # a searched chip
+    widths = [1.2] * zoom + [1.0] + [0.8] * area
+    fig, axes = plt.subplots(1, len(widths), figsize=(9.5 + 5.0 * (len(widths) - 1), 5.2),
+                             gridspec_kw={"width_ratios": widths}, squeeze=False)
+    ax_zoom = axes[0][0] if zoom else None
+    ax = axes[0][1 if zoom else 0]
     methods = _methods(frames)
     _draw(ax, studies, scale, methods, legend=True, hardware_fig=fig)
+    if area:
+        draw_area_panel(axes[0][-1], complete_frame(frames[0]), studies[0][2], methods, _colour)
     if spread > LOG_SPREAD:
-        _log_axis(ax)
+        _log_axis(ax, spread)
+    elif ax.get_xscale() == "log":  # draw_hardware chose it (devices a decade apart)
+        _log_axis(ax, float(getattr(ax, "_codesign_spread", spread)))
     elif (positive or budget_values) and ax.get_xscale() != "log":  # draw_hardware may have chosen log
         hi = max([*costs, *budget_values]) / scale
-        ax.set_xlim(0, hi * 1.08)
+        lo = min([*costs, *budget_values]) / scale
+        if area and not budget_values and costs and lo > 0.5 * hi:  # a hardware search: the trials' own range
+            pad = 0.1 * (hi - lo) or 0.05 * hi
+            ax.set_xlim(lo - pad, hi + pad)
+        else:
+            ax.set_xlim(0, hi * 1.08)
     if ax_zoom is not None:
-        _draw(ax_zoom, studies, scale, methods, legend=False)
+        several_devices = len(studies) == 1 and sum(str(c).startswith("device_cost.") for c in frames[0].columns) > 1
+        _draw(ax_zoom, studies, scale, methods, legend=False, hardware_fig=fig if several_devices else None)
         b = min(budget_values) / scale
         ax_zoom.set_xlim(0.5 * b, 1.5 * b)
         _zoom_ylim(ax_zoom, frames, 0.5 * b, 1.5 * b, scale)
@@ -239,6 +290,7 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
         ax.set_ylim(0, 1)
     trained = sum(len(complete_frame(df)) for df in frames)
     feasible = sum(int(complete_frame(df)["feasible"].astype(bool).sum()) for df in frames if len(complete_frame(df)))
+    seeds = [(s.get("confirmation") or {}).get("n_seeds") for _, _, s in studies]
     screened = sum(_screened(df) for df in frames)
     stopped = sum(len(stopped_frame(df)) for df in frames)
     counts = f"{trained} trained ({feasible} within budget)"
@@ -246,10 +298,16 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
         counts += (f";\n{screened} screened as over budget by the cost model"
                    + (f" ({screened - stopped} before training, {stopped} stopped in the ticket search)" if stopped
                       else " before training") + "; not drawn")
+    if any(seeds):
+        counts += f"\nanswer confirmed on {max(n or 0 for n in seeds)} further seeds (mean +- sd bar on the star)"
+    elif costs:
+        counts += "\nanswer on one seed per configuration (not confirmed)"
     fig.suptitle("Accuracy vs cost: " + ", ".join(labels) + "\n" + counts, fontsize=10)
     by_hardware = bool(getattr(ax, "_codesign_hardware", False))  # trials coloured by area/device instead
+    by_area = by_hardware and not any(str(c).startswith("device_cost.") for c in frames[0].columns)
     handles = [Line2D([], [], ls="", marker=_method_marker(m, methods) if len(studies) == 1 else "o",
-                      color=_colour(m, methods), label=m) for m in methods if costs and not by_hardware]
+                      color="0.4" if by_area else _colour(m, methods), label=m)
+               for m in methods if costs and (not by_hardware or by_area)]  # by area: colour is the chip
     if len(studies) > 1:
         handles += [Line2D([], [], ls="", marker=_MARKERS[k % len(_MARKERS)], color="0.4", label=f"run {lab}")
                     for k, lab in enumerate(labels)]

@@ -4,7 +4,8 @@ Objectives (``objective="pareto"``): maximise validation accuracy and minimise t
 ``values = (acc_val, cost)`` with Optuna's TPE sampler (default settings) re-seeded per trial (see Seeds).
 ``objective="acc-per-cost"``: maximise the scalar ``acc_val / cost``. With a budget ``B`` each trial
 sets ``trial.set_constraint("budget", cost - B)`` (Optuna 5's constraint API): feasible iff
-``cost <= B``; infeasible trials stay in the study and in the Pareto front, the sampler ranks them
+``cost <= B`` and the evaluator's ``budgets_missed`` attribute (area / power of a hardware search,
+constraint ``hardware``) is empty; infeasible trials stay in the study and in the Pareto front, the sampler ranks them
 below every feasible one. Pruners are not used (they do not support multi-objective studies).
 
 Counting: ``n_trials`` is the number of COMPLETE trials the study should hold. A worker starts a
@@ -20,7 +21,8 @@ the trial it retries, so a killed and resumed search equals an uninterrupted one
 workers never draw the same random start-up points.
 
 Before training (:mod:`search.screening`): the reference configuration (e.g. the dense network) is
-trained first, once, whatever its cost; a configuration already trained is not trained again
+trained first, once, whatever its cost, then the ``early`` configurations (the longest dense run
+that fits the budget: a sparse answer must beat it); a configuration already trained is not trained again
 (``repeats``); with ``screen`` and a budget, a configuration whose predicted cost interval lies
 wholly over the budget is recorded as screened (PRUNED, no accuracy) instead of trained, and a run
 the evaluator stops part-way once it is proven over the budget (:class:`OverBudget`) likewise, with
@@ -279,6 +281,9 @@ def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, ev
         t0 = time.perf_counter()
         try:
             ev = evaluator(params, seed)
+        except EvaluationError as err:  # a real failure: FAIL, its reason in trials.csv
+            trial.set_user_attr("fail_reason", str(err))
+            raise
         except KeyboardInterrupt:  # Ctrl-C: Optuna fails this trial; queue its parameters again
             trial.set_user_attr("interrupted", True)
             study.enqueue_trial(params, user_attrs={"retry_of": trial.number, "reference": reference})
@@ -299,7 +304,8 @@ def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, ev
         wall = time.perf_counter() - t0
         if not (math.isfinite(ev.val_accuracy) and math.isfinite(ev.cost) and ev.cost >= 0):
             raise EvaluationError(f"evaluator gave accuracy={ev.val_accuracy} cost={ev.cost} for {params}")
-        feasible = config.budget is None or ev.cost <= config.budget.value
+        missed = str(ev.attrs.get("budgets_missed") or "")  # area / power budgets of a hardware search
+        feasible = (config.budget is None or ev.cost <= config.budget.value) and not missed
         record = {
             "params": params, "val_accuracy": ev.val_accuracy, "test_accuracy": ev.test_accuracy,
             "cost": ev.cost, "costs": dict(ev.costs), "feasible": feasible, "wall_s": wall, "screened": False,
@@ -309,6 +315,8 @@ def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, ev
             trial.set_user_attr(key, value)
         if config.budget is not None:
             trial.set_constraint("budget", config.budget.violation(ev.cost))
+        if "budgets_missed" in ev.attrs:  # every trial of a hardware search sets it: an infeasible chip is never best
+            trial.set_constraint("hardware", 1.0 if missed else 0.0)
         if config.objective == "pareto":
             return ev.val_accuracy, ev.cost
         return ev.val_accuracy / max(ev.cost, 1e-300)
@@ -334,7 +342,8 @@ def best_so_far(study: optuna.Study, budget: Budget | None) -> tuple[float | Non
     best: tuple[float, float] | None = None
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         acc, cost = t.user_attrs.get("val_accuracy"), t.user_attrs.get("cost")
-        if acc is None or cost is None or (budget is not None and cost > budget.value):
+        if acc is None or cost is None or (budget is not None and cost > budget.value) or t.user_attrs.get(
+                "budgets_missed"):
             continue
         if best is None or (acc, -cost) > (best[0], -best[1]):
             best = (acc, cost)
@@ -347,12 +356,18 @@ def _progress(study: optuna.Study, config: SearchConfig) -> SearchProgress:
     return SearchProgress(complete, config.n_trials, *best_so_far(study, config.budget), screened=screened)
 
 
-def enqueue_reference(study: optuna.Study, space: SearchSpace, reference: Mapping[str, Any] | None) -> bool:
-    """Queue the reference configuration as the study's first trial (only into an empty study), its
-    parameters recorded from the start (a parallel worker sampling them meanwhile sees a repeat)."""
-    if reference is None or study.get_trials(deepcopy=False):
+def enqueue_reference(study: optuna.Study, space: SearchSpace, reference: Mapping[str, Any] | None,
+                      early: Sequence[Mapping[str, Any]] = ()) -> bool:
+    """Queue the reference configuration as the study's first trial and the ``early`` ones right after it
+    (only into an empty study), their parameters recorded from the start (a parallel worker sampling
+    them meanwhile sees a repeat)."""
+    if (reference is None and not early) or study.get_trials(deepcopy=False):
         return False
-    study.enqueue_trial(dict(reference), user_attrs={"reference": True, "params": space.complete(reference)})
+    if reference is not None:
+        study.enqueue_trial(dict(reference), user_attrs={"reference": True, "params": space.complete(reference)})
+    for params in early:
+        if reference is None or space.complete(params) != space.complete(reference):
+            study.enqueue_trial(dict(params), user_attrs={"early": True, "params": space.complete(params)})
     return True
 
 
@@ -471,13 +486,15 @@ def run_search(
     on_trial: Callable[[SearchProgress], None] | None = None,
     predict: Predictor | None = None,
     reference: Mapping[str, Any] | None = None,
+    early: Sequence[Mapping[str, Any]] = (),
     worker_init: Callable[[], None] | None = None,
     waiting: Callable[[bool], None] | None = None,
 ) -> optuna.Study:
     """Top the study up to ``config.n_trials`` complete (trained) trials.
 
     ``predict``: the cost interval of a configuration before training (screening, see the module
-    docstring); ``reference``: parameters trained first, once (e.g. the dense network);
+    docstring); ``reference``: parameters trained first, once (e.g. the dense network); ``early``:
+    parameters trained right after it (e.g. the longest dense run whose exact cost fits the budget);
     ``n_jobs`` > 1: that many worker processes, forked from :func:`start_worker_server`'s server
     (``evaluator``, ``predict`` and ``worker_init`` must be picklable; ``worker_init`` runs first in
     each, e.g. to set its threads);
@@ -489,7 +506,7 @@ def run_search(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = open_study(config, space)
     recover_dead_trials(study)
-    enqueue_reference(study, space, reference)
+    enqueue_reference(study, space, reference, early)
     if on_trial is not None:  # the starting point (a resumed study already holds trials)
         on_trial(_progress(study, config))
 

@@ -32,7 +32,7 @@ def test_search_cli_runs_resumes_and_writes_the_run_folder(tmp_path, fake_traini
     out = tmp_path / "run"
     # the budget is above the cost model's predicted range, so screening (real) leaves the fake trainings to run
     args = ["search", "--budget", "30000 mJ", "--metric", "train-energy", "--device", "h100", "--trials", "5",
-            "--out", str(out), "--space", "method=gebt,random", "--epochs", "3"]
+            "--out", str(out), "--space", "method=gebt,random", "--epochs", "3", "--confirm-seeds", "0"]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "best feasible: trial #" in text and "Pareto front" in text
@@ -127,7 +127,9 @@ def test_pareto_unknown_study_lists_stored_ones(tmp_path, capsys):
 def test_default_graph_space_gates_parameters():
     space = graph_space()
     assert space.names == ["method", "graph_sparsity", "weight_sparsity", "threshold", "train_epochs"]
-    assert space.get("method").choices == ("gebt", "geb", "random", "ugs", "dense")
+    assert space.get("method").choices == ("gebt", "geb", "sgcn", "random", "ugs", "dense")
+    sgcn = space.narrow("method=sgcn").suggest(optuna.create_study().ask())  # SGCN: a graph sparsity, no detector
+    assert 0 <= sgcn["graph_sparsity"] <= 0.9 and sgcn["weight_sparsity"] == 0.0 and sgcn["threshold"] is None
     narrowed = space.narrow("method=gebt; graph_sparsity=0.3; threshold=0.1:0.2")
     assert narrowed.get("graph_sparsity").fixed and narrowed.get("method").choices == ("gebt",)
     study = optuna.create_study(directions=["maximize", "minimize"])

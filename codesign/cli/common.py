@@ -112,6 +112,7 @@ BOUNDS: dict[str, tuple[float, float, bool, bool]] = {
     "--trials": (1, 100_000, True, False),
     "--n-jobs": (1, 256, True, False),
     "--trainings-per-config": (1, 100, True, False),
+    "--confirm-seeds": (0, 50, True, False),
     "--repeats": (1, 10_000, True, False),
     "--warmup": (0, 10_000, True, False),
     "--per-round": (1, 1000, True, False),

@@ -6,7 +6,8 @@ studies from any Optuna storage. One RUN_DIR: written to ``--out`` (default the 
 ``<RUN_DIR>-pareto``); a search's own files are never rewritten. ``--storage`` or several studies:
 written to ``--out`` (default ``runs/pareto``): one
 plot with every study (e.g. one search priced on two devices), each labelled by its run folder, and
-combined tables with ``run`` and ``study`` columns. A folder holding another run's outputs is never
+combined tables with ``run`` and ``study`` columns; runs with different metrics or units are refused (one
+cost axis per plot). A folder holding another run's outputs is never
 written into: ``--out`` must be empty, new, or hold the outputs of exactly the studies drawn.
 """
 
@@ -91,6 +92,21 @@ def _check_out(out: Path, studies: list, labels: list[str]) -> None:
                             "give a new or empty folder, e.g. --out runs/pareto-" + "-".join(labels)[:40])
 
 
+def check_one_metric(studies: list, labels: list[str]) -> None:
+    """Runs drawn on one cost axis must share the metric and its unit (one line naming them otherwise)."""
+    from costmodels.errors import CodesignError
+    from search.export import context
+
+    seen: dict[tuple[str, str], str] = {}
+    for study, label in zip(studies, labels):
+        ctx = context(study)
+        seen.setdefault((str(ctx.get("metric")), str(ctx.get("cost_unit"))), label)
+    if len(seen) > 1:
+        which = "; ".join(f"{label}: {m} [{u}]" for (m, u), label in seen.items())
+        raise CodesignError(f"RUN_DIR: these runs measure different costs ({which}); one plot has one cost axis, "
+                            "so give only runs searched with the same --metric")
+
+
 def load_studies(args: argparse.Namespace) -> list:  # list[optuna.Study]
     import optuna
 
@@ -140,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
 
     studies = load_studies(args)
     labels = unique_labels(args.run_labels)
+    check_one_metric(studies, labels)
     one_run_folder = len(studies) == 1 and args.run_dirs
     default = f"{str(Path(args.run_dirs[0])).rstrip('/')}-pareto" if one_run_folder else "runs/pareto"
     out = Path(args.out or default)

@@ -71,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default 30)")
     p.add_argument("--no-screen", dest="screen", action="store_false",
                    help="train every sampled configuration, even one the cost model puts over --budget")
+    p.add_argument("--confirm-seeds", type=bounded("--confirm-seeds"), default=None,
+                   help="retrain the 3 best feasible configurations and the best dense that fits on N further "
+                        "seeds and answer on the mean (default 3; 0: answer on one seed per configuration)")
     p.add_argument("--trainings-per-config", dest="repeats", type=bounded("--trainings-per-config"), default=1,
                    help="trainings allowed per configuration, each with its own seed (default 1: never twice)")
     p.add_argument("--repeats", action=Renamed, new="--trainings-per-config", nargs="?", help=argparse.SUPPRESS)
@@ -228,6 +231,11 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     from search.study import check_counts
 
     check_counts(args.trials, args.n_jobs, args.repeats)  # before anything is created
+    from search.confirm import DEFAULT_SEEDS, check_confirm_seeds
+
+    if args.confirm_seeds is None:
+        args.confirm_seeds = DEFAULT_SEEDS
+    check_confirm_seeds(args.confirm_seeds)
     resolve_task_defaults(args)
     from codesign.pipelines.hardware_pricing import HardwareOptions
 
@@ -237,7 +245,7 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     from codesign.pipelines.graph_search import graph_space
     from codesign.pipelines.pricing import MEASURED, check_measurable, resolve_device
 
-    profile_ctx: dict[str, str] = {}
+    profile_ctx: dict[str, Any] = {}
     if args.measured:
         check_measurable(metric)
         device_name, source = "this machine", f"measured on this machine: {MEASURED[metric.name]}"
@@ -246,6 +254,9 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
         device_name = resolved.name
         source = f"estimated: analytical cost model, {resolved.kind} profile {resolved.name}"
         profile_ctx = {"profile_kind": resolved.kind, "profile_file": portable_path(resolved.path)}
+        if len(hardware.devices) > 1:  # the "profile:" line lists every device
+            profile_ctx["profiles"] = [{"name": r.name, "kind": r.kind, "file": portable_path(r.path)}  # type: ignore
+                                       for r in map(resolve_device, hardware.devices)]
     if args.epochs is not None and args.epochs < 1:
         raise CodesignError(f"--epochs {args.epochs}: must be at least 1")
     if args.task == "cnn":
@@ -287,8 +298,9 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     evaluator = ThreadedEvaluator(evaluator, args.threads, workers, work)  # each trial re-chooses its threads
     try:
         study = _run_with_progress(config, space, evaluator, metric.unit, format_si, predict=predict,
-                                   reference=_reference(args, space), worker_init=_worker_init(args, policy.threads),
-                                   waiting=workers.set_waiting)
+                                   reference=_reference(args, space), early=_early(args, space, predict, budget),
+                                   worker_init=_worker_init(args, policy.threads), waiting=workers.set_waiting)
+        _confirm(study, config, evaluator, args.confirm_seeds)
     except KeyboardInterrupt:  # Ctrl-C: the study is the record; write the tables of the trials that finished
         args.interrupt_note = _interrupted(config, space, out, policy)
         raise
@@ -344,6 +356,21 @@ def _interrupted(config, space, out: Path, policy) -> str:  # type: ignore[no-un
             signal.signal(signal.SIGINT, previous)
 
 
+def _confirm(study, config, evaluator, n_seeds: int) -> None:  # type: ignore[no-untyped-def]
+    """The confirmation stage (``search.confirm``), one progress line per retraining."""
+    from search.confirm import run_confirmation
+
+    if n_seeds <= 0:
+        return
+    t0 = time.perf_counter()
+
+    def on_run(done: int, total: int) -> None:
+        print(f"[confirm] {done}/{total} retrainings on further seeds, {time.perf_counter() - t0:.0f}s",
+              file=sys.stderr, flush=True)
+
+    run_confirmation(study, config, evaluator, n_seeds, on_run=on_run)
+
+
 def _regime(args: argparse.Namespace, device: str) -> dict[str, str] | None:
     """Launch-, bandwidth- or compute-bound, per phase, of the searched model on ``device``."""
     from codesign.regime import graph_regimes
@@ -388,6 +415,16 @@ def _reference(args: argparse.Namespace, space):  # type: ignore[no-untyped-def]
     return reference_params(space, args.epochs)
 
 
+def _early(args: argparse.Namespace, space, predict, budget) -> list:  # type: ignore[no-untyped-def]
+    """Trained right after the reference: the longest dense run whose exact cost fits the budget."""
+    if args.task != "graph" or budget is None:
+        return []
+    from codesign.pipelines.graph_search import dense_that_fits
+
+    fits = dense_that_fits(space, predict, budget.value)
+    return [] if fits is None else [fits]
+
+
 def _worker_init(args: argparse.Namespace, threads: int):  # type: ignore[no-untyped-def]
     """What each worker process runs first when --n-jobs > 1: the thread count the policy chose
     (``codesign.threads``; each trial then re-chooses it as workers come and go)."""
@@ -407,7 +444,7 @@ def _evaluator(args: argparse.Namespace, metric, device: str | None,  # type: ig
         ev = CNNEvaluator(model=args.model, dataset=args.dataset, metric=metric, device=device,
                           measured=args.measured, epochs=args.epochs, width=args.width,
                           train_subset=args.train_subset, val_size=args.val_size, batch_size=args.batch_size,
-                          probe_grid=args.probe_grid, data_root=args.data_root)
+                          probe_grid=args.probe_grid, data_root=args.data_root, stop_over=stop_over)
         ev.config({"method": "eb", "channel_sparsity": 0.5, "threshold": 0.1}, args.seed)  # bad options: fail now
         return ev
     from codesign.pipelines.graph_search import GraphEvaluator
@@ -419,7 +456,7 @@ def _evaluator(args: argparse.Namespace, metric, device: str | None,  # type: ig
 
 
 def _run_with_progress(config, space, evaluator, unit, format_si, *, predict=None,  # type: ignore[no-untyped-def]
-                       reference=None, worker_init=None, waiting=None):
+                       reference=None, early=(), worker_init=None, waiting=None):
     from tqdm import tqdm
 
     from search import run_search
@@ -450,7 +487,7 @@ def _run_with_progress(config, space, evaluator, unit, format_si, *, predict=Non
 
     try:
         return run_search(config, space, evaluator, on_trial=on_trial, predict=predict, reference=reference,
-                          worker_init=worker_init, waiting=waiting)
+                          early=early, worker_init=worker_init, waiting=waiting)
     finally:
         bar.close()
 
@@ -463,14 +500,17 @@ def format_summary(summary: dict, out: Path) -> str:
 
     unit = summary.get("cost_unit") or ""
     screened, stopped = summary.get("n_screened") or 0, summary.get("n_stopped") or 0
-    lines = [f"study {summary['study']}: {summary['n_trials']} trained trials "
+    name = f"run {summary['run']} (study {summary['study']})" if summary.get("run") else f"study {summary['study']}"
+    lines = [f"{name}: {summary['n_trials']} trained trials "
              f"({summary['n_feasible']} feasible)"
              + (f", {screened - stopped} screened before training" if screened - stopped else "")
              + (f", {stopped} stopped in the ticket search" if stopped else "")
              + f", metric {summary['metric']} on {summary['device']} ({summary.get('cost_source')})"]
     ctx = summary.get("context") or {}
     if ctx.get("profile_kind"):
-        lines.append(f"profile: {summary['device']} ({ctx['profile_kind']}, {ctx.get('profile_file')})")
+        kinds = ctx.get("profiles") or [{"name": summary["device"], "kind": ctx["profile_kind"],
+                                          "file": ctx.get("profile_file")}]
+        lines.append("profile: " + "; ".join(f"{p['name']} ({p['kind']}, {p['file']})" for p in kinds))
     if summary.get("budget"):
         lines.append(f"budget: {summary['budget']['text']} = {format_si(summary['budget']['value'], unit)}")
     best = summary.get("best")
@@ -479,6 +519,16 @@ def format_summary(summary: dict, out: Path) -> str:
         lines.append(f"best feasible: trial #{best['number']} val acc {best['accuracy']:.4f}"
                      + (f", test acc {test:.4f}" if test is not None else "")
                      + f", cost {format_si(best['cost'], unit)}, params {best['params']}")
+        conf = best.get("confirmed")
+        if conf:
+            def pm(mean, sd):  # type: ignore[no-untyped-def]
+                return "n/a" if mean is None else f"{mean:.4f}" + ("" if sd is None else f" +- {sd:.4f}")
+
+            lines.append(f"confirmed on {conf['seeds']} further seeds: val acc {pm(conf['val_mean'], conf['val_sd'])}"
+                         f", test acc {pm(conf['test_mean'], conf['test_sd'])} (mean +- sd), mean cost "
+                         f"{format_si(conf['cost_mean'], unit)}")
+        else:
+            lines.append("not confirmed: one seed per configuration")
     elif summary["n_trials"] == 0:
         lines.append("best feasible: none (no trial completed)")
     else:
@@ -495,5 +545,6 @@ def format_summary(summary: dict, out: Path) -> str:
             lines.append("Pareto front (cheapest first):\n" + table.to_string(index=False, na_rep="-"))
     if summary.get("answer"):
         lines.append("In words: " + summary["answer"])
-    lines.append(f"wrote {out}/trials.csv, pareto.csv, pareto.png, summary.json")
+    split = ", cost_split.png" if (out / "cost_split.png").is_file() else ""
+    lines.append(f"wrote {out}/trials.csv, pareto.csv, pareto.png{split}, summary.json")
     return "\n".join(lines)

@@ -147,6 +147,10 @@ def run_search(model: nn.Module, data: ImageData, cfg, g: torch.Generator) -> Ou
                 if fired:
                     t = epoch
                     break
+                if cfg.search_limit is not None and epoch >= cfg.search_limit:
+                    from codesign.graphs.methods.search import SearchStopped  # proven over the search's budget
+
+                    raise SearchStopped(epoch)
             loss = train_epoch(model, opt, data, batch_size=cfg.batch_size, lr=schedule.lr(epoch), g=g, l1=cfg.bn_l1)
             out.history.append({"epoch": epoch, "phase": "search", "lr": schedule.lr(epoch), "loss": loss})
             bar.update(1)

@@ -64,6 +64,7 @@ class CNNTrainConfig:
     run_on: str = "cpu"
     out: str | None = None
     progress: bool | None = None
+    search_limit: int | None = None  # a budgeted search: stop (SearchStopped) after this many epochs without a ticket
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:

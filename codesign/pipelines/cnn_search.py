@@ -14,6 +14,12 @@ report the test accuracy, then price the executed run on ``--device`` with
 ``codesign.cnn.cost.price(result["cost_inputs"], device)`` (``costmodels.price_run`` of the dense
 phase at the dense widths and the pruned phase at the kept widths; estimated, not measured).
 ``--measured`` instead takes this machine's measured training wall time (train-latency only).
+
+Screening (:meth:`CNNEvaluator.predict`, :mod:`codesign.pipelines.cnn_bounds`): the cost of a run lies
+between the run at the requested channel sparsity's narrowest possible widths and the dense network
+(exact for dense and random); with a budget, a configuration whose low end is over it is not trained,
+and a detector run (eb, spline-eb, spline) is stopped once the epochs it searched put its low end
+over the budget (``stop_over``, :class:`search.OverBudget`), as the graph search does.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from costmodels.errors import CodesignError
-from search import Evaluation, Metric, Param, SearchSpace
+from search import CostInterval, Evaluation, Metric, OverBudget, Param, SearchSpace
 
 CNN_METHODS = ("eb", "spline-eb", "spline", "slimming", "random", "dense")
 _PRUNED = frozenset({"eb", "spline-eb", "spline", "slimming", "random"})
@@ -47,8 +53,7 @@ def cnn_space(min_sparsity: float = 0.1, max_sparsity: float = 0.8) -> SearchSpa
 
 def reference_params(space: SearchSpace, epochs: int | None = None) -> dict[str, Any] | None:
     """The dense reference run (trained first, once; its length is the task's ``--epochs``), or None if the
-    space leaves dense out. The CNN evaluator has no ``predict``: its pruned widths, hence its cost, are
-    known only after training, so the CNN search dedups and trains the reference first but does not screen."""
+    space leaves dense out."""
     return space.reference("dense", {})
 
 
@@ -77,6 +82,7 @@ class CNNEvaluator:
     probe_grid: int = 16
     data_root: str | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    stop_over: float | None = None  # stop a search once its cost is proven over this (the budget)
 
     def __post_init__(self) -> None:
         if self.val_size == 0:
@@ -99,13 +105,58 @@ class CNNEvaluator:
             kwargs[key] = float(params["threshold"])
         return CNNTrainConfig(**kwargs)
 
+    def predict(self, params: dict[str, Any]) -> CostInterval | None:
+        """The cost interval of the run ``params`` would make, before training (:mod:`.cnn_bounds`; None with
+        ``--measured`` or a network it does not bound)."""
+        return None if self.measured else self._interval(self.config(params, 0))
+
+    def _interval(self, config: Any, search_from: int | None = None) -> CostInterval | None:
+        from codesign.cnn.cost import price
+
+        from .cnn_bounds import run_bounds
+        from .pricing import priced_value
+
+        bounds = run_bounds(config, search_from)
+        if bounds is None:
+            return None
+        lows, highs, (ep_lo, ep_hi), exact = bounds
+        low = min(priced_value(i, self.metric, self.device, price) for i in lows)
+        high = max(priced_value(i, self.metric, self.device, price) for i in highs)
+        return CostInterval(low, max(low, high), exact=exact, epochs_low=ep_lo, epochs_high=ep_hi)
+
+    def search_limit(self, config: Any) -> int | None:
+        """The search epochs after which a run whose detector has not fired is proven over ``stop_over``
+        (as the graph search's :meth:`GraphEvaluator.search_limit`); None: nothing to stop."""
+        from .cnn_bounds import DETECTED
+
+        if self.stop_over is None or self.measured or config.method not in DETECTED:
+            return None
+        epochs = int(config.resolved().epochs)
+        for t in range(2, epochs + 1):  # the fewest search epochs t whose run is over: stop after t - 1
+            interval = self._interval(config, t)
+            if interval is None:
+                return None
+            if interval.low > self.stop_over:
+                return t - 1
+        return None
+
     def __call__(self, params: dict[str, Any], seed: int) -> Evaluation:
+        from dataclasses import replace
+
         from codesign.cnn.cost import price
         from codesign.cnn.pipeline import train
+        from codesign.graphs.methods.search import SearchStopped
 
         from .pricing import trial_cost
 
-        result = train(self.config(params, seed))
+        config = self.config(params, seed)
+        limit = self.search_limit(config)
+        try:
+            result = train(replace(config, search_limit=limit) if limit is not None else config)
+        except SearchStopped as stop:  # the run can only be dearer than this interval's low end
+            interval = self._interval(config, stop.epochs + 1)
+            assert interval is not None
+            raise OverBudget(interval, stop.epochs, str(stop)) from None
         if result.get("val_accuracy") is None:  # e.g. a fraction that rounds to 0 images of a tiny subset
             raise CodesignError(f"--val-size {self.val_size:g} held out no validation images of "
                                 f"{result['data']['n_train']}; raise --val-size or --train-subset")

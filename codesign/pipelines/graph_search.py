@@ -1,12 +1,17 @@
 """The graph-ticket search: its default space and the evaluator ``codesign search`` hands to ``search``.
 
-Space (``--task graph``): ``method`` in gebt, geb, random, ugs, dense; ``graph_sparsity`` p_g
-(gebt, geb, random, ugs), ``weight_sparsity`` p_w (gebt, random, ugs), ``threshold`` η of the
+Space (``--task graph``): ``method`` in gebt, geb, sgcn, random, ugs, dense; ``graph_sparsity`` p_g
+(gebt, geb, sgcn, random, ugs), ``weight_sparsity`` p_w (gebt, random, ugs), ``threshold`` η of the
 early-bird detector (gebt, geb), and ``train_epochs`` (every method: the length of the phase that
 trains the final network: dense and random train for it, geb/gebt retrain the ticket for it, ugs
-retrains each round for it; ``GraphTrainConfig.retrain_epochs``). A parameter that does not apply
+retrains each round for it, sgcn retrains its sparsified graph for it;
+``GraphTrainConfig.retrain_epochs``). SGCN's schedule is fixed (pretrain E, sparsify E, retrain R),
+so its cost interval is exact (:mod:`codesign.pipelines.graph_bounds`). A parameter that does not apply
 to a method takes the value the method uses (dense: p_g = p_w = 0; no detector: threshold None).
 ``--epochs`` still sets the other phases (pretraining, the ticket search's cap, UGS mask training).
+With a budget, the dense run of the most ``train_epochs`` whose exact cost fits is trained right after
+the reference (:func:`dense_that_fits`; not in a hardware search, which prices each ticket at its best
+hardware after training).
 
 What sets the cost: on a launch-bound device (an H100 running a Cora GCN) every epoch costs about
 the same whatever the sparsity, so training cost follows the number of epochs (``train_epochs``,
@@ -33,8 +38,8 @@ from typing import Any
 
 from search import CostInterval, Evaluation, Metric, OverBudget, Param, SearchSpace
 
-GRAPH_METHODS = ("gebt", "geb", "random", "ugs", "dense")
-_SPARSE = frozenset({"gebt", "geb", "random", "ugs"})
+GRAPH_METHODS = ("gebt", "geb", "sgcn", "random", "ugs", "dense")
+_SPARSE = frozenset({"gebt", "geb", "sgcn", "random", "ugs"})
 TRAIN_EPOCHS = (20, 200, 10)  # the train_epochs range (low, high, step); the papers train 100
 REFERENCE_METHOD = "dense"
 
@@ -58,6 +63,25 @@ def graph_space(max_sparsity: float = 0.9) -> SearchSpace:
 def reference_params(space: SearchSpace, epochs: int | None) -> dict[str, Any] | None:
     """The dense reference run (trained first, once): ``--epochs`` epochs, or None if the space has no dense."""
     return space.reference(REFERENCE_METHOD, {"train_epochs": epochs or 100})
+
+
+def dense_that_fits(space: SearchSpace, predict: Any, budget: float | None) -> dict[str, Any] | None:
+    """The dense configuration with the most ``train_epochs`` whose exact predicted cost fits ``budget``
+    (trained right after the reference, so a sparse answer must beat the best dense that fits); None
+    without a budget or a predictor, or when not even the shortest dense run fits."""
+    if budget is None or predict is None or space.reference(REFERENCE_METHOD, {}) is None:
+        return None
+    p = space.get("train_epochs")
+    assert p.low is not None and p.high is not None
+    step = int(p.step or 1) if p.low != p.high else 1
+    best = None
+    for epochs in range(int(p.low), int(p.high) + 1, step):  # cost grows with epochs: stop at the first over
+        params = space.reference(REFERENCE_METHOD, {"train_epochs": epochs})
+        interval = predict(params)
+        if interval is None or not interval.exact or interval.high > budget:
+            break
+        best = params
+    return best
 
 
 def init_search_worker(threads: int) -> None:

@@ -12,7 +12,8 @@ priced on each listed device from its recorded, device-independent ``cost_inputs
 
 The trial's cost is the cheapest (device, hardware point) under the area and power budgets; the
 trial records it as ``hw.device``, ``hw.<knob>``, ``area_mm2``, ``power_w``, ``hw.within_budget``
-(False when no point met the area/power budgets: then the smallest-area point is kept), the
+(False when no point met the area/power budgets: then the smallest-area point is kept),
+``budgets_missed`` (``area``, ``power`` or both: the study then calls the trial infeasible), the
 points priced, and ``device_cost.<device>`` (the best cost on each device, for the plot).
 """
 
@@ -177,6 +178,17 @@ def price_on_device(name: str, inputs: Mapping[str, Any], phases: list[Phase], i
                      knobs, costs, ok, n)
 
 
+def budgets_missed(c: Candidate, opts: HardwareOptions) -> str:
+    """The hardware budgets the chosen point misses, comma-separated (``""``: it meets them all); an
+    unmodelled area (NaN, a fixed profile) misses an area budget. The study makes such a trial infeasible."""
+    missed = []
+    if opts.area_budget_mm2 is not None and not (np.isfinite(c.area_mm2) and c.area_mm2 <= opts.area_budget_mm2):
+        missed.append("area")
+    if opts.power_budget_w is not None and not (np.isfinite(c.power_w) and c.power_w <= opts.power_budget_w):
+        missed.append("power")
+    return ",".join(missed)
+
+
 @dataclass(frozen=True)
 class HardwareEvaluator:
     """Wraps a graph evaluator: train once, then price the ticket on every device / hardware point."""
@@ -204,7 +216,8 @@ class HardwareEvaluator:
         attrs.update({f"{HW_PREFIX}device": best.device, **{f"{HW_PREFIX}{k}": v for k, v in best.knobs.items()},
                       "area_mm2": None if not np.isfinite(best.area_mm2) else best.area_mm2,
                       "power_w": best.power_w, f"{HW_PREFIX}within_budget": best.within_budget,
-                      "hw_points_priced": sum(c.points for c in cands)})
+                      "hw_points_priced": sum(c.points for c in cands),
+                      "budgets_missed": budgets_missed(best, self.options)})
         if len(cands) > 1:
             attrs.update({f"device_cost.{c.device}": c.cost for c in cands})
         return Evaluation(val_accuracy=ev.val_accuracy, cost=best.cost, test_accuracy=ev.test_accuracy,

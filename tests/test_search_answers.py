@@ -1,0 +1,288 @@
+"""Answers a user can act on (issue 19): confirmation over seeds, budgets as constraints, dense that
+fits trained early, repeats told apart from failures, the chosen device and chip in words.
+
+Fake evaluators stand in for training, so every number is checkable by hand.
+"""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pandas as pd
+import pytest
+from test_hardware_search import _inputs
+from test_search_study import SPACE, config, fake_evaluator, load
+
+from codesign.cli import main
+from codesign.pipelines.graph_search import GraphEvaluator, dense_that_fits, graph_space
+from search import CostInterval, Evaluation, EvaluationError, run_search
+from search.confirm import SEED_OFFSET, decide, run_confirmation
+from search.export import summary, trials_frame
+
+# --- confirmation -------------------------------------------------------------------------------------------
+
+def _lucky(params, seed):
+    """random@0.1 is lucky on its trial seed (0.90) and 0.70 on every other seed; dense is 0.80 everywhere."""
+    if params["method"] == "random" and seed < SEED_OFFSET:
+        return Evaluation(val_accuracy=0.90, test_accuracy=0.90, cost=1.0)
+    acc = {"dense": 0.80, "random": 0.70, "gebt": 0.75}[params["method"]]
+    cost = {"dense": 1.3, "random": 1.0, "gebt": 1.1}[params["method"]]
+    jitter = 0.01 * ((seed % 3) - 1)  # -0.01, 0, +0.01 over the confirmation seeds
+    return Evaluation(val_accuracy=acc + jitter, test_accuracy=acc + jitter - 0.01, cost=cost)
+
+
+def _seeded(study, params_list):
+    for p in params_list:
+        study.enqueue_trial(p)
+
+
+def test_confirmation_answers_on_the_mean_and_resumes_without_redoing(tmp_path):
+    cfg = config(tmp_path, 3, budget="1.4 J")
+    calls = []
+
+    def ev(p, s):
+        calls.append((p["method"], s))
+        return _lucky(p, s)
+
+    study = optuna.create_study(storage=cfg.storage, study_name=cfg.study_name, directions=["maximize", "minimize"])
+    _seeded(study, [{"method": "random", "graph_sparsity": 0.1, "weight_sparsity": 0.1},
+                    {"method": "dense"}, {"method": "gebt", "graph_sparsity": 0.2, "weight_sparsity": 0.2}])
+    study = run_search(cfg, SPACE, ev)
+    assert summary(study)["best"]["params"]["method"] == "random"  # one seed: the lucky one
+    assert run_confirmation(study, cfg, ev, 3) == 9  # 3 candidates (one is the dense that fits) x 3 seeds
+    conf = decide(study)
+    s = summary(study)
+    assert s["best"]["params"]["method"] == "dense" and conf["n_seeds"] == 3
+    dense = next(c for c in conf["candidates"] if c["params"]["method"] == "dense")
+    assert dense["val_mean"] == pytest.approx(0.80) and dense["val_sd"] == pytest.approx(0.01)
+    assert dense["test_mean"] == pytest.approx(0.79)
+    assert s["best"]["confirmed"]["seeds"] == 3 and s["best_single_run"]["params"]["method"] == "random"
+    assert "Confirmed on 3 further seeds" in s["answer"] and "did not hold up" in s["answer"]
+    n = len(calls)
+    assert run_confirmation(load(cfg), cfg, ev, 3) == 0 and len(calls) == n  # resumed: nothing redone
+    assert all(seed >= SEED_OFFSET for _, seed in calls[3:])
+
+
+def test_confirmation_ties_within_one_standard_error_pick_the_cheaper(tmp_path):
+    cfg = config(tmp_path, 2, budget="1.4 J")
+
+    def ev(p, s):  # gebt 0.800 +- noise vs dense 0.801 +- noise: a tie; gebt is cheaper (1.1 J vs 1.3 J)
+        base = 0.800 if p["method"] == "gebt" else 0.801
+        noise = [0.0, 0.02, -0.02][s % 3] if p["method"] == "gebt" else 0.0
+        return Evaluation(val_accuracy=base + noise, test_accuracy=base, cost=1.1 if p["method"] == "gebt" else 1.3)
+
+    study = optuna.create_study(storage=cfg.storage, study_name=cfg.study_name, directions=["maximize", "minimize"])
+    _seeded(study, [{"method": "dense"}, {"method": "gebt", "graph_sparsity": 0.2, "weight_sparsity": 0.2}])
+    study = run_search(cfg, SPACE, ev)
+    run_confirmation(study, cfg, ev, 3)
+    conf = decide(study)
+    chosen = next(c for c in conf["candidates"] if c["number"] == conf["chosen"])
+    assert chosen["params"]["method"] == "gebt" and len(conf["tied_with"]) == 1
+    assert "ties with" in summary(study)["answer"]
+
+
+def test_a_candidate_over_budget_on_a_confirmation_seed_is_not_the_answer(tmp_path):
+    cfg = config(tmp_path, 2, budget="1.4 J")
+
+    def ev(p, s):  # gebt is the most accurate but its cost passes the budget on other seeds
+        if p["method"] == "gebt":
+            return Evaluation(val_accuracy=0.9, test_accuracy=0.9, cost=1.0 if s < SEED_OFFSET else 1.5)
+        return Evaluation(val_accuracy=0.8, test_accuracy=0.8, cost=1.3)
+
+    study = optuna.create_study(storage=cfg.storage, study_name=cfg.study_name, directions=["maximize", "minimize"])
+    _seeded(study, [{"method": "dense"}, {"method": "gebt", "graph_sparsity": 0.2, "weight_sparsity": 0.2}])
+    study = run_search(cfg, SPACE, ev)
+    run_confirmation(study, cfg, ev, 2)
+    s = summary(study)
+    assert s["best"]["params"]["method"] == "dense"
+    gebt = next(c for c in s["confirmation"]["candidates"] if c["params"]["method"] == "gebt")
+    assert gebt["fits_every_seed"] is False and gebt["misses"] == ["over the cost budget"]
+
+
+def test_confirm_seeds_zero_says_one_seed(tmp_path, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(GraphEvaluator, "__call__", lambda self, p, s: calls.append(s) or fake_evaluator(
+        {"graph_sparsity": 0.0, "weight_sparsity": 0.0, **{k: v for k, v in p.items() if v is not None}}, s))
+    out = tmp_path / "run"
+    assert main(["search", "--budget", "30000 mJ", "--trials", "2", "--out", str(out), "--space",
+                 "method=dense", "--epochs", "3", "--confirm-seeds", "0"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["confirmation"] is None and "Not confirmed: one seed" in s["answer"] and len(calls) == 2
+    assert main(["search", "--trials", "1", "--out", str(tmp_path / "r2"), "--confirm-seeds", "-1"]) == 2
+    assert "--confirm-seeds -1" in capsys.readouterr().err
+
+
+# --- budgets, early dense, states ---------------------------------------------------------------------------
+
+def test_dense_that_fits_is_the_longest_dense_run_under_the_budget():
+    def predict(p):  # 0.1 J per epoch, exact for dense
+        e = p["train_epochs"]
+        return CostInterval(0.1 * e, 0.1 * e, exact=True)
+
+    assert dense_that_fits(graph_space(), predict, 8.0) == {"method": "dense", "train_epochs": 80}
+    assert dense_that_fits(graph_space(), predict, 1.0) is None  # not even 20 epochs fit
+    assert dense_that_fits(graph_space(), predict, None) is None
+    assert dense_that_fits(graph_space().narrow("method=gebt"), predict, 8.0) is None
+
+
+@pytest.fixture
+def fake_graph(monkeypatch):
+    calls = []
+
+    def call(self, params, seed):
+        calls.append(dict(params))
+        gs, ws = float(params.get("graph_sparsity") or 0), float(params.get("weight_sparsity") or 0)
+        acc = 0.8 - 0.2 * gs**2 - 0.1 * ws**2
+        return Evaluation(val_accuracy=acc, cost=1.0, test_accuracy=acc - 0.01, attrs={"cost_inputs": _inputs(gs, ws)})
+
+    monkeypatch.setattr(GraphEvaluator, "__call__", call)
+    return calls
+
+
+def test_dense_that_fits_is_trained_right_after_the_reference(tmp_path, fake_graph, capsys):
+    out = tmp_path / "run"  # h100, Cora GCN: dense 100 epochs is 8.69 J (over 8 J); 90 epochs is 7.82 J
+    assert main(["search", "--budget", "8J", "--trials", "3", "--out", str(out), "--confirm-seeds", "0"]) == 0
+    assert fake_graph[0] == {"method": "dense", "graph_sparsity": 0.0, "weight_sparsity": 0.0, "threshold": None,
+                             "train_epochs": 100}
+    assert fake_graph[1]["method"] == "dense" and fake_graph[1]["train_epochs"] == 90
+    trials = pd.read_csv(out / "trials.csv")
+    assert bool(trials.loc[trials["number"] == 1, "early"].item())
+
+
+def test_area_and_power_budgets_decide_feasibility(tmp_path, fake_graph, capsys):
+    out = tmp_path / "run"
+    assert main(["search", "--metric", "infer-latency", "--device", "gcn-accelerator", "--hardware-space",
+                 "pes=256:8192; buffer_mb=0.5:32", "--area-budget", "0.01mm2", "--budget", "1s", "--trials", "2",
+                 "--out", str(out), "--space", "method=gebt"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    trials = pd.read_csv(out / "trials.csv")
+    done = trials[trials["state"] == "COMPLETE"]
+    assert (done["area_mm2"] > 0.01).all() and not done["feasible"].astype(bool).any()  # cost fits, chip does not
+    assert s["best"] is None and s["budgets_unmet"] == ["area"]
+    assert "No trained configuration fits the 0.01 mm2 area budget" in s["answer"]
+    assert "--area-budget" in s["answer"]
+    out2 = tmp_path / "run2"
+    assert main(["search", "--metric", "infer-latency", "--device", "gcn-accelerator", "--power-budget", "1mW",
+                 "--trials", "2", "--out", str(out2), "--space", "method=gebt"]) == 0
+    s2 = json.loads((out2 / "summary.json").read_text())
+    assert s2["best"] is None and s2["budgets_unmet"] == ["power"] and "the 0.001 W power budget" in s2["answer"]
+
+
+def test_the_winning_device_and_chip_are_named_in_words(tmp_path, fake_graph, capsys):
+    out = tmp_path / "run"
+    assert main(["search", "--metric", "infer-energy", "--device", "gcn-accelerator", "--device", "v100",
+                 "--trials", "2", "--out", str(out), "--space", "method=gebt", "--confirm-seeds", "1"]) == 0
+    text = capsys.readouterr().out
+    s = json.loads((out / "summary.json").read_text())
+    assert "Run it on gcn-accelerator" in s["answer"]
+    assert "profile: gcn-accelerator (datasheet" in text and "; v100 (datasheet" in text
+    out = tmp_path / "hw"
+    assert main(["search", "--metric", "infer-latency", "--device", "gcn-accelerator", "--hardware-space",
+                 "pes=256:8192; buffer_mb=0.5:32", "--area-budget", "8mm2", "--trials", "2", "--out", str(out),
+                 "--space", "method=gebt", "--confirm-seeds", "0"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    hw = s["best"]["hardware"]
+    assert f"Run it on gcn-accelerator with pes {hw['pes']}" in s["answer"]
+    assert f"{hw['area_mm2']:.3g} mm2" in s["answer"] and f"{hw['power_w']:.3g} W" in s["answer"]
+
+
+def test_repeats_are_not_failures_and_failures_keep_their_reason(tmp_path):
+    cfg = config(tmp_path, 3, budget=None)
+
+    def ev(p, s):
+        if p["method"] == "gebt":
+            raise EvaluationError("gebt cannot reach that sparsity")
+        return fake_evaluator(p, s)
+
+    study = optuna.create_study(storage=cfg.storage, study_name=cfg.study_name, directions=["maximize", "minimize"])
+    _seeded(study, [{"method": "dense"}, {"method": "dense"},
+                    {"method": "gebt", "graph_sparsity": 0.2, "weight_sparsity": 0.2}])
+    study = run_search(cfg, SPACE, ev)
+    df = trials_frame(study)
+    by_number = df.set_index("number")
+    assert by_number.loc[1, "state"] == "REPEAT" and by_number.loc[1, "duplicate_of"] == 0
+    assert by_number.loc[2, "state"] == "FAIL" and "gebt cannot reach" in by_number.loc[2, "fail_reason"]
+    assert (df["state"] == "FAIL").sum() == 1
+
+
+# --- codesign pareto ----------------------------------------------------------------------------------------
+
+def _stored_run(tmp_path, folder, study_name, metric="train-energy", budget="1.4 J"):
+    from search import SearchConfig, parse_budget, parse_metric
+    from search.storage import embedded_url
+
+    m = parse_metric(metric)
+    run = tmp_path / folder
+    run.mkdir()
+    cfg = SearchConfig(study_name, embedded_url(run), 3, m, parse_budget(budget, m), context={"device": "fake"})
+    run_search(cfg, SPACE, fake_evaluator)
+    return run
+
+
+def test_pareto_refuses_runs_with_different_metrics(tmp_path, capsys):
+    a = _stored_run(tmp_path, "energy", "s")
+    b = _stored_run(tmp_path, "flops", "s2", metric="infer-flops", budget="2 FLOP")
+    out = tmp_path / "both"
+    assert main(["pareto", str(a), str(b), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "energy: train-energy [J]" in err and "flops: infer-flops [FLOP]" in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_pareto_labels_runs_with_one_study_name_by_folder_in_the_text(tmp_path, capsys):
+    a, b = _stored_run(tmp_path, "first", "same"), _stored_run(tmp_path, "second", "same")
+    assert main(["pareto", str(a), str(b), "--out", str(tmp_path / "both")]) == 0
+    text = capsys.readouterr().out
+    assert "run first (study same)" in text and "run second (study same)" in text
+
+
+# --- CNN screening ------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_cnn_screening_interval_holds_the_true_cost_of_every_method():
+    """The interval the CNN search screens with holds the priced cost of the run actually made (so a
+    configuration whose true cost fits is never screened): one tiny real run per method, two metrics."""
+    from codesign.pipelines.cnn_search import CNNEvaluator
+    from search import parse_metric
+
+    kw = {"model": "vgg11", "dataset": "synthetic-images", "device": "jetson-agx-orin", "epochs": 3, "width": 0.125,
+          "train_subset": 128, "val_size": 32, "batch_size": 64, "probe_grid": 4}
+    evs = {m: CNNEvaluator(metric=parse_metric(m), **kw) for m in ("train-energy", "infer-flops")}
+    dense = {"method": "dense", "channel_sparsity": 0.0, "threshold": None}
+    assert evs["train-energy"].predict(dense).exact  # dense: E epochs of the dense widths (not retrained here)
+    for method, p, thr in (("random", 0.5, None), ("slimming", 0.6, None), ("eb", 0.5, 0.3), ("spline", 0.5, 0.3)):
+        params = {"method": method, "channel_sparsity": p, "threshold": thr}
+        costs = evs["train-energy"](params, 0).costs
+        for m, ev in evs.items():
+            interval, cost = ev.predict(params), costs[ev.metric.cost_key]
+            assert interval.low <= cost * (1 + 1e-9) and cost <= interval.high * (1 + 1e-9), (method, m, interval)
+            assert interval.exact == (method == "random")
+            if interval.exact:
+                assert cost == pytest.approx(interval.low, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_cnn_search_screens_and_stops_over_budget_and_keeps_what_fits(tmp_path, capsys):
+    from codesign.pipelines.cnn_search import CNNEvaluator
+    from search import parse_metric
+
+    tiny = ["--dataset", "synthetic-images", "--width", "0.125", "--epochs", "3", "--train-subset", "128",
+            "--val-size", "32", "--batch-size", "64", "--probe-grid", "4"]
+    ev = CNNEvaluator(model="vgg11", dataset="synthetic-images", metric=parse_metric("train-energy"),
+                      device="jetson-agx-orin", epochs=3, width=0.125, train_subset=128, val_size=32, batch_size=64,
+                      probe_grid=4)
+    dense = ev.predict({"method": "dense", "channel_sparsity": 0.0, "threshold": None}).low
+    budget = 0.8 * dense  # dense and slimming (3 dense epochs + fine-tuning) cannot fit; random at 0.5 can
+    out = tmp_path / "run"
+    assert main(["search", "--task", "cnn", *tiny, "--trials", "3", "--metric", "train-energy", "--device",
+                 "jetson-agx-orin", "--budget", f"{budget:.6g} J", "--space", "method=dense,slimming,random,eb",
+                 "--out", str(out), "--confirm-seeds", "0"]) == 0
+    trials = pd.read_csv(out / "trials.csv")
+    screened = trials[trials["screened"].fillna(False).astype(bool)]
+    assert not screened.empty
+    assert (screened["predicted_cost_low"] > budget).all()  # only what is proven over the budget
+    assert "slimming" not in set(trials.loc[trials["state"] == "COMPLETE", "param.method"])
+    done = trials[(trials["state"] == "COMPLETE") & ~trials["reference"].fillna(False).astype(bool)]
+    assert (done["cost"] <= done["predicted_cost_high"] * (1 + 1e-9)).all()
+    assert (done["cost"] >= done["predicted_cost_low"] * (1 - 1e-9)).all()
