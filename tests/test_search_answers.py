@@ -109,8 +109,11 @@ def test_confirm_seeds_zero_says_one_seed(tmp_path, monkeypatch, capsys):
                  "method=dense", "--epochs", "3", "--confirm-seeds", "0"]) == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["confirmation"] is None and "Not confirmed: one seed" in s["answer"] and len(calls) == 2
-    assert main(["search", "--trials", "1", "--out", str(tmp_path / "r2"), "--confirm-seeds", "-1"]) == 2
-    assert "--confirm-seeds -1" in capsys.readouterr().err
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:  # argparse's range check (codesign.cli.common.BOUNDS)
+        main(["search", "--trials", "1", "--out", str(tmp_path / "r2"), "--confirm-seeds", "-1"])
+    assert refused.value.code == 2 and "--confirm-seeds -1: out of range, must be in [0, 50]" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()
 
 
 # --- budgets, early dense, states ---------------------------------------------------------------------------
