@@ -116,6 +116,11 @@ def plot_cost_split(df: pd.DataFrame, summary: dict[str, Any], path: str | Path)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    from costmodels.atomic import atomic_path
+
+    try:  # bbox "tight": long method labels widen the figure rather than being cut at its left edge
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return out

@@ -125,6 +125,9 @@ def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scal
                             label=f"chosen: mean +- sd over {conf['seeds']} further seeds" if legend else None)
     points = [(float(c) / scale, float(a)) for _, df, _ in studies
               for c, a in zip(complete_frame(df).get("cost", []), complete_frame(df).get("val_accuracy", []))]
+    # the chosen stars (with their error bars) weigh as five trials: the reference label keeps clear of them
+    points += [(float(s["best"]["cost"]) / scale, float(s["best"]["accuracy"])) for _, _, s in studies
+               if s.get("best") and s["best"].get("cost") is not None] * 5
     for (cost, acc), runs in _references(studies).items():  # one label per point, naming every run it is in
         where = "" if not several else " (every run)" if len(runs) == len(studies) else f" ({', '.join(runs)})"
         dx, dy, ha = _label_side(points, (cost / scale, acc))

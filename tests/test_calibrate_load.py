@@ -42,6 +42,12 @@ def test_readings_are_judged_against_the_limits():
     assert judge_measurements([*rows, MeasurementLoad("c", 0.020, 0.010, 0.0005)], threads=2) == []  # 2 threads
     spread = judge_measurements([MeasurementLoad("d", 0.010, 0.0099, 0.004)], threads=1)
     assert spread == ["repeat spread (IQR / median) 40% > 15% (d)"]
+    # one noisy workload among quiet ones is not a busy machine: the median workload is judged
+    quiet = [MeasurementLoad(f"q{i}", 0.010, 0.0099, 0.0003) for i in range(4)]
+    assert judge_measurements([*quiet, MeasurementLoad("noisy", 0.010, 0.0099, 0.003)], threads=1) == []
+    busy = [MeasurementLoad(f"b{i}", 0.010, 0.0099, 0.004) for i in range(3)]
+    assert judge_measurements([*busy, *quiet[:2]], threads=1) == [
+        "repeat spread (IQR / median) 40% > 15% (median of 5 workloads, e.g. b0)"]
 
 
 @requires_cora

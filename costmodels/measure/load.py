@@ -128,7 +128,9 @@ class MeasurementLoad:
 def judge_measurements(rows: Sequence[MeasurementLoad], threads: int, limits: LoadLimits = LIMITS) -> list[str]:
     """Why these measurements were taken on a busy machine: a one-thread epoch whose CPU time falls
     below ``cpu_per_wall`` of its wall time (it waited for a CPU), or repeats spread more than
-    ``spread`` (IQR / median). Reported for the worst workload of each kind."""
+    ``spread`` (IQR / median) in the median workload: one workload's spread alone does not say the
+    machine is busy (a quiet 2-core VM measured 29% on one GEBT search epoch, whose mask updates vary,
+    while every other workload spread a few per cent). The CPU/wall rule reports the worst workload."""
     why = []
     if threads == 1:
         ratios = [(r.cpu_time_s / r.wall_s, r.label) for r in rows if r.wall_s > 0]
@@ -137,11 +139,12 @@ def judge_measurements(rows: Sequence[MeasurementLoad], threads: int, limits: Lo
             if worst < limits.cpu_per_wall:
                 why.append(f"CPU time / wall {worst:.2f} < {limits.cpu_per_wall:g} ({label}: the one thread waited "
                            "for a CPU)")
-    spreads = [(r.wall_iqr_s / r.wall_s, r.label) for r in rows if r.wall_s > 0]
+    spreads = sorted((r.wall_iqr_s / r.wall_s, r.label) for r in rows if r.wall_s > 0)
     if spreads:
-        worst, label = max(spreads)
-        if worst > limits.spread:
-            why.append(f"repeat spread (IQR / median) {worst:.0%} > {limits.spread:.0%} ({label})")
+        typical, label = spreads[(len(spreads) - 1) // 2]  # the median workload (the lower one of an even count)
+        label = f"median of {len(spreads)} workloads, e.g. {label}" if len(spreads) > 1 else label
+        if typical > limits.spread:
+            why.append(f"repeat spread (IQR / median) {typical:.0%} > {limits.spread:.0%} ({label})")
     return why
 
 
