@@ -29,28 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 PUBLISHED_MACS = {"resnet18": 1.82e9, "mobilenet_v2": 300e6}  # 224x224, 1000 classes (torchvision model cards)
 
 
-class TwoLayer(nn.Module):
-    """conv, ReLU, dropout 0.5, conv, log-softmax (the built-in models' shape)."""
-
-    def __init__(self, conv1: nn.Module, conv2: nn.Module) -> None:
-        super().__init__()
-        self.conv1, self.conv2 = conv1, conv2
-
-    def forward(self, x, edge_index):
-        x = F.dropout(F.relu(self.conv1(x, edge_index)), 0.5, self.training)
-        return F.log_softmax(self.conv2(x, edge_index), dim=-1)
-
-
 def pyg_model(kind: str, f: int, c: int) -> nn.Module:
-    import torch_geometric.nn as pyg
+    """The built-in ``kind``'s architecture from PyG layers (``codesign.export.pyg_twin``)."""
+    from codesign.export import pyg_twin
 
-    if kind == "gcn":
-        return TwoLayer(pyg.GCNConv(f, 16), pyg.GCNConv(16, c))
-    if kind == "gat":
-        return TwoLayer(pyg.GATConv(f, 8, heads=8, dropout=0.5), pyg.GATConv(64, c, heads=1, concat=False, dropout=0.5))
-    if kind == "gin":
-        return TwoLayer(pyg.GINConv(nn.Linear(f, 16)), pyg.GINConv(nn.Linear(16, c)))
-    return TwoLayer(pyg.SAGEConv(f, 16), pyg.SAGEConv(16, c))
+    return pyg_twin(kind, f, c)
 
 
 # --- plain-torch CNNs (torchvision's architectures, written out) ------------------------------------

@@ -81,6 +81,15 @@ def build_pyg_model(arch: dict[str, Any], num_features: int, num_classes: int) -
     return PyGStack(convs, dropout)
 
 
+def pyg_twin(model: str, num_features: int, num_classes: int) -> PyGStack:
+    """The ``torch_geometric.nn`` model with the built-in ``model``'s default architecture (2 layers,
+    the default hidden width, GAT 8 heads, dropout 0.5): what ``estimate --module`` is compared with."""
+    from costmodels.workloads import default_hidden
+
+    arch = {"model": model, "layers": 2, "hidden": default_hidden(model), "heads": 8, "dropout": 0.5}
+    return build_pyg_model(arch, num_features, num_classes)
+
+
 def to_pyg_names(kind: str, state: dict[str, Tensor]) -> dict[str, Tensor]:
     """codesign ``GNN`` parameter names -> :func:`build_pyg_model` names (GIN: ``lin`` -> ``nn``)."""
     if kind != "gin":

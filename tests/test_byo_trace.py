@@ -25,27 +25,11 @@ TINY = "sbm:n=200,avg_degree=6,features=8,classes=4,seed=3"
 GRAPHS = [pytest.param("cora", marks=pytest.mark.skipif(not planetoid_present("Cora"), reason="no Cora")), SBM]
 
 
-class TwoLayer(nn.Module):
-    """The built-in models' architecture from PyG layers: conv, ReLU, dropout 0.5, conv, log-softmax."""
-
-    def __init__(self, conv1: nn.Module, conv2: nn.Module) -> None:
-        super().__init__()
-        self.conv1, self.conv2 = conv1, conv2
-
-    def forward(self, x, edge_index):
-        x = F.dropout(F.relu(self.conv1(x, edge_index)), 0.5, self.training)
-        return F.log_softmax(self.conv2(x, edge_index), dim=-1)
-
-
 def pyg_model(kind: str, f: int, c: int) -> nn.Module:
-    if kind == "gcn":
-        return TwoLayer(pyg.GCNConv(f, 16), pyg.GCNConv(16, c))
-    if kind == "gat":
-        return TwoLayer(pyg.GATConv(f, 8, heads=8, dropout=0.5),
-                        pyg.GATConv(64, c, heads=1, concat=False, dropout=0.5))
-    if kind == "gin":
-        return TwoLayer(pyg.GINConv(nn.Linear(f, 16)), pyg.GINConv(nn.Linear(16, c)))
-    return TwoLayer(pyg.SAGEConv(f, 16), pyg.SAGEConv(16, c))
+    """The built-in ``kind``'s architecture from PyG layers (``codesign.export.pyg_twin``)."""
+    from codesign.export import pyg_twin
+
+    return pyg_twin(kind, f, c)
 
 
 @pytest.mark.parametrize("dataset", GRAPHS)
