@@ -32,7 +32,8 @@ from torch import nn
 from costmodels import IMAGES, list_profiles, load_profile, price_workload
 from costmodels.errors import CodesignError
 
-from .trace import Traced, count_model_steps, trace_workload
+from .opcount import count_model_steps
+from .trace import Traced, trace_workload
 
 Factory = Callable[[int, int], nn.Module]
 TASKS = ("graph", "cnn")

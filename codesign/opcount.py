@@ -357,3 +357,76 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# --- a user's model (codesign.trace): its own dispatched ops, counted as the built-ins are ----
+
+@dataclass(frozen=True)
+class StepCounts:
+    """ATen ops one real step of a traced model dispatches (``opcount.count_ops``: the code path that
+    counts the built-in models), per optimiser implementation (``opcount.TARGETS``): ``train`` = zero_grad,
+    forward, loss, backward, optimiser step; ``inference`` = one forward in eval mode without autograd."""
+
+    train: dict[str, tuple[int, int]]  # target -> (kernels, ops)
+    inference: tuple[int, int]
+
+    def for_target(self, target: str, training: bool, preprocessing: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+        """(kernels, ops) of one step, less the edge-list preprocessing one forward dispatches: the
+        trace prices that once per graph (its ``graph_preprocessing`` row), so its launches are not
+        counted per step either (PyG redoes it every call unless cached; the FLOPs and bytes follow
+        the same rule)."""
+        kernels, ops = self.train[target] if training else self.inference
+        return max(kernels - preprocessing[0], 0), max(ops - preprocessing[1], 0)
+
+
+def count_model_steps(net: Any, forward: Callable[[Any], Any],
+                      loss: Callable[[Any], Any], optimizer: str = "adam") -> StepCounts:
+    """Count the ATen ops of one training step (after a warm step: optimiser state exists) and of one
+    inference forward of ``net`` (its state, gradients, mode and the random state are restored after).
+
+    The optimiser is built the way ``opcount`` builds the built-ins' (``foreach=True`` for the ``cuda``
+    target, the per-tensor loop for ``cpu``); Adam with weight decay (lr 0.01), or SGD with momentum.
+    """
+    import torch
+
+    from .optim import Adam
+
+    saved = {k: v.detach().clone() for k, v in net.state_dict().items()}  # restored after (no deepcopy:
+    was_training = net.training  # a pruned module's weight is not a leaf and cannot be deep-copied)
+    train: dict[str, tuple[int, int]] = {}
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            for target in TARGETS:
+                net.train()
+                params = [q for q in net.parameters() if q.requires_grad]
+                foreach = target == "cuda"
+                opt: Any
+                if optimizer == "sgd":
+                    opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=5e-4, foreach=foreach)
+                else:  # the one Adam of the training loops (codesign.optim), as the built-ins are counted
+                    opt = Adam([{"params": params, "foreach": foreach}], lr=0.01, weight_decay=5e-4)
+
+                def step(opt: Any = opt) -> None:
+                    opt.zero_grad()
+                    loss(forward(net)).backward()
+                    opt.step()
+
+                step()  # warm: optimiser state, caches
+                c = count_ops(step)
+                train[target] = (c.kernels, c.ops)
+            net.eval()
+
+            def infer() -> None:
+                with torch.no_grad():
+                    forward(net)
+
+            infer()
+            c = count_ops(infer)
+    finally:
+        with torch.no_grad():
+            net.load_state_dict(saved)
+        for q in net.parameters():
+            q.grad = None
+        net.train(was_training)
+    return StepCounts(train, (c.kernels, c.ops))

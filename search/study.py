@@ -30,7 +30,7 @@ the epochs and time it ran. Only trained (COMPLETE) trials count towards ``n_tri
 
 Workers: ``n_jobs`` > 1 runs that many worker *processes* (each with its own torch RNG and caches) on
 the same storage, so a parallel search trains every slot exactly as a serial one does. They are forked
-from a fork server (:func:`start_worker_server`) that a caller may start first thing, with the heavy
+from a fork server (:func:`search.workers.start_worker_server`) that a caller may start first thing, with the heavy
 modules the workers need imported there once (``preload``) while the main process does its own set-up:
 a worker then starts in milliseconds instead of paying its own imports (torch: 1-2 s of a core).
 """
@@ -38,7 +38,6 @@ a worker then starts in milliseconds instead of paying its own imports (torch: 1
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -409,66 +408,12 @@ def _work(study: optuna.Study, config: SearchConfig, space: SearchSpace, evaluat
             return
 
 
-def start_worker_server(preload: Sequence[str] = ()) -> None:
-    """Start the fork server worker processes are forked from (once per process; later calls do
-    nothing), importing ``preload`` there. Call it before this process imports anything heavy, so
-    both import at the same time; :func:`run_search` starts it itself when nobody did. Nothing in
-    the server runs torch ops before a fork (no OpenMP pool to inherit)."""
-    import multiprocessing
-    from multiprocessing import forkserver
-
-    if _SERVER[0]:
-        return
-    _SERVER[0] = True
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(list(preload))
-    forkserver.ensure_running()
-
-
-_SERVER = [False]
-
-
-def die_with_parent() -> None:
-    """Make this worker process end when the search process that started it ends (through the fork server it
-    was forked from, which ends with that process), however it ends (kill -9
-    included): Linux ``prctl(PR_SET_PDEATHSIG, SIGTERM)``, elsewhere a thread polling ``os.getppid()``.
-    Ctrl-C is left to the parent (it reaches every process of the terminal's group): the parent stops the
-    workers and says so in one line; a worker's trial left RUNNING is retried on resume (``storage``)."""
-    import signal
-    import sys
-    import threading
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # SIGTERM (the parent stopping it, or the parent's death) ends the worker as an exit, not a kill: its
-    # interpreter cleans up (named semaphores are released, nothing is reported leaked)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    # the process that forked this one: the fork server (:func:`start_worker_server`), which exits when the
-    # search process that started it does, or the search process itself
-    parent = os.getppid()
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(1, signal.SIGTERM, 0, 0, 0) == 0:  # 1 = PR_SET_PDEATHSIG
-                if os.getppid() != parent:  # the parent died before prctl took effect
-                    os._exit(1)
-                return
-        except (OSError, AttributeError):
-            pass
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="codesign-parent-watch").start()
-
-
 def _process_worker(config: SearchConfig, space: SearchSpace, evaluator: Evaluator, predict: Predictor | None,
                     worker_init: Callable[[], None] | None, waiting: Callable[[bool], None] | None = None) -> None:
     """Body of one worker process (``n_jobs`` > 1)."""
     import optuna
+
+    from .workers import die_with_parent
 
     die_with_parent()
     if worker_init is not None:
@@ -495,7 +440,7 @@ def run_search(
     ``predict``: the cost interval of a configuration before training (screening, see the module
     docstring); ``reference``: parameters trained first, once (e.g. the dense network); ``early``:
     parameters trained right after it (e.g. the longest dense run whose exact cost fits the budget);
-    ``n_jobs`` > 1: that many worker processes, forked from :func:`start_worker_server`'s server
+    ``n_jobs`` > 1: that many worker processes, forked from :func:`search.workers.start_worker_server`'s server
     (``evaluator``, ``predict`` and ``worker_init`` must be picklable; ``worker_init`` runs first in
     each, e.g. to set its threads);
     ``waiting``: told when this process (``n_jobs`` 1), or a worker process (``n_jobs`` > 1; it must
@@ -521,6 +466,8 @@ def run_search(
         raise CodesignError(f"--n-jobs {config.n_jobs} needs a storage the worker processes share, not "
                             f"{config.storage!r}; drop --storage or give a file or server URL")
     import multiprocessing
+
+    from .workers import start_worker_server
 
     start_worker_server()
     ctx = multiprocessing.get_context("forkserver")

@@ -179,7 +179,8 @@ def test_refuses_to_clobber_another_runs_results(tmp_path, capsys):
 
 
 def test_search_folder_belongs_to_one_study(tmp_path):
-    from codesign.cli.search import CLAIM, _canonical_budget, claim_run_folder
+    from codesign.cli.run_folder import CLAIM, claim_run_folder
+    from codesign.cli.search import _canonical_budget
 
     out = tmp_path / "r"
     claim_run_folder(out, "gcn-cora-8J", overwrite=False)

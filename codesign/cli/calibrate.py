@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output and Path(args.output).suffix == ".toml":
         check_file_out(args.output, "--output")
     elif args.output:
-        from .search import check_out_dir
+        from .run_folder import check_out_dir
 
         check_out_dir(Path(args.output), "--output")
     check_file_out(args.report, "--report")

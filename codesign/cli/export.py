@@ -29,7 +29,7 @@ def check_export_out(run_dir: str, out: str, overwrite: bool) -> None:
 
     from costmodels.errors import CodesignError
 
-    from .search import check_out_dir
+    from .run_folder import check_out_dir
     from .train import RUN_FILES
 
     folder = Path(out)

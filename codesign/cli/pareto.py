@@ -73,7 +73,7 @@ def _check_out(out: Path, studies: list, labels: list[str]) -> None:
 
     from costmodels.errors import CodesignError
 
-    from .search import check_out_dir
+    from .run_folder import check_out_dir
 
     check_out_dir(out)
     summary = out / "summary.json"

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     args.hidden = GNNSpec(args.model, args.layers, args.hidden, args.heads).hidden  # None -> the model's default
     from costmodels.atomic import write_text
 
-    from .search import check_out_dir
+    from .run_folder import check_out_dir
 
     out = Path(args.out)
     check_out_dir(out)  # before measuring, not after

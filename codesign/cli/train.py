@@ -81,7 +81,7 @@ def check_train_out(out: str, overwrite: bool) -> None:
 
     from costmodels.errors import CodesignError
 
-    from .search import check_out_dir
+    from .run_folder import check_out_dir
 
     folder = Path(out)
     check_out_dir(folder)

@@ -1,0 +1,64 @@
+"""Search worker processes (``--n-jobs`` > 1): the fork server they are forked from, and how each one
+ends with the search process that started it."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+
+def start_worker_server(preload: Sequence[str] = ()) -> None:
+    """Start the fork server worker processes are forked from (once per process; later calls do
+    nothing), importing ``preload`` there. Call it before this process imports anything heavy, so
+    both import at the same time; :func:`run_search` starts it itself when nobody did. Nothing in
+    the server runs torch ops before a fork (no OpenMP pool to inherit)."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    if _SERVER[0]:
+        return
+    _SERVER[0] = True
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(preload))
+    forkserver.ensure_running()
+
+
+_SERVER = [False]
+
+
+def die_with_parent() -> None:
+    """Make this worker process end when the search process that started it ends (through the fork server it
+    was forked from, which ends with that process), however it ends (kill -9
+    included): Linux ``prctl(PR_SET_PDEATHSIG, SIGTERM)``, elsewhere a thread polling ``os.getppid()``.
+    Ctrl-C is left to the parent (it reaches every process of the terminal's group): the parent stops the
+    workers and says so in one line; a worker's trial left RUNNING is retried on resume (``storage``)."""
+    import signal
+    import sys
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM (the parent stopping it, or the parent's death) ends the worker as an exit, not a kill: its
+    # interpreter cleans up (named semaphores are released, nothing is reported leaked)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # the process that forked this one: the fork server (:func:`start_worker_server`), which exits when the
+    # search process that started it does, or the search process itself
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(1, signal.SIGTERM, 0, 0, 0) == 0:  # 1 = PR_SET_PDEATHSIG
+                if os.getppid() != parent:  # the parent died before prctl took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="codesign-parent-watch").start()
