@@ -52,6 +52,11 @@ def confirm_seeds(seed: int, n: int) -> list[int]:
     return [seed + SEED_OFFSET + j for j in range(n)]
 
 
+def seeds_text(n: int, further: bool = True) -> str:
+    """``3 further seeds``, ``1 further seed`` (``further=False``: ``3 seeds``)."""
+    return f"{n}{' further' * further} seed{'s' * (n != 1)}"
+
+
 def check_confirm_seeds(n: int) -> None:
     if n < 0:
         raise CodesignError(f"--confirm-seeds {n}: must be 0 (no confirmation) or more seeds, e.g. 3")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .confirm import decide
+from .confirm import decide, seeds_text
 from .hardware import area_pareto, hardware_of
 from .pareto import best_feasible, pareto_indices
 from .study import CONTEXT_ATTR
@@ -265,9 +265,9 @@ def _confirm_words(s: dict[str, Any]) -> str:
         return (f"Not confirmed: none of the {len(by_number)} leading candidates fit every budget on all {n} "
                 "confirmation seeds; the answer above rests on one seed.")
     c = by_number[conf["chosen"]]
-    text = (f"Confirmed on {n} further seeds (the same for each of {len(by_number)} candidates): trial "
+    text = (f"Confirmed on {seeds_text(n)} (the same for each of {len(by_number)} candidates): trial "
             f"#{c['number']} reaches validation {_pm(c['val_mean'], c['val_sd'])}, test "
-            f"{_pm(c['test_mean'], c['test_sd'])} (mean +- sd over the {n} seeds)")
+            f"{_pm(c['test_mean'], c['test_sd'])} (mean +- sd over the {seeds_text(n, further=False)})")
     single = s.get("best_single_run") or {}
     if single and single.get("number") != c["number"]:
         text += f"; the best single run, #{single['number']}, did not hold up over the seeds"

@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from .confirm import seeds_text
 from .export import complete_frame, pareto_frame, stopped_frame
 from .hardware import draw_area_panel, draw_hardware, has_area
 
@@ -122,7 +123,7 @@ def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scal
             if conf and conf.get("val_mean") is not None:  # mean +- sd over the confirmation seeds
                 ax.errorbar([best["cost"] / scale], [conf["val_mean"]], yerr=[conf.get("val_sd") or 0.0], fmt="_",
                             color="black", ms=14, capsize=4, lw=1.2, zorder=6,
-                            label=f"chosen: mean +- sd over {conf['seeds']} further seeds" if legend else None)
+                            label=f"chosen: mean +- sd over {seeds_text(conf['seeds'])}" if legend else None)
     points = [(float(c) / scale, float(a)) for _, df, _ in studies
               for c, a in zip(complete_frame(df).get("cost", []), complete_frame(df).get("val_accuracy", []))]
     # the chosen stars (with their error bars) weigh as five trials: the reference label keeps clear of them
@@ -146,7 +147,7 @@ def chosen_text(best: dict[str, Any]) -> str:
     conf = best.get("confirmed")
     if conf and conf.get("val_mean") is not None:
         sd = "" if conf.get("val_sd") is None else f" +- {conf['val_sd']:.3f}"
-        text += f",\n  {conf['val_mean']:.3f}{sd} over {conf['seeds']} further seed{'s' * (conf['seeds'] > 1)}"
+        text += f",\n  {conf['val_mean']:.3f}{sd} over {seeds_text(conf['seeds'])}"
     else:
         text += " (one seed)"
     hw = best.get("hardware")
@@ -302,7 +303,7 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
                    + (f" ({screened - stopped} before training, {stopped} stopped in the ticket search)" if stopped
                       else " before training") + "; not drawn")
     if any(seeds):
-        counts += f"\nanswer confirmed on {max(n or 0 for n in seeds)} further seeds (mean +- sd bar on the star)"
+        counts += f"\nanswer confirmed on {seeds_text(max(n or 0 for n in seeds))} (mean +- sd bar on the star)"
     elif costs:
         counts += "\nanswer on one seed per configuration (not confirmed)"
     fig.suptitle("Accuracy vs cost: " + ", ".join(labels) + "\n" + counts, fontsize=10)

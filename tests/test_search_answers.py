@@ -289,3 +289,10 @@ def test_cnn_search_screens_and_stops_over_budget_and_keeps_what_fits(tmp_path, 
     done = trials[(trials["state"] == "COMPLETE") & ~trials["reference"].fillna(False).astype(bool)]
     assert (done["cost"] <= done["predicted_cost_high"] * (1 + 1e-9)).all()
     assert (done["cost"] >= done["predicted_cost_low"] * (1 - 1e-9)).all()
+
+
+def test_seed_counts_read_as_words():
+    from search.confirm import seeds_text
+
+    assert seeds_text(1) == "1 further seed" and seeds_text(3) == "3 further seeds"
+    assert seeds_text(1, further=False) == "1 seed" and seeds_text(5, further=False) == "5 seeds"

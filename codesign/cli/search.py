@@ -432,6 +432,7 @@ def format_summary(summary: dict, out: Path) -> str:
     import pandas as pd
 
     from search.budget import format_si
+    from search.confirm import seeds_text
 
     unit = summary.get("cost_unit") or ""
     screened, stopped = summary.get("n_screened") or 0, summary.get("n_stopped") or 0
@@ -459,7 +460,7 @@ def format_summary(summary: dict, out: Path) -> str:
             def pm(mean, sd):  # type: ignore[no-untyped-def]
                 return "n/a" if mean is None else f"{mean:.4f}" + ("" if sd is None else f" +- {sd:.4f}")
 
-            lines.append(f"confirmed on {conf['seeds']} further seeds: val acc {pm(conf['val_mean'], conf['val_sd'])}"
+            lines.append(f"confirmed on {seeds_text(conf['seeds'])}: val acc {pm(conf['val_mean'], conf['val_sd'])}"
                          f", test acc {pm(conf['test_mean'], conf['test_sd'])} (mean +- sd), mean cost "
                          f"{format_si(conf['cost_mean'], unit)}")
         else:
