@@ -413,14 +413,19 @@ def _process_worker(config: SearchConfig, space: SearchSpace, evaluator: Evaluat
     """Body of one worker process (``n_jobs`` > 1)."""
     import optuna
 
-    from .workers import die_with_parent
+    from .workers import die_with_parent, stopped
 
     die_with_parent()
-    if worker_init is not None:
-        worker_init()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = open_study(config, space)
-    _work(study, config, space, evaluator, predict, None, waiting)
+    try:
+        if worker_init is not None:
+            worker_init()
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        study = open_study(config, space)
+        _work(study, config, space, evaluator, predict, None, waiting)
+    except BaseException:
+        if stopped():  # stopped mid-trial: whatever that interrupted says is the stop's echo, not a failure
+            raise SystemExit(143) from None  # the parent says it in one line; the study resumes
+        raise
 
 
 def run_search(

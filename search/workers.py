@@ -40,7 +40,7 @@ def die_with_parent() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # SIGTERM (the parent stopping it, or the parent's death) ends the worker as an exit, not a kill: its
     # interpreter cleans up (named semaphores are released, nothing is reported leaked)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, _stop)
     # the process that forked this one: the fork server (:func:`start_worker_server`), which exits when the
     # search process that started it does, or the search process itself
     parent = os.getppid()
@@ -62,3 +62,20 @@ def die_with_parent() -> None:
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="codesign-parent-watch").start()
+
+
+_STOPPED = [False]
+
+
+def _stop(*_: object) -> None:
+    """SIGTERM: leave as an exit (SystemExit 143). The exit can land anywhere, Optuna's bookkeeping
+    included, which may answer it with an error of its own: :func:`stopped` tells the two apart."""
+    import sys
+
+    _STOPPED[0] = True
+    sys.exit(143)
+
+
+def stopped() -> bool:
+    """Whether this worker was told to stop (SIGTERM from its parent or the parent's death)."""
+    return _STOPPED[0]

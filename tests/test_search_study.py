@@ -486,3 +486,28 @@ def test_a_worker_with_no_trial_left_to_start_says_it_waits(tmp_path):
     run_search(cfg, SPACE, fake_evaluator, waiting=calls.append)
     finish.join()
     assert calls == [True] and count_states(study) == (1, 0)
+
+
+def test_a_worker_stopped_mid_trial_exits_quietly(monkeypatch):
+    """SIGTERM can land inside Optuna's bookkeeping, which then raises an error of its own ("Cannot tell a
+    COMPLETE trial"): a stopped worker exits 143 without that traceback; an unstopped one still raises."""
+    import search.workers as workers
+    from search.study import _process_worker
+
+    monkeypatch.setattr(workers, "die_with_parent", lambda: None)
+
+    def echo_of_the_stop() -> None:
+        workers._STOPPED[0] = True
+        raise ValueError("Cannot tell a COMPLETE trial.")
+
+    monkeypatch.setattr(workers, "_STOPPED", [False])
+    with pytest.raises(SystemExit) as stop:
+        _process_worker(None, None, None, None, echo_of_the_stop)  # type: ignore[arg-type]
+    assert stop.value.code == 143 and stop.value.__suppress_context__  # the echo is not printed as its cause
+
+    def real_failure() -> None:
+        raise ValueError("a real error")
+
+    monkeypatch.setattr(workers, "_STOPPED", [False])
+    with pytest.raises(ValueError, match="a real error"):
+        _process_worker(None, None, None, None, real_failure)  # type: ignore[arg-type]
