@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -209,3 +210,29 @@ def test_bad_threads_is_one_line_before_anything_runs(command, capsys, tmp_path)
     assert exc.value.code == 2 and not (tmp_path / "x").exists()
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--threads must be a whole number >= 1, got '0'" in err
+
+
+def test_a_search_worker_holds_no_semaphore_a_stop_could_leak(tmp_path):
+    """A fork-server worker that builds a progress bar and is then stopped without clean-up leaves no
+    semaphore to the resource tracker (its warning broke the one-line Ctrl-C message)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "worker.py"
+    script.write_text(textwrap.dedent("""
+        import multiprocessing as mp, os
+        def child():
+            from codesign.pipelines.graph_search import init_search_worker
+            from tqdm import tqdm
+            init_search_worker(1)
+            tqdm(total=1, disable=True)
+            os._exit(0)  # stopped: no finalizers run
+        if __name__ == "__main__":
+            p = mp.get_context("forkserver").Process(target=child); p.start(); p.join()
+            assert p.exitcode == 0
+    """))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert run.returncode == 0, run.stderr
+    assert "leaked semaphore" not in run.stderr and run.stderr.strip() == ""

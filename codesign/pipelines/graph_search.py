@@ -85,9 +85,17 @@ def dense_that_fits(space: SearchSpace, predict: Any, budget: float | None) -> d
 
 
 def init_search_worker(threads: int) -> None:
-    """Run first in each search worker process (``n_jobs`` > 1): set its torch threads."""
-    import torch
+    """Run first in each search worker process (``n_jobs`` > 1): set its torch threads, and give tqdm a
+    thread lock. tqdm's default lock is a multiprocessing one: in a process forked from the fork server
+    it is a named semaphore the resource tracker watches, and a worker stopped mid-trial leaves it
+    behind ("leaked semaphore objects" on the terminal after Ctrl-C). A worker's bars never cross
+    processes, so a thread lock is all they need."""
+    import threading
 
+    import torch
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     torch.set_num_threads(threads)
 
 
