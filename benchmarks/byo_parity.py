@@ -1,4 +1,4 @@
-"""Your own model priced like ours: PyG modules traced by ``codesign.byo`` vs the built-in workloads.
+"""Your own model priced like ours: PyG modules traced by ``codesign.dispatch.byo`` vs the built-in workloads.
 
 For gcn, gat, gin and sage written with PyG layers (the architectures of docs/CONTRACTS.md), on Cora
 and on every shipped profile: the ratio traced / built-in of latency and of energy for one training
@@ -30,8 +30,8 @@ PUBLISHED_MACS = {"resnet18": 1.82e9, "mobilenet_v2": 300e6}  # 224x224, 1000 cl
 
 
 def pyg_model(kind: str, f: int, c: int) -> nn.Module:
-    """The built-in ``kind``'s architecture from PyG layers (``codesign.export.pyg_twin``)."""
-    from codesign.export import pyg_twin
+    """The built-in ``kind``'s architecture from PyG layers (``codesign.graphs.export.pyg_twin``)."""
+    from codesign.graphs.export import pyg_twin
 
     return pyg_twin(kind, f, c)
 
@@ -117,7 +117,7 @@ def builtin_rows(model: str, dataset: str) -> list[dict]:
 
 
 def gnn_parity(dataset: str) -> tuple[list[dict], dict]:
-    from codesign.byo import price_model
+    from codesign.dispatch.byo import price_model
 
     rows, worst = [], {"ratio": 1.0}
     for kind in ("gcn", "gat", "gin", "sage"):
@@ -138,14 +138,14 @@ def gnn_parity(dataset: str) -> tuple[list[dict], dict]:
 
 
 def cnn_flops() -> list[dict]:
-    from codesign.byo import trace_image_model
+    from codesign.dispatch.byo import trace_image_model
     from costmodels import price_workload
 
     out = []
     for name, cls in (("resnet18", ResNet18), ("mobilenet_v2", MobileNetV2)):
         # one 224x224 image: price the forward's MACs (imagenet-sized input through the trace directly)
         net = cls(3, 1000).eval()
-        from codesign.trace import trace_workload
+        from codesign.dispatch.workload import trace_workload
 
         image = torch.randn(1, 3, 224, 224)
         traced = trace_workload(lambda n=net, x=image: n(x), [p for p in net.parameters()], name)

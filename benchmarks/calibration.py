@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
     import torch
 
-    from codesign.host_runtime import tune_allocator
-    from codesign.profiling import DataCache, sweep_and_fit, sweep_grid
+    from codesign.machine.host_runtime import tune_allocator
+    from codesign.machine.profiling import DataCache, sweep_and_fit, sweep_grid
     from costmodels import load_profile, price_workload
     from costmodels.calibrate import calibrated_profile_dict, default_memory_grid, fit, holdout_split, mape
     from costmodels.measure import CPUMeter, host_summary
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     allocator = "reuse" if args.allocator == "reuse" and tune_allocator() else "default"
     if args.profile in ("auto", "host"):
-        from codesign.host_runtime import host_profile_data
+        from codesign.machine.host_runtime import host_profile_data
         from costmodels.measure import cpu_model_name
         from costmodels.measure.base import cpu_count
         from costmodels.measure.detect import detect_profile

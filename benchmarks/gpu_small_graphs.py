@@ -1,8 +1,8 @@
 """GPU time of small-graph training: counted kernel launches, host cost, and published runtimes.
 
-1. Kernels and ops per step of every built-in model and phase (``codesign/opcount.py``: ATen ops
+1. Kernels and ops per step of every built-in model and phase (``codesign/dispatch/opcount.py``: ATen ops
    one step of the project's own step code dispatches under ``TorchDispatchMode``; the committed
-   table, regenerated with ``python -m codesign.opcount --write``).
+   table, regenerated with ``python -m codesign.dispatch.opcount --write``).
 2. The framework's host cost per op on this CPU (measured now; under contention it reads high).
 3. The predicted 200-epoch training time of the PyG-equivalent GCN (2 layers, 16 hidden, dropout,
    Adam, one validation forward per epoch as PyG's example and benchmark scripts run) on Cora,
@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from codesign.opcount import KINDS, CountKey, lookup
-from codesign.opmeasure import measure_host_cost_us
+from codesign.dispatch.opcount import KINDS, CountKey, lookup
+from codesign.machine.opmeasure import measure_host_cost_us
 from costmodels import GNNSpec, graph_stats, list_profiles, load_profile
 from costmodels.analytical import price_workload
 from costmodels.launch import regime_of
@@ -92,7 +92,7 @@ def main() -> None:
     ap.add_argument("--no-measure", action="store_true", help="skip the host-cost measurement on this CPU")
     args = ap.parse_args()
 
-    print("1. ATen ops / kernel launches per step (2 layers, CUDA optimiser; codesign/kernel_counts.json)")
+    print("1. ATen ops / kernel launches per step (2 layers, CUDA optimiser; codesign/dispatch/kernel_counts.json)")
     per_model: dict[str, dict[str, dict[str, int]]] = {}
     print(f"{'model':<6}" + "".join(f"{k:>20}" for k in KINDS))
     for model in ("gcn", "gat", "gin", "sage"):

@@ -29,7 +29,7 @@ from costmodels.analytical import price_workload
 from costmodels.hwgrid import grid, price_run_grid
 from costmodels.runs import Phase, gnn_phase_workload
 from costmodels.templates import configure
-from costmodels.trace import NODE_ORDERS, aggregation_traffic, node_order
+from costmodels.traffic import NODE_ORDERS, aggregation_traffic, node_order
 from costmodels.workloads import gnn_workload
 
 PUBLISHED = {"area_mm2": 7.8, "power_w": 6.7, "speedup_v100_avg": 6.5}
@@ -67,11 +67,11 @@ def hygcn_check() -> dict[str, float]:
 
 def speedups() -> dict[str, float]:
     """HyGCN / V100 inference time, the V100 priced as everywhere else: its launch term from the counted
-    ATen ops of one inference of the project's GCN (codesign/opcount.py, ``counts_apply``), HyGCN with
+    ATen ops of one inference of the project's GCN (codesign/dispatch/opcount.py, ``counts_apply``), HyGCN with
     the launch formula of an accelerator (no framework) and sparse feature storage (its profile flag)."""
     from dataclasses import replace
 
-    from codesign.opcount import counts_apply, inference_launches, target_for
+    from codesign.dispatch.opcount import counts_apply, inference_launches, target_for
 
     hygcn, v100 = load_profile("hygcn"), load_profile("v100")
     kernels, ops = inference_launches({"model": "gcn", "layers": 2, "heads": 8}, target_for(v100.kind))
@@ -91,7 +91,7 @@ def speedups() -> dict[str, float]:
     print("== 2. HyGCN / V100 inference speed-up, GCN 2 x 128 aggregate-first (analytical estimate) ==")
     print(pd.DataFrame(rows).to_string(index=False, float_format="{:.2f}".format))
     print(f"V100: counted launches of one inference ({kernels} kernels, {ops} framework ops; "
-          f"codesign/kernel_counts.json), as every other V100 price. What remains against the published 6.5x: "
+          f"codesign/dispatch/kernel_counts.json), as every other V100 price. What remains against the published 6.5x: "
           "(1) ops.Aggregate prices 5 dense N x F passes (PyTorch's out = base + A h) on HyGCN too, whose "
           "aggregation engine writes each output row once: on Cora's 1433-wide first layer that is almost all "
           "of HyGCN's time (bandwidth-bound aggregation); (2) 6.5x is an average over GCN, GraphSAGE (sampled, "

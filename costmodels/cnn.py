@@ -108,19 +108,3 @@ def forward_flops_eb(workload: Workload) -> float:
 
     ctx = ExecContext(training=False)
     return float(sum(2.0 * op.forward(ctx).macs for op in workload.ops if isinstance(op, (Conv2d, Gemm))))
-
-
-def cnn_model_names() -> list[str]:
-    """Every CNN the cost model knows (VGG here, the ResNets in ``cnn_resnets``)."""
-    from .cnn_resnets import CNN_MODELS
-
-    return list(CNN_MODELS)
-
-
-def cnn_model_workload(model: str, num_classes: int, in_channels: int, image_size: int, *, width: float = 1.0,
-                       batch: Array = 1, weight_density: Array = 1.0, training: bool = True) -> Workload:
-    """Workload of a named CNN (``vgg11/13/16/19``, ``preresnet20/56/101``, ``resnet18``)."""
-    from .cnn_resnets import cnn_workload
-
-    return cnn_workload(model, num_classes, in_channels, image_size, width=width, batch=batch,
-                        weight_density=weight_density, training=training)

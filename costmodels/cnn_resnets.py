@@ -196,3 +196,15 @@ def cnn_workload(model: str, num_classes: int = 10, in_channels: int = 3, image_
         return resnet18_workload(num_classes, in_channels, image_size,
                                  stem=stem or ("imagenet" if image_size >= 64 else "cifar"), **kw)
     raise unknown("model", model, CNN_MODELS)
+
+
+def cnn_model_names() -> list[str]:
+    """Every CNN the cost model knows (VGG and the ResNets)."""
+    return list(CNN_MODELS)
+
+
+def cnn_model_workload(model: str, num_classes: int, in_channels: int, image_size: int, *, width: float = 1.0,
+                       batch: Array = 1, weight_density: Array = 1.0, training: bool = True) -> Workload:
+    """Workload of a named CNN (``vgg11/13/16/19``, ``preresnet20/56/101``, ``resnet18``)."""
+    return cnn_workload(model, num_classes, in_channels, image_size, width=width, batch=batch,
+                        weight_density=weight_density, training=training)

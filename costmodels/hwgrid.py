@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 
 from .analytical import memory_bytes, op_costs
+from .knobs import CHOICES
 from .ops import ExecContext, OpCost
 from .profiles import DTYPE_BYTES, DeviceProfile
 from .runs import Phase
-from .templates import CHOICES, derive, require_template
+from .templates import derive, require_template
 from .workloads import Workload
 
 COST_KEYS = ("train_latency_s", "train_energy_j", "train_flops", "train_dram_bytes", "train_memory_bytes",

@@ -11,7 +11,7 @@ with its own ``host_overhead_source``; 0 where a profile gives none). The host i
 while the device runs earlier ones, so whichever of the two streams is slower sets the term.
 
 Where the counts come from: ``Workload.kernel_launches`` / ``Workload.host_ops``, which ``codesign``
-fills from ATen operations counted under torch's dispatch (``codesign/opcount.py``). Fallback when
+fills from ATen operations counted under torch's dispatch (``codesign/dispatch/opcount.py``). Fallback when
 no count was taken (a hand-built workload): ``kernels = ops = Σ OpCost.kernels``, the operators'
 own launch estimate (one per forward op, one or two per backward op, two for the optimiser) —
 about 2-4x fewer than a real PyTorch step dispatches, so latency on small graphs comes out low.

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ProfileError, unknown
+from .knobs import check_section
 from .ops import ExecContext
 
 if sys.version_info >= (3, 11):
@@ -257,6 +258,16 @@ class DeviceProfile:
         }
 
 
+# GPU names (as torch/NVML report them) -> the profile that describes that GPU; first match wins.
+GPU_PATTERNS: tuple[tuple[str, str], ...] = (
+    (r"H200", "h200"),
+    (r"H100", "h100"),
+    (r"A100", "a100-80gb"),
+    (r"V100", "v100"),
+    (r"4090", "rtx-4090"),
+    (r"Orin", "jetson-agx-orin"),
+)
+
 MIN_RATE = 1e-6  # TFLOP/s or GB/s: below this (a typo, a denormal) latencies overflow to inf
 
 
@@ -267,8 +278,6 @@ def _validate(data: dict[str, Any], origin: str) -> None:
                 allowed = ", ".join(s for s in SCHEMA if s)
                 raise ProfileError(f"{origin}: unknown section [{section}]; allowed sections: {allowed}")
             if section == "template":
-                from .templates import check_section  # lazy: templates imports this module
-
                 check_section(value, origin)
                 continue
             _check_keys(value, SCHEMA[section], origin, f"[{section}]")
@@ -456,8 +465,6 @@ def check_calibration_target(profile: DeviceProfile, run_on: str, measured_devic
         )
     if run_on == "cuda" and matches is None:
         import re
-
-        from .measure.detect import GPU_PATTERNS  # no torch there
 
         matches = next((n for pat, n in GPU_PATTERNS if re.search(pat, measured_device, re.IGNORECASE)), None)
     if run_on == "cuda" and matches is not None and matches.split("/")[-1] != profile.name:

@@ -56,7 +56,7 @@ class PhaseSpec:
     mask_update: bool = False
     optimizer: str = "adam"
     graph_copies: int = 1
-    kernel_launches: float | None = None  # counted per epoch (codesign/opcount.py); None: launch.py fallback
+    kernel_launches: float | None = None  # counted per epoch (codesign/dispatch/opcount.py); None: launch.py fallback
     host_ops: float | None = None  # counted framework ops per epoch; None: = kernel_launches
     graph_training: str = "joint"
     weight_pattern: str = "unstructured"  # what the phase's weight masks conform to (2:4 credit: ops.ExecContext)

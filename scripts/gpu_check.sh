@@ -3,7 +3,7 @@
 #   1. pytest -m gpu (NVML meter, CUDA events, `codesign profile --run-on cuda`, every CNN method and gebt trained on cuda),
 #   2. a short profile sweep (gcn/gat/sage/gin on Cora, GEBT phases, measured energy),
 #   3. real kernel launches per step (torch profiler, CUDA activity) and 200-epoch time of the counted GCN/GAT
-#      steps on Cora/CiteSeer beside codesign/kernel_counts.json and the profile's prediction (kernels-*.json),
+#      steps on Cora/CiteSeer beside codesign/dispatch/kernel_counts.json and the profile's prediction (kernels-*.json),
 #   4. a calibration of the matching GPU profile (models x datasets x sparsities),
 # writing JSON (and the measured profile) under the output folder: $1, else $OUT, else runs/gpu_check.
 # Commit <out>/profiles/measured/<name>.toml as profiles/measured/<name>.toml afterwards.
@@ -38,7 +38,7 @@ done
 GPU_PROFILE=$("$PY" -c "import torch; n=torch.cuda.get_device_name(0).lower(); print('h200' if 'h200' in n else 'h100' if 'h100' in n else 'a100-80gb' if 'a100' in n else 'v100' if 'v100' in n else 'rtx-4090' if '4090' in n else 'h100')" 2>/dev/null || echo h100)
 for model in gcn gat; do
     for ds in cora citeseer; do  # PubMed's raw files are incomplete in shared/data
-        step "kernels-$model-$ds" 60 "$PY" -m codesign.opmeasure --measure-cuda "$OUT_DIR/kernels-$model-$ds.json" \
+        step "kernels-$model-$ds" 60 "$PY" -m codesign.machine.opmeasure --measure-cuda "$OUT_DIR/kernels-$model-$ds.json" \
             --model "$model" --dataset "$ds" --profile "$GPU_PROFILE"
     done
 done

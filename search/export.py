@@ -1,4 +1,5 @@
-"""Tables and files from a stored study: ``trials.csv``, ``pareto.csv``, ``summary.json``.
+"""Tables from a stored study: what ``trials.csv``, ``pareto.csv`` and ``summary.json`` hold (written by
+:mod:`search.outputs`).
 
 Everything is read back from the study's trials (user attributes written by
 :mod:`search.study`), so ``codesign pareto`` rebuilds the same files without re-running anything.
@@ -9,9 +10,7 @@ Screened trials (state PRUNED, ``screened``) carry ``predicted_cost_low/high`` a
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -374,25 +373,3 @@ def answer(s: dict[str, Any]) -> str:
     if s.get("stopped"):
         lines.append(f"Stopped early: {s['stopped']}.")
     return " ".join(lines)
-
-
-def write_outputs(study: optuna.Study, out_dir: str | Path, *, plot: bool = True) -> dict[str, Any]:
-    """Write trials.csv, pareto.csv, summary.json (and pareto.png, and cost_split.png for a training metric)
-    into ``out_dir``; returns the summary."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    df = trials_frame(study)
-    from costmodels.atomic import write_text
-
-    write_text(out / "trials.csv", df.to_csv(index=False))
-    write_text(out / "pareto.csv", pareto_frame(df).to_csv(index=False))
-    summ = summary(study, df)
-    write_text(out / "summary.json", json.dumps(summ, indent=2, default=str) + "\n")
-    if plot:
-        from .plots import plot_studies
-
-        plot_studies([(study.study_name, df, summ)], out / "pareto.png")
-        from .cost_split import plot_cost_split
-
-        plot_cost_split(df, summ, out / "cost_split.png")
-    return summ

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from codesign.data_root import resolve_data_root
+from codesign.runtime.data_root import resolve_data_root
 
 
 def planetoid_present(name: str = "Cora") -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from codesign.cli import main
-from codesign.data_root import resolve_data_root
+from codesign.runtime.data_root import resolve_data_root
 from costmodels.errors import CodesignError
 
 TINY = "sbm:n=300,avg_degree=6,features=8,classes=3,seed=1"
@@ -122,7 +122,7 @@ def test_bad_input_is_one_line_exit_2_nothing_created(case, tmp_path, monkeypatc
 def test_cnn_model_lists_agree():
     from codesign.cnn.models import MODELS, build_model
     from codesign.cnn.pipeline import CNNTrainConfig
-    from costmodels.cnn import cnn_model_names
+    from costmodels.cnn_resnets import cnn_model_names
 
     assert list(MODELS) == cnn_model_names() and "vgg13" in MODELS
     CNNTrainConfig(model="vgg13")  # accepted by train / search as by estimate
@@ -145,7 +145,7 @@ def test_ugs_reaches_requested_sparsities():
 
 
 def test_unreachable_sparsity_fails_with_reason():
-    from codesign.result_checks import check_sparsity
+    from codesign.runtime.result_checks import check_sparsity
 
     check_sparsity("gebt", "graph", 0.3, 0.305, 1000)
     check_sparsity("dense", "graph", None, 0.0, 1000)
@@ -167,7 +167,7 @@ def test_dense_records_no_sparsity_targets():
 
 
 def test_chance_warning():
-    from codesign.result_checks import chance_warning
+    from codesign.runtime.result_checks import chance_warning
 
     counts = [1000] * 10  # balanced 10-class test set: chance 10 %
     assert chance_warning(0.10, counts) is not None and "no better than chance" in chance_warning(0.10, counts)

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codesign.byo import price_model, trace_graph_model
 from codesign.cli import main
+from codesign.dispatch.byo import price_model, trace_graph_model
 from codesign.graphs.data import load_dataset
 from costmodels import GNNSpec, GraphStats, breakdown, gnn_workload, price_workload
 from tests.datasets_available import planetoid_present
@@ -26,8 +26,8 @@ GRAPHS = [pytest.param("cora", marks=pytest.mark.skipif(not planetoid_present("C
 
 
 def pyg_model(kind: str, f: int, c: int) -> nn.Module:
-    """The built-in ``kind``'s architecture from PyG layers (``codesign.export.pyg_twin``)."""
-    from codesign.export import pyg_twin
+    """The built-in ``kind``'s architecture from PyG layers (``codesign.graphs.export.pyg_twin``)."""
+    from codesign.graphs.export import pyg_twin
 
     return pyg_twin(kind, f, c)
 
@@ -107,7 +107,7 @@ def test_gemm_flops_equal_flop_counter_mode():
 
 @pytest.mark.parametrize("kind", ["gat", "gin", "sage"])
 def test_our_layers_match_pyg(kind):
-    from codesign.export import build_pyg_model, to_pyg_names
+    from codesign.graphs.export import build_pyg_model, to_pyg_names
     from codesign.graphs.models import GNN
 
     data = load_dataset(TINY)
@@ -155,7 +155,8 @@ def test_estimate_module_cli(tmp_path, capsys):
 
 
 def test_tracer_and_export_do_not_import_pyg():
-    code = ("import sys, codesign.byo, codesign.trace, codesign.export, codesign.cli.export; "
+    code = ("import sys, codesign.dispatch.byo, codesign.dispatch.workload, codesign.graphs.export, "
+            "codesign.cli.export; "
             "print('torch_geometric' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
@@ -178,7 +179,7 @@ def test_batchnorm_traces_and_is_priced_as_a_hand_count():
     """BatchNorm (1d and 2d, train and eval) used to crash the tracer (a zero-element reserve buffer);
     it is priced as costmodels.cnn.batchnorm2d counts it: 7 FLOPs per value training (batch statistics,
     normalise, affine), 2 in eval (folded scale and shift), 9 backward."""
-    from codesign.trace import trace_workload
+    from codesign.dispatch.workload import trace_workload
 
     for bn, x in ((nn.BatchNorm2d(4), torch.randn(2, 4, 5, 5)), (nn.BatchNorm1d(6), torch.randn(10, 6))):
         n = x.numel()
@@ -256,7 +257,7 @@ def test_zeroed_and_pruned_user_weights_lower_the_accelerator_price():
 
 @pytest.mark.skipif(not planetoid_present("Cora"), reason="no Cora")
 def test_traced_rows_carry_per_batch_regime_and_counted_launches():
-    from codesign.opcount import CountKey, lookup
+    from codesign.dispatch.opcount import CountKey, lookup
 
     rows = price_model(lambda f, c: pyg_model("gcn", f, c), "cora", ["h100", "cloud-cpu-2core", "hygcn"])
     for r in rows:

@@ -58,7 +58,7 @@ def test_calibrate_stops_before_the_sweep_on_a_loaded_machine(tmp_path, monkeypa
     def never(*a, **k):
         raise AssertionError("the sweep ran on a busy machine")
 
-    monkeypatch.setattr("codesign.profiling.sweep_and_fit", never)
+    monkeypatch.setattr("codesign.machine.profiling.sweep_and_fit", never)
     assert main(_argv(tmp_path)) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
@@ -114,7 +114,7 @@ def test_a_fit_that_does_not_lower_the_held_out_error_is_refused(tmp_path, monke
     assert refuse_worse_fit(0.232, 0.712, force=True) is True
     assert "written anyway (--force)" in capsys.readouterr().err
 
-    import codesign.profiling as profiling
+    import codesign.machine.profiling as profiling
 
     real = profiling.sweep_and_fit
 

@@ -93,7 +93,7 @@ def _case(rng: random.Random, inp: dict[str, str]) -> list[str]:
         opt("--device", ["h100", "v100", "gcn-accelerator", "hygcn", "jetson-agx-orin"], devices_bad)
         opt("--graph-sparsity", ["0", "0.3", "0.9"], ["1", "-0.1", *BAD_NUMBERS])
         opt("--weight-sparsity", ["0", "0.5", "0.99"], ["1", "-0.1", *BAD_NUMBERS])
-        opt("--layers", ["1", "2", "4"], ["17", "1000", *BAD_NUMBERS])  # 1-4: counted ahead (codesign.opcount)
+        opt("--layers", ["1", "2", "4"], ["17", "1000", *BAD_NUMBERS])  # 1-4: counted ahead (codesign.dispatch.opcount)
         opt("--hidden", ["8", "64", "256"], ["0", "100000", *BAD_NUMBERS])
         opt("--heads", ["1", "8"], ["65", *BAD_NUMBERS])
         opt("--dtype", ["fp32", "fp16", "bf16"], ["fp64", ""])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-import codesign.fetch
+import codesign.runtime.fetch
 from codesign.cnn.data import augment, batches, load_dataset, normalise, read_idx
 from costmodels.errors import CodesignError
 
@@ -79,7 +79,7 @@ def test_missing_files_are_one_clear_line(tmp_path, monkeypatch):
     def offline(*a, **k):
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(codesign.fetch.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(codesign.runtime.fetch.urllib.request, "urlopen", offline)
     with pytest.raises(CodesignError) as exc:
         load_dataset("cifar100", tmp_path, download=True)
     assert "download" in str(exc.value) and "\n" not in str(exc.value)

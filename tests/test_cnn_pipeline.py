@@ -117,23 +117,21 @@ def test_config_validation_messages():
         CNNTrainConfig(width=0.0)
 
 
-def test_train_from_args_maps_options(monkeypatch):
+def test_cnn_config_maps_options():
     from codesign.cli import build_parser
-    from codesign.cnn import pipeline
-
-    monkeypatch.setattr(pipeline, "train", lambda cfg: cfg)
+    from codesign.cli.cnn_args import cnn_config
     argv = ["train", "--task", "cnn", "--model", "preresnet56", "--dataset", "cifar100", "--method", "spline",
             "--width", "0.5", "--channel-sparsity", "0.7", "--spline-mode", "global", "--detector", "eb",
             "--no-download", "--train-subset", "100"]
-    cfg = pipeline.train_from_args(build_parser().parse_args(argv))
+    cfg = cnn_config(build_parser().parse_args(argv))
     assert (cfg.model, cfg.dataset, cfg.method, cfg.width, cfg.channel_sparsity) == (
         "preresnet56", "cifar100", "spline", 0.5, 0.7)
     assert (cfg.spline_mode, cfg.detector, cfg.download, cfg.train_subset) == ("global", "eb", False, 100)
     assert cfg.retrain_init == "finetune"  # the graph task's default --retrain-init ticket maps to finetune
-    cfg = pipeline.train_from_args(build_parser().parse_args(argv + ["--cnn-retrain-init", "reinit"]))
+    cfg = cnn_config(build_parser().parse_args(argv + ["--cnn-retrain-init", "reinit"]))
     assert cfg.retrain_init == "reinit"
     with pytest.raises(CodesignError, match="cnn-retrain-init"):
-        pipeline.train_from_args(build_parser().parse_args(argv + ["--retrain-init", "rewind"]))
+        cnn_config(build_parser().parse_args(argv + ["--retrain-init", "rewind"]))
 
 
 def test_run_on_auto_and_missing_cuda(capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from datasets_available import actor_present, planetoid_present
 
-from codesign.data_root import resolve_data_root
+from codesign.runtime.data_root import resolve_data_root
 from costmodels import graph_stats
 
 

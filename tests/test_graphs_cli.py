@@ -60,7 +60,7 @@ def test_help_does_not_import_torch():
 def test_one_default_width_per_architecture_across_estimate_train_profile(capsys):
     """GAT: 8 channels per head everywhere (estimate used 16, train 8: 2x FLOPs between the two)."""
     from codesign.graphs.config import GraphTrainConfig
-    from codesign.profiling import WorkloadConfig
+    from codesign.machine.profiling import WorkloadConfig
     from costmodels import GNNSpec
 
     assert GNNSpec("gat").hidden == GraphTrainConfig(model="gat").hidden == WorkloadConfig("gat", "cora").hidden == 8

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from codesign.data_root import resolve_data_root
 from codesign.graphs import download
 from codesign.graphs.data import load_dataset
 from codesign.graphs.synthetic import parse_sbm
+from codesign.runtime.data_root import resolve_data_root
 from costmodels.errors import CodesignError
 
 SHARED = resolve_data_root(None)

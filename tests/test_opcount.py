@@ -1,4 +1,4 @@
-"""Counted ATen operations per step (codesign/opcount.py), the launch term and the regime label."""
+"""Counted ATen operations per step (codesign/dispatch/opcount.py), the launch term and the regime label."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from codesign.cli import main
-from codesign.opcount import TABLE_PATH, CountKey, count_ops, count_phase, table_key
+from codesign.dispatch.opcount import TABLE_PATH, CountKey, count_ops, count_phase, table_key
 from costmodels import GNNSpec, graph_stats, list_profiles, load_profile
 from costmodels.analytical import price_workload
 from costmodels.errors import ProfileError
@@ -50,7 +50,7 @@ def test_counts_do_not_depend_on_graph_size():
 
 
 def test_committed_table_matches_a_fresh_count():
-    """Fails when the step code changes without ``python -m codesign.opcount --write``."""
+    """Fails when the step code changes without ``python -m codesign.dispatch.opcount --write``."""
     table = json.loads(TABLE_PATH.read_text())["counts"]
     key = CountKey("gcn", 2, 8, 1, "cuda")
     fresh = count_phase(key, "train")
@@ -112,7 +112,7 @@ def test_host_overhead_needs_its_source():
 def test_search_summary_carries_the_regime():
     import optuna
 
-    from codesign.regime import graph_regimes
+    from codesign.dispatch.regime import graph_regimes
     from search.export import CONTEXT_ATTR, summary
 
     reg = graph_regimes("gcn", "cora", "h100")

@@ -1,11 +1,11 @@
-"""codesign.optim.Adam: the same steps as torch.optim.Adam, without importing torch._dynamo."""
+"""codesign.runtime.optim.Adam: the same steps as torch.optim.Adam, without importing torch._dynamo."""
 
 import subprocess
 import sys
 
 import torch
 
-from codesign.optim import Adam
+from codesign.runtime.optim import Adam
 
 
 def _run(make, steps=5):
@@ -46,7 +46,7 @@ def test_plain_tensor_list_and_state():
 
 
 def test_no_dynamo_import():
-    code = ("import sys, torch\nfrom codesign.optim import Adam\n"
+    code = ("import sys, torch\nfrom codesign.runtime.optim import Adam\n"
             "p = torch.nn.Parameter(torch.ones(3)); o = Adam([p], lr=0.1)\n"
             "p.grad = torch.ones(3); o.step(); o.zero_grad()\n"
             "print('torch._dynamo' in sys.modules)")

@@ -10,7 +10,7 @@ from datasets_available import requires_cora
 
 import costmodels.measure.host as host
 from codesign.cli import main
-from codesign.profiling import DataCache, EpochRunner, WorkloadConfig, predicted_passes
+from codesign.machine.profiling import DataCache, EpochRunner, WorkloadConfig, predicted_passes
 from costmodels import GNNSpec, GraphStats, PhaseSpec, gnn_phase_workload, load_profile, price_workload
 from costmodels.analytical import context_for, memory_breakdown
 from costmodels.measure.detect import detect_profile, user_calibrated_path

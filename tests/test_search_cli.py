@@ -224,7 +224,7 @@ def _same_name_run(tmp_path, folder, n, space=SPACE):
     run.mkdir()
     cfg = SearchConfig("same", embedded_url(run), n, metric, parse_budget("1.4 J", metric), context={"device": "h100"})
     study = run_search(cfg, space, fake_evaluator)
-    from search.export import write_outputs
+    from search.outputs import write_outputs
 
     write_outputs(study, run)
     return run

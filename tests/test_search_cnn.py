@@ -12,8 +12,8 @@ import pytest
 from codesign.cli import main
 from codesign.cnn.cost import NetShape, PhaseRecord, cost_inputs, price
 from codesign.cnn.data import load_dataset, val_count
-from codesign.data_root import resolve_data_root
 from codesign.pipelines.cnn_search import CNNEvaluator, cnn_space
+from codesign.runtime.data_root import resolve_data_root
 from costmodels import load_profile, price_run, price_workload
 from costmodels.cnn_resnets import cnn_workload
 from costmodels.errors import CodesignError

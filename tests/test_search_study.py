@@ -18,7 +18,8 @@ import pytest
 
 from costmodels.errors import CodesignError
 from search import Evaluation, Param, SearchConfig, SearchSpace, parse_budget, parse_metric, run_search
-from search.export import summary, trials_frame, write_outputs
+from search.export import summary, trials_frame
+from search.outputs import write_outputs
 from search.storage import embedded_url, open_storage, worker_tag
 from search.study import _objective, count_states, open_study
 

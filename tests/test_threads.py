@@ -1,4 +1,4 @@
-"""Thread policy: the choices of codesign.threads (cores, workers, workload size, --threads, the user's
+"""Thread policy: the choices of codesign.runtime.threads (cores, workers, workload size, --threads, the user's
 OpenMP variables), the worker registry, and the thread count recorded in a train result."""
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 
 from codesign.cli import main
-from codesign.threads import (
+from codesign.graphs.epoch_flops import dataset_epoch_flops, gnn_epoch_flops
+from codesign.runtime.threads import (
     FLOPS_PER_THREAD,
     LocalWorkers,
     ThreadedEvaluator,
     choose_threads,
-    dataset_epoch_flops,
-    gnn_epoch_flops,
     prepare_environment,
 )
 from costmodels.errors import CodesignError
@@ -159,7 +158,7 @@ def test_a_trial_takes_the_cores_of_a_process_that_only_waits(tmp_path, monkeypa
     the registry, and the running trial's next epoch takes its cores (refresh_threads)."""
     import torch
 
-    from codesign import threads
+    from codesign.runtime import threads
     from search import Evaluation
 
     cores = threads.available_cores()
@@ -200,7 +199,8 @@ def test_train_result_records_the_thread_count(capsys, tmp_path):
     result = json.loads(capsys.readouterr().out)
     assert result["torch_threads"] == 1 and result["thread_policy"]["threads"] == 1
     assert result["thread_policy"]["source"] == "--threads"
-    assert json.loads((tmp_path / "result.json").read_text())["torch_threads"] == 1
+    stored = json.loads((tmp_path / "result.json").read_text())
+    assert stored["torch_threads"] == 1 and stored["thread_policy"] == result["thread_policy"]  # the file says it too
 
 
 @pytest.mark.parametrize("command", ["train", "search", "profile", "calibrate"])

@@ -89,7 +89,7 @@ def test_gebt_ticket_on_user_graph_learns_and_exports_to_pyg(graph_file, tmp_pat
     assert ticket["dataset_checksum"] == result["dataset_checksum"]
 
     assert main(["export", str(run), "--format", "pyg", "--out", str(tmp_path / "pyg")]) == 0
-    from codesign.export import load_pyg, test_accuracy
+    from codesign.graphs.export import load_pyg, test_accuracy
 
     model, data, edge_indices = load_pyg(tmp_path / "pyg")
     assert type(model.convs[0]).__name__ == "GCNConv" and len(edge_indices) == 2

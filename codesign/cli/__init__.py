@@ -3,6 +3,10 @@
 Each subcommand lives in its own module with ``register(subparsers)``; heavy imports (torch, PyG,
 optuna) happen inside the handlers, so ``codesign --help`` stays fast and torch-free.
 User errors (:class:`CodesignError`) print one line and exit 2; ``--debug`` shows the traceback.
+
+The door: the only package that sees an ``argparse.Namespace``. Each handler turns its arguments
+into typed options (``GraphTrainConfig``, ``CNNTrainConfig``, ``HardwareOptions``, ``TrafficQuery``,
+``SearchConfig`` ...) and hands those on. May import everything; nothing imports it.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import traceback
 import warnings
 from collections.abc import Sequence
 
+from codesign.runtime.data_root import TRUST_ENV
 from costmodels.errors import CodesignError
 
 from . import calibrate, devices, estimate, export, pareto, profile, search, train
-from .common import TRUST_ENV, Parser, show_defaults
+from .common import Parser, show_defaults
 
 SUBCOMMANDS = (devices, estimate, train, search, pareto, profile, calibrate, export)
 
@@ -35,7 +40,7 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from codesign.threads import prepare_environment
+    from codesign.runtime.threads import prepare_environment
 
     prepare_environment()  # OMP_WAIT_POLICY=PASSIVE before torch starts OpenMP (unless the user set it)
     parser = build_parser()

@@ -2,7 +2,7 @@
 
 Measures training epochs of ``--models`` x ``--datasets`` x ``--sparsities`` (graph and weight
 sparsity = s) and one GEBT search epoch per model and data set (``--search-epochs``), each the
-training code's own epoch (``codesign.profiling``), fits the profile's per-class efficiencies,
+training code's own epoch (``codesign.machine.profiling``), fits the profile's per-class efficiencies,
 kernel overhead and serial step time (and static power when the energy is measured) by non-negative
 least squares on all but every ``--holdout-every``-th workload, and reports the epoch-time MAPE on
 the held-out ones before and after. On a CPU no shipped profile matches, ``auto`` calibrates a
@@ -84,8 +84,8 @@ def _list(text: str, name: str, cast: Any = str) -> list[Any]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from codesign.host_runtime import host_profile_data, tune_allocator
-    from codesign.profiling import DataCache, sweep_and_fit, sweep_grid
+    from codesign.machine.host_runtime import host_profile_data, tune_allocator
+    from codesign.machine.profiling import DataCache, sweep_and_fit, sweep_grid
     from costmodels import load_profile
     from costmodels.calibrate import write_profile
     from costmodels.errors import CodesignError, check_fraction
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     check_file_out(args.report, "--report")
     if args.run_on == "cuda" and not torch.cuda.is_available():
         raise CodesignError("--run-on cuda: torch sees no CUDA device; use --run-on cpu")
-    from codesign.threads import configure
+    from codesign.runtime.threads import configure
 
     policy = configure(args.threads)
     allocator = "reuse" if args.allocator == "reuse" and tune_allocator() else "default"

@@ -60,9 +60,6 @@ def show_defaults(parser: argparse.ArgumentParser) -> None:
         action.help = (text + " " if text else "") + f"(default: {shown})"
 
 
-TRUST_ENV = "CODESIGN_TRUST_PICKLE"  # read by codesign.graphs.user_graph (one name for both)
-
-
 def add_trust_pickle(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-pickle", action="store_true",
                    help="let a --dataset file:PATH.pt hold a pickled object (e.g. a PyG Data); unpickling runs code "
@@ -194,7 +191,7 @@ def _threads(text: str) -> int:
 
 
 def add_threads_flag(p: argparse.ArgumentParser, default: int | None = None, help: str | None = None) -> None:
-    """``--threads N``: torch CPU threads; left out, ``codesign.threads`` chooses from the cores this process
+    """``--threads N``: torch CPU threads; left out, ``codesign.runtime.threads`` chooses from the cores this process
     may use, the workers sharing them and the workload's size (OMP_NUM_THREADS, when set, is honoured)."""
     p.add_argument("--threads", type=_threads, default=default, metavar="N",
                    help=help or "torch CPU threads (default: chosen from usable cores, workers and workload size)")

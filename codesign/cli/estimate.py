@@ -5,7 +5,7 @@ the sparse network on the sparse graph) and, for GNNs, ``search_epoch`` (a GEBT 
 trainable edge values, dense weights, masks drawn). Every row says what it is per (``per``:
 ``batch`` = one forward of ``batch_size`` samples, for GNNs the whole graph as one batch; ``epoch``
 = one pass over the training set). All numbers are analytical estimates; the launch term uses the
-kernel launches a real step dispatches (``codesign/opcount.py``), and ``regime`` says whether each
+kernel launches a real step dispatches (``codesign/dispatch/opcount.py``), and ``regime`` says whether each
 row is compute-, bandwidth- or launch-bound on that device (``costmodels/launch.py``).
 """
 
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, help="gcn, gat, gin, sage; vgg11/13/16/19 and the CNN ResNets")
     p.add_argument("--module", default=None, metavar="FILE.py:FACTORY",
                    help="price your own model instead: FACTORY(num_features, num_classes) -> torch.nn.Module, "
-                   "traced once on the dataset (codesign.byo)")
+                   "traced once on the dataset (codesign.dispatch.byo)")
     p.add_argument("--task", choices=["graph", "cnn"], default=None,
                    help="with --module: model(x, edge_index) or model(images) (default: from --dataset)")
     p.add_argument("--dataset", required=True, help="cora, citeseer, pubmed, actor, ogbn-arxiv, reddit, "
@@ -86,7 +86,7 @@ def _graph_stats(name: str) -> Any:
 
 def _rows(args: argparse.Namespace, resolved: Any) -> list[dict[str, Any]]:
     from costmodels import GNN_MODELS, IMAGES, GNNSpec, PhaseSpec, price_gnn_run, price_run
-    from costmodels.cnn import cnn_model_names, cnn_model_workload
+    from costmodels.cnn_resnets import cnn_model_names, cnn_model_workload
     from costmodels.errors import unknown
     from costmodels.runs import Phase
 
@@ -98,7 +98,7 @@ def _rows(args: argparse.Namespace, resolved: Any) -> list[dict[str, Any]]:
         if stats is None:
             raise unknown("graph dataset", args.dataset, [*GRAPHS_NAMES(), "sbm:n=...,avg_degree=...,..."])
         spec = GNNSpec(model, args.layers, args.hidden, args.heads)
-        from codesign.opcount import launches_for_estimate
+        from codesign.dispatch.opcount import launches_for_estimate
 
         train, search, infer = launches_for_estimate(model, args.layers, args.heads, wd < 1.0, device)
         phases = [PhaseSpec("train_epoch", 1, gd, wd,
@@ -183,9 +183,11 @@ def run(args: argparse.Namespace) -> int:
                     "dtype": args.dtype, "source": "estimate: analytical model on the device profile"})
     trace = None
     if args.node_order:
-        from codesign.pipelines.trace_report import trace_rows
+        from codesign.pipelines.traffic_report import TrafficQuery, traffic_rows
 
-        trace = trace_rows(args, [profile for profile, _ in priced])
+        query = TrafficQuery(args.model, args.dataset, args.node_order, args.layers, args.hidden, args.heads,
+                             args.graph_sparsity, args.data_root, args.dtype, args.aggregation_order, args.trace_policy)
+        trace = traffic_rows(query, [profile for profile, _ in priced])
     if args.json:
         emit_json(rows if trace is None else {"rows": rows, "trace": trace})
         return 0

@@ -1,4 +1,4 @@
-"""`codesign estimate --module FILE.py:FACTORY`: price a user's own model (see :mod:`codesign.byo`).
+"""`codesign estimate --module FILE.py:FACTORY`: price a user's own model (see :mod:`codesign.dispatch.byo`).
 
 The model is traced once on the dataset's real shapes (torch dispatch) and priced per device:
 ``inference`` (one forward), ``train_epoch`` (forward + loss + backward + optimizer step) and, when
@@ -19,7 +19,7 @@ COLUMNS = ["device", "phase", "flops", "macs", "dram_bytes", "memory_bytes", "la
 def run_module(args: argparse.Namespace, devices: list[str]) -> int:
     import pandas as pd
 
-    from codesign.byo import load_factory, price_model
+    from codesign.dispatch.byo import load_factory, price_model
     from costmodels.analytical import FLOP_CONVENTION
     from costmodels.errors import CodesignError
 

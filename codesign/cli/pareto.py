@@ -149,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
 
     from costmodels.atomic import write_text
     from costmodels.errors import CodesignError
-    from search.export import pareto_frame, summary, trials_frame, write_outputs
+    from search.export import pareto_frame, summary, trials_frame
+    from search.outputs import write_outputs
     from search.plots import plot_studies, unique_labels
 
     from .search import format_summary

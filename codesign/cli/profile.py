@@ -2,7 +2,7 @@
 
 Per phase of ``--method`` (dense: train; random: train at the sparsities; gebt: search, then
 retrain; geb/sgcn: pretrain, search with frozen weights, retrain) it measures ``--repeats`` epochs
-(after ``--warmup``) of the training code's own epoch (``codesign.profiling``) in epoch windows and
+(after ``--warmup``) of the training code's own epoch (``codesign.machine.profiling``) in epoch windows and
 compares the median with the analytical model on ``--device-profile`` (auto: the NVML device or
 this CPU's shipped profile, the user's calibrated copy when there is one, and on a CPU no shipped
 profile matches a profile measured here): time, energy, memory, and the relative error
@@ -63,7 +63,7 @@ def _rel(pred: float | None, meas: float | None) -> float | None:
 def resolve_device_profile(name: str, meter: Any) -> Any:
     """The ``ResolvedProfile`` for ``name``, or detected from the meter's device (``auto``): on a CPU no
     shipped profile matches, a profile measured on this host (or the user's calibrated copy of it)."""
-    from codesign.host_runtime import host_profile_data
+    from codesign.machine.host_runtime import host_profile_data
     from costmodels.measure import NVMLMeter
     from costmodels.measure.base import cpu_count
     from costmodels.measure.detect import detect_profile
@@ -77,7 +77,7 @@ def resolve_device_profile(name: str, meter: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from codesign.profiling import method_phases
+    from codesign.machine.profiling import method_phases
     from costmodels import GNNSpec
     from costmodels.errors import CodesignError
 
@@ -111,8 +111,8 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
 
     import torch
 
-    from codesign.host_runtime import release_free_memory, runtime_baseline_rss, tune_allocator
-    from codesign.profiling import (
+    from codesign.machine.host_runtime import release_free_memory, runtime_baseline_rss, tune_allocator
+    from codesign.machine.profiling import (
         EpochRunner,
         WorkloadConfig,
         measure_grid,
@@ -127,7 +127,8 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.run_on == "cuda" and not torch.cuda.is_available():
         raise _err("--run-on cuda: torch sees no CUDA device; use --run-on cpu")
-    from codesign.threads import configure, dataset_epoch_flops
+    from codesign.graphs.epoch_flops import dataset_epoch_flops
+    from codesign.runtime.threads import configure
 
     policy = configure(args.threads, workload_flops=dataset_epoch_flops(args.dataset, args.hidden, args.layers))
     allocator = "reuse (glibc mallopt)" if args.allocator == "reuse" and tune_allocator() else "default"

@@ -163,9 +163,9 @@ def _canonical_budget(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Register this process's workers first (``codesign.threads.LocalWorkers``), so that searches
+    """Register this process's workers first (``codesign.runtime.threads.LocalWorkers``), so that searches
     started together on one machine see each other before either trains, then search."""
-    from codesign.threads import LocalWorkers
+    from codesign.runtime.threads import LocalWorkers
 
     if args.n_jobs > 1:  # the workers' fork server imports their modules while this process sets up
         from search.workers import start_worker_server
@@ -179,7 +179,7 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     from costmodels.errors import CodesignError, check_name
     from search import SearchConfig, parse_budget, parse_metric
     from search.budget import format_si
-    from search.export import write_outputs
+    from search.outputs import write_outputs
     from search.storage import embedded_url
     from search.study import check_counts
 
@@ -192,7 +192,9 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     resolve_task_defaults(args)
     from codesign.pipelines.hardware_pricing import HardwareOptions
 
-    hardware = HardwareOptions.from_args(args)  # --device list -> args.device = the first
+    hardware = HardwareOptions.parse(args.device, args.hardware_space, args.area_budget, args.power_budget,
+                                     measured=args.measured, task=args.task)
+    args.device = hardware.devices[0]  # what the rest of the command prices on
     metric = parse_metric(args.metric)
     budget = parse_budget(args.budget, metric) if args.budget else None
     from codesign.pipelines.graph_search import graph_space
@@ -244,7 +246,8 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     )
     predict = None if hardware.active else getattr(evaluator, "predict", None)
     evaluator = hardware.wrap(evaluator, metric)
-    from codesign.threads import ThreadedEvaluator, configure, dataset_epoch_flops
+    from codesign.graphs.epoch_flops import dataset_epoch_flops
+    from codesign.runtime.threads import ThreadedEvaluator, configure
 
     work = dataset_epoch_flops(args.dataset) if args.task == "graph" else None
     policy = configure(args.threads, workers=workers.total(), workload_flops=work)
@@ -286,7 +289,7 @@ def _interrupted(config, space, out: Path, policy) -> str:  # type: ignore[no-un
     """After Ctrl-C: trials.csv and the rest for the trials that finished; the tail of the one-line message."""
     import signal
 
-    from search.export import write_outputs
+    from search.outputs import write_outputs
     from search.study import count_states, open_study
 
     resume = "; rerun the same command to resume the study"
@@ -326,7 +329,7 @@ def _confirm(study, config, evaluator, n_seeds: int) -> None:  # type: ignore[no
 
 def _regime(args: argparse.Namespace, device: str) -> dict[str, str] | None:
     """Launch-, bandwidth- or compute-bound, per phase, of the searched model on ``device``."""
-    from codesign.regime import graph_regimes
+    from codesign.dispatch.regime import graph_regimes
 
     return graph_regimes(args.model, args.dataset, device)
 
@@ -362,7 +365,7 @@ def _early(args: argparse.Namespace, space, predict, budget) -> list:  # type: i
 
 def _worker_init(args: argparse.Namespace, threads: int):  # type: ignore[no-untyped-def]
     """What each worker process runs first when --n-jobs > 1: the thread count the policy chose
-    (``codesign.threads``; each trial then re-chooses it as workers come and go)."""
+    (``codesign.runtime.threads``; each trial then re-chooses it as workers come and go)."""
     import functools
 
     from codesign.pipelines.graph_search import init_search_worker

@@ -2,19 +2,18 @@
 --task cnn), report accuracy, achieved sparsity, phases, analytical cost, wall time and peak RSS.
 
 The options shared by both tasks are defined here; each task adds its own through a torch-free
-``add_train_arguments(parser)`` in ``codesign.graphs.cli_args`` / ``codesign.cnn.cli_args``, and
-runs through ``train_from_args(args) -> dict`` in ``codesign.graphs.pipeline`` /
-``codesign.cnn.pipeline`` (imported lazily: they import torch).
+``add_train_arguments(parser)`` in ``codesign.cli.graph_args`` / ``codesign.cli.cnn_args``, and
+turns them into its typed config there (``graph_config(args)`` / ``cnn_config(args)``), which ``train``
+of ``codesign.graphs.pipeline`` / ``codesign.cnn.pipeline`` runs (imported lazily: they import torch).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from codesign.cnn import cli_args as cnn_args
-from codesign.graphs import cli_args as graph_args
-from codesign.torch_device import RUN_ON
+from codesign.runtime.torch_device import RUN_ON
 
+from . import cnn_args, graph_args
 from .common import add_data_root, add_json_flag, add_threads_flag, add_trust_pickle, bounded, emit_json
 
 
@@ -92,7 +91,8 @@ def check_train_out(out: str, overwrite: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from codesign.threads import configure, dataset_epoch_flops
+    from codesign.graphs.epoch_flops import dataset_epoch_flops
+    from codesign.runtime.threads import configure
 
     check_ignored_options(args)
     if args.out is not None:
@@ -101,11 +101,13 @@ def run(args: argparse.Namespace) -> int:
     work = dataset_epoch_flops(args.dataset or "cora", args.hidden, args.layers) if args.task == "graph" else None
     policy = configure(args.threads, workload_flops=work)
     if args.task == "graph":
-        from codesign.graphs.pipeline import format_result, train_from_args
+        from codesign.graphs.pipeline import format_result, train
+
+        result = train(graph_args.graph_config(args), progress=not args.json, thread_policy=policy.to_dict())
     else:
-        from codesign.cnn.pipeline import format_result, train_from_args
-    result = train_from_args(args)
-    result["thread_policy"] = policy.to_dict()
+        from codesign.cnn.pipeline import format_result, train  # type: ignore[assignment]
+
+        result = train(cnn_args.cnn_config(args), thread_policy=policy.to_dict())
     if args.json:
         emit_json(result)
     else:

@@ -1,6 +1,6 @@
 """Image datasets without torchvision: CIFAR python pickles, MNIST-style IDX ``.gz``, synthetic.
 
-Layouts under the data root (``codesign.data_root.resolve_data_root``):
+Layouts under the data root (``codesign.runtime.data_root.resolve_data_root``):
 
 * ``cifar10``:  ``cifar-10-batches-py/data_batch_{1..5}``, ``test_batch`` (pickled dicts with
   ``b"data"`` uint8 ``[N, 3072]`` and ``b"labels"``). ``cifar100``: ``cifar-100-python/train``,
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codesign.fetch import fetch, file_digest
+from codesign.runtime.fetch import fetch, file_digest
 from costmodels.errors import CodesignError, unknown
 
 DATASETS = ("cifar10", "cifar100", "mnist", "fashion-mnist", "synthetic-images")
@@ -162,7 +162,7 @@ def _load_cifar(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]
     folder, _, _, train_files, test_files, key, _ = CIFAR[name]
     base = root / folder
     if not base.is_dir():
-        from codesign.data_root import cache_dir
+        from codesign.runtime.data_root import cache_dir
 
         cached = cache_dir() / "data" / folder
         if cached.is_dir():

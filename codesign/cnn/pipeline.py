@@ -18,8 +18,8 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from codesign.result_checks import chance_warning, check_sparsity
-from codesign.torch_device import check_run_on
+from codesign.runtime.result_checks import chance_warning, check_sparsity
+from codesign.runtime.torch_device import check_run_on
 from costmodels.errors import CodesignError, check_fraction, unknown
 
 from .data import DATASETS
@@ -107,13 +107,14 @@ class CNNTrainConfig:
         return replace(self, epochs=epochs, finetune_epochs=ft)
 
 
-def train(config: CNNTrainConfig) -> dict:
-    """Run ``config`` end to end and return the result record (the ``codesign train --json`` dict)."""
+def train(config: CNNTrainConfig, thread_policy: dict | None = None) -> dict:
+    """Run ``config`` end to end and return the result record (the ``codesign train --json`` dict);
+    ``thread_policy``: how the caller chose the torch threads (``ThreadPolicy.to_dict()``), recorded."""
     import torch
 
     import codesign
-    from codesign.data_root import resolve_data_root
-    from codesign.torch_device import resolve_run_on
+    from codesign.runtime.data_root import resolve_data_root
+    from codesign.runtime.torch_device import resolve_run_on
 
     from .cost import NetShape, forward_flops, price_cnn_run
     from .data import load_dataset
@@ -176,6 +177,8 @@ def train(config: CNNTrainConfig) -> dict:
         "versions": {"codesign": codesign.__version__, "torch": str(torch.__version__),
                      "python": platform.python_version()},
     }
+    if thread_policy is not None:
+        result["thread_policy"] = thread_policy
     if cfg.out:
         _save(cfg, out.model, result)
     return result
@@ -194,29 +197,6 @@ def _save(cfg: CNNTrainConfig, model, result: dict) -> None:
         torch.save({"state_dict": state, "cfg": list(model.cfg), "config": asdict(cfg), "eb_epoch": result["eb_epoch"],
                     "versions": result["versions"], "data": result["data"]}, tmp)
     write_text(folder / "result.json", json.dumps(result, indent=2, default=str))
-
-
-def train_from_args(args) -> dict:
-    """Build a :class:`CNNTrainConfig` from the `codesign train` namespace and run it."""
-    retrain = getattr(args, "cnn_retrain_init", None)
-    if retrain is None:
-        shared = getattr(args, "retrain_init", None)  # the graph task's option, if present
-        mapping = {None: None, "ticket": "finetune", "finetune": "finetune", "reinit": "reinit"}
-        if shared not in mapping:
-            raise CodesignError(f"--retrain-init {shared!r} is not available for --task cnn; "
-                                "use --cnn-retrain-init finetune|reinit")
-        retrain = mapping[shared]
-    given = dict(
-        model=args.model, dataset=args.dataset, method=args.method, seed=args.seed, epochs=args.epochs,
-        channel_sparsity=args.channel_sparsity, width=args.width, batch_size=args.batch_size,
-        train_subset=args.train_subset, val_size=args.val_size, retrain_init=retrain, spline_mode=args.spline_mode,
-        detector=args.detector, bn_l1=args.bn_l1, eb_eps=args.eb_eps, spline_threshold=args.spline_threshold,
-        probe_grid=args.probe_grid, finetune_epochs=args.finetune_epochs, data_root=args.data_root,
-        download=not args.no_download, run_on=args.run_on, out=args.out,
-    )
-    # an option left out (None) takes the config's default: one place per default
-    cfg = CNNTrainConfig(**{k: v for k, v in given.items() if v is not None})
-    return train(cfg)
 
 
 def format_result(r: dict) -> str:

@@ -31,7 +31,7 @@ class CostInputs:
     phases: tuple[PhaseSpec, ...]
     infer_graph_density: float
     infer_weight_density: float
-    method: str | None = None  # the ticket method (selects the counted launches, codesign/opcount.py)
+    method: str | None = None  # the ticket method (selects the counted launches, codesign/dispatch/opcount.py)
     infer_weight_pattern: str = "unstructured"  # what the final weight mask conforms to (masks.mask_pattern)
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,11 +74,11 @@ def price(inputs: CostInputs | Mapping[str, Any], device: str | None = None,
     ci = inputs if isinstance(inputs, CostInputs) else CostInputs.from_dict(inputs)
     profile = None if device is None else load_profile(device)
     phases, infer = list(ci.phases), None
-    from ..opcount import counts_apply
+    from codesign.dispatch.opcount import counts_apply
 
     if profile is not None and ci.method is not None and counts_apply(profile):
-        # counted launches (codesign/opcount.py) for the launch term of devices that run PyTorch eager
-        from ..opcount import inference_launches, phase_launches, target_for
+        # counted launches (codesign/dispatch/opcount.py) for the launch term of devices that run PyTorch eager
+        from codesign.dispatch.opcount import inference_launches, phase_launches, target_for
 
         target, spec = target_for(profile.kind), ci.to_dict()["spec"]
         phases = [p if p.kernel_launches is not None else

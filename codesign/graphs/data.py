@@ -10,7 +10,7 @@ Every loader returns a :class:`GraphData` whose graph is stored twice, both O(E)
   trainable edge values live on the undirected edges, so a mask is symmetric by construction.
 
 The data root (``--data-root`` / ``$CODESIGN_DATA`` / ``../shared/data``) may be read-only: raw files are
-read in place and the processed tensors are cached under ``codesign.data_root.cache_dir()``. Raw files
+read in place and the processed tensors are cached under ``codesign.runtime.data_root.cache_dir()``. Raw files
 missing there are downloaded into that cache when online (:mod:`codesign.graphs.download`).
 The Planetoid pickles hold ``scipy.sparse`` matrices; they are read without scipy (see
 :mod:`codesign.graphs.planetoid_io`).
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from codesign.data_root import cache_dir, resolve_data_root
+from codesign.runtime.data_root import cache_dir, resolve_data_root
 from costmodels.atomic import atomic_path
 from costmodels.errors import CodesignError, unknown
 

@@ -4,7 +4,7 @@ Lookup order for the raw files of one dataset (all files of the set must be in o
 
 1. ``<data root>/<sub>/raw/`` (``--data-root`` / ``$CODESIGN_DATA`` / ``../shared/data``; read in place,
    may be read-only);
-2. ``<cache>/data/<sub>/raw/`` (``codesign.data_root.cache_dir()``: an earlier download);
+2. ``<cache>/data/<sub>/raw/`` (``codesign.runtime.data_root.cache_dir()``: an earlier download);
 3. otherwise download the missing files into (2), from the URLs PyG's loaders use:
 
    * Planetoid: ``https://github.com/kimiyoung/planetoid/raw/master/data/ind.<name>.<ext>``
@@ -17,7 +17,8 @@ Each download goes to ``<file>.part`` and is renamed only after its sha256 match
 kept unchecked. When offline (any ``OSError``, e.g. ``urllib.error.URLError``, or a cut-off
 transfer), the error is the one line that says where the files should be and how to point
 ``CODESIGN_DATA`` at them.
-``_fetch(url, dest)`` (over :func:`codesign.fetch.fetch`, the loaders' only network access) is what tests replace.
+``_fetch(url, dest)`` (over :func:`codesign.runtime.fetch.fetch`, the loaders' only network access) is
+what tests replace.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from codesign.data_root import cache_dir
-from codesign.fetch import fetch, file_digest
+from codesign.runtime.data_root import cache_dir
+from codesign.runtime.fetch import fetch, file_digest
 from costmodels.errors import CodesignError
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def actor_url(file: str) -> str:
 
 
 def _fetch(url: str, dest: Path) -> None:
-    """Download ``url`` to ``dest`` (:func:`codesign.fetch.fetch`; the seam tests replace)."""
+    """Download ``url`` to ``dest`` (:func:`codesign.runtime.fetch.fetch`; the seam tests replace)."""
     fetch(url, dest, TIMEOUT_S)
 
 

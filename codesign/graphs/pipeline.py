@@ -9,7 +9,6 @@ chance is flagged (``at_chance``, ``warnings``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import sys
@@ -20,11 +19,10 @@ from typing import Any
 
 import torch
 
-from costmodels.errors import CodesignError
+from codesign.runtime.result_checks import chance_warning, check_sparsity
+from codesign.runtime.torch_device import resolve_run_on
 
-from ..result_checks import chance_warning, check_sparsity
-from ..torch_device import resolve_run_on
-from .config import METHOD_SPARSITIES, GraphTrainConfig
+from .config import GraphTrainConfig
 from .costing import cost_inputs, price
 from .data import GraphData, load_dataset
 from .masks import mask_pattern, sparsity
@@ -34,7 +32,7 @@ from .reorder import reorder
 from .result import GraphRunResult
 from .ticket import Ticket, load_ticket, save_ticket, versions
 
-__all__ = ["GraphTrainConfig", "GraphRunResult", "train", "train_record", "train_from_args", "format_result"]
+__all__ = ["GraphTrainConfig", "GraphRunResult", "train", "train_record", "format_result"]
 
 _TICKET_KEYS = ("model", "layers", "hidden", "heads", "output_heads", "dropout", "lr", "weight_decay", "seed")
 
@@ -60,11 +58,15 @@ def _retrain_ticket(ctx: RunContext, ticket: Ticket) -> MethodResult:
                         eb_epoch=ticket.provenance.get("eb_epoch"))  # type: ignore[arg-type]
 
 
-def train(config: GraphTrainConfig, progress: bool = True, search_limit: int | None = None) -> dict[str, Any]:
+def train(config: GraphTrainConfig, progress: bool = True, search_limit: int | None = None,
+          thread_policy: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run ``config`` end to end and return the result dict (``GraphRunResult.to_dict()``; written to
     ``<out>/result.json`` when ``config.out`` is set). ``search_limit``: stop the run with
-    ``SearchStopped`` when its ticket search has run that many epochs without firing."""
+    ``SearchStopped`` when its ticket search has run that many epochs without firing.
+    ``thread_policy``: how the caller chose the torch threads (``ThreadPolicy.to_dict()``), recorded."""
     result = train_record(config, progress, search_limit).to_dict()
+    if thread_policy is not None:
+        result["thread_policy"] = thread_policy
     if config.out:
         from costmodels.atomic import write_text
 
@@ -162,37 +164,6 @@ def _save(config: GraphTrainConfig, data: GraphData, res: MethodResult, gs: floa
     ticket = Ticket(res.graph_mask, res.weight_masks, res.ticket_state or res.init_state, res.init_state,
                     res.final_state, provenance)
     return save_ticket(config.out, ticket)  # type: ignore[arg-type]
-
-
-def _default(name: str) -> Any:
-    """The :class:`GraphTrainConfig` default of field ``name`` (the one place it is set)."""
-    return GraphTrainConfig.__dataclass_fields__[name].default
-
-
-def train_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """Build a :class:`GraphTrainConfig` from the `codesign train` namespace and run it."""
-    method = (args.method or _default("method")).lower()
-    for kind in ("graph", "weight"):
-        value = getattr(args, f"{kind}_sparsity")
-        if value is not None and not args.ticket and kind not in METHOD_SPARSITIES.get(method, (kind,)):
-            raise CodesignError(f"--{kind}-sparsity {value} does not apply to --method {method} (it prunes "
-                                f"{' and '.join(METHOD_SPARSITIES[method]) or 'nothing'}); drop the option")
-    model = (args.model or _default("model")).lower()
-    given = dict(
-        model=model, dataset=args.dataset, method=method, seed=args.seed, epochs=args.epochs,
-        graph_sparsity=args.graph_sparsity, weight_sparsity=args.weight_sparsity, layers=args.layers,
-        weight_pattern=getattr(args, "weight_pattern", None),
-        hidden=args.hidden, heads=args.heads, dropout=args.dropout, lr=args.lr,
-        graph_lr=args.graph_lr, admm_rho=args.admm_rho, sparsifier=args.sparsifier, tie_break=args.tie_break,
-        graph_sharing=args.graph_sharing, node_order=args.node_order, criterion=args.criterion, eta=args.eta,
-        fifo=args.fifo_length,
-        warmup=args.warmup, distance_norm=args.distance_norm, retrain_init=args.retrain_init, rounds=args.rounds,
-        data_root=args.data_root, run_on=args.run_on, out=args.out, ticket=args.ticket,
-    )
-    # an option left out (None) takes the config's default: one place per default; a sparsity the
-    # method does not use is recorded as None by the config
-    config = GraphTrainConfig(**{k: v for k, v in given.items() if v is not None})
-    return train(config, progress=not args.json)
 
 
 def format_result(result: dict[str, Any]) -> str:

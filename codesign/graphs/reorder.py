@@ -6,7 +6,7 @@
 * ``degree``: descending degree, ties by id (hubs' rows together at the front);
 * ``rcm``: reverse Cuthill-McKee (BFS from a minimum-degree node per component, neighbours by
   ascending degree, reversed): neighbours get nearby ids, so the rows an aggregation reads for
-  one node lie close together. The orders are ``costmodels.trace.node_order``'s, the ones
+  one node lie close together. The orders are ``costmodels.traffic.node_order``'s, the ones
   ``codesign estimate --node-order`` prices (rcm's BFS is a Python loop: seconds per 10^6 edges).
 
 The run trains on the relabelled graph (features, labels, split masks and edges permuted; the
@@ -54,7 +54,7 @@ def node_permutation(data: GraphData, order: str) -> Tensor:
     """``perm`` of ``order`` (see the module docstring) for ``data``."""
     import numpy as np
 
-    from costmodels.trace import node_order
+    from costmodels.traffic import node_order
 
     und = data.undirected.cpu().numpy()  # each edge once: node_order's degree counts both ends
     return torch.from_numpy(np.ascontiguousarray(node_order(und[0], und[1], data.num_nodes, order))).long()

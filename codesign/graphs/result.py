@@ -43,7 +43,7 @@ class GraphRunResult:
     config: GraphTrainConfig
     wall_s: float
     peak_rss_bytes: int
-    torch_threads: int = 1  # intra-op threads the run used (codesign.threads): wall time depends on it
+    torch_threads: int = 1  # intra-op threads the run used (codesign.runtime.threads): wall time depends on it
     ticket_path: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # method-specific (search_epoch_wall_s, rounds)
 

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from codesign.cli.common import TRUST_ENV
+from codesign.runtime.data_root import TRUST_ENV
 from costmodels.errors import CodesignError
 
 MASKS = ("train_mask", "val_mask", "test_mask")

@@ -41,7 +41,7 @@ def _shape(model: str, dataset: str, width: float, data_root: str | None, train_
     from codesign.cnn.methods import widths
     from codesign.cnn.models import build_model
     from codesign.cnn.prune import kept_channels
-    from codesign.data_root import resolve_data_root
+    from codesign.runtime.data_root import resolve_data_root
 
     data = load_dataset(dataset, resolve_data_root(data_root), train_subset=train_subset, seed=0, download=True,
                         val_size=val_size)  # the subset's size does not depend on the seed

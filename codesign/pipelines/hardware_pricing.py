@@ -19,7 +19,6 @@ points priced, and ``device_cost.<device>`` (the best cost on each device, for t
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,8 +27,9 @@ import numpy as np
 
 from costmodels.errors import CodesignError
 from costmodels.hwgrid import grid, price_run_grid
+from costmodels.knobs import INTEGER_KNOBS
 from costmodels.runs import Phase, gnn_run_workloads
-from costmodels.templates import INTEGER_KNOBS, require_template, template_of
+from costmodels.templates import require_template, template_of
 from search import Evaluation, Metric
 from search.hardware import (
     HW_PREFIX,
@@ -58,20 +58,19 @@ class HardwareOptions:
                 or self.power_budget_w is not None)
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> HardwareOptions:
-        """Read ``--device`` (repeatable), ``--hardware-space``, ``--area-budget``, ``--power-budget``;
-        leaves ``args.device`` as the first device (what the rest of the command prices on)."""
-        given = args.device if isinstance(args.device, list) else [args.device or "h100"]
+    def parse(cls, device: str | list[str] | None, hardware_space: str | None = None, area_budget: str | None = None,
+              power_budget: str | None = None, *, measured: bool = False, task: str = "graph") -> HardwareOptions:
+        """The options from ``--device`` (repeatable; none: h100), ``--hardware-space``, ``--area-budget``,
+        ``--power-budget`` as given, checked against ``--measured`` and ``--task``."""
+        given = device if isinstance(device, list) else [device or "h100"]
         devices = tuple(dict.fromkeys(given or ["h100"]))
-        opts = cls(devices, parse_hardware_space(args.hardware_space) if getattr(args, "hardware_space", None)
-                   else None, parse_area_budget(getattr(args, "area_budget", None)),
-                   parse_power_budget(getattr(args, "power_budget", None)))
-        args.device = devices[0]
+        opts = cls(devices, parse_hardware_space(hardware_space) if hardware_space else None,
+                   parse_area_budget(area_budget), parse_power_budget(power_budget))
         if opts.active:
-            if args.measured:
+            if measured:
                 raise CodesignError("--measured prices on this machine; drop it to search hardware "
                                     "(--hardware-space, several --device, area/power budgets)")
-            if getattr(args, "task", "graph") != "graph":
+            if task != "graph":
                 raise CodesignError("--hardware-space, several --device and area/power budgets apply to "
                                     "--task graph only")
             opts.check()

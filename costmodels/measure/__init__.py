@@ -4,6 +4,9 @@
 :class:`CPUMeter` otherwise (RAPL energy where readable, else energy estimated from a power model,
 else none). Asking for measured energy where there is none is a one-line
 :class:`~costmodels.errors.MeasurementError`; not asking degrades quietly (one INFO log line).
+``detect`` names this machine's profile; ``load`` judges whether the machine is quiet enough to measure.
+May import the rest of ``costmodels`` (torch and NVML lazily, inside the meters); never ``codesign`` or
+``search``.
 """
 
 from __future__ import annotations

@@ -20,15 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from costmodels.errors import MeasurementError
-from costmodels.profiles import DeviceProfile, ResolvedProfile, list_profiles, resolve_profile, user_profile_dir
-
-GPU_PATTERNS: tuple[tuple[str, str], ...] = (
-    (r"H200", "h200"),
-    (r"H100", "h100"),
-    (r"A100", "a100-80gb"),
-    (r"V100", "v100"),
-    (r"4090", "rtx-4090"),
-    (r"Orin", "jetson-agx-orin"),
+from costmodels.profiles import (
+    GPU_PATTERNS,
+    DeviceProfile,
+    ResolvedProfile,
+    list_profiles,
+    resolve_profile,
+    user_profile_dir,
 )
 
 

@@ -3,6 +3,7 @@
 ``dense`` (Kipf & Welling), ``geb`` (graph early-bird, Alg. 1), ``gebt`` (joint graph-network
 early-bird, Alg. 2), and the baselines ``sgcn`` (pretrain + ADMM sparsify + retrain), ``random``
 (uniform pruning at the same ratios) and ``ugs`` (iterative unified graph sparsification).
+They share one loop (``common.fit`` / ``common.train_step``) and one Adam (``codesign.runtime.optim``).
 """
 
 from __future__ import annotations

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
+from codesign.runtime.optim import Adam
+from codesign.runtime.threads import refresh_threads
 from costmodels import PhaseSpec
 
-from ...optim import Adam
-from ...threads import refresh_threads
 from ..config import GraphTrainConfig
 from ..data import GraphData
 from ..masks import WeightMasks
@@ -92,7 +92,7 @@ class RunContext:
                    c.output_heads, c.dropout).to(self.device)
 
     def optimizer(self, model: GNN) -> Adam:
-        """The weights' optimiser (the one place it is built; :mod:`codesign.optim`)."""
+        """The weights' optimiser (the one place it is built; :mod:`codesign.runtime.optim`)."""
         first = {id(p) for p in model.first_layer_params()}
         rest = [p for p in model.parameters() if id(p) not in first]
         groups = [{"params": model.first_layer_params(), "weight_decay": self.config.weight_decay}]
@@ -108,7 +108,7 @@ class RunContext:
     @staticmethod
     def epoch_done(bar: tqdm) -> None:
         """Every training loop calls this after an epoch: advance the bar and, in a search trial, let
-        the thread count follow the workers on this machine (``codesign.threads.refresh_threads``)."""
+        the thread count follow the workers on this machine (``codesign.runtime.threads.refresh_threads``)."""
         bar.update()
         refresh_threads()
 

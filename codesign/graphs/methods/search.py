@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...optim import Adam
+from codesign.runtime.optim import Adam
+
 from ..data import GraphData
 from ..detector import EarlyBirdDetector
 from ..masks import flat, global_weight_mask, nm_weight_mask, parse_pattern

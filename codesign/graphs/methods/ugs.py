@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from ...optim import Adam
+from codesign.runtime.optim import Adam
+
 from ..config import UGS_EPOCHS
 from ..masks import global_weight_mask, keep_count, magnitude_mask, sparsity
 from .common import MethodResult, PhaseRecord, RunContext, edge_weight, fit, record_phase, state_of

@@ -487,7 +487,7 @@ def _weight_sparsity(rows: torch.Tensor) -> tuple[float, str]:
     """(density, pattern) of a weight ``[out, in]`` as it is: the fraction of non-zero values (zeros a
     user pruned, e.g. ``torch.nn.utils.prune``, count where the device exploits them) and ``2:4`` when
     every group of 4 consecutive inputs holds at most 2 non-zeros (``graphs.masks.mask_pattern``)."""
-    from .graphs.masks import mask_pattern
+    from codesign.graphs.masks import mask_pattern
 
     with torch.no_grad():
         nonzero = rows.detach() != 0

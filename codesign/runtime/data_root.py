@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-_REPO = Path(__file__).resolve().parents[1]
+TRUST_ENV = "CODESIGN_TRUST_PICKLE"  # "1": loaders may unpickle a user's graph file (``--trust-pickle``)
+_REPO = Path(__file__).resolve().parents[2]
 
 
 def resolve_data_root(arg: str | os.PathLike[str] | None = None) -> Path:

@@ -11,8 +11,14 @@ initialisation is ``--cnn-retrain-init finetune|reinit``; when it is absent, the
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from codesign.cli.common import bounded
+from costmodels.errors import CodesignError
+
+from .common import bounded
+
+if TYPE_CHECKING:
+    from codesign.cnn.pipeline import CNNTrainConfig
 
 
 def _fraction(text: str) -> float:
@@ -57,3 +63,28 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--finetune-epochs", type=bounded("--finetune-epochs"), default=None,
                    help="slimming fine-tune epochs, and the shortest retrain after a ticket (default ceil(epochs / 2))")
     g.add_argument("--no-download", action="store_true", help="never download datasets (CIFAR)")
+
+
+def cnn_config(args: argparse.Namespace) -> CNNTrainConfig:
+    """The :class:`CNNTrainConfig` of a ``codesign train --task cnn`` command line."""
+    from codesign.cnn.pipeline import CNNTrainConfig
+
+    retrain = getattr(args, "cnn_retrain_init", None)
+    if retrain is None:
+        shared = getattr(args, "retrain_init", None)  # the graph task's option, if present
+        mapping = {None: None, "ticket": "finetune", "finetune": "finetune", "reinit": "reinit"}
+        if shared not in mapping:
+            raise CodesignError(f"--retrain-init {shared!r} is not available for --task cnn; "
+                                "use --cnn-retrain-init finetune|reinit")
+        retrain = mapping[shared]
+    given = dict(
+        model=args.model, dataset=args.dataset, method=args.method, seed=args.seed, epochs=args.epochs,
+        channel_sparsity=args.channel_sparsity, width=args.width, batch_size=args.batch_size,
+        train_subset=args.train_subset, val_size=args.val_size, retrain_init=retrain, spline_mode=args.spline_mode,
+        detector=args.detector, bn_l1=args.bn_l1, eb_eps=args.eb_eps, spline_threshold=args.spline_threshold,
+        probe_grid=args.probe_grid, finetune_epochs=args.finetune_epochs, data_root=args.data_root,
+        download=not args.no_download, run_on=args.run_on, out=args.out,
+    )
+    # an option left out (None) takes the config's default: one place per default
+    cfg = CNNTrainConfig(**{k: v for k, v in given.items() if v is not None})
+    return cfg

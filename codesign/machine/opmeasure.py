@@ -1,7 +1,7 @@
-"""Measured counterparts of ``codesign/opcount.py``: host cost per op here, kernels on a GPU.
+"""Measured counterparts of ``codesign/dispatch/opcount.py``: host cost per op here, kernels on a GPU.
 
 * :func:`measure_host_cost_us`: the framework's host-side cost per dispatched op on this CPU;
-* :func:`measure_cuda` (``python -m codesign.opmeasure --measure-cuda out.json``, run by
+* :func:`measure_cuda` (``python -m codesign.machine.opmeasure --measure-cuda out.json``, run by
   ``scripts/gpu_check.sh``): on a CUDA GPU, the kernels one training step and one validation pass
   really launch (torch profiler, CUDA activity) beside the counted ones, and the measured time of
   200 epochs beside the analytical prediction on a device profile.
@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from .opcount import CountKey, _setup, count_ops, lookup
+from codesign.dispatch.opcount import CountKey, _setup, count_ops, lookup
 
 
 def measure_host_cost_us(repeats: int = 5, steps: int = 20) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def _measure(repeats: int, steps: int) -> dict[str, Any]:
 
     import torch
 
-    from .graphs.methods.common import train_step
+    from codesign.graphs.methods.common import train_step
 
     a, b = torch.ones(1), torch.ones(1)
     add = []
@@ -63,7 +63,8 @@ def _measure(repeats: int, steps: int) -> dict[str, Any]:
     return {"tiny_add_us": min(add) * 1e6, "tiny_step_us_per_op": min(per_step) / ops * 1e6,
             "tiny_step_ops": ops, "tiny_step_s": min(per_step), "threads": torch.get_num_threads(),
             "source": "measured on this machine: min over repeats of a 1-element torch.add loop and of a GCN "
-                      "train_step on sbm:n=64 over its counted ATen ops (codesign.opmeasure.measure_host_cost_us)"}
+                      "train_step on sbm:n=64 over its counted ATen ops "
+                      "(codesign.machine.opmeasure.measure_host_cost_us)"}
 
 
 def measure_cuda(model: str, dataset: str, epochs: int = 200, device_profile: str | None = None,
@@ -76,8 +77,8 @@ def measure_cuda(model: str, dataset: str, epochs: int = 200, device_profile: st
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from .graphs.data import load_dataset
-    from .graphs.methods.common import evaluate, train_step
+    from codesign.graphs.data import load_dataset
+    from codesign.graphs.methods.common import evaluate, train_step
 
     ctx = _setup(CountKey(model, 2, 8, 1, "cuda"))
     dev = torch.device(run_on)

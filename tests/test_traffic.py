@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from datasets_available import requires_cora
 
-from costmodels import CodesignError, trace
-from costmodels.trace import (
+from costmodels import CodesignError, traffic
+from costmodels.traffic import (
     aggregation_traffic,
     lru_misses,
     node_order,
@@ -57,7 +57,7 @@ def brute_lru(stream, capacity):
     return misses
 
 
-@pytest.mark.parametrize("order", trace.NODE_ORDERS)
+@pytest.mark.parametrize("order", traffic.NODE_ORDERS)
 def test_window_schedule_equals_brute_force(order):
     rng = np.random.default_rng(1)
     for _ in range(15):
@@ -73,9 +73,9 @@ def test_window_grouped_path_equals_bitmap_path(monkeypatch):
     rng = np.random.default_rng(2)
     src, dst = _graph(rng, 300, 5000)
     want = [windowed_rows_loaded(src, dst, 300, w) for w in (1, 3, 17)]
-    monkeypatch.setattr(trace, "_BITMAP_LIMIT", 1000)  # a few windows per group
+    monkeypatch.setattr(traffic, "_BITMAP_LIMIT", 1000)  # a few windows per group
     assert [windowed_rows_loaded(src, dst, 300, w) for w in (1, 3, 17)] == want
-    monkeypatch.setattr(trace, "_BITMAP_LIMIT", 1)  # more groups than the radix sort takes: sorted pairs
+    monkeypatch.setattr(traffic, "_BITMAP_LIMIT", 1)  # more groups than the radix sort takes: sorted pairs
     assert [windowed_rows_loaded(src, dst, 300, w) for w in (1, 3, 17)] == want
 
 
@@ -92,7 +92,7 @@ def test_reuse_distances_by_hand():
     assert reuse_distances(np.array([0, 1, 2, 0, 1, 1, 3, 0])).tolist() == [-1, -1, -1, 2, 2, 0, -1, 2]
 
 
-@pytest.mark.parametrize("order", trace.NODE_ORDERS)
+@pytest.mark.parametrize("order", traffic.NODE_ORDERS)
 def test_lru_traffic_equals_brute_force_on_the_aggregation_stream(order):
     rng = np.random.default_rng(4)
     n = 30
@@ -110,7 +110,7 @@ def test_orders_are_permutations_and_rcm_shrinks_bandwidth():
     rng = np.random.default_rng(5)
     labels = rng.permutation(n)  # a path graph under shuffled ids
     src, dst = labels[:-1], labels[1:]
-    for order in trace.NODE_ORDERS:
+    for order in traffic.NODE_ORDERS:
         assert sorted(node_order(src, dst, n, order).tolist()) == list(range(n))
     pos = np.argsort(node_order(src, dst, n, "rcm"))
     assert np.abs(pos[src] - pos[dst]).max() == 1  # a path laid out in order

@@ -1,7 +1,7 @@
 """Whether a GNN run on a device is launch-, bandwidth- or compute-bound (``costmodels/launch.py``).
 
 ``graph_regimes(model, dataset, device)`` prices one dense training epoch, one GEBT search epoch and
-one inference pass of the default architecture with counted kernel launches (``codesign/opcount.py``)
+one inference pass of the default architecture with counted kernel launches (``codesign/dispatch/opcount.py``)
 and names the largest part of each one's time. On a launch-bound device sparsity saves no time.
 """
 

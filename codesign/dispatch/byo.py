@@ -1,7 +1,7 @@
 """Bring your own model: price any ``torch.nn.Module`` on a dataset's real shapes, on device profiles.
 
 ``price_model(model_or_factory, dataset, devices)`` builds the model (``FACTORY(num_features,
-num_classes)``), runs it once under :mod:`codesign.trace` on the dataset's tensors (a graph: the
+num_classes)``), runs it once under :mod:`codesign.dispatch.workload` on the dataset's tensors (a graph: the
 whole graph, ``model(x, edge_index)``; images: one batch, ``model(images)``), and prices the traced
 workloads with the analytical model (:func:`costmodels.price_workload`):
 
@@ -33,7 +33,7 @@ from costmodels import IMAGES, list_profiles, load_profile, price_workload
 from costmodels.errors import CodesignError
 
 from .opcount import count_model_steps
-from .trace import Traced, trace_workload
+from .workload import Traced, trace_workload
 
 Factory = Callable[[int, int], nn.Module]
 TASKS = ("graph", "cnn")
@@ -138,7 +138,7 @@ def price_model(model: nn.Module | Factory, dataset: str, devices: Sequence[str]
     if task not in TASKS:
         raise CodesignError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
     if task == "graph":
-        from .graphs.data import load_dataset
+        from codesign.graphs.data import load_dataset
 
         data = load_dataset(dataset, data_root)
         train, infer = trace_graph_model(model, data, name)

@@ -1,7 +1,7 @@
 """This host's runtime, as profiling and calibration need it: the allocator (:func:`tune_allocator`),
 resident memory (:func:`current_rss_bytes`, :func:`runtime_baseline_rss`), and the host cost of one
 modelled op with the measured-host profile built from it (:func:`host_op_seconds`,
-:func:`host_profile_data`). The epochs it runs are ``codesign.profiling.EpochRunner``'s: the
+:func:`host_profile_data`). The epochs it runs are ``codesign.machine.profiling.EpochRunner``'s: the
 training code's own.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from codesign.profiling import WorkloadConfig
+    from codesign.machine.profiling import WorkloadConfig
 
 
 def tune_allocator() -> bool:
@@ -68,7 +68,7 @@ def runtime_baseline_rss(configs: Sequence[WorkloadConfig], features: int, class
     packing buffers the workload will use: library buffers of a fixed size, not the workload's),
     free them, and read the RSS. What a workload adds on top of it is its own."""
     from codesign.graphs.data import build_graph
-    from codesign.profiling import EpochRunner
+    from codesign.machine.profiling import EpochRunner
 
     gen = torch.Generator().manual_seed(0)
     n = 1024
@@ -95,7 +95,7 @@ def host_op_seconds(model: str = "gcn", epochs: int = 10) -> float:
     import time
 
     from codesign.graphs.data import build_graph
-    from codesign.profiling import EpochRunner, WorkloadConfig
+    from codesign.machine.profiling import EpochRunner, WorkloadConfig
     from costmodels.analytical import context_for, op_costs
 
     gen = torch.Generator().manual_seed(0)

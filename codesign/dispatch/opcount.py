@@ -29,9 +29,9 @@ Phases (``KINDS``), per epoch:
 * ``inference``: one forward pass in eval mode without autograd;
 * ``eval``: ``evaluate`` (the per-epoch validation pass ``fit`` runs after each training step).
 
-``python -m codesign.opcount --write`` regenerates the committed table :data:`TABLE_PATH` that
+``python -m codesign.dispatch.opcount --write`` regenerates the committed table :data:`TABLE_PATH` that
 ``codesign estimate`` and run pricing read (no torch needed to read it). Measuring the host cost per
-op and, on a GPU, the real kernel launches: ``codesign/opmeasure.py``.
+op and, on a GPU, the real kernel launches: ``codesign/machine/opmeasure.py``.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class OpCount:
 
 def launches_kernel(func: Any) -> bool:
     """Whether a dispatched ATen op launches a device kernel (not a view or a pure allocation); the
-    one rule for the built-ins' counts and the tracer's (``codesign.trace``)."""
+    one rule for the built-ins' counts and the tracer's (``codesign.dispatch.workload``)."""
     name = func.overloadpacket.__name__
     if name in NO_KERNEL:
         return False
@@ -124,9 +124,9 @@ class CountKey:
 def _setup(key: CountKey, graph: str = TINY_GRAPH):  # type: ignore[no-untyped-def]
     import torch
 
-    from .graphs.config import GraphTrainConfig
-    from .graphs.data import load_dataset
-    from .graphs.methods.common import RunContext
+    from codesign.graphs.config import GraphTrainConfig
+    from codesign.graphs.data import load_dataset
+    from codesign.graphs.methods.common import RunContext
 
     target = key.target
 
@@ -149,9 +149,9 @@ def count_phase(key: CountKey, kind: str, graph: str = TINY_GRAPH) -> OpCount:
     """ATen operations of one ``kind`` step (see the module docstring) for ``key`` on ``graph``."""
     import torch
 
-    from .graphs.masks import global_weight_mask
-    from .graphs.methods.common import WeightMasks, evaluate, train_step
-    from .graphs.methods.search import search
+    from codesign.graphs.masks import global_weight_mask
+    from codesign.graphs.methods.common import WeightMasks, evaluate, train_step
+    from codesign.graphs.methods.search import search
 
     if kind not in KINDS:
         raise ValueError(f"unknown phase kind {kind!r}; known: {', '.join(KINDS)}")
@@ -199,7 +199,7 @@ def _count_ugs_mask(ctx, model) -> OpCount:  # type: ignore[no-untyped-def]
     """One epoch of ``methods/ugs.py``'s mask training (``ugs.mask_epoch``, minus the best-epoch copy)."""
     import torch
 
-    from .graphs.methods.ugs import mask_epoch
+    from codesign.graphs.methods.ugs import mask_epoch
 
     data, c = ctx.data, ctx.config
     alive_g = torch.ones(data.num_undirected, dtype=torch.bool)
@@ -208,7 +208,7 @@ def _count_ugs_mask(ctx, model) -> OpCount:  # type: ignore[no-untyped-def]
     m_a = torch.ones(data.num_undirected, requires_grad=True)
     m_w = {k: torch.ones_like(p, requires_grad=True) for k, p in model.maskable().items()}
     opt = ctx.optimizer(model)
-    from .optim import Adam
+    from codesign.runtime.optim import Adam
 
     mask_opt = Adam([m_a, *m_w.values()], lr=c.lr)
     for group in mask_opt.param_groups:
@@ -319,8 +319,8 @@ def build_table(layers: tuple[int, ...] = (2, 1, 3, 4), path: Path | None = None
     import torch
 
     table: dict[str, Any] = {
-        "source": "python -m codesign.opcount --write: ATen ops dispatched by one step of the project's own step "
-                  f"code on {TINY_GRAPH} (TorchDispatchMode), torch {torch.__version__}",
+        "source": "python -m codesign.dispatch.opcount --write: ATen ops dispatched by one step of the "
+                  f"project's own step code on {TINY_GRAPH} (TorchDispatchMode), torch {torch.__version__}",
         "key": "model|L<layers>|H<gat heads, else 1>|G<graph copies, searches only>|<target>|<phase kind>",
         "counts": {}}
     for n in layers:
@@ -359,7 +359,7 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-# --- a user's model (codesign.trace): its own dispatched ops, counted as the built-ins are ----
+# --- a user's model (codesign.dispatch.workload): its own dispatched ops, counted as the built-ins are ----
 
 @dataclass(frozen=True)
 class StepCounts:
@@ -389,7 +389,7 @@ def count_model_steps(net: Any, forward: Callable[[Any], Any],
     """
     import torch
 
-    from .optim import Adam
+    from codesign.runtime.optim import Adam
 
     saved = {k: v.detach().clone() for k, v in net.state_dict().items()}  # restored after (no deepcopy:
     was_training = net.training  # a pruned module's weight is not a leaf and cannot be deep-copied)
@@ -404,7 +404,7 @@ def count_model_steps(net: Any, forward: Callable[[Any], Any],
                 opt: Any
                 if optimizer == "sgd":
                     opt = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=5e-4, foreach=foreach)
-                else:  # the one Adam of the training loops (codesign.optim), as the built-ins are counted
+                else:  # the one Adam of the training loops (codesign.runtime.optim), as the built-ins are counted
                     opt = Adam([{"params": params, "foreach": foreach}], lr=0.01, weight_decay=5e-4)
 
                 def step(opt: Any = opt) -> None:

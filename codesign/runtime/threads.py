@@ -5,7 +5,7 @@ Three inputs decide the torch intra-op thread count of a run (:func:`choose_thre
 * the cores this process may run on (``os.sched_getaffinity``, else ``os.cpu_count``);
 * the workers sharing them (``--n-jobs`` workers, and other ``codesign search`` processes on this
   machine, counted by :class:`LocalWorkers`): workers x threads <= cores;
-* the workload's size in FLOPs per training epoch (:func:`gnn_epoch_flops`): a thread is worth it only
+* the workload's size in FLOPs per training epoch (``codesign.graphs.epoch_flops``): a thread is worth it only
   for every ``FLOPS_PER_THREAD`` of work. Cora (0.38 GFLOP/epoch) trains 1.3-1.4x faster on two
   threads than on one on a quiet 2-core AMD EPYC (dense 100 epochs 2.2 s vs 3.1 s, UGS 28 s vs 37 s;
   end to end, with ~4 s of start-up, about 10%; measured 2026-11-29; issue 11 saw little gain on a
@@ -67,43 +67,6 @@ def prepare_environment(environ: MutableMapping[str, str] | None = None) -> str:
     env["OMP_WAIT_POLICY"] = "PASSIVE"
     env[_MARK] = "1"
     return "PASSIVE (set by codesign)"
-
-
-def gnn_epoch_flops(nodes: int, edges: int, features: int, hidden: int = 16, classes: int = 8,
-                    layers: int = 2) -> float:
-    """A rough FLOP count of one full-batch GNN training epoch (forward + backward ~ 3x forward):
-    the feature transforms (``2 N F H`` per layer) and the aggregations (``2 E H`` per layer)."""
-    widths = [features] + [hidden] * (layers - 1) + [classes]
-    forward = sum(2.0 * nodes * a * b + 2.0 * edges * b for a, b in zip(widths, widths[1:]))
-    return 3.0 * forward
-
-
-def dataset_epoch_flops(dataset: str | None, hidden: int | None = None, layers: int | None = None) -> float | None:
-    """:func:`gnn_epoch_flops` for a dataset name, from the known table or the ``sbm:`` parameters
-    (no data is loaded; ``hidden``/``layers`` None: the graph config's defaults); None when the name
-    is not a graph we know (the policy then uses its share)."""
-    from codesign.graphs.config import GraphTrainConfig
-    from costmodels.workloads import default_hidden
-
-    hidden = default_hidden("gcn") if hidden is None else hidden
-    layers = GraphTrainConfig.layers if layers is None else layers
-    if not dataset:
-        return None
-    from costmodels import GRAPHS
-
-    key = dataset.strip().lower()
-    if key in GRAPHS:
-        g = GRAPHS[key]
-        return gnn_epoch_flops(g.num_nodes, g.num_edges, g.num_features, hidden, g.num_classes, layers)
-    if key.startswith("sbm:"):
-        try:
-            from codesign.graphs.synthetic import parse_sbm
-
-            s = parse_sbm(dataset)
-        except CodesignError:
-            return None  # the run itself reports the bad name
-        return gnn_epoch_flops(s.n, int(s.n * s.avg_degree), s.features, hidden, s.classes, layers)
-    return None
 
 
 @dataclass(frozen=True)

@@ -98,8 +98,8 @@ def to_pyg_names(kind: str, state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def _dataset_of(run_dir: Path, data_root: str | None) -> tuple[Any, Any]:
-    from .graphs.data import load_dataset
-    from .graphs.ticket import load_ticket
+    from .data import load_dataset
+    from .ticket import load_ticket
 
     ticket = load_ticket(run_dir, flag="RUN_DIR")
     config = ticket.provenance.get("config")
@@ -143,7 +143,7 @@ def export_pyg(run_dir: str | Path, out: str | Path, data_root: str | None = Non
         "dataset": data.name,
         "dataset_checksum": data.checksum,
         "source_run": str(run.resolve()),
-        "usage": "from codesign.export import load_pyg; model, data, eis = load_pyg(DIR); "
+        "usage": "from codesign.graphs.export import load_pyg; model, data, eis = load_pyg(DIR); "
                  "pred = model(data.x, eis).argmax(-1)",
     }
     try:

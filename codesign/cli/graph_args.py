@@ -8,8 +8,14 @@ validated by ``GraphTrainConfig`` (one-line ``CodesignError``) and, for sparsiti
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, Any
 
-from codesign.cli.common import Renamed, bounded, fraction
+from costmodels.errors import CodesignError
+
+from .common import Renamed, bounded, fraction
+
+if TYPE_CHECKING:
+    from codesign.graphs.config import GraphTrainConfig
 
 
 def _add(group, *flags: str, **kwargs) -> None:
@@ -60,3 +66,38 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     _add(g, "--graph-lr", type=bounded("--graph-lr"), default=None, help="edge-value learning rate (default 1e-3)")
     _add(g, "--admm-rho", type=bounded("--admm-rho"), default=None, help="ADMM penalty rho (default 1e-3)")
     _add(g, "--ticket", default=None, help="retrain from a saved ticket (the --out folder of an earlier run)")
+
+
+def _default(name: str) -> Any:
+    """The :class:`GraphTrainConfig` default of field ``name`` (the one place it is set)."""
+    from codesign.graphs.config import GraphTrainConfig
+
+    return GraphTrainConfig.__dataclass_fields__[name].default
+
+
+def graph_config(args: argparse.Namespace) -> GraphTrainConfig:
+    """The :class:`GraphTrainConfig` of a ``codesign train --task graph`` command line."""
+    from codesign.graphs.config import METHOD_SPARSITIES, GraphTrainConfig
+
+    method = (args.method or _default("method")).lower()
+    for kind in ("graph", "weight"):
+        value = getattr(args, f"{kind}_sparsity")
+        if value is not None and not args.ticket and kind not in METHOD_SPARSITIES.get(method, (kind,)):
+            raise CodesignError(f"--{kind}-sparsity {value} does not apply to --method {method} (it prunes "
+                                f"{' and '.join(METHOD_SPARSITIES[method]) or 'nothing'}); drop the option")
+    model = (args.model or _default("model")).lower()
+    given = dict(
+        model=model, dataset=args.dataset, method=method, seed=args.seed, epochs=args.epochs,
+        graph_sparsity=args.graph_sparsity, weight_sparsity=args.weight_sparsity, layers=args.layers,
+        weight_pattern=getattr(args, "weight_pattern", None),
+        hidden=args.hidden, heads=args.heads, dropout=args.dropout, lr=args.lr,
+        graph_lr=args.graph_lr, admm_rho=args.admm_rho, sparsifier=args.sparsifier, tie_break=args.tie_break,
+        graph_sharing=args.graph_sharing, node_order=args.node_order, criterion=args.criterion, eta=args.eta,
+        fifo=args.fifo_length,
+        warmup=args.warmup, distance_norm=args.distance_norm, retrain_init=args.retrain_init, rounds=args.rounds,
+        data_root=args.data_root, run_on=args.run_on, out=args.out, ticket=args.ticket,
+    )
+    # an option left out (None) takes the config's default: one place per default; a sparsity the
+    # method does not use is recorded as None by the config
+    config = GraphTrainConfig(**{k: v for k, v in given.items() if v is not None})
+    return config

@@ -1,0 +1,44 @@
+"""A rough FLOP count of one full-batch GNN training epoch, by graph name: the work size the thread
+policy (``codesign.runtime.threads``) weighs before torch starts. Torch-free: nothing is loaded.
+"""
+
+from __future__ import annotations
+
+from costmodels.errors import CodesignError
+
+
+def gnn_epoch_flops(nodes: int, edges: int, features: int, hidden: int = 16, classes: int = 8,
+                    layers: int = 2) -> float:
+    """A rough FLOP count of one full-batch GNN training epoch (forward + backward ~ 3x forward):
+    the feature transforms (``2 N F H`` per layer) and the aggregations (``2 E H`` per layer)."""
+    widths = [features] + [hidden] * (layers - 1) + [classes]
+    forward = sum(2.0 * nodes * a * b + 2.0 * edges * b for a, b in zip(widths, widths[1:]))
+    return 3.0 * forward
+
+
+def dataset_epoch_flops(dataset: str | None, hidden: int | None = None, layers: int | None = None) -> float | None:
+    """:func:`gnn_epoch_flops` for a dataset name, from the known table or the ``sbm:`` parameters
+    (no data is loaded; ``hidden``/``layers`` None: the graph config's defaults); None when the name
+    is not a graph we know (the policy then uses its share)."""
+    from codesign.graphs.config import GraphTrainConfig
+    from costmodels.workloads import default_hidden
+
+    hidden = default_hidden("gcn") if hidden is None else hidden
+    layers = GraphTrainConfig.layers if layers is None else layers
+    if not dataset:
+        return None
+    from costmodels import GRAPHS
+
+    key = dataset.strip().lower()
+    if key in GRAPHS:
+        g = GRAPHS[key]
+        return gnn_epoch_flops(g.num_nodes, g.num_edges, g.num_features, hidden, g.num_classes, layers)
+    if key.startswith("sbm:"):
+        try:
+            from codesign.graphs.synthetic import parse_sbm
+
+            s = parse_sbm(dataset)
+        except CodesignError:
+            return None  # the run itself reports the bad name
+        return gnn_epoch_flops(s.n, int(s.n * s.avg_degree), s.features, hidden, s.classes, layers)
+    return None

@@ -1,0 +1,10 @@
+"""Measuring this machine with the training code's own epochs.
+
+* :mod:`.profiling` — run training/search epochs and inference under a meter (``codesign profile``);
+* :mod:`.host_runtime` — the allocator, resident memory, the host cost of one modelled op, and the
+  measured-host profile ``codesign calibrate`` fits from them;
+* :mod:`.opmeasure` — measured counterparts of the op counts: host cost per op here, kernels on a GPU.
+
+May import ``codesign.graphs``, ``codesign.dispatch``, ``codesign.runtime``, ``costmodels``
+(meters live in ``costmodels.measure``); never ``codesign.cli`` or ``codesign.pipelines``.
+"""
