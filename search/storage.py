@@ -185,6 +185,26 @@ def is_dead(trial: optuna.trial.FrozenTrial, now: dt.datetime | None = None) -> 
     return (now - trial.datetime_start).total_seconds() > GRACE_S
 
 
+def fail_untagged(study: optuna.Study, since: dt.datetime) -> list[int]:
+    """Fail (and enqueue the retry of) every RUNNING trial started after ``since`` that no worker tagged:
+    a worker stopped between Optuna creating its trial and tagging it. Call only once every worker this
+    process started after ``since`` is dead (then an untagged trial of that time is theirs)."""
+    import optuna
+
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if WORKER_ATTR in trial.user_attrs or trial.datetime_start is None or trial.datetime_start < since:
+            continue
+        try:
+            study._storage.set_trial_system_attr(trial._trial_id, "fail_reason", "worker stopped")
+            if study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL):
+                retry_trial(study, trial)
+                failed.append(trial.number)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return failed
+
+
 def recover_dead_trials(study: optuna.Study) -> list[int]:
     """Fail every dead RUNNING trial and enqueue its retry; returns the failed trial numbers."""
     import optuna

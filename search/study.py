@@ -37,6 +37,7 @@ a worker then starts in milliseconds instead of paying its own imports (torch: 1
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import time
 import warnings
@@ -49,7 +50,7 @@ from costmodels.errors import CodesignError
 from .budget import Budget, Metric
 from .screening import OverBudget, Predictor, duplicate_of, slot_of
 from .space import SearchSpace
-from .storage import WORKER_ATTR, open_storage, recover_dead_trials, worker_tag
+from .storage import WORKER_ATTR, fail_untagged, open_storage, recover_dead_trials, worker_tag
 
 if TYPE_CHECKING:
     import optuna
@@ -489,7 +490,7 @@ def run_search(
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-    shown = -1
+    shown, started, interrupted = -1, dt.datetime.now() - dt.timedelta(seconds=1), False
     try:
         while any(p.is_alive() for p in procs):
             time.sleep(POLL_S)
@@ -497,11 +498,16 @@ def run_search(
             if on_trial is not None and progress.complete != shown:
                 shown = progress.complete
                 on_trial(progress)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         for p in procs:
             if p.is_alive():
                 p.terminate()
             p.join()
+        if interrupted:  # a worker stopped between Optuna creating its trial and tagging it leaves it RUNNING
+            fail_untagged(study, started)
     bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     if bad:
         raise CodesignError(f"{len(bad)} of {config.n_jobs} worker processes failed (exit {bad[0]}); "

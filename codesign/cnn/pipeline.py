@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import resource
 import time
 from dataclasses import asdict, dataclass, replace
@@ -112,9 +111,9 @@ def train(config: CNNTrainConfig, thread_policy: dict | None = None) -> dict:
     ``thread_policy``: how the caller chose the torch threads (``ThreadPolicy.to_dict()``), recorded."""
     import torch
 
-    import codesign
     from codesign.runtime.data_root import resolve_data_root
     from codesign.runtime.torch_device import resolve_run_on
+    from codesign.runtime.versions import versions
 
     from .cost import NetShape, forward_flops, price_cnn_run
     from .data import load_dataset
@@ -174,8 +173,7 @@ def train(config: CNNTrainConfig, thread_policy: dict | None = None) -> dict:
         "torch_threads": torch.get_num_threads(),
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "config": asdict(cfg),
-        "versions": {"codesign": codesign.__version__, "torch": str(torch.__version__),
-                     "python": platform.python_version()},
+        "versions": versions(),
     }
     if thread_policy is not None:
         result["thread_policy"] = thread_policy

@@ -21,6 +21,7 @@ import torch
 
 from codesign.runtime.result_checks import chance_warning, check_sparsity
 from codesign.runtime.torch_device import resolve_run_on
+from codesign.runtime.versions import versions
 
 from .config import GraphTrainConfig
 from .costing import cost_inputs, price
@@ -30,7 +31,7 @@ from .methods import get_method
 from .methods.common import MethodResult, RunContext, fit, record_phase
 from .reorder import reorder
 from .result import GraphRunResult
-from .ticket import Ticket, load_ticket, save_ticket, versions
+from .ticket import Ticket, load_ticket, save_ticket
 
 __all__ = ["GraphTrainConfig", "GraphRunResult", "train", "train_record", "format_result"]
 

@@ -11,7 +11,6 @@ epoch, detector trajectory, achieved sparsities). Loading a ticket for another d
 from __future__ import annotations
 
 import json
-import platform
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,26 +18,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from codesign.runtime.versions import versions
 from costmodels.atomic import atomic_path, write_text
 from costmodels.errors import CodesignError
 
 from .data import GraphData
 
 FORMAT = "codesign-graph-ticket/1"
-
-
-def versions() -> dict[str, str]:
-    """Library versions (torch_geometric from its metadata: importing it costs seconds)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    import codesign
-
-    try:
-        pyg = version("torch_geometric")
-    except PackageNotFoundError:
-        pyg = "absent"
-    return {"codesign": codesign.__version__, "torch": str(torch.__version__), "torch_geometric": pyg,
-            "python": platform.python_version()}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@
 * :mod:`.threads` — how many torch threads a run takes;
 * :mod:`.torch_device` — which torch device a run uses (``--run-on``);
 * :mod:`.optim` — the one Adam of every training loop;
-* :mod:`.result_checks` — checks on a finished run (reached sparsity, chance-level accuracy).
+* :mod:`.result_checks` — checks on a finished run (reached sparsity, chance-level accuracy);
+* :mod:`.versions` — the library versions a result records.
 
 May import ``costmodels.errors`` / ``costmodels.atomic`` and torch only: nothing else of the project.
 """
