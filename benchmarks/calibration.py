@@ -90,10 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     with pd.option_context("display.width", 200, "display.max_rows", 200, "display.float_format", "{:.3f}".format):
         print(table.to_string())
     cal = res.calibration
+    fit_rows = [r for r in res.rows if r["split"] == "fit"]
+    fit_written = mape([r["after_s"] for r in fit_rows], [r["measured_s"] for r in fit_rows])
     print(f"\nfitted efficiency {cal.efficiency}, kernel_overhead_us={cal.kernel_overhead_us:.2f}, "
           f"serial_step_ns={cal.serial_step_ns:.3g}, effective "
-          f"bandwidth {cal.dram_bandwidth_gbs:g} GB/s, on-chip {cal.onchip_buffer_mb:g} MB "
-          f"(fit-set MAPE {cal.train_mape:.3f}); {cal.note}")
+          f"bandwidth {cal.dram_bandwidth_gbs:g} GB/s, on-chip {cal.onchip_buffer_mb:g} MB; {cal.note}")
+    print(f"fit-set MAPE: {cal.train_mape:.1%} in the fit's linear model (launch term additive), "
+          f"{fit_written:.1%} priced with the written profile (the rows' after_ms: the launch term is "
+          "max(kernels x launch, ops x host), see costmodels/launch.py)")
     print(f"held-out MAPE, cpu time: before {res.mape_before:.3f}, after {res.mape_after:.3f}; "
           f"wall time: before {wall_before:.3f}, after {wall_after:.3f} "
           f"({len(res.held_out)} held-out of {len(res.samples)}; threads={args.threads}, allocator={allocator}, "
