@@ -70,8 +70,10 @@ _STOPPED = [False]
 def _stop(*_: object) -> None:
     """SIGTERM: leave as an exit (SystemExit 143). The exit can land anywhere, Optuna's bookkeeping
     included, which may answer it with an error of its own: :func:`stopped` tells the two apart."""
+    import signal
     import sys
 
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one (the parent's death) must not cut the exit
     _STOPPED[0] = True
     sys.exit(143)
 

@@ -82,3 +82,8 @@ def test_a_drifted_number_is_caught(tmp_path):
     line = next(ln for ln in out.splitlines() if "train_epoch" in ln)
     assert _norm(line) in {_norm(x) for x in out.splitlines()}
     assert _norm(line.replace("launch", "compute")) not in {_norm(x) for x in out.splitlines()}
+
+
+def test_the_example_shown_is_the_example_run():
+    shown = (ROOT / "docs" / "byo.md").read_text()
+    assert "```python\n" + (ROOT / "docs" / "examples" / "byo.py").read_text() + "```" in shown

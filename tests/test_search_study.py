@@ -147,7 +147,8 @@ def _worker_script(url: str, n: int, delay: float, study: str = "s", barrier: st
 
 
 def _peek(db) -> tuple[int, int]:
-    """(complete trials, running trials with parameters) read without touching the schema."""
+    """(complete trials, running trials with all their parameters drawn: the ``params`` user attribute is
+    set after the last one) read without touching the schema."""
     import sqlite3
 
     if not db.exists():
@@ -158,7 +159,8 @@ def _peek(db) -> tuple[int, int]:
             complete = con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
             running = con.execute(
                 "SELECT COUNT(*) FROM trials t WHERE t.state = 'RUNNING' AND EXISTS "
-                "(SELECT 1 FROM trial_params p WHERE p.trial_id = t.trial_id)").fetchone()[0]
+                "(SELECT 1 FROM trial_user_attributes a WHERE a.trial_id = t.trial_id AND a.key = 'params')"
+            ).fetchone()[0]
         finally:
             con.close()
     except sqlite3.Error:  # tables not created yet
@@ -189,7 +191,7 @@ def test_killed_worker_trial_is_retried_once(tmp_path):
     assert dead.state.name == "FAIL" and dead.system_attrs["fail_reason"] == "worker died"
     retry = [t for t in study.trials if t.user_attrs.get("retry_of") == dead.number]
     assert len(retry) == 1 and retry[0].state.name == "COMPLETE"
-    assert retry[0].params == {k: v for k, v in dead.params.items()}
+    assert retry[0].params == dead.params
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
