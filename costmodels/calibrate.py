@@ -265,7 +265,7 @@ def calibrated_profile_dict(profile: DeviceProfile, cal: Calibration, *, machine
         "source": f"{profile.source}; calibrated by `codesign calibrate` on {machine}",
     }
     for section, values in profile.sections.items():
-        if section != "calibration":
+        if section not in ("calibration", "threads"):  # [threads] was fitted against the old [efficiency]
             data[section] = dict(values)
     eff = data["efficiency"]
     for k in cal.fitted_classes:

@@ -26,6 +26,9 @@ Sections (``*`` = required)::
                   sweep), busy (fitted with --allow-busy over the limits), forced (written with --force
                   although the held-out error did not drop), source   (written by calibrate)
     [template]    accelerator knobs {default, min, max | choices}, source   (costmodels.templates)
+    [threads]     a CPU's second fit at more threads: fitted_threads, parallel_threads, per-class
+                  efficiencies, kernel_overhead_us, serial_step_ns, source   (costmodels.parallel;
+                  ``DeviceProfile.at_threads(n)`` prices at n threads)
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import parallel
 from .errors import ProfileError, unknown
 from .knobs import check_section
 from .ops import ExecContext
@@ -114,7 +118,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "source": ((str,), False),
     },
 }
-OPTIONAL_SECTIONS = {"calibration", "template"}
+SCHEMA["threads"] = parallel.SECTION
+OPTIONAL_SECTIONS = {"calibration", "template", "threads"}
 # [template] (accelerators): knobs with defaults and ranges, validated by costmodels.templates.
 SCHEMA["template"] = {}
 KINDS = ("gpu", "cpu", "edge", "accelerator")
@@ -243,6 +248,10 @@ class DeviceProfile:
             sparse_feature_storage=self.sparse_feature_storage,
         )
 
+    def at_threads(self, threads: int) -> DeviceProfile:
+        """This profile priced at ``threads`` CPU threads (``costmodels.parallel``; itself without ``[threads]``)."""
+        return parallel.at_threads(self, threads)  # type: ignore[no-any-return]
+
     def summary(self) -> dict[str, Any]:
         """One row for ``codesign devices``."""
         return {
@@ -281,6 +290,8 @@ def _validate(data: dict[str, Any], origin: str) -> None:
                 check_section(value, origin)
                 continue
             _check_keys(value, SCHEMA[section], origin, f"[{section}]")
+            if section == "threads":
+                parallel.check_section(value, origin)
         elif section not in SCHEMA[""]:
             allowed = ", ".join(list(SCHEMA[""]) + [f"[{s}]" for s in SCHEMA if s])
             raise ProfileError(f"{origin}: unknown top-level key {section!r}; allowed keys: {allowed}")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Issue #20 acceptance, to run on a QUIET machine of the shipped profile's kind (2-core AMD EPYC cloud VM):
 #   1. (optional, REFIT=1) refit profiles/calibrated/cloud-cpu-2core.toml: `codesign calibrate` stops by itself
-#      when the machine is busy (load, steal, CPU time / wall, spread; costmodels.measure.load);
+#      when the machine is busy (load, steal, CPU time / wall, spread; costmodels.measure.load). It measures
+#      the 40-workload sweep twice: at 1 thread (CPU time: [efficiency]) and at every usable core (wall time:
+#      the [threads] section, costmodels.parallel), about 3 minutes in all on a quiet 2-core machine;
 #   2. gcn/gat/sage/gin x cora/citeseer x dense/gebt: `codesign profile` with the calibrated profile, predicted vs
 #      measured train-epoch time (16 rows), target within 25% (benchmarks/calibration_check.py).
 # Usage: scripts/calibration_check.sh            (check only)

@@ -26,7 +26,8 @@ def _argv(tmp_path, *extra):
     return ["calibrate", "--models", "gcn", "--datasets", "cora", "--sparsities", "0,0.5,0.9", "--rounds", "1",
             "--per-round", "2", "--warmup", "1", "--no-search-epochs", "--no-fit-memory", "--holdout-every", "3",
             "--allocator", "default", "--device-profile", "cloud-cpu-2core",
-            "--output", str(tmp_path / "cal.toml"), "--report", str(tmp_path / "cal.json"), *extra]
+            "--output", str(tmp_path / "cal.toml"), "--report", str(tmp_path / "cal.json"), "--parallel-threads", "0",
+            *extra]
 
 
 def test_readings_are_judged_against_the_limits():

@@ -121,3 +121,27 @@ def test_search_summary_carries_the_regime():
     study = optuna.create_study(directions=["maximize", "minimize"])
     study.set_user_attr(CONTEXT_ATTR, {"regime": reg, "device": "h100"})
     assert summary(study)["regime"] == reg
+
+
+def test_graph_ops_are_left_out_of_a_step_by_hand_count():
+    """``h = x[ei[0]]`` then ``out = zeros.index_add_(0, ei[1], h)``: the two selects of the edge list are
+    graph ops (integer results of the graph alone: ``opcount.graph_only``), the gather, the zeros and
+    the scatter are not; an argsort of float scores is not a graph op either (a float computation made it)."""
+    ei = torch.tensor([[0, 1, 2], [1, 2, 0]])
+    x = torch.randn(3, 4)
+
+    def step() -> None:
+        h = x[ei[0]]
+        torch.zeros(3, 4).index_add_(0, ei[1], h)
+        x.sum(1).argsort()[ei[0]]
+
+    c = count_ops(step)
+    assert "select" not in c.by_op  # ei[0], ei[0], ei[1]
+    assert c.by_op == {"index": 2, "zeros": 1, "index_add_": 1, "sum": 1, "sort": 1}  # argsort dispatches sort
+    assert (c.kernels, c.ops) == (6, 6)
+
+
+def test_gat_step_does_not_grow_with_its_heads():
+    """The built-in GAT aggregates every head in one product (``models._head_plan``): same ops at 1 and 8 heads."""
+    one, eight = (count_phase(CountKey("gat", 2, h, 1, "cuda"), "train") for h in (1, 8))
+    assert (one.ops, one.kernels) == (eight.ops, eight.kernels)

@@ -16,7 +16,11 @@ sweep and judged again after it (load average, steal time, CPU time / wall of on
 repeat spread); over a limit it stops with one line (``--allow-busy`` fits anyway and says so in
 ``[calibration]``). It refuses to write a profile whose held-out error is not lower than the
 base profile's (``--force`` writes it with a warning, marked ``forced``).
-torch is imported inside the handler.
+On a CPU with more usable cores than ``--threads`` it then measures the same sweep at
+``--parallel-threads`` (default: every usable core; wall time) and fits the profile's ``[threads]``
+section (``costmodels.parallel``): ``codesign profile`` at that many threads is priced with it. That
+fit is held to the same rules (busy checks; its held-out error must drop below the one-thread
+fit's at that thread count). torch is imported inside the handler.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--search-epochs", action=argparse.BooleanOptionalAction, default=True,
                    help="also measure one GEBT search epoch per model and data set (weight step, edge-value step, "
                         "per-layer masks: the sorts and random draws the serial step time is fitted to)")
+    p.add_argument("--parallel-threads", type=bounded("--parallel-threads"), default=None, metavar="N",
+                   help="CPU: measure the sweep again at N threads and fit the profile's [threads] section, so that "
+                        "runs at more threads are priced right (costmodels.parallel; default: the usable cores when "
+                        "more than --threads; 0: skip)")
     p.add_argument("--rounds", type=bounded("--rounds"), default=5)
     p.add_argument("--per-round", type=bounded("--per-round"), default=3)
     p.add_argument("--warmup", type=bounded("--warmup"), default=3)
@@ -112,6 +120,12 @@ def run(args: argparse.Namespace) -> int:
 
         check_out_dir(Path(args.output), "--output")
     check_file_out(args.report, "--report")
+    parallel_threads = args.parallel_threads
+    if parallel_threads is None:  # the [threads] fit by default on a CPU with more cores than the first sweep used
+        parallel_threads = usable if args.run_on == "cpu" and (usable := cpu_count()) > args.threads else 0
+    if parallel_threads and (args.run_on != "cpu" or parallel_threads <= args.threads):
+        raise CodesignError(f"--parallel-threads {parallel_threads}: give a CPU thread count above --threads "
+                            f"{args.threads}, or 0 to skip the [threads] fit")
     if args.run_on == "cuda" and not torch.cuda.is_available():
         raise CodesignError("--run-on cuda: torch sees no CUDA device; use --run-on cpu")
     from codesign.runtime.threads import configure
@@ -151,13 +165,21 @@ def run(args: argparse.Namespace) -> int:
     note = (f"models={','.join(models)} datasets={','.join(datasets)} sparsities={args.sparsities} "
             f"search_epochs={args.search_epochs} "
             f"run_on={args.run_on} threads={args.threads} allocator={allocator} torch={torch.__version__}")
-    res = sweep_and_fit(grid, base, meter, data=DataCache(args.data_root), device=args.run_on, rounds=args.rounds,
+    data = DataCache(args.data_root)
+    res = sweep_and_fit(grid, base, meter, data=data, device=args.run_on, rounds=args.rounds,
                         per_round=args.per_round, warmup=args.warmup, time_measure=measure,
                         holdout_every=args.holdout_every, sweep_note=note,
                         min_window_s=0.5 if isinstance(meter, NVMLMeter) else 0.0, fit_memory=args.fit_memory,
                         check_measurements=check_measurements)
+    parallel = None
+    if parallel_threads:
+        parallel = _fit_threads(args, grid, res.profile_data, meter, data, parallel_threads, during, busy)
     meter.close()
     forced = refuse_worse_fit(res.mape_before, res.mape_after, args.force)
+    if parallel is not None:
+        forced = refuse_worse_fit(parallel.mape_before, parallel.mape_after, args.force,
+                                  f" at {parallel.threads} threads") or forced
+        res.profile_data["threads"] = parallel.section
     out_name = args.name or base.name
     output = Path(args.output) if args.output else user_calibrated_path(out_name)
     if output.suffix != ".toml":  # a folder
@@ -184,6 +206,10 @@ def run(args: argparse.Namespace) -> int:
         "load_before": before_load.to_dict(), "load_after": [r.to_dict() for r in during], "busy": busy,
         "forced": forced,
     }
+    if parallel is not None:
+        report["threads"] = {"threads": parallel.threads, "section": parallel.section,
+                             "mape_before": parallel.mape_before, "mape_after": parallel.mape_after,
+                             "measure_s": parallel.measure_s, "rows": list(parallel.rows)}
     from costmodels.atomic import write_text
 
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
@@ -195,16 +221,42 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def refuse_worse_fit(before: float, after: float, force: bool) -> bool:
+def _fit_threads(args: argparse.Namespace, grid: list[Any], fitted: dict[str, Any], meter: Any, data: Any,
+                 threads: int, during: list[Any], busy: list[str]) -> Any:
+    """The sweep again at ``threads`` threads (wall time) and its ``[threads]`` fit (``codesign.machine.profiling``),
+    with the same busy checks as the first sweep."""
+    from codesign.machine.profiling import sweep_and_fit_threads
+    from codesign.runtime.threads import configure
+    from costmodels.measure import load as machine_load
+
+    configure(threads)
+
+    def check(stats: list[Any]) -> None:
+        reading = machine_load.read_load(own_threads=threads)
+        during.append(reading)
+        rows = [machine_load.MeasurementLoad(s.label, s.wall_s, s.cpu_time_s, s.wall_iqr_s) for s in stats]
+        why = machine_load.judge(reading) + machine_load.judge_measurements(rows, threads)
+        busy.extend(f"during the {threads}-thread sweep: {w}" for w in why)
+        if why and not args.allow_busy:
+            raise machine_load.busy_error(f"during the {threads}-thread sweep", why)
+    try:
+        return sweep_and_fit_threads(grid, fitted, meter, threads=threads, fitted_threads=args.threads, data=data,
+                                     rounds=args.rounds, per_round=args.per_round, warmup=args.warmup,
+                                     holdout_every=args.holdout_every, check_measurements=check)
+    finally:
+        configure(args.threads)
+
+
+def refuse_worse_fit(before: float, after: float, force: bool, where: str = "") -> bool:
     """Stop (one line, nothing written) when the fit did not lower the held-out error; with ``force``
-    warn on stderr and go on. Returns whether the write is forced."""
+    warn on stderr and go on. Returns whether the write is forced. ``where``: which fit (e.g. at 2 threads)."""
     import sys
 
     from costmodels.errors import CodesignError
 
     if after < before:
         return False
-    message = (f"the calibrated profile's held-out epoch-time MAPE {after:.1%} is not lower than the base "
+    message = (f"the calibrated profile's held-out epoch-time MAPE{where} {after:.1%} is not lower than the base "
                f"profile's {before:.1%}")
     if not force:
         raise CodesignError(f"{message}: not written; measure more workloads (--sparsities, --datasets, --models) "
@@ -234,5 +286,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"{' (grid search)' if report['memory_fitted'] else ''}; {report['energy_note']}",
         f"held-out epoch-time MAPE ({report['time_measure']} time, {len(report['held_out'])} workloads): "
         f"before {report['mape_before']:.1%}, after {report['mape_after']:.1%} (fit set: {report['fit_mape']:.1%})",
+        *([f"[threads] at {t['threads']} threads (wall time, {len(t['rows'])} workloads): held-out MAPE "
+           f"{t['mape_before']:.1%} with the one-thread fit -> {t['mape_after']:.1%}"]
+          if (t := report.get("threads")) else []),
         f"wrote {report['output']}",
     ])

@@ -90,6 +90,7 @@ BOUNDS: dict[str, tuple[float, float, bool, bool]] = {
     "--hidden": (1, 8192, True, False),
     "--heads": (1, 64, True, False),
     "--rounds": (1, 100, True, False),
+    "--parallel-threads": (0, 1024, True, False),
     "--fifo-length": (1, 100, True, False),
     "--eb-warmup": (0, 10_000, True, False),
     "--lr": (0.0, 10.0, False, True),

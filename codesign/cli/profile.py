@@ -8,8 +8,9 @@ this CPU's shipped profile, the user's calibrated copy when there is one, and on
 profile matches a profile measured here): time, energy, memory, and the relative error
 ``predicted / measured - 1``. Arguments are checked before any device detection.
 ``--phase-windows`` adds forward / backward / optimizer (search: weight_step / graph_step /
-mask_update) windows and states their overhead. Writes ``<out>/profile.json`` and prints a table.
-torch is imported inside the handler.
+mask_update) windows and states their overhead. On a CPU the prediction is priced at the thread
+count the run uses (``DeviceProfile.at_threads``: a profile's ``[threads]`` fit, ``costmodels.parallel``).
+Writes ``<out>/profile.json`` and prints a table. torch is imported inside the handler.
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     from costmodels.profiles import check_calibration_target
 
     check_calibration_target(device, args.run_on, probe.device_name, action="profile")  # never CPU vs H100
+    if args.run_on == "cpu":  # a CPU profile with a [threads] fit is priced at the threads this run uses
+        device = device.at_threads(torch.get_num_threads())
     meter = probe
     if isinstance(probe, CPUMeter) and probe.energy_source == "none":
         # No RAPL: energy is estimated from the profile's power numbers, and labelled so.
@@ -199,6 +202,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         "energy_source": rows[0]["energy_source"] if rows else "none",
         "host": host_summary(),
         "torch_threads": torch.get_num_threads(),
+        "priced_at_threads": "threads" in device.sections,
         "thread_policy": policy.to_dict(),
         "allocator": allocator,
         "graph": {"nodes": data.num_nodes, "edges": data.num_edges, "features": data.num_features},
@@ -245,7 +249,9 @@ def format_table(result: dict[str, Any]) -> str:
         df[c] = df[c].map(lambda v: "-" if v is None or v != v else f"{v:+.1%}")
     lines = [f"measured on {result['measured_on']} vs predicted on profile {result['device_profile']} "
              f"({result.get('device_profile_kind')} profile, {result.get('device_profile_path')}) "
-             f"(energy: {result['energy_source']}; threads={result['torch_threads']}, allocator={result['allocator']})"]
+             f"(energy: {result['energy_source']}; threads={result['torch_threads']}"
+             f"{' (profile priced at this count: [threads])' if result.get('priced_at_threads') else ''}, "
+             f"allocator={result['allocator']})"]
     with pd.option_context("display.width", 220, "display.max_columns", 20):
         lines.append(df.to_string(index=False))
     for phase, ov in result["phase_window_overhead"].items():

@@ -176,7 +176,7 @@ def with_counted_launches(traced: Traced, device: Any, training: bool) -> Any:
 
     if traced.counts is None or not counts_apply(device):
         return traced.workload
-    kernels, ops = traced.counts.for_target(target_for(device.kind), training, traced.preprocessing_counts)
+    kernels, ops = traced.counts.for_target(target_for(device.kind), training)
     return replace(traced.workload, kernel_launches=float(kernels), host_ops=float(ops))
 
 

@@ -88,22 +88,52 @@ def launches_kernel(func: Any) -> bool:
     return not bool(getattr(func, "is_view", False))
 
 
+RANDOM_PREFIXES = ("rand", "bernoulli", "native_dropout", "normal", "uniform")
+
+
+def graph_only(name: str, inputs_static: list[bool], outputs: list[Any]) -> tuple[bool, bool]:
+    """The graph-preprocessing rule, one for the built-ins' counts and the tracer (``codesign.trace``):
+    ``(static, graph_op)``. A result is *static* when no random draw made it and every tensor input is
+    (integer and boolean tensors are, unless a float computation made them: ``float_scores.argsort()``
+    is not); an op is a *graph op* when it has inputs, its result is static and it writes no float
+    tensor: edge-list selects and reshapes, self-loop insertion, masks of the edge list. A graph op is
+    the same every pass over one graph: it is priced once per graph, not in a step's launch term."""
+    static = not name.startswith(RANDOM_PREFIXES) and all(inputs_static)
+    graph_op = bool(inputs_static) and static and not any(
+        getattr(o, "is_floating_point", lambda: False)() for o in outputs)
+    return static, graph_op
+
+
 def count_ops(fn: Callable[[], Any]) -> OpCount:
-    """Run ``fn()`` under a ``TorchDispatchMode`` and count the ATen operations it dispatches."""
+    """Run ``fn()`` under a ``TorchDispatchMode`` and count the ATen operations it dispatches, less the
+    graph ops (:func:`graph_only`: computed from the graph structure alone, priced once per graph)."""
+    import torch
     from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+    from torch.utils.weak import WeakTensorKeyDictionary
 
     counts: Counter[str] = Counter()
     kernels = [0]
+    static: WeakTensorKeyDictionary = WeakTensorKeyDictionary()  # tensors made in fn: static or not
 
     class _Counter(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            kwargs = kwargs or {}
             name = func.overloadpacket.__name__
+            out = func(*args, **kwargs)
             if name.startswith(SKIPPED_PREFIX):
-                return func(*args, **(kwargs or {}))
+                return out
+            ins = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
+            outs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
+            result, graph_op = graph_only(name, [static.get(a, not a.is_floating_point()) for a in ins], outs)
+            for o in outs:
+                static[o] = result
+            if graph_op:
+                return out
             counts[name] += 1
             if launches_kernel(func):
                 kernels[0] += 1
-            return func(*args, **(kwargs or {}))
+            return out
 
     with _Counter():
         fn()
@@ -370,13 +400,11 @@ class StepCounts:
     train: dict[str, tuple[int, int]]  # target -> (kernels, ops)
     inference: tuple[int, int]
 
-    def for_target(self, target: str, training: bool, preprocessing: tuple[int, int] = (0, 0)) -> tuple[int, int]:
-        """(kernels, ops) of one step, less the edge-list preprocessing one forward dispatches: the
-        trace prices that once per graph (its ``graph_preprocessing`` row), so its launches are not
-        counted per step either (PyG redoes it every call unless cached; the FLOPs and bytes follow
-        the same rule)."""
-        kernels, ops = self.train[target] if training else self.inference
-        return max(kernels - preprocessing[0], 0), max(ops - preprocessing[1], 0)
+    def for_target(self, target: str, training: bool) -> tuple[int, int]:
+        """(kernels, ops) of one step. The edge-list preprocessing a forward dispatches (PyG redoes it
+        every call unless cached) is not in them: ``count_ops`` leaves graph ops out, as for the
+        built-ins, and the trace prices them once per graph (its ``graph_preprocessing`` row)."""
+        return self.train[target] if training else self.inference
 
 
 def count_model_steps(net: Any, forward: Callable[[Any], Any],

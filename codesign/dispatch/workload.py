@@ -48,9 +48,9 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from costmodels import Aggregate, Conv2d, Elementwise, Gemm, OpCost, Workload
-from costmodels.ops import ExecContext
+from costmodels.ops import RNG_STEPS_PER_DRAW, ExecContext
 
-from .opcount import SKIPPED_PREFIX, StepCounts, launches_kernel
+from .opcount import RANDOM_PREFIXES, SKIPPED_PREFIX, StepCounts, graph_only, launches_kernel
 
 aten = torch.ops.aten
 
@@ -214,11 +214,11 @@ class _Recorder(TorchDispatchMode):
         floats_in = [a for a in flat_in if a.is_floating_point()]
         grad = any(self._get(a).grad for a in floats_in)
         result = _Info(grad=grad and any(o.is_floating_point() for o in flat_out))
-        random = name.startswith(("rand", "bernoulli", "native_dropout", "normal", "uniform"))
-        result.static = not random and all(self._get(a).static for a in flat_in)
+        random = name.startswith(RANDOM_PREFIXES)
         # edge-list manipulation (integer/bool results computed from the graph alone: self-loop insertion,
         # masks): graph preprocessing, done once per graph; numeric per-edge values stay per pass
-        self.static_op = bool(flat_in) and result.static and not any(o.is_floating_point() for o in flat_out)
+        # (opcount.graph_only: the rule the built-ins' counts follow)
+        result.static, self.static_op = graph_only(name, [self._get(a).static for a in flat_in], flat_out)
         if self.static_op and not name.startswith(SKIPPED_PREFIX):  # counted as opcount counts (launch term)
             self.static_ops += 1
             self.static_kernels += int(launches_kernel(func))
@@ -254,7 +254,8 @@ class _Recorder(TorchDispatchMode):
             if name.startswith("bernoulli"):
                 fresh = self._get(args[0]).fresh
                 result.mask = [fresh] if fresh >= 0 else []
-                result.mask.append(self._add(self._elementwise(name, [], flat_out, 1.0, False)))
+                draw = replace(self._elementwise(name, [], flat_out, 1.0, False), serial_per_elem=RNG_STEPS_PER_DRAW)
+                result.mask.append(self._add(draw))  # a random draw per value: serial work, as ops.py prices it
         elif name in _MOVES or name in _REDUCTIONS or torch.Tag.pointwise in getattr(func, "tags", ()):
             flops = 0.0 if name in _MOVES and name not in _DROPOUT_FLOPS else _DROPOUT_FLOPS.get(name, 1.0)
             if name in _REDUCTIONS:
@@ -292,7 +293,8 @@ class _Recorder(TorchDispatchMode):
 
     def _dropout(self, name: str, ins: list[torch.Tensor], outs: list[torch.Tensor], result: _Info) -> bool:
         """Dropout as CPU torch runs it (``empty_like``, ``bernoulli_``, ``div_`` by 1-p, ``mul``): the
-        built-in models' one dropout op (2 FLOPs, read + write, a 1-byte mask kept for backward)."""
+        built-in models' one dropout op (2 FLOPs, read + write, a 1-byte mask kept for backward, one random
+        draw per value: ``ops.RNG_STEPS_PER_DRAW`` serial steps)."""
         masks = [a for a in ins if self._get(a).mask]
         if not masks:
             return False
@@ -304,7 +306,7 @@ class _Recorder(TorchDispatchMode):
             self.slots[slot] = None
         numel = float(outs[0].numel())
         slot = self._add(Elementwise("aten.dropout", numel, 2.0, 1.0, saved_bytes_per_elem=1.0,
-                                     needs_backward=result.grad))
+                                     needs_backward=result.grad, serial_per_elem=RNG_STEPS_PER_DRAW))
         self._message("dropout", tuple(a for a in ins if not self._get(a).mask), outs, result, slot)
         return True
 

@@ -15,8 +15,8 @@ Architectures match what the cost model counts (docs/CONTRACTS.md). With ``E`` d
 The layers are written here (a test checks ``GCNLayer`` against PyG's ``GCNConv``) so that a run
 does not import torch_geometric, whose import (torch._dynamo) costs seconds of process start.
 Aggregation (:func:`weighted_aggregate`) never materialises the ``[E, F]`` messages: it runs as
-CSR sparse-dense products with a hand-written backward (layouts cached per edge list; GAT once per
-head).
+CSR sparse-dense products with a hand-written backward (layouts cached per edge list; GAT's heads
+in one product, each node split into one per head).
 Between layers: ReLU then dropout; the output is log-softmax (trained with NLL). The maskable
 weights are the 2-D linear weights ``[F_out, F_in]`` of every layer (biases and attention vectors
 stay dense), which is what the cost model's ``N * F_in * F_out`` term scales with.
@@ -132,6 +132,16 @@ def _plan(edge_index: Tensor, n: int) -> _Plan:
     return _per_tensor("csr", edge_index, n, lambda: _Plan(edge_index, n))
 
 
+def _head_plan(edge_index: Tensor, n: int, heads: int) -> _Plan:
+    """The plan of the graph with each node ``i`` split into ``heads`` nodes ``i H + k`` and edge ``e``
+    into ``heads`` edges ``e H + k`` (``j H + k -> i H + k``): GAT's heads in one product."""
+    def build() -> _Plan:
+        k = torch.arange(heads, device=edge_index.device)
+        return _Plan((edge_index.unsqueeze(-1) * heads + k).reshape(2, -1), heads * n)
+
+    return _per_tensor(f"csr-heads-{heads}", edge_index, n, build)
+
+
 def with_self_loops(edge_index: Tensor, n: int) -> Tensor:
     """``edge_index`` followed by the ``n`` self-loops; the same tensor object for the same input,
     so its CSR layout (:func:`_plan`) is built once, not every forward."""
@@ -143,16 +153,18 @@ def with_self_loops(edge_index: Tensor, n: int) -> Tensor:
 
 
 class _SparseAggregate(torch.autograd.Function):
-    """``out = base + A h`` with ``A[i, j] = w_(j -> i)`` as a CSR matrix: forward and ``dh = A^T g``
-    are sparse-dense products, ``dw_e = g_i . h_j`` a sampled dense-dense product, so no ``[E, F]``
-    tensor exists at all. ``h [N, F]``, one weight per edge (GCN, GIN, SAGE; GAT once per head)."""
+    """``out = base + A h`` (``out = A h`` without ``base``) with ``A[i, j] = w_(j -> i)`` as a CSR
+    matrix: forward and ``dh = A^T g`` are sparse-dense products, ``dw_e = g_i . h_j`` a sampled
+    dense-dense product, so no ``[E, F]`` tensor exists at all. ``h [N, F]``, one weight per edge
+    (GAT's heads: the split-node matrix of :func:`_head_plan`, ``h [N H, C]``)."""
 
     @staticmethod
-    def forward(ctx, base: Tensor, h: Tensor, w: Tensor, plan: _Plan,  # type: ignore[override]
+    def forward(ctx, base: Tensor | None, h: Tensor, w: Tensor, plan: _Plan,  # type: ignore[override]
                 symmetric: bool = False) -> Tensor:
         ctx.save_for_backward(h, w)
         ctx.plan = plan
-        return base + torch.sparse.mm(plan.matrix(w, symmetric=symmetric), h)
+        out = torch.sparse.mm(plan.matrix(w, symmetric=symmetric), h)
+        return out if base is None else base + out
 
     @staticmethod
     def backward(ctx, g: Tensor):  # type: ignore[override]
@@ -164,46 +176,51 @@ class _SparseAggregate(torch.autograd.Function):
         if ctx.needs_input_grad[2]:  # dw_(j -> i) = h_j . g_i, sampled at A^T's pattern (row j, column i)
             sampled = torch.sparse.sampled_addmm(a_t, h.contiguous(), g.t(), beta=0.0).values()
             gw = plan.scatter_back(sampled, transpose=True)
-        return g, gh, gw, None, None
+        return (g if ctx.needs_input_grad[0] else None), gh, gw, None, None
 
 
 def weighted_aggregate(h: Tensor, edge_index: Tensor, weight: Tensor | None, base: Tensor | None = None,
                        symmetric: bool = False) -> Tensor:
     """``base_i + sum_{(j -> i)} w_ji h_j`` for ``h [N, F]`` (``weight [E]``) or ``[N, H, F]``
-    (``weight [E, H]`` or ``[E]``); ``base`` defaults to zeros. CSR products (``_SparseAggregate``,
-    one per head): O(E F) time, O(N F + E) memory. ``symmetric``: ``weight`` is symmetric
-    (:func:`mark_symmetric`; None, all ones, always is)."""
-    if base is None:
-        base = h.new_zeros(h.shape)
+    (``weight [E, H]`` or ``[E]``); no ``base``: the sum alone. CSR products (``_SparseAggregate``,
+    GAT's heads in one product over split nodes): O(E F) time, O(N F + E H) memory. ``symmetric``:
+    ``weight`` is symmetric (:func:`mark_symmetric`; None, all ones, always is)."""
     e = edge_index.size(1)
     if weight is not None and (weight.size(0) != e or weight.dim() > h.dim() - 1):
         raise ValueError(f"edge weights {tuple(weight.shape)} do not fit {e} edges and features {tuple(h.shape)}")
     if e == 0:
-        return base
-    plan = _plan(edge_index, h.size(0))
+        return h.new_zeros(h.shape) if base is None else base
     w = weight if weight is not None else h.new_ones(e)
     symmetric = symmetric or weight is None
     if h.dim() == 2:
-        return _SparseAggregate.apply(base, h, w, plan, symmetric)
-    heads = [_SparseAggregate.apply(base[:, k], h[:, k], w[:, k] if w.dim() == 2 else w, plan)
-             for k in range(h.size(1))]
-    return torch.stack(heads, dim=1)
+        return _SparseAggregate.apply(base, h, w, _plan(edge_index, h.size(0)), symmetric)
+    # [N, H, C]: all heads in one product with the [N H, N H] matrix A_H whose row (i, k) holds head k's
+    # weights of node i's edges (the same sums per row as H separate products; a constant kernel count
+    # whatever the head count). Rows, columns and values in the [N, H] / [E, H] layouts' own order:
+    # reshapes of contiguous tensors, no copies.
+    n, heads, c = h.shape
+    w_h = (w if w.dim() == 2 else w.unsqueeze(1).expand(e, heads)).reshape(-1)  # [E H], edge-major
+    out = _SparseAggregate.apply(None if base is None else base.reshape(n * heads, c), h.reshape(n * heads, c), w_h,
+                                 _head_plan(edge_index, n, heads), symmetric and w.dim() == 1)
+    return out.view(n, heads, c)
 
 
-def _aggregate(h: Tensor, edge_index: Tensor, weight: Tensor | None, n: int) -> Tensor:
+def _aggregate(h: Tensor, edge_index: Tensor, weight: Tensor | None) -> Tensor:
     """``out_i = sum_{(j -> i)} w_ji h_j`` (``h [N, F]`` or ``[N, H, F]``), O(E F)."""
-    return weighted_aggregate(h, edge_index, weight, h.new_zeros((n, *h.shape[1:])), is_symmetric(weight))
+    return weighted_aggregate(h, edge_index, weight, None, is_symmetric(weight))
 
 
 def segment_softmax(logits: Tensor, index: Tensor, n: int) -> Tensor:
-    """Softmax of ``logits [E, H]`` over the entries sharing ``index`` (the target node)."""
+    """Softmax of ``logits [E, H]`` over the entries sharing ``index`` (the target node). The per-node
+    peak subtracted for stability is a constant (detached, as PyG's ``softmax``): the softmax does not
+    depend on it, so its gradient is zero and autograd need not run the max's backward."""
     shape = (n, *logits.shape[1:])
     idx = index.view(-1, *([1] * (logits.dim() - 1))).expand_as(logits)
     peak = torch.full(shape, float("-inf"), dtype=logits.dtype, device=logits.device)
-    peak = peak.scatter_reduce(0, idx, logits, reduce="amax", include_self=True)
-    e = (logits - peak[index]).exp()
+    peak = peak.scatter_reduce(0, idx, logits.detach(), reduce="amax", include_self=True)
+    e = (logits - peak.index_select(0, index)).exp()
     total = torch.zeros(shape, dtype=logits.dtype, device=logits.device).index_add_(0, index, e)
-    return e / (total[index] + 1e-16)
+    return e / (total.index_select(0, index) + 1e-16)
 
 
 class GCNLayer(nn.Module):
@@ -251,7 +268,7 @@ class GATLayer(nn.Module):
         h = self.lin(x).view(n, self.heads, self.f_out)  # [N, H, C]
         a_src = (h * self.att_src).sum(-1)  # [N, H]
         a_dst = (h * self.att_dst).sum(-1)
-        logits = F.leaky_relu(a_src[ei[0]] + a_dst[ei[1]], 0.2)  # [E + N, H]
+        logits = F.leaky_relu(a_src.index_select(0, ei[0]) + a_dst.index_select(0, ei[1]), 0.2)  # [E + N, H]
         alpha = segment_softmax(logits, ei[1], n)
         alpha = F.dropout(alpha, self.dropout, self.training)
         if w is not None:
@@ -269,7 +286,7 @@ class GINLayer(nn.Module):
         self.lin = nn.Linear(f_in, f_out)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None) -> Tensor:
-        return self.lin(x + _aggregate(x, edge_index, edge_weight, x.size(0)))
+        return self.lin(weighted_aggregate(x, edge_index, edge_weight, base=x, symmetric=is_symmetric(edge_weight)))
 
 
 class SAGELayer(nn.Module):
@@ -282,7 +299,7 @@ class SAGELayer(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None) -> Tensor:
         n = x.size(0)
-        total = _aggregate(x, edge_index, edge_weight, n)
+        total = _aggregate(x, edge_index, edge_weight)
         ones = x.new_ones(edge_index.size(1))
         count = torch.zeros(n, dtype=x.dtype, device=x.device).index_add_(0, edge_index[1], ones)
         return self.lin_l(total / count.clamp(min=1).unsqueeze(-1)) + self.lin_r(x)

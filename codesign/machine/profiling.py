@@ -413,3 +413,69 @@ def sweep_and_fit(grid: Sequence[WorkloadConfig], base: Any, meter: Meter, *, da
                      "error_before": pb / s.measured_latency_s - 1, "error_after": pa / s.measured_latency_s - 1})
     return CalibrationRun(tuple(samples), tuple(sorted(held_names)), cal, pdata, before, after, tuple(rows),
                           measure_s)
+
+
+@dataclass(frozen=True)
+class ParallelRun:
+    """The same sweep measured at ``threads`` threads (wall time) and the profile's ``[threads]`` fit to it
+    (``costmodels.parallel``); errors on its held-out workloads: ``mape_before`` prices them with the
+    one-thread fit as it is, ``mape_after`` with ``[threads]`` applied."""
+
+    threads: int
+    section: dict[str, Any]
+    mape_before: float
+    mape_after: float
+    rows: tuple[dict[str, Any], ...]
+    measure_s: float
+    stats: tuple[EpochStats, ...] = field(repr=False, compare=False)
+
+
+def sweep_and_fit_threads(grid: Sequence[WorkloadConfig], fitted: dict[str, Any], meter: Meter, *, threads: int,
+                          fitted_threads: int, data: DataCache, device: str = "cpu", rounds: int = 5,
+                          per_round: int = 3, warmup: int = 3, holdout_every: int = 3, progress: bool = True,
+                          check_measurements: Callable[[list[EpochStats]], None] | None = None) -> ParallelRun:
+    """Measure ``grid`` again with the ``threads`` torch threads now set (the caller sets them), fit the
+    efficiencies, kernel overhead and serial step time at that count with the one-thread fit
+    ``fitted`` (profile data, effective memory kept) as the prior, and return its ``[threads]`` section."""
+    import time
+
+    from costmodels import price_workload
+    from costmodels.calibrate import Sample, fit, holdout_split, mape
+    from costmodels.parallel import threads_section
+    from costmodels.profiles import DeviceProfile
+
+    t0 = time.perf_counter()
+    runners = [EpochRunner(c, data(c.dataset), device) for c in grid]
+    stats = measure_grid(runners, meter, rounds=rounds, per_round=per_round, warmup=warmup, progress=progress)
+    measure_s = time.perf_counter() - t0
+    if check_measurements is not None:
+        check_measurements(stats)
+    samples = [Sample(s.label, r.workload(), s.wall_s) for r, s in zip(runners, stats)]
+    train, held = holdout_split(samples, every=holdout_every)
+    base = DeviceProfile.from_dict({k: v for k, v in fitted.items() if k != "threads"}, "one-thread fit")
+    cal = fit(train, base)
+    held_names = {s.name for s in held}
+
+    def predict(profile: Any, s: Any) -> float:
+        return float(price_workload(s.workload, profile, training=True).latency_s)
+
+    section = threads_section(cal.efficiency, cal.kernel_overhead_us,
+                              cal.serial_step_ns if cal.serial_fitted else None, fitted_threads=fitted_threads,
+                              parallel_threads=threads, note="")
+    after_profile = DeviceProfile.from_dict({**fitted, "threads": {**section, "source": "-"}}).at_threads(threads)
+    before = mape([predict(base, s) for s in held], [s.measured_latency_s for s in held])
+    after = mape([predict(after_profile, s) for s in held], [s.measured_latency_s for s in held])
+    section["source"] = (
+        f"NNLS fit of {len(samples)} training-epoch workloads measured at {threads} threads (wall time, median of "
+        f"{rounds}x{per_round}), the {fitted_threads}-thread fit as prior (classes {', '.join(cal.fitted_classes)}, "
+        f"kernel overhead{', serial step time' if cal.serial_fitted else ''}); held-out MAPE at {threads} threads "
+        f"{before:.1%} with the {fitted_threads}-thread fit -> {after:.1%} with this section")
+    rows = []
+    for s in samples:
+        pb, pa = predict(base, s), predict(after_profile, s)
+        rows.append({"workload": s.name, "split": "held-out" if s.name in held_names else "fit", "threads": threads,
+                     "measured_s": s.measured_latency_s, "wall_iqr_s": next(
+                         st.wall_iqr_s for st in stats if st.label == s.name),
+                     "before_s": pb, "after_s": pa, "error_before": pb / s.measured_latency_s - 1,
+                     "error_after": pa / s.measured_latency_s - 1})
+    return ParallelRun(threads, section, before, after, tuple(rows), measure_s, tuple(stats))
