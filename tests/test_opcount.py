@@ -125,7 +125,7 @@ def test_search_summary_carries_the_regime():
 
 def test_graph_ops_are_left_out_of_a_step_by_hand_count():
     """``h = x[ei[0]]`` then ``out = zeros.index_add_(0, ei[1], h)``: the two selects of the edge list are
-    graph ops (integer results of the graph alone: ``opcount.graph_only``), the gather, the zeros and
+    graph ops (integer results of the graph alone: ``record.graph_only``), the gather, the zeros and
     the scatter are not; an argsort of float scores is not a graph op either (a float computation made it)."""
     ei = torch.tensor([[0, 1, 2], [1, 2, 0]])
     x = torch.randn(3, 4)
@@ -145,3 +145,27 @@ def test_gat_step_does_not_grow_with_its_heads():
     """The built-in GAT aggregates every head in one product (``models._head_plan``): same ops at 1 and 8 heads."""
     one, eight = (count_phase(CountKey("gat", 2, h, 1, "cuda"), "train") for h in (1, 8))
     assert (one.ops, one.kernels) == (eight.ops, eight.kernels)
+
+
+def test_built_in_and_traced_models_count_through_the_one_recorder(monkeypatch):
+    """Issue 23: a built-in GCN's counted step and a traced PyG GCN (its workload and its counted steps)
+    go through the same dispatch recorder, ``codesign.dispatch.record.DispatchRecorder``."""
+    pytest.importorskip("torch_geometric")
+    from torch_geometric.nn.models import GCN
+
+    from codesign.dispatch import record
+    from codesign.dispatch.byo import price_model
+
+    seen: list[str] = []
+    dispatch = record.DispatchRecorder.__torch_dispatch__
+
+    def spy(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        seen.append(type(self).__name__)
+        return dispatch(self, func, types, args, kwargs)
+
+    monkeypatch.setattr(record.DispatchRecorder, "__torch_dispatch__", spy)
+    built_in = count_phase(CountKey("gcn"), "train")
+    assert built_in.ops > 0 and set(seen) == {"DispatchRecorder"} and len(seen) >= built_in.ops
+    seen.clear()
+    rows = price_model(lambda f, c: GCN(f, 16, 2, c), "sbm:n=200,avg_degree=4,features=8,classes=3", ["h100"])
+    assert rows and {"DispatchRecorder", "_Recorder"} == set(seen)  # counted steps and the traced workload

@@ -8,7 +8,7 @@ synthetic graph under a dispatch mode that records every ATen call, and keeps tw
 
 * ``ops``: every ATen operation dispatched (each pays the framework's host-side cost);
 * ``kernels``: ``ops`` minus views and pure allocations (``aten.view``, ``t``, ``detach``,
-  ``empty`` ...: :data:`NO_KERNEL` and every op whose schema says it returns an alias), i.e. the
+  ``empty`` ...: ``record.NO_KERNEL`` and every op whose schema says it returns an alias), i.e. the
   operations that launch a device kernel.
 
 Counts do not depend on the graph's size (``test_opcount.py`` checks two sizes), so a tiny graph
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -51,15 +50,6 @@ TABLE_PATH = Path(__file__).with_name("kernel_counts.json")
 KINDS = ("train", "train_masked", "search_joint", "search_graph", "ugs_mask", "inference", "eval")
 TARGETS = ("cuda", "cpu")
 TINY_GRAPH = "sbm:n=1600,avg_degree=4,features=8,classes=4,seed=1"  # every split non-empty
-# ops that allocate or re-describe memory without computing (no kernel on a GPU)
-NO_KERNEL = frozenset({
-    "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "detach", "lift_fresh",
-    "alias", "view", "_unsafe_view", "t", "expand", "as_strided", "unsqueeze", "squeeze", "select",
-    "slice", "permute", "transpose", "_reshape_alias", "reshape", "unbind", "split", "resize_",
-    "set_", "sparse_csr_tensor", "_sparse_csr_tensor_unsafe", "sparse_compressed_tensor",
-    "_local_scalar_dense",  # .item()/float(): a device-to-host copy and a sync, not a launched kernel
-})
-SKIPPED_PREFIX = "_record_function"  # profiler markers the optimiser dispatches: not operations
 
 
 @dataclass(frozen=True)
@@ -79,65 +69,16 @@ class OpCount:
         return {"ops": self.ops, "kernels": self.kernels, "by_op": dict(sorted(self.by_op.items()))}
 
 
-def launches_kernel(func: Any) -> bool:
-    """Whether a dispatched ATen op launches a device kernel (not a view or a pure allocation); the
-    one rule for the built-ins' counts and the tracer's (``codesign.dispatch.workload``)."""
-    name = func.overloadpacket.__name__
-    if name in NO_KERNEL:
-        return False
-    return not bool(getattr(func, "is_view", False))
-
-
-RANDOM_PREFIXES = ("rand", "bernoulli", "native_dropout", "normal", "uniform")
-
-
-def graph_only(name: str, inputs_static: list[bool], outputs: list[Any]) -> tuple[bool, bool]:
-    """The graph-preprocessing rule, one for the built-ins' counts and the tracer (``codesign.trace``):
-    ``(static, graph_op)``. A result is *static* when no random draw made it and every tensor input is
-    (integer and boolean tensors are, unless a float computation made them: ``float_scores.argsort()``
-    is not); an op is a *graph op* when it has inputs, its result is static and it writes no float
-    tensor: edge-list selects and reshapes, self-loop insertion, masks of the edge list. A graph op is
-    the same every pass over one graph: it is priced once per graph, not in a step's launch term."""
-    static = not name.startswith(RANDOM_PREFIXES) and all(inputs_static)
-    graph_op = bool(inputs_static) and static and not any(
-        getattr(o, "is_floating_point", lambda: False)() for o in outputs)
-    return static, graph_op
-
-
 def count_ops(fn: Callable[[], Any]) -> OpCount:
-    """Run ``fn()`` under a ``TorchDispatchMode`` and count the ATen operations it dispatches, less the
-    graph ops (:func:`graph_only`: computed from the graph structure alone, priced once per graph)."""
-    import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_flatten
-    from torch.utils.weak import WeakTensorKeyDictionary
+    """Run ``fn()`` under the one dispatch recorder (:class:`codesign.dispatch.record.DispatchRecorder`) and
+    count the ATen operations it dispatches, less the graph ops (``record.graph_only``: computed from the
+    graph structure alone, priced once per graph)."""
+    from .record import DispatchRecorder
 
-    counts: Counter[str] = Counter()
-    kernels = [0]
-    static: WeakTensorKeyDictionary = WeakTensorKeyDictionary()  # tensors made in fn: static or not
-
-    class _Counter(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-            kwargs = kwargs or {}
-            name = func.overloadpacket.__name__
-            out = func(*args, **kwargs)
-            if name.startswith(SKIPPED_PREFIX):
-                return out
-            ins = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
-            outs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
-            result, graph_op = graph_only(name, [static.get(a, not a.is_floating_point()) for a in ins], outs)
-            for o in outs:
-                static[o] = result
-            if graph_op:
-                return out
-            counts[name] += 1
-            if launches_kernel(func):
-                kernels[0] += 1
-            return out
-
-    with _Counter():
+    recorder = DispatchRecorder()
+    with recorder:
         fn()
-    return OpCount(sum(counts.values()), kernels[0], dict(counts))
+    return OpCount(sum(recorder.counts.values()), recorder.kernels, dict(recorder.counts))
 
 
 @dataclass(frozen=True)

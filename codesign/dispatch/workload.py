@@ -1,7 +1,8 @@
 """Turn one run of any torch model into a cost-model :class:`~costmodels.Workload` (torch dispatch).
 
 :func:`trace_workload` runs ``fn()`` (a forward pass, plus the loss when training) once on real
-tensors under a ``TorchDispatchMode`` and maps every ATen operator it sees to a cost-model op:
+tensors under the one dispatch recorder (``codesign.dispatch.record``: the op and launch counts of
+built-ins and traced models alike) and maps every ATen operator it sees to a cost-model op:
 
 * ``mm``/``addmm``/``bmm``/``baddbmm`` -> :class:`Gemm` (FLOPs as ``FlopCounterMode`` counts them; an
   ``addmm`` bias is a separate elementwise op), ``convolution`` -> :class:`Conv2d` (2-D) or the GEMM
@@ -43,14 +44,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from costmodels import Aggregate, Conv2d, Elementwise, Gemm, OpCost, Workload
 from costmodels.ops import RNG_STEPS_PER_DRAW, ExecContext
 
-from .opcount import RANDOM_PREFIXES, SKIPPED_PREFIX, StepCounts, graph_only, launches_kernel
+from .opcount import StepCounts
+from .record import RANDOM_PREFIXES, DispatchRecorder
 
 aten = torch.ops.aten
 
@@ -159,10 +159,6 @@ class _Info:
     features: float = 0.0  # > 0: the resident input features (or rows gathered from them): their density
 
 
-def _name(func: Any) -> str:
-    return func.__name__.split(".")[0] if hasattr(func, "__name__") else str(func)
-
-
 def _values(t: torch.Tensor) -> float:
     """Tensor size in float32 values (int64 indices count 2, bool 1/4); stride-0 dims counted once."""
     if t.layout != torch.strided:
@@ -173,7 +169,10 @@ def _values(t: torch.Tensor) -> float:
     return float(n) * t.element_size() / 4.0
 
 
-class _Recorder(TorchDispatchMode):
+class _Recorder(DispatchRecorder):
+    """The one dispatch recorder (``record.DispatchRecorder``: op and launch counts, graph ops), classifying
+    every operation it sees into cost-model ops (:meth:`on_op`)."""
+
     def __init__(self, params: list[torch.Tensor], grad_inputs: list[torch.Tensor],
                  features: torch.Tensor | None = None) -> None:
         super().__init__()
@@ -187,11 +186,8 @@ class _Recorder(TorchDispatchMode):
         self.slots: list[Any] = []  # cost-model ops (None once absorbed)
         self.pre: set[int] = set()  # slots computed from the graph structure alone
         self.weighting: set[int] = set()  # slots that scale messages by an edge value (the SpMM multiply)
-        self.counts: Counter[str] = Counter()
         self.unknown: Counter[str] = Counter()
-        self.static_op = False
-        self.static_ops = 0  # dispatched ops of the graph preprocessing (priced once, not per pass)
-        self.static_kernels = 0
+        self.static_op = False  # the operation being classified is a graph op (priced once per graph)
 
     def _get(self, t: Any) -> _Info:
         if not isinstance(t, torch.Tensor):
@@ -204,24 +200,17 @@ class _Recorder(TorchDispatchMode):
             self.pre.add(len(self.slots) - 1)
         return len(self.slots) - 1
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: D105
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        name = _name(func)
-        self.counts[name] += 1
-        flat_in = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
-        flat_out = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
+    def on_op(self, func: Any, name: str, args: tuple, kwargs: dict, out: Any, flat_in: list[torch.Tensor],
+              flat_out: list[torch.Tensor], static: bool, graph_op: bool) -> None:
+        """Classify one operation (already run and counted by the recorder) into cost-model ops."""
         floats_in = [a for a in flat_in if a.is_floating_point()]
         grad = any(self._get(a).grad for a in floats_in)
         result = _Info(grad=grad and any(o.is_floating_point() for o in flat_out))
         random = name.startswith(RANDOM_PREFIXES)
         # edge-list manipulation (integer/bool results computed from the graph alone: self-loop insertion,
         # masks): graph preprocessing, done once per graph; numeric per-edge values stay per pass
-        # (opcount.graph_only: the rule the built-ins' counts follow)
-        result.static, self.static_op = graph_only(name, [self._get(a).static for a in flat_in], flat_out)
-        if self.static_op and not name.startswith(SKIPPED_PREFIX):  # counted as opcount counts (launch term)
-            self.static_ops += 1
-            self.static_kernels += int(launches_kernel(func))
+        # (record.graph_only, decided by the recorder for the counts of built-ins and traced models alike)
+        result.static, self.static_op = static, graph_op
         for a in flat_in:  # a folded scalar multiplication is absorbed by the pointwise op consuming it
             scale = self._get(a).scale
             if scale >= 0 and torch.Tag.pointwise in getattr(func, "tags", ()) and not self.static_op:
@@ -277,7 +266,6 @@ class _Recorder(TorchDispatchMode):
             result.param = True  # a masked weight (torch.nn.utils.prune: weight_orig * weight_mask) is the weight
         for o in flat_out:
             self.info[o] = result
-        return out
 
     # --- classification helpers -------------------------------------------------------------------
     def _elementwise(self, name: str, ins: list[torch.Tensor], outs: list[torch.Tensor], flops: float,
@@ -523,5 +511,5 @@ def trace_workload(fn: Callable[[], Any], params: list[torch.Tensor], name: str,
                   input_density=1.0 if features is None else _density(features),
                   info={"source": "traced with torch dispatch", "unknown_ops": dict(recorder.unknown)})
     preprocessing = Workload(name=f"{name}/graph_preprocessing", ops=tuple(pre), graph_edges=graph_edges)
-    return Traced(wl, dict(recorder.counts), dict(recorder.unknown), total, preprocessing,
-                  preprocessing_counts=(recorder.static_kernels, recorder.static_ops))
+    return Traced(wl, dict(recorder.counts + recorder.graph_counts), dict(recorder.unknown), total, preprocessing,
+                  preprocessing_counts=(recorder.graph_kernels, sum(recorder.graph_counts.values())))
