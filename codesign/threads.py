@@ -6,11 +6,12 @@ Three inputs decide the torch intra-op thread count of a run (:func:`choose_thre
 * the workers sharing them (``--n-jobs`` workers, and other ``codesign search`` processes on this
   machine, counted by :class:`LocalWorkers`): workers x threads <= cores;
 * the workload's size in FLOPs per training epoch (:func:`gnn_epoch_flops`): a thread is worth it only
-  for every ``FLOPS_PER_THREAD`` of work. Cora (0.38 GFLOP/epoch) trains 1.3-1.4x faster on two
-  threads than on one on a quiet 2-core AMD EPYC (dense 100 epochs 2.2 s vs 3.1 s, UGS 28 s vs 37 s;
-  end to end, with ~4 s of start-up, about 10%; measured 2026-11-29; issue 11 saw little gain on a
-  Xeon), so it takes two threads and a graph below 0.3 GFLOP/epoch (up to a few thousand nodes with
-  Cora's features) one thread; the 10^6-node SBM graph (14.5 GFLOP/epoch) takes every core it may use.
+  for every ``FLOPS_PER_THREAD`` of work. With dense features Cora (0.38 GFLOP/epoch) trained 1.3-1.4x
+  faster on two threads than on one on a quiet 2-core AMD EPYC (measured 2026-11-29); its bag-of-words
+  features now train as CSR (``codesign.graphs.models.sparse_features``: 1.3% non-zero), which leaves
+  ~0.01 GFLOP/epoch of small kernels, and it takes one thread (GEBT run: 0.95 s on one thread vs
+  1.1-1.3 s on two, under load; issue 22), as does any graph below 0.3 GFLOP/epoch; the 10^6-node SBM
+  graph (14.5 GFLOP/epoch, dense features) takes every core it may use.
 
 During a search trial :func:`refresh_threads` (called by every training loop after an epoch, at most
 every ``REFRESH_S``) re-chooses the count when the training workers on this machine change: a search
@@ -70,11 +71,13 @@ def prepare_environment(environ: MutableMapping[str, str] | None = None) -> str:
 
 
 def gnn_epoch_flops(nodes: int, edges: int, features: int, hidden: int = 16, classes: int = 8,
-                    layers: int = 2) -> float:
+                    layers: int = 2, feature_density: float = 1.0) -> float:
     """A rough FLOP count of one full-batch GNN training epoch (forward + backward ~ 3x forward):
-    the feature transforms (``2 N F H`` per layer) and the aggregations (``2 E H`` per layer)."""
+    the feature transforms (``2 N F H`` per layer; the first one ``2 nnz(x) H`` when the features
+    are sparse enough to train as CSR, ``feature_density`` < 1) and the aggregations (``2 E H`` per layer)."""
     widths = [features] + [hidden] * (layers - 1) + [classes]
-    forward = sum(2.0 * nodes * a * b + 2.0 * edges * b for a, b in zip(widths, widths[1:]))
+    forward = sum(2.0 * nodes * a * b * (feature_density if i == 0 else 1.0) + 2.0 * edges * b
+                  for i, (a, b) in enumerate(zip(widths, widths[1:])))
     return 3.0 * forward
 
 
@@ -93,8 +96,11 @@ def dataset_epoch_flops(dataset: str | None, hidden: int | None = None, layers: 
 
     key = dataset.strip().lower()
     if key in GRAPHS:
+        from codesign.graphs.models import SPARSE_FEATURES_MAX_DENSITY
+
         g = GRAPHS[key]
-        return gnn_epoch_flops(g.num_nodes, g.num_edges, g.num_features, hidden, g.num_classes, layers)
+        density = g.feature_density if g.feature_density <= SPARSE_FEATURES_MAX_DENSITY else 1.0  # CSR on CPU
+        return gnn_epoch_flops(g.num_nodes, g.num_edges, g.num_features, hidden, g.num_classes, layers, density)
     if key.startswith("sbm:"):
         try:
             from codesign.graphs.synthetic import parse_sbm

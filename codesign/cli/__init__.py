@@ -7,6 +7,7 @@ User errors (:class:`CodesignError`) print one line and exit 2; ``--debug`` show
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import traceback
@@ -72,5 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 os.environ[TRUST_ENV] = previous
 
 
+def console_main() -> int:
+    """``codesign`` as a process (the console script, ``python -m codesign``): :func:`main`, then
+    ``gc.freeze()`` so that the interpreter's shutdown collections skip the objects torch's import
+    created (measured: exiting after ``import torch`` 0.70 s -> 0.15 s). Atexit handlers still run."""
+    code = main()
+    gc.freeze()
+    return code
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())
