@@ -409,8 +409,10 @@ def _work(study: optuna.Study, config: SearchConfig, space: SearchSpace, evaluat
 
 
 def _process_worker(config: SearchConfig, space: SearchSpace, evaluator: Evaluator, predict: Predictor | None,
-                    worker_init: Callable[[], None] | None, waiting: Callable[[bool], None] | None = None) -> None:
-    """Body of one worker process (``n_jobs`` > 1)."""
+                    worker_init: Callable[[], None] | None, waiting: Callable[[bool], None] | None = None,
+                    index: int = 0, confirm_seeds: int = 0) -> None:
+    """Body of worker process ``index`` of ``n_jobs`` (> 1): trials, then its share of the
+    confirmation runs (``search.confirm``; ``confirm_seeds`` 0: none)."""
     import optuna
 
     from .workers import die_with_parent, stopped
@@ -422,6 +424,14 @@ def _process_worker(config: SearchConfig, space: SearchSpace, evaluator: Evaluat
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         study = open_study(config, space)
         _work(study, config, space, evaluator, predict, None, waiting)
+        if confirm_seeds > 0 and count_states(study)[0] >= config.n_trials:
+            from .confirm import run_confirmation
+
+            if waiting is not None:  # training again
+                waiting(False)
+            run_confirmation(study, config, evaluator, confirm_seeds, share=(index, config.n_jobs))
+            if waiting is not None:  # its share done: the others' last runs may take its cores
+                waiting(True)
     except BaseException:
         if stopped():  # stopped mid-trial: whatever that interrupted says is the stop's echo, not a failure
             raise SystemExit(143) from None  # the parent says it in one line; the study resumes
@@ -439,6 +449,7 @@ def run_search(
     early: Sequence[Mapping[str, Any]] = (),
     worker_init: Callable[[], None] | None = None,
     waiting: Callable[[bool], None] | None = None,
+    confirm_seeds: int = 0,
 ) -> optuna.Study:
     """Top the study up to ``config.n_trials`` complete (trained) trials.
 
@@ -449,7 +460,10 @@ def run_search(
     (``evaluator``, ``predict`` and ``worker_init`` must be picklable; ``worker_init`` runs first in
     each, e.g. to set its threads);
     ``waiting``: told when this process (``n_jobs`` 1), or a worker process (``n_jobs`` > 1; it must
-    then be picklable), has no trial left to start (see :func:`_work`).
+    then be picklable), has no trial left to start (see :func:`_work`);
+    ``confirm_seeds`` (``n_jobs`` > 1): once the study holds its trials, each worker process makes its
+    share of the confirmation runs on that many seeds (``search.confirm.run_confirmation``; the caller
+    then runs it once more, which makes only what is still missing). ``n_jobs`` 1: the caller runs it.
     """
     import optuna
 
@@ -476,8 +490,8 @@ def run_search(
 
     start_worker_server()
     ctx = multiprocessing.get_context("forkserver")
-    procs = [ctx.Process(target=_process_worker, args=(config, space, evaluator, predict, worker_init, waiting),
-                         daemon=True) for _ in range(config.n_jobs)]
+    procs = [ctx.Process(target=_process_worker, args=(config, space, evaluator, predict, worker_init, waiting, i,
+                                                       confirm_seeds), daemon=True) for i in range(config.n_jobs)]
     import signal
     import threading
 

@@ -252,7 +252,8 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     try:
         study = _run_with_progress(config, space, evaluator, metric.unit, format_si, predict=predict,
                                    reference=_reference(args, space), early=_early(args, space, predict, budget),
-                                   worker_init=_worker_init(args, policy.threads), waiting=workers.set_waiting)
+                                   worker_init=_worker_init(args, policy.threads), waiting=workers.set_waiting,
+                                   confirm_seeds=args.confirm_seeds)
         _confirm(study, config, evaluator, args.confirm_seeds)
     except KeyboardInterrupt:  # Ctrl-C: the study is the record; write the tables of the trials that finished
         args.interrupt_note = _interrupted(config, space, out, policy)
@@ -391,7 +392,7 @@ def _evaluator(args: argparse.Namespace, metric, device: str | None,  # type: ig
 
 
 def _run_with_progress(config, space, evaluator, unit, format_si, *, predict=None,  # type: ignore[no-untyped-def]
-                       reference=None, early=(), worker_init=None, waiting=None):
+                       reference=None, early=(), worker_init=None, waiting=None, confirm_seeds=0):
     from tqdm import tqdm
 
     from search import run_search
@@ -422,7 +423,7 @@ def _run_with_progress(config, space, evaluator, unit, format_si, *, predict=Non
 
     try:
         return run_search(config, space, evaluator, on_trial=on_trial, predict=predict, reference=reference,
-                          early=early, worker_init=worker_init, waiting=waiting)
+                          early=early, worker_init=worker_init, waiting=waiting, confirm_seeds=confirm_seeds)
     finally:
         bar.close()
 
