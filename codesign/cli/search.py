@@ -143,11 +143,16 @@ def default_study_name(args: argparse.Namespace) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "", "-".join(x for x in parts if x).replace("/", "_"))
 
 
+_STORAGE_MODULES = ("sqlalchemy", "optuna.storages._rdb.models", "alembic.command", "alembic.config",
+                    "alembic.migration", "alembic.script")  # a worker's first open of the SQLite study: ~0.6 s
 WORKER_PRELOAD = {
-    "graph": ("torch", "optuna", "search.study", "codesign.pipelines.graph_search", "codesign.graphs.pipeline"),
-    "cnn": ("torch", "optuna", "search.study", "codesign.pipelines.cnn_search", "codesign.cnn.pipeline"),
+    "graph": ("torch", "optuna", "search.study", "codesign.pipelines.graph_search", "codesign.graphs.pipeline",
+              *_STORAGE_MODULES),
+    "cnn": ("torch", "optuna", "search.study", "codesign.pipelines.cnn_search", "codesign.cnn.pipeline",
+            *_STORAGE_MODULES),
 }
-"""Modules every search worker imports, per task: imported once in the fork server (``search.study``)."""
+"""Modules every search worker imports, per task: imported once in the fork server (``search.study``; a
+name that fails to import there is skipped, and the worker imports it when it needs it)."""
 
 
 def _canonical_budget(text: str) -> str:
