@@ -170,7 +170,7 @@ def _per_tensor(kind: str, edge_index: Tensor, n: int, build):
     if hit is not None and hit[0]() is edge_index and hit[1] == n:
         return hit[2]
     value = build()
-    _CACHE[key] = (weakref.ref(edge_index, lambda _r, k=key: _CACHE.pop(k, None)), n, value)
+    _CACHE[key] = (weakref.ref(edge_index, lambda _r, k=key, cache=_CACHE: cache.pop(k, None)), n, value)
     return value
 
 
@@ -266,12 +266,16 @@ class GCNLayer(nn.Module):
         n = x.size(0)
         h = project(self.lin, x)
         src, dst = edge_index
+        symmetric = is_symmetric(edge_weight)
         w = edge_weight if edge_weight is not None else h.new_ones(src.numel())
-        deg = torch.ones(n, dtype=h.dtype, device=h.device).index_add_(0, dst, w)
-        dinv = deg.rsqrt()
-        norm = dinv[src] * w * dinv[dst]  # symmetric when w is (then in-degree = out-degree)
-        return weighted_aggregate(h, edge_index, norm, base=h * (dinv * dinv).unsqueeze(-1),
-                                  symmetric=is_symmetric(edge_weight)) + self.bias
+        # d_i = 1 + sum_j w_ji; a symmetric w has the same sums over sources, whose index is sorted (a
+        # sequential scatter instead of a random one)
+        deg = torch.ones(n, dtype=h.dtype, device=h.device).index_add_(0, src if symmetric else dst, w)
+        dinv = deg.rsqrt().unsqueeze(-1)
+        # D^-1/2 (I + A_w) D^-1/2 h as dinv * ((I + A_w)(dinv * h)): the normalisation scales rows, so no
+        # per-edge norm (two random gathers of E values and their scatters back) is built
+        hs = dinv * h
+        return dinv * weighted_aggregate(hs, edge_index, edge_weight, base=hs, symmetric=symmetric) + self.bias
 
 
 class GATLayer(nn.Module):
