@@ -1,5 +1,5 @@
 import sys
 
-from codesign.cli import main
+from codesign.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

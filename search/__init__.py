@@ -6,18 +6,11 @@ May import ``costmodels`` only. Optuna, pandas and matplotlib are imported lazil
 from costmodels.errors import CodesignError
 
 from .budget import METRICS, Budget, Metric, format_si, parse_budget, parse_metric
+from .config import Evaluation, EvaluationError, Evaluator, SearchConfig
 from .pareto import best_feasible, dominates, pareto_indices, pareto_indices_brute
 from .screening import CostInterval, OverBudget, Predictor
 from .space import Param, SearchSpace
-from .study import (
-    Evaluation,
-    EvaluationError,
-    Evaluator,
-    SearchConfig,
-    SearchProgress,
-    open_study,
-    run_search,
-)
+from .study import SearchProgress, open_study, run_search
 
 __all__ = [
     "METRICS", "Budget", "CodesignError", "CostInterval", "Evaluation", "EvaluationError", "Evaluator", "Metric",

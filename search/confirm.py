@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 from costmodels.errors import CodesignError
 
+from .config import EvaluationError, Evaluator, SearchConfig
 from .screening import OverBudget, params_key
 
 if TYPE_CHECKING:
     import optuna
 
-    from .study import Evaluator, SearchConfig
 
 PREFIX = "confirm:"
 TOP_K = 3
@@ -119,18 +119,29 @@ def stored_runs(study: optuna.Study) -> dict[str, ConfirmRun]:
 
 
 def run_confirmation(study: optuna.Study, config: SearchConfig, evaluator: Evaluator, n_seeds: int, *,
-                     k: int = TOP_K, on_run: Callable[[int, int], None] | None = None) -> int:
+                     k: int = TOP_K, on_run: Callable[[int, int], None] | None = None,
+                     share: tuple[int, int] = (0, 1)) -> int:
     """Retrain the candidates on ``n_seeds`` confirmation seeds, skipping runs already stored; returns
-    the number of runs made now. ``on_run(done, total)`` after each."""
+    the number of runs made now. ``on_run(done, total)`` after each. ``share = (i, n)``: only the
+    runs :func:`assign` gives worker ``i`` of ``n`` search worker processes (each runs its share once
+    the trials are done; the plan and its assignment are the same in all, computed from the finished
+    trials; the search process then makes any run still missing, e.g. a dead worker's)."""
     if n_seeds <= 0:
         return 0
     trials = study.get_trials(deepcopy=False)
     seeds = confirm_seeds(config.seed, n_seeds)
-    plan = [(p, s) for _, p, _ in candidates(trials, k) for s in seeds]
+    walls = {t.number: float(t.user_attrs.get("wall_s") or 0.0) for t in trials}
+    chosen = candidates(trials, k)
+    plan = [(p, s) for _, p, _ in chosen for s in seeds]
     study.set_user_attr("confirm_plan", {"seeds": seeds, "k": k})
     have = set(stored_runs(study))
     made = 0
-    for i, (params, seed) in enumerate(plan):
+    part, parts = share
+    # one process: the plan's order; a worker: its share, longest first
+    order = range(len(plan)) if parts == 1 else assign([walls.get(n, 0.0) for n, _, _ in chosen for _ in seeds],
+                                                       parts)[part]
+    for i in order:
+        params, seed = plan[i]
         key = _key(params, seed)
         if key in have:
             continue
@@ -142,9 +153,20 @@ def run_confirmation(study: optuna.Study, config: SearchConfig, evaluator: Evalu
     return made
 
 
-def _evaluate(config: SearchConfig, evaluator: Evaluator, params: dict[str, Any], seed: int) -> ConfirmRun:
-    from .study import EvaluationError
+def assign(walls: Sequence[float], parts: int) -> list[list[int]]:
+    """Runs (their expected walls, here the candidate trial's measured ``wall_s``) split among ``parts``
+    workers, longest first, each to the least loaded worker so far (ties: the lower index); per worker
+    the indices in the order it runs them. Deterministic: every worker computes the same split."""
+    shares: list[list[int]] = [[] for _ in range(max(1, parts))]
+    load = [0.0] * len(shares)
+    for i in sorted(range(len(walls)), key=lambda j: (-walls[j], j)):
+        w = min(range(len(shares)), key=lambda p: (load[p], p))
+        shares[w].append(i)
+        load[w] += walls[i]
+    return shares
 
+
+def _evaluate(config: SearchConfig, evaluator: Evaluator, params: dict[str, Any], seed: int) -> ConfirmRun:
     t0 = time.perf_counter()
     try:
         ev = evaluator(dict(params), seed)

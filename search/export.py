@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from .config import CONTEXT_ATTR
 from .confirm import decide, seeds_text
 from .hardware import area_pareto, hardware_of
 from .pareto import best_feasible, pareto_indices
-from .study import CONTEXT_ATTR
 
 if TYPE_CHECKING:
     import optuna

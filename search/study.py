@@ -42,12 +42,13 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from costmodels.errors import CodesignError
 
-from .budget import Budget, Metric
+from .budget import Budget
+from .config import CONTEXT_ATTR, EvaluationError, Evaluator, SearchConfig
 from .screening import OverBudget, Predictor, duplicate_of, slot_of
 from .space import SearchSpace
 from .storage import WORKER_ATTR, fail_untagged, open_storage, recover_dead_trials, worker_tag
@@ -55,14 +56,8 @@ from .storage import WORKER_ATTR, fail_untagged, open_storage, recover_dead_tria
 if TYPE_CHECKING:
     import optuna
 
-OBJECTIVES = ("pareto", "acc-per-cost")
-CONTEXT_ATTR = "codesign:context"
 POLL_S = 0.2  # s between checks while waiting for other workers (a check costs a few ms of SQLite)
 MAX_UNTRAINED_STREAK = 100  # sampled configurations in a row screened or repeated: the space left is spent
-
-
-class EvaluationError(CodesignError):
-    """One configuration could not be evaluated (the trial fails; the search goes on)."""
 
 
 class _Surplus(Exception):
@@ -71,70 +66,6 @@ class _Surplus(Exception):
 
 class _Duplicate(Exception):
     """Raised inside a trial whose configuration was already trained (see :mod:`search.screening`)."""
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """What an evaluator returns for one configuration.
-
-    ``cost`` is the searched metric in its SI unit; ``costs`` the full breakdown (flat numbers, e.g.
-    ``RunCost.to_dict()`` scalars); ``attrs`` anything else to record (EB epoch, wall time, ...).
-    """
-
-    val_accuracy: float
-    cost: float
-    test_accuracy: float | None = None
-    costs: Mapping[str, Any] = field(default_factory=dict)
-    attrs: Mapping[str, Any] = field(default_factory=dict)
-
-
-Evaluator = Callable[[dict[str, Any], int], Evaluation]
-"""``evaluator(params, seed) -> Evaluation``; raise :class:`EvaluationError` for a bad configuration."""
-
-
-def check_counts(n_trials: int, n_jobs: int, repeats: int) -> None:
-    """``--trials``, ``--n-jobs`` and ``--trainings-per-config`` are each at least 1 (one line naming the value)."""
-    if n_trials < 1:
-        raise CodesignError(f"--trials {n_trials}: must be at least 1 (trained trials the study should hold)")
-    if n_jobs < 1:
-        raise CodesignError(f"--n-jobs {n_jobs}: must be at least 1")
-    if repeats < 1:
-        raise CodesignError(f"--trainings-per-config {repeats}: must be at least 1 (trainings of one configuration)")
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """Everything that defines a study (``context`` is stored and must match on resume)."""
-
-    study_name: str
-    storage: str
-    n_trials: int
-    metric: Metric
-    budget: Budget | None = None
-    objective: str = "pareto"
-    seed: int = 0
-    n_jobs: int = 1
-    context: Mapping[str, Any] = field(default_factory=dict)
-    screen: bool = True
-    repeats: int = 1
-
-    def __post_init__(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise CodesignError(f"--objective {self.objective!r}: use one of {', '.join(OBJECTIVES)}")
-        check_counts(self.n_trials, self.n_jobs, self.repeats)
-        if self.budget is not None and self.budget.metric != self.metric:
-            raise CodesignError(f"budget is for {self.budget.metric.name} but --metric is {self.metric.name}")
-
-    def stored_context(self, space: SearchSpace) -> dict[str, Any]:
-        """What is written into the study and compared on resume."""
-        return {
-            **dict(self.context),
-            "metric": self.metric.name,
-            "cost_unit": self.metric.unit,
-            "objective": self.objective,
-            "budget": None if self.budget is None else self.budget.to_dict(),
-            "space": space.to_dict(),
-        }
 
 
 def _seed_for(seed: int, number: int) -> int:
@@ -410,8 +341,10 @@ def _work(study: optuna.Study, config: SearchConfig, space: SearchSpace, evaluat
 
 
 def _process_worker(config: SearchConfig, space: SearchSpace, evaluator: Evaluator, predict: Predictor | None,
-                    worker_init: Callable[[], None] | None, waiting: Callable[[bool], None] | None = None) -> None:
-    """Body of one worker process (``n_jobs`` > 1)."""
+                    worker_init: Callable[[], None] | None, waiting: Callable[[bool], None] | None = None,
+                    index: int = 0, confirm_seeds: int = 0) -> None:
+    """Body of worker process ``index`` of ``n_jobs`` (> 1): trials, then its share of the
+    confirmation runs (``search.confirm``; ``confirm_seeds`` 0: none)."""
     import optuna
 
     from .workers import die_with_parent, stopped
@@ -423,6 +356,14 @@ def _process_worker(config: SearchConfig, space: SearchSpace, evaluator: Evaluat
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         study = open_study(config, space)
         _work(study, config, space, evaluator, predict, None, waiting)
+        if confirm_seeds > 0 and count_states(study)[0] >= config.n_trials:
+            from .confirm import run_confirmation
+
+            if waiting is not None:  # training again
+                waiting(False)
+            run_confirmation(study, config, evaluator, confirm_seeds, share=(index, config.n_jobs))
+            if waiting is not None:  # its share done: the others' last runs may take its cores
+                waiting(True)
     except BaseException:
         if stopped():  # stopped mid-trial: whatever that interrupted says is the stop's echo, not a failure
             raise SystemExit(143) from None  # the parent says it in one line; the study resumes
@@ -440,6 +381,7 @@ def run_search(
     early: Sequence[Mapping[str, Any]] = (),
     worker_init: Callable[[], None] | None = None,
     waiting: Callable[[bool], None] | None = None,
+    confirm_seeds: int = 0,
 ) -> optuna.Study:
     """Top the study up to ``config.n_trials`` complete (trained) trials.
 
@@ -450,7 +392,10 @@ def run_search(
     (``evaluator``, ``predict`` and ``worker_init`` must be picklable; ``worker_init`` runs first in
     each, e.g. to set its threads);
     ``waiting``: told when this process (``n_jobs`` 1), or a worker process (``n_jobs`` > 1; it must
-    then be picklable), has no trial left to start (see :func:`_work`).
+    then be picklable), has no trial left to start (see :func:`_work`);
+    ``confirm_seeds`` (``n_jobs`` > 1): once the study holds its trials, each worker process makes its
+    share of the confirmation runs on that many seeds (``search.confirm.run_confirmation``; the caller
+    then runs it once more, which makes only what is still missing). ``n_jobs`` 1: the caller runs it.
     """
     import optuna
 
@@ -477,8 +422,8 @@ def run_search(
 
     start_worker_server()
     ctx = multiprocessing.get_context("forkserver")
-    procs = [ctx.Process(target=_process_worker, args=(config, space, evaluator, predict, worker_init, waiting),
-                         daemon=True) for _ in range(config.n_jobs)]
+    procs = [ctx.Process(target=_process_worker, args=(config, space, evaluator, predict, worker_init, waiting, i,
+                                                       confirm_seeds), daemon=True) for i in range(config.n_jobs)]
     import signal
     import threading
 

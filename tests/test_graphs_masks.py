@@ -119,6 +119,28 @@ def test_gcn_layer_matches_pyg_gcnconv_with_edge_weights():
                           softmax(logits, data.edge_index[1], num_nodes=data.num_nodes), atol=1e-6)
 
 
+@pytest.mark.parametrize("model", ["gcn", "gat", "sage", "gin"])
+def test_sparse_features_train_as_csr_with_the_dense_results(model):
+    from codesign.graphs.models import sparse_features
+
+    data = load_dataset(TINY)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(data.num_nodes, 64, generator=gen) * (torch.rand(data.num_nodes, 64, generator=gen) < 0.05)
+    dense_x = torch.rand(data.num_nodes, 64, generator=gen)
+    assert hasattr(sparse_features(x), "_codesign_csr") and not hasattr(x, "_codesign_csr")  # a marked view
+    assert sparse_features(dense_x) is dense_x  # 100% non-zero: left dense
+    outs, grads = [], []
+    for features in (x, sparse_features(x)):
+        torch.manual_seed(0)
+        gnn = GNN(model, 64, 4, dropout=0.0)
+        out = gnn(features, data.edge_index, torch.rand(data.num_edges, generator=torch.Generator().manual_seed(1)))
+        out.sum().backward()
+        outs.append(out.detach())
+        grads.append([p.grad.clone() for p in gnn.parameters()])
+    assert torch.allclose(outs[0], outs[1], atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(*grads))
+
+
 def _clique_with_tail() -> GraphData:
     # nodes 0-3: a 4-clique; node 4 hangs off node 3 by its only edge
     pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3), (3, 4)]

@@ -17,7 +17,7 @@ from test_search_study import SPACE, config, fake_evaluator, load
 from codesign.cli import main
 from codesign.pipelines.graph_search import GraphEvaluator, dense_that_fits, graph_space
 from search import CostInterval, Evaluation, EvaluationError, run_search
-from search.confirm import SEED_OFFSET, decide, run_confirmation
+from search.confirm import SEED_OFFSET, assign, decide, run_confirmation, stored_runs
 from search.export import summary, trials_frame
 
 # --- confirmation -------------------------------------------------------------------------------------------
@@ -62,6 +62,32 @@ def test_confirmation_answers_on_the_mean_and_resumes_without_redoing(tmp_path):
     n = len(calls)
     assert run_confirmation(load(cfg), cfg, ev, 3) == 0 and len(calls) == n  # resumed: nothing redone
     assert all(seed >= SEED_OFFSET for _, seed in calls[3:])
+
+
+def test_confirmation_runs_split_longest_first_to_the_least_loaded_worker():
+    # loads (A, B) after each run, ties to A: 0->A (3, 0), 1->B (3, 3), 2->A (6, 3), 3->B (6, 5), 4->B (6, 7),
+    # 5->A (8, 7), 6->B (8, 8), 7->A (9, 8), 8->B (9, 9); every other run (A: 0, 2, 4, 6, 8) would load 10 vs 8
+    walls = [3.0, 3.0, 3.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0]
+    a, b = assign(walls, 2)
+    assert (a, b) == ([0, 2, 5, 7], [1, 3, 4, 6, 8])
+    assert sum(walls[i] for i in a) == sum(walls[i] for i in b) == 9.0
+    assert assign(walls, 1) == [[0, 1, 2, 3, 4, 5, 6, 7, 8]] and assign([], 3) == [[], [], []]
+
+
+def test_worker_processes_make_the_confirmation_runs_the_serial_search_makes(tmp_path):
+    results = {}
+    for n_jobs in (1, 2):
+        (tmp_path / str(n_jobs)).mkdir()
+        cfg = config(tmp_path / str(n_jobs), 3, name="s", n_jobs=n_jobs)
+        study = optuna.create_study(storage=cfg.storage, study_name=cfg.study_name,
+                                    directions=["maximize", "minimize"])
+        _seeded(study, [{"method": "random", "graph_sparsity": 0.1, "weight_sparsity": 0.1},
+                        {"method": "dense"}, {"method": "gebt", "graph_sparsity": 0.2, "weight_sparsity": 0.2}])
+        study = run_search(cfg, SPACE, _lucky, confirm_seeds=3)
+        left = run_confirmation(load(cfg), cfg, _lucky, 3)  # what the search process makes afterwards
+        results[n_jobs] = (left, {k: (r.val_accuracy, r.cost) for k, r in stored_runs(load(cfg)).items()})
+    assert results[2][0] == 0 and results[1][0] == 9  # the two workers made all 9; one process makes them after
+    assert results[2][1] == results[1][1] and len(results[1][1]) == 9
 
 
 def test_confirmation_ties_within_one_standard_error_pick_the_cheaper(tmp_path):

@@ -11,6 +11,7 @@ into typed options (``GraphTrainConfig``, ``CNNTrainConfig``, ``HardwareOptions`
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import traceback
@@ -77,5 +78,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 os.environ[TRUST_ENV] = previous
 
 
+def console_main() -> int:
+    """``codesign`` as a process (the console script, ``python -m codesign``): :func:`main`, then
+    ``gc.freeze()`` so that the interpreter's shutdown collections skip the objects torch's import
+    created (measured: exiting after ``import torch`` 0.70 s -> 0.15 s). Atexit handlers still run."""
+    code = main()
+    gc.freeze()
+    return code
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())

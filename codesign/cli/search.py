@@ -143,11 +143,16 @@ def default_study_name(args: argparse.Namespace) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "", "-".join(x for x in parts if x).replace("/", "_"))
 
 
+_STORAGE_MODULES = ("sqlalchemy", "optuna.storages._rdb.models", "alembic.command", "alembic.config",
+                    "alembic.migration", "alembic.script")  # a worker's first open of the SQLite study: ~0.6 s
 WORKER_PRELOAD = {
-    "graph": ("torch", "optuna", "search.study", "codesign.pipelines.graph_search", "codesign.graphs.pipeline"),
-    "cnn": ("torch", "optuna", "search.study", "codesign.pipelines.cnn_search", "codesign.cnn.pipeline"),
+    "graph": ("torch", "optuna", "search.study", "codesign.pipelines.graph_search", "codesign.graphs.pipeline",
+              *_STORAGE_MODULES),
+    "cnn": ("torch", "optuna", "search.study", "codesign.pipelines.cnn_search", "codesign.cnn.pipeline",
+            *_STORAGE_MODULES),
 }
-"""Modules every search worker imports, per task: imported once in the fork server (``search.study``)."""
+"""Modules every search worker imports, per task: imported once in the fork server (``search.study``; a
+name that fails to import there is skipped, and the worker imports it when it needs it)."""
 
 
 def _canonical_budget(text: str) -> str:
@@ -179,9 +184,9 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     from costmodels.errors import CodesignError, check_name
     from search import SearchConfig, parse_budget, parse_metric
     from search.budget import format_si
+    from search.config import check_counts
     from search.outputs import write_outputs
     from search.storage import embedded_url
-    from search.study import check_counts
 
     check_counts(args.trials, args.n_jobs, args.repeats)  # before anything is created
     from search.confirm import DEFAULT_SEEDS, check_confirm_seeds
@@ -255,7 +260,8 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     try:
         study = _run_with_progress(config, space, evaluator, metric.unit, format_si, predict=predict,
                                    reference=_reference(args, space), early=_early(args, space, predict, budget),
-                                   worker_init=_worker_init(args, policy.threads), waiting=workers.set_waiting)
+                                   worker_init=_worker_init(args, policy.threads), waiting=workers.set_waiting,
+                                   confirm_seeds=args.confirm_seeds)
         _confirm(study, config, evaluator, args.confirm_seeds)
     except KeyboardInterrupt:  # Ctrl-C: the study is the record; write the tables of the trials that finished
         args.interrupt_note = _interrupted(config, space, out, policy)
@@ -394,7 +400,7 @@ def _evaluator(args: argparse.Namespace, metric, device: str | None,  # type: ig
 
 
 def _run_with_progress(config, space, evaluator, unit, format_si, *, predict=None,  # type: ignore[no-untyped-def]
-                       reference=None, early=(), worker_init=None, waiting=None):
+                       reference=None, early=(), worker_init=None, waiting=None, confirm_seeds=0):
     from tqdm import tqdm
 
     from search import run_search
@@ -425,7 +431,7 @@ def _run_with_progress(config, space, evaluator, unit, format_si, *, predict=Non
 
     try:
         return run_search(config, space, evaluator, on_trial=on_trial, predict=predict, reference=reference,
-                          early=early, worker_init=worker_init, waiting=waiting)
+                          early=early, worker_init=worker_init, waiting=waiting, confirm_seeds=confirm_seeds)
     finally:
         bar.close()
 

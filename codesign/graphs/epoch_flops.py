@@ -1,5 +1,5 @@
 """A rough FLOP count of one full-batch GNN training epoch, by graph name: the work size the thread
-policy (``codesign.runtime.threads``) weighs before torch starts. Torch-free: nothing is loaded.
+policy (``codesign.runtime.threads``) weighs before a run starts. No data is loaded.
 """
 
 from __future__ import annotations
@@ -8,11 +8,13 @@ from costmodels.errors import CodesignError
 
 
 def gnn_epoch_flops(nodes: int, edges: int, features: int, hidden: int = 16, classes: int = 8,
-                    layers: int = 2) -> float:
+                    layers: int = 2, feature_density: float = 1.0) -> float:
     """A rough FLOP count of one full-batch GNN training epoch (forward + backward ~ 3x forward):
-    the feature transforms (``2 N F H`` per layer) and the aggregations (``2 E H`` per layer)."""
+    the feature transforms (``2 N F H`` per layer; the first one ``2 nnz(x) H`` when the features
+    are sparse enough to train as CSR, ``feature_density`` < 1) and the aggregations (``2 E H`` per layer)."""
     widths = [features] + [hidden] * (layers - 1) + [classes]
-    forward = sum(2.0 * nodes * a * b + 2.0 * edges * b for a, b in zip(widths, widths[1:]))
+    forward = sum(2.0 * nodes * a * b * (feature_density if i == 0 else 1.0) + 2.0 * edges * b
+                  for i, (a, b) in enumerate(zip(widths, widths[1:])))
     return 3.0 * forward
 
 
@@ -31,8 +33,11 @@ def dataset_epoch_flops(dataset: str | None, hidden: int | None = None, layers: 
 
     key = dataset.strip().lower()
     if key in GRAPHS:
+        from codesign.graphs.models import SPARSE_FEATURES_MAX_DENSITY
+
         g = GRAPHS[key]
-        return gnn_epoch_flops(g.num_nodes, g.num_edges, g.num_features, hidden, g.num_classes, layers)
+        density = g.feature_density if g.feature_density <= SPARSE_FEATURES_MAX_DENSITY else 1.0  # CSR on CPU
+        return gnn_epoch_flops(g.num_nodes, g.num_edges, g.num_features, hidden, g.num_classes, layers, density)
     if key.startswith("sbm:"):
         try:
             from codesign.graphs.synthetic import parse_sbm

@@ -6,11 +6,12 @@ Three inputs decide the torch intra-op thread count of a run (:func:`choose_thre
 * the workers sharing them (``--n-jobs`` workers, and other ``codesign search`` processes on this
   machine, counted by :class:`LocalWorkers`): workers x threads <= cores;
 * the workload's size in FLOPs per training epoch (``codesign.graphs.epoch_flops``): a thread is worth it only
-  for every ``FLOPS_PER_THREAD`` of work. Cora (0.38 GFLOP/epoch) trains 1.3-1.4x faster on two
-  threads than on one on a quiet 2-core AMD EPYC (dense 100 epochs 2.2 s vs 3.1 s, UGS 28 s vs 37 s;
-  end to end, with ~4 s of start-up, about 10%; measured 2026-11-29; issue 11 saw little gain on a
-  Xeon), so it takes two threads and a graph below 0.3 GFLOP/epoch (up to a few thousand nodes with
-  Cora's features) one thread; the 10^6-node SBM graph (14.5 GFLOP/epoch) takes every core it may use.
+  for every ``FLOPS_PER_THREAD`` of work. With dense features Cora (0.38 GFLOP/epoch) trained 1.3-1.4x
+  faster on two threads than on one on a quiet 2-core AMD EPYC (measured 2026-11-29); its bag-of-words
+  features now train as CSR (``codesign.graphs.models.sparse_features``: 1.3% non-zero), which leaves
+  ~0.01 GFLOP/epoch of small kernels, and it takes one thread (GEBT run: 0.95 s on one thread vs
+  1.1-1.3 s on two, under load; issue 22), as does any graph below 0.3 GFLOP/epoch; the 10^6-node SBM
+  graph (14.5 GFLOP/epoch, dense features) takes every core it may use.
 
 During a search trial :func:`refresh_threads` (called by every training loop after an epoch, at most
 every ``REFRESH_S``) re-chooses the count when the training workers on this machine change: a search

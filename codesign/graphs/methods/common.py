@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +23,7 @@ from costmodels import PhaseSpec
 from ..config import GraphTrainConfig
 from ..data import GraphData
 from ..masks import WeightMasks
-from ..models import GNN, Edges, Weights, mark_symmetric
+from ..models import GNN, Edges, Weights, mark_symmetric, sparse_features
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,10 @@ class RunContext:
     device: torch.device
     progress: bool = True
     search_limit: int | None = None  # a ticket search not fired after this many epochs stops the run (SearchStopped)
+
+    def __post_init__(self) -> None:
+        # sparse bag-of-words features multiply as CSR in the first layer (models.sparse_features)
+        self.data = replace(self.data, x=sparse_features(self.data.x))
 
     def new_model(self, seed_offset: int = 0) -> GNN:
         """A freshly initialised model; seeded so the same run gets the same weights."""

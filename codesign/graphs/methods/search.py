@@ -134,7 +134,16 @@ class SearchLoop:
         points here), then the sparsifier's update."""
         data = self.ctx.data
         self.model.eval()
-        out = self.model(data.x, data.edge_index, layer_weights(self.theta, data.dir_to_und))
+        # the weights are constants in this step: with requires_grad off, no backward product computes a
+        # gradient only they would use (the first layer's dh = A^T g, an SpMM over every edge)
+        weights = [p for p in self.model.parameters() if p.requires_grad]
+        for p in weights:
+            p.requires_grad_(False)
+        try:
+            out = self.model(data.x, data.edge_index, layer_weights(self.theta, data.dir_to_und))
+        finally:
+            for p in weights:
+                p.requires_grad_(True)
         loss = F.nll_loss(out[data.train_mask], data.y[data.train_mask]) + self.sparsifier.penalty(self.theta)
         self.theta_opt.zero_grad()
         (grad,) = torch.autograd.grad(loss, [self.theta])
