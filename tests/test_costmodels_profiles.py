@@ -26,7 +26,7 @@ def test_required_profiles_ship_and_validate():
 
 
 def test_units_in_every_numeric_key():
-    unit = re.compile(r"_(tflops|gbs|gb|mb|w|us|ns|bytes|byte)$|^pj_per_|^(gemm|conv|aggregation|elementwise)$|"
+    unit = re.compile(r"_(tflops|gbs|gb|mb|w|us|ns|bytes|byte|threads)$|^pj_per_|^(gemm|conv|aggregation|elementwise)$|"
                       r"^mape_")
     for section, keys in SCHEMA.items():
         for key, (types, _) in keys.items():
