@@ -32,7 +32,8 @@ Workers: ``n_jobs`` > 1 runs that many worker *processes* (each with its own tor
 the same storage, so a parallel search trains every slot exactly as a serial one does. They are forked
 from a fork server (:func:`search.workers.start_worker_server`) that a caller may start first thing, with the heavy
 modules the workers need imported there once (``preload``) while the main process does its own set-up:
-a worker then starts in milliseconds instead of paying its own imports (torch: 1-2 s of a core).
+a worker then starts in milliseconds instead of paying its own imports (torch: 1-2 s of a core). With
+``confirm_seeds``, each worker then makes its share of the confirmation runs (:mod:`search.confirm`).
 """
 
 from __future__ import annotations
