@@ -313,13 +313,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", action="store_true", help=f"regenerate {TABLE_PATH.name}")
     p.add_argument("--model", default="gcn")
     p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=8, help="GAT heads in hidden layers")
+    p.add_argument("--graph-copies", type=int, default=1,
+                   help="edge-value vectors a search trains: 1 = one graph shared by the layers (geb, sgcn), "
+                        "the layer count = one per layer (gebt's default --graph-sharing per-layer)")
     p.add_argument("--target", choices=TARGETS, default="cuda")
     args = p.parse_args(argv)
     if args.write:
         table = build_table(path=TABLE_PATH)
         print(f"wrote {len(table['counts'])} counts to {TABLE_PATH}")
         return 0
-    key = CountKey(args.model, args.layers, 8, 1, args.target)
+    key = CountKey(args.model, args.layers, args.heads, args.graph_copies, args.target)
+    heads = f", {args.heads} heads" if args.model == "gat" else ""
+    print(f"{args.model}, {args.layers} layers{heads}, {args.graph_copies} graph cop"
+          f"{'y' if args.graph_copies == 1 else 'ies'} in searches, {args.target} optimiser: per step")
     for kind in KINDS:
         c = count_phase(key, kind)
         print(f"{kind:<13} ops {c.ops:5d}  kernels {c.kernels:5d}")
