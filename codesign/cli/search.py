@@ -244,6 +244,7 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     )
     predict = None if hardware.active else getattr(evaluator, "predict", None)
     evaluator = hardware.wrap(evaluator, metric)
+    exact_cost = getattr(evaluator, "predict", None)  # at the best hardware in a hardware search: for _early only
     from codesign.threads import ThreadedEvaluator, configure, dataset_epoch_flops
 
     work = dataset_epoch_flops(args.dataset) if args.task == "graph" else None
@@ -251,7 +252,7 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     evaluator = ThreadedEvaluator(evaluator, args.threads, workers, work)  # each trial re-chooses its threads
     try:
         study = _run_with_progress(config, space, evaluator, metric.unit, format_si, predict=predict,
-                                   reference=_reference(args, space), early=_early(args, space, predict, budget),
+                                   reference=_reference(args, space), early=_early(args, space, exact_cost, budget),
                                    worker_init=_worker_init(args, policy.threads), waiting=workers.set_waiting)
         _confirm(study, config, evaluator, args.confirm_seeds)
     except KeyboardInterrupt:  # Ctrl-C: the study is the record; write the tables of the trials that finished
@@ -351,7 +352,8 @@ def _reference(args: argparse.Namespace, space):  # type: ignore[no-untyped-def]
 
 
 def _early(args: argparse.Namespace, space, predict, budget) -> list:  # type: ignore[no-untyped-def]
-    """Trained right after the reference: the longest dense run whose exact cost fits the budget."""
+    """Trained right after the reference: the longest dense run whose exact cost fits the budget (in a
+    hardware or multi-device search: at its best hardware, under the area and power budgets too)."""
     if args.task != "graph" or budget is None:
         return []
     from codesign.pipelines.graph_search import dense_that_fits
