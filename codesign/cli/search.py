@@ -79,7 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="trainings allowed per configuration, each with its own seed (default 1: never twice)")
     p.add_argument("--repeats", action=Renamed, new="--trainings-per-config", nargs="?", help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=bounded("--epochs"), default=None,
-                   help="graph: epochs per training phase, capping longer schedules (default 100, the papers'); "
+                   help="graph: epochs per training phase, capping longer schedules and, given, the searched "
+                        "train_epochs (unless --space sets it) (default 100, the papers'; train_epochs 20-200); "
                         "cnn: the training schedule E (default 8 on CPU; the papers' 160)")
     p.add_argument("--space", default=None,
                    help="narrow or fix parameters, e.g. 'method=gebt,random; graph_sparsity=0.2:0.6'")
@@ -189,6 +190,7 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     if args.confirm_seeds is None:
         args.confirm_seeds = DEFAULT_SEEDS
     check_confirm_seeds(args.confirm_seeds)
+    epochs_given = args.epochs is not None
     resolve_task_defaults(args)
     from codesign.pipelines.hardware_pricing import HardwareOptions
 
@@ -218,6 +220,10 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
         space = cnn_space().narrow(args.space)
     else:
         space = graph_space().narrow(args.space)
+        if epochs_given and not re.search(r"(^|[;\n])\s*train_epochs\s*=", args.space or ""):
+            from codesign.pipelines.graph_search import cap_train_epochs
+
+            space = cap_train_epochs(space, args.epochs)  # --epochs caps the final phase too
     if args.study is not None:
         check_name("--study", args.study)
     study_name = args.study or default_study_name(args) + hardware.study_suffix()

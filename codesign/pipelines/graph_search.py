@@ -61,6 +61,22 @@ def graph_space(max_sparsity: float = 0.9) -> SearchSpace:
     ))
 
 
+def cap_train_epochs(space: SearchSpace, epochs: int) -> SearchSpace:
+    """``--epochs E`` given (and ``train_epochs`` not set by ``--space``): the final phase is capped at E
+    like every other phase, ``train_epochs`` in ``low..E`` on the range's step (E below the range: exactly
+    E). Without ``--epochs`` the range stays the default's, the papers' 100 epochs inside it."""
+    from dataclasses import replace
+
+    p = space.get("train_epochs")
+    assert p.low is not None and p.high is not None
+    high = min(p.high, float(epochs))
+    low = min(p.low, high)
+    if p.step and high > low:
+        high = low + (high - low) // p.step * p.step  # Optuna needs (high - low) divisible by step
+    capped = replace(p, low=low, high=high, step=None if low == high else p.step)
+    return SearchSpace(tuple(capped if q.name == p.name else q for q in space.params))
+
+
 def reference_params(space: SearchSpace, epochs: int | None) -> dict[str, Any] | None:
     """The dense reference run (trained first, once): ``--epochs`` epochs, or None if the space has no dense."""
     return space.reference(REFERENCE_METHOD, {"train_epochs": epochs or 100})
