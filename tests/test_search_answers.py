@@ -398,3 +398,26 @@ def test_the_words_quote_no_screening_saving_and_count_repeats_in_the_singular()
     words = _words(None)
     assert "saving" not in words and "149 ruled out by the cost model as over budget before training" in words
     assert "; 1 repeated sample not trained again." in words
+
+
+def test_the_plot_draws_the_other_candidates_bars_and_names_the_tie():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from search.plots import _bar_ends, _draw_other_candidates
+
+    done = pd.DataFrame({"number": [0, 1, 2], "cost": [10.0, 7.0, 8.0], "val_accuracy": [0.8, 0.79, 0.78],
+                         "state": ["COMPLETE"] * 3})
+    summ = {"confirmation": {"chosen": 1, "tied_with": [2], "candidates": [
+        {**_row(1, 0.80), "val_mean": 0.79, "val_sd": 0.01}, {**_row(2, 0.81), "val_mean": 0.785, "val_sd": 0.02},
+        {**_row(0, 0.80), "val_mean": 0.70, "val_sd": None}]}}
+    fig, ax = plt.subplots()
+    _draw_other_candidates(ax, summ, done, 1.0, legend=True)
+    assert [t.get_text() for t in ax.texts] == ["#2 ties"]  # #0 is drawn, not tied; the chosen #1 is not redrawn
+    assert len(ax.containers) == 2
+    plt.close(fig)
+    ends = _bar_ends([("run", done, summ)], 1.0)
+    assert ends[:3] == [(7.0, pytest.approx(0.78)), (7.0, 0.79), (7.0, pytest.approx(0.80))]
+    assert (10.0, 0.70) in ends and len(ends) == 9
