@@ -106,7 +106,7 @@ def test_confirm_seeds_zero_says_one_seed(tmp_path, monkeypatch, capsys):
         {"graph_sparsity": 0.0, "weight_sparsity": 0.0, **{k: v for k, v in p.items() if v is not None}}, s))
     out = tmp_path / "run"
     assert main(["search", "--budget", "30000 mJ", "--trials", "2", "--out", str(out), "--space",
-                 "method=dense", "--epochs", "3", "--confirm-seeds", "0"]) == 0
+                 "method=dense; train_epochs=20:200", "--epochs", "3", "--confirm-seeds", "0"]) == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["confirmation"] is None and "Not confirmed: one seed" in s["answer"] and len(calls) == 2
     capsys.readouterr()
