@@ -124,11 +124,14 @@ def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scal
                 ax.errorbar([best["cost"] / scale], [conf["val_mean"]], yerr=[conf.get("val_sd") or 0.0], fmt="_",
                             color="black", ms=14, capsize=4, lw=1.2, zorder=6,
                             label=f"chosen: mean +- sd over {seeds_text(conf['seeds'])}" if legend else None)
+                if not several:
+                    _draw_other_candidates(ax, summ, done, scale, legend)
     points = [(float(c) / scale, float(a)) for _, df, _ in studies
               for c, a in zip(complete_frame(df).get("cost", []), complete_frame(df).get("val_accuracy", []))]
     # the chosen stars (with their error bars) weigh as five trials: the reference label keeps clear of them
     points += [(float(s["best"]["cost"]) / scale, float(s["best"]["accuracy"])) for _, _, s in studies
                if s.get("best") and s["best"].get("cost") is not None] * 5
+    points += _bar_ends(studies, scale) * 3
     for (cost, acc), runs in _references(studies).items():  # one label per point, naming every run it is in
         where = "" if not several else " (every run)" if len(runs) == len(studies) else f" ({', '.join(runs)})"
         dx, dy, ha = _label_side(points, (cost / scale, acc))
@@ -139,6 +142,44 @@ def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scal
     for value, text in sorted(budgets):
         ax.axvline(value / scale, color="crimson", ls="--", lw=1.2, zorder=1,
                    label=f"budget {text}" if legend else None)
+
+
+def _bar_ends(studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scale: float) -> list[tuple[float, float]]:
+    """The ends and middles of the confirmation bars (mean +- sd), for the reference label to keep clear of."""
+    out = []
+    for _, df, summ in studies:
+        done = complete_frame(df)
+        if "number" not in done or "cost" not in done:
+            continue
+        cost_of = dict(zip(done["number"].astype(int), done["cost"].astype(float), strict=True))
+        for c in (summ.get("confirmation") or {}).get("candidates") or []:
+            if c.get("val_mean") is not None and c["number"] in cost_of:
+                sd = c.get("val_sd") or 0.0
+                out += [(cost_of[c["number"]] / scale, c["val_mean"] + d) for d in (-sd, 0.0, sd)]
+    return out
+
+
+def _draw_other_candidates(ax: Any, summ: dict[str, Any], done: pd.DataFrame, scale: float, legend: bool) -> None:
+    """The other confirmed candidates' mean +- sd (grey bars at their trials' cost), ``tie`` beside those
+    within one standard error of the leader: a user sees what the answer was weighed against."""
+    conf = summ.get("confirmation") or {}
+    chosen = conf.get("chosen")
+    if "number" not in done or "cost" not in done:
+        return
+    cost_of = dict(zip(done["number"].astype(int), done["cost"].astype(float), strict=True))
+    tied = set(conf.get("tied_with") or [])
+    drawn = 0
+    for c in conf.get("candidates") or []:
+        if c["number"] == chosen or c.get("val_mean") is None or c["number"] not in cost_of:
+            continue
+        x = cost_of[c["number"]] / scale
+        ax.errorbar([x], [c["val_mean"]], yerr=[c.get("val_sd") or 0.0], fmt="_", color="0.5", ms=10, capsize=3,
+                    lw=1.0, zorder=4,
+                    label="other candidates: mean +- sd, same seeds" if legend and not drawn else None)
+        if c["number"] in tied:
+            ax.annotate(f"#{c['number']} ties", (x, c["val_mean"]), xytext=(6, -3), textcoords="offset points",
+                        fontsize=8, color="0.3")
+        drawn += 1
 
 
 def chosen_text(best: dict[str, Any]) -> str:

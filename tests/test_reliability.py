@@ -250,8 +250,11 @@ def test_ctrl_c_with_two_workers_is_one_line_and_the_study_resumes(tmp_path):
     import optuna
 
     out = tmp_path / "run"
+    # train_epochs as before --epochs capped them (20-200): 3-epoch trials end so fast that Ctrl-C often lands
+    # between a worker's ask and its tag, a RUNNING trial recovery leaves for GRACE_S (a known window)
     cmd = [sys.executable, "-m", "codesign", "search", "--dataset", TINY, "--epochs", "3", "--trials", "200",
-           "--n-jobs", "2", "--threads", "1", "--study", "s", "--out", str(out), "--metric", "train-flops"]
+           "--n-jobs", "2", "--threads", "1", "--study", "s", "--out", str(out), "--metric", "train-flops",
+           "--space", "train_epochs=20:200"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True, cwd=tmp_path)  # its own group: Ctrl-C reaches all of it

@@ -132,7 +132,7 @@ def test_confirm_seeds_zero_says_one_seed(tmp_path, monkeypatch, capsys):
         {"graph_sparsity": 0.0, "weight_sparsity": 0.0, **{k: v for k, v in p.items() if v is not None}}, s))
     out = tmp_path / "run"
     assert main(["search", "--budget", "30000 mJ", "--trials", "2", "--out", str(out), "--space",
-                 "method=dense", "--epochs", "3", "--confirm-seeds", "0"]) == 0
+                 "method=dense; train_epochs=20:200", "--epochs", "3", "--confirm-seeds", "0"]) == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["confirmation"] is None and "Not confirmed: one seed" in s["answer"] and len(calls) == 2
     capsys.readouterr()
@@ -322,3 +322,128 @@ def test_seed_counts_read_as_words():
 
     assert seeds_text(1) == "1 further seed" and seeds_text(3) == "3 further seeds"
     assert seeds_text(1, further=False) == "1 seed" and seeds_text(5, further=False) == "5 seeds"
+
+
+# --- dense that fits in hardware searches, --epochs caps train_epochs, the reference beside the mean --------
+
+def test_hardware_and_multi_device_searches_train_the_dense_that_fits_early(tmp_path, fake_graph, capsys):
+    from codesign.pipelines.hardware_pricing import HardwareEvaluator, HardwareOptions
+    from search import parse_metric
+    from search.hardware import parse_hardware_space
+
+    m = parse_metric("train-energy")
+    space_text = "pes=256:8192; buffer_mb=0.5:32"
+    opts = HardwareOptions(("gcn-accelerator",), parse_hardware_space(space_text), 8.0)
+    hw = HardwareEvaluator(GraphEvaluator("gcn", "cora", m, "gcn-accelerator"), opts, m)
+
+    def dense(e):
+        return {"method": "dense", "graph_sparsity": 0.0, "weight_sparsity": 0.0, "threshold": None, "train_epochs": e}
+
+    one = hw.predict(dense(20)).high / 20  # a dense epoch at the best chip: every epoch costs the same
+    assert hw.predict(dense(40)).exact and hw.predict(dense(40)).high == pytest.approx(40 * one, rel=1e-9)
+    assert hw.predict({**dense(40), "method": "gebt", "threshold": 0.1}) is None  # a detector: not exact
+    budget = 45.5 * one  # dense 40 fits, dense 50 does not
+    out = tmp_path / "hw"
+    assert main(["search", "--metric", "train-energy", "--device", "gcn-accelerator", "--hardware-space", space_text,
+                 "--area-budget", "8mm2", "--budget", f"{budget:.9g} J", "--trials", "2", "--out", str(out),
+                 "--confirm-seeds", "0"]) == 0
+    assert fake_graph[1] == dense(40)
+    trials = pd.read_csv(out / "trials.csv")
+    assert bool(trials.loc[trials["number"] == 1, "early"].item())
+    fake_graph.clear()
+    out = tmp_path / "two"  # two devices: the dense at its best device
+    assert main(["search", "--metric", "train-energy", "--device", "gcn-accelerator", "--device", "v100",
+                 "--budget", "0.03 J", "--trials", "2", "--out", str(out), "--confirm-seeds", "0"]) == 0
+    assert fake_graph[1]["method"] == "dense" and fake_graph[1]["train_epochs"] == 70  # 0.427 mJ per epoch
+    fake_graph.clear()
+    out = tmp_path / "tiny"  # no chip meets 0.01 mm2: no dense fits, none trained early
+    assert main(["search", "--metric", "train-energy", "--device", "gcn-accelerator", "--hardware-space", space_text,
+                 "--area-budget", "0.01mm2", "--budget", "1 J", "--trials", "2", "--out", str(out),
+                 "--confirm-seeds", "0"]) == 0
+    trials = pd.read_csv(out / "trials.csv")
+    assert "early" not in trials or not trials["early"].fillna(False).astype(bool).any()
+
+
+def test_epochs_given_caps_the_searched_train_epochs_unless_space_sets_them(tmp_path, fake_graph, capsys):
+    from codesign.pipelines.graph_search import cap_train_epochs
+
+    def rng(space):
+        p = space.get("train_epochs")
+        return p.low, p.high, p.step
+
+    assert rng(graph_space()) == (20, 200, 10)
+    assert rng(cap_train_epochs(graph_space(), 30)) == (20, 30, 10)
+    assert rng(cap_train_epochs(graph_space(), 35)) == (20, 30, 10)  # on the range's step
+    assert rng(cap_train_epochs(graph_space(), 10)) == (10, 10, None)  # below the range: exactly --epochs
+    assert rng(cap_train_epochs(graph_space(), 500)) == (20, 200, 10)
+    out = tmp_path / "capped"
+    assert main(["search", "--trials", "6", "--epochs", "30", "--out", str(out), "--confirm-seeds", "0",
+                 "--space", "method=dense,random"]) == 0
+    assert max(int(p["train_epochs"]) for p in fake_graph) == 30 and len(fake_graph) >= 6
+    fake_graph.clear()
+    out = tmp_path / "asked"
+    assert main(["search", "--trials", "3", "--epochs", "30", "--out", str(out), "--confirm-seeds", "0",
+                 "--space", "method=dense; train_epochs=150"]) == 0
+    assert {int(p["train_epochs"]) for p in fake_graph} == {150}  # as asked, the reference too (the space fixes it)
+
+
+def _words(confirmation, ref_test=0.820):
+    from search.export import answer
+
+    best = {"number": 1, "params": {"method": "dense", "train_epochs": 90}, "accuracy": 0.79, "test_accuracy": 0.80,
+            "cost": 7.0}
+    ref = {"number": 0, "params": {"method": "dense", "train_epochs": 100}, "accuracy": 0.80,
+           "test_accuracy": ref_test, "cost": 10.0}
+    return answer({"cost_unit": "J", "budget": {"text": "8J", "value": 8.0}, "best": best, "reference": ref,
+                   "confirmation": confirmation, "n_trials": 30, "n_feasible": 29, "n_screened": 149,
+                   "screening_saved_train_s": 1697.0, "n_duplicates": 1, "cost_source": "estimated"})
+
+
+def _row(number, test_mean, test_sd=0.01):
+    return {"number": number, "params": {"method": "dense"}, "role": "dense", "seeds": 3, "fits_every_seed": True,
+            "val_mean": 0.79, "val_sd": 0.01, "test_mean": test_mean, "test_sd": test_sd, "cost_mean": 7.0,
+            "train_wall_s": 1.0, "misses": []}
+
+
+def test_the_reference_sentence_uses_the_confirmed_means():
+    one_seed = _words(None)
+    assert "The dense reference (trial #0) reaches test 0.820 at 10 J: the choice is 2.0 points below it at 30% less" \
+        in one_seed
+    conf = {"seeds": [1, 2, 3], "n_seeds": 3, "candidates": [_row(1, 0.809)], "chosen": 1, "tied_with": [],
+            "dense": 1, "train_wall_s": 3.0}
+    words = _words(conf)  # the reference was not retrained: its one run beside the answer's mean, said so
+    assert ("The dense reference (trial #0, one seed, not retrained) reaches test 0.820 at 10 J: the choice's "
+            "confirmed mean is 1.1 points below that one run, at 30% less cost.") in words
+    conf = {**conf, "candidates": [_row(1, 0.809), _row(0, 0.800, 0.02)]}
+    words = _words(conf)  # the reference was a candidate: both means, on the same seeds
+    assert ("The dense reference (trial #0) reaches test 0.800 +- 0.020 on the same seeds at 10 J: the choice's "
+            "mean is 0.9 points above it at 30% less cost.") in words
+
+
+def test_the_words_quote_no_screening_saving_and_count_repeats_in_the_singular():
+    words = _words(None)
+    assert "saving" not in words and "149 ruled out by the cost model as over budget before training" in words
+    assert "; 1 repeated sample not trained again." in words
+
+
+def test_the_plot_draws_the_other_candidates_bars_and_names_the_tie():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from search.plots import _bar_ends, _draw_other_candidates
+
+    done = pd.DataFrame({"number": [0, 1, 2], "cost": [10.0, 7.0, 8.0], "val_accuracy": [0.8, 0.79, 0.78],
+                         "state": ["COMPLETE"] * 3})
+    summ = {"confirmation": {"chosen": 1, "tied_with": [2], "candidates": [
+        {**_row(1, 0.80), "val_mean": 0.79, "val_sd": 0.01}, {**_row(2, 0.81), "val_mean": 0.785, "val_sd": 0.02},
+        {**_row(0, 0.80), "val_mean": 0.70, "val_sd": None}]}}
+    fig, ax = plt.subplots()
+    _draw_other_candidates(ax, summ, done, 1.0, legend=True)
+    assert [t.get_text() for t in ax.texts] == ["#2 ties"]  # #0 is drawn, not tied; the chosen #1 is not redrawn
+    assert len(ax.containers) == 2
+    plt.close(fig)
+    ends = _bar_ends([("run", done, summ)], 1.0)
+    assert ends[:3] == [(7.0, pytest.approx(0.78)), (7.0, 0.79), (7.0, pytest.approx(0.80))]
+    assert (10.0, 0.70) in ends and len(ends) == 9

@@ -79,7 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="trainings allowed per configuration, each with its own seed (default 1: never twice)")
     p.add_argument("--repeats", action=Renamed, new="--trainings-per-config", nargs="?", help=argparse.SUPPRESS)
     p.add_argument("--epochs", type=bounded("--epochs"), default=None,
-                   help="graph: epochs per training phase, capping longer schedules (default 100, the papers'); "
+                   help="graph: epochs per training phase, capping longer schedules and, given, the searched "
+                        "train_epochs (unless --space sets it) (default 100, the papers'; train_epochs 20-200); "
                         "cnn: the training schedule E (default 8 on CPU; the papers' 160)")
     p.add_argument("--space", default=None,
                    help="narrow or fix parameters, e.g. 'method=gebt,random; graph_sparsity=0.2:0.6'")
@@ -194,6 +195,7 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     if args.confirm_seeds is None:
         args.confirm_seeds = DEFAULT_SEEDS
     check_confirm_seeds(args.confirm_seeds)
+    epochs_given = args.epochs is not None
     resolve_task_defaults(args)
     from codesign.pipelines.hardware_pricing import HardwareOptions
 
@@ -225,6 +227,10 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
         space = cnn_space().narrow(args.space)
     else:
         space = graph_space().narrow(args.space)
+        if epochs_given and not re.search(r"(^|[;\n])\s*train_epochs\s*=", args.space or ""):
+            from codesign.pipelines.graph_search import cap_train_epochs
+
+            space = cap_train_epochs(space, args.epochs)  # --epochs caps the final phase too
     if args.study is not None:
         check_name("--study", args.study)
     study_name = args.study or default_study_name(args) + hardware.study_suffix()
@@ -251,6 +257,7 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     )
     predict = None if hardware.active else getattr(evaluator, "predict", None)
     evaluator = hardware.wrap(evaluator, metric)
+    exact_cost = getattr(evaluator, "predict", None)  # at the best hardware in a hardware search: for _early only
     from codesign.graphs.epoch_flops import dataset_epoch_flops
     from codesign.runtime.threads import ThreadedEvaluator, configure
 
@@ -259,7 +266,7 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     evaluator = ThreadedEvaluator(evaluator, args.threads, workers, work)  # each trial re-chooses its threads
     try:
         study = _run_with_progress(config, space, evaluator, metric.unit, format_si, predict=predict,
-                                   reference=_reference(args, space), early=_early(args, space, predict, budget),
+                                   reference=_reference(args, space), early=_early(args, space, exact_cost, budget),
                                    worker_init=_worker_init(args, policy.threads), waiting=workers.set_waiting,
                                    confirm_seeds=args.confirm_seeds)
         _confirm(study, config, evaluator, args.confirm_seeds)
@@ -360,7 +367,8 @@ def _reference(args: argparse.Namespace, space):  # type: ignore[no-untyped-def]
 
 
 def _early(args: argparse.Namespace, space, predict, budget) -> list:  # type: ignore[no-untyped-def]
-    """Trained right after the reference: the longest dense run whose exact cost fits the budget."""
+    """Trained right after the reference: the longest dense run whose exact cost fits the budget (in a
+    hardware or multi-device search: at its best hardware, under the area and power budgets too)."""
     if args.task != "graph" or budget is None:
         return []
     from codesign.pipelines.graph_search import dense_that_fits

@@ -8,10 +8,11 @@ retrains each round for it, sgcn retrains its sparsified graph for it;
 ``GraphTrainConfig.retrain_epochs``). SGCN's schedule is fixed (pretrain E, sparsify E, retrain R),
 so its cost interval is exact (:mod:`codesign.pipelines.graph_bounds`). A parameter that does not apply
 to a method takes the value the method uses (dense: p_g = p_w = 0; no detector: threshold None).
-``--epochs`` still sets the other phases (pretraining, the ticket search's cap, UGS mask training).
+``--epochs`` still sets the other phases (pretraining, the ticket search's cap, UGS mask training);
+given on the command line, it caps ``train_epochs`` too (:func:`cap_train_epochs`) unless ``--space`` sets it.
 With a budget, the dense run of the most ``train_epochs`` whose exact cost fits is trained right after
-the reference (:func:`dense_that_fits`; not in a hardware search, which prices each ticket at its best
-hardware after training).
+the reference (:func:`dense_that_fits`; in a hardware or multi-device search its cost is priced at its
+best hardware under the area and power budgets, ``HardwareEvaluator.predict``).
 
 What sets the cost: on a launch-bound device (an H100 running a Cora GCN) every epoch costs about
 the same whatever the sparsity, so training cost follows the number of epochs (``train_epochs``,
@@ -58,6 +59,22 @@ def graph_space(max_sparsity: float = 0.9) -> SearchSpace:
         Param("train_epochs", low=lo, high=hi, step=step, integer=True,
               help="epochs of the phase that trains the final network (dense/random: training; tickets: retraining)"),
     ))
+
+
+def cap_train_epochs(space: SearchSpace, epochs: int) -> SearchSpace:
+    """``--epochs E`` given (and ``train_epochs`` not set by ``--space``): the final phase is capped at E
+    like every other phase, ``train_epochs`` in ``low..E`` on the range's step (E below the range: exactly
+    E). Without ``--epochs`` the range stays the default's, the papers' 100 epochs inside it."""
+    from dataclasses import replace
+
+    p = space.get("train_epochs")
+    assert p.low is not None and p.high is not None
+    high = min(p.high, float(epochs))
+    low = min(p.low, high)
+    if p.step and high > low:
+        high = low + (high - low) // p.step * p.step  # Optuna needs (high - low) divisible by step
+    capped = replace(p, low=low, high=high, step=None if low == high else p.step)
+    return SearchSpace(tuple(capped if q.name == p.name else q for q in space.params))
 
 
 def reference_params(space: SearchSpace, epochs: int | None) -> dict[str, Any] | None:

@@ -30,7 +30,7 @@ from costmodels.hwgrid import grid, price_run_grid
 from costmodels.knobs import INTEGER_KNOBS
 from costmodels.runs import Phase, gnn_run_workloads
 from costmodels.templates import require_template, template_of
-from search import Evaluation, Metric
+from search import CostInterval, Evaluation, Metric
 from search.hardware import (
     HW_PREFIX,
     HardwareSpace,
@@ -198,11 +198,9 @@ class HardwareEvaluator:
     aggregation_order: str = "transform-first"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
-    def __call__(self, params: dict[str, Any], seed: int) -> Evaluation:
-        ev = self.inner(params, seed)
-        inputs = ev.attrs.get("cost_inputs")
-        if inputs is None:
-            raise CodesignError("the evaluator recorded no cost_inputs; hardware search needs --task graph")
+    def best(self, inputs: Mapping[str, Any]) -> tuple[Candidate, list[Candidate]]:
+        """The cheapest (device, hardware point) for a run's ``cost_inputs`` under the area and power
+        budgets (none meets them: the smallest-area one), and the best candidate of every device."""
         phases, infer = run_workloads(inputs, self.aggregation_order)
         cands = [price_on_device(d, inputs, phases, infer, self.metric, self.options, self.aggregation_order)
                  for d in self.options.devices]
@@ -210,7 +208,34 @@ class HardwareEvaluator:
                           np.zeros(len(cands)), np.zeros(len(cands)), None, None)
         if not any(c.within_budget for c in cands):
             i = int(np.argmin([c.area_mm2 if np.isfinite(c.area_mm2) else np.inf for c in cands]))
-        best = cands[i]
+        return cands[i], cands
+
+    def predict(self, params: dict[str, Any]) -> CostInterval | None:
+        """Before training, the exact cost of a configuration with a fixed schedule (dense, random, sgcn)
+        at its best hardware under the area and power budgets; None for any other (a detector or UGS
+        decides its schedule) or when no point meets those budgets. Used to train the dense run that
+        fits early (``codesign.pipelines.graph_search.dense_that_fits``), not to screen: the interval of
+        a bounded schedule is not priced here."""
+        from codesign.graphs.data import load_dataset
+
+        from .graph_bounds import run_bounds
+
+        inner = self.inner
+        (_, high), (_, epochs), exact = run_bounds(inner.config(params, 0), load_dataset(inner.dataset,
+                                                                                          inner.data_root))
+        if not exact:  # the high end: densities with the mask-rounding slack, never below the run's cost
+            return None
+        best, _ = self.best(high.to_dict())
+        if not best.within_budget:
+            return None
+        return CostInterval(best.cost, best.cost, exact=True, epochs_low=epochs, epochs_high=epochs)
+
+    def __call__(self, params: dict[str, Any], seed: int) -> Evaluation:
+        ev = self.inner(params, seed)
+        inputs = ev.attrs.get("cost_inputs")
+        if inputs is None:
+            raise CodesignError("the evaluator recorded no cost_inputs; hardware search needs --task graph")
+        best, cands = self.best(inputs)
         attrs = dict(ev.attrs)
         attrs.update({f"{HW_PREFIX}device": best.device, **{f"{HW_PREFIX}{k}": v for k, v in best.knobs.items()},
                       "area_mm2": None if not np.isfinite(best.area_mm2) else best.area_mm2,
