@@ -382,7 +382,8 @@ def answer(s: dict[str, Any]) -> str:
             cost += f", {100 * (1 - best['cost'] / budget['value']):.0f}% under the {budget['text']} budget"
         lines.append(cost + f" ({s.get('cost_source') or 'estimated'}).")
     screened = s.get("n_screened", 0)
-    text = f"{s.get('n_trials', 0)} configurations trained ({s.get('n_feasible', 0)} within budget)"
+    n_trained = s.get("n_trials", 0)
+    text = f"{n_trained} configuration{'s' * (n_trained != 1)} trained ({s.get('n_feasible', 0)} within budget)"
     n_stop = s.get("n_stopped") or 0
     if screened:
         text += f", {screened} ruled out by the cost model as over budget"

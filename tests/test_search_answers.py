@@ -447,3 +447,13 @@ def test_the_plot_draws_the_other_candidates_bars_and_names_the_tie():
     ends = _bar_ends([("run", done, summ)], 1.0)
     assert ends[:3] == [(7.0, pytest.approx(0.78)), (7.0, 0.79), (7.0, pytest.approx(0.80))]
     assert (10.0, 0.70) in ends and len(ends) == 9
+
+
+def test_one_trained_configuration_is_said_in_the_singular():
+    from search.export import answer
+
+    best = {"number": 0, "params": {"method": "dense"}, "accuracy": 0.79, "test_accuracy": 0.80, "cost": 7.0}
+    words = answer({"cost_unit": "J", "budget": {"text": "8J", "value": 8.0}, "best": best, "reference": best,
+                    "confirmation": None, "n_trials": 1, "n_feasible": 1, "n_screened": 0})
+    assert "1 configuration trained (1 within budget)." in words
+    assert "30 configurations trained" in _words(None)
