@@ -335,6 +335,44 @@ def predicted_passes(workload: Workload, profile: Any, training: bool) -> dict[s
     return out
 
 
+def _measure(grid: Sequence[WorkloadConfig], meter: Meter, data: DataCache, device: str, *, rounds: int,
+             per_round: int, warmup: int, progress: bool, min_window_s: float = 0.0,
+             check_measurements: Callable[[list[EpochStats]], None] | None = None,
+             ) -> tuple[list[EpochRunner], list[EpochStats], float]:
+    """The training code's epochs of ``grid`` under ``meter``: (runners, stats, seconds of measuring);
+    ``check_measurements(stats)`` runs right after (raises to stop: a busy machine)."""
+    import time
+
+    t0 = time.perf_counter()
+    runners = [EpochRunner(c, data(c.dataset), device) for c in grid]
+    stats = measure_grid(runners, meter, rounds=rounds, per_round=per_round, warmup=warmup, progress=progress,
+                         min_window_s=min_window_s)
+    measure_s = time.perf_counter() - t0
+    if check_measurements is not None:
+        check_measurements(stats)
+    return runners, stats, measure_s
+
+
+def _predict(profile: Any, sample: Any) -> float:
+    """The profile's training-epoch time of a measured sample's workload."""
+    from costmodels import price_workload
+
+    return float(price_workload(sample.workload, profile, training=True).latency_s)
+
+
+def _rows(samples: Sequence[Any], held_names: set[str], before: Any, after: Any,
+          extra: Callable[[Any], dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """One row per measured sample: its split, what it measured (``extra``), and the time and error of
+    the profile ``before`` and ``after`` the fit."""
+    rows = []
+    for s in samples:
+        pb, pa = _predict(before, s), _predict(after, s)
+        rows.append({"workload": s.name, "split": "held-out" if s.name in held_names else "fit", **extra(s),
+                     "before_s": pb, "after_s": pa, "error_before": pb / s.measured_latency_s - 1,
+                     "error_after": pa / s.measured_latency_s - 1})
+    return tuple(rows)
+
+
 @dataclass(frozen=True)
 class CalibrationRun:
     """A measured sweep, the fit on its non-held-out part, and the errors before and after."""
@@ -359,10 +397,9 @@ def sweep_and_fit(grid: Sequence[WorkloadConfig], base: Any, meter: Meter, *, da
     ``fit_memory``: also choose the effective bandwidth / on-chip buffer (``default_memory_grid``).
     ``check_measurements(stats)``: called after the sweep, before the fit (raises to stop: a busy machine)."""
     import tempfile
-    import time
     from pathlib import Path
 
-    from costmodels import load_profile, price_workload
+    from costmodels import load_profile
     from costmodels.calibrate import (
         Sample,
         calibrated_profile_dict,
@@ -374,13 +411,9 @@ def sweep_and_fit(grid: Sequence[WorkloadConfig], base: Any, meter: Meter, *, da
     )
     from costmodels.measure import host_summary
 
-    t0 = time.perf_counter()
-    runners = [EpochRunner(c, data(c.dataset), device) for c in grid]
-    stats = measure_grid(runners, meter, rounds=rounds, per_round=per_round, warmup=warmup, progress=progress,
-                         min_window_s=min_window_s)
-    measure_s = time.perf_counter() - t0
-    if check_measurements is not None:
-        check_measurements(stats)
+    runners, stats, measure_s = _measure(grid, meter, data, device, rounds=rounds, per_round=per_round,
+                                         warmup=warmup, progress=progress, min_window_s=min_window_s,
+                                         check_measurements=check_measurements)
     samples = [Sample(s.label, r.workload(), epoch_time(s, time_measure), True, "adam", s.energy_j,
                       s.energy_source, {"wall_s": s.wall_s, "wall_iqr_s": s.wall_iqr_s, "cpu_time_s": s.cpu_time_s})
                for r, s in zip(runners, stats)]
@@ -388,12 +421,8 @@ def sweep_and_fit(grid: Sequence[WorkloadConfig], base: Any, meter: Meter, *, da
     if not held:
         raise CodesignError("calibration needs held-out workloads: use --holdout-every >= 2 and a larger sweep")
     cal = fit(train, base, memory_grid=default_memory_grid(base) if fit_memory else None)
-
-    def predict(profile: Any, s: Any) -> float:
-        return float(price_workload(s.workload, profile, training=True).latency_s)
-
     measured = [s.measured_latency_s for s in held]
-    before = mape([predict(base, s) for s in held], measured)
+    before = mape([_predict(base, s) for s in held], measured)
     host = host_summary()
     machine = f"{meter.device_name} ({host['cores']} CPU cores)"
     sweep = (f"{len(samples)} training-epoch workloads ({time_measure} time, median of {rounds}x{per_round}); "
@@ -401,18 +430,12 @@ def sweep_and_fit(grid: Sequence[WorkloadConfig], base: Any, meter: Meter, *, da
     pdata = calibrated_profile_dict(base, cal, machine=machine, sweep=sweep, mape_before=before, mape_after=0.0)
     with tempfile.TemporaryDirectory() as tmp:
         calibrated = load_profile(str(write_profile(pdata, Path(tmp) / "calibrated.toml")))
-    after = mape([predict(calibrated, s) for s in held], measured)
+    after = mape([_predict(calibrated, s) for s in held], measured)
     pdata["calibration"]["mape_after"] = round(after, 6)
     held_names = {s.name for s in held}
-    rows = []
-    for s in samples:
-        pb, pa = predict(base, s), predict(calibrated, s)
-        rows.append({"workload": s.name, "split": "held-out" if s.name in held_names else "fit",
-                     "measured_s": s.measured_latency_s, "wall_s": s.info["wall_s"],
-                     "wall_iqr_s": s.info["wall_iqr_s"], "before_s": pb, "after_s": pa,
-                     "error_before": pb / s.measured_latency_s - 1, "error_after": pa / s.measured_latency_s - 1})
-    return CalibrationRun(tuple(samples), tuple(sorted(held_names)), cal, pdata, before, after, tuple(rows),
-                          measure_s)
+    rows = _rows(samples, held_names, base, calibrated, lambda s: {
+        "measured_s": s.measured_latency_s, "wall_s": s.info["wall_s"], "wall_iqr_s": s.info["wall_iqr_s"]})
+    return CalibrationRun(tuple(samples), tuple(sorted(held_names)), cal, pdata, before, after, rows, measure_s)
 
 
 @dataclass(frozen=True)
@@ -437,45 +460,29 @@ def sweep_and_fit_threads(grid: Sequence[WorkloadConfig], fitted: dict[str, Any]
     """Measure ``grid`` again with the ``threads`` torch threads now set (the caller sets them), fit the
     efficiencies, kernel overhead and serial step time at that count with the one-thread fit
     ``fitted`` (profile data, effective memory kept) as the prior, and return its ``[threads]`` section."""
-    import time
-
-    from costmodels import price_workload
     from costmodels.calibrate import Sample, fit, holdout_split, mape
     from costmodels.parallel import threads_section
     from costmodels.profiles import DeviceProfile
 
-    t0 = time.perf_counter()
-    runners = [EpochRunner(c, data(c.dataset), device) for c in grid]
-    stats = measure_grid(runners, meter, rounds=rounds, per_round=per_round, warmup=warmup, progress=progress)
-    measure_s = time.perf_counter() - t0
-    if check_measurements is not None:
-        check_measurements(stats)
+    runners, stats, measure_s = _measure(grid, meter, data, device, rounds=rounds, per_round=per_round,
+                                         warmup=warmup, progress=progress, check_measurements=check_measurements)
     samples = [Sample(s.label, r.workload(), s.wall_s) for r, s in zip(runners, stats)]
     train, held = holdout_split(samples, every=holdout_every)
     base = DeviceProfile.from_dict({k: v for k, v in fitted.items() if k != "threads"}, "one-thread fit")
     cal = fit(train, base)
     held_names = {s.name for s in held}
-
-    def predict(profile: Any, s: Any) -> float:
-        return float(price_workload(s.workload, profile, training=True).latency_s)
-
     section = threads_section(cal.efficiency, cal.kernel_overhead_us,
                               cal.serial_step_ns if cal.serial_fitted else None, fitted_threads=fitted_threads,
                               parallel_threads=threads, note="")
     after_profile = DeviceProfile.from_dict({**fitted, "threads": {**section, "source": "-"}}).at_threads(threads)
-    before = mape([predict(base, s) for s in held], [s.measured_latency_s for s in held])
-    after = mape([predict(after_profile, s) for s in held], [s.measured_latency_s for s in held])
+    before = mape([_predict(base, s) for s in held], [s.measured_latency_s for s in held])
+    after = mape([_predict(after_profile, s) for s in held], [s.measured_latency_s for s in held])
     section["source"] = (
         f"NNLS fit of {len(samples)} training-epoch workloads measured at {threads} threads (wall time, median of "
         f"{rounds}x{per_round}), the {fitted_threads}-thread fit as prior (classes {', '.join(cal.fitted_classes)}, "
         f"kernel overhead{', serial step time' if cal.serial_fitted else ''}); held-out MAPE at {threads} threads "
         f"{before:.1%} with the {fitted_threads}-thread fit -> {after:.1%} with this section")
-    rows = []
-    for s in samples:
-        pb, pa = predict(base, s), predict(after_profile, s)
-        rows.append({"workload": s.name, "split": "held-out" if s.name in held_names else "fit", "threads": threads,
-                     "measured_s": s.measured_latency_s, "wall_iqr_s": next(
-                         st.wall_iqr_s for st in stats if st.label == s.name),
-                     "before_s": pb, "after_s": pa, "error_before": pb / s.measured_latency_s - 1,
-                     "error_after": pa / s.measured_latency_s - 1})
-    return ParallelRun(threads, section, before, after, tuple(rows), measure_s, tuple(stats))
+    iqr = {st.label: st.wall_iqr_s for st in stats}
+    rows = _rows(samples, held_names, base, after_profile, lambda s: {
+        "threads": threads, "measured_s": s.measured_latency_s, "wall_iqr_s": iqr[s.name]})
+    return ParallelRun(threads, section, before, after, rows, measure_s, tuple(stats))
