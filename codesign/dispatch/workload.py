@@ -46,81 +46,28 @@ from typing import Any
 import torch
 from torch.utils.weak import WeakTensorKeyDictionary
 
-from costmodels import Aggregate, Conv2d, Elementwise, Gemm, OpCost, Workload
-from costmodels.ops import RNG_STEPS_PER_DRAW, ExecContext
+from costmodels import Aggregate, Conv2d, Elementwise, Gemm, Workload
+from costmodels.ops import RNG_STEPS_PER_DRAW
 
+from .aten_ops import (
+    ADDMMS,
+    BATCH_NORMS,
+    CREATES,
+    DROPOUT_FLOPS,
+    FREE,
+    GATHERS,
+    GEMMS,
+    MOVES,
+    REDUCTIONS,
+    SCATTERS,
+    Fused,
+    NoParamGemm,
+    Parameters,
+)
 from .opcount import StepCounts
 from .record import RANDOM_PREFIXES, DispatchRecorder
 
 aten = torch.ops.aten
-
-_GEMMS = {"mm", "addmm", "bmm", "baddbmm", "_sparse_addmm", "_sparse_mm", "_sparse_csr_mm", "_sparse_csr_addmm"}
-_ADDMMS = {"addmm", "baddbmm", "_sparse_addmm", "_sparse_csr_addmm"}  # (bias, a, b)
-_SCATTERS = {"scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_", "index_add", "index_add_",
-             "index_reduce", "index_reduce_", "segment_reduce", "_segment_reduce"}
-_GATHERS = {"index_select", "index", "gather"}
-_REDUCTIONS = {"sum", "mean", "amax", "amin", "max", "min", "prod", "_softmax", "_log_softmax", "softmax",
-               "log_softmax", "nll_loss_forward", "nll_loss2d_forward", "norm", "linalg_vector_norm", "var",
-               "std", "var_mean", "native_layer_norm", "native_batch_norm", "_native_batch_norm_legit",
-               "_native_batch_norm_legit_no_training", "argmax", "argmin", "logsumexp", "cumsum", "any", "all",
-               "native_group_norm", "max_pool2d_with_indices", "avg_pool2d", "adaptive_avg_pool2d",
-               "_adaptive_avg_pool2d", "topk", "sort"}
-_MOVES = {"index", "gather", "index_select",
-          "clone", "_to_copy", "copy_", "cat", "stack", "repeat", "contiguous", "fill_", "zero_", "masked_fill",
-          "masked_fill_", "where", "index_put", "index_put_", "masked_select", "nonzero", "constant_pad_nd",
-          "flip", "roll", "native_dropout", "bernoulli_", "bernoulli", "lift_fresh_copy", "clamp", "clamp_",
-          "scatter", "scatter_", "embedding", "to_sparse", "_to_sparse", "_to_sparse_csr", "_to_dense", "coalesce",
-          "_coalesce", "to_dense", "tril", "triu", "unique", "_unique2", "bincount", "repeat_interleave"}
-_CREATES = {"zeros", "ones", "empty", "full", "new_zeros", "new_ones", "new_empty", "new_full", "zeros_like",
-            "ones_like", "empty_like", "full_like", "arange", "rand", "randn", "randint", "scalar_tensor",
-            "empty_strided", "rand_like", "randn_like", "linspace", "eye"}
-_FREE = {"detach", "t", "view", "_unsafe_view", "expand", "unsqueeze", "squeeze", "permute", "select", "slice",
-         "alias", "as_strided", "transpose", "split", "split_with_sizes", "unbind", "lift_fresh", "_reshape_alias",
-         "unfold", "reshape", "narrow", "sym_size", "sym_stride", "sym_numel", "_local_scalar_dense", "item",
-         "is_nonzero", "size", "stride", "numel", "dim", "set_", "resize_", "chunk", "diagonal", "movedim",
-         "expand_as", "view_as", "flatten", "_indices", "_values", "indices", "values", "crow_indices",
-         "col_indices", "_nnz", "equal", "is_same_size", "record_stream", "sparse_compressed_tensor",
-         "_sparse_compressed_tensor_unsafe", "sparse_csr_tensor", "_sparse_csr_tensor_unsafe", "sparse_coo_tensor",
-         "_sparse_coo_tensor_unsafe", "_sparse_coo_tensor_with_dims_and_tensors", "ccol_indices", "row_indices"}
-_DROPOUT_FLOPS = {"native_dropout": 2.0}
-# batch norm per value, as costmodels.cnn.batchnorm2d counts it: training (batch statistics: sum, subtract,
-# square, sum; normalise: subtract, scale by rsqrt, affine scale and shift) 7 FLOPs and 2 reads, inference
-# (running statistics folded into one scale and shift) 2 FLOPs and 1 read; backward 9 FLOPs
-_BATCH_NORMS = {"native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
-                "cudnn_batch_norm", "miopen_batch_norm"}
-
-
-class _NoParamGemm(Gemm):
-    """A product of two activations (no stored weight): no parameters, no optimizer state."""
-
-    def param_count(self) -> Any:
-        return 0.0
-
-
-@dataclass(frozen=True)
-class _Parameters(Elementwise):
-    """The parameters no GEMM/conv weight carries (biases, attention vectors, ...): costs nothing itself."""
-
-    def forward(self, ctx: ExecContext) -> OpCost:
-        return OpCost(self.name, self.op_class, "forward", 0.0, 0.0, 0.0, 0)
-
-    def backward(self, ctx: ExecContext) -> OpCost:
-        return OpCost(self.name, self.op_class, "backward", 0.0, 0.0, 0.0, 0)
-
-
-@dataclass(frozen=True)
-class _Fused(Elementwise):
-    """An elementwise op fused into the aggregation kernel that consumes it: its arithmetic is done
-    (FLOPs counted, forward and backward), its result never goes through DRAM."""
-
-    def forward(self, ctx: ExecContext) -> OpCost:
-        cost = super().forward(ctx)
-        return OpCost(self.name, cost.op_class, cost.phase, cost.flops, 0.0, 0.0 * cost.flops, 0)
-
-    def backward(self, ctx: ExecContext) -> OpCost:
-        cost = super().backward(ctx)
-        return OpCost(self.name, cost.op_class, cost.phase, cost.flops, 0.0, 0.0 * cost.flops, 0)
-
 
 @dataclass(frozen=True)
 class Traced:
@@ -215,22 +162,22 @@ class _Recorder(DispatchRecorder):
             scale = self._get(a).scale
             if scale >= 0 and torch.Tag.pointwise in getattr(func, "tags", ()) and not self.static_op:
                 self.slots[scale] = None
-        if name in _FREE or getattr(func, "is_view", False):
+        if name in FREE or getattr(func, "is_view", False):
             src = self._get(args[0]) if args else _Info()
             result = replace(src, chain=list(src.chain), coef=list(src.coef))
             if src.edges and flat_out and flat_out[0].dim() and (
                     src.edge_dim >= flat_out[0].dim() or flat_out[0].size(src.edge_dim) != src.edges):
                 result.edges = 0
-        elif name in _GEMMS or name == "convolution":
+        elif name in GEMMS or name == "convolution":
             self._matmul(name, args, flat_out, result)
-        elif name in _SCATTERS:
+        elif name in SCATTERS:
             result.agg = self._scatter(name, args, kwargs, flat_out)
-        elif name in _GATHERS and self._gather(name, args, flat_out, result):
+        elif name in GATHERS and self._gather(name, args, flat_out, result):
             pass
-        elif name in _CREATES:
+        elif name in CREATES:
             result.fresh = self._add(self._elementwise(name, [], flat_out, 0.0, False))
             result.static, result.grad = not random, False
-        elif name in _BATCH_NORMS:
+        elif name in BATCH_NORMS:
             training = name != "_native_batch_norm_legit_no_training" and len(args) > 5 and bool(args[5])
             x = args[0]
             self._add(Elementwise(f"aten.{name}", float(x.numel()), 7.0 if training else 2.0, 9.0,
@@ -245,9 +192,9 @@ class _Recorder(DispatchRecorder):
                 result.mask = [fresh] if fresh >= 0 else []
                 draw = replace(self._elementwise(name, [], flat_out, 1.0, False), serial_per_elem=RNG_STEPS_PER_DRAW)
                 result.mask.append(self._add(draw))  # a random draw per value: serial work, as ops.py prices it
-        elif name in _MOVES or name in _REDUCTIONS or torch.Tag.pointwise in getattr(func, "tags", ()):
-            flops = 0.0 if name in _MOVES and name not in _DROPOUT_FLOPS else _DROPOUT_FLOPS.get(name, 1.0)
-            if name in _REDUCTIONS:
+        elif name in MOVES or name in REDUCTIONS or torch.Tag.pointwise in getattr(func, "tags", ()):
+            flops = 0.0 if name in MOVES and name not in DROPOUT_FLOPS else DROPOUT_FLOPS.get(name, 1.0)
+            if name in REDUCTIONS:
                 flops = 1.0
             slot = self._add(self._elementwise(name, flat_in, flat_out, flops, result.grad))
             self._message(name, args, flat_out, result, slot)
@@ -270,7 +217,7 @@ class _Recorder(DispatchRecorder):
     # --- classification helpers -------------------------------------------------------------------
     def _elementwise(self, name: str, ins: list[torch.Tensor], outs: list[torch.Tensor], flops: float,
                      grad: bool) -> Elementwise:
-        sizes = [float(t.numel()) for t in (ins if name in _REDUCTIONS else outs) if t.layout == torch.strided]
+        sizes = [float(t.numel()) for t in (ins if name in REDUCTIONS else outs) if t.layout == torch.strided]
         numel = max(sizes or [1.0])
         per = max(numel, 1.0)  # zero-element tensors (BatchNorm's empty reserve buffers): no traffic, no FLOPs
         reads = sum(_values(a) for a in ins) / per
@@ -407,7 +354,7 @@ class _Recorder(DispatchRecorder):
                 c for c in info.coef if c not in self.pre]:
             op = self.slots[slot]  # the gather, the message ops, the zeros: one fused kernel, no DRAM pass
             fused = isinstance(op, Elementwise) and op.flops_per_elem > 0 and slot not in self.weighting
-            self.slots[slot] = replace(_Fused(**{f: getattr(op, f) for f in op.__dataclass_fields__}),
+            self.slots[slot] = replace(Fused(**{f: getattr(op, f) for f in op.__dataclass_fields__}),
                                        saved_bytes_per_elem=0.0) if fused else None
         op_reduce = "mean" if reduce in ("mean", "mean_") else "sum"
         return self._add(Aggregate(f"aten.{name}", float(n), float(e), 0.0, float(width), True, op_reduce,
@@ -417,12 +364,12 @@ class _Recorder(DispatchRecorder):
         if name == "convolution":
             self._conv(args, outs, result)
             return
-        a, b = (args[1], args[2]) if name in _ADDMMS else (args[0], args[1])
+        a, b = (args[1], args[2]) if name in ADDMMS else (args[0], args[1])
         if a.layout != torch.strided or b.layout != torch.strided:  # sparse A @ dense H: aggregation
             sparse, dense = (a, b) if a.layout != torch.strided else (b, a)
             nnz = _values(sparse) if sparse.layout == torch.sparse_coo else float(sparse.values().numel())
             info = self._get(dense)
-            if name in _ADDMMS and self._get(args[0]).fresh >= 0:  # accumulating into fresh zeros: one kernel
+            if name in ADDMMS and self._get(args[0]).fresh >= 0:  # accumulating into fresh zeros: one kernel
                 self.slots[self._get(args[0]).fresh] = None
             self._add(Aggregate(f"aten.{name}.sparse", float(sparse.size(0)), nnz, 0.0, float(dense.size(-1)),
                                 True, "sum", False, info.grad or self._get(sparse).grad))
@@ -434,7 +381,7 @@ class _Recorder(DispatchRecorder):
         if ia.param and not ib.param:  # W @ X: price as (X^T W^T)
             m, n, ia, ib = batch * b.size(-1), a.size(-2), ib, ia
             rows = a
-        cls = Gemm if ib.param and batch == 1 else _NoParamGemm
+        cls = Gemm if ib.param and batch == 1 else NoParamGemm
         d, pattern = _weight_sparsity(rows) if cls is Gemm else (1.0, "unstructured")
         self._add(cls(f"aten.{name}", float(m), float(k), float(n), d, ia.grad, ib.grad, weight_pattern=pattern,
                       input_resident=ia.features > 0, input_density=ia.features or 1.0))
@@ -457,7 +404,7 @@ class _Recorder(DispatchRecorder):
             spatial = y[0, 0].numel() if not transposed else x[0, 0].numel()
             k = w[0].numel() if not transposed else w[0].numel() * w.size(0) // max(x.size(1), 1)
             n_out = y.size(1) if not transposed else x.size(1)
-            cls = Gemm if iw.param and groups == 1 else _NoParamGemm
+            cls = Gemm if iw.param and groups == 1 else NoParamGemm
             if cls is not Gemm:
                 d, pattern = 1.0, "unstructured"
             self._add(cls("aten.convolution", float(x.size(0) * spatial), float(k), float(n_out), d,
@@ -506,7 +453,7 @@ def trace_workload(fn: Callable[[], Any], params: list[torch.Tensor], name: str,
     total = sum(int(p.numel()) for p in params)
     carried = sum(float(op.param_count()) for op in ops)
     if total > carried:
-        ops.append(_Parameters("parameters", 0.0, 0.0, 0.0, params=float(total - carried)))
+        ops.append(Parameters("parameters", 0.0, 0.0, 0.0, params=float(total - carried)))
     wl = Workload(name=name, ops=tuple(ops), input_values=input_values, graph_edges=graph_edges,
                   input_density=1.0 if features is None else _density(features),
                   info={"source": "traced with torch dispatch", "unknown_ops": dict(recorder.unknown)})

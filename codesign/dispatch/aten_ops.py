@@ -1,0 +1,80 @@
+"""Which ATen operator is which cost-model op, for the tracer (:mod:`codesign.dispatch.workload`):
+the operator classes (GEMMs, scatters, gathers, reductions, data moves, creations, free views, batch
+norms) and the three cost-model ops only a trace needs (a product of two activations, the parameters no
+weight carries, an elementwise op fused into the aggregation that consumes it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from costmodels import Elementwise, Gemm, OpCost
+from costmodels.ops import ExecContext
+
+GEMMS = {"mm", "addmm", "bmm", "baddbmm", "_sparse_addmm", "_sparse_mm", "_sparse_csr_mm", "_sparse_csr_addmm"}
+ADDMMS = {"addmm", "baddbmm", "_sparse_addmm", "_sparse_csr_addmm"}  # (bias, a, b)
+SCATTERS = {"scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_", "index_add", "index_add_",
+             "index_reduce", "index_reduce_", "segment_reduce", "_segment_reduce"}
+GATHERS = {"index_select", "index", "gather"}
+REDUCTIONS = {"sum", "mean", "amax", "amin", "max", "min", "prod", "_softmax", "_log_softmax", "softmax",
+               "log_softmax", "nll_loss_forward", "nll_loss2d_forward", "norm", "linalg_vector_norm", "var",
+               "std", "var_mean", "native_layer_norm", "native_batch_norm", "_native_batch_norm_legit",
+               "_native_batch_norm_legit_no_training", "argmax", "argmin", "logsumexp", "cumsum", "any", "all",
+               "native_group_norm", "max_pool2d_with_indices", "avg_pool2d", "adaptive_avg_pool2d",
+               "_adaptive_avg_pool2d", "topk", "sort"}
+MOVES = {"index", "gather", "index_select",
+          "clone", "_to_copy", "copy_", "cat", "stack", "repeat", "contiguous", "fill_", "zero_", "masked_fill",
+          "masked_fill_", "where", "index_put", "index_put_", "masked_select", "nonzero", "constant_pad_nd",
+          "flip", "roll", "native_dropout", "bernoulli_", "bernoulli", "lift_fresh_copy", "clamp", "clamp_",
+          "scatter", "scatter_", "embedding", "to_sparse", "_to_sparse", "_to_sparse_csr", "_to_dense", "coalesce",
+          "_coalesce", "to_dense", "tril", "triu", "unique", "_unique2", "bincount", "repeat_interleave"}
+CREATES = {"zeros", "ones", "empty", "full", "new_zeros", "new_ones", "new_empty", "new_full", "zeros_like",
+            "ones_like", "empty_like", "full_like", "arange", "rand", "randn", "randint", "scalar_tensor",
+            "empty_strided", "rand_like", "randn_like", "linspace", "eye"}
+FREE = {"detach", "t", "view", "_unsafe_view", "expand", "unsqueeze", "squeeze", "permute", "select", "slice",
+         "alias", "as_strided", "transpose", "split", "split_with_sizes", "unbind", "lift_fresh", "_reshape_alias",
+         "unfold", "reshape", "narrow", "sym_size", "sym_stride", "sym_numel", "_local_scalar_dense", "item",
+         "is_nonzero", "size", "stride", "numel", "dim", "set_", "resize_", "chunk", "diagonal", "movedim",
+         "expand_as", "view_as", "flatten", "_indices", "_values", "indices", "values", "crow_indices",
+         "col_indices", "_nnz", "equal", "is_same_size", "record_stream", "sparse_compressed_tensor",
+         "_sparse_compressed_tensor_unsafe", "sparse_csr_tensor", "_sparse_csr_tensor_unsafe", "sparse_coo_tensor",
+         "_sparse_coo_tensor_unsafe", "_sparse_coo_tensor_with_dims_and_tensors", "ccol_indices", "row_indices"}
+DROPOUT_FLOPS = {"native_dropout": 2.0}
+# batch norm per value, as costmodels.cnn.batchnorm2d counts it: training (batch statistics: sum, subtract,
+# square, sum; normalise: subtract, scale by rsqrt, affine scale and shift) 7 FLOPs and 2 reads, inference
+# (running statistics folded into one scale and shift) 2 FLOPs and 1 read; backward 9 FLOPs
+BATCH_NORMS = {"native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
+                "cudnn_batch_norm", "miopen_batch_norm"}
+
+
+class NoParamGemm(Gemm):
+    """A product of two activations (no stored weight): no parameters, no optimizer state."""
+
+    def param_count(self) -> Any:
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Parameters(Elementwise):
+    """The parameters no GEMM/conv weight carries (biases, attention vectors, ...): costs nothing itself."""
+
+    def forward(self, ctx: ExecContext) -> OpCost:
+        return OpCost(self.name, self.op_class, "forward", 0.0, 0.0, 0.0, 0)
+
+    def backward(self, ctx: ExecContext) -> OpCost:
+        return OpCost(self.name, self.op_class, "backward", 0.0, 0.0, 0.0, 0)
+
+
+@dataclass(frozen=True)
+class Fused(Elementwise):
+    """An elementwise op fused into the aggregation kernel that consumes it: its arithmetic is done
+    (FLOPs counted, forward and backward), its result never goes through DRAM."""
+
+    def forward(self, ctx: ExecContext) -> OpCost:
+        cost = super().forward(ctx)
+        return OpCost(self.name, cost.op_class, cost.phase, cost.flops, 0.0, 0.0 * cost.flops, 0)
+
+    def backward(self, ctx: ExecContext) -> OpCost:
+        cost = super().backward(ctx)
+        return OpCost(self.name, cost.op_class, cost.phase, cost.flops, 0.0, 0.0 * cost.flops, 0)
