@@ -105,7 +105,8 @@ def plot_cost_split(df: pd.DataFrame, summary: dict[str, Any], path: str | Path)
         ax.text(total / scale, yi, " " + format_si(total, unit), va="center", fontsize=8)
     budget = summary.get("budget")
     if budget:
-        ax.axvline(budget["value"] / scale, color="crimson", ls="--", lw=1.2, label=f"budget {budget['text']}")
+        ax.axvline(budget["value"] / scale, color="crimson", ls="--", lw=1.2,
+                   label=f"budget {format_si(budget['value'], unit)}")
     ax.set_yticks(y)
     ax.set_yticklabels([label for label, _ in rows], fontsize=7)
     metric = str(summary.get("metric") or "cost").replace("-", " ")
@@ -113,7 +114,7 @@ def plot_cost_split(df: pd.DataFrame, summary: dict[str, Any], path: str | Path)
                   fontsize=8)
     ax.set_xlim(0, max([*left, (budget or {}).get("value", 0.0) / scale]) * 1.25 or 1.0)
     ax.set_title("Where the training cost goes: ticket search vs training the final network", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: never over a bar's total
     fig.tight_layout()
     out = Path(path)
     from costmodels.atomic import atomic_path
