@@ -14,7 +14,7 @@ import uuid
 
 import optuna
 import pytest
-from test_search_study import _worker_script
+from test_search_workers import _worker_script
 
 from search.storage import open_storage
 
