@@ -186,3 +186,29 @@ def test_a_worker_stopped_mid_trial_exits_quietly(monkeypatch):
     monkeypatch.setattr(workers, "_STOPPED", [False])
     with pytest.raises(ValueError, match="a real error"):
         _process_worker(None, None, None, None, real_failure)  # type: ignore[arg-type]
+
+
+def test_a_trial_another_worker_already_told_is_not_an_error(tmp_path, monkeypatch):
+    """Two processes can pop one queued trial from a SQLite study (optuna/optuna#4002): the second tell is
+    refused with "Cannot tell a COMPLETE trial". The worker goes on; any other ValueError still stops it."""
+    real = optuna.Study.optimize
+    calls = {"n": 0}
+
+    def told_twice(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        real(self, *args, **kwargs)
+        if calls["n"] == 2:
+            raise ValueError("Cannot tell a COMPLETE trial.")
+
+    monkeypatch.setattr(optuna.Study, "optimize", told_twice)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    study = run_search(config(tmp_path / "a", 3), SPACE, fake_evaluator)
+    assert states(study) == {"COMPLETE": 3} and calls["n"] == 3
+
+    def broken(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ValueError("something else")
+
+    monkeypatch.setattr(optuna.Study, "optimize", broken)
+    with pytest.raises(ValueError, match="something else"):
+        run_search(config(tmp_path / "b", 3), SPACE, fake_evaluator)
