@@ -307,6 +307,8 @@ def to_toml(data: dict[str, Any]) -> str:
             if isinstance(v, float) and not math.isfinite(v):
                 raise ValueError(f"cannot write non-finite number {v!r} to TOML")
             return repr(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
         s = str(v).replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
         return f'"{s}"'
 

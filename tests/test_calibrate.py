@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,6 +122,19 @@ def test_calibrated_profile_loads_and_reproduces_the_fit(tmp_path):
     for s in held:
         cost = price_workload(s.workload, loaded, training=True)
         assert float(cost.latency_s) == pytest.approx(s.measured_latency_s, rel=1e-4)
+
+
+def test_calibrating_a_gpu_profile_keeps_its_2to4_dtype_list(tmp_path):
+    # The H200 profile lists the dtypes its sparse tensor cores accelerate; the writer once
+    # turned that list into a string, and `calibrate --run-on cuda` failed its own validation.
+    base = DeviceProfile.from_toml(Path(__file__).resolve().parents[1] / "profiles" / "h200.toml")
+    samples = [dataclasses.replace(s, measured_latency_s=2.0 * predict_latency_s(s, base)) for s in grid()]
+    data = calibrated_profile_dict(base, fit(samples, base), machine="gpu box", sweep="grid",
+                                   mape_before=0.5, mape_after=0.1, date="2026-12-04")
+    loaded = DeviceProfile.from_toml(write_profile(data, tmp_path / "h200.toml"))
+    assert loaded.value("sparsity", "weight_sparsity_dtypes") == ["tf32", "fp16", "bf16", "int8", "fp8"]
+    assert loaded.weight_sparsity_for("fp16") == base.weight_sparsity_for("fp16") == "2:4"
+    assert loaded.weight_sparsity_for("fp32") == "none"
 
 
 def test_mape_and_bad_input():
