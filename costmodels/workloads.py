@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from .errors import CodesignError, check_fraction, unknown
 from .ops import RNG_STEPS_PER_DRAW, WEIGHT_PATTERNS, Aggregate, Array, EdgeAttention, Elementwise, Gemm, Op
 from .stats import GraphStats
@@ -97,6 +99,20 @@ def _layer_dims(spec: GNNSpec, g: GraphStats) -> list[tuple[int, int, int]]:
     return dims
 
 
+def _layer_weights(spec: GNNSpec, dims: list[tuple[int, int, int]], density: Array,
+                   pattern: str) -> list[tuple[Array, str]]:
+    """(weight density, pattern) of every layer. Unstructured: the global density everywhere. 2:4: the
+    output layer (the classifier) is dense and earns no credit, as ``codesign.graphs.masks.nm_weight_mask``
+    draws it, and the other layers hold the whole pruned count: ``d' = (d W - W_out) / (W - W_out)``."""
+    if pattern == "unstructured" or len(dims) == 1:
+        return [(density, pattern)] * len(dims)
+    per = 2 if spec.model == "sage" else 1
+    counts = [f_in * f_out * heads * per for f_in, f_out, heads in dims]
+    total, out = float(sum(counts)), float(counts[-1])
+    rest = np.clip((density * total - out) / (total - out), 0.0, 1.0)
+    return [(rest, pattern)] * (len(dims) - 1) + [(1.0 + 0.0 * rest, "unstructured")]
+
+
 def _between_layers(name: str, numel: Array, training: bool) -> list[Op]:
     ops: list[Op] = [Elementwise(f"{name}.relu", numel, 1.0, 1.0, saved_bytes_per_elem=4.0)]
     if training:
@@ -121,7 +137,8 @@ def gnn_workload(
 
     ``graph_density`` (1 - graph sparsity) scales the directed edges kept, ``E·g``; self-loops are
     never pruned. ``weight_density`` (1 - weight sparsity) applies to every weight matrix (the
-    global magnitude mask). ``trainable_graph``: the edge values receive gradients (GEB/GEBT search).
+    global magnitude mask); a 2:4 ticket's output layer is dense (:func:`_layer_weights`).
+    ``trainable_graph``: the edge values receive gradients (GEB/GEBT search).
     """
     if aggregation_order not in AGGREGATION_ORDERS:
         raise unknown("aggregation order", aggregation_order, AGGREGATION_ORDERS)
@@ -130,10 +147,11 @@ def gnn_workload(
     n = g.num_nodes
     edges = g.num_edges * graph_density
     loops = float(n) if spec.model in ("gcn", "gat") else 0.0
-    d = weight_density
+    dims = _layer_dims(spec, g)
     ops: list[Op] = []
     upstream_grad = False  # the input features never require grad
-    for i, (f_in, f_out, heads) in enumerate(_layer_dims(spec, g)):
+    for i, ((f_in, f_out, heads), (d, pattern)) in enumerate(zip(dims, _layer_weights(spec, dims, weight_density,
+                                                                                         weight_pattern))):
         name = f"conv{i + 1}"
         last = i == spec.layers - 1
 
@@ -149,17 +167,17 @@ def gnn_workload(
             if aggregation_order == "aggregate-first":
                 ops.append(agg(f_in, upstream_grad, features_in=i == 0))
                 upstream_grad = upstream_grad or trainable_graph
-                ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad, weight_pattern=weight_pattern))
+                ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad, weight_pattern=pattern))
             else:
                 ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d,
-                            upstream_grad, input_resident=i == 0, weight_pattern=weight_pattern,
+                            upstream_grad, input_resident=i == 0, weight_pattern=pattern,
                             input_density=g.feature_density))
                 upstream_grad = True
                 ops.append(agg(f_out, upstream_grad))
             width = f_out
         elif spec.model == "gat":
             ops.append(Gemm(f"{name}.linear", n, f_in, f_out * heads, d,
-                            upstream_grad, input_resident=i == 0, weight_pattern=weight_pattern,
+                            upstream_grad, input_resident=i == 0, weight_pattern=pattern,
                             input_density=g.feature_density))
             upstream_grad = True
             ops.append(EdgeAttention(f"{name}.attention", n, edges + loops, heads, f_out))
@@ -176,14 +194,14 @@ def gnn_workload(
             ops.append(Elementwise(f"{name}.self_add", n * f_in, 1.0, 0.0, reads=2.0,
                                    needs_backward=upstream_grad or trainable_graph))
             upstream_grad = upstream_grad or trainable_graph
-            ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad, weight_pattern=weight_pattern))
+            ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad, weight_pattern=pattern))
             width = f_out
         else:  # sage
             ops.append(agg(f_in, upstream_grad, "mean", features_in=i == 0))
             upstream_grad = upstream_grad or trainable_graph
-            ops.append(Gemm(f"{name}.lin_l", n, f_in, f_out, d, upstream_grad, weight_pattern=weight_pattern))
+            ops.append(Gemm(f"{name}.lin_l", n, f_in, f_out, d, upstream_grad, weight_pattern=pattern))
             ops.append(Gemm(f"{name}.lin_r", n, f_in, f_out, d,
-                            upstream_grad, input_resident=i == 0, weight_pattern=weight_pattern,
+                            upstream_grad, input_resident=i == 0, weight_pattern=pattern,
                             input_density=g.feature_density))
             ops.append(Elementwise(f"{name}.add", n * f_out, 1.0, 0.0, reads=2.0))
             width = f_out

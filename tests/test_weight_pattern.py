@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from codesign.cli import main
-from codesign.graphs.masks import global_weight_mask, mask_pattern, nm_conformance, nm_weight_mask, sparsity
+from codesign.graphs.masks import (
+    global_weight_mask,
+    mask_pattern,
+    nm_conformance,
+    nm_weight_mask,
+    output_layer,
+    sparsity,
+)
 from codesign.graphs.pipeline import GraphTrainConfig, train
 from codesign.graphs.ticket import load_ticket
 from costmodels import GNNSpec, graph_stats, load_profile, price_gnn_run
@@ -43,6 +50,23 @@ def test_nm_mask_is_2_4_at_the_exact_requested_sparsity(ratio):
         assert set(kept.tolist()) == set(params["a"][0, :4].abs().topk(2).indices.tolist())
 
 
+def test_a_gnn_2_4_ticket_keeps_its_classifier_dense_at_the_exact_sparsity():
+    g = torch.Generator().manual_seed(0)
+    params = {"convs.0.lin.weight": torch.randn(16, 40, generator=g),
+              "convs.1.lin.weight": torch.randn(3, 16, generator=g)}
+    assert output_layer(params) == ("convs.1.lin.weight",)
+    masks = nm_weight_mask(params, 0.5, 2, 4)
+    assert sparsity(masks) == 0.5  # the classifier's share is pruned from the first layer
+    assert bool(masks["convs.1.lin.weight"].all()) and _groups_ok(masks["convs.0.lin.weight"], 2, 4)
+    assert int(masks["convs.0.lin.weight"].sum()) == 688 // 2 - 48
+    assert mask_pattern(masks) == "2:4"
+    pruned = dict(masks, **{"convs.1.lin.weight": masks["convs.1.lin.weight"].clone()})
+    pruned["convs.1.lin.weight"][0, 0] = False  # a pruned classifier: not the layout the cost model credits
+    assert mask_pattern(pruned) == "unstructured"
+    with pytest.raises(CodesignError, match="the output layer stays dense, so at most 0.9302"):
+        nm_weight_mask(params, 0.95, 2, 4)
+
+
 def test_a_global_magnitude_mask_is_not_2_4():
     g = torch.Generator().manual_seed(0)
     params = {"a": torch.randn(16, 32, generator=g)}
@@ -61,7 +85,9 @@ def test_weight_pattern_gives_a_2_4_ticket_priced_with_the_credit(method, tmp_pa
     r = train(GraphTrainConfig(dataset=TINY, method=method, epochs=3, warmup=0, weight_sparsity=0.6,
                                weight_pattern="2:4", hidden=8, out=str(out)), progress=False)
     ticket = load_ticket(out)
-    assert all(_groups_ok(mk, 2, 4) for mk in ticket.weight_masks.values())
+    classifier = output_layer(ticket.weight_masks)
+    assert classifier and all(bool(ticket.weight_masks[name].all()) for name in classifier)
+    assert all(_groups_ok(mk, 2, 4) for name, mk in ticket.weight_masks.items() if name not in classifier)
     total = sum(mk.numel() for mk in ticket.weight_masks.values())
     assert r["weight_sparsity"] == pytest.approx(round(0.6 * total) / total)
     assert r["cost_inputs"]["infer_weight_pattern"] == "2:4"
@@ -80,8 +106,8 @@ def test_2_4_ticket_earns_the_h100_credit_only_in_fp16():
                             infer_weight_pattern=pattern)
         return float(run.infer.flops)
 
-    dense_gemm = 2.0 * g.num_nodes * (g.num_features * 64 + 64 * g.num_classes)
-    assert infer_flops("fp16", "2:4") == pytest.approx(infer_flops("fp16", "unstructured") - dense_gemm / 2)
+    first_gemm = 2.0 * g.num_nodes * g.num_features * 64  # the classifier stays dense: no credit for it
+    assert infer_flops("fp16", "2:4") == pytest.approx(infer_flops("fp16", "unstructured") - first_gemm / 2)
     assert infer_flops("fp32", "2:4") == infer_flops("fp32", "unstructured")  # fp32: CUDA cores, no credit
 
 
