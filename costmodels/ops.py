@@ -41,7 +41,17 @@ Array = Any  # float | np.ndarray: every formula broadcasts
 OP_CLASSES = ("gemm", "conv", "aggregation", "elementwise")
 
 
+SPARSE_FEATURES_MAX_DENSITY = 0.1
+"""Input features with at most this fraction of non-zeros are multiplied as CSR where a device computes
+with sparse features (``sparse_feature_compute``: codesign's own CPU training path,
+``codesign.graphs.models.sparse_features``)."""
+
 WEIGHT_PATTERNS = ("unstructured", "2:4")  # what a weight mask conforms to (measured: codesign.graphs.masks)
+
+
+def _scalar(value: Array) -> Array:
+    """A 0-d array as a float (``np.where`` of scalars); arrays unchanged."""
+    return float(value) if np.ndim(value) == 0 else value
 
 
 @dataclass(frozen=True)
@@ -73,14 +83,35 @@ class ExecContext:
     sparse_index_bytes: float = 4.0
     training: bool = True
     sparse_feature_storage: bool = False  # input features stored and read sparse (values + 32-bit indices)
+    sparse_feature_compute: bool = False  # products with sparse input features run as sparse-dense products
+
+    def feature_compute(self, density: Array) -> Array:
+        """True where the input features' product runs sparse: ``sparse_feature_compute`` and at most
+        ``SPARSE_FEATURES_MAX_DENSITY`` of them non-zero (elementwise for an array of densities)."""
+        return np.logical_and(self.sparse_feature_compute, np.asarray(density) <= SPARSE_FEATURES_MAX_DENSITY)
+
+    def _sparse_bytes(self, density: Array) -> Array:
+        return np.minimum(1.0, density * (self.dtype_bytes + 4.0) / self.dtype_bytes)
 
     def feature_scale(self, density: Array) -> Array:
-        """Bytes of the input features relative to dense: ``min(1, d_x (b + 4) / b)`` with sparse
-        feature storage (each non-zero value with a 32-bit column index; ``d_x`` = the measured
-        density of the dataset's features), else 1. Compute is not reduced (the MACs stay dense)."""
+        """Stored bytes of the input features relative to dense: ``min(1, d_x (b + 4) / b)`` with
+        sparse feature storage (each non-zero value with a 32-bit column index; ``d_x`` = the
+        measured density of the dataset's features), else 1."""
         if not self.sparse_feature_storage:
             return 1.0 + 0.0 * density
-        return np.minimum(1.0, density * (self.dtype_bytes + 4.0) / self.dtype_bytes)
+        return self._sparse_bytes(density)
+
+    def feature_read_scale(self, density: Array) -> Array:
+        """Bytes a product reads of the input features relative to dense: as :meth:`feature_scale`,
+        and the CSR operand's bytes where the product runs sparse (:meth:`feature_compute`; the
+        dense copy is still kept, so stored bytes do not drop)."""
+        return _scalar(np.where(self.feature_compute(density), self._sparse_bytes(density),
+                                self.feature_scale(density)))
+
+    def feature_mac_scale(self, density: Array) -> Array:
+        """MACs of a product with the input features relative to dense: ``d_x`` where it runs sparse
+        (:meth:`feature_compute`), else 1."""
+        return _scalar(np.where(self.feature_compute(density), density, 1.0 + 0.0 * density))
 
     def exploited(self, d: Array, pattern: str = "unstructured", role: str = "forward") -> Array:
         """Density of weight MACs the hardware actually executes (see the class docstring)."""
@@ -142,6 +173,10 @@ class Gemm:
     backward flops = 2·M·K·N·d_e (dX, if ``input_grad``) + 2·M·K·N·d_e (dW, if ``trainable``)
     bytes (forward) = X·r + W + Y with X = M·K·b, W = stored weight bytes, Y = M·N·b and
     r = ⌈W / (S/2)⌉ re-reads of X when the weight tile does not fit on chip.
+    Input features (``input_resident``) on a device with sparse feature compute: the forward and
+    ``dW`` FLOPs scale by their density ``d_x`` and X's bytes are the CSR operand's
+    (:meth:`ExecContext.feature_mac_scale`, :meth:`ExecContext.feature_read_scale`); ``macs`` stay
+    the papers' count.
     """
 
     name: str
@@ -163,15 +198,19 @@ class Gemm:
         return self.m * self.k * self.n
 
     def _x_bytes(self, ctx: ExecContext) -> Array:
-        scale = ctx.feature_scale(self.input_density) if self.input_resident else 1.0
+        scale = ctx.feature_read_scale(self.input_density) if self.input_resident else 1.0
         return self.m * self.k * ctx.dtype_bytes * scale
+
+    def _x_macs(self, ctx: ExecContext) -> Array:
+        """Fraction of the MACs with X that run: below 1 only for sparse input features."""
+        return ctx.feature_mac_scale(self.input_density) if self.input_resident else 1.0
 
     def forward(self, ctx: ExecContext) -> OpCost:
         b = ctx.dtype_bytes
         w = ctx.weight_bytes(self.param_count(), self.weight_density, self.weight_pattern)
         x, y = self._x_bytes(ctx), self.m * self.n * b
         traffic = x * _reread(w, ctx.onchip_bytes) + w + y
-        flops = 2.0 * self._mac() * ctx.exploited(self.weight_density, self.weight_pattern)
+        flops = 2.0 * self._mac() * ctx.exploited(self.weight_density, self.weight_pattern) * self._x_macs(ctx)
         return OpCost(self.name, self.op_class, "forward", flops, self._mac() * self.weight_density, traffic, 1)
 
     def backward(self, ctx: ExecContext) -> OpCost:
@@ -188,7 +227,7 @@ class Gemm:
             traffic = traffic + y * _reread(w, ctx.onchip_bytes) + w + x
             kernels += 1
         if self.trainable:  # dW = Xᵀ @ dY: read X, dY, write dW
-            flops = flops + one * ctx.exploited(d, pattern, "weight_grad")
+            flops = flops + one * ctx.exploited(d, pattern, "weight_grad") * self._x_macs(ctx)
             traffic = traffic + (x + y) * _reread(w, ctx.onchip_bytes) + w
             kernels += 1
         return OpCost(self.name, self.op_class, "backward", flops, 0.0 * flops, traffic, kernels)

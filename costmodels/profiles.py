@@ -21,6 +21,8 @@ Sections (``*`` = required)::
                   exploits), weight_sparsity_dtypes (the dtypes it applies to; required for 2:4,
                   all dtypes if absent otherwise), stores_sparse_weights*, sparse_index_bytes*,
                   sparse_feature_storage (input features stored and read sparse; false if absent),
+                  sparse_feature_compute (products with input features of at most 10% non-zeros
+                  run sparse, as codesign trains on a CPU; false if absent),
                   source*
     [calibration] date, machine, sweep, mape_before, mape_after, load (readings before and during the
                   sweep), busy (fitted with --allow-busy over the limits), forced (written with --force
@@ -102,6 +104,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "weight_sparsity_support": ((str,), True),
         "weight_sparsity_dtypes": ((list,), False),
         "sparse_feature_storage": ((bool,), False),
+        "sparse_feature_compute": ((bool,), False),
         "stores_sparse_weights": ((bool,), True),
         "sparse_index_bytes": (NUM, True),
         "source": ((str,), True),
@@ -236,6 +239,11 @@ class DeviceProfile:
         """Input features stored and read sparse (values + indices of the non-zeros)."""
         return bool(self.sections["sparsity"].get("sparse_feature_storage", False))
 
+    @property
+    def sparse_feature_compute(self) -> bool:
+        """Products with sparse input features run as sparse-dense products (``ops.SPARSE_FEATURES_MAX_DENSITY``)."""
+        return bool(self.sections["sparsity"].get("sparse_feature_compute", False))
+
     def exec_context(self, dtype: str = "fp32", training: bool = True) -> ExecContext:
         s = self.sections["sparsity"]
         return ExecContext(
@@ -246,6 +254,7 @@ class DeviceProfile:
             sparse_index_bytes=float(s["sparse_index_bytes"]),
             training=training,
             sparse_feature_storage=self.sparse_feature_storage,
+            sparse_feature_compute=self.sparse_feature_compute,
         )
 
     def at_threads(self, threads: int) -> DeviceProfile:

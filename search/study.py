@@ -57,6 +57,7 @@ from .storage import WORKER_ATTR, fail_untagged, open_storage, recover_dead_tria
 if TYPE_CHECKING:
     import optuna
 
+STOP_GRACE_S = 10.0  # seconds a stopped worker gets to exit before it is killed (its trial is retried on resume)
 POLL_S = 0.2  # s between checks while waiting for other workers (a check costs a few ms of SQLite)
 MAX_UNTRAINED_STREAK = 100  # sampled configurations in a row screened or repeated: the space left is spent
 
@@ -458,7 +459,11 @@ def run_search(
         for p in procs:
             if p.is_alive():
                 p.terminate()
-            p.join()
+        for p in procs:  # a SIGTERM answered inside a blocking call (a database lock, torch) must not hang us
+            p.join(STOP_GRACE_S)
+            if p.is_alive():
+                p.kill()
+                p.join()
         if interrupted:  # a worker stopped between Optuna creating its trial and tagging it leaves it RUNNING
             fail_untagged(study, started)
     bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]

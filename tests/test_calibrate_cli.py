@@ -45,3 +45,46 @@ def test_calibrate_bad_input_is_one_line(capsys):
     if not torch.cuda.is_available():
         assert main(["calibrate", "--run-on", "cuda"]) == 2
         assert "torch sees no CUDA device" in capsys.readouterr().err
+
+
+SHIPPED_SWEEP = "profiles/calibrated/cloud-cpu-2core.measurements.json"
+
+
+@requires_cora
+def test_refit_from_the_shipped_sweep_reproduces_the_shipped_profile(tmp_path, capsys):
+    """The shipped calibrated profile is the fit of the sweep shipped beside it: a refit measures nothing
+    and gives the same efficiencies and errors (the fit is deterministic)."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    out, report = tmp_path / "refit.toml", tmp_path / "refit.json"
+    rc = main(["calibrate", "--device-profile", "cloud-cpu-2core", "--refit-from", str(repo / SHIPPED_SWEEP),
+               "--output", str(out), "--report", str(report)])
+    assert rc == 0, capsys.readouterr().err
+    refit, shipped = load_profile(str(out)), load_profile("calibrated/cloud-cpu-2core")
+    for cls in ("gemm", "aggregation", "elementwise"):
+        assert refit.efficiency(cls) == pytest.approx(shipped.efficiency(cls), rel=1e-6)
+    assert refit.value("calibration", "mape_after") == pytest.approx(shipped.value("calibration", "mape_after"))
+    assert refit.value("calibration", "mape_after") < 0.10 and refit.value("calibration", "busy") is False
+    assert refit.value("threads", "kernel_overhead_us") == pytest.approx(shipped.value("threads", "kernel_overhead_us"))
+    rep = json.loads(report.read_text())
+    assert rep["measure_s"] == 0.0 and rep["refit_from"].endswith("cloud-cpu-2core.measurements.json")
+
+
+@requires_cora
+def test_refit_from_a_busy_or_other_sweep_is_one_line(tmp_path, capsys):
+    from pathlib import Path
+
+    sweep = json.loads((Path(__file__).resolve().parents[1] / SHIPPED_SWEEP).read_text())
+    busy = tmp_path / "busy.json"
+    busy.write_text(json.dumps({**sweep, "busy": ["during the sweep: load 3.1 per core besides ours"]}))
+    out = tmp_path / "p.toml"
+    for argv, needle in [
+        (["--refit-from", str(busy)], "were taken on a busy machine (during the sweep: load 3.1"),
+        (["--refit-from", str(tmp_path / "none.json")], "not a calibrate report"),
+        (["--refit-from", str(busy), "--allow-busy", "--sparsities", "0.5"], "has no measurement of gcn/cora/g0.5"),
+    ]:
+        rc = main(["calibrate", "--device-profile", "cloud-cpu-2core", "--output", str(out), *argv])
+        err = capsys.readouterr().err
+        assert rc == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()

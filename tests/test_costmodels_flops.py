@@ -217,3 +217,36 @@ def test_sparse_feature_storage_reads_the_features_at_their_measured_density():
     sparse_e = price_gnn_run(GNNSpec("gcn"), g, [], device=load_profile("gcn-accelerator")).infer.energy_j
     dense_e = price_gnn_run(GNNSpec("gcn"), dense_g, [], device=load_profile("gcn-accelerator")).infer.energy_j
     assert sparse_e < 0.8 * dense_e
+
+
+def test_sparse_feature_compute_prices_the_first_product_on_the_nonzeros():
+    """The CPU profiles multiply features of at most 10% non-zeros as CSR (what codesign's CPU training
+    does): the first layer's forward and dW FLOPs scale by d_x, its X bytes are the CSR operand's, the
+    papers' MACs and the stored input bytes stay dense; above 10% nothing changes."""
+    d_x = 0.0127
+    gemm = Gemm("conv1.linear", 2708, 1433, 16, input_grad=False, input_resident=True, input_density=d_x)
+    cpu, plain = ExecContext(sparse_feature_compute=True), ExecContext()
+    mac = 2708 * 1433 * 16
+    assert gemm.forward(cpu).flops == pytest.approx(2 * mac * d_x)
+    assert gemm.backward(cpu).flops == pytest.approx(2 * mac * d_x)  # dW = X^T dY with X^T as CSR
+    assert gemm.forward(plain).flops == 2 * mac and gemm.forward(cpu).macs == gemm.forward(plain).macs
+    x_bytes = 2708 * 1433 * 4
+    assert gemm.forward(plain).dram_bytes - gemm.forward(cpu).dram_bytes == pytest.approx(x_bytes * (1 - 2 * d_x))
+    assert cpu.feature_scale(d_x) == 1.0  # the dense copy is kept: stored input bytes do not drop
+    dense_enough = Gemm("conv1.linear", 2708, 1433, 16, input_grad=False, input_resident=True, input_density=0.2)
+    assert dense_enough.forward(cpu).flops == dense_enough.forward(plain).flops
+    hidden = Gemm("conv2.linear", 2708, 16, 7, input_density=d_x)  # not the input features: no credit
+    assert hidden.forward(cpu).flops == hidden.forward(plain).flops
+    import numpy as np
+
+    grid = Gemm("conv1.linear", 2708, 1433, 16, input_grad=False, input_resident=True,
+                input_density=np.array([d_x, 0.5]))
+    assert np.allclose(grid.forward(cpu).flops, [2 * mac * d_x, 2 * mac])
+
+
+def test_cpu_profiles_price_sparse_features_and_gpus_do_not():
+    from costmodels import load_profile
+
+    assert load_profile("cloud-cpu-2core").sparse_feature_compute
+    assert load_profile("calibrated/cloud-cpu-2core").sparse_feature_compute
+    assert not load_profile("h100").sparse_feature_compute  # CUDA training multiplies the features dense

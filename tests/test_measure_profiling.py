@@ -160,7 +160,7 @@ def test_profile_cli_inference_prices_the_ticket(tmp_path):
     assert (row["phase"], row["window"]) == ("inference", "inference")
     data = DATA("cora")
     kept = 2 * (data.num_undirected - round(0.5 * data.num_undirected))
-    from codesign.machine.profiling import graph_stats_of
+    from codesign.graphs.costing import graph_stats_of
 
     wl = gnn_workload(GNNSpec("gcn"), graph_stats_of(data), graph_density=kept / data.num_edges, training=False)
     expected = float(price_workload(wl, load_profile("cloud-cpu-2core"), training=False).latency_s)

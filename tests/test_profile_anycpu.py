@@ -11,7 +11,7 @@ from datasets_available import requires_cora
 import costmodels.measure.host as host
 from codesign.cli import main
 from codesign.machine.profiling import DataCache, EpochRunner, WorkloadConfig, predicted_passes
-from costmodels import GNNSpec, GraphStats, PhaseSpec, gnn_phase_workload, load_profile, price_workload
+from costmodels import GRAPHS, GNNSpec, GraphStats, PhaseSpec, gnn_phase_workload, load_profile, price_workload
 from costmodels.analytical import context_for, memory_breakdown
 from costmodels.measure.detect import detect_profile, user_calibrated_path
 from costmodels.profiles import DeviceProfile, user_profile_dir
@@ -209,8 +209,9 @@ def test_estimate_prices_per_layer_graphs(capsys):
     rows = rows["rows"] if isinstance(rows, dict) else rows
     [search] = [r for r in rows if r["phase"] == "search_epoch"]
     spec = GNNSpec("gcn", layers=3)
-    wl = gnn_phase_workload(spec, CORA, PhaseSpec("search_epoch", 1, trainable_graph=True, mask_update=True,
-                                                  graph_copies=3, graph_training="alternate"))
-    assert search["flops"] == pytest.approx(float(price_workload(wl, None, training=True).flops))
-    one = gnn_phase_workload(spec, CORA, PhaseSpec("search_epoch", 1, trainable_graph=True, mask_update=True))
-    assert search["flops"] != pytest.approx(float(price_workload(one, None, training=True).flops))
+    cpu = load_profile("cloud-cpu-2core")  # prices Cora's 1.3%-dense features as CSR products: its measured density
+    wl = gnn_phase_workload(spec, GRAPHS["cora"], PhaseSpec("search_epoch", 1, trainable_graph=True, mask_update=True,
+                                                            graph_copies=3, graph_training="alternate"))
+    assert search["flops"] == pytest.approx(float(price_workload(wl, cpu, training=True).flops))
+    one = gnn_phase_workload(spec, GRAPHS["cora"], PhaseSpec("search_epoch", 1, trainable_graph=True, mask_update=True))
+    assert search["flops"] != pytest.approx(float(price_workload(one, cpu, training=True).flops))

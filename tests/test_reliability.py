@@ -269,7 +269,12 @@ def test_ctrl_c_with_two_workers_is_one_line_and_the_study_resumes(tmp_path):
             continue
     assert done >= 1, "no trial finished in time"
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # stopping hung: say where, and leave no process behind
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        pytest.fail(f"the search did not stop within 60 s of Ctrl-C; its stderr:\n{err[-3000:]}")
     lines = [ln for ln in err.splitlines() if not ln.startswith("[search]")]
     assert proc.returncode == 130, err
     assert len(lines) == 1 and lines[0].startswith("codesign: interrupted; rerun the same command to resume"), err

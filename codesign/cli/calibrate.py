@@ -15,7 +15,10 @@ It refuses to calibrate on a busy machine (``costmodels.measure.load``): the loa
 sweep and judged again after it (load average, steal time, CPU time / wall of one-thread epochs,
 repeat spread); over a limit it stops with one line (``--allow-busy`` fits anyway and says so in
 ``[calibration]``). It refuses to write a profile whose held-out error is not lower than the
-base profile's (``--force`` writes it with a warning, marked ``forced``).
+base profile's (``--force`` writes it with a warning, marked ``forced``). ``--refit-from REPORT``
+measures nothing: it fits the measurements an earlier run recorded in its report (refused when they
+were taken on a busy machine, unless ``--allow-busy``), so a cost-model change can be refitted to a
+quiet sweep; ``profiles/calibrated/<name>.measurements.json`` ships the shipped profile's sweep.
 On a CPU with more usable cores than ``--threads`` it then measures the same sweep at
 ``--parallel-threads`` (default: every usable core; wall time) and fits the profile's ``[threads]``
 section (``costmodels.parallel``): ``codesign profile`` at that many threads is priced with it. That
@@ -70,6 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "costmodels.measure.load); the profile's [calibration] says so")
     p.add_argument("--force", action="store_true",
                    help="write the profile even when its held-out error is not lower than before (with a warning)")
+    p.add_argument("--refit-from", default=None, metavar="REPORT",
+                   help="measure nothing: fit the profile to the measurements an earlier calibrate recorded in its "
+                        "JSON report (e.g. after a cost-model change; the same --models, --datasets, --sparsities, "
+                        "--search-epochs)")
     p.add_argument("--hidden", type=bounded("--hidden"), default=16)
     p.add_argument("--heads", type=bounded("--heads"), default=8)
     add_data_root(p)
@@ -95,11 +102,10 @@ def run(args: argparse.Namespace) -> int:
     from codesign.machine.host_runtime import host_profile_data, tune_allocator
     from codesign.machine.profiling import DataCache, sweep_and_fit, sweep_grid
     from costmodels import load_profile
-    from costmodels.calibrate import write_profile
     from costmodels.errors import CodesignError, check_fraction
     from costmodels.measure import NVMLMeter, make_meter
     from costmodels.measure.base import cpu_count
-    from costmodels.measure.detect import detect_profile, user_calibrated_path
+    from costmodels.measure.detect import detect_profile
     from costmodels.measure.torch_hooks import hooks_for
     from costmodels.profiles import check_calibration_target
 
@@ -126,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
     if parallel_threads and (args.run_on != "cpu" or parallel_threads <= args.threads):
         raise CodesignError(f"--parallel-threads {parallel_threads}: give a CPU thread count above --threads "
                             f"{args.threads}, or 0 to skip the [threads] fit")
+    if args.refit_from:
+        return _refit(args, models, datasets)
     if args.run_on == "cuda" and not torch.cuda.is_available():
         raise CodesignError("--run-on cuda: torch sees no CUDA device; use --run-on cpu")
     from codesign.runtime.threads import configure
@@ -175,6 +183,18 @@ def run(args: argparse.Namespace) -> int:
     if parallel_threads:
         parallel = _fit_threads(args, grid, res.profile_data, meter, data, parallel_threads, during, busy)
     meter.close()
+    load = "; ".join([f"before: {before_load.summary()}"] + [f"after: {r.summary()}" for r in during])
+    extra = {"machine": res.profile_data["calibration"]["machine"], "load_before": before_load.to_dict(),
+             "load_after": [r.to_dict() for r in during]}
+    return _write(args, base, res, parallel, busy, load, note, measure, policy.to_dict(), extra)
+
+
+def _write(args: argparse.Namespace, base: Any, res: Any, parallel: Any, busy: list[str], load: str, note: str,
+           measure: str, policy: dict[str, Any], extra: dict[str, Any]) -> int:
+    """Refuse a worse fit, write the calibrated profile and the JSON report, print the table."""
+    from costmodels.calibrate import write_profile
+    from costmodels.measure.detect import user_calibrated_path
+
     forced = refuse_worse_fit(res.mape_before, res.mape_after, args.force)
     if parallel is not None:
         forced = refuse_worse_fit(parallel.mape_before, parallel.mape_after, args.force,
@@ -186,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
         output = output / f"{out_name}.toml"
     res.profile_data["name"] = out_name
     section = res.profile_data["calibration"]
-    section["load"] = "; ".join([f"before: {before_load.summary()}"] + [f"after: {r.summary()}" for r in during])
+    section["load"] = load
     section["busy"] = bool(busy)
     section["forced"] = forced
     if busy:
@@ -202,9 +222,8 @@ def run(args: argparse.Namespace) -> int:
         "static_power_w": cal.static_power_w, "static_power_fitted": cal.static_power_fitted,
         "dram_bandwidth_gbs": cal.dram_bandwidth_gbs, "onchip_buffer_mb": cal.onchip_buffer_mb,
         "memory_fitted": cal.memory_fitted,
-        "sweep": note, "thread_policy": policy.to_dict(), "measure_s": res.measure_s, "rows": list(res.rows),
-        "load_before": before_load.to_dict(), "load_after": [r.to_dict() for r in during], "busy": busy,
-        "forced": forced,
+        "sweep": note, "thread_policy": policy, "measure_s": res.measure_s, "rows": list(res.rows),
+        **extra, "busy": busy, "forced": forced,
     }
     if parallel is not None:
         report["threads"] = {"threads": parallel.threads, "section": parallel.section,
@@ -219,6 +238,48 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(format_report(report))
     return 0
+
+
+def _refit(args: argparse.Namespace, models: list[str], datasets: list[str]) -> int:
+    """``--refit-from``: fit the profile (and its ``[threads]`` section) to a recorded sweep's measurements."""
+    from codesign.machine.profiling import DataCache, recorded_stats, sweep_and_fit, sweep_and_fit_threads, sweep_grid
+    from costmodels import load_profile
+    from costmodels.errors import CodesignError
+
+    path = Path(args.refit_from)
+    try:
+        source = json.loads(path.read_text())
+        rows, measure, sweep = source["rows"], source["time_measure"], source["sweep"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CodesignError(f"--refit-from {args.refit_from}: not a calibrate report ({e}); give the JSON that "
+                            "`codesign calibrate --report` wrote") from None
+    base = load_profile(source["profile"] if args.device_profile == "auto" else args.device_profile)
+    if source.get("profile") != base.name:
+        raise CodesignError(f"--refit-from {args.refit_from}: its sweep calibrated {source.get('profile')!r}, not "
+                            f"{base.name!r}; pass --device-profile {source.get('profile')}")
+    busy = [f"recorded sweep: {w}" for w in source.get("busy", [])]
+    if busy and not args.allow_busy:
+        raise CodesignError(f"--refit-from {args.refit_from}: its measurements were taken on a busy machine "
+                            f"({source['busy'][0]}); measure again on a quiet machine, or pass --allow-busy")
+    grid = sweep_grid(models, datasets, [float(s) for s in args.sparsities.split(",")], search=args.search_epochs,
+                      hidden=args.hidden, heads=args.heads)
+    data = DataCache(args.data_root)
+    machine = source.get("machine") or "the machine that measured the recorded sweep"
+    note = f"{sweep}; refitted with --refit-from {path.name} (measured nothing)"
+    res = sweep_and_fit(grid, base, None, data=data, device="cpu", time_measure=measure,
+                        holdout_every=args.holdout_every, sweep_note=note, fit_memory=args.fit_memory,
+                        recorded=recorded_stats(rows, measure), machine=machine)
+    parallel = None
+    if source.get("threads"):
+        t = source["threads"]
+        fitted_threads = int(source.get("thread_policy", {}).get("threads", 1) or 1)
+        parallel = sweep_and_fit_threads(grid, res.profile_data, None, threads=int(t["threads"]),
+                                         fitted_threads=fitted_threads, data=data,
+                                         holdout_every=args.holdout_every, recorded=recorded_stats(t["rows"], "wall"))
+    before, after = source.get("load_before"), source.get("load_after") or []
+    load = f"recorded in {path.name}: before {json.dumps(before)}; after {json.dumps(after)}"
+    extra = {"machine": machine, "refit_from": str(path), "load_before": before, "load_after": after}
+    return _write(args, base, res, parallel, busy, load, note, measure, source.get("thread_policy", {}), extra)
 
 
 def _fit_threads(args: argparse.Namespace, grid: list[Any], fitted: dict[str, Any], meter: Any, data: Any,

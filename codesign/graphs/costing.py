@@ -56,15 +56,21 @@ class CostInputs:
                    d.get("infer_weight_pattern", "unstructured"))
 
 
+def graph_stats_of(data: GraphData) -> GraphStats:
+    """The cost model's statistics of a loaded graph, with its training nodes and the measured
+    density of its input features (what sparse feature storage and compute are priced from)."""
+    return GraphStats(data.name, data.num_nodes, data.num_edges, data.num_features, data.num_classes,
+                      int(data.train_mask.sum()), feature_density=round(float((data.x != 0).float().mean()), 6))
+
+
 def cost_inputs(config: GraphTrainConfig, data: GraphData, phases: list[PhaseSpec],
                 infer_graph_density: float, infer_weight_density: float,
                 infer_weight_pattern: str = "unstructured") -> CostInputs:
     """Everything ``price`` needs for a run of ``config`` on ``data``."""
     return CostInputs(
         GNNSpec(config.model, config.layers, config.hidden, config.heads, config.output_heads),
-        GraphStats(data.name, data.num_nodes, data.num_edges, data.num_features, data.num_classes,
-                   int(data.train_mask.sum()), feature_density=round(float((data.x != 0).float().mean()), 6)),
-        tuple(phases), infer_graph_density, infer_weight_density, config.method, infer_weight_pattern)
+        graph_stats_of(data), tuple(phases), infer_graph_density, infer_weight_density, config.method,
+        infer_weight_pattern)
 
 
 def price(inputs: CostInputs | Mapping[str, Any], device: str | None = None,

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from costmodels.errors import CodesignError, unknown
+from costmodels.ops import SPARSE_FEATURES_MAX_DENSITY
 
 MODELS = ("gcn", "gat", "gin", "sage")
 
@@ -49,8 +50,6 @@ def mark_symmetric(weight: Tensor) -> Tensor:
 
 
 
-SPARSE_FEATURES_MAX_DENSITY = 0.1
-"""Features with at most this fraction of non-zeros are multiplied as CSR on CPU (:func:`sparse_features`)."""
 
 
 def sparse_features(x: Tensor) -> Tensor:

@@ -27,12 +27,13 @@ import torch
 from tqdm import tqdm
 
 from codesign.graphs.config import GraphTrainConfig
+from codesign.graphs.costing import graph_stats_of
 from codesign.graphs.data import GraphData, load_dataset
 from codesign.graphs.masks import random_mask, random_weight_mask
 from codesign.graphs.methods import common
 from codesign.graphs.methods.search import SearchLoop
 from codesign.graphs.pipeline import _to as to_device
-from costmodels import GNNSpec, GraphStats, PhaseSpec, Workload, gnn_phase_workload, gnn_workload
+from costmodels import GNNSpec, PhaseSpec, Workload, gnn_phase_workload, gnn_workload
 from costmodels.errors import CodesignError
 from costmodels.measure import Measurement, Meter
 
@@ -109,10 +110,6 @@ def method_phases(method: str, graph_sparsity: float, weight_sparsity: float) ->
         raise CodesignError("--method ugs: codesign profile cannot run UGS's mask training epoch by epoch yet; "
                             f"use one of {', '.join(PROFILE_METHODS)}")
     raise CodesignError(f"unknown method {method!r}; valid methods: {', '.join(PROFILE_METHODS)}")
-
-
-def graph_stats_of(data: GraphData) -> GraphStats:
-    return GraphStats(data.name, data.num_nodes, data.num_edges, data.num_features, data.num_classes)
 
 
 class EpochRunner:
@@ -335,16 +332,39 @@ def predicted_passes(workload: Workload, profile: Any, training: bool) -> dict[s
     return out
 
 
-def _measure(grid: Sequence[WorkloadConfig], meter: Meter, data: DataCache, device: str, *, rounds: int,
+def recorded_stats(rows: Sequence[dict[str, Any]], time_measure: str) -> dict[str, EpochStats]:
+    """A calibration report's measurements (its ``rows``, or its ``threads`` rows) as :class:`EpochStats`
+    by workload label, for a refit without measuring again (``codesign calibrate --refit-from``)."""
+    out = {}
+    for r in rows:
+        wall = float(r.get("wall_s", r["measured_s"]))
+        cpu = float(r["measured_s"]) if time_measure == "cpu" else 0.0
+        out[r["workload"]] = EpochStats(r["workload"], wall, float(r["wall_iqr_s"]), cpu, None, None, "none",
+                                        None, None, 0, ("recorded",))
+    return out
+
+
+def _measure(grid: Sequence[WorkloadConfig], meter: Meter | None, data: DataCache, device: str, *, rounds: int,
              per_round: int, warmup: int, progress: bool, min_window_s: float = 0.0,
              check_measurements: Callable[[list[EpochStats]], None] | None = None,
+             recorded: dict[str, EpochStats] | None = None,
              ) -> tuple[list[EpochRunner], list[EpochStats], float]:
     """The training code's epochs of ``grid`` under ``meter``: (runners, stats, seconds of measuring);
-    ``check_measurements(stats)`` runs right after (raises to stop: a busy machine)."""
+    ``check_measurements(stats)`` runs right after (raises to stop: a busy machine). ``recorded``:
+    take the stats from an earlier sweep (:func:`recorded_stats`) instead of measuring."""
     import time
 
     t0 = time.perf_counter()
+    if recorded is not None:
+        missing = [c.label for c in grid if c.label not in recorded]
+        if missing:
+            raise CodesignError(f"the recorded sweep has no measurement of {missing[0]} ({len(missing)} missing): "
+                                "refit with the --models, --datasets, --sparsities and --search-epochs it was "
+                                "measured with")
     runners = [EpochRunner(c, data(c.dataset), device) for c in grid]
+    if recorded is not None:
+        return runners, [recorded[c.label] for c in grid], 0.0
+    assert meter is not None
     stats = measure_grid(runners, meter, rounds=rounds, per_round=per_round, warmup=warmup, progress=progress,
                          min_window_s=min_window_s)
     measure_s = time.perf_counter() - t0
@@ -387,15 +407,17 @@ class CalibrationRun:
     measure_s: float
 
 
-def sweep_and_fit(grid: Sequence[WorkloadConfig], base: Any, meter: Meter, *, data: DataCache,
+def sweep_and_fit(grid: Sequence[WorkloadConfig], base: Any, meter: Meter | None, *, data: DataCache,
                   device: str = "cpu", rounds: int = 5, per_round: int = 3, warmup: int = 3,
                   time_measure: str = "wall", holdout_every: int = 3, sweep_note: str = "",
                   progress: bool = True, min_window_s: float = 0.0, fit_memory: bool = True,
-                  check_measurements: Callable[[list[EpochStats]], None] | None = None) -> CalibrationRun:
+                  check_measurements: Callable[[list[EpochStats]], None] | None = None,
+                  recorded: dict[str, EpochStats] | None = None, machine: str | None = None) -> CalibrationRun:
     """Measure ``grid``, fit ``base`` on all but every ``holdout_every``-th workload, and score the
     shipped and the calibrated profile on the held-out ones (MAPE of the epoch time).
     ``fit_memory``: also choose the effective bandwidth / on-chip buffer (``default_memory_grid``).
-    ``check_measurements(stats)``: called after the sweep, before the fit (raises to stop: a busy machine)."""
+    ``check_measurements(stats)``: called after the sweep, before the fit (raises to stop: a busy machine).
+    ``recorded`` (with ``machine``, where they were measured): fit an earlier sweep's measurements."""
     import tempfile
     from pathlib import Path
 
@@ -413,7 +435,7 @@ def sweep_and_fit(grid: Sequence[WorkloadConfig], base: Any, meter: Meter, *, da
 
     runners, stats, measure_s = _measure(grid, meter, data, device, rounds=rounds, per_round=per_round,
                                          warmup=warmup, progress=progress, min_window_s=min_window_s,
-                                         check_measurements=check_measurements)
+                                         check_measurements=check_measurements, recorded=recorded)
     samples = [Sample(s.label, r.workload(), epoch_time(s, time_measure), True, "adam", s.energy_j,
                       s.energy_source, {"wall_s": s.wall_s, "wall_iqr_s": s.wall_iqr_s, "cpu_time_s": s.cpu_time_s})
                for r, s in zip(runners, stats)]
@@ -423,8 +445,9 @@ def sweep_and_fit(grid: Sequence[WorkloadConfig], base: Any, meter: Meter, *, da
     cal = fit(train, base, memory_grid=default_memory_grid(base) if fit_memory else None)
     measured = [s.measured_latency_s for s in held]
     before = mape([_predict(base, s) for s in held], measured)
-    host = host_summary()
-    machine = f"{meter.device_name} ({host['cores']} CPU cores)"
+    if machine is None:
+        assert meter is not None
+        machine = f"{meter.device_name} ({host_summary()['cores']} CPU cores)"
     sweep = (f"{len(samples)} training-epoch workloads ({time_measure} time, median of {rounds}x{per_round}); "
              f"{sweep_note}")
     pdata = calibrated_profile_dict(base, cal, machine=machine, sweep=sweep, mape_before=before, mape_after=0.0)
@@ -453,10 +476,11 @@ class ParallelRun:
     stats: tuple[EpochStats, ...] = field(repr=False, compare=False)
 
 
-def sweep_and_fit_threads(grid: Sequence[WorkloadConfig], fitted: dict[str, Any], meter: Meter, *, threads: int,
-                          fitted_threads: int, data: DataCache, device: str = "cpu", rounds: int = 5,
+def sweep_and_fit_threads(grid: Sequence[WorkloadConfig], fitted: dict[str, Any], meter: Meter | None, *,
+                          threads: int, fitted_threads: int, data: DataCache, device: str = "cpu", rounds: int = 5,
                           per_round: int = 3, warmup: int = 3, holdout_every: int = 3, progress: bool = True,
-                          check_measurements: Callable[[list[EpochStats]], None] | None = None) -> ParallelRun:
+                          check_measurements: Callable[[list[EpochStats]], None] | None = None,
+                          recorded: dict[str, EpochStats] | None = None) -> ParallelRun:
     """Measure ``grid`` again with the ``threads`` torch threads now set (the caller sets them), fit the
     efficiencies, kernel overhead and serial step time at that count with the one-thread fit
     ``fitted`` (profile data, effective memory kept) as the prior, and return its ``[threads]`` section."""
@@ -465,7 +489,8 @@ def sweep_and_fit_threads(grid: Sequence[WorkloadConfig], fitted: dict[str, Any]
     from costmodels.profiles import DeviceProfile
 
     runners, stats, measure_s = _measure(grid, meter, data, device, rounds=rounds, per_round=per_round,
-                                         warmup=warmup, progress=progress, check_measurements=check_measurements)
+                                         warmup=warmup, progress=progress, check_measurements=check_measurements,
+                                         recorded=recorded)
     samples = [Sample(s.label, r.workload(), s.wall_s) for r, s in zip(runners, stats)]
     train, held = holdout_split(samples, every=holdout_every)
     base = DeviceProfile.from_dict({k: v for k, v in fitted.items() if k != "threads"}, "one-thread fit")
