@@ -51,6 +51,27 @@ def test_readings_are_judged_against_the_limits():
         "repeat spread (IQR / median) 40% > 15% (median of 5 workloads, e.g. b0)"]
 
 
+def test_the_cpu_busy_reading_judges_now_not_the_lagging_load_average():
+    # right after a sweep of our own the 1-minute load average still reads high on a quiet machine
+    assert judge(LoadReading(1.6, 2, 0, 0.0, 0.5, busy_fraction=0.03)) == []
+    busy = judge(LoadReading(0.1, 2, 0, 0.0, 0.5, busy_fraction=0.6))
+    assert busy == ["CPUs 60% busy besides us over 0.5 s (load average 0.10 on 2 cores) > 25%"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs /proc/stat (Linux)")
+def test_read_load_sees_a_busy_process_at_once():
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        reading = load.read_load(window_s=0.5)
+    finally:
+        spin.kill()
+        spin.wait()
+    cpus = os.cpu_count() or 1
+    assert reading.busy_fraction is not None and reading.busy_fraction >= 0.7 / cpus  # one CPU of all, spinning
+    assert "busy besides us" in reading.summary()
+
+
 @requires_cora
 def test_calibrate_stops_before_the_sweep_on_a_loaded_machine(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(load, "read_load", lambda own_threads=0, window_s=0.5: LoadReading(16.0, 2, own_threads,

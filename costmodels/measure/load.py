@@ -8,15 +8,20 @@ its threshold (``--allow-busy`` fits anyway and marks the profile's ``[calibrati
 
 Readings (:class:`LoadReading`), all plain Python (``os``, ``/proc``), no torch:
 
+* ``busy_fraction``: the CPU time other processes used over a short window (``/proc/stat``: every
+  column but idle, iowait and steal, less this process's own CPU time), as a fraction of all CPUs; it
+  reads the machine *now*, where the load average lags by a minute (right after a sweep of our own it
+  still reads ~0.5-0.8 on a quiet 2-core VM). Judged where the kernel reports it;
 * ``load_per_core`` = (1-minute load average - the sweep's own threads) / usable cores
-  (``os.sched_getaffinity``); the load average counts runnable and uninterruptible tasks;
+  (``os.sched_getaffinity``); the load average counts runnable and uninterruptible tasks. Judged only
+  where no ``busy_fraction`` can be read (not Linux);
 * ``steal_fraction``: CPU time the hypervisor gave to other guests over a short window, from the
   ``steal`` column of ``/proc/stat`` (None where the kernel reports none);
 * per measurement (:func:`judge_measurements`): ``cpu_time / wall`` of one-thread epochs (below
   :data:`MIN_CPU_PER_WALL` the process waited for a CPU) and the repeat spread ``IQR / median``.
 
-Thresholds (:class:`LoadLimits`, one place): load per core 0.25, steal 2%, CPU / wall 0.90 (one
-thread), spread 15%. A quiet 2-core cloud VM reads load ~0.0-0.1 per core, no steal, CPU / wall
+Thresholds (:class:`LoadLimits`, one place): others' load per core 0.25 (busy fraction or load
+average), steal 2%, CPU / wall 0.90 (one thread), spread 15%. A quiet 2-core cloud VM reads load ~0.0-0.1 per core, no steal, CPU / wall
 ~0.98, spread a few per cent.
 """
 
@@ -55,6 +60,7 @@ class LoadReading:
     own_threads: int
     steal_fraction: float | None
     window_s: float
+    busy_fraction: float | None = None  # others' CPU use over the window, fraction of all CPUs (None: unknown)
 
     @property
     def load_per_core(self) -> float:
@@ -65,12 +71,14 @@ class LoadReading:
 
     def summary(self) -> str:
         steal = "n/a" if self.steal_fraction is None else f"{self.steal_fraction:.1%}"
-        return (f"load average {self.load_avg_1m:.2f} on {self.usable_cores} usable cores "
+        busy = "" if self.busy_fraction is None else f"CPUs {self.busy_fraction:.0%} busy besides us over " \
+                                                      f"{self.window_s:g} s, "
+        return (f"{busy}load average {self.load_avg_1m:.2f} on {self.usable_cores} usable cores "
                 f"({self.load_per_core:.2f} per core besides our {self.own_threads} thread(s)), steal {steal}")
 
 
-def _cpu_times(path: str = PROC_STAT) -> tuple[float, float] | None:
-    """(total jiffies, steal jiffies) of the ``cpu`` line, None without ``/proc/stat`` or a steal column."""
+def _cpu_times(path: str = PROC_STAT) -> tuple[float, float, float] | None:
+    """(total, steal, idle + iowait) jiffies of the ``cpu`` line, None without ``/proc/stat`` or a steal column."""
     try:
         with open(path) as f:
             fields = f.readline().split()
@@ -79,7 +87,13 @@ def _cpu_times(path: str = PROC_STAT) -> tuple[float, float] | None:
     if not fields or fields[0] != "cpu" or len(fields) < 9:
         return None
     values = [float(v) for v in fields[1:]]
-    return sum(values[:8]), values[7]  # user nice system idle iowait irq softirq steal (guest is in user)
+    # user nice system idle iowait irq softirq steal (guest is in user)
+    return sum(values[:8]), values[7], values[3] + values[4]
+
+
+def _own_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 def usable_cores() -> int:
@@ -90,24 +104,33 @@ def usable_cores() -> int:
 
 
 def read_load(own_threads: int = 0, window_s: float = 0.5) -> LoadReading:
-    """Read the load now: load average, usable cores, steal over ``window_s`` seconds."""
-    first = _cpu_times()
+    """Read the load now: load average, usable cores, and over ``window_s`` seconds the steal and the CPU
+    time other processes used."""
+    own, first = _own_cpu_s(), _cpu_times()
     time.sleep(window_s if first is not None else 0.0)
-    second = _cpu_times()
-    steal = None
+    second, own = _cpu_times(), _own_cpu_s() - own
+    steal = busy = None
     if first is not None and second is not None and second[0] > first[0]:
-        steal = (second[1] - first[1]) / (second[0] - first[0])
+        total = second[0] - first[0]
+        steal = (second[1] - first[1]) / total
+        used = total - (second[2] - first[2]) - (second[1] - first[1])
+        busy = max(used - own * os.sysconf("SC_CLK_TCK"), 0.0) / total
     try:
         load = os.getloadavg()[0]
     except OSError:
         load = 0.0
-    return LoadReading(load, usable_cores(), own_threads, steal, window_s)
+    return LoadReading(load, usable_cores(), own_threads, steal, window_s, busy)
 
 
 def judge(reading: LoadReading, limits: LoadLimits = LIMITS) -> list[str]:
     """Why ``reading`` is too busy to calibrate on (empty: quiet enough)."""
     why = []
-    if reading.load_per_core > limits.load_per_core:
+    if reading.busy_fraction is not None:
+        if reading.busy_fraction > limits.load_per_core:
+            why.append(f"CPUs {reading.busy_fraction:.0%} busy besides us over {reading.window_s:g} s "
+                       f"(load average {reading.load_avg_1m:.2f} on {reading.usable_cores} cores) > "
+                       f"{limits.load_per_core:.0%}")
+    elif reading.load_per_core > limits.load_per_core:
         why.append(f"load {reading.load_per_core:.2f} per core besides ours (load average {reading.load_avg_1m:.2f}"
                    f" on {reading.usable_cores} cores) > {limits.load_per_core:g}")
     if reading.steal_fraction is not None and reading.steal_fraction > limits.steal_fraction:
