@@ -21,8 +21,8 @@ Readings (:class:`LoadReading`), all plain Python (``os``, ``/proc``), no torch:
   :data:`MIN_CPU_PER_WALL` the process waited for a CPU) and the repeat spread ``IQR / median``.
 
 Thresholds (:class:`LoadLimits`, one place): others' load per core 0.25 (busy fraction or load
-average), steal 2%, CPU / wall 0.90 (one thread), spread 15%. A quiet 2-core cloud VM reads load ~0.0-0.1 per core, no steal, CPU / wall
-~0.98, spread a few per cent.
+average), steal 2%, CPU / wall 0.90 (one thread), spread 15%. A quiet 2-core cloud VM reads load
+~0.0-0.1 per core, no steal, CPU / wall ~0.98, spread a few per cent.
 """
 
 from __future__ import annotations
