@@ -437,15 +437,20 @@ def run_search(
     import threading
 
     main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
-    try:  # workers start with Ctrl-C ignored (inherited): only this process answers it, in one line
-        for p in procs:
-            p.start()
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    # a Ctrl-C while the workers start (seconds, while the fork server finishes its imports) is held, not
+    # dropped, and answered once they run: the stop below then ends them (it was ignored, and the search ran on)
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda *_: held.append(1)) if main_thread else None
     shown, started, interrupted = -1, dt.datetime.now() - dt.timedelta(seconds=1), False
     try:
+        try:
+            for p in procs:
+                p.start()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        if held:
+            raise KeyboardInterrupt
         while any(p.is_alive() for p in procs):
             time.sleep(POLL_S)
             progress = _progress(study, config)
@@ -460,6 +465,8 @@ def run_search(
             if p.is_alive():
                 p.terminate()
         for p in procs:  # a SIGTERM answered inside a blocking call (a database lock, torch) must not hang us
+            if p.pid is None:  # never started (Ctrl-C during the start)
+                continue
             p.join(STOP_GRACE_S)
             if p.is_alive():
                 p.kill()

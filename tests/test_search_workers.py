@@ -107,6 +107,31 @@ def test_two_worker_processes_hold_exact_count(tmp_path):
     assert states(load(cfg)).get("RUNNING") is None
 
 
+def test_a_ctrl_c_while_the_workers_start_stops_the_search(tmp_path, monkeypatch):
+    """Ctrl-C while the workers start (the fork server may still be importing) was ignored there, and the search
+    ran on; now it is held and answered once they run: the search stops and no worker is left."""
+    import functools
+    import multiprocessing.context
+    import os
+
+    real_start = multiprocessing.context.ForkServerProcess.start
+    started = []
+
+    def start_then_ctrl_c(self):
+        real_start(self)
+        started.append(self)
+        if len(started) == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # lands between the first worker's start and the second's
+
+    monkeypatch.setattr(multiprocessing.context.ForkServerProcess, "start", start_then_ctrl_c)
+    cfg = config(tmp_path, 50, n_jobs=2)
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        run_search(cfg, SPACE, functools.partial(fake_evaluator, delay=0.2))
+    assert len(started) == 2 and not any(p.is_alive() for p in started)
+    assert time.perf_counter() - t0 < 30 and (states(load(cfg)).get("COMPLETE") or 0) < 50
+
+
 def test_workers_creating_a_fresh_sqlite_study_at_once_all_succeed(tmp_path):
     import multiprocessing
 
