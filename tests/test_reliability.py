@@ -256,8 +256,12 @@ def test_ctrl_c_with_two_workers_is_one_line_and_the_study_resumes(tmp_path):
            "--n-jobs", "2", "--threads", "1", "--study", "s", "--out", str(out), "--metric", "train-flops",
            "--space", "train_epochs=20:200"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # its own group (Ctrl-C reaches all of it), with Ctrl-C's default action as in a terminal's foreground job:
+    # a runner that started the tests as a background job (`cmd &` in a script) ignores SIGINT, the child would
+    # inherit that, and Python then installs no KeyboardInterrupt handler
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True, cwd=tmp_path)  # its own group: Ctrl-C reaches all of it
+                            start_new_session=True, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     storage = f"sqlite:///{out / 'study.db'}"
     deadline, done = time.time() + 120, 0
     while time.time() < deadline and done < 1 and proc.poll() is None:
