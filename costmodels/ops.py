@@ -137,6 +137,11 @@ class ExecContext:
 # comparison sort; a random draw (a dropout mask value, torch's CPU Bernoulli) = 3 steps
 # (measured on the development machine: stable torch.sort 7.6 ns per n*log2(n), dropout 23 ns per value).
 RNG_STEPS_PER_DRAW = 3.0
+# A top-k mask by selection (``torch.kthvalue``, then the values above the threshold; what
+# ``codesign.graphs.masks.topk_mask`` runs): ~2.5 steps per value (measured 2026-12-04 on the
+# development machine, one thread: kthvalue 17-19 ns per value at n = 5e3..1e6, stable sort 7.2-8.6 ns
+# per n*log2(n) comparison; the masks sorted every value, n*log2(n) steps, until issue 22).
+SELECT_STEPS_PER_VALUE = 2.5
 
 
 @dataclass(frozen=True)
@@ -460,7 +465,7 @@ class Elementwise:
     params: Array = 0.0
     op_class: str = "elementwise"
     kernels: float = 1.0  # host ops it takes per pass (e.g. GCN normalisation: 8)
-    serial_per_elem: float = 0.0  # serial steps per value, forward (dropout: one draw; top-k: log2 n comparisons)
+    serial_per_elem: float = 0.0  # serial steps per value, forward (dropout: one draw; top-k: a selection)
 
     def param_count(self) -> Array:
         return self.params

@@ -16,14 +16,23 @@ ReLU and dropout between layers; log-softmax + NLL loss at the end (training onl
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from .errors import CodesignError, check_fraction, unknown
-from .ops import RNG_STEPS_PER_DRAW, WEIGHT_PATTERNS, Aggregate, Array, EdgeAttention, Elementwise, Gemm, Op
+from .ops import (
+    RNG_STEPS_PER_DRAW,
+    SELECT_STEPS_PER_VALUE,
+    WEIGHT_PATTERNS,
+    Aggregate,
+    Array,
+    EdgeAttention,
+    Elementwise,
+    Gemm,
+    Op,
+)
 from .stats import GraphStats
 
 GNN_MODELS = ("gcn", "gat", "gin", "sage")
@@ -237,20 +246,20 @@ def mask_update_ops(spec: GNNSpec, g: GraphStats, graph_density: Array = 1.0,
                     graph_copies: int = 1) -> tuple[Op, ...]:
     """Per-epoch ticket search work: magnitude masks over the edge values and over all weights.
 
-    A top-k by magnitude over ``n`` values sorts them: ``n·log2(n)`` comparisons, serial steps
-    (``serial_step_ns``); the ADMM sparsifier adds ``ρ‖a + U − Z‖²`` and its dual update, ~6 FLOPs
-    per edge value, and projects ``Z`` with a second top-k. ``graph_copies``: edge-value vectors
-    masked each epoch (one per layer for per-layer graphs).
+    A top-k by magnitude over ``n`` values selects them (k-th value, then a comparison per value):
+    ``ops.SELECT_STEPS_PER_VALUE`` serial steps per value (``serial_step_ns``); the ADMM sparsifier adds
+    ``ρ‖a + U − Z‖²`` and its dual update, ~6 FLOPs per edge value, and projects ``Z`` with a second top-k.
+    ``graph_copies``: edge-value vectors masked each epoch (one per layer for per-layer graphs).
     """
     edges = g.num_edges * graph_density / 2.0 * graph_copies
     weights = float(weight_count(spec, g))
     return (
-        Elementwise("search.graph_mask_topk", edges, math.log2(max(g.num_edges, 2)), 0.0,
-                    reads=2.0, needs_backward=False, serial_per_elem=math.log2(max(g.num_edges, 2))),
+        Elementwise("search.graph_mask_topk", edges, SELECT_STEPS_PER_VALUE, 0.0,
+                    reads=2.0, needs_backward=False, serial_per_elem=SELECT_STEPS_PER_VALUE),
         Elementwise("search.admm", edges, 6.0, 2.0, reads=3.0, writes=2.0,  # + its Z projection: a top-k
-                    serial_per_elem=math.log2(max(g.num_edges, 2))),
-        Elementwise("search.weight_mask_topk", weights, math.log2(max(weights, 2.0)), 0.0,
-                    reads=2.0, needs_backward=False, serial_per_elem=math.log2(max(weights, 2.0))),
+                    serial_per_elem=SELECT_STEPS_PER_VALUE),
+        Elementwise("search.weight_mask_topk", weights, SELECT_STEPS_PER_VALUE, 0.0,
+                    reads=2.0, needs_backward=False, serial_per_elem=SELECT_STEPS_PER_VALUE),
     )
 
 
