@@ -77,7 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="measure nothing: fit the profile to the measurements an earlier calibrate recorded in its "
                         "JSON report (e.g. after a cost-model change; the same --models, --datasets, --sparsities, "
                         "--search-epochs)")
-    p.add_argument("--hidden", type=bounded("--hidden"), default=16)
+    p.add_argument("--hidden", type=bounded("--hidden"), default=None,
+                   help="hidden width (per head for gat); default: each model's own, as train and profile run it "
+                        "(costmodels.default_hidden: 16, gat 8)")
     p.add_argument("--heads", type=bounded("--heads"), default=8)
     add_data_root(p)
     add_json_flag(p)
@@ -171,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         measure = "cpu" if args.run_on == "cpu" and args.threads == 1 else "wall"
     grid = sweep_grid(models, datasets, sparsities, search=args.search_epochs, hidden=args.hidden, heads=args.heads)
     note = (f"models={','.join(models)} datasets={','.join(datasets)} sparsities={args.sparsities} "
-            f"search_epochs={args.search_epochs} "
+            f"search_epochs={args.search_epochs} hidden={args.hidden or 'default'} heads={args.heads} "
             f"run_on={args.run_on} threads={args.threads} allocator={allocator} torch={torch.__version__}")
     data = DataCache(args.data_root)
     res = sweep_and_fit(grid, base, meter, data=data, device=args.run_on, rounds=args.rounds,
@@ -184,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
         parallel = _fit_threads(args, grid, res.profile_data, meter, data, parallel_threads, during, busy)
     meter.close()
     load = "; ".join([f"before: {before_load.summary()}"] + [f"after: {r.summary()}" for r in during])
-    extra = {"machine": res.profile_data["calibration"]["machine"], "load_before": before_load.to_dict(),
+    extra = {"machine": res.profile_data["calibration"]["machine"], "hidden": args.hidden, "heads": args.heads,
+             "load_before": before_load.to_dict(),
              "load_after": [r.to_dict() for r in during]}
     return _write(args, base, res, parallel, busy, load, note, measure, policy.to_dict(), extra)
 
@@ -261,8 +264,11 @@ def _refit(args: argparse.Namespace, models: list[str], datasets: list[str]) -> 
     if busy and not args.allow_busy:
         raise CodesignError(f"--refit-from {args.refit_from}: its measurements were taken on a busy machine "
                             f"({source['busy'][0]}); measure again on a quiet machine, or pass --allow-busy")
+    # the widths the sweep measured: a report records them; those written before it did swept every model at 16
+    hidden = source.get("hidden", 16) if args.hidden is None else args.hidden
+    heads = int(source.get("heads", 8))
     grid = sweep_grid(models, datasets, [float(s) for s in args.sparsities.split(",")], search=args.search_epochs,
-                      hidden=args.hidden, heads=args.heads)
+                      hidden=hidden, heads=heads)
     data = DataCache(args.data_root)
     machine = source.get("machine") or "the machine that measured the recorded sweep"
     note = f"{sweep}; refitted with --refit-from {path.name} (measured nothing)"
@@ -278,7 +284,8 @@ def _refit(args: argparse.Namespace, models: list[str], datasets: list[str]) -> 
                                          holdout_every=args.holdout_every, recorded=recorded_stats(t["rows"], "wall"))
     before, after = source.get("load_before"), source.get("load_after") or []
     load = f"recorded in {path.name}: before {json.dumps(before)}; after {json.dumps(after)}"
-    extra = {"machine": machine, "refit_from": str(path), "load_before": before, "load_after": after}
+    extra = {"machine": machine, "refit_from": str(path), "hidden": hidden, "heads": heads, "load_before": before,
+             "load_after": after}
     return _write(args, base, res, parallel, busy, load, note, measure, source.get("thread_policy", {}), extra)
 
 
