@@ -46,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
     import torch
 
+    from codesign.machine.calibration import sweep_and_fit
     from codesign.machine.host_runtime import tune_allocator
-    from codesign.machine.profiling import DataCache, sweep_and_fit, sweep_grid
+    from codesign.machine.profiling import DataCache, sweep_grid
     from costmodels import load_profile, price_workload
     from costmodels.calibrate import calibrated_profile_dict, default_memory_grid, fit, holdout_split, mape
     from costmodels.measure import CPUMeter, host_summary

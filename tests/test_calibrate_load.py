@@ -80,7 +80,7 @@ def test_calibrate_stops_before_the_sweep_on_a_loaded_machine(tmp_path, monkeypa
     def never(*a, **k):
         raise AssertionError("the sweep ran on a busy machine")
 
-    monkeypatch.setattr("codesign.machine.profiling.sweep_and_fit", never)
+    monkeypatch.setattr("codesign.machine.calibration.sweep_and_fit", never)
     assert main(_argv(tmp_path)) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
@@ -136,9 +136,9 @@ def test_a_fit_that_does_not_lower_the_held_out_error_is_refused(tmp_path, monke
     assert refuse_worse_fit(0.232, 0.712, force=True) is True
     assert "written anyway (--force)" in capsys.readouterr().err
 
-    import codesign.machine.profiling as profiling
+    import codesign.machine.calibration as calibration
 
-    real = profiling.sweep_and_fit
+    real = calibration.sweep_and_fit
 
     def worse(*args, **kwargs):  # the real sweep and fit, reported as worse than the base profile
         res = real(*args, **kwargs)
@@ -146,7 +146,7 @@ def test_a_fit_that_does_not_lower_the_held_out_error_is_refused(tmp_path, monke
 
     monkeypatch.setattr(load, "read_load", lambda own_threads=0, window_s=0.5: QUIET)
     monkeypatch.setattr(load, "judge_measurements", lambda rows, threads, limits=None: [])
-    monkeypatch.setattr(profiling, "sweep_and_fit", worse)
+    monkeypatch.setattr(calibration, "sweep_and_fit", worse)
     assert main(_argv(tmp_path)) == 2
     assert "not lower than the base profile's 23.2%: not written" in capsys.readouterr().err
     assert not (tmp_path / "cal.toml").exists() and not (tmp_path / "cal.json").exists()

@@ -101,8 +101,9 @@ def _list(text: str, name: str, cast: Any = str) -> list[Any]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from codesign.machine.calibration import sweep_and_fit
     from codesign.machine.host_runtime import host_profile_data, tune_allocator
-    from codesign.machine.profiling import DataCache, sweep_and_fit, sweep_grid
+    from codesign.machine.profiling import DataCache, sweep_grid
     from costmodels import load_profile
     from costmodels.errors import CodesignError, check_fraction
     from costmodels.measure import NVMLMeter, make_meter
@@ -245,7 +246,8 @@ def _write(args: argparse.Namespace, base: Any, res: Any, parallel: Any, busy: l
 
 def _refit(args: argparse.Namespace, models: list[str], datasets: list[str]) -> int:
     """``--refit-from``: fit the profile (and its ``[threads]`` section) to a recorded sweep's measurements."""
-    from codesign.machine.profiling import DataCache, recorded_stats, sweep_and_fit, sweep_and_fit_threads, sweep_grid
+    from codesign.machine.calibration import recorded_stats, sweep_and_fit, sweep_and_fit_threads
+    from codesign.machine.profiling import DataCache, sweep_grid
     from costmodels import load_profile
     from costmodels.errors import CodesignError
 
@@ -291,9 +293,9 @@ def _refit(args: argparse.Namespace, models: list[str], datasets: list[str]) -> 
 
 def _fit_threads(args: argparse.Namespace, grid: list[Any], fitted: dict[str, Any], meter: Any, data: Any,
                  threads: int, during: list[Any], busy: list[str]) -> Any:
-    """The sweep again at ``threads`` threads (wall time) and its ``[threads]`` fit (``codesign.machine.profiling``),
+    """The sweep again at ``threads`` threads (wall time) and its ``[threads]`` fit (``codesign.machine.calibration``),
     with the same busy checks as the first sweep."""
-    from codesign.machine.profiling import sweep_and_fit_threads
+    from codesign.machine.calibration import sweep_and_fit_threads
     from codesign.runtime.threads import configure
     from costmodels.measure import load as machine_load
 
