@@ -6,8 +6,9 @@ numpy - no torch - and imports nothing else of ours.
 """
 
 from .analytical import FLOP_CONVENTION, MAC_CONVENTION, Cost, breakdown, price_workload
+from .context import ExecContext
 from .errors import CodesignError, ProfileError, UnknownNameError, check_fraction
-from .ops import Aggregate, Conv2d, EdgeAttention, Elementwise, ExecContext, Gemm, OpCost
+from .ops import Aggregate, Conv2d, EdgeAttention, Elementwise, Gemm, OpCost
 from .profiles import DeviceProfile, list_profiles, load_profile
 from .runs import Phase, PhaseCost, PhaseSpec, RunCost, gnn_phase_workload, price_gnn_run, price_run
 from .stats import GRAPHS, IMAGES, GraphStats, ImageStats, graph_stats, image_stats

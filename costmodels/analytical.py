@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from .context import ExecContext
 from .launch import launch_time_s, step_counts
-from .ops import Array, ExecContext, OpCost, optimizer_cost, optimizer_state_values
+from .ops import Array, OpCost, optimizer_cost, optimizer_state_values
 from .profiles import DTYPE_BYTES, DeviceProfile
 from .workloads import Workload
 

@@ -104,7 +104,7 @@ def vgg_workload(depth: int = 16, num_classes: int = 10, in_channels: int = 3, i
 def forward_flops_eb(workload: Workload) -> float:
     """Forward FLOPs in the EB paper's convention: 2 × conv/linear multiply-adds (dense weights
     counted at their stored density)."""
-    from .ops import ExecContext
+    from .context import ExecContext
 
     ctx = ExecContext(training=False)
     return float(sum(2.0 * op.forward(ctx).macs for op in workload.ops if isinstance(op, (Conv2d, Gemm))))

@@ -5,7 +5,7 @@
 train/infer latency and energy, FLOPs, DRAM bytes, memory -- plus ``area_mm2`` and ``power_w``.
 
 How: operator costs (FLOPs, bytes, launches) depend on the hardware only through the on-chip
-buffer size and the weight-sparsity support (``ops.ExecContext``); they are computed once per
+buffer size and the weight-sparsity support (``context.ExecContext``); they are computed once per
 distinct (choice knobs, buffer) group. Latency and energy are then numpy expressions over the
 group's points (the roofline of ``analytical._price`` with the template's derived peaks and
 energies), so a grid of 10^5 points costs a few dozen operator evaluations plus array arithmetic.
@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from .analytical import memory_bytes, op_costs
+from .context import ExecContext
 from .knobs import CHOICES
-from .ops import ExecContext, OpCost
+from .ops import OpCost
 from .profiles import DTYPE_BYTES, DeviceProfile
 from .runs import Phase
 from .templates import derive, require_template

@@ -42,9 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from . import parallel
+from .context import ExecContext
 from .errors import ProfileError, unknown
 from .knobs import check_section
-from .ops import ExecContext
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -241,7 +241,7 @@ class DeviceProfile:
 
     @property
     def sparse_feature_compute(self) -> bool:
-        """Products with sparse input features run as sparse-dense products (``ops.SPARSE_FEATURES_MAX_DENSITY``)."""
+        """Products with sparse input features run as sparse-dense (``context.SPARSE_FEATURES_MAX_DENSITY``)."""
         return bool(self.sections["sparsity"].get("sparse_feature_compute", False))
 
     def exec_context(self, dtype: str = "fp32", training: bool = True) -> ExecContext:

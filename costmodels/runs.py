@@ -59,7 +59,7 @@ class PhaseSpec:
     kernel_launches: float | None = None  # counted per epoch (codesign/dispatch/opcount.py); None: launch.py fallback
     host_ops: float | None = None  # counted framework ops per epoch; None: = kernel_launches
     graph_training: str = "joint"
-    weight_pattern: str = "unstructured"  # what the phase's weight masks conform to (2:4 credit: ops.ExecContext)
+    weight_pattern: str = "unstructured"  # what the phase's weight masks conform to (2:4 credit: context.ExecContext)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

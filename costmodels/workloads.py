@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from .context import WEIGHT_PATTERNS
 from .errors import CodesignError, check_fraction, unknown
 from .ops import (
     RNG_STEPS_PER_DRAW,
     SELECT_STEPS_PER_VALUE,
-    WEIGHT_PATTERNS,
     Aggregate,
     Array,
     EdgeAttention,
@@ -142,7 +142,7 @@ def gnn_workload(
     weight_pattern: str = "unstructured",
 ) -> Workload:
     """Operators of one full-graph forward (and, when training, the loss) of ``spec`` on ``g``.
-    ``weight_pattern``: what every weight mask conforms to (``ops.WEIGHT_PATTERNS``; 2:4 credit).
+    ``weight_pattern``: what every weight mask conforms to (``context.WEIGHT_PATTERNS``; 2:4 credit).
 
     ``graph_density`` (1 - graph sparsity) scales the directed edges kept, ``E·g``; self-loops are
     never pruned. ``weight_density`` (1 - weight sparsity) applies to every weight matrix (the

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from costmodels import Elementwise, Gemm, OpCost
-from costmodels.ops import ExecContext
+from costmodels.context import ExecContext
 
 GEMMS = {"mm", "addmm", "bmm", "baddbmm", "_sparse_addmm", "_sparse_mm", "_sparse_csr_mm", "_sparse_csr_addmm"}
 ADDMMS = {"addmm", "baddbmm", "_sparse_addmm", "_sparse_csr_addmm"}  # (bias, a, b)

@@ -33,7 +33,7 @@ def dataset_epoch_flops(dataset: str | None, hidden: int | None = None, layers: 
 
     key = dataset.strip().lower()
     if key in GRAPHS:
-        from costmodels.ops import SPARSE_FEATURES_MAX_DENSITY
+        from costmodels.context import SPARSE_FEATURES_MAX_DENSITY
 
         g = GRAPHS[key]
         density = g.feature_density if g.feature_density <= SPARSE_FEATURES_MAX_DENSITY else 1.0  # CSR on CPU

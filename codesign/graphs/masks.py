@@ -142,7 +142,7 @@ def output_layer(names: Iterable[str]) -> tuple[str, ...]:
 
 def mask_pattern(masks: dict[str, Tensor] | None) -> str:
     """The pattern a weight mask conforms to, measured (what the cost model credits:
-    ``ops.ExecContext``): ``2:4`` when the output layer (:func:`output_layer`) keeps every weight and
+    ``context.ExecContext``): ``2:4`` when the output layer (:func:`output_layer`) keeps every weight and
     every group of 4 consecutive inputs of the other layers keeps at most 2 (the layout
     :func:`nm_weight_mask` draws and ``costmodels.workloads.gnn_workload`` prices); a single weight
     (no layer names) when its groups keep at most 2; else ``unstructured``."""

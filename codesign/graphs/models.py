@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from costmodels.context import SPARSE_FEATURES_MAX_DENSITY
 from costmodels.errors import CodesignError, unknown
-from costmodels.ops import SPARSE_FEATURES_MAX_DENSITY
 
 MODELS = ("gcn", "gat", "gin", "sage")
 

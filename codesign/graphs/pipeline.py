@@ -104,7 +104,7 @@ def train_record(config: GraphTrainConfig, progress: bool = True, search_limit: 
         check_sparsity(config.method, "graph", config.graph_sparsity, gs, data.num_undirected)
         check_sparsity(config.method, "weight", config.weight_sparsity, ws, n_weights)
     warning = chance_warning(res.test_accuracy, torch.bincount(data.y[data.test_mask].cpu()).tolist())
-    # the pattern the weight masks conform to, measured (2:4 earns sparse-tensor-core credit, ops.ExecContext)
+    # the pattern the weight masks conform to, measured (2:4 earns sparse-tensor-core credit, context.ExecContext)
     pattern = mask_pattern(res.weight_masks)
     specs = [replace(p.spec, weight_pattern=pattern) if p.spec.weight_density < 1.0 else p.spec for p in res.phases]
     inputs = cost_inputs(config, data, specs, 1 - gs, 1 - ws, pattern)
