@@ -66,6 +66,8 @@ def test_refit_from_the_shipped_sweep_reproduces_the_shipped_profile(tmp_path, c
         assert refit.efficiency(cls) == pytest.approx(shipped.efficiency(cls), rel=1e-6)
     assert refit.value("calibration", "mape_after") == pytest.approx(shipped.value("calibration", "mape_after"))
     assert refit.value("calibration", "mape_after") < 0.10 and refit.value("calibration", "busy") is False
+    assert refit.value("calibration", "load").endswith("quiet by the limits of costmodels.measure.load")
+    assert "quiet by the limits" in shipped.value("calibration", "load")
     assert refit.value("threads", "kernel_overhead_us") == pytest.approx(shipped.value("threads", "kernel_overhead_us"))
     rep = json.loads(report.read_text())
     assert rep["measure_s"] == 0.0 and rep["refit_from"].endswith("cloud-cpu-2core.measurements.json")

@@ -285,10 +285,28 @@ def _refit(args: argparse.Namespace, models: list[str], datasets: list[str]) -> 
                                          fitted_threads=fitted_threads, data=data,
                                          holdout_every=args.holdout_every, recorded=recorded_stats(t["rows"], "wall"))
     before, after = source.get("load_before"), source.get("load_after") or []
-    load = f"recorded in {path.name}: before {json.dumps(before)}; after {json.dumps(after)}"
+    load = _recorded_load(path.name, source.get("measured"), before, after)
     extra = {"machine": machine, "refit_from": str(path), "hidden": hidden, "heads": heads, "load_before": before,
              "load_after": after}
     return _write(args, base, res, parallel, busy, load, note, measure, source.get("thread_policy", {}), extra)
+
+
+def _recorded_load(name: str, measured: str | None, before: Any, after: list[Any]) -> str:
+    """The ``[calibration] load`` of a refit: the recorded sweep's readings, and whether they pass the limits."""
+    from costmodels.measure import load as machine_load
+
+    def reading(d: dict[str, Any]) -> Any:
+        return machine_load.LoadReading(d["load_avg_1m"], d["usable_cores"], d["own_threads"], d.get("steal_fraction"),
+                                        d["window_s"], d.get("busy_fraction"))
+
+    try:
+        readings = [("before", reading(before))] + [("after", reading(a)) for a in after]
+    except (KeyError, TypeError):
+        return f"recorded in {name}: not readable"
+    why = [w for _, r in readings for w in machine_load.judge(r)]
+    verdict = "over the limits: " + "; ".join(why) if why else "quiet by the limits of costmodels.measure.load"
+    when = f" (measured {measured})" if measured else ""
+    return (f"recorded in {name}{when}: " + "; ".join(f"{k}: {r.summary()}" for k, r in readings) + f"; {verdict}")
 
 
 def _fit_threads(args: argparse.Namespace, grid: list[Any], fitted: dict[str, Any], meter: Any, data: Any,
