@@ -83,7 +83,7 @@ class GraphData:
         """``(edge_index [2, E'], und_ids [E'])`` of the directed edges kept by an undirected mask."""
         if graph_mask is None:
             return self.edge_index, self.dir_to_und
-        keep = graph_mask[self.dir_to_und]
+        keep = graph_mask.index_select(0, self.dir_to_und)
         return self.edge_index[:, keep], self.dir_to_und[keep]
 
 

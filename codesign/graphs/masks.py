@@ -51,8 +51,10 @@ def topk_mask(scores: Tensor, ratio: float, tiebreak: Tensor | None = None, *, o
     mask = flat_scores > threshold
     need = k - int(mask.sum())
     tie = flat_scores == threshold
-    tied = tie.nonzero().view(-1) if pre is None else pre[tie[pre]]
-    mask[tied[:need]] = True
+    # index_select / masked_select / index_fill_: the same result as tie[pre], pre[...] and
+    # mask[...] = True, ~2-3x faster at millions of edges (advanced indexing's general path)
+    tied = tie.nonzero().view(-1) if pre is None else pre.masked_select(tie.index_select(0, pre))
+    mask.index_fill_(0, tied[:need], True)
     return mask.view(scores.shape)
 
 
