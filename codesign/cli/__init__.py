@@ -41,9 +41,11 @@ def build_parser() -> Parser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from codesign.runtime.memory import prepare_huge_pages
     from codesign.runtime.threads import prepare_environment
 
     prepare_environment()  # OMP_WAIT_POLICY=PASSIVE before torch starts OpenMP (unless the user set it)
+    prepare_huge_pages()  # THP_MEM_ALLOC_ENABLE=1 before torch's first allocation (unless the user set it)
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:

@@ -280,6 +280,9 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
         raise
     summary = write_outputs(study, out)
     summary["thread_policy"] = policy.to_dict()  # this process's first choice; each trial records its own
+    from codesign.runtime.memory import huge_pages_in_words
+
+    summary["huge_pages"] = huge_pages_in_words()
     write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     if args.json:
         emit_json(summary)
