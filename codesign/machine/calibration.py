@@ -132,8 +132,9 @@ def sweep_and_fit(grid: Sequence[WorkloadConfig], base: Any, meter: Meter | None
     if machine is None:
         assert meter is not None
         machine = f"{meter.device_name} ({host_summary()['cores']} CPU cores)"
-    sweep = (f"{len(samples)} training-epoch workloads ({time_measure} time, median of {rounds}x{per_round}); "
-             f"{sweep_note}")
+    protocol = ("epochs as the recorded sweep measured them" if recorded is not None else
+                f"median of {rounds}x{per_round}, each round's {per_round} back to back after one unmeasured epoch")
+    sweep = f"{len(samples)} training-epoch workloads ({time_measure} time, {protocol}); {sweep_note}"
     pdata = calibrated_profile_dict(base, cal, machine=machine, sweep=sweep, mape_before=before, mape_after=0.0)
     with tempfile.TemporaryDirectory() as tmp:
         calibrated = load_profile(str(write_profile(pdata, Path(tmp) / "calibrated.toml")))
