@@ -172,3 +172,20 @@ def test_bad_sbm_names_are_one_line(bad):
     with pytest.raises(CodesignError) as err:
         parse_sbm(bad)
     assert "\n" not in str(err.value) and "sbm:n=1000" in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_build_graph_refuses_non_finite_features_anywhere(bad):
+    """One NaN or infinity anywhere in the features is refused (the check is one min/max pass, no sum)."""
+    from codesign.graphs.data import build_graph
+
+    n = 64
+    ei = torch.stack([torch.arange(n - 1), torch.arange(1, n)])
+    split = torch.ones(n, dtype=torch.bool)
+    for pos in (0, 77, 4 * n - 1):
+        x = torch.randn(n, 4)
+        x.view(-1)[pos] = bad
+        with pytest.raises(CodesignError, match="NaN or infinite features"):
+            build_graph("toy", x, torch.zeros(n, dtype=torch.long), ei, (split, split, split), "x")
+    huge = torch.full((n, 4), 3e38)  # finite, though a float32 sum of it overflows
+    assert build_graph("toy", huge, torch.zeros(n, dtype=torch.long), ei, (split, split, split), "x").num_nodes == n

@@ -87,6 +87,14 @@ class GraphData:
         return self.edge_index[:, keep], self.dir_to_und[keep]
 
 
+def _all_finite(x: Tensor) -> bool:
+    """Whether every entry of ``x`` is finite (see ``build_graph``); an empty ``x`` is."""
+    if x.numel() == 0:
+        return True
+    lo, hi = torch.aminmax(x if x.is_floating_point() else x.float())
+    return bool(torch.isfinite(lo) & torch.isfinite(hi))
+
+
 def build_graph(
     name: str,
     x: Tensor,
@@ -104,9 +112,10 @@ def build_graph(
     und_key = torch.unique(lo * n + hi)  # sorted, one per undirected edge
     und = torch.stack([und_key // n, und_key % n])
     # every loader ends here: a graph a GNN cannot be trained on is refused, whatever its source
-    # one float64 sum is finite exactly when every entry is (a NaN or an infinity carries through; float32
-    # values cannot overflow it): no [N, F] boolean temporary (10^6 x 128 features: 1.1 s -> 0.1 s)
-    if n < 2 or und.size(1) == 0 or not bool(torch.isfinite(x.sum(dtype=torch.float64))):
+    # the smallest and largest entry are both finite exactly when every entry is (NaN propagates through
+    # aminmax; an infinity is the min or the max): one pass, no [N, F] temporary, no overflow (10^6 x 128
+    # features on one core: 38 ms; a float64 sum took 0.9-1.3 s, an [N, F] isfinite mask 1.1 s)
+    if n < 2 or und.size(1) == 0 or not _all_finite(x):
         what = (f"{n} node(s)" if n < 2 else "no edge between two different nodes" if und.size(1) == 0
                 else "NaN or infinite features")
         raise CodesignError(f"dataset {name!r} has {what}; a graph needs >= 2 nodes, >= 1 edge and finite "
