@@ -70,9 +70,9 @@ def edge_tiebreak(data: GraphData, kind: str, seed: int) -> Tensor | None:
         return torch.rand(data.num_undirected, generator=torch.Generator().manual_seed(seed)).to(data.x.device)
     deg = torch.bincount(data.edge_index[0], minlength=data.num_nodes).float() + 1
     du, dv = deg[data.undirected[0]], deg[data.undirected[1]]
-    if kind == "min-degree":  # smaller min degree first, then smaller max degree (exact in float64)
-        lo, hi = torch.minimum(du, dv).double(), torch.maximum(du, dv).double()
-        return -(lo * (float(deg.max()) + 1) + hi)
+    if kind == "min-degree":  # smaller min degree first, then smaller max degree (exact integer keys)
+        lo, hi = torch.minimum(du, dv).long(), torch.maximum(du, dv).long()
+        return -(lo * (int(deg.max()) + 1) + hi)
     if kind == "resistance":
         return 1 / du + 1 / dv
     return (du * dv).rsqrt()
