@@ -38,7 +38,7 @@ from codesign.runtime.optim import Adam
 from ..data import GraphData
 from ..detector import EarlyBirdDetector
 from ..masks import flat, global_weight_mask, nm_weight_mask, parse_pattern
-from ..models import GNN
+from ..models import GNN, mark_symmetric
 from ..sparsify import make_sparsifier
 from .common import RunContext, edge_weight, state_of, train_step
 
@@ -120,13 +120,25 @@ class SearchLoop:
         self.detector = EarlyBirdDetector(c.detector)
         self.graph_mask = self.sparsifier.mask(self.theta)
         self.weight_masks: dict[str, Tensor] | None = None
+        self._weights: tuple[int, Tensor | list[Tensor]] | None = None
+
+    def edge_weights(self) -> Tensor | list[Tensor]:
+        """The directed edge weights ``relu(theta)`` (one per layer), with autograd to ``theta``; built once
+        per value of ``theta`` (its in-place version), so the weight step and the edge-value step of an
+        epoch share one gather of ``E`` values per layer (at 10^6 nodes ~0.1 s each on one core)."""
+        version = self.theta._version
+        if self._weights is None or self._weights[0] != version:
+            self._weights = (version, layer_weights(self.theta, self.ctx.data.dir_to_und))
+        return self._weights[1]
 
     def weight_step(self) -> None:
         """(joint only) one Adam step on the weights with the current edge weights ``relu(theta)``."""
         if self.w_opt is not None:
             data = self.ctx.data
-            train_step(self.model, self.w_opt, data, data.edge_index, layer_weights(self.theta.detach(),
-                                                                                     data.dir_to_und))
+            w = self.edge_weights()
+            fixed = ([mark_symmetric(row.detach()) for row in w] if isinstance(w, list)
+                     else mark_symmetric(w.detach()))
+            train_step(self.model, self.w_opt, data, data.edge_index, fixed)
 
     def graph_step(self) -> None:
         """One Adam step on the edge values (gradients to theta only; dropout off, so the edge
@@ -140,7 +152,7 @@ class SearchLoop:
         for p in weights:
             p.requires_grad_(False)
         try:
-            out = self.model(data.x, data.edge_index, layer_weights(self.theta, data.dir_to_und))
+            out = self.model(data.x, data.edge_index, self.edge_weights())
         finally:
             for p in weights:
                 p.requires_grad_(True)
