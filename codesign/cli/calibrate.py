@@ -186,7 +186,9 @@ def run(args: argparse.Namespace) -> int:
     if parallel_threads:
         parallel = _fit_threads(args, grid, res.profile_data, meter, data, parallel_threads, during, busy)
     meter.close()
-    load = "; ".join([f"before: {before_load.summary()}"] + [f"after: {r.summary()}" for r in during])
+    readings = "; ".join([f"before: {before_load.summary()}"] + [f"after: {r.summary()}" for r in during])
+    verdict = "over the limits (--allow-busy)" if busy else "quiet by the limits of costmodels.measure.load"
+    load = f"{readings}; {verdict}"
     extra = {"machine": res.profile_data["calibration"]["machine"], "hidden": args.hidden, "heads": args.heads,
              "load_before": before_load.to_dict(),
              "load_after": [r.to_dict() for r in during]}
