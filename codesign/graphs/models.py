@@ -211,7 +211,7 @@ class _SparseAggregate(torch.autograd.Function):
         ctx.save_for_backward(h, w)
         ctx.plan = plan
         out = torch.sparse.mm(plan.matrix(w, symmetric=symmetric), h)
-        return out if base is None else base + out
+        return out if base is None else out.add_(base)  # in place: out is this product's own fresh tensor
 
     @staticmethod
     def backward(ctx, g: Tensor):  # type: ignore[override]
@@ -293,7 +293,8 @@ class GCNLayer(nn.Module):
         # D^-1/2 (I + A_w) D^-1/2 h as dinv * ((I + A_w)(dinv * h)): the normalisation scales rows, so no
         # per-edge norm (two random gathers of E values and their scatters back) is built
         hs = dinv * h
-        return dinv * weighted_aggregate(hs, edge_index, edge_weight, base=hs, symmetric=symmetric) + self.bias
+        # the bias added in place: mul's backward keeps its inputs, not its output (one [N, F] tensor less)
+        return (dinv * weighted_aggregate(hs, edge_index, edge_weight, base=hs, symmetric=symmetric)).add_(self.bias)
 
 
 class GATLayer(nn.Module):
