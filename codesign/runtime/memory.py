@@ -2,15 +2,15 @@
 
 :func:`prepare_huge_pages` puts ``THP_MEM_ALLOC_ENABLE=1`` into the environment unless the user set it
 (the CLI calls it first thing, with the OpenMP wait policy; child processes such as search workers
-inherit it). PyTorch's CPU allocator (c10 ``alloc_cpu``, since torch 2.2) then aligns every allocation
-of 2 MB or more to 2 MB and advises the kernel to back it with huge pages (``MADV_HUGEPAGE``), as
-NumPy does by default for arrays of 4 MB or more. A fresh 64 MB tensor then costs 32 page faults
-instead of 16384: at 10^6 nodes every epoch allocates dozens of ``[N, 16]`` activations (64 MB) and
-``[E]`` edge vectors (40 MB) that glibc maps fresh and unmaps when freed. Measured here (2-core AMD
-EPYC, one thread, three interleaved pairs, ``benchmarks/gebt_scaling.py``'s 10^6-node run): search
-epoch 7.0-8.9 s -> 6.5-6.6 s, process 44-51 s -> 40-42 s, peak RSS 2450-2683 MiB -> 2269-2270 MiB.
-Memory is unmapped when freed, as before (glibc's ``M_MMAP_MAX=0``, which keeps freed memory
-instead, was faster still but raised the peak RSS by 500-900 MiB). Where the kernel's THP mode is
+inherit it). PyTorch's CPU allocator (c10 ``alloc_cpu``, since torch 2.2) then advises the kernel to
+back every allocation of 2 MB or more with huge pages (``madvise(MADV_HUGEPAGE)``; the block's start is
+not moved: checked here, torch 2.13), as NumPy does by default for arrays of 4 MB or more. A fresh 64 MB
+tensor then costs as few as 32 page faults instead of 16384: at 10^6 nodes every epoch allocates dozens
+of ``[N, 16]`` activations (64 MB) and ``[E]`` edge vectors (40 MB) that glibc maps fresh and unmaps when freed.
+Measured here (2-core AMD EPYC, one thread, three interleaved pairs, ``benchmarks/gebt_scaling.py``'s
+10^6-node run): search epoch 7.0-8.9 s -> 6.5-6.6 s, process 44-51 s -> 40-42 s, peak RSS 2450-2683 MiB
+-> 2269-2270 MiB. Memory is unmapped when freed, as before (glibc's ``M_MMAP_MAX=0``, which keeps freed
+memory instead, was faster still but raised the peak RSS by 500-900 MiB). Where the kernel's THP mode is
 ``never`` the advice is ignored and nothing changes.
 """
 
