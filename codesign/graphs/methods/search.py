@@ -128,7 +128,8 @@ class SearchLoop:
         epoch share one gather of ``E`` values per layer (at 10^6 nodes ~0.1 s each on one core)."""
         version = self.theta._version
         if self._weights is None or self._weights[0] != version:
-            self._weights = (version, layer_weights(self.theta, self.ctx.data.dir_to_und))
+            data = self.ctx.data
+            self._weights = (version, layer_weights(self.theta, data.dir_to_und, data.undirected))
         return self._weights[1]
 
     def weight_step(self) -> None:
@@ -209,8 +210,11 @@ def search(ctx: RunContext, model: GNN, max_epochs: int, name: str, train_weight
                         time.perf_counter() - start, theta.detach(), epoch_wall)
 
 
-def layer_weights(theta: Tensor, und: Tensor) -> Tensor | list[Tensor]:
-    """Directed edge weights from ``theta [G, E/2]``: one tensor when ``G = 1``, else one per layer."""
+def layer_weights(theta: Tensor, und: Tensor, pairs: Tensor | None = None) -> Tensor | list[Tensor]:
+    """Directed edge weights from ``theta [G, E/2]``: one tensor when ``G = 1``, else one per layer
+    (``pairs``: see ``common.edge_weight``)."""
     if theta.size(0) == 1:
-        return edge_weight(theta[0], und)
-    return [edge_weight(row, und) for row in theta]
+        return edge_weight(theta[0], und, pairs)
+    # unbind, not a loop of row selects: one backward node that stacks the rows' gradients, instead of
+    # a zero-filled [G, E/2] gradient per row added together
+    return [edge_weight(row, und, pairs) for row in theta.unbind(0)]
