@@ -84,10 +84,6 @@ class _SymmetricDegree(torch.autograd.Function):
         return dd.index_select(0, pairs[0]).add_(dd.index_select(0, pairs[1])), None, None, None, None
 
 
-
-
-
-
 def sparse_features(x: Tensor) -> Tensor:
     """``x [N, F]`` for training: when at most ``SPARSE_FEATURES_MAX_DENSITY`` of it is non-zero (bag-of-
     words features: Cora 1.3%, CiteSeer 0.9%) and it lives on the CPU, a view of ``x`` that carries its

@@ -126,8 +126,8 @@ def edge_weight(theta: Tensor, und_ids: Tensor, pairs: Tensor | None = None) -> 
     of an edge get the same value: symmetric, which the aggregation exploits, ``models.mark_symmetric``).
     ``index_select``, not ``theta[und_ids]``: the same values, and at 10^7 edges on one core its gather is
     ~2.5x faster and its backward (``index_add_``) ~1.8x faster than advanced indexing's (``index_put_``).
-    With the undirected ``pairs`` (``GraphData.undirected``), GCN and GIN take the gradient to ``theta``
-    per pair (``models.mark_undirected``)."""
+    With the undirected ``pairs`` (``GraphData.undirected``), GCN's degree and the sum aggregation (GCN,
+    GIN, SAGE) take the gradient to ``theta`` per pair (``models.mark_undirected``)."""
     values = F.relu(theta)
     w = values.index_select(0, und_ids)
     return mark_symmetric(w) if pairs is None else mark_undirected(w, values, pairs)
