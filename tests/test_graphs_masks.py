@@ -101,7 +101,8 @@ def test_admm_z_step_projects_to_sparsity():
 
 def test_gcn_layer_matches_pyg_gcnconv_with_edge_weights():
     pyg = pytest.importorskip("torch_geometric.nn")
-    from codesign.graphs.models import GCNLayer, segment_softmax
+    from codesign.graphs.aggregate import segment_softmax
+    from codesign.graphs.models import GCNLayer
 
     data = load_dataset(TINY)
     torch.manual_seed(0)
@@ -206,7 +207,7 @@ def test_models_take_one_edge_list_per_layer():
 
 @pytest.mark.parametrize("shape, wshape", [((7, 3), (20,)), ((7, 2, 3), (20, 2)), ((7, 2, 3), (20,)), ((7, 3), None)])
 def test_weighted_aggregate_matches_index_add_and_gradchecks(shape, wshape):
-    from codesign.graphs.models import weighted_aggregate
+    from codesign.graphs.aggregate import weighted_aggregate
 
     g = torch.Generator().manual_seed(0)
     h = torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
@@ -254,8 +255,8 @@ def test_topk_by_selection_equals_the_stable_sort(values, ratio, seed, ordered):
 def test_symmetric_weights_aggregate_on_the_transpose_bit_for_bit():
     """Weights declared symmetric (edge_weight from undirected values) run on A^T's CSR without the
     per-call gather into A's order: the same output and gradients, bit for bit."""
+    from codesign.graphs.aggregate import is_symmetric, weighted_aggregate
     from codesign.graphs.methods.common import edge_weight
-    from codesign.graphs.models import is_symmetric, weighted_aggregate
 
     data = load_dataset("sbm:n=400,avg_degree=6,features=8,classes=4,seed=3")
     torch.manual_seed(0)
@@ -274,7 +275,7 @@ def test_symmetric_weights_aggregate_on_the_transpose_bit_for_bit():
 
 @pytest.mark.parametrize("kind", ["gcn", "gin", "sage", "gat"])
 def test_undirected_gradient_path_matches_the_directed_one(kind):
-    """Edge weights that know their undirected values and pairs (``models.mark_undirected``, what the
+    """Edge weights that know their undirected values and pairs (``aggregate.mark_undirected``, what the
     ticket search passes) give the same forward bit for bit, and the same gradient to the values up to
     floating-point summation order: per pair ``[h_i | g_i] . [g_j | h_j]`` plus the degree's ``dd_i + dd_j``
     instead of per directed edge and a scatter back. A masked edge list (not both directions of every

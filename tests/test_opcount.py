@@ -142,7 +142,7 @@ def test_graph_ops_are_left_out_of_a_step_by_hand_count():
 
 
 def test_gat_step_does_not_grow_with_its_heads():
-    """The built-in GAT aggregates every head in one product (``models._head_plan``): same ops at 1 and 8 heads."""
+    """The built-in GAT aggregates every head in one product (``aggregate._head_plan``): same ops at 1 and 8 heads."""
     one, eight = (count_phase(CountKey("gat", 2, h, 1, "cuda"), "train") for h in (1, 8))
     assert (one.ops, one.kernels) == (eight.ops, eight.kernels)
 

@@ -20,10 +20,11 @@ from codesign.runtime.optim import Adam
 from codesign.runtime.threads import refresh_threads
 from costmodels import PhaseSpec
 
+from ..aggregate import mark_symmetric, mark_undirected
 from ..config import GraphTrainConfig
 from ..data import GraphData
 from ..masks import WeightMasks
-from ..models import GNN, Edges, Weights, mark_symmetric, mark_undirected, sparse_features
+from ..models import GNN, Edges, Weights, sparse_features
 
 
 @dataclass(frozen=True)
@@ -123,11 +124,11 @@ def state_of(model: GNN) -> dict[str, Tensor]:
 
 def edge_weight(theta: Tensor, und_ids: Tensor, pairs: Tensor | None = None) -> Tensor:
     """Directed edge weights from undirected values: ``w_e = relu(theta[und(e)])`` (both directions
-    of an edge get the same value: symmetric, which the aggregation exploits, ``models.mark_symmetric``).
+    of an edge get the same value: symmetric, which the aggregation exploits, ``aggregate.mark_symmetric``).
     ``index_select``, not ``theta[und_ids]``: the same values, and at 10^7 edges on one core its gather is
     ~2.5x faster and its backward (``index_add_``) ~1.8x faster than advanced indexing's (``index_put_``).
     With the undirected ``pairs`` (``GraphData.undirected``), GCN's degree and the sum aggregation (GCN,
-    GIN, SAGE) take the gradient to ``theta`` per pair (``models.mark_undirected``)."""
+    GIN, SAGE) take the gradient to ``theta`` per pair (``aggregate.mark_undirected``)."""
     values = F.relu(theta)
     w = values.index_select(0, und_ids)
     return mark_symmetric(w) if pairs is None else mark_undirected(w, values, pairs)

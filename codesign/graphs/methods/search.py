@@ -35,10 +35,11 @@ from torch import Tensor
 
 from codesign.runtime.optim import Adam
 
+from ..aggregate import mark_symmetric
 from ..data import GraphData
 from ..detector import EarlyBirdDetector
 from ..masks import flat, global_weight_mask, nm_weight_mask, parse_pattern
-from ..models import GNN, mark_symmetric
+from ..models import GNN
 from ..sparsify import make_sparsifier
 from .common import RunContext, edge_weight, state_of, train_step
 
