@@ -1,16 +1,21 @@
-"""Large CPU tensors on transparent huge pages (``codesign.runtime.memory``): the CLI asks torch's
-allocator for them unless the user chose, and results say what the run had."""
+"""Large CPU tensors (``codesign.runtime.memory``): on transparent huge pages (the CLI asks torch's
+allocator for them unless the user chose), reused once freed during a training run (glibc's mmap
+threshold, unless the user set glibc's malloc), and results say what the run had."""
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 
 import pytest
 
+from codesign.runtime import memory
 from codesign.runtime.memory import VARIABLE, huge_pages_in_words, kernel_thp_mode, prepare_huge_pages
+
+GLIBC = platform.libc_ver()[0] == "glibc"
 
 
 def test_set_when_unset_and_the_users_choice_kept():
@@ -52,5 +57,42 @@ def test_train_records_huge_pages(capsys):
 
     assert main(["train", "--dataset", "sbm:n=200,avg_degree=4,features=8,classes=2", "--method", "dense",
                  "--epochs", "2", "--json"]) == 0
-    words = json.loads(capsys.readouterr().out)["huge_pages"]
-    assert VARIABLE in words
+    result = json.loads(capsys.readouterr().out)
+    assert VARIABLE in result["huge_pages"]
+    if GLIBC:
+        assert result["freed_memory"].startswith(f"reused below {memory.REUSE_BELOW >> 20} MiB")
+
+
+@pytest.mark.parametrize("env", [{"MALLOC_MMAP_THRESHOLD_": "1048576"}, {"GLIBC_TUNABLES": "glibc.malloc.mmap_max=0"}])
+def test_the_users_glibc_setting_is_kept(monkeypatch, env):
+    monkeypatch.setattr(memory, "_reuse", None)
+    called = []
+    monkeypatch.setattr("ctypes.CDLL", lambda *a, **k: called.append(a))
+    assert memory.reuse_freed_blocks(env) == "glibc's, as the user set it (MALLOC_* or GLIBC_TUNABLES)"
+    assert called == []  # glibc was not touched
+    assert memory.reuse_freed_blocks({}) == memory.freed_memory_in_words()  # once per process
+
+
+def _faults_of_repeated_steps(reuse: bool) -> int:
+    """Minor page faults of five repeated steps that each allocate and free three 40 MB tensors, in a fresh
+    process on 4 kB pages (huge pages off, so every page not reused costs a fault): 5 x 3 x 10240 when
+    every block is mapped afresh."""
+    probe = ("import resource, torch; from codesign.runtime import memory; "
+             f"print(memory.reuse_freed_blocks()) if {reuse} else None; "
+             "x = torch.ones(10 * 2**20); step = lambda: ((x * 2 + 1).relu() * x).sum(); step(); "
+             "f = resource.getrusage(resource.RUSAGE_SELF).ru_minflt; [step() for _ in range(5)]; "
+             "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    env[VARIABLE] = "0"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    return int(out.stdout.split()[-1])
+
+
+def test_freed_large_tensors_are_reused_not_mapped_again():
+    """The reason for the setting: without it glibc maps every block this size afresh (measured 204,820
+    faults here); with it the freed blocks are reused (0 here)."""
+    if not GLIBC:
+        pytest.skip("glibc's malloc only")
+    fresh, reused = _faults_of_repeated_steps(False), _faults_of_repeated_steps(True)
+    assert fresh >= 5 * 3 * 10000
+    assert reused < fresh / 20

@@ -112,7 +112,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
 
     import torch
 
-    from codesign.machine.host_runtime import release_free_memory, runtime_baseline_rss, tune_allocator
+    from codesign.machine.host_runtime import runtime_baseline_rss, tune_allocator
     from codesign.machine.profiling import (
         EpochRunner,
         WorkloadConfig,
@@ -121,6 +121,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         method_phases,
         predicted_passes,
     )
+    from codesign.runtime.memory import release_free_memory
     from costmodels import price_workload
     from costmodels.measure import CPUMeter, CPUPowerModel, NVMLMeter, host_summary, make_meter
     from costmodels.measure.base import cpu_count

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from codesign.runtime.memory import release_free_memory, reuse_freed_blocks
 from codesign.runtime.result_checks import chance_warning, check_sparsity
 from codesign.runtime.torch_device import resolve_run_on
 from codesign.runtime.versions import versions
@@ -29,7 +30,7 @@ from .data import GraphData, load_dataset
 from .masks import mask_pattern, sparsity
 from .methods import get_method
 from .methods.common import MethodResult, RunContext, fit, record_phase
-from .reorder import reorder
+from .reorder import NodeOrder, reorder
 from .result import GraphRunResult
 from .ticket import Ticket, load_ticket, save_ticket
 
@@ -59,6 +60,23 @@ def _retrain_ticket(ctx: RunContext, ticket: Ticket) -> MethodResult:
                         eb_epoch=ticket.provenance.get("eb_epoch"))  # type: ignore[arg-type]
 
 
+def _run_method(config: GraphTrainConfig, data: GraphData, run_data: GraphData, order: NodeOrder | None,
+                device: torch.device, progress: bool,
+                search_limit: int | None) -> tuple[GraphTrainConfig, MethodResult]:
+    """The method's run on ``run_data`` (or the retraining of ``config.ticket``), in the run's node order;
+    the config it ran with (a ticket's architecture and seed replace the command line's)."""
+    if not config.ticket:
+        return config, get_method(config.method)(RunContext(config, run_data, device, progress, search_limit))
+    ticket = load_ticket(config.ticket, data)
+    if order is not None:  # saved in the dataset's ids: into the run's order
+        ticket = replace(ticket, graph_mask=order.mask_from_original(ticket.graph_mask))
+    # the architecture and the retraining's randomness come from the ticket, so it retrains identically
+    saved = ticket.provenance.get("config")
+    saved = saved if isinstance(saved, dict) else {}
+    config = replace(config, **{k: saved[k] for k in _TICKET_KEYS if k in saved})
+    return config, _retrain_ticket(RunContext(config, run_data, device, progress), ticket)
+
+
 def train(config: GraphTrainConfig, progress: bool = True, search_limit: int | None = None,
           thread_policy: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run ``config`` end to end and return the result dict (``GraphRunResult.to_dict()``; written to
@@ -82,17 +100,11 @@ def train_record(config: GraphTrainConfig, progress: bool = True, search_limit: 
     data = load_dataset(config.dataset, config.data_root)
     run_data, order = reorder(data, config.node_order)  # the run's node order; results in data's ids
     run_data = _to(run_data, device)
-    if config.ticket:
-        ticket = load_ticket(config.ticket, data)
-        if order is not None:  # saved in the dataset's ids: into the run's order
-            ticket = replace(ticket, graph_mask=order.mask_from_original(ticket.graph_mask))
-        # the architecture and the retraining's randomness come from the ticket, so it retrains identically
-        saved = ticket.provenance.get("config")
-        saved = saved if isinstance(saved, dict) else {}
-        config = replace(config, **{k: saved[k] for k in _TICKET_KEYS if k in saved})
-        res = _retrain_ticket(RunContext(config, run_data, device, progress), ticket)
-    else:
-        res = get_method(config.method)(RunContext(config, run_data, device, progress, search_limit))
+    reuse_freed_blocks()  # the set-up is done: from here on freed tensors are reused, not mapped afresh
+    try:
+        config, res = _run_method(config, data, run_data, order, device, progress, search_limit)
+    finally:
+        release_free_memory()  # the heap's free blocks back to the OS before the (small) pricing and saving
     if order is not None:  # tickets and results in the dataset's node ids
         res = replace(res, graph_mask=order.mask_to_original(res.graph_mask),
                       extra={**res.extra, "node_order": order.name})

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from codesign.runtime.memory import release_free_memory
+
 if TYPE_CHECKING:
     from codesign.machine.profiling import WorkloadConfig
 
@@ -48,17 +50,6 @@ def current_rss_bytes() -> int:
     import resource
 
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
-
-
-def release_free_memory() -> None:
-    """Hand freed heap memory back to the OS (glibc ``malloc_trim``; a no-op elsewhere)."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def runtime_baseline_rss(configs: Sequence[WorkloadConfig], features: int, classes: int,
