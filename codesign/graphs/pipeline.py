@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from codesign.runtime.memory import release_free_memory, reuse_freed_blocks
+from codesign.runtime.memory import release_free_memory
 from codesign.runtime.result_checks import chance_warning, check_sparsity
 from codesign.runtime.torch_device import resolve_run_on
 from codesign.runtime.versions import versions
@@ -100,8 +100,7 @@ def train_record(config: GraphTrainConfig, progress: bool = True, search_limit: 
     data = load_dataset(config.dataset, config.data_root)
     run_data, order = reorder(data, config.node_order)  # the run's node order; results in data's ids
     run_data = _to(run_data, device)
-    reuse_freed_blocks()  # the set-up is done: from here on freed tensors are reused, not mapped afresh
-    try:
+    try:  # the epochs reuse freed blocks from the second on (RunContext.epoch_done)
         config, res = _run_method(config, data, run_data, order, device, progress, search_limit)
     finally:
         release_free_memory()  # the heap's free blocks back to the OS before the (small) pricing and saving

@@ -15,18 +15,25 @@ Measured here (2-core AMD EPYC, one thread, three interleaved pairs, ``benchmark
 memory instead, was faster still but raised the peak RSS by 500-900 MiB). Where the kernel's THP mode is
 ``never`` the advice is ignored and nothing changes.
 
-Reuse (:func:`reuse_freed_blocks`, called by a training run once its data is set up;
-:func:`release_free_memory` when its epochs end). Even on huge pages every fresh mapping is zeroed by
-the kernel on first touch: at 10^6 nodes an epoch mapped ~4 GB of new tensors that way (~50,000 page
-faults). glibc's mmap threshold raised to :data:`REUSE_BELOW` serves blocks under it from the heap, and
-its trim threshold raised to :data:`KEEP_TOP` keeps the heap's free top for the next blocks (torch's
-64-byte-aligned requests often do not fit a freed block in the middle of the heap exactly), so the
-epochs reuse what the previous ones freed. Measured here (2-core AMD EPYC, one thread, the 10^6-node run
-of ``benchmarks/gebt_scaling.py``): ~4,000 page faults per epoch; search epoch 4.28-4.42 s -> 3.63-3.98 s
-in three interleaved pairs; peak RSS 2121-2152 MiB -> 2419-2679 MiB over 13 runs (the heap's
-fragmentation; it levels off, 2426 MiB from the 2nd to the 10th epoch). Set from process start instead,
-the graph generator's temporaries fragmented the heap: peak RSS ~3100 MiB. A user's own glibc malloc
-setting (``MALLOC_MMAP_*``/``MALLOC_TRIM_*`` variables, or those tunables in ``GLIBC_TUNABLES``) is left alone.
+Reuse (:func:`reuse_freed_blocks`, called by the training loops from the end of the process's first
+epoch on; :func:`release_free_memory` when a run's epochs end). Even on huge pages every fresh mapping is
+zeroed by the kernel on first touch: at 10^6 nodes an epoch mapped ~4 GB of new tensors that way
+(~50,000 page faults). glibc's mmap threshold raised to :data:`REUSE_BELOW` serves blocks under it from
+the heap, and its trim threshold raised to :data:`KEEP_TOP` keeps the heap's free top for the next
+blocks (torch's 64-byte-aligned requests often do not fit a freed block in the middle of the heap
+exactly), so an epoch reuses what the previous one freed. Why after the first epoch: that epoch builds the
+run's long-lived state (CSR plans, optimiser state); built inside the heap among the epoch's transient
+tensors it pinned holes that the heap then grew around. Measured here (2-core AMD EPYC, one thread, the
+10^6-node run of ``benchmarks/gebt_scaling.py``, 3 epochs per phase):
+
+* set after the set-up: search epoch 4.28-4.42 s -> 3.63-3.98 s (three interleaved pairs), but peak RSS
+  2121-2152 MiB -> 2419-2763 MiB over 14 runs (trim threshold default, 256 MiB or unlimited); set from
+  process start: ~3100 MiB;
+* set after the first epoch (kept): epochs 2 and 3 3.95-4.20 s and 3.63-3.86 s (the second still maps
+  the heap's pages once), peak RSS 2267-2318 MiB.
+
+A user's own glibc malloc setting (``MALLOC_MMAP_*``/``MALLOC_TRIM_*`` variables, or those tunables in
+``GLIBC_TUNABLES``) is left alone.
 """
 
 from __future__ import annotations
@@ -76,7 +83,7 @@ def reuse_freed_blocks(environ: MutableMapping[str, str] | None = None) -> str:
         done = bool(libc.mallopt(m_mmap_threshold, REUSE_BELOW)) and bool(libc.mallopt(m_trim_threshold, KEEP_TOP))
     except (OSError, AttributeError):  # not glibc (musl, macOS): its own allocator's behaviour
         done = False
-    _reuse = (f"reused below {REUSE_BELOW >> 20} MiB (glibc mmap and trim thresholds, set after the set-up)" if done
+    _reuse = (f"reused below {REUSE_BELOW >> 20} MiB (glibc mmap and trim thresholds, from the second epoch on)" if done
               else "the C library's default (no glibc mallopt)")
     return _reuse
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
+from codesign.runtime.memory import reuse_freed_blocks
 from codesign.runtime.optim import Adam
 from codesign.runtime.threads import refresh_threads
 from costmodels import PhaseSpec
@@ -112,10 +113,14 @@ class RunContext:
 
     @staticmethod
     def epoch_done(bar: tqdm) -> None:
-        """Every training loop calls this after an epoch: advance the bar and, in a search trial, let
-        the thread count follow the workers on this machine (``codesign.runtime.threads.refresh_threads``)."""
+        """Every training loop calls this after an epoch: advance the bar; in a search trial, let the
+        thread count follow the workers on this machine (``codesign.runtime.threads.refresh_threads``); and
+        from the end of the process's first epoch on, reuse freed large blocks
+        (``codesign.runtime.memory.reuse_freed_blocks``: the first epoch has built the run's long-lived
+        state, CSR plans and optimiser state, outside the heap the later epochs' tensors then reuse)."""
         bar.update()
         refresh_threads()
+        reuse_freed_blocks()
 
 
 def state_of(model: GNN) -> dict[str, Tensor]:
