@@ -273,30 +273,37 @@ def test_symmetric_weights_aggregate_on_the_transpose_bit_for_bit():
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("frozen", [False, True])
 @pytest.mark.parametrize("kind", ["gcn", "gin", "sage", "gat"])
-def test_undirected_gradient_path_matches_the_directed_one(kind):
+def test_undirected_gradient_path_matches_the_directed_one(kind, frozen):
     """Edge weights that know their undirected values and pairs (``aggregate.mark_undirected``, what the
-    ticket search passes) give the same forward bit for bit, and the same gradient to the values up to
-    floating-point summation order: per pair ``[h_i | g_i] . [g_j | h_j]`` plus the degree's ``dd_i + dd_j``
-    instead of per directed edge and a scatter back. A masked edge list (not both directions of every
-    pair of ``pairs``) falls back to the directed path."""
+    ticket search passes) give the same forward bit for bit, and the same gradients (to the values, and to
+    the weights when they train) up to floating-point summation order: per pair ``[h_i | g_i] . [g_j | h_j]``
+    plus the degree's ``dd_i + dd_j`` instead of per directed edge and a scatter back; with the weights
+    frozen (the search's edge-value step) GCN takes its degree's gradient from those pair values instead of
+    a product with ``A``. A masked edge list (not both directions of every pair of ``pairs``) falls back
+    to the directed path."""
     from codesign.graphs.methods.common import edge_weight
 
     data = load_dataset("sbm:n=400,avg_degree=6,features=8,classes=4,seed=3")
     torch.manual_seed(0)
     model = GNN(kind, data.num_features, data.num_classes, layers=2, hidden=16, heads=2, dropout=0.0)
     model.eval()
+    params = list(model.parameters())
+    for p in params:
+        p.requires_grad_(not frozen)
     theta = (torch.rand(data.num_undirected) + 0.1).requires_grad_(True)
     results = []
     for pairs in (None, data.undirected):
         w = edge_weight(theta, data.dir_to_und, pairs)
         out = model(data.x, data.edge_index, w)
-        (gt,) = torch.autograd.grad((out * out).sum(), [theta])
-        results.append((out.detach(), gt))
+        grads = torch.autograd.grad((out * out).sum(), [theta] + ([] if frozen else params))
+        results.append((out.detach(), grads))
     (out_d, g_d), (out_u, g_u) = results
     assert torch.equal(out_d, out_u)
-    assert g_d.abs().max() > 0
-    torch.testing.assert_close(g_u, g_d, rtol=1e-4, atol=1e-5 * float(g_d.abs().max()))
+    assert g_d[0].abs().max() > 0
+    for a, b in zip(g_u, g_d, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))
     # a masked list: the pair path does not apply, and the result is the directed path's
     keep = torch.rand(data.num_undirected, generator=torch.Generator().manual_seed(1)) < 0.7
     edges, und = data.edges_for(keep)

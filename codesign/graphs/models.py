@@ -36,6 +36,7 @@ from costmodels.errors import CodesignError, unknown
 from .aggregate import (
     aggregate,
     is_symmetric,
+    normalized_aggregate,
     segment_softmax,
     symmetric_degree,
     undirected_of,
@@ -113,10 +114,9 @@ class GCNLayer(nn.Module):
             deg = torch.ones(n, dtype=h.dtype, device=h.device).index_add_(0, src if symmetric else dst, w)
         dinv = deg.rsqrt().unsqueeze(-1)
         # D^-1/2 (I + A_w) D^-1/2 h as dinv * ((I + A_w)(dinv * h)): the normalisation scales rows, so no
-        # per-edge norm (two random gathers of E values and their scatters back) is built
-        hs = dinv * h
-        # the bias added in place: mul's backward keeps its inputs, not its output (one [N, F] tensor less)
-        return (dinv * weighted_aggregate(hs, edge_index, edge_weight, base=hs, symmetric=symmetric)).add_(self.bias)
+        # per-edge norm (two random gathers of E values and their scatters back) is built. The bias added
+        # in place: the backward keeps the product's inputs, not its output (one [N, F] tensor less)
+        return normalized_aggregate(h, dinv, edge_index, edge_weight, symmetric).add_(self.bias)
 
 
 class GATLayer(nn.Module):
