@@ -6,6 +6,7 @@
 #      (benchmarks/contention.py --short-search);
 #   3. benchmarks/gebt_scaling.py --skip-arxiv: 10^6-node search epoch (target <= 4 s), us/edge at 10^6 vs 10^5
 #      (target within 1.5x), the 10^6 process wall (target < 35 s) and peak RSS (target <= 2.8 GB).
+# A fixed one-thread workload is timed before and after (the "machine speed probe": this VM's speed swings).
 # Prints the numbers; logs under $1 (default runs/speed_check). Uses .venv/bin/python unless PYTHON is set.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,20 @@ if [ -z "$PY" ]; then if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 unset OMP_NUM_THREADS OMP_WAIT_POLICY GOMP_SPINCOUNT CODESIGN_SET_OMP_WAIT_POLICY
 
+probe() {  # this VM's speed swings between minutes: a fixed one-thread workload timed around the checks
+  "$PY" - "$1" <<'EOF'
+import sys, time, torch
+torch.set_num_threads(1)
+a, x = torch.randn(512, 512), torch.randn(2**24)  # a GEMM (compute) and a 64 MB stream (memory)
+t = time.perf_counter()
+for _ in range(120):
+    a @ a
+    x.mul_(1.0)
+print(f"  machine speed probe ({sys.argv[1]}): {time.perf_counter() - t:.3f} s (the same work every run: "
+      "higher is a slower spell)")
+EOF
+}
+probe "before"
 echo "== 1. Cora gebt, 5 runs (process wall, start to exit) =="
 "$PY" - "$OUT_DIR" <<'EOF'
 import json, statistics, subprocess, sys, time
@@ -54,3 +69,4 @@ print(f"  time per edge ratio 10^6 / 10^5: {h.get('search_epoch_time_ratio_over_
 print(f"  peak RSS MiB: {h['peak_rss_mib']} (target at 10^6 <= 2.8 GB = 2670 MiB)")
 print("  10^6 process wall: the process_wall_s column of the table above (target < 35 s)")
 EOF
+probe "after"
