@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from codesign.runtime.memory import release_free_memory
+from codesign.runtime.memory import RELEASE_ABOVE, release_free_memory
 from codesign.runtime.result_checks import chance_warning, check_sparsity
 from codesign.runtime.torch_device import resolve_run_on
 from codesign.runtime.versions import versions
@@ -103,7 +103,10 @@ def train_record(config: GraphTrainConfig, progress: bool = True, search_limit: 
     try:  # the epochs reuse freed blocks from the second on (RunContext.epoch_done)
         config, res = _run_method(config, data, run_data, order, device, progress, search_limit)
     finally:
-        release_free_memory()  # the heap's free blocks back to the OS before the (small) pricing and saving
+        # the heap's free blocks back to the OS before the pricing and saving, when there are many (at 10^6
+        # nodes ~1 GB: the end of the run would otherwise grow the heap further); a Cora-sized run keeps its
+        # few for the next run in the process (a search's trials: trimming them cost ~5% of a short search)
+        release_free_memory(above=RELEASE_ABOVE)
     if order is not None:  # tickets and results in the dataset's node ids
         res = replace(res, graph_mask=order.mask_to_original(res.graph_mask),
                       extra={**res.extra, "node_order": order.name})

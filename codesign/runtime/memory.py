@@ -16,7 +16,8 @@ memory instead, was faster still but raised the peak RSS by 500-900 MiB). Where 
 ``never`` the advice is ignored and nothing changes.
 
 Reuse (:func:`reuse_freed_blocks`, called by the training loops from the end of the process's first
-epoch on; :func:`release_free_memory` when a run's epochs end). Even on huge pages every fresh mapping is
+epoch on; :func:`release_free_memory` when a run's epochs end, if more than :data:`RELEASE_ABOVE` is
+free). Even on huge pages every fresh mapping is
 zeroed by the kernel on first touch: at 10^6 nodes an epoch mapped ~4 GB of new tensors that way
 (~50,000 page faults). glibc's mmap threshold raised to :data:`REUSE_BELOW` serves blocks under it from
 the heap, and its trim threshold raised to :data:`KEEP_TOP` keeps the heap's free top for the next
@@ -56,6 +57,7 @@ def prepare_huge_pages(environ: MutableMapping[str, str] | None = None) -> None:
 
 
 REUSE_BELOW = 64 << 20  # bytes: glibc's mmap threshold during training (its default ceiling is 32 MiB)
+RELEASE_ABOVE = 256 << 20  # bytes: a run hands its heap back only when more than this is free (train_record)
 KEEP_TOP = 2**31 - 1  # bytes: the heap's free top is trimmed only above this (all of it: release_free_memory)
 _USER_MALLOC = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")
 _reuse: str | None = None  # what reuse_freed_blocks did in this process (None: not called yet)
@@ -88,15 +90,34 @@ def reuse_freed_blocks(environ: MutableMapping[str, str] | None = None) -> str:
     return _reuse
 
 
-def release_free_memory() -> None:
-    """Hand freed heap memory back to the OS (glibc ``malloc_trim``; a no-op elsewhere)."""
+def release_free_memory(above: int = 0) -> None:
+    """Hand freed heap memory back to the OS (glibc ``malloc_trim``; a no-op elsewhere) when the heap holds
+    more than ``above`` bytes free (``mallinfo2().fordblks``; always where that is not known)."""
     import ctypes
     import ctypes.util
 
     try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        if above > 0 and _heap_free_bytes(libc) <= above:
+            return
+        libc.malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+def _heap_free_bytes(libc) -> int:  # type: ignore[no-untyped-def]
+    """Free bytes in glibc's heap (``mallinfo2().fordblks``, glibc >= 2.33); a huge number where unknown."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                         "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    try:
+        libc.mallinfo2.restype = MallInfo2
+        return int(libc.mallinfo2().fordblks)
+    except AttributeError:
+        return 2**62
 
 
 def freed_memory_in_words() -> str:
