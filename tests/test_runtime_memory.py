@@ -97,3 +97,23 @@ def test_freed_large_tensors_are_reused_not_mapped_again():
     fresh, reused = _faults_of_repeated_steps(False), _faults_of_repeated_steps(True)
     assert fresh >= 5 * 3 * 10000
     assert reused < fresh / 4
+
+
+def test_a_run_hands_back_its_heap_only_when_much_of_it_is_free(monkeypatch):
+    """``release_free_memory(above=...)`` trims only a heap with more than ``above`` bytes free (a Cora-sized
+    run keeps its few freed blocks for the next trial); with no bound it always trims."""
+    import types
+
+    trims: list[int] = []
+
+    def fake_libc(free: int) -> types.SimpleNamespace:
+        def mallinfo2():  # what glibc's mallinfo2 returns, as far as the rule reads it
+            return types.SimpleNamespace(fordblks=free)
+        return types.SimpleNamespace(mallinfo2=mallinfo2, malloc_trim=lambda pad: trims.append(pad))
+
+    for free, above, trimmed in ((100 << 20, memory.RELEASE_ABOVE, False), (900 << 20, memory.RELEASE_ABOVE, True),
+                                 (100 << 20, 0, True)):
+        trims.clear()
+        monkeypatch.setattr("ctypes.CDLL", lambda *a, free=free, **k: fake_libc(free))
+        memory.release_free_memory(above=above)
+        assert trims == ([0] if trimmed else [])
