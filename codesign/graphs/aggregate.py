@@ -228,11 +228,7 @@ class _SymmetricAggregate(torch.autograd.Function):
         gh = torch.sparse.mm(plan.matrix(w, transpose=True), g) if ctx.needs_input_grad[1] else None
         gu = None
         if ctx.needs_input_grad[2]:
-            # h_i . g_j, then g_i . h_j added by the second product (beta = 1 onto the first's values); one
-            # product of [h | g] with [g | h] reads the same rows but allocates two [N, 2F] copies (measured at
-            # 10^6 nodes: no faster, 84 MiB more peak memory)
-            first = torch.sparse.sampled_addmm(_upper_matrix(pairs, plan.n, h.dtype), h, g.t(), beta=0.0)
-            gu = torch.sparse.sampled_addmm(first, g, h.t()).values()
+            gu = _pair_sum(pairs, plan.n, h, g)
         return (g if ctx.needs_input_grad[0] else None), gh, gu, None, None, None
 
 
@@ -264,12 +260,10 @@ class _NormalizedSymmetricAggregate(torch.autograd.Function):
         if need_h:
             ghs = torch.sparse.mm(plan.matrix(w, transpose=True), gy).add_(gy)
             gh = dinv * ghs
-        if need_h and need_values:  # the second product adds onto the first's values (beta = 1)
-            first = torch.sparse.sampled_addmm(_upper_matrix(pairs, plan.n, h.dtype), hs, gy.t(), beta=0.0)
-            gu = torch.sparse.sampled_addmm(first, gy, hs.t()).values()
+        if need_h and need_values:
+            gu = _pair_sum(pairs, plan.n, hs, gy)
         elif need_values or need_dinv:  # the two products apart: dinv's gradient below needs each
-            a_b = torch.sparse.sampled_addmm(_upper_matrix(pairs, plan.n, h.dtype), hs, gy.t(), beta=0.0).values()
-            b_a = torch.sparse.sampled_addmm(_upper_matrix(pairs, plan.n, h.dtype), gy, hs.t(), beta=0.0).values()
+            a_b, b_a = _pair_dots(pairs, plan.n, hs, gy)
             gu = a_b + b_a if need_values else None
         if need_dinv:
             if ghs is not None:
@@ -293,6 +287,22 @@ def normalized_aggregate(h: Tensor, dinv: Tensor, edge_index: Tensor, weight: Te
                                                    und[1])
     hs = dinv * h
     return dinv * weighted_aggregate(hs, edge_index, weight, base=hs, symmetric=symmetric)
+
+
+def _pair_dots(pairs: Tensor, n: int, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    """``(u_i . v_j, v_i . u_j)`` for every pair ``(i, j)`` of ``pairs`` (``i < j``), in its order: two
+    sampled products over the upper triangle."""
+    u_v = torch.sparse.sampled_addmm(_upper_matrix(pairs, n, u.dtype), u, v.t(), beta=0.0).values()
+    v_u = torch.sparse.sampled_addmm(_upper_matrix(pairs, n, u.dtype), v, u.t(), beta=0.0).values()
+    return u_v, v_u
+
+
+def _pair_sum(pairs: Tensor, n: int, u: Tensor, v: Tensor) -> Tensor:
+    """``u_i . v_j + v_i . u_j`` per pair: :func:`_pair_dots` summed, the second product added onto the
+    first's values (beta = 1). One product of ``[u | v]`` with ``[v | u]`` reads the same rows but allocates
+    two ``[N, 2F]`` copies (measured at 10^6 nodes: no faster, 84 MiB more peak memory)."""
+    first = torch.sparse.sampled_addmm(_upper_matrix(pairs, n, u.dtype), u, v.t(), beta=0.0)
+    return torch.sparse.sampled_addmm(first, v, u.t()).values()
 
 
 def _upper_matrix(pairs: Tensor, n: int, dtype: torch.dtype) -> Tensor:

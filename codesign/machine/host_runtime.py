@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from codesign.runtime.memory import release_free_memory
+from codesign.runtime.memory import glibc, release_free_memory
 
 if TYPE_CHECKING:
     from codesign.machine.profiling import WorkloadConfig
@@ -27,11 +27,8 @@ def tune_allocator() -> bool:
     CiteSeer, 135 MB): measured 2-3x slower epochs, a cost the analytical model has no term for.
     PyTorch's CPU tuning guides recommend a caching allocator (jemalloc/tcmalloc) for the same reason.
     """
-    import ctypes
-    import ctypes.util
-
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = glibc()
         m_trim_threshold, m_mmap_max = -1, -4
         return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
     except (OSError, AttributeError):

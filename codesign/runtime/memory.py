@@ -17,15 +17,15 @@ memory instead, was faster still but raised the peak RSS by 500-900 MiB). Where 
 
 Reuse (:func:`reuse_freed_blocks`, called by the training loops from the end of the process's first
 epoch on; :func:`release_free_memory` when a run's epochs end, if more than :data:`RELEASE_ABOVE` is
-free). Even on huge pages every fresh mapping is
-zeroed by the kernel on first touch: at 10^6 nodes an epoch mapped ~4 GB of new tensors that way
-(~50,000 page faults). glibc's mmap threshold raised to :data:`REUSE_BELOW` serves blocks under it from
-the heap, and its trim threshold raised to :data:`KEEP_TOP` keeps the heap's free top for the next
-blocks (torch's 64-byte-aligned requests often do not fit a freed block in the middle of the heap
-exactly), so an epoch reuses what the previous one freed. Why after the first epoch: that epoch builds the
-run's long-lived state (CSR plans, optimiser state); built inside the heap among the epoch's transient
-tensors it pinned holes that the heap then grew around. Measured here (2-core AMD EPYC, one thread, the
-10^6-node run of ``benchmarks/gebt_scaling.py``, 3 epochs per phase):
+free). Even on huge pages every fresh mapping is zeroed by the kernel on first touch: at 10^6 nodes an
+epoch mapped ~4 GB of new tensors that way (~50,000 page faults). glibc's mmap threshold raised to
+:data:`REUSE_BELOW` serves blocks under it from the heap, and its trim threshold raised to
+:data:`KEEP_TOP` keeps the heap's free top for the next blocks (torch's 64-byte-aligned requests often
+do not fit a freed block in the middle of the heap exactly), so an epoch reuses what the previous one
+freed. Why after the first epoch: that epoch builds the run's long-lived state (CSR plans, optimiser
+state); built inside the heap among the epoch's transient tensors it pinned holes that the heap then
+grew around. Measured here (2-core AMD EPYC, one thread, the 10^6-node run of
+``benchmarks/gebt_scaling.py``, 3 epochs per phase):
 
 * set after the set-up: search epoch 4.28-4.42 s -> 3.63-3.98 s (three interleaved pairs), but peak RSS
   2121-2152 MiB -> 2419-2763 MiB over 14 runs (trim threshold default, 256 MiB or unlimited); set from
@@ -42,6 +42,7 @@ from __future__ import annotations
 import os
 from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 VARIABLE = "THP_MEM_ALLOC_ENABLE"
 _MARK = "CODESIGN_SET_THP_MEM_ALLOC_ENABLE"  # tells children the setting came from us, not the user
@@ -76,12 +77,9 @@ def reuse_freed_blocks(environ: MutableMapping[str, str] | None = None) -> str:
     if any(k in env for k in _USER_MALLOC) or any(t in tunables for t in ("mmap_threshold", "mmap_max", "trim_")):
         _reuse = "glibc's, as the user set it (MALLOC_* or GLIBC_TUNABLES)"
         return _reuse
-    import ctypes
-    import ctypes.util
-
     m_trim_threshold, m_mmap_threshold = -1, -3
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = glibc()
         done = bool(libc.mallopt(m_mmap_threshold, REUSE_BELOW)) and bool(libc.mallopt(m_trim_threshold, KEEP_TOP))
     except (OSError, AttributeError):  # not glibc (musl, macOS): its own allocator's behaviour
         done = False
@@ -93,11 +91,8 @@ def reuse_freed_blocks(environ: MutableMapping[str, str] | None = None) -> str:
 def release_free_memory(above: int = 0) -> None:
     """Hand freed heap memory back to the OS (glibc ``malloc_trim``; a no-op elsewhere) when the heap holds
     more than ``above`` bytes free (``mallinfo2().fordblks``; always where that is not known)."""
-    import ctypes
-    import ctypes.util
-
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = glibc()
         if above > 0 and _heap_free_bytes(libc) <= above:
             return
         libc.malloc_trim(0)
@@ -105,7 +100,16 @@ def release_free_memory(above: int = 0) -> None:
         pass
 
 
-def _heap_free_bytes(libc) -> int:  # type: ignore[no-untyped-def]
+def glibc() -> Any:
+    """The C library, for ``mallopt`` / ``malloc_trim`` / ``mallinfo2`` (``OSError`` where it cannot be
+    loaded; a missing function raises ``AttributeError`` when used: not glibc)."""
+    import ctypes
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def _heap_free_bytes(libc: Any) -> int:
     """Free bytes in glibc's heap (``mallinfo2().fordblks``, glibc >= 2.33); a huge number where unknown."""
     import ctypes
 
