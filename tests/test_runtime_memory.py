@@ -73,30 +73,31 @@ def test_the_users_glibc_setting_is_kept(monkeypatch, env):
     assert memory.reuse_freed_blocks({}) == memory.freed_memory_in_words()  # once per process
 
 
-def _faults_of_repeated_steps(reuse: bool) -> int:
-    """Minor page faults of five repeated steps that each allocate and free three 40 MB tensors, after three
-    warm-up steps (the heap reaches its steady layout; after one, 2 of 12 runs still mapped 3 blocks), in a
-    fresh process on 4 kB pages (huge pages off, so every page not reused costs a fault): 5 x 3 x 10240
-    when every block is mapped afresh."""
+def _faults_of_repeated_steps(reuse: bool) -> list[int]:
+    """Minor page faults of each of eight repeated steps that allocate and free 40 MB tensors (four per step),
+    after three warm-up steps (the heap reaches its steady layout), in a fresh process on 4 kB pages (huge
+    pages off, so every page not reused costs a fault): 4 x 10240 per step when every block is mapped afresh."""
     probe = ("import resource, torch; from codesign.runtime import memory; "
              f"print(memory.reuse_freed_blocks()) if {reuse} else None; "
              "x = torch.ones(10 * 2**20); step = lambda: ((x * 2 + 1).relu() * x).sum(); [step() for _ in range(3)]; "
-             "f = resource.getrusage(resource.RUSAGE_SELF).ru_minflt; [step() for _ in range(5)]; "
-             "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f)")
+             "faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt; "
+             "print(*[-faults() + (step(), faults())[1] for _ in range(8)])")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
     env[VARIABLE] = "0"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
-    return int(out.stdout.split()[-1])
+    return [int(n) for n in out.stdout.splitlines()[-1].split()]
 
 
 def test_freed_large_tensors_are_reused_not_mapped_again():
-    """The reason for the setting: without it glibc maps every block this size afresh (measured 204,820
-    faults here); with it the freed blocks are reused (0 in 30 of 30 runs here)."""
+    """The reason for the setting: without it glibc maps every block this size afresh, every step (40,960
+    faults per step here); with it the freed blocks are reused, and a step takes no fresh pages at all.
+    The bound is on the quietest step, not the sum: a kernel that reclaims idle pages (this VM runs DAMON
+    pageout) can take back a kept block between steps, and one CI run saw 6 blocks mapped again over 5 steps."""
     if not GLIBC:
         pytest.skip("glibc's malloc only")
     fresh, reused = _faults_of_repeated_steps(False), _faults_of_repeated_steps(True)
-    assert fresh >= 5 * 3 * 10000
-    assert reused < fresh / 4
+    assert min(fresh) >= 3 * 10000, fresh
+    assert min(reused) < 2000, reused  # not one 40 MB block (10,240 pages) mapped afresh
 
 
 def test_a_run_hands_back_its_heap_only_when_much_of_it_is_free(monkeypatch):
