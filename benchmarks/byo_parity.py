@@ -8,7 +8,13 @@ included) priced with ``--task cnn``: forward MACs against 1.82 GMAC / 300 MMAC 
 published counts), target within 1%. Everything is analytical (no timing): the numbers do not
 depend on the machine's load. The last line printed is one JSON object.
 
-    python benchmarks/byo_parity.py [--dataset cora]
+``--measure`` also times both on this CPU (a train step and an inference, median of 40 after 5 warm-ups,
+``--threads`` threads, default 1: the thread count ``codesign train`` picks for Cora, the basis the calibrated
+profile was fitted on) and prints the measured ratio PyG / built-in beside the priced one on
+``--cpu-profile`` (default ``calibrated/cloud-cpu-2core``): whether the price follows the work on the one
+device a run here can measure (load-sensitive: the load average is printed; measure quietly).
+
+    python benchmarks/byo_parity.py [--dataset cora] [--measure [--cpu-profile NAME]]
 """
 
 from __future__ import annotations
@@ -107,12 +113,12 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
 
 
-def builtin_rows(model: str, dataset: str) -> list[dict]:
+def builtin_rows(model: str, dataset: str, device: str | None = None) -> list[dict]:
     from codesign.cli import main
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        main(["estimate", "--model", model, "--dataset", dataset, "--json"])
+        main(["estimate", "--model", model, "--dataset", dataset, "--json"] + (["--device", device] if device else []))
     return json.loads(buf.getvalue())
 
 
@@ -158,9 +164,89 @@ def cnn_flops() -> list[dict]:
     return out
 
 
+def _median_s(fn, repeats: int) -> float:
+    """Median wall of ``repeats`` calls of ``fn`` after 5 warm-up calls."""
+    import statistics
+    import time
+
+    for _ in range(5):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _timed_pair(kind: str, data, repeats: int) -> dict[str, tuple[float, float]]:
+    """Seconds (PyG twin, built-in) of one training step and one inference of ``kind`` on ``data``."""
+    from codesign.graphs.config import GraphTrainConfig
+    from codesign.graphs.methods.common import RunContext, WeightMasks, train_step
+    from codesign.runtime.optim import Adam
+
+    torch.manual_seed(0)
+    ctx = RunContext(GraphTrainConfig(model=kind, epochs=1), data, torch.device("cpu"), progress=False)
+    ours, twin = ctx.new_model(), pyg_model(kind, data.num_features, data.num_classes)
+    run = ctx.data  # the built-ins' view of the data (sparse input features as CSR on a CPU)
+    ours_opt, masks, edges = ctx.optimizer(ours), WeightMasks(ours, None), run.layer_edges(None)
+    twin_opt = Adam([{"params": list(twin.parameters())}], lr=0.01, weight_decay=5e-4)
+
+    def twin_step() -> None:
+        twin.train()
+        twin_opt.zero_grad()
+        F.cross_entropy(twin(data.x, data.edge_index)[data.train_mask], data.y[data.train_mask]).backward()
+        twin_opt.step()
+
+    def infer(model, *args) -> None:
+        model.eval()
+        with torch.no_grad():
+            model(*args)
+
+    return {"train_epoch": (_median_s(twin_step, repeats),
+                            _median_s(lambda: train_step(ours, ours_opt, run, edges, None, masks), repeats)),
+            "inference": (_median_s(lambda: infer(twin, data.x, data.edge_index), repeats),
+                          _median_s(lambda: infer(ours, run.x, run.edge_index, None), repeats))}
+
+
+def measured_vs_priced(dataset: str, cpu_profile: str, repeats: int = 40) -> list[dict]:
+    """Per model: measured (this CPU) and priced (``cpu_profile``) ratios PyG twin / built-in, for one
+    training step and one inference on ``dataset``."""
+    import os
+
+    from codesign.dispatch.byo import price_model
+    from codesign.graphs.data import load_dataset
+
+    load = os.getloadavg()[0]
+    data = load_dataset(dataset)
+    out = []
+    for kind in ("gcn", "gat", "gin", "sage"):
+        measured = _timed_pair(kind, data, repeats)
+        priced = {r["phase"]: r["latency_s"] for r in price_model(lambda f, c, k=kind: pyg_model(k, f, c), dataset,
+                                                                  [cpu_profile], name=kind)}
+        reference = {r["phase"]: r["latency_s"] for r in builtin_rows(kind, dataset, cpu_profile)}
+        for phase, (twin_s, ours_s) in measured.items():
+            out.append({"model": kind, "phase": phase, "pyg_ms": 1e3 * twin_s, "builtin_ms": 1e3 * ours_s,
+                        "measured_ratio": twin_s / ours_s, "priced_ratio": priced[phase] / reference[phase],
+                        "pyg_price_error": priced[phase] / twin_s - 1.0,
+                        "builtin_price_error": reference[phase] / ours_s - 1.0})
+    print(f"\nmeasured on this CPU ({torch.get_num_threads()} threads, load average "
+          f"{load:.2f} before) vs priced on {cpu_profile}:")
+    print(f"{'model':<5} {'phase':<12} {'PyG ms':>8} {'ours ms':>8} {'measured':>9} {'priced':>7} "
+          f"{'PyG price err':>14} {'ours price err':>15}")
+    for r in out:
+        print(f"{r['model']:<5} {r['phase']:<12} {r['pyg_ms']:8.2f} {r['builtin_ms']:8.2f} "
+              f"{r['measured_ratio']:9.2f} {r['priced_ratio']:7.2f} {r['pyg_price_error']:+14.0%} "
+              f"{r['builtin_price_error']:+15.0%}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="cora")
+    p.add_argument("--measure", action="store_true", help="also time PyG twins and built-ins on this CPU")
+    p.add_argument("--cpu-profile", default="calibrated/cloud-cpu-2core", help="the profile --measure prices on")
+    p.add_argument("--threads", type=int, default=1, help="torch threads while --measure times (default 1)")
     args = p.parse_args(argv)
     torch.manual_seed(0)
     rows, worst = gnn_parity(args.dataset)
@@ -182,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
                "all_inside": inside == len(rows),
                "cnn": {c["model"]: {"macs": c["macs"], "error": c["error"]} for c in cnn},
                "cnn_within_1pct": all(abs(c["error"]) <= 0.01 for c in cnn)}
+    if args.measure:
+        torch.set_num_threads(args.threads)
+        timed = measured_vs_priced(args.dataset, args.cpu_profile)
+        summary["measured_on_this_cpu"] = {f"{r['model']}/{r['phase']}": {
+            k: round(r[k], 3) for k in ("measured_ratio", "priced_ratio", "pyg_price_error", "builtin_price_error")}
+            for r in timed}
     print(json.dumps(summary))
     return 0
 

@@ -16,6 +16,10 @@ SPARSE_FEATURES_MAX_DENSITY = 0.1
 with sparse features (``sparse_feature_compute``: codesign's own CPU training path,
 ``codesign.graphs.models.sparse_features``)."""
 
+EAGER_KINDS = ("gpu", "cpu", "edge")
+"""Profile kinds that run PyTorch eager: each dispatched kernel reads its inputs from and writes its output
+to memory (an accelerator template runs the model's arithmetic in its own engines instead)."""
+
 WEIGHT_PATTERNS = ("unstructured", "2:4")  # what a weight mask conforms to (measured: codesign.graphs.masks)
 
 
@@ -54,6 +58,7 @@ class ExecContext:
     training: bool = True
     sparse_feature_storage: bool = False  # input features stored and read sparse (values + 32-bit indices)
     sparse_feature_compute: bool = False  # products with sparse input features run as sparse-dense products
+    eager_messages: bool = False  # a traced model's per-edge message tensors go through memory (EAGER_KINDS)
 
     def feature_compute(self, density: Array) -> Array:
         """True where the input features' product runs sparse: ``sparse_feature_compute`` and at most

@@ -89,7 +89,9 @@ class Gemm:
     Input features (``input_resident``) on a device with sparse feature compute: the forward and
     ``dW`` FLOPs scale by their density ``d_x`` and X's bytes are the CSR operand's
     (:meth:`ExecContext.feature_mac_scale`, :meth:`ExecContext.feature_read_scale`); ``macs`` stay
-    the papers' count.
+    the papers' count. That credit is the software's (codesign's built-ins multiply sparse features as
+    CSR); a product the model runs dense (``sparse_compute=False``: a traced ``aten.mm`` of strided
+    features) gets none, only the storage credit of a device that stores features sparse.
     """
 
     name: str
@@ -103,6 +105,7 @@ class Gemm:
     input_resident: bool = False  # X is a resident tensor (the input features): autograd keeps a reference
     weight_pattern: str = "unstructured"  # what the weight mask conforms to (ExecContext: 2:4 credit)
     input_density: Array = 1.0  # non-zero fraction of X when it is the resident input (sparse feature storage)
+    sparse_compute: bool = True  # may run sparse-dense where the device computes with sparse input features
 
     def param_count(self) -> Array:
         return self.k * self.n
@@ -111,12 +114,14 @@ class Gemm:
         return self.m * self.k * self.n
 
     def _x_bytes(self, ctx: ExecContext) -> Array:
-        scale = ctx.feature_read_scale(self.input_density) if self.input_resident else 1.0
-        return self.m * self.k * ctx.dtype_bytes * scale
+        if not self.input_resident:
+            return self.m * self.k * ctx.dtype_bytes
+        read = ctx.feature_read_scale if self.sparse_compute else ctx.feature_scale
+        return self.m * self.k * ctx.dtype_bytes * read(self.input_density)
 
     def _x_macs(self, ctx: ExecContext) -> Array:
-        """Fraction of the MACs with X that run: below 1 only for sparse input features."""
-        return ctx.feature_mac_scale(self.input_density) if self.input_resident else 1.0
+        """Fraction of the MACs with X that run: below 1 only for sparse input features run sparse."""
+        return ctx.feature_mac_scale(self.input_density) if self.input_resident and self.sparse_compute else 1.0
 
     def forward(self, ctx: ExecContext) -> OpCost:
         b = ctx.dtype_bytes

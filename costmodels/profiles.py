@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from . import parallel
-from .context import ExecContext
+from .context import EAGER_KINDS, ExecContext
 from .errors import ProfileError, unknown
 from .knobs import check_section
 
@@ -255,6 +255,7 @@ class DeviceProfile:
             training=training,
             sparse_feature_storage=self.sparse_feature_storage,
             sparse_feature_compute=self.sparse_feature_compute,
+            eager_messages=self.kind in EAGER_KINDS,
         )
 
     def at_threads(self, threads: int) -> DeviceProfile:

@@ -68,13 +68,22 @@ class Parameters(Elementwise):
 
 @dataclass(frozen=True)
 class Fused(Elementwise):
-    """An elementwise op fused into the aggregation kernel that consumes it: its arithmetic is done
-    (FLOPs counted, forward and backward), its result never goes through DRAM."""
+    """A per-edge message op (the gather of rows, ``alpha * x_j``, attention scores, the scatter's zeros)
+    that an aggregation consumes. Where the model's arithmetic runs in one fused aggregation (an
+    accelerator's engine; the device-free ideal) its arithmetic is done (FLOPs counted, forward and
+    backward) and so are its random draws (a dropout on attention scores still draws one value per
+    score: its serial steps stay), and its result never goes through DRAM. On a device that runs PyTorch
+    eager (``ExecContext.eager_messages``) it is the kernel it was: it reads and writes its tensors."""
 
     def forward(self, ctx: ExecContext) -> OpCost:
         cost = super().forward(ctx)
-        return OpCost(self.name, cost.op_class, cost.phase, cost.flops, 0.0, 0.0 * cost.flops, 0)
+        if ctx.eager_messages:
+            return cost
+        return OpCost(self.name, cost.op_class, cost.phase, cost.flops, 0.0, 0.0 * cost.flops, 0,
+                      cost.serial_steps)
 
     def backward(self, ctx: ExecContext) -> OpCost:
         cost = super().backward(ctx)
+        if ctx.eager_messages:
+            return cost
         return OpCost(self.name, cost.op_class, cost.phase, cost.flops, 0.0, 0.0 * cost.flops, 0)

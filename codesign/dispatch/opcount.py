@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from costmodels.atomic import write_text
+from costmodels.context import EAGER_KINDS
 
 TABLE_PATH = Path(__file__).with_name("kernel_counts.json")
 KINDS = ("train", "train_masked", "search_joint", "search_graph", "ugs_mask", "inference", "eval")
@@ -238,7 +239,7 @@ def host_ops(model: str, layers: int, heads: int, kind: str, *, graph_copies: in
     return lookup(CountKey(model, layers, heads, graph_copies, target), kind).ops
 
 
-TORCH_KINDS = ("gpu", "cpu", "edge")  # profile kinds that run PyTorch eager (an accelerator keeps the fallback)
+TORCH_KINDS = EAGER_KINDS  # profile kinds that run PyTorch eager (an accelerator keeps the fallback)
 
 
 def counts_apply(profile: Any) -> bool:

@@ -352,10 +352,14 @@ class _Recorder(DispatchRecorder):
                                          writes=n / max(e, 1), needs_backward=info.grad, op_class="aggregation"))
         for slot in (info.chain if info.edges == e else []) + ([fresh] if fresh >= 0 else []) + [
                 c for c in info.coef if c not in self.pre]:
-            op = self.slots[slot]  # the gather, the message ops, the zeros: one fused kernel, no DRAM pass
-            fused = isinstance(op, Elementwise) and op.flops_per_elem > 0 and slot not in self.weighting
-            self.slots[slot] = replace(Fused(**{f: getattr(op, f) for f in op.__dataclass_fields__}),
-                                       saved_bytes_per_elem=0.0) if fused else None
+            op = self.slots[slot]  # the gather, the message ops, the zeros: fused into the aggregation where
+            if not isinstance(op, Elementwise):  # the device fuses (aten_ops.Fused), their own kernels in eager
+                self.slots[slot] = None
+                continue
+            fused = replace(Fused(**{f: getattr(op, f) for f in op.__dataclass_fields__}), saved_bytes_per_elem=0.0)
+            if slot in self.weighting or op.flops_per_elem == 0:  # the scaling multiply (its FLOPs are the
+                fused = replace(fused, flops_per_elem=0.0, backward_flops_per_elem=0.0)  # SpMM's), gathers, zeros
+            self.slots[slot] = fused
         op_reduce = "mean" if reduce in ("mean", "mean_") else "sum"
         return self._add(Aggregate(f"aten.{name}", float(n), float(e), 0.0, float(width), True, op_reduce,
                                    False, info.grad, input_density=info.features or 1.0))
@@ -384,7 +388,8 @@ class _Recorder(DispatchRecorder):
         cls = Gemm if ib.param and batch == 1 else NoParamGemm
         d, pattern = _weight_sparsity(rows) if cls is Gemm else (1.0, "unstructured")
         self._add(cls(f"aten.{name}", float(m), float(k), float(n), d, ia.grad, ib.grad, weight_pattern=pattern,
-                      input_resident=ia.features > 0, input_density=ia.features or 1.0))
+                      input_resident=ia.features > 0, input_density=ia.features or 1.0,
+                      sparse_compute=False))  # a strided product: dense, whatever the device could do
         if name in ("addmm", "baddbmm"):
             bias = args[0]
             self._add(Elementwise("aten.addmm.bias", float(outs[0].numel()), 1.0, 1.0, reads=1.0, writes=0.0,
