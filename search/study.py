@@ -451,6 +451,9 @@ def run_search(
                 signal.signal(signal.SIGINT, previous)
         if held:
             raise KeyboardInterrupt
+        from .plots import prefetch_plotting  # this process only waits now: the plots' imports meanwhile
+
+        threading.Thread(target=prefetch_plotting, name="prefetch-plotting", daemon=True).start()
         while any(p.is_alive() for p in procs):
             time.sleep(POLL_S)
             progress = _progress(study, config)
