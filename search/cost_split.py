@@ -89,11 +89,13 @@ def plot_cost_split(df: pd.DataFrame, summary: dict[str, Any], path: str | Path)
     import matplotlib.pyplot as plt
 
     from .budget import format_si
-    from .plots import _scale
+    from .plots import FAR_BUDGET, _scale
 
     unit = summary.get("cost_unit") or ""
     totals = [sum(p.values()) for _, p in rows]
-    scale, prefix = _scale(max([*totals, (summary.get("budget") or {}).get("value") or 0.0]))
+    budget = summary.get("budget")
+    far = bool(budget and max(totals) > 0 and budget["value"] > FAR_BUDGET * max(totals))  # as pareto.png
+    scale, prefix = _scale(max(totals if far else [*totals, (budget or {}).get("value") or 0.0]))
     fig, ax = plt.subplots(figsize=(11, 1.2 + 0.95 * len(rows)))
     y = list(range(len(rows)))[::-1]
     left = [0.0] * len(rows)
@@ -103,8 +105,11 @@ def plot_cost_split(df: pd.DataFrame, summary: dict[str, Any], path: str | Path)
         left = [a + b for a, b in zip(left, widths)]
     for yi, total in zip(y, totals):
         ax.text(total / scale, yi, " " + format_si(total, unit), va="center", fontsize=8)
-    budget = summary.get("budget")
-    if budget:
+    if far:  # past the axis: a note, not a line that would squash the bars
+        ax.annotate(f"budget {format_si(budget['value'], unit)} ({budget['value'] / max(totals):.0f}x the dearest "
+                    "bar) \u2192", xy=(0.99, 0.98), xycoords="axes fraction", ha="right", va="top", fontsize=8,
+                    color="crimson")
+    elif budget:
         ax.axvline(budget["value"] / scale, color="crimson", ls="--", lw=1.2,
                    label=f"budget {format_si(budget['value'], unit)}")
     ax.set_yticks(y)
@@ -112,7 +117,7 @@ def plot_cost_split(df: pd.DataFrame, summary: dict[str, Any], path: str | Path)
     metric = str(summary.get("metric") or "cost").replace("-", " ")
     ax.set_xlabel(f"{metric} on {summary.get('device')} [{prefix}{unit}] ({summary.get('cost_source') or 'estimated'})",
                   fontsize=8)
-    ax.set_xlim(0, max([*left, (budget or {}).get("value", 0.0) / scale]) * 1.25 or 1.0)
+    ax.set_xlim(0, max([*left, 0.0 if far else (budget or {}).get("value", 0.0) / scale]) * 1.25 or 1.0)
     ax.set_title("Where the training cost goes: ticket search vs training the final network", fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: never over a bar's total
     fig.tight_layout()

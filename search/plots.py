@@ -4,8 +4,9 @@ x: the cost metric with an SI prefix picked for the data (e.g. "train energy on 
 y: validation accuracy. One colour per method (and, with several runs, one marker per run, each run
 labelled by its folder); trials over the budget are hollow; the dense reference is labelled; the
 Pareto front of each run is a step line (a point on the front is the best accuracy affordable at
-its cost); the budget is a vertical dashed line; the chosen trial (most accurate feasible) is a
-star. Screened configurations (ruled out by the cost model before training) have no accuracy: they
+its cost); the budget is a vertical dashed line (a budget over ``FAR_BUDGET`` times the dearest
+trial is a note at the axis' right end instead: the axis spans the trials); the chosen trial (most
+accurate feasible) is a star. Screened configurations (ruled out by the cost model before training) have no accuracy: they
 are not drawn, and their count is in the title. The x axis is linear while the costs span less
 than ``LOG_SPREAD``; beyond that a log axis with labelled minor ticks shows every trial, and, with a
 budget, a second, linear panel shows the region around the budget. A study with no trained trial
@@ -27,6 +28,7 @@ from .hardware import draw_area_panel, draw_hardware, has_area
 _PREFIXES = [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"),
              (1e-6, "u"), (1e-9, "n")]
 LOG_SPREAD = 20.0  # max/min cost beyond which the overview axis is logarithmic
+FAR_BUDGET = 4.0  # a budget this many times the dearest trial: the axis shows the trials, the budget as a note
 MINOR_LABEL_SPREAD = 100.0  # a log axis labels its 2x and 5x ticks only over at most two decades
 METHOD_COLOURS = {"dense": "#222222", "gebt": "#1f77b4", "geb": "#17becf", "random": "#ff7f0e", "ugs": "#9467bd",
                   "sgcn": "#8c564b", "eb": "#1f77b4", "spline-eb": "#2ca02c", "spline": "#17becf",
@@ -262,6 +264,16 @@ def _log_axis(ax: Any, spread: float) -> None:
         ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def _far_budget_note(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], dearest: float) -> None:
+    """The budget past the axis' right end: its line (off the axis) leaves the legend, a note says where it is."""
+    for line in [ln for ln in ax.get_lines() if str(ln.get_label()).startswith("budget ")]:
+        line.remove()
+    texts = sorted({(s["budget"]["value"], s["budget"]["text"]) for _, _, s in studies if s.get("budget")})
+    words = ", ".join(f"{text} ({value / dearest:.0f}x the dearest trial)" for value, text in texts)
+    ax.annotate(f"budget {words} \u2192", xy=(0.99, 0.98), xycoords="axes fraction", ha="right", va="top",
+                fontsize=8, color="crimson")
+
+
 def _near(costs: list[float], budget: float) -> bool:
     """Whether any trial lies within [0.5, 1.5] x the budget (the zoom panel would not be empty)."""
     return any(0.5 * budget <= c <= 1.5 * budget for c in costs)
@@ -270,17 +282,21 @@ def _near(costs: list[float], budget: float) -> bool:
 def prefetch_plotting() -> None:
     """Import matplotlib (Agg) and pyplot and load the text font, as the first plot would: run in a
     background thread by a search process while its workers train (``study.run_search``), so that drawing
-    the plots after the last trial does not start with ~1 s of imports."""
-    import matplotlib
+    the plots after the last trial does not start with ~1 s of imports. An error here is left for the
+    plots to report (they import the same modules), not printed from the thread."""
+    try:
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401  (the import is the point)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401  (the import is the point)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(1, 1))
-    figure.text(0.5, 0.5, "0.1 J")
-    FigureCanvasAgg(figure).draw()
+        figure = Figure(figsize=(1, 1))
+        figure.text(0.5, 0.5, "0.1 J")
+        FigureCanvasAgg(figure).draw()
+    except Exception:  # noqa: BLE001, S110 - see the docstring
+        pass
 
 
 def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], path: str | Path) -> Path:
@@ -296,9 +312,11 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
     frames = [df for _, df, _ in studies]
     costs = [float(c) for df in frames for c in complete_frame(df).get("cost", pd.Series(dtype=float))]
     budget_values = [s["budget"]["value"] for _, _, s in studies if s.get("budget")]
-    scale, prefix = _scale(max([*costs, *budget_values], default=1.0))
     positive = [c for c in costs if c > 0]
     spread = max(positive) / min(positive) if positive else 1.0
+    # a budget far beyond every trial (1 kJ for trials of 4-10 J) would squash them all against the axis
+    far = bool(positive and budget_values and spread <= LOG_SPREAD and min(budget_values) > FAR_BUDGET * max(costs))
+    scale, prefix = _scale(max(costs if far else [*costs, *budget_values], default=1.0))
     zoom = spread > LOG_SPREAD and bool(budget_values) and _near(costs, min(budget_values, default=0.0))
     area = (len(studies) == 1 and has_area(complete_frame(frames[0]))
             and bool((studies[0][2].get("context") or {}).get("hardware_space")))  # a searched chip
@@ -315,6 +333,9 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
         _log_axis(ax, spread)
     elif ax.get_xscale() == "log":  # draw_hardware chose it (devices a decade apart)
         _log_axis(ax, float(getattr(ax, "_codesign_spread", spread)))
+    elif far and ax.get_xscale() != "log":
+        ax.set_xlim(0, max(costs) / scale * 1.15)
+        _far_budget_note(ax, studies, max(costs))
     elif (positive or budget_values) and ax.get_xscale() != "log":  # draw_hardware may have chosen log
         hi = max([*costs, *budget_values]) / scale
         lo = min([*costs, *budget_values]) / scale

@@ -453,13 +453,15 @@ def run_search(
             raise KeyboardInterrupt
         from .plots import prefetch_plotting  # this process only waits now: the plots' imports meanwhile
 
-        threading.Thread(target=prefetch_plotting, name="prefetch-plotting", daemon=True).start()
+        prefetch = threading.Thread(target=prefetch_plotting, name="prefetch-plotting", daemon=True)
+        prefetch.start()
         while any(p.is_alive() for p in procs):
             time.sleep(POLL_S)
             progress = _progress(study, config)
             if on_trial is not None and progress.complete != shown:
                 shown = progress.complete
                 on_trial(progress)
+        prefetch.join()  # done by now on all but the shortest searches; the plots then draw on one thread
     except KeyboardInterrupt:
         interrupted = True
         raise

@@ -257,3 +257,29 @@ def test_plots_of_an_empty_and_a_one_method_study(tmp_path):
     one = _same_name_run(tmp_path, "one", 4, space=SPACE.narrow("method=random"))
     assert (one / "pareto.png").stat().st_size > 1000
     assert set(pd.read_csv(one / "trials.csv")["param.method"]) == {"random"}
+
+
+def test_a_budget_far_beyond_every_trial_is_a_note_not_the_axis(tmp_path, monkeypatch):
+    """1 kJ for trials of a few joules drew every point against the y axis; the axis now spans the trials
+    and a note names the budget and how far off it is (pareto.png and cost_split.png alike)."""
+    import matplotlib.pyplot as plt
+
+    from search.export import summary, trials_frame
+    from search.plots import FAR_BUDGET, _scale, plot_studies
+
+    metric = parse_metric("train-energy")
+    cfg = SearchConfig("far", embedded_url(tmp_path), 4, metric, parse_budget("1 kJ", metric))
+    study = run_search(cfg, SPACE, fake_evaluator)
+    df = trials_frame(study)
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig=None: figures.append(fig))
+    plot_studies([("far", df, summary(study, df))], tmp_path / "far.png")
+    (ax,) = [a for a in figures[-1].axes if a.get_lines() or a.collections]
+    dearest = float(df["cost"].max())
+    assert dearest * FAR_BUDGET < 1000.0  # the case this is about
+    scale, prefix = _scale(dearest)  # the axis' unit: the trials', not the budget's
+    assert f"[{prefix}J]" in ax.get_xlabel()
+    assert ax.get_xlim()[1] * scale < 2 * dearest  # the trials fill the axis
+    notes = [t.get_text() for t in ax.texts if "x the dearest trial" in t.get_text()]
+    assert notes and notes[0].startswith(("budget 1 kJ", "budget 1kJ"))
+    assert not [h for h in ax.get_legend_handles_labels()[1] if h.startswith("budget")]
