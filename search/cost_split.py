@@ -105,7 +105,7 @@ def plot_cost_split(df: pd.DataFrame, summary: dict[str, Any], path: str | Path)
         left = [a + b for a, b in zip(left, widths)]
     for yi, total in zip(y, totals):
         ax.text(total / scale, yi, " " + format_si(total, unit), va="center", fontsize=8)
-    if far:  # past the axis: a note, not a line that would squash the bars
+    if far and budget:  # past the axis: a note, not a line that would squash the bars
         ax.annotate(f"budget {format_si(budget['value'], unit)} ({budget['value'] / max(totals):.0f}x the dearest "
                     "bar) \u2192", xy=(0.99, 0.98), xycoords="axes fraction", ha="right", va="top", fontsize=8,
                     color="crimson")

@@ -6,8 +6,8 @@ labelled by its folder); trials over the budget are hollow; the dense reference 
 Pareto front of each run is a step line (a point on the front is the best accuracy affordable at
 its cost); the budget is a vertical dashed line (a budget over ``FAR_BUDGET`` times the dearest
 trial is a note at the axis' right end instead: the axis spans the trials); the chosen trial (most
-accurate feasible) is a star. Screened configurations (ruled out by the cost model before training) have no accuracy: they
-are not drawn, and their count is in the title. The x axis is linear while the costs span less
+accurate feasible) is a star. Screened configurations (ruled out by the cost model before training)
+have no accuracy: they are not drawn, and their count is in the title. The x axis is linear while the costs span less
 than ``LOG_SPREAD``; beyond that a log axis with labelled minor ticks shows every trial, and, with a
 budget, a second, linear panel shows the region around the budget. A study with no trained trial
 says so on the plot.
