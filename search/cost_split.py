@@ -89,12 +89,12 @@ def plot_cost_split(df: pd.DataFrame, summary: dict[str, Any], path: str | Path)
     import matplotlib.pyplot as plt
 
     from .budget import format_si
-    from .plots import FAR_BUDGET, _scale
+    from .plots import _scale, budget_is_far, far_budget_note
 
     unit = summary.get("cost_unit") or ""
     totals = [sum(p.values()) for _, p in rows]
     budget = summary.get("budget")
-    far = bool(budget and max(totals) > 0 and budget["value"] > FAR_BUDGET * max(totals))  # as pareto.png
+    far = bool(budget and budget_is_far(budget["value"], max(totals)))
     scale, prefix = _scale(max(totals if far else [*totals, (budget or {}).get("value") or 0.0]))
     fig, ax = plt.subplots(figsize=(11, 1.2 + 0.95 * len(rows)))
     y = list(range(len(rows)))[::-1]
@@ -106,9 +106,8 @@ def plot_cost_split(df: pd.DataFrame, summary: dict[str, Any], path: str | Path)
     for yi, total in zip(y, totals):
         ax.text(total / scale, yi, " " + format_si(total, unit), va="center", fontsize=8)
     if far and budget:  # past the axis: a note, not a line that would squash the bars
-        ax.annotate(f"budget {format_si(budget['value'], unit)} ({budget['value'] / max(totals):.0f}x the dearest "
-                    "bar) \u2192", xy=(0.99, 0.98), xycoords="axes fraction", ha="right", va="top", fontsize=8,
-                    color="crimson")
+        times = budget["value"] / max(totals)
+        far_budget_note(ax, f"{format_si(budget['value'], unit)} ({times:.0f}x the dearest bar)")
     elif budget:
         ax.axvline(budget["value"] / scale, color="crimson", ls="--", lw=1.2,
                    label=f"budget {format_si(budget['value'], unit)}")

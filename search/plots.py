@@ -7,8 +7,8 @@ Pareto front of each run is a step line (a point on the front is the best accura
 its cost); the budget is a vertical dashed line (a budget over ``FAR_BUDGET`` times the dearest
 trial is a note at the axis' right end instead: the axis spans the trials); the chosen trial (most
 accurate feasible) is a star. Screened configurations (ruled out by the cost model before training)
-have no accuracy: they are not drawn, and their count is in the title. The x axis is linear while the costs span less
-than ``LOG_SPREAD``; beyond that a log axis with labelled minor ticks shows every trial, and, with a
+have no accuracy: they are not drawn, and their count is in the title. The x axis is linear while
+the costs span less than ``LOG_SPREAD``; beyond that a log axis with labelled minor ticks shows every trial, and, with a
 budget, a second, linear panel shows the region around the budget. A study with no trained trial
 says so on the plot.
 """
@@ -87,9 +87,10 @@ def unique_labels(labels: Sequence[str]) -> list[str]:
 
 
 def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scale: float, methods: list[str],
-          legend: bool, hardware_fig: Any = None) -> None:
-    """Trials, fronts, the chosen point, the reference and the budget on ``ax``; with ``hardware_fig``
-    a one-run hardware search colours its trials by chip area or device instead (``draw_hardware``)."""
+          legend: bool, hardware_fig: Any = None, budget_line: bool = True) -> None:
+    """Trials, fronts, the chosen point, the reference and (``budget_line``) the budget on ``ax``; with
+    ``hardware_fig`` a one-run hardware search colours its trials by chip area or device instead
+    (``draw_hardware``)."""
     several = len(studies) > 1
     for k, (label, df, summ) in enumerate(studies):
         done = complete_frame(df)
@@ -141,7 +142,7 @@ def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scal
                     (cost / scale, acc), xytext=(dx, dy), textcoords="offset points", ha=ha, fontsize=8,
                     arrowprops={"arrowstyle": "-", "color": "0.3", "lw": 0.8})
     budgets = {(s["budget"]["value"], s["budget"]["text"]) for _, _, s in studies if s.get("budget")}
-    for value, text in sorted(budgets):
+    for value, text in sorted(budgets) if budget_line else []:
         ax.axvline(value / scale, color="crimson", ls="--", lw=1.2, zorder=1,
                    label=f"budget {text}" if legend else None)
 
@@ -264,12 +265,14 @@ def _log_axis(ax: Any, spread: float) -> None:
         ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _far_budget_note(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], dearest: float) -> None:
-    """The budget past the axis' right end: its line (off the axis) leaves the legend, a note says where it is."""
-    for line in [ln for ln in ax.get_lines() if str(ln.get_label()).startswith("budget ")]:
-        line.remove()
-    texts = sorted({(s["budget"]["value"], s["budget"]["text"]) for _, _, s in studies if s.get("budget")})
-    words = ", ".join(f"{text} ({value / dearest:.0f}x the dearest trial)" for value, text in texts)
+def budget_is_far(budget: float, dearest: float) -> bool:
+    """Whether ``budget`` lies over :data:`FAR_BUDGET` times the dearest cost drawn: the axis then spans the
+    costs and the budget is a note (:func:`far_budget_note`), in ``pareto.png`` and ``cost_split.png``."""
+    return dearest > 0 and budget > FAR_BUDGET * dearest
+
+
+def far_budget_note(ax: Any, words: str) -> None:
+    """``budget <words> ->`` in red at the top right of ``ax``: the budget past the axis' right end."""
     ax.annotate(f"budget {words} \u2192", xy=(0.99, 0.98), xycoords="axes fraction", ha="right", va="top",
                 fontsize=8, color="crimson")
 
@@ -315,7 +318,7 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
     positive = [c for c in costs if c > 0]
     spread = max(positive) / min(positive) if positive else 1.0
     # a budget far beyond every trial (1 kJ for trials of 4-10 J) would squash them all against the axis
-    far = bool(positive and budget_values and spread <= LOG_SPREAD and min(budget_values) > FAR_BUDGET * max(costs))
+    far = bool(positive and budget_values and spread <= LOG_SPREAD and budget_is_far(min(budget_values), max(costs)))
     scale, prefix = _scale(max(costs if far else [*costs, *budget_values], default=1.0))
     zoom = spread > LOG_SPREAD and bool(budget_values) and _near(costs, min(budget_values, default=0.0))
     area = (len(studies) == 1 and has_area(complete_frame(frames[0]))
@@ -326,16 +329,17 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
     ax_zoom = axes[0][0] if zoom else None
     ax = axes[0][1 if zoom else 0]
     methods = _methods(frames)
-    _draw(ax, studies, scale, methods, legend=True, hardware_fig=fig)
+    _draw(ax, studies, scale, methods, legend=True, hardware_fig=fig, budget_line=not far)
     if area:
         draw_area_panel(axes[0][-1], complete_frame(frames[0]), studies[0][2], methods, _colour)
     if spread > LOG_SPREAD:
         _log_axis(ax, spread)
     elif ax.get_xscale() == "log":  # draw_hardware chose it (devices a decade apart)
         _log_axis(ax, float(getattr(ax, "_codesign_spread", spread)))
-    elif far and ax.get_xscale() != "log":
+    elif far:
         ax.set_xlim(0, max(costs) / scale * 1.15)
-        _far_budget_note(ax, studies, max(costs))
+        texts = sorted({(s["budget"]["value"], s["budget"]["text"]) for _, _, s in studies if s.get("budget")})
+        far_budget_note(ax, ", ".join(f"{text} ({value / max(costs):.0f}x the dearest trial)" for value, text in texts))
     elif (positive or budget_values) and ax.get_xscale() != "log":  # draw_hardware may have chosen log
         hi = max([*costs, *budget_values]) / scale
         lo = min([*costs, *budget_values]) / scale

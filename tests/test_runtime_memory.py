@@ -9,6 +9,7 @@ import os
 import platform
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -77,11 +78,23 @@ def _faults_of_repeated_steps(reuse: bool) -> list[int]:
     """Minor page faults of each of eight repeated steps that allocate and free 40 MB tensors (four per step),
     after three warm-up steps (the heap reaches its steady layout), in a fresh process on 4 kB pages (huge
     pages off, so every page not reused costs a fault): 4 x 10240 per step when every block is mapped afresh."""
-    probe = ("import resource, torch; from codesign.runtime import memory; "
-             f"print(memory.reuse_freed_blocks()) if {reuse} else None; "
-             "x = torch.ones(10 * 2**20); step = lambda: ((x * 2 + 1).relu() * x).sum(); [step() for _ in range(3)]; "
-             "faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt; "
-             "print(*[-faults() + (step(), faults())[1] for _ in range(8)])")
+    probe = textwrap.dedent(f"""
+        import resource, torch
+        from codesign.runtime import memory
+        if {reuse}:
+            memory.reuse_freed_blocks()
+        x = torch.ones(10 * 2**20)
+        def step():
+            ((x * 2 + 1).relu() * x).sum()
+        for _ in range(3):
+            step()
+        per_step = []
+        for _ in range(8):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            step()
+            per_step.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        print(*per_step)
+        """)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
     env[VARIABLE] = "0"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)

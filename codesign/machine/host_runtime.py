@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from codesign.runtime.memory import glibc, release_free_memory
+from codesign.runtime.memory import KEEP_TOP, M_MMAP_MAX, M_TRIM_THRESHOLD, glibc, release_free_memory
 
 if TYPE_CHECKING:
     from codesign.machine.profiling import WorkloadConfig
@@ -29,8 +29,7 @@ def tune_allocator() -> bool:
     """
     try:
         libc = glibc()
-        m_trim_threshold, m_mmap_max = -1, -4
-        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+        return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP_TOP))
     except (OSError, AttributeError):
         return False
 

@@ -60,6 +60,7 @@ def prepare_huge_pages(environ: MutableMapping[str, str] | None = None) -> None:
 REUSE_BELOW = 64 << 20  # bytes: glibc's mmap threshold during training (its default ceiling is 32 MiB)
 RELEASE_ABOVE = 256 << 20  # bytes: a run hands its heap back only when more than this is free (train_record)
 KEEP_TOP = 2**31 - 1  # bytes: the heap's free top is trimmed only above this (all of it: release_free_memory)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4  # glibc's mallopt parameters (malloc.h)
 _USER_MALLOC = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_")
 _reuse: str | None = None  # what reuse_freed_blocks did in this process (None: not called yet)
 
@@ -77,10 +78,9 @@ def reuse_freed_blocks(environ: MutableMapping[str, str] | None = None) -> str:
     if any(k in env for k in _USER_MALLOC) or any(t in tunables for t in ("mmap_threshold", "mmap_max", "trim_")):
         _reuse = "glibc's, as the user set it (MALLOC_* or GLIBC_TUNABLES)"
         return _reuse
-    m_trim_threshold, m_mmap_threshold = -1, -3
     try:
         libc = glibc()
-        done = bool(libc.mallopt(m_mmap_threshold, REUSE_BELOW)) and bool(libc.mallopt(m_trim_threshold, KEEP_TOP))
+        done = bool(libc.mallopt(M_MMAP_THRESHOLD, REUSE_BELOW)) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP_TOP))
     except (OSError, AttributeError):  # not glibc (musl, macOS): its own allocator's behaviour
         done = False
     _reuse = (f"reused below {REUSE_BELOW >> 20} MiB (glibc mmap and trim thresholds, from the second epoch on)" if done
