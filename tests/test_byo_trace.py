@@ -16,6 +16,7 @@ from codesign.cli import main
 from codesign.dispatch.byo import price_model, trace_graph_model
 from codesign.graphs.data import load_dataset
 from costmodels import GNNSpec, GraphStats, breakdown, gnn_workload, price_workload
+from costmodels.context import ExecContext
 from tests.datasets_available import planetoid_present
 
 pyg = pytest.importorskip("torch_geometric.nn")
@@ -172,6 +173,35 @@ def test_torch_sparse_products_are_aggregation():
     assert [op.num_edges for op in spmm] == [data.num_edges] * 2
     assert [op.features for op in spmm] == [data.num_features, 16]
 
+
+
+def test_sparse_adjacency_mean_and_its_conversion_are_priced_not_unknown():
+    """PyG's SAGEConv on a ``torch.sparse`` adjacency aggregates by ``torch.sparse.mm(A, h, reduce="mean")``
+    (``aten._sparse_mm_reduce_impl``) and the adjacency built in the forward runs
+    ``aten._convert_indices_from_coo_to_csr``: both were unknown (the mean priced as free). Now the mean is
+    one aggregation over the E stored entries per layer, and the conversion an index move."""
+    from torch_geometric.utils import to_torch_csr_tensor
+
+    data = load_dataset(TINY)
+
+    class SparseSage(nn.Module):
+        def __init__(self, f, c):
+            super().__init__()
+            self.a, self.b = pyg.SAGEConv(f, 16), pyg.SAGEConv(16, c)
+
+        def forward(self, x, edge_index):
+            adj_t = to_torch_csr_tensor(edge_index.flip(0), size=(x.size(0), x.size(0)))
+            return self.b(F.relu(self.a(x, adj_t)), adj_t)
+
+    train, infer = trace_graph_model(SparseSage, data)
+    assert infer.unknown == {} and train.unknown == {}
+    means = [op for op in infer.workload.ops if op.name == "aten._sparse_mm_reduce_impl.sparse"]
+    assert [(op.num_edges, op.features, op.reduce) for op in means] == [
+        (data.num_edges, data.num_features, "mean"), (data.num_edges, 16, "mean")]
+    # hand count (costmodels.Aggregate, mean): 2 E F for the products of the stored values, N F divisions
+    e, n = data.num_edges, data.num_nodes
+    assert [price.flops for price in (op.forward(ExecContext()) for op in means)] == [
+        2.0 * e * f + n * f for f in (data.num_features, 16)]
 
 # --- issue #20: one basis for every model ---------------------------------------------------------
 

@@ -28,7 +28,11 @@ MOVES = {"index", "gather", "index_select",
           "masked_fill_", "where", "index_put", "index_put_", "masked_select", "nonzero", "constant_pad_nd",
           "flip", "roll", "native_dropout", "bernoulli_", "bernoulli", "lift_fresh_copy", "clamp", "clamp_",
           "scatter", "scatter_", "embedding", "to_sparse", "_to_sparse", "_to_sparse_csr", "_to_dense", "coalesce",
-          "_coalesce", "to_dense", "tril", "triu", "unique", "_unique2", "bincount", "repeat_interleave"}
+          "_coalesce", "to_dense", "tril", "triu", "unique", "_unique2", "bincount", "repeat_interleave",
+          "_convert_indices_from_coo_to_csr", "_convert_indices_from_csr_to_coo"}
+# sparse A @ dense H with a reduction other than the sum (torch.sparse.mm(A, H, reduce="mean"|"amax"|...):
+# PyG's mean/max aggregation on a sparse adjacency); (A, H, reduce) -> (out, argmax positions)
+SPARSE_REDUCES = {"_sparse_mm_reduce_impl"}
 CREATES = {"zeros", "ones", "empty", "full", "new_zeros", "new_ones", "new_empty", "new_full", "zeros_like",
             "ones_like", "empty_like", "full_like", "arange", "rand", "randn", "randint", "scalar_tensor",
             "empty_strided", "rand_like", "randn_like", "linspace", "eye"}

@@ -60,6 +60,7 @@ from .aten_ops import (
     MOVES,
     REDUCTIONS,
     SCATTERS,
+    SPARSE_REDUCES,
     Fused,
     NoParamGemm,
     Parameters,
@@ -170,6 +171,8 @@ class _Recorder(DispatchRecorder):
                 result.edges = 0
         elif name in GEMMS or name == "convolution":
             self._matmul(name, args, flat_out, result)
+        elif name in SPARSE_REDUCES:
+            self._sparse_product(name, args[0], args[1], str(args[2]) if len(args) > 2 else "sum")
         elif name in SCATTERS:
             result.agg = self._scatter(name, args, kwargs, flat_out)
         elif name in GATHERS and self._gather(name, args, flat_out, result):
@@ -370,13 +373,9 @@ class _Recorder(DispatchRecorder):
             return
         a, b = (args[1], args[2]) if name in ADDMMS else (args[0], args[1])
         if a.layout != torch.strided or b.layout != torch.strided:  # sparse A @ dense H: aggregation
-            sparse, dense = (a, b) if a.layout != torch.strided else (b, a)
-            nnz = _values(sparse) if sparse.layout == torch.sparse_coo else float(sparse.values().numel())
-            info = self._get(dense)
             if name in ADDMMS and self._get(args[0]).fresh >= 0:  # accumulating into fresh zeros: one kernel
                 self.slots[self._get(args[0]).fresh] = None
-            self._add(Aggregate(f"aten.{name}.sparse", float(sparse.size(0)), nnz, 0.0, float(dense.size(-1)),
-                                True, "sum", False, info.grad or self._get(sparse).grad))
+            self._sparse_product(name, *((a, b) if a.layout != torch.strided else (b, a)))
             return
         ia, ib = self._get(a), self._get(b)
         batch = a.size(0) if a.dim() == 3 else 1
@@ -394,6 +393,15 @@ class _Recorder(DispatchRecorder):
             bias = args[0]
             self._add(Elementwise("aten.addmm.bias", float(outs[0].numel()), 1.0, 1.0, reads=1.0, writes=0.0,
                                   needs_backward=self._get(bias).grad or result.grad))
+
+    def _sparse_product(self, name: str, sparse: torch.Tensor, dense: torch.Tensor, reduce: str = "sum") -> None:
+        """``sparse @ dense`` (COO/CSR ``[N, N]`` with nnz stored entries, ``dense [N, F]``): an aggregation
+        over nnz edges; a mean reduce (``torch.sparse.mm(A, H, reduce="mean")``) is the mean aggregation,
+        any other reduce (sum, amax, amin, prod) reads and combines the same rows."""
+        nnz = _values(sparse) if sparse.layout == torch.sparse_coo else float(sparse.values().numel())
+        self._add(Aggregate(f"aten.{name}.sparse", float(sparse.size(0)), nnz, 0.0, float(dense.size(-1)), True,
+                            "mean" if reduce == "mean" else "sum", False,
+                            self._get(dense).grad or self._get(sparse).grad))
 
     def _conv(self, args: tuple, outs: list[torch.Tensor], result: _Info) -> None:
         x, w, bias = args[0], args[1], args[2]
