@@ -151,7 +151,11 @@ def _per_tensor(kind: str, edge_index: Tensor, n: int, build):
     if hit is not None and hit[0]() is edge_index and hit[1] == n:
         return hit[2]
     value = build()
-    _CACHE[key] = (weakref.ref(edge_index, lambda _r, k=key, cache=_CACHE: cache.pop(k, None)), n, value)
+
+    def forget(_ref: weakref.ref, k: tuple[str, int] = key, cache: dict = _CACHE) -> None:
+        cache.pop(k, None)
+
+    _CACHE[key] = (weakref.ref(edge_index, forget), n, value)
     return value
 
 
