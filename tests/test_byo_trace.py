@@ -17,6 +17,7 @@ from codesign.dispatch.byo import price_model, trace_graph_model
 from codesign.graphs.data import load_dataset
 from costmodels import GNNSpec, GraphStats, breakdown, gnn_workload, price_workload
 from costmodels.context import ExecContext
+from costmodels.errors import CodesignError
 from tests.datasets_available import planetoid_present
 
 pyg = pytest.importorskip("torch_geometric.nn")
@@ -44,7 +45,9 @@ def test_traced_pyg_model_matches_builtin_workload(kind, dataset):
     for training, traced in ((True, train), (False, infer)):
         ref = price_workload(gnn_workload(spec, g, training=training), training=training)
         got = price_workload(traced.workload, training=training)
-        assert got.flops == pytest.approx(float(ref.flops), rel=0.01), (kind, training)
+        # GAT: the built-in prices its attention's backward as twice its forward; the trace prices each op's
+        # own (the softmax's max is one comparison per score, forward and backward): 1-2% apart in training
+        assert got.flops == pytest.approx(float(ref.flops), rel=0.02 if kind == "gat" else 0.01), (kind, training)
         assert got.dram_bytes == pytest.approx(float(ref.dram_bytes), rel=0.10), (kind, training)
     aggregation = [r for r in breakdown(infer.workload, training=False) if r["class"] == "aggregation"]
     assert sum(float(r["flops"]) for r in aggregation) > 2 * data.num_edges  # message passing is not free
@@ -202,6 +205,50 @@ def test_sparse_adjacency_mean_and_its_conversion_are_priced_not_unknown():
     e, n = data.num_edges, data.num_nodes
     assert [price.flops for price in (op.forward(ExecContext()) for op in means)] == [
         2.0 * e * f + n * f for f in (data.num_features, 16)]
+
+
+def test_max_aggregation_is_one_comparison_per_gathered_value():
+    """SAGEConv(aggr="max") scatters gathered rows with amax: E F comparisons per layer (no product, no edge
+    values), half the price of a weighted sum over the same rows (hand count; it was priced as the sum)."""
+    data = load_dataset(TINY)
+    e = data.edge_index.size(1)
+
+    class Sage(nn.Module):
+        def __init__(self, f, c, aggr):
+            super().__init__()
+            self.a, self.b = pyg.SAGEConv(f, 16, aggr=aggr), pyg.SAGEConv(16, c, aggr=aggr)
+
+        def forward(self, x, edge_index):
+            return self.b(F.relu(self.a(x, edge_index)), edge_index)
+
+    flops = {}
+    for aggr in ("max", "sum"):
+        infer = trace_graph_model(lambda f, c, a=aggr: Sage(f, c, a), data)[1]
+        flops[aggr] = sum(r["flops"] for r in breakdown(infer.workload, training=False) if r["class"] == "aggregation")
+    assert flops["max"] == e * (data.num_features + 16)
+    assert flops["sum"] == 2 * flops["max"]
+
+
+def test_a_graph_level_model_traces_and_a_malformed_output_is_one_clear_error():
+    """A pooled head returns one row per graph ([G, C]): traced with one loss term per graph (it crashed on
+    the node mask). An output that is no logits table is refused with one line naming the shape."""
+    data = load_dataset(TINY)
+
+    class Pooled(nn.Module):
+        def __init__(self, f, c, flat=False):
+            super().__init__()
+            self.conv, self.lin, self.flat = pyg.GCNConv(f, 16), nn.Linear(16, c), flat
+
+        def forward(self, x, edge_index):
+            h = pyg.global_mean_pool(F.relu(self.conv(x, edge_index)), torch.zeros(x.size(0), dtype=torch.long))
+            out = self.lin(h)
+            return out.flatten() if self.flat else out
+
+    train, infer = trace_graph_model(Pooled, data)
+    assert train.unknown == {} and infer.unknown == {}
+    assert price_workload(train.workload, training=True).flops > price_workload(infer.workload, training=False).flops
+    with pytest.raises(CodesignError, match=r"returned \(4,\); a graph model must return logits"):
+        trace_graph_model(lambda f, c: Pooled(f, c, flat=True), data)
 
 # --- issue #20: one basis for every model ---------------------------------------------------------
 

@@ -94,9 +94,19 @@ def trace_graph_model(model: nn.Module | Factory, data: Any, name: str = "model"
     x, edge_index, y, train_mask = data.x, data.edge_index, data.y, data.train_mask
     sizes = dict(input_values=float(x.numel()), graph_edges=float(edge_index.size(1)), features=x)
 
+    def loss(out: torch.Tensor) -> torch.Tensor:
+        """Node logits ``[N, C]``: the training nodes' loss. Graph logits ``[G, C]`` (a pooled head): one loss
+        term per graph row (the labels' values do not change the price)."""
+        if not isinstance(out, torch.Tensor) or out.dim() != 2:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise CodesignError(f"--module {name}: the model returned {shape}; a graph model must return logits "
+                                f"[N, C] (one row per node, N = {data.num_nodes}) or [G, C] (one row per graph)")
+        if out.size(0) == data.num_nodes:
+            return F.cross_entropy(out[train_mask], y[train_mask])
+        return F.cross_entropy(out, torch.zeros(out.size(0), dtype=torch.long, device=out.device))
+
     def train_step() -> None:
-        out = net(x, edge_index)
-        F.cross_entropy(out[train_mask], y[train_mask])
+        loss(net(x, edge_index))
 
     net.train()
     with torch.random.fork_rng(devices=[]):  # the dropout draws leave the caller's random state alone
@@ -104,8 +114,7 @@ def trace_graph_model(model: nn.Module | Factory, data: Any, name: str = "model"
         train = trace_workload(train_step, params, f"{name}/{data.name}/train", **sizes)
     net.eval()
     infer = trace_workload(lambda: net(x, edge_index), params, f"{name}/{data.name}/infer", **sizes)
-    counts = count_model_steps(net, lambda m: m(x, edge_index),
-                               lambda out: F.cross_entropy(out[train_mask], y[train_mask]))
+    counts = count_model_steps(net, lambda m: m(x, edge_index), loss)
     return replace(train, counts=counts), replace(infer, counts=counts)
 
 
