@@ -45,6 +45,19 @@ FREE = {"detach", "t", "view", "_unsafe_view", "expand", "unsqueeze", "squeeze",
          "_sparse_compressed_tensor_unsafe", "sparse_csr_tensor", "_sparse_csr_tensor_unsafe", "sparse_coo_tensor",
          "_sparse_coo_tensor_unsafe", "_sparse_coo_tensor_with_dims_and_tensors", "ccol_indices", "row_indices"}
 DROPOUT_FLOPS = {"native_dropout": 2.0}
+# fused scaled-dot-product attention (query, key, value, ...): F.scaled_dot_product_attention's kernels,
+# nn.MultiheadAttention's and nn.TransformerEncoderLayer's path with gradients on
+ATTENTIONS = {"_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
+              "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention",
+              "_scaled_dot_product_fused_attention_overrideable"}
+# FLOPs per output value of ops without torch's pointwise tag: interpolation (nearest copies; linear blends 2
+# values per dimension: 2^k products and 2^k - 1 sums in k dimensions; bicubic 16 products and 15 sums) and
+# hardswish (x * min(max(x + 3, 0), 6) / 6)
+VALUE_FLOPS = {"upsample_nearest1d": 0.0, "upsample_nearest2d": 0.0, "upsample_nearest3d": 0.0,
+               "_upsample_nearest_exact1d": 0.0, "_upsample_nearest_exact2d": 0.0, "_upsample_nearest_exact3d": 0.0,
+               "upsample_linear1d": 3.0, "upsample_bilinear2d": 7.0, "_upsample_bilinear2d_aa": 7.0,
+               "upsample_trilinear3d": 15.0, "upsample_bicubic2d": 31.0, "hardswish": 5.0, "hardswish_": 5.0,
+               "_safe_softmax": 1.0}
 # batch norm per value, as costmodels.cnn.batchnorm2d counts it: training (batch statistics: sum, subtract,
 # square, sum; normalise: subtract, scale by rsqrt, affine scale and shift) 7 FLOPs and 2 reads, inference
 # (running statistics folded into one scale and shift) 2 FLOPs and 1 read; backward 9 FLOPs

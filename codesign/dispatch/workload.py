@@ -51,6 +51,7 @@ from costmodels.ops import RNG_STEPS_PER_DRAW
 
 from .aten_ops import (
     ADDMMS,
+    ATTENTIONS,
     BATCH_NORMS,
     CREATES,
     DROPOUT_FLOPS,
@@ -61,6 +62,7 @@ from .aten_ops import (
     REDUCTIONS,
     SCATTERS,
     SPARSE_REDUCES,
+    VALUE_FLOPS,
     Fused,
     NoParamGemm,
     Parameters,
@@ -173,6 +175,10 @@ class _Recorder(DispatchRecorder):
             self._matmul(name, args, flat_out, result)
         elif name in SPARSE_REDUCES:
             self._sparse_product(name, args[0], args[1], str(args[2]) if len(args) > 2 else "sum")
+        elif name in ATTENTIONS:
+            self._attention(name, args[0], args[1], args[2], result.grad)
+        elif name in VALUE_FLOPS:
+            self._add(self._elementwise(name, flat_in[:1], flat_out[:1], VALUE_FLOPS[name], result.grad))
         elif name in SCATTERS:
             result.agg = self._scatter(name, args, kwargs, flat_out)
         elif name in GATHERS and self._gather(name, args, flat_out, result):
@@ -404,6 +410,19 @@ class _Recorder(DispatchRecorder):
         self._add(Aggregate(f"aten.{name}.sparse", float(sparse.size(0)), nnz, 0.0, float(dense.size(-1)), True,
                             "mean" if reduce == "mean" else "sum", False,
                             self._get(dense).grad or self._get(sparse).grad))
+
+    def _attention(self, name: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, grad: bool) -> None:
+        """Fused attention ``softmax(q k^T / sqrt(d)) v`` (``q [..., Tq, d]``, ``k [..., Tk, d]``, ``v [..., Tk,
+        dv]``) priced as its math path: the scores product, a softmax over the ``Tq x Tk`` scores, the values
+        product (MACs as FlopCounterMode counts them; bytes as if the scores went through memory, which a
+        flash kernel avoids: an upper bound on its traffic)."""
+        tq, d, tk, dv = q.size(-2), q.size(-1), k.size(-2), v.size(-1)
+        batch = q.numel() // max(tq * d, 1)
+        iq, ik, iv = self._get(q), self._get(k), self._get(v)
+        self._add(NoParamGemm(f"aten.{name}.scores", float(batch * tq), float(d), float(tk), 1.0, iq.grad, ik.grad))
+        self._add(Elementwise(f"aten.{name}.softmax", float(batch * tq * tk), 2.0, 2.0,  # scale, softmax
+                              saved_bytes_per_elem=4.0 if grad else 0.0, needs_backward=grad))
+        self._add(NoParamGemm(f"aten.{name}.values", float(batch * tq), float(tk), float(dv), 1.0, grad, iv.grad))
 
     def _conv(self, args: tuple, outs: list[torch.Tensor], result: _Info) -> None:
         x, w, bias = args[0], args[1], args[2]

@@ -1,0 +1,73 @@
+"""The tracer on plain-torch models (no graph): attention, interpolation and activations without torch's
+pointwise tag are priced, not unknown, and their MACs agree with ``torch.utils.flop_counter``."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from codesign.dispatch.workload import trace_workload
+from costmodels import breakdown, price_workload
+
+
+def _traced_macs(net: nn.Module, x: torch.Tensor) -> tuple[float, dict]:
+    traced = trace_workload(lambda: net(x), [p for p in net.parameters()], "model")
+    return float(price_workload(traced.workload, training=False).macs), traced.unknown
+
+
+def _reference_macs(net: nn.Module, x: torch.Tensor) -> float:
+    """FlopCounterMode's count (2 per MAC) on attention's math path (it does not count the fused CPU kernel)."""
+    counter = FlopCounterMode(display=False)
+    with sdpa_kernel(SDPBackend.MATH), counter:
+        net(x)
+    return counter.get_total_flops() / 2
+
+
+class Attention(nn.Module):
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self.qkv = nn.Linear(32, 96)
+        self.mha = nn.MultiheadAttention(32, 4, batch_first=True)
+        self.layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+
+    def forward(self, x):
+        if self.kind == "sdpa":
+            q, k, v = self.qkv(x).view(x.size(0), x.size(1), 3, 4, 8).permute(2, 0, 3, 1, 4)
+            return F.scaled_dot_product_attention(q, k, v)
+        if self.kind == "mha":
+            return self.mha(x, x, x, need_weights=False)[0]
+        return self.layer(x)
+
+
+@pytest.mark.parametrize("kind", ["sdpa", "mha", "encoder"])
+def test_fused_attention_is_two_products_and_a_softmax(kind):
+    """F.scaled_dot_product_attention runs one fused kernel on the CPU
+    (``aten._scaled_dot_product_flash_attention_for_cpu``); it was unknown, so attention's Q K^T and A V
+    (2 B H T^2 d MACs) were missing from every transformer's price."""
+    torch.manual_seed(0)
+    net, x = Attention(kind).eval(), torch.randn(2, 16, 32)
+    macs, unknown = _traced_macs(net, x)
+    assert unknown == {}
+    assert macs == _reference_macs(net, x)
+    traced = trace_workload(lambda: net(x), list(net.parameters()), "model")
+    names = [r["op"] for r in breakdown(traced.workload, training=False)]
+    assert any(n.endswith(".scores") for n in names) and any(n.endswith(".values") for n in names)
+
+
+def test_interpolation_and_hardswish_are_priced_per_value():
+    """``upsample_*`` and ``hardswish`` carry no pointwise tag: they were unknown (traffic only). Nearest
+    copies (0 FLOPs), bilinear blends four values (7 FLOPs per output), hardswish 5 per value."""
+    x = torch.randn(1, 4, 8, 8)
+    flops = {}
+    for name, fn in (("nearest", lambda t: F.interpolate(t, scale_factor=2, mode="nearest")),
+                     ("bilinear", lambda t: F.interpolate(t, scale_factor=2, mode="bilinear")),
+                     ("hardswish", F.hardswish)):
+        traced = trace_workload(lambda f=fn: f(x), [], name)
+        assert traced.unknown == {}
+        flops[name] = float(price_workload(traced.workload, training=False).flops)
+    assert flops == {"nearest": 0.0, "bilinear": 7.0 * 4 * 16 * 16, "hardswish": 5.0 * x.numel()}
