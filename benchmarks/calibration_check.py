@@ -33,7 +33,7 @@ def profile_rows(model: str, dataset: str, method: str, profile: str, repeats: i
     from codesign.cli import main
 
     argv = ["profile", "--model", model, "--dataset", dataset, "--method", method, "--device-profile", profile,
-            "--repeats", str(repeats), "--out", out, "--json"]
+            "--repeats", str(repeats), "--out", out, "--overwrite", "--json"]
     if method == "gebt":
         argv += ["--graph-sparsity", "0.2", "--weight-sparsity", "0.5"]
     if threads is not None:

@@ -54,3 +54,20 @@ def unknown(kind: str, value: str, valid: list[str] | tuple[str, ...]) -> Unknow
     """Build the standard 'unknown X' error listing the valid choices."""
     choices = ", ".join(sorted(valid))
     return UnknownNameError(f"unknown {kind} {value!r}; valid {kind}s: {choices}")
+
+
+def load_failure(exc: BaseException) -> str:
+    """Why ``torch.load`` could not read a file, in words (a bare ``EOFError`` or ``KeyError: 101`` tells a user
+    nothing)."""
+    text = str(exc)
+    lines = text.strip().splitlines()
+    first = (lines[0] if lines else "")[:120]
+    if "Weights only load failed" in text:  # torch's weights-only unpickler refused the file
+        return ("it holds pickled Python objects, not only tensors" if "GLOBAL" in text
+                else "it is not a torch.save file")
+    if isinstance(exc, EOFError) or "Ran out of input" in first:
+        return "it is empty or ends early: truncated, or not a torch.save file"
+    if (isinstance(exc, KeyError) or "invalid load key" in first or "central directory" in first
+            or "not a zip" in first.lower() or "magic number" in first):
+        return "it is not a torch.save file"
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -15,7 +15,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 uptime
 if [ "${REFIT:-0}" = "1" ]; then
     "$PY" -m codesign calibrate --device-profile cloud-cpu-2core --output profiles/calibrated/cloud-cpu-2core.toml \
-        --report runs/calibrate/calibration.json
+        --report runs/calibrate/calibration.json --overwrite
 fi
 "$PY" benchmarks/calibration_check.py "$@"
 uptime

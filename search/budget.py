@@ -139,8 +139,9 @@ def parse_quantity(text: str) -> tuple[float, str, float]:
     dimension, scale = found
     value = number * scale
     if not math.isfinite(value) or value <= 0:
+        example = abs(number) if math.isfinite(abs(number) * scale) and number else 2
         raise CodesignError(f"--budget {text!r}: a budget must be a positive, finite amount, e.g. "
-                            f"'{abs(number) or 1:g} {unit}'")
+                            f"'{example:g} {unit}'")
     return value, dimension, number
 
 

@@ -114,14 +114,15 @@ def parse_area_budget(text: str | None) -> float | None:
     """``"8mm2"`` / ``"8 mm^2"`` -> 8.0 (mm^2)."""
     if text is None:
         return None
-    return float(_budget_match(text, _AREA, "--area-budget", "square millimetres, e.g. 8mm2").group(1))
+    hint = "a positive area in square millimetres, e.g. 8mm2"
+    return float(_budget_match(text, _AREA, "--area-budget", hint).group(1))
 
 
 def parse_power_budget(text: str | None) -> float | None:
     """``"7W"`` / ``"500mW"`` -> watts."""
     if text is None:
         return None
-    m = _budget_match(text, _POWER, "--power-budget", "watts with a unit, e.g. 7W or 500mW")
+    m = _budget_match(text, _POWER, "--power-budget", "a positive power with a unit, e.g. 7W or 500mW")
     return float(m.group(1)) * {"W": 1.0, "mW": 1e-3, "kW": 1e3}[m.group(2)]
 
 

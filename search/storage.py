@@ -61,27 +61,26 @@ def retry_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
                                                         "reference": bool(trial.user_attrs.get("reference"))})
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """Open (creating tables if needed) the storage at ``url``; user errors are one line.
-
-    Unreachable servers, unknown schemes, missing drivers and unwritable files raise
-    :class:`CodesignError` naming the (password-redacted) URL and the fix. Nothing is deleted.
-    """
-    import optuna
-    import optuna.storages.journal
+def check_url(url: str, read_only: bool = False) -> None:
+    """The checks :func:`open_storage` makes before connecting (one line each): a URL, a file-backed storage's
+    folder (and, ``read_only``, the file itself), an installed driver. Nothing is created."""
+    import importlib.util
 
     shown = _redact(url)
     if url.startswith("journal:"):
-        path = Path(url.split(":", 1)[1].removeprefix("//"))
+        path = _journal_path(url)
         if not str(path) or str(path) == ".":
             raise CodesignError(f"--storage {url!r} names no journal file; e.g. journal:///runs/s/study.log")
         if not path.parent.is_dir():
             raise CodesignError(f"--storage {shown}: folder {path.parent} does not exist; create it first")
-        try:
-            backend = optuna.storages.journal.JournalFileBackend(str(path))
-            return optuna.storages.JournalStorage(backend)
-        except OSError as exc:
-            raise CodesignError(f"--storage {shown}: cannot open the journal file ({exc.strerror})") from None
+        if path.is_dir():
+            raise CodesignError(f"--storage {shown}: {path} is a folder; name the journal file in it")
+        if read_only and not path.is_file():
+            raise CodesignError(f"--storage {shown}: no such journal file; give the one a search wrote")
+        if path.is_file() and not _is_journal(path):
+            raise CodesignError(f"--storage {shown}: {path} is not an Optuna journal (its first line is no journal "
+                                "record); give a new file or the journal of a search")
+        return
     if "://" not in url:
         raise CodesignError(
             f"--storage {url!r} is not a URL; use e.g. sqlite:///runs/s/study.db, "
@@ -90,21 +89,68 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     if url.split("?", 1)[0] in ("sqlite://", "sqlite:///", "sqlite:///:memory:"):
         raise CodesignError(f"--storage {url!r} names no database file (an in-memory study is lost when the "
                             "search ends); give a path, e.g. sqlite:///runs/s/study.db")
+    if url.startswith("sqlite:///"):
+        db = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+        if not db.parent.is_dir():
+            raise CodesignError(f"--storage {shown}: folder {db.parent} does not exist; create it first")
+        if read_only and not db.is_file():
+            raise CodesignError(f"--storage {shown}: no such database file; give the study.db a search wrote")
     if url.startswith("postgres"):
-        import importlib.util
-
         driver = "pg8000" if "+pg8000" in url else "psycopg" if "+psycopg:" in url else "psycopg2"
         if importlib.util.find_spec(driver) is None:
             raise CodesignError(f"--storage {shown}: the PostgreSQL driver {driver!r} is not installed; install "
                                 "the postgres extra: pip install 'codesign[postgres]'")
+
+
+def _journal_path(url: str) -> Path:
+    return Path(url.split(":", 1)[1].removeprefix("//"))
+
+
+def _is_journal(path: Path) -> bool:
+    """An empty file, or one whose first line is an Optuna journal record (a JSON object with ``op_code``)."""
+    import json
+
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline(1 << 20)
+    except OSError:
+        return True  # unreadable: opening it reports the reason
+    if not first.strip():
+        return True
+    try:
+        record = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "op_code" in record
+
+
+def open_storage(url: str, read_only: bool = False) -> optuna.storages.BaseStorage:
+    """Open (creating tables if needed) the storage at ``url``; user errors are one line.
+
+    Unreachable servers, unknown schemes, missing drivers and unwritable files raise
+    :class:`CodesignError` naming the (password-redacted) URL and the fix. Nothing is deleted.
+    ``read_only`` (``codesign pareto``): a storage file must exist, and an SQLite file is opened read-only,
+    so that nothing is written into it.
+    """
+    import optuna
+    import optuna.storages.journal
+
+    check_url(url, read_only)
+    shown = _redact(url)
+    if url.startswith("journal:"):
+        try:
+            backend = optuna.storages.journal.JournalFileBackend(str(_journal_path(url)))
+            return optuna.storages.JournalStorage(backend)
+        except OSError as exc:
+            raise CodesignError(f"--storage {shown}: cannot open the journal file ({exc.strerror})") from None
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     elif url.startswith("sqlite:///"):
         engine_kwargs["connect_args"] = {"timeout": 60}
-        db = Path(url.removeprefix("sqlite:///"))
-        if str(db) not in ("", ":memory:") and not db.parent.is_dir():
-            raise CodesignError(f"--storage {shown}: folder {db.parent} does not exist; create it first")
+        if read_only:
+            db = Path(url.removeprefix("sqlite:///").split("?", 1)[0]).resolve()
+            url = f"sqlite:///file:{db}?mode=ro&uri=true"
     attempts = 10
     for attempt in range(attempts):
         try:
@@ -126,7 +172,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             raise CodesignError(
                 f"--storage {shown} is unreachable or invalid: {reason}; check the URL and that the server runs"
             ) from None
-    if url.startswith("sqlite:///"):
+    if url.startswith("sqlite:///") and not read_only:
         _sqlite_wal(storage)
     return storage
 

@@ -214,7 +214,7 @@ def test_bad_threads_is_one_line_before_anything_runs(command, capsys, tmp_path)
         main([command, "--threads", "0", *(["--out", str(tmp_path / "x")] if command != "calibrate" else [])])
     assert exc.value.code == 2 and not (tmp_path / "x").exists()
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "--threads must be a whole number >= 1, got '0'" in err
+    assert len(err.splitlines()) == 1 and "--threads must be a whole number from 1 to 1024, got '0'" in err
 
 
 def test_a_search_worker_holds_no_semaphore_a_stop_could_leak(tmp_path):

@@ -48,8 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     prepare_huge_pages()  # THP_MEM_ALLOC_ENABLE=1 before torch's first allocation (unless the user set it)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "handler", None) is None:
+    if getattr(args, "handler", None) is None:  # no command: the help, then one line on stderr saying so
         parser.print_help()
+        print("codesign: error: give a command, e.g. codesign estimate --model gcn --dataset cora", file=sys.stderr)
         return 2
     trust = getattr(args, "trust_pickle", False)
     previous = os.environ.get(TRUST_ENV)

@@ -47,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="TOML path or folder (default: $CODESIGN_PROFILE_HOME, else "
                         "$XDG_DATA_HOME/codesign/profiles, else ~/.local/share/codesign/profiles; "
                         "file calibrated/<name>.toml)")
-    p.add_argument("--report", default="runs/calibrate/calibration.json", help="JSON report path")
+    p.add_argument("--report", default=None, help="JSON report path (default: runs/calibrate/calibration.json, "
+                                                  "or calibration-2.json, ... if that is taken)")
+    p.add_argument("--overwrite", action="store_true", help="replace the report an earlier run left at --report")
     p.add_argument("--run-on", choices=["cpu", "cuda"], default="cpu")
     add_threads_flag(p, default=1, help="torch CPU threads (default 1: steadier on a shared machine)")
     p.add_argument("--time", choices=["auto", "wall", "cpu"], default="auto",
@@ -86,6 +88,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def _datasets(items: list[str]) -> list[str]:
+    """``--datasets`` items with a synthetic spec's own commas put back: ``sbm:n=300,avg_degree=6`` splits
+    into ``sbm:n=300`` and ``avg_degree=6``; an item ``key=value`` continues the spec before it."""
+    out: list[str] = []
+    for item in items:
+        if out and "=" in item and ":" not in item and ":" in out[-1]:
+            out[-1] += "," + item
+        else:
+            out.append(item)
+    return out
+
+
 def _list(text: str, name: str, cast: Any = str) -> list[Any]:
     from costmodels.errors import CodesignError
 
@@ -112,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     from costmodels.measure.torch_hooks import hooks_for
     from costmodels.profiles import check_calibration_target
 
-    models, datasets = _list(args.models, "models"), _list(args.datasets, "datasets")
+    models, datasets = _list(args.models, "models"), _datasets(_list(args.datasets, "datasets"))
     sparsities = [check_fraction("--sparsities", s) for s in _list(args.sparsities, "sparsities", float)]
     if min(args.rounds, args.per_round) < 1 or args.warmup < 0 or args.threads < 1:
         raise CodesignError("--rounds, --per-round and --threads must be >= 1 and --warmup >= 0")
@@ -127,8 +141,13 @@ def run(args: argparse.Namespace) -> int:
     elif args.output:
         from .run_folder import check_out_dir
 
-        check_out_dir(Path(args.output), "--output")
+        check_out_dir(args.output, "--output")
+    from .run_folder import check_not_results, unused_path
+
+    if args.report is None:
+        args.report = str(unused_path(Path("runs/calibrate/calibration.json")))
     check_file_out(args.report, "--report")
+    check_not_results(Path(args.report), "--report", args.overwrite)
     parallel_threads = args.parallel_threads
     if parallel_threads is None:  # the [threads] fit by default on a CPU with more cores than the first sweep used
         parallel_threads = usable if args.run_on == "cpu" and (usable := cpu_count()) > args.threads else 0
@@ -237,7 +256,9 @@ def _write(args: argparse.Namespace, base: Any, res: Any, parallel: Any, busy: l
                              "measure_s": parallel.measure_s, "rows": list(parallel.rows)}
     from costmodels.atomic import write_text
 
-    Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+    from .run_folder import make_out_dir
+
+    make_out_dir(Path(args.report).parent, "--report")
     write_text(args.report, json.dumps(report, indent=2) + "\n")
     if args.json:
         emit_json(report)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -68,6 +67,8 @@ def add_trust_pickle(p: argparse.ArgumentParser) -> None:
 
 def check_file_out(path: str | Path, flag: str) -> None:
     """An output file we may write: not a folder, its nearest existing parent a writable folder (nothing created)."""
+    if not str(path):
+        raise CodesignError(f"{flag} is empty; give a file path")
     out = Path(path)
     if out.is_dir():
         raise CodesignError(f"{flag} {str(path)!r} is a folder; give a file path")
@@ -76,7 +77,9 @@ def check_file_out(path: str | Path, flag: str) -> None:
         parent = parent.parent
     if not parent.is_dir():
         raise CodesignError(f"{flag} {str(path)!r}: {str(parent)!r} is a file, not a folder; give another path")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    from .run_folder import can_write_in
+
+    if not can_write_in(parent):
         raise CodesignError(f"{flag} {str(path)!r}: {str(parent)!r} is not writable; give a path you can write")
 
 
@@ -181,13 +184,16 @@ def add_json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print results as JSON instead of a table")
 
 
+THREADS_MAX = 1024  # OpenMP aborts (a segfault, no message) when asked for ~10^5 threads
+
+
 def _threads(text: str) -> int:
     try:
         n = int(text)
     except ValueError:
         n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"--threads must be a whole number >= 1, got {text!r}")
+    if not 1 <= n <= THREADS_MAX:
+        raise argparse.ArgumentTypeError(f"--threads must be a whole number from 1 to {THREADS_MAX}, got {text!r}")
     return n
 
 

@@ -32,8 +32,8 @@ def check_export_out(run_dir: str, out: str, overwrite: bool) -> None:
     from .run_folder import check_out_dir
     from .train import RUN_FILES
 
+    check_out_dir(out)
     folder = Path(out)
-    check_out_dir(folder)
     if overwrite or not folder.is_dir():
         return
     held = [name for name in RUN_FILES if (folder / name).exists()]

@@ -75,16 +75,23 @@ def _default(name: str) -> Any:
     return GraphTrainConfig.__dataclass_fields__[name].default
 
 
-def graph_config(args: argparse.Namespace) -> GraphTrainConfig:
-    """The :class:`GraphTrainConfig` of a ``codesign train --task graph`` command line."""
-    from codesign.graphs.config import METHOD_SPARSITIES, GraphTrainConfig
+def check_method_sparsities(method: str, graph: float | None, weight: float | None) -> None:
+    """A sparsity given (not None) for a method that does not prune that kind is refused, one line."""
+    from codesign.graphs.config import METHOD_SPARSITIES
 
-    method = (args.method or _default("method")).lower()
-    for kind in ("graph", "weight"):
-        value = getattr(args, f"{kind}_sparsity")
-        if value is not None and not args.ticket and kind not in METHOD_SPARSITIES.get(method, (kind,)):
+    for kind, value in (("graph", graph), ("weight", weight)):
+        if value is not None and kind not in METHOD_SPARSITIES.get(method, (kind,)):
             raise CodesignError(f"--{kind}-sparsity {value} does not apply to --method {method} (it prunes "
                                 f"{' and '.join(METHOD_SPARSITIES[method]) or 'nothing'}); drop the option")
+
+
+def graph_config(args: argparse.Namespace) -> GraphTrainConfig:
+    """The :class:`GraphTrainConfig` of a ``codesign train --task graph`` command line."""
+    from codesign.graphs.config import GraphTrainConfig
+
+    method = (args.method or _default("method")).lower()
+    if not args.ticket:
+        check_method_sparsities(method, args.graph_sparsity, args.weight_sparsity)
     model = (args.model or _default("model")).lower()
     given = dict(
         model=model, dataset=args.dataset, method=method, seed=args.seed, epochs=args.epochs,

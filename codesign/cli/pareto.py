@@ -111,9 +111,11 @@ def load_studies(args: argparse.Namespace) -> list:  # list[optuna.Study]
     import optuna
 
     from costmodels.errors import CodesignError
-    from search.storage import open_storage
+    from search.storage import check_url, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if args.storage:  # before any run folder's storage is opened
+        check_url(args.storage, read_only=True)
     targets: list[tuple[str, str | None]] = [_locate(Path(d)) for d in args.run_dirs]
     folders: list[str | None] = list(args.run_dirs)
     if args.storage:
@@ -125,9 +127,7 @@ def load_studies(args: argparse.Namespace) -> list:  # list[optuna.Study]
         raise CodesignError("give RUN_DIR folders or --storage URL --study NAME")
     studies = []
     for url, name in targets:
-        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-            raise CodesignError(f"--storage {url}: no such database file; give the study.db a search wrote")
-        storage = open_storage(url)
+        storage = open_storage(url, read_only=True)
         names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
         if name is None:
             if len(names) != 1:
@@ -153,17 +153,19 @@ def run(args: argparse.Namespace) -> int:
     from search.outputs import write_outputs
     from search.plots import plot_studies, unique_labels
 
+    from .run_folder import check_out_dir, make_out_dir
     from .search import format_summary
 
-    studies = load_studies(args)
-    labels = unique_labels(args.run_labels)
-    check_one_metric(studies, labels)
-    one_run_folder = len(studies) == 1 and args.run_dirs
+    one_run_folder = len(args.run_dirs) == 1 and not args.storage  # one study, drawn beside its folder
     default = f"{str(Path(args.run_dirs[0])).rstrip('/')}-pareto" if one_run_folder else "runs/pareto"
     out = Path(args.out or default)
     if any(out.resolve() == Path(d).resolve() for d in args.run_dirs):
         raise CodesignError(f"--out {str(out)!r} is a RUN_DIR: pareto never rewrites a search's own files; "
                             f"give another folder (default {default})")
+    check_out_dir(args.out or default)  # before any storage is opened
+    studies = load_studies(args)
+    labels = unique_labels(args.run_labels)
+    check_one_metric(studies, labels)
     _check_out(out, studies, labels)
     if len(studies) == 1:
         summ = write_outputs(studies[0], out)
@@ -172,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(format_summary(summ, out))
         return 0
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     frames = [(label, trials_frame(s)) for label, s in zip(labels, studies)]
     summaries = [{**summary(s, df), "run": label} for s, (label, df) in zip(studies, frames)]
     tagged = [df.assign(run=label)[["run", *df.columns]] for label, df in frames]

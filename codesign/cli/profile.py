@@ -50,7 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="reuse: glibc malloc keeps freed memory (as calibration measures); default: leave it")
     p.add_argument("--graph-sharing", choices=["per-layer", "shared"], default="per-layer",
                    help="search/retrain graphs: one per layer (training's default) or one for all layers")
-    p.add_argument("--out", default="runs/profile", help="folder for profile.json")
+    p.add_argument("--out", default=None,
+                   help="folder for profile.json (default: runs/profile, or runs/profile-2, ... if that is taken)")
+    p.add_argument("--overwrite", action="store_true", help="replace the profile.json an earlier run left in --out")
     add_data_root(p)
     add_trust_pickle(p)
     add_json_flag(p)
@@ -87,16 +89,21 @@ def run(args: argparse.Namespace) -> int:
         raise CodesignError(f"--repeats must be >= 1 and --warmup >= 0, got {args.repeats}, {args.warmup}")
     if args.threads is not None and args.threads < 1:
         raise CodesignError(f"--threads must be >= 1, got {args.threads}")
+    from .graph_args import check_method_sparsities
+
+    check_method_sparsities(args.method, args.graph_sparsity or None, args.weight_sparsity or None)  # 0: the default
     method_phases(args.method, args.graph_sparsity, args.weight_sparsity)
     args.hidden = GNNSpec(args.model, args.layers, args.hidden, args.heads).hidden  # None -> the model's default
     from costmodels.atomic import write_text
 
-    from .run_folder import check_out_dir
+    from .run_folder import check_not_results, check_out_dir, make_out_dir, unused_path
 
-    out = Path(args.out)
-    check_out_dir(out)  # before measuring, not after
+    out = Path(args.out) if args.out is not None else unused_path(Path("runs/profile"))
+    check_out_dir(args.out if args.out is not None else out)  # before measuring, not after
+    check_not_results(out / "profile.json", "--out", args.overwrite)
     result = profile(args)
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
+    check_not_results(out / "profile.json", "--out", args.overwrite)  # another run may have finished meanwhile
     write_text(out / "profile.json", json.dumps(result, indent=2, default=str) + "\n")
     if args.json:
         emit_json(result)

@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 
 
-def check_out_dir(out: Path, flag: str = "--out") -> None:
-    """A run folder we may create or write: not a file, not in a read-only place (nothing is created here)."""
-    import os
-
+def check_out_dir(path: str | Path, flag: str = "--out") -> None:
+    """A run folder we may create or write: not empty, not a file, not in a read-only place (nothing is created
+    here). ``path`` as given (a ``Path`` of ``''`` reads ``'.'``)."""
     from costmodels.errors import CodesignError
 
+    if not str(path):
+        raise CodesignError(f"{flag} is empty; give a folder path, e.g. runs/my-search")
+    out = Path(path)
     if out.exists() and not out.is_dir():
         raise CodesignError(f"{flag} {str(out)!r} is a file, not a folder; give a folder path, e.g. runs/my-search")
     parent = out
@@ -20,9 +22,55 @@ def check_out_dir(out: Path, flag: str = "--out") -> None:
         parent = parent.parent
     if not parent.is_dir():
         raise CodesignError(f"{flag} {str(out)!r}: {str(parent)!r} is a file, not a folder; give a folder path")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not can_write_in(parent):
         raise CodesignError(f"{flag} {str(out)!r}: {str(parent)!r} is not writable; give a folder you can write, "
                             "e.g. runs/my-search")
+
+
+def can_write_in(folder: Path) -> bool:
+    """Whether a file can be made in ``folder``: permissions, and a probe file created and removed at once
+    (``os.access`` says yes to root in read-only places such as /proc or a read-only mount)."""
+    import os
+    import tempfile
+
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def make_out_dir(out: Path, flag: str = "--out") -> None:
+    """Create the output folder ``out`` (and its parents); a failure is one line naming the folder."""
+    from costmodels.errors import CodesignError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CodesignError(f"{flag} {str(out)!r}: cannot create the folder ({exc.strerror or exc}); give a folder "
+                            "you can write, e.g. runs/my-run") from None
+
+
+def unused_path(path: Path) -> Path:
+    """``path``, or the first of ``stem-2``, ``stem-3``, ... (same suffix) that does not exist: a default
+    output that never replaces an earlier run's."""
+    k = 2
+    candidate = path
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{k}{path.suffix}")
+        k += 1
+    return candidate
+
+
+def check_not_results(path: Path, flag: str, overwrite: bool) -> None:
+    """Refuse (one line) to replace the results file ``path`` of an earlier run, unless ``overwrite``."""
+    from costmodels.errors import CodesignError
+
+    if path.exists() and not overwrite:
+        raise CodesignError(f"{flag}: {str(path)!r} holds an earlier run's results; give a new {flag}, or "
+                            "--overwrite to replace them")
 
 
 CLAIM = ".codesign-study"  # a run folder's owner: the study whose outputs it holds
@@ -58,7 +106,7 @@ def claim_run_folder(out: Path, study: str, overwrite: bool) -> None:
     held = owner()
     if held is not None and held != study and not overwrite:
         refuse(held)
-    out.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out)
     if held is not None and held != study:  # --overwrite
         write_text(out / CLAIM, study + "\n")
         return

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from costmodels.atomic import write_text
+from search.storage import check_url
 
 from .common import Renamed, add_data_root, add_json_flag, add_threads_flag, add_trust_pickle, bounded, emit_json
 from .run_folder import check_out_dir, claim_run_folder
@@ -242,7 +243,12 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     screen_at = budget.value if args.screen and budget is not None and not hardware.active else None
     evaluator = _evaluator(args, metric, None if args.measured else device_name, screen_at)  # bad model: fail now
     storage = args.storage
-    created = not out.exists()  # removed again if the search is refused before any trial finished
+    if storage is not None:
+        check_url(storage)  # a malformed URL or a missing driver: refused before the run folder exists
+    new_top = out  # the outermost folder this command creates: removed again if the search is refused before
+    while not new_top.parent.exists() and new_top.parent != new_top.parent.parent:  # any trial finished
+        new_top = new_top.parent
+    created = not out.exists()
     claim_run_folder(out, study_name, args.overwrite)  # the last check: the folder is created here
     if storage is None:
         storage = embedded_url(out)
@@ -273,10 +279,10 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
         args.interrupt_note = interrupted(config, space, out, policy)
         raise
     except CodesignError:  # refused at its first trial: a folder this command made holds nothing worth keeping
-        if created and args.storage is None and not any_finished(config, space):
+        if created and (args.storage is not None or not any_finished(config, space)):
             import shutil
 
-            shutil.rmtree(out, ignore_errors=True)
+            shutil.rmtree(new_top, ignore_errors=True)  # an external storage keeps the study; the folder had no results
         raise
     summary = write_outputs(study, out)
     summary["thread_policy"] = policy.to_dict()  # this process's first choice; each trial records its own
@@ -349,6 +355,7 @@ def _evaluator(args: argparse.Namespace, metric, device: str | None,  # type: ig
                           train_subset=args.train_subset, val_size=args.val_size, batch_size=args.batch_size,
                           probe_grid=args.probe_grid, data_root=args.data_root, stop_over=stop_over)
         ev.config({"method": "eb", "channel_sparsity": 0.5, "threshold": 0.1}, args.seed)  # bad options: fail now
+        ev.check()
         return ev
     from codesign.pipelines.graph_search import GraphEvaluator
 

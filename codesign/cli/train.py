@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a sparse GNN ticket or a pruned CNN and report accuracy and cost")
     p.add_argument("--task", choices=["graph", "cnn"], default="graph", help="graph (GNN tickets) or cnn")
     p.add_argument("--model", default=None, help="model name (graph: gcn, gat, gin, sage; cnn: vgg11, ...)")
-    p.add_argument("--dataset", default=None, help="dataset name (e.g. cora, sbm:n=1000,...; cnn: mnist, ...)")
+    p.add_argument("--dataset", default=None, help="dataset name, e.g. cora, sbm:n=1000,...; cnn: mnist, ... "
+                                                   "(default: cora for --task graph, fashion-mnist for --task cnn)")
     p.add_argument("--method", default=None,
                    help="ticket / pruning method (default: gebt for --task graph, eb for --task cnn; see each task)")
     p.add_argument("--seed", type=bounded("--seed"), default=0, help="random seed (runs are deterministic on CPU)")
@@ -72,6 +73,7 @@ def check_ignored_options(args: argparse.Namespace) -> None:
 
 
 RUN_FILES = ("ticket.pt", "model.pt", "result.json", "study.db", "trials.csv", "summary.json")
+EXPORT_FILES = ("ticket.json", "state_dict.pt", "edge_index.pt")  # `codesign export --format pyg`
 
 
 def check_train_out(out: str, overwrite: bool) -> None:
@@ -82,9 +84,9 @@ def check_train_out(out: str, overwrite: bool) -> None:
 
     from .run_folder import check_out_dir
 
+    check_out_dir(out)
     folder = Path(out)
-    check_out_dir(folder)
-    held = [name for name in RUN_FILES if (folder / name).exists()]
+    held = [name for name in RUN_FILES + EXPORT_FILES if (folder / name).exists()]
     if held and not overwrite:
         raise CodesignError(f"--out {out!r} already holds {', '.join(held)} of an earlier run; give a new folder, "
                             "or --overwrite to replace them")

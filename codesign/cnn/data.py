@@ -25,6 +25,7 @@ import gzip
 import hashlib
 import math
 import pickle
+import shutil
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -126,12 +127,15 @@ def _load_idx(name: str, root: Path) -> tuple[np.ndarray, ...]:
 def download_cifar(name: str, dest: Path) -> Path:
     """Download + MD5-check + extract the official tarball into ``dest``; returns the batch folder."""
     folder, url, md5 = CIFAR[name][0], CIFAR[name][1], CIFAR[name][2]
+    created = not dest.exists()
     dest.mkdir(parents=True, exist_ok=True)
     tar = dest / url.rsplit("/", 1)[1]
     try:
         if not tar.is_file() or file_digest(tar, "md5") != md5:
             fetch(url, tar)
     except OSError as exc:
+        if created:  # a failed download leaves no empty cache folder behind
+            shutil.rmtree(dest, ignore_errors=True)
         raise CodesignError(
             f"dataset {name!r}: no {folder}/ under the data root and the download from {url} failed "
             f"({exc.__class__.__name__}); place {folder}/ in --data-root or run once online"
@@ -213,6 +217,9 @@ def val_count(val_size: float, n: int) -> int:
     """Images to hold out of ``n``: round(val_size · n) for a fraction, else the count itself."""
     if val_size < 0 or not math.isfinite(val_size):
         raise CodesignError(f"--val-size must be >= 0 (a fraction < 1 or an image count), got {val_size}")
+    if val_size >= 1 and not float(val_size).is_integer():
+        raise CodesignError(f"--val-size {val_size:g}: give a fraction below 1 (e.g. 0.1) or a whole number of "
+                            "images (e.g. 500)")
     k = int(round(val_size * n)) if val_size < 1 else int(val_size)
     if k >= n:
         raise CodesignError(f"--val-size {val_size:g} holds out {k} of {n} training images, leaving none to "

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from codesign.runtime.versions import versions
 from costmodels.atomic import atomic_path, write_text
-from costmodels.errors import CodesignError
+from costmodels.errors import CodesignError, load_failure
 
 from .data import GraphData
 
@@ -79,7 +79,7 @@ def load_ticket(path: str | Path, data: GraphData | None = None, flag: str = "--
     try:
         raw = torch.load(p, weights_only=True, map_location="cpu")
     except Exception as exc:  # not a torch file, or a corrupt one
-        raise CodesignError(f"{flag} {str(path)!r}: not a readable ticket ({type(exc).__name__})") from None
+        raise CodesignError(f"{flag} {str(path)!r}: not a readable ticket ({load_failure(exc)})") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise CodesignError(f"{flag} {str(path)!r}: not a {FORMAT} file")
     prov = json.loads(raw["provenance"])

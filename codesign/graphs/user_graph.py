@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from codesign.runtime.data_root import TRUST_ENV
-from costmodels.errors import CodesignError
+from costmodels.errors import CodesignError, load_failure
 
 MASKS = ("train_mask", "val_mask", "test_mask")
 SPLIT_RULE = "no masks in the file: seeded random split (seed 0), 60% train / 20% val / 20% test"
@@ -64,6 +64,8 @@ def _read(path: Path) -> Any:
             warnings.simplefilter("ignore")
             return torch.load(path, weights_only=True, map_location="cpu")  # data only: no code runs
     except pickle.UnpicklingError as exc:
+        if "GLOBAL" not in str(exc):  # not a pickled object: e.g. "invalid load key", "Unsupported operand"
+            raise CodesignError(f"not readable: {load_failure(exc)}") from None
         if not pickle_trusted():
             found = re.search(r"GLOBAL ([\w.]+)", str(exc))
             what = f" ({found.group(1)})" if found else ""
@@ -72,11 +74,11 @@ def _read(path: Path) -> Any:
                 "dict instead: torch.save({k: data[k] for k in data.keys()}, PATH), or pass --trust-pickle if you "
                 "made the file yourself") from None
     except Exception as exc:
-        raise CodesignError(f"not a torch.save file ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise CodesignError(f"not readable: {load_failure(exc)}") from None
     try:  # --trust-pickle: a pickled Data object (unpickling imports torch_geometric and may run code)
         return torch.load(path, weights_only=False, map_location="cpu")
     except Exception as exc:
-        raise CodesignError(f"not a torch.save file ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise CodesignError(f"not readable: {load_failure(exc)}") from None
 
 
 def _first_line(exc: BaseException) -> str:

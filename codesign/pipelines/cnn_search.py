@@ -105,6 +105,14 @@ class CNNEvaluator:
             kwargs[key] = float(params["threshold"])
         return CNNTrainConfig(**kwargs)
 
+    def check(self) -> None:
+        """Fail now (before a study exists) on data no trial could load (a missing dataset, a bad --val-size)."""
+        from codesign.cnn.data import load_dataset
+        from codesign.runtime.data_root import resolve_data_root
+
+        load_dataset(self.dataset, resolve_data_root(self.data_root), train_subset=self.train_subset,
+                     val_size=self.val_size or 0.0)
+
     def predict(self, params: dict[str, Any]) -> CostInterval | None:
         """The cost interval of the run ``params`` would make, before training (:mod:`.cnn_bounds`; None with
         ``--measured`` or a network it does not bound)."""

@@ -90,7 +90,8 @@ class HardwareOptions:
             for t in templates:
                 for k, axis in self.space.axes().items():
                     knob = t.knob(k)
-                    for v in (axis if knob.choices else (np.min(axis), np.max(axis))):
+                    listed = knob.choices or isinstance(axis, list)  # every listed value; a range by its ends
+                    for v in (axis if listed else (np.min(axis), np.max(axis))):
                         knob.check(v, f"--hardware-space on {t.name}")
 
     def context(self) -> dict[str, Any]:
