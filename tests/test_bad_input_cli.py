@@ -60,6 +60,8 @@ CASES = {
     "profile-sparsity-not-applicable": (lambda t: ["profile", "--dataset", TINY, "--method", "dense",
                                                    "--graph-sparsity", "0.5"], "does not apply to --method dense"),
     "data-root-is-a-file": (_file_as_root, "is a file; give the folder that holds the datasets"),
+    "estimate-data-root-missing": (lambda t: ["estimate", "--model", "gcn", "--dataset", "cora", "--data-root",
+                                              str(t / "missing")], "is not a folder"),
     "graph-file-not-torch": (_text_as_graph, "it is not a torch.save file"),
     "budget-overflow-example": (lambda t: [*SEARCH[:5], "--budget", "1e999J"], "e.g. '2 J'"),
     "area-budget-negative": (lambda t: [*SEARCH, "--device", "gcn-accelerator", "--area-budget=-1mm2"],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 from typing import Any
 
 from costmodels.errors import CodesignError, check_fraction
@@ -159,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
     check_fraction("--weight-sparsity", args.weight_sparsity)
     if args.width <= 0 or args.batch_size < 1:
         raise CodesignError("--width must be > 0 and --batch-size >= 1")
+    if args.data_root is not None and not Path(args.data_root).expanduser().is_dir():
+        raise CodesignError(f"--data-root {args.data_root!r} is not a folder; give the folder that holds the "
+                            "datasets, or leave it out (the built-in datasets' sizes need no files)")
     names = args.device or [n for n in list_profiles() if "/" not in n]
     if args.module:
         from .estimate_module import run_module

@@ -138,7 +138,8 @@ def download_cifar(name: str, dest: Path) -> Path:
             shutil.rmtree(dest, ignore_errors=True)
         raise CodesignError(
             f"dataset {name!r}: no {folder}/ under the data root and the download from {url} failed "
-            f"({exc.__class__.__name__}); place {folder}/ in --data-root or run once online"
+            f"({getattr(exc, 'reason', None) or exc.__class__.__name__}); place {folder}/ in --data-root or run once "
+            "online"
         ) from None
     got = file_digest(tar, "md5")
     if got != md5:
