@@ -245,8 +245,10 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     storage = args.storage
     if storage is not None:
         check_url(storage)  # a malformed URL or a missing driver: refused before the run folder exists
-    new_top = out  # the outermost folder this command creates: removed again if the search is refused before
-    while not new_top.parent.exists() and new_top.parent != new_top.parent.parent:  # any trial finished
+    # the outermost folder this command creates (out, or a parent of it such as runs/): removed again if the
+    # search is refused before any trial finished
+    new_top = out
+    while not new_top.parent.exists() and new_top.parent != new_top.parent.parent:
         new_top = new_top.parent
     created = not out.exists()
     claim_run_folder(out, study_name, args.overwrite)  # the last check: the folder is created here
@@ -282,7 +284,7 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
         if created and (args.storage is not None or not any_finished(config, space)):
             import shutil
 
-            shutil.rmtree(new_top, ignore_errors=True)  # an external storage keeps the study; the folder had no results
+            shutil.rmtree(new_top, ignore_errors=True)  # (an external storage keeps the study: the folder held none)
         raise
     summary = write_outputs(study, out)
     summary["thread_policy"] = policy.to_dict()  # this process's first choice; each trial records its own
