@@ -48,6 +48,8 @@ CASES = {
     "search-out-proc": (lambda t: [*SEARCH, "--out", "/proc/x"], "is not writable"),
     "profile-out-proc": (lambda t: ["profile", "--dataset", TINY, "--out", "/proc/x"], "is not writable"),
     "profile-out-empty": (lambda t: ["profile", "--dataset", TINY, "--out", ""], "--out is empty"),
+    "search-out-empty": (lambda t: [*SEARCH, "--out", ""], "--out is empty"),
+    "pareto-out-empty": (lambda t: ["pareto", str(t), "--out", ""], "--out is empty"),
     "hardware-space-word": (lambda t: [*SEARCH, "--device", "gcn-accelerator", "--hardware-space", "pes=abc",
                                        "--out", str(t / "o")], "pes='abc' is not a number"),
     "storage-not-a-url": (lambda t: [*SEARCH, "--storage", "notaurl", "--out", str(t / "runs" / "o")],
