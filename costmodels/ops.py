@@ -230,7 +230,8 @@ class Aggregate:
 
     ``E`` = directed edges kept (already scaled by graph density), ``L`` = added self-loops,
     ``F`` = feature width (× heads for GAT). ``weighted``: messages scaled by an edge value;
-    ``reduce``: ``sum`` or ``mean``.
+    ``reduce``: ``sum``, ``mean`` or ``max`` (max or min: one comparison per message element; its
+    backward compares each element with the result again and routes the gradient: one more per element).
 
     forward flops = 2·nnz·F if weighted else nnz·F (one add per message element), + N·F for mean;
     macs = E·F (self-loops excluded: the GEBT count).
@@ -295,6 +296,8 @@ class Aggregate:
         kernels = 0
         if self.input_grad:  # dh = A^T g: CSR tensor + sparse mm per product
             flops, traffic, kernels = flops + fwd.flops, traffic + fwd.dram_bytes, kernels + 2 * self.products
+            if self.reduce == "max":  # which element won: compared with the result again
+                flops = flops + self._nnz() * self.features
         if self.trainable_graph and self.weighted:  # sampled dense-dense product + scatter back, per product
             nnz = self._nnz()
             flops = flops + 2.0 * nnz * self.features

@@ -369,10 +369,9 @@ class _Recorder(DispatchRecorder):
             if slot in self.weighting or op.flops_per_elem == 0:  # the scaling multiply (its FLOPs are the
                 fused = replace(fused, flops_per_elem=0.0, backward_flops_per_elem=0.0)  # SpMM's), gathers, zeros
             self.slots[slot] = fused
-        op_reduce = "mean" if reduce in ("mean", "mean_") else "sum"
-        # a max/min keeps one of the gathered values: one comparison per element, no product
-        weighted = reduce not in ("amax", "amin", "max", "min")
-        return self._add(Aggregate(f"aten.{name}", float(n), float(e), 0.0, float(width), weighted, op_reduce,
+        extreme = reduce in ("amax", "amin", "max", "min")  # keeps one gathered value: no product, no edge value
+        op_reduce = "max" if extreme else "mean" if reduce in ("mean", "mean_") else "sum"
+        return self._add(Aggregate(f"aten.{name}", float(n), float(e), 0.0, float(width), not extreme, op_reduce,
                                    False, info.grad, input_density=info.features or 1.0))
 
     def _matmul(self, name: str, args: tuple, outs: list[torch.Tensor], result: _Info) -> None:
