@@ -97,6 +97,18 @@ CASES = {
 }
 
 
+def assert_refused(argv: list[str], needle: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    """``codesign ARGV`` exits 2 with one line on stderr that contains ``needle``."""
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse-level errors exit themselves
+        rc = exc.code
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert needle in err, err
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_is_one_line_exit_2_nothing_created(case, tmp_path, monkeypatch, capsys):
     build, needle = CASES[case]
@@ -107,14 +119,7 @@ def test_bad_input_is_one_line_exit_2_nothing_created(case, tmp_path, monkeypatc
     out = tmp_path / "out"
     argv = [*argv, "--out", str(out)] if argv[0] in ("train", "search") else argv
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    try:
-        rc = main(argv)
-    except SystemExit as exc:  # argparse-level errors exit themselves
-        rc = exc.code
-    err = capsys.readouterr().err.strip()
-    assert rc == 2, err
-    assert len(err.splitlines()) == 1, err
-    assert needle in err, err
+    assert_refused(argv, needle, capsys)
     assert not out.exists()
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing created
 

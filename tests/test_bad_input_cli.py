@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from codesign.cli import main
+from tests.test_bad_input import assert_refused
 
 TINY = "sbm:n=300,avg_degree=6,features=8,classes=3,seed=1"
 SEARCH = ["search", "--model", "gcn", "--dataset", TINY, "--budget", "1J", "--trials", "1", "--epochs", "2"]
@@ -86,14 +87,7 @@ def test_refused_with_one_line_and_nothing_created_or_changed(case, tmp_path, mo
     work.mkdir()
     monkeypatch.chdir(work)
     before = _snapshot(tmp_path)
-    try:
-        rc = main(argv)
-    except SystemExit as exc:  # argparse-level errors exit themselves
-        rc = exc.code
-    err = capsys.readouterr().err.strip()
-    assert rc == 2, err
-    assert len(err.splitlines()) == 1, err
-    assert needle in err, err
+    assert_refused(argv, needle, capsys)
     assert _snapshot(tmp_path) == before
 
 
