@@ -158,8 +158,9 @@ def run(args: argparse.Namespace) -> int:
 
     one_run_folder = len(args.run_dirs) == 1 and not args.storage  # one study, drawn beside its folder
     default = f"{str(Path(args.run_dirs[0])).rstrip('/')}-pareto" if one_run_folder else "runs/pareto"
-    check_out_dir(default if args.out is None else args.out)  # before any storage is opened; '' is refused
-    out = Path(args.out or default)
+    out_given = default if args.out is None else args.out
+    check_out_dir(out_given)  # before any storage is opened; an empty --out is refused
+    out = Path(out_given)
     if any(out.resolve() == Path(d).resolve() for d in args.run_dirs):
         raise CodesignError(f"--out {str(out)!r} is a RUN_DIR: pareto never rewrites a search's own files; "
                             f"give another folder (default {default})")

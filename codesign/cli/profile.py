@@ -98,8 +98,9 @@ def run(args: argparse.Namespace) -> int:
 
     from .run_folder import check_not_results, check_out_dir, make_out_dir, unused_path
 
-    out = Path(args.out) if args.out is not None else unused_path(Path("runs/profile"))
-    check_out_dir(args.out if args.out is not None else out)  # before measuring, not after
+    out_given = str(unused_path(Path("runs/profile"))) if args.out is None else args.out
+    check_out_dir(out_given)  # before measuring, not after; an empty --out is refused
+    out = Path(out_given)
     check_not_results(out / "profile.json", "--out", args.overwrite)
     result = profile(args)
     make_out_dir(out)

@@ -234,8 +234,9 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     if args.study is not None:
         check_name("--study", args.study)
     study_name = args.study or default_study_name(args) + hardware.study_suffix()
-    check_out_dir(Path("runs") / study_name if args.out is None else args.out)  # '' is refused, not the default
-    out = Path(args.out or Path("runs") / study_name)
+    out_given = str(Path("runs") / study_name) if args.out is None else args.out
+    check_out_dir(out_given)  # an empty --out is refused, not read as the default
+    out = Path(out_given)
     if args.budget is not None and not args.budget.strip():
         raise CodesignError("--budget '' is empty; give a cost ceiling with a unit, e.g. 2J, or leave --budget out")
     # screening prices a configuration on the one --device; several devices or a hardware space price each

@@ -17,13 +17,13 @@ _REPO = Path(__file__).resolve().parents[2]
 def resolve_data_root(arg: str | os.PathLike[str] | None = None) -> Path:
     """The folder datasets are read from (see the module docstring for the order); a given root that is a
     file is refused (one line). A root that does not exist yet is where a loader downloads to."""
-    given = (str(arg), "--data-root") if arg else (os.environ.get("CODESIGN_DATA"), "CODESIGN_DATA")
-    if given[0]:
-        root = Path(given[0]).expanduser()
+    text, source = (str(arg), "--data-root") if arg else (os.environ.get("CODESIGN_DATA", ""), "CODESIGN_DATA")
+    if text:
+        root = Path(text).expanduser()
         if root.exists() and not root.is_dir():
             from costmodels.errors import CodesignError
 
-            raise CodesignError(f"{given[1]} {given[0]!r} is a file; give the folder that holds the datasets "
+            raise CodesignError(f"{source} {text!r} is a file; give the folder that holds the datasets "
                                 "(e.g. the one with Cora/ or MNIST/ in it)")
         return root
     shared = _REPO.parent / "shared" / "data"
