@@ -222,21 +222,25 @@ def test_workers_die_with_their_parent(tmp_path):
         import multiprocessing, sys, time
         from search.study import die_with_parent
 
-        def worker():
+        def worker(ready):
             die_with_parent()
+            ready.release()
             time.sleep(60)
 
         if __name__ == "__main__":
-            procs = [multiprocessing.get_context("spawn").Process(target=worker, daemon=True) for _ in range(2)]
+            ctx = multiprocessing.get_context("spawn")
+            ready = ctx.Semaphore(0)
+            procs = [ctx.Process(target=worker, args=(ready,), daemon=True) for _ in range(2)]
             for p in procs:
                 p.start()
+            for p in procs:  # every worker has reached die_with_parent, however slow the machine
+                ready.acquire()
             print(" ".join(str(p.pid) for p in procs), flush=True)
             time.sleep(60)
     """))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
     pids = [int(p) for p in parent.stdout.readline().split()]
-    time.sleep(1.0)  # the workers reach die_with_parent
     parent.kill()  # SIGKILL: no cleanup code of the parent runs
     parent.wait()
     deadline = time.time() + 10

@@ -182,8 +182,13 @@ def test_a_worker_with_no_trial_left_to_start_says_it_waits(tmp_path):
     other.set_user_attr(WORKER_ATTR, f"{worker_tag().rsplit(':', 1)[0]}:{os.getppid()}")  # alive elsewhere
     calls = []
     finish = threading.Timer(0.6, lambda: study.tell(other, [0.8, 1.0]))
-    finish.start()
-    run_search(cfg, SPACE, fake_evaluator, waiting=calls.append)
+
+    def waiting(idle: bool) -> None:  # the other process finishes only once this worker waits for it,
+        calls.append(idle)             # however long this one took to get there (a slow CI machine)
+        if idle and not finish.is_alive():
+            finish.start()
+
+    run_search(cfg, SPACE, fake_evaluator, waiting=waiting)
     finish.join()
     assert calls == [True] and count_states(study) == (1, 0)
 
