@@ -2,7 +2,8 @@
 
 x: the cost metric with an SI prefix picked for the data (e.g. "train energy on h100 [J]"),
 y: validation accuracy. One colour per method (and, with several runs, one marker per run, each run
-labelled by its folder); trials over the budget are hollow; the dense reference is labelled; the
+labelled by its folder); trials over the budget are hollow; the dense reference is labelled (where the
+label covers no trial, bar or line: :func:`place_labels`); the
 Pareto front of each run is a step line (a point on the front is the best accuracy affordable at
 its cost); the budget is a vertical dashed line (a budget over ``FAR_BUDGET`` times the dearest
 trial is a note at the axis' right end instead: the axis spans the trials); the chosen trial (most
@@ -15,6 +16,7 @@ says so on the plot.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -129,37 +131,18 @@ def _draw(ax: Any, studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scal
                             label=f"chosen: mean +- sd over {seeds_text(conf['seeds'])}" if legend else None)
                 if not several:
                     _draw_other_candidates(ax, summ, done, scale, legend)
-    points = [(float(c) / scale, float(a)) for _, df, _ in studies
-              for c, a in zip(complete_frame(df).get("cost", []), complete_frame(df).get("val_accuracy", []))]
-    # the chosen stars (with their error bars) weigh as five trials: the reference label keeps clear of them
-    points += [(float(s["best"]["cost"]) / scale, float(s["best"]["accuracy"])) for _, _, s in studies
-               if s.get("best") and s["best"].get("cost") is not None] * 5
-    points += _bar_ends(studies, scale) * 3
+    labels = getattr(ax, "_codesign_labels", [])
     for (cost, acc), runs in _references(studies).items():  # one label per point, naming every run it is in
         where = "" if not several else " (every run)" if len(runs) == len(studies) else f" ({', '.join(runs)})"
-        dx, dy, ha = _label_side(points, (cost / scale, acc))
-        ax.annotate(f"dense reference{where}\nacc {acc:.3f}",
-                    (cost / scale, acc), xytext=(dx, dy), textcoords="offset points", ha=ha, fontsize=8,
-                    arrowprops={"arrowstyle": "-", "color": "0.3", "lw": 0.8})
+        labels.append(ax.annotate(f"dense reference{where}\nacc {acc:.3f}", (cost / scale, acc),
+                                  xytext=LABEL_OFFSETS[0][:2], textcoords="offset points", ha=LABEL_OFFSETS[0][2],
+                                  fontsize=8, arrowprops={"arrowstyle": "-", "color": "0.3", "lw": 0.8}))
+        labels[-1].set_in_layout(False)  # placed after the layout (place_labels), kept inside the axes there
+    ax._codesign_labels = labels  # placed by place_labels once the figure's layout is final
     budgets = {(s["budget"]["value"], s["budget"]["text"]) for _, _, s in studies if s.get("budget")}
     for value, text in sorted(budgets) if budget_line else []:
         ax.axvline(value / scale, color="crimson", ls="--", lw=1.2, zorder=1,
                    label=f"budget {text}" if legend else None)
-
-
-def _bar_ends(studies: list[tuple[str, pd.DataFrame, dict[str, Any]]], scale: float) -> list[tuple[float, float]]:
-    """The ends and middles of the confirmation bars (mean +- sd), for the reference label to keep clear of."""
-    out = []
-    for _, df, summ in studies:
-        done = complete_frame(df)
-        if "number" not in done or "cost" not in done:
-            continue
-        cost_of = dict(zip(done["number"].astype(int), done["cost"].astype(float), strict=True))
-        for c in (summ.get("confirmation") or {}).get("candidates") or []:
-            if c.get("val_mean") is not None and c["number"] in cost_of:
-                sd = c.get("val_sd") or 0.0
-                out += [(cost_of[c["number"]] / scale, c["val_mean"] + d) for d in (-sd, 0.0, sd)]
-    return out
 
 
 def _draw_other_candidates(ax: Any, summ: dict[str, Any], done: pd.DataFrame, scale: float, legend: bool) -> None:
@@ -205,25 +188,99 @@ def chosen_text(best: dict[str, Any]) -> str:
     return text
 
 
-def _label_side(points: list[tuple[float, float]], at: tuple[float, float]) -> tuple[int, int, str]:
-    """Offset (points) and alignment of a label at ``at``: of the places beside it (below-left first),
-    the one whose label-sized box (about a fifth of the x spread, a tenth of the y spread) holds the
-    fewest other trials and stays within the trials' spread (the panel's title sits above it)."""
-    xs, ys = [p[0] for p in points] or [at[0]], [p[1] for p in points] or [at[1]]
-    w, h = 0.2 * ((max(xs) - min(xs)) or 1.0), 0.1 * ((max(ys) - min(ys)) or 1.0)
-    best: tuple[int, tuple[int, int, str]] | None = None
-    for sx, sy, far, offset in ((-1, -1, 0, (-10, -26, "right")), (-1, -1, 1, (-10, -50, "right")),
-                                (1, -1, 0, (10, -26, "left")), (1, -1, 1, (10, -50, "left")),
-                                (-1, 1, 0, (-10, 16, "right")), (1, 1, 0, (10, 16, "left"))):
-        x0, x1 = sorted((at[0], at[0] + sx * w))
-        y0, y1 = sorted((at[1] + sy * (0.2 + 1.2 * far) * h, at[1] + sy * (1.4 + 1.2 * far) * h))
-        crowd = sum(x0 <= x <= x1 and y0 <= y <= y1 for x, y in points if (x, y) != at)
-        outside = x0 < min(xs) - 0.05 * w or x1 > max(xs) + 0.05 * w or y0 < min(ys) - h or y1 > max(ys) + 0.2 * h
-        crowd += 100 * outside
-        if best is None or crowd < best[0]:
-            best = (crowd, offset)
-    assert best is not None
-    return best[1]
+# (dx, dy) points from the labelled point and the alignment, nearest first: below-left is the default
+LABEL_OFFSETS = tuple(sorted(((sx * dx, dy, "right" if sx < 0 else "left") for dx in (10, 40, 80, 130)
+                              for dy in (-26, 16, -50, 36, -74, 60, -100) for sx in (-1, 1)),
+                             key=lambda o: (o[0] ** 2 + o[1] ** 2, o[0] > 0, o[1] > 0)))
+_MARK_PX = 7.0  # a marker's half-width in pixels, and the spacing of the points sampled along lines
+
+
+def place_labels(fig: Any) -> None:
+    """Move each point label (``ax._codesign_labels``) to the place of ``LABEL_OFFSETS`` whose drawn box
+    stays inside its axes and covers the fewest markers, bars, lines and other texts, the nearer of two
+    that cover as many (a mark covered weighs as 10 points of distance): measured on the rendered figure,
+    so it holds at any axis range, font and size."""
+    import numpy as np
+
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        labels = getattr(ax, "_codesign_labels", [])
+        if not labels:
+            continue
+        marks = _marks(ax)
+        frame = ax.get_window_extent(renderer)
+        taken = [t.get_window_extent(renderer) for t in ax.texts if t not in labels]
+        for label in labels:
+            best: tuple[float, int] | None = None
+            for k, (dx, dy, ha) in enumerate(LABEL_OFFSETS):
+                label.xyann = (dx, dy)
+                label.set_ha(ha)
+                box = _text_box(label, renderer).padded(_MARK_PX)
+                covered = int(np.count_nonzero((marks[:, 0] >= box.x0) & (marks[:, 0] <= box.x1)
+                                               & (marks[:, 1] >= box.y0) & (marks[:, 1] <= box.y1)))
+                covered += 5 * sum(box.overlaps(t) for t in taken)
+                inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+                score = 10 * covered + (0 if inside else 10_000) + math.hypot(dx, dy) / 10
+                if best is None or score < best[0]:
+                    best = (score, k)
+            assert best is not None
+            dx, dy, ha = LABEL_OFFSETS[best[1]]
+            label.xyann = (dx, dy)
+            label.set_ha(ha)
+            taken.append(_text_box(label, renderer))
+
+
+def _text_box(label: Any, renderer: Any) -> Any:
+    """The pixel box of an annotation's text alone (``Annotation.get_window_extent`` adds its leader line,
+    which ends on the labelled point)."""
+    from matplotlib.text import Text
+
+    label.update_positions(renderer)
+    return Text.get_window_extent(label, renderer)
+
+
+def _marks(ax: Any) -> Any:
+    """Pixel positions of what a label should not cover in ``ax``: every scatter marker, and points every
+    ``_MARK_PX`` along every line (Pareto steps, error bars, the budget line)."""
+    import numpy as np
+    from matplotlib.collections import LineCollection, PathCollection
+
+    out = [np.zeros((0, 2))]
+    for coll in ax.collections:
+        if isinstance(coll, PathCollection) and len(coll.get_offsets()):
+            out.append(coll.get_offset_transform().transform(np.asarray(coll.get_offsets(), dtype=float)))
+        elif isinstance(coll, LineCollection):
+            out += [_along(coll.get_transform().transform(np.asarray(seg, dtype=float)))
+                    for seg in coll.get_segments() if len(seg)]
+    for line in ax.lines:
+        xy = np.asarray(line.get_xydata(), dtype=float)
+        if len(xy):
+            drawn = line.get_transform().transform(xy)
+            out.append(drawn if line.get_linestyle() in ("None", "", " ") else _along(_stepped(line, drawn)))
+    return np.concatenate(out)
+
+
+def _stepped(line: Any, xy: Any) -> Any:
+    """A ``steps-post`` line's corners (``ax.step(where="post")``): each point, then its successor's x at its y."""
+    import numpy as np
+
+    if not str(line.get_drawstyle()).startswith("steps") or len(xy) < 2:
+        return xy
+    corners = np.empty((2 * len(xy) - 1, 2))
+    corners[0::2] = xy
+    corners[1::2, 0], corners[1::2, 1] = xy[1:, 0], xy[:-1, 1]
+    return corners
+
+
+def _along(xy: Any) -> Any:
+    """Points every ``_MARK_PX`` pixels along the polyline ``xy`` (its vertices included)."""
+    import numpy as np
+
+    pieces = [xy[:1]]
+    for a, b in zip(xy[:-1], xy[1:], strict=True):
+        n = max(1, int(np.hypot(*(b - a)) // _MARK_PX))
+        pieces.append(a + (b - a) * (np.arange(1, n + 1)[:, None] / n))
+    return np.concatenate(pieces)
 
 
 def _references(studies: list[tuple[str, pd.DataFrame, dict[str, Any]]]) -> dict[tuple[float, float], list[str]]:
@@ -403,6 +460,7 @@ def plot_studies(studies: Sequence[tuple[str, pd.DataFrame, dict[str, Any]]], pa
     h2, l2 = ax.get_legend_handles_labels()
     ax.legend(handles=handles + h2, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
+    place_labels(fig)
     path = Path(path)
     from costmodels.atomic import atomic_path
 

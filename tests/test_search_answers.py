@@ -432,7 +432,7 @@ def test_the_plot_draws_the_other_candidates_bars_and_names_the_tie():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from search.plots import _bar_ends, _draw_other_candidates
+    from search.plots import _draw_other_candidates
 
     done = pd.DataFrame({"number": [0, 1, 2], "cost": [10.0, 7.0, 8.0], "val_accuracy": [0.8, 0.79, 0.78],
                          "state": ["COMPLETE"] * 3})
@@ -444,9 +444,40 @@ def test_the_plot_draws_the_other_candidates_bars_and_names_the_tie():
     assert [t.get_text() for t in ax.texts] == ["#2 ties"]  # #0 is drawn, not tied; the chosen #1 is not redrawn
     assert len(ax.containers) == 2
     plt.close(fig)
-    ends = _bar_ends([("run", done, summ)], 1.0)
-    assert ends[:3] == [(7.0, pytest.approx(0.78)), (7.0, 0.79), (7.0, pytest.approx(0.80))]
-    assert (10.0, 0.70) in ends and len(ends) == 9
+
+
+def test_the_reference_label_is_placed_where_it_covers_no_marker_and_stays_in_the_axes():
+    """The label goes where its drawn text box covers no trial, bar or line: here the trials fill the axes
+    left of the point (the default side is above-left), a bar stands above it, the budget line far right."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from search.plots import LABEL_OFFSETS, _marks, _text_box, place_labels
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs, ys = np.meshgrid(np.linspace(0.0, 6.0, 13), np.linspace(0.3, 0.8, 12))
+    ax.scatter(xs.ravel(), ys.ravel(), s=36)
+    ax.errorbar([6.4], [0.7], yerr=[0.03], fmt="_")
+    ax.axvline(9.8)
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0.25, 0.85)
+    label = ax.annotate("dense reference\nacc 0.794", (6.3, 0.55), xytext=LABEL_OFFSETS[0][:2],
+                        textcoords="offset points", ha=LABEL_OFFSETS[0][2], fontsize=8)
+    ax._codesign_labels = [label]
+    fig.tight_layout()
+    renderer = fig.canvas.get_renderer()
+    marks, box = _marks(ax), _text_box(label, renderer)
+    assert ((marks[:, 0] >= box.x0) & (marks[:, 0] <= box.x1) & (marks[:, 1] >= box.y0)
+            & (marks[:, 1] <= box.y1)).any()  # the default place covers trials
+    place_labels(fig)
+    box, frame = _text_box(label, renderer), ax.get_window_extent(renderer)
+    covered = (marks[:, 0] >= box.x0) & (marks[:, 0] <= box.x1) & (marks[:, 1] >= box.y0) & (marks[:, 1] <= box.y1)
+    assert not covered.any() and label.xyann != LABEL_OFFSETS[0][:2]
+    assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+    plt.close(fig)
 
 
 def test_one_trained_configuration_is_said_in_the_singular():
