@@ -130,7 +130,7 @@ def open_storage(url: str, read_only: bool = False) -> optuna.storages.BaseStora
     Unreachable servers, unknown schemes, missing drivers and unwritable files raise
     :class:`CodesignError` naming the (password-redacted) URL and the fix. Nothing is deleted.
     ``read_only`` (``codesign pareto``): a storage file must exist, and an SQLite file is opened read-only,
-    so that nothing is written into it.
+    so that nothing is written into it (nor beside it, when no writer has it open).
     """
     import optuna
     import optuna.storages.journal
@@ -150,7 +150,10 @@ def open_storage(url: str, read_only: bool = False) -> optuna.storages.BaseStora
         engine_kwargs["connect_args"] = {"timeout": 60}
         if read_only:
             db = Path(url.removeprefix("sqlite:///").split("?", 1)[0]).resolve()
-            url = f"sqlite:///file:{db}?mode=ro&uri=true"
+            # no write-ahead log beside the file: no process has it open for writing (a WAL writer keeps one
+            # while connected), so read it as immutable: SQLite then creates no -shm/-wal files beside it
+            idle = not db.with_name(db.name + "-wal").exists()
+            url = f"sqlite:///file:{db}?mode=ro{'&immutable=1' if idle else ''}&uri=true"
     attempts = 10
     for attempt in range(attempts):
         try:

@@ -356,3 +356,24 @@ def test_the_reference_is_a_known_configuration_from_the_moment_it_is_queued():
     assert ref.user_attrs["reference"] and duplicate_of(study.get_trials(deepcopy=False), other.number, sampled, 1) == 0
 
 
+
+
+def test_a_read_only_open_of_a_finished_sqlite_study_leaves_no_file_beside_it(tmp_path):
+    """``codesign pareto`` opens a finished run's WAL-mode study.db: SQLite would create study.db-shm and an
+    empty study.db-wal beside it; with no writer (no -wal file) it is read as immutable and nothing appears.
+    While a writer holds the file (its -wal exists) the read is an ordinary read-only one."""
+    url = embedded_url(tmp_path)
+    storage = open_storage(url)
+    optuna.create_study(study_name="s", storage=storage).enqueue_trial({"x": 1})
+    storage.engine.dispose()  # the search process ended: SQLite checkpoints and removes its -wal and -shm
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.db"]
+    reader = open_storage(url, read_only=True)
+    assert len(optuna.load_study(study_name="s", storage=reader).trials) == 1
+    reader.engine.dispose()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.db"]
+    writer = open_storage(url)
+    optuna.load_study(study_name="s", storage=writer).enqueue_trial({"x": 2})  # a search running beside it
+    reader = open_storage(url, read_only=True)
+    assert len(optuna.load_study(study_name="s", storage=reader).trials) == 2
+    reader.engine.dispose()
+    writer.engine.dispose()
