@@ -95,6 +95,7 @@ def check_url(url: str, read_only: bool = False) -> None:
             raise CodesignError(f"--storage {shown}: folder {db.parent} does not exist; create it first")
         if read_only and not db.is_file():
             raise CodesignError(f"--storage {shown}: no such database file; give the study.db a search wrote")
+    _check_server_url(url, shown)
     if url.startswith("postgres"):
         driver = "pg8000" if "+pg8000" in url else "psycopg" if "+psycopg:" in url else "psycopg2"
         if importlib.util.find_spec(driver) is None:
@@ -122,6 +123,26 @@ def _is_journal(path: Path) -> bool:
     except ValueError:
         return False
     return isinstance(record, dict) and "op_code" in record
+
+
+def _check_server_url(url: str, shown: str) -> None:
+    """The parts of a database URL that are wrong before any driver or server is asked: a port that is no
+    number, the ``postgres://`` alias SQLAlchemy no longer accepts."""
+    from sqlalchemy.engine import make_url
+
+    scheme = url.split("://", 1)[0]
+    if scheme.split("+", 1)[0] == "postgres":
+        raise CodesignError(f"--storage {shown}: SQLAlchemy names the scheme postgresql, not postgres; write "
+                            f"{scheme.replace('postgres', 'postgresql', 1)}://...")
+    try:
+        port = make_url(url).port
+    except ValueError:
+        raise CodesignError(f"--storage {shown}: the port after the host is not a number; e.g. "
+                            "postgresql+psycopg2://user@host:5432/db") from None
+    except Exception:  # noqa: BLE001 - anything else unparsable: the connection attempt names it
+        return
+    if port is not None and not 0 < port < 65536:
+        raise CodesignError(f"--storage {shown}: port {port} is out of range (1-65535)")
 
 
 def open_storage(url: str, read_only: bool = False) -> optuna.storages.BaseStorage:

@@ -59,6 +59,9 @@ def test_search_cli_runs_resumes_and_writes_the_run_folder(tmp_path, fake_traini
         (["--space", "method=gebt,magic"], "allowed values are gebt"),
         (["--storage", "postgresql+psycopg2://u:pw@127.0.0.1:1/db"],  # unreachable, or no driver installed
          "--storage postgresql+psycopg2://u:***@127.0.0.1:1/db"),
+        (["--storage", "postgres://u:pw@127.0.0.1/db"], "write postgresql://"),  # before any driver is asked
+        (["--storage", "postgresql+psycopg2://u@127.0.0.1:pgport/db"], "the port after the host is not a number"),
+        (["--storage", "postgresql+psycopg2://u@127.0.0.1:99999/db"], "port 99999 is out of range"),
         (["--measured"], "--measured: train-energy is not measured on this machine"),
     ],
 )
