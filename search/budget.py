@@ -57,8 +57,8 @@ def _unit_table() -> dict[str, tuple[str, float]]:
 
 UNITS = _unit_table()
 # what argparse must read as a value, not an option: a negative number with or without a unit
-# ("-1J", "-5", "-0.5 kJ"), so `--budget -1J` reaches parse_quantity and gets its one-line error
-NEGATIVE_AMOUNT = re.compile(r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*[^\d\s-]*$")
+# ("-1J", "-5", "-0.5 kJ", "-1mm2"), so `--budget -1J` reaches parse_quantity and gets its one-line error
+NEGATIVE_AMOUNT = re.compile(r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?:\s*[^\d\s-]\S*)?$")
 _NUMBER = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([^\d\s].*?)?\s*$")
 
 

@@ -86,6 +86,8 @@ CASES = {
     "profile-bandwidth-zero": (lambda t: ["estimate", "--model", "gcn", "--dataset", "cora", "--device",
                                           str(_profile(t, "dram_bandwidth_gbs", "0.0"))], "dram_bandwidth_gbs = 0.0"),
     "budget-negative": (lambda t: ["search", "--budget", "-1J", "--trials", "1"], "'-1J'"),
+    "area-budget-negative": (lambda t: ["search", "--device", "gcn-accelerator", "--hardware-space", "pes=256:8192",
+                                        "--area-budget", "-1mm2", "--trials", "1"], "'-1mm2'"),
     "budget-zero": (lambda t: ["search", "--budget=0J", "--trials", "1"], "'0J'"),
     "cnn-sparsity-unreachable": (lambda t: ["train", "--task", "cnn", "--dataset", "synthetic-images", "--width",
                                             "0.125", "--channel-sparsity", "0.99", "--epochs", "1"],
