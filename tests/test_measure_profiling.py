@@ -150,6 +150,9 @@ def test_gpu_style_windows_repeat_epochs_until_the_counter_moves():
 
 @requires_cora
 def test_profile_cli_inference_prices_the_ticket(tmp_path):
+    from dataclasses import replace
+
+    from codesign.dispatch.opcount import inference_launches
     from costmodels import GNNSpec, gnn_workload
 
     rc = main(["profile", "--model", "gcn", "--dataset", "cora", "--method", "gebt", "--graph-sparsity", "0.5",
@@ -163,5 +166,30 @@ def test_profile_cli_inference_prices_the_ticket(tmp_path):
     from codesign.graphs.costing import graph_stats_of
 
     wl = gnn_workload(GNNSpec("gcn"), graph_stats_of(data), graph_density=kept / data.num_edges, training=False)
+    kernels, ops = inference_launches({"model": "gcn", "layers": 2, "heads": 8}, "cpu")  # counted, as estimate
+    wl = replace(wl, kernel_launches=kernels, host_ops=ops)
     expected = float(price_workload(wl, load_profile("cloud-cpu-2core"), training=False).latency_s)
     assert row["predicted_s"] == pytest.approx(expected)
+
+
+@requires_cora
+@pytest.mark.parametrize("model, method", [("gcn", "dense"), ("gat", "gebt")])
+def test_profile_prices_a_phase_as_estimate_does_with_counted_launches(model, method, capsys):
+    """On a datasheet CPU profile `profile` grades the model `estimate` and `search` use: the launch term of
+    the ATen ops the phase dispatches, not the fallback formula's 2-4x fewer kernels. A calibrated profile
+    (fitted against that formula, as `calibrate` still prices) keeps it."""
+    sheet, calibrated = load_profile("cloud-cpu-2core"), load_profile("calibrated/cloud-cpu-2core")
+    assert main(["estimate", "--model", model, "--dataset", "cora", "--device", "cloud-cpu-2core", "--json"]) == 0
+    rows = {r["phase"]: r for r in json.loads(capsys.readouterr().out)}
+    phase, kw = method_phases(method, 0.0, 0.0)[0]
+    r = EpochRunner(WorkloadConfig(model, "cora", phase=phase, **kw), DATA("cora"))
+    counted = price_workload(r.workload(counted_for=(method, sheet)), sheet, training=True)
+    expected = rows["search_epoch" if method == "gebt" else "train_epoch"]
+    assert float(counted.latency_s) == pytest.approx(expected["latency_s"], rel=1e-9)
+    assert float(counted.energy_j) == pytest.approx(expected["energy_j"], rel=1e-9)
+    fallback = price_workload(r.workload(), sheet, training=True)
+    assert float(fallback.launch_s) < 0.7 * float(counted.launch_s)  # what profile graded before
+    assert r.workload(counted_for=(method, calibrated)) == r.workload()
+    infer = EpochRunner(WorkloadConfig(model, "cora", mode="infer", phase="inference"), DATA("cora"))
+    priced = price_workload(infer.workload(counted_for=(method, sheet)), sheet, training=False)
+    assert float(priced.latency_s) == pytest.approx(rows["inference"]["latency_s"], rel=1e-9)

@@ -184,7 +184,7 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
         runner = EpochRunner(cfg, data, args.run_on)
         stats = measure_grid([runner], meter, rounds=1, per_round=args.repeats, warmup=args.warmup,
                              progress=False, min_window_s=min_window_s)[0]
-        wl = runner.workload()
+        wl = runner.workload(counted_for=(args.method, device))  # the launch term estimate and search use
         cost = price_workload(wl, device, training=training)
         measured_mem = stats.peak_memory_bytes if args.run_on == "cuda" else (
             None if stats.peak_rss_bytes is None else stats.peak_rss_bytes - baseline_rss)

@@ -17,6 +17,7 @@ round (so a burst of foreign load hits all of them alike) and keeps the median e
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -189,15 +190,32 @@ class EpochRunner:
         self.model(self.ctx.data.x, edges, None)
 
     # -- what the cost model says this is ----------------------------------------------------
-    def workload(self) -> Workload:
+    def workload(self, counted_for: tuple[str, Any] | None = None) -> Workload:
+        """The workload of one epoch (or inference) as the cost model describes it. ``counted_for``:
+        ``(method, profile)``: the launch term takes the ATen ops this phase of ``method`` dispatches
+        (``codesign.dispatch.opcount``), as ``estimate`` and ``search`` price it on that profile, where
+        counts apply (``counts_apply``: not on calibrated profiles, whose fit is against the fallback
+        formula's kernel count, which ``calibrate`` uses: it passes nothing)."""
+        from codesign.dispatch.opcount import counts_apply, inference_launches, phase_launches, target_for
+
         c = self.cfg
+        spec = {"model": c.model, "layers": c.layers, "heads": c.heads}
+        counted = counted_for is not None and counts_apply(counted_for[1])
+        target = target_for(counted_for[1].kind) if counted_for is not None else "cpu"
         if c.mode == "infer":
-            return gnn_workload(c.spec, self.stats, graph_density=self.graph_density,
-                                weight_density=1.0 - c.weight_sparsity, training=False)
+            wl = gnn_workload(c.spec, self.stats, graph_density=self.graph_density,
+                              weight_density=1.0 - c.weight_sparsity, training=False)
+            if not counted:
+                return wl
+            kernels, ops = inference_launches(spec, target)
+            return dataclasses.replace(wl, kernel_launches=kernels, host_ops=ops)
         weight_density = 1.0 if c.trainable_graph else 1.0 - c.weight_sparsity
         training = "alternate" if c.train_weights else "frozen-weights"
         phase = PhaseSpec(c.phase, 1, self.graph_density, weight_density, c.trainable_graph, c.mask_update,
                           graph_copies=self.graph_copies, graph_training=training if c.trainable_graph else "joint")
+        if counted and counted_for is not None:
+            kernels, ops = phase_launches(spec, counted_for[0], phase.to_dict(), target)
+            phase = dataclasses.replace(phase, kernel_launches=kernels, host_ops=ops)
         return gnn_phase_workload(c.spec, self.stats, phase)
 
 
