@@ -98,7 +98,7 @@ def op_costs(workload: Workload, ctx: ExecContext, *, training: bool, optimizer:
         costs += [op.backward(ctx) for op in reversed(workload.ops)]
         costs += [op.forward(ctx) for op in workload.graph_step]  # a search's edge-value step
         costs += [op.backward(ctx) for op in reversed(workload.graph_step)]
-        params = stored_params(workload, ctx) / ctx.dtype_bytes + workload.extra_trainable
+        params = stored_values(workload, ctx) + workload.extra_trainable
         costs.append(optimizer_cost("optimizer", params, optimizer, ctx))
     return costs
 
@@ -110,6 +110,25 @@ def stored_params(workload: Workload, ctx: ExecContext) -> Array:
         d = getattr(op, "weight_density", None)
         count = op.param_count()
         total = total + (ctx.weight_bytes(count, d) if d is not None else count * ctx.dtype_bytes)
+    return total
+
+
+def stored_values(workload: Workload, ctx: ExecContext) -> Array:
+    """Parameter values stored, the ones the optimizer updates and gradients have: the kept weights
+    where the device stores a layer compressed (as :func:`stored_params` decides), every weight
+    otherwise. Index bytes are storage, not parameters (counted as such, they made the optimizer's
+    work grow with the index share, larger in fp16). Whether a layer is stored compressed still
+    depends on the dtype (fp16 with 2-byte indices: a half-pruned layer is stored dense)."""
+    total: Array = 0.0
+    for op in workload.ops:
+        d = getattr(op, "weight_density", None)
+        count = op.param_count()
+        if d is None or not ctx.sparse_weight_storage:
+            total = total + count + (0.0 * d if d is not None else 0.0)
+            continue
+        kept = count * ctx.exploited(d, "unstructured")
+        compressed = kept * (ctx.dtype_bytes + ctx.sparse_index_bytes) < count * ctx.dtype_bytes
+        total = total + np.where(compressed, kept, count)
     return total
 
 
@@ -132,8 +151,9 @@ def memory_breakdown(workload: Workload, ctx: ExecContext, *, training: bool,
             step = step + op.saved_bytes(ctx)
         saved = np.maximum(saved, step)
         state = optimizer_state_values(optimizer)
-        parts["gradients"] = weights + workload.extra_trainable * b
-        parts["optimizer_state"] = (weights + workload.extra_trainable * b) * state
+        values = (stored_values(workload, ctx) + workload.extra_trainable) * b  # indices are shared, not trained
+        parts["gradients"] = values
+        parts["optimizer_state"] = values * state
         parts["trainable_graph"] = workload.extra_trainable * b
         parts["activations"] = saved
         parts["workspace"] = _workspace(workload, ctx)

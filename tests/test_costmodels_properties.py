@@ -62,3 +62,23 @@ def test_cnn_costs_monotone_in_weight_sparsity(device, ws, dw, width):
     a, b = price(ws), price(min(ws + dw, 0.999))
     for (f, v0), (_, v1) in zip(values(a), values(b)):
         assert v0 >= 0 and v1 <= v0 * (1 + 1e-12), f
+
+
+def test_the_optimizer_steps_over_stored_values_not_index_bytes():
+    """On a device that stores pruned weights compressed, Adam updates the kept values: its work does not
+    grow with the index bytes (it did: stored bytes / dtype bytes counted each index as a parameter), and a
+    90%-pruned layer, compressed in fp32 and fp16 alike, costs the same optimizer FLOPs in both."""
+    from costmodels.analytical import context_for, op_costs, stored_values
+    from costmodels.workloads import gnn_workload
+
+    acc = load_profile("gcn-accelerator")
+    wl = gnn_workload(GNNSpec("gcn"), graph_stats("cora"), weight_density=0.1)
+    dense_params = sum(op.param_count() for op in wl.ops)
+    steps = {}
+    for dtype in ("fp32", "fp16"):
+        ctx = context_for(acc, dtype, True)
+        assert float(stored_values(wl, ctx)) < 0.11 * dense_params  # the kept tenth (+ biases)
+        steps[dtype] = op_costs(wl, ctx, training=True)[-1].flops
+    assert steps["fp32"] == steps["fp16"]
+    plain = context_for(load_profile("h100"), "fp32", True)  # stores weights dense: every value is updated
+    assert float(stored_values(wl, plain)) == dense_params
