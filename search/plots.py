@@ -247,8 +247,9 @@ def _marks(ax: Any) -> Any:
 
     out = [np.zeros((0, 2))]
     for coll in ax.collections:
-        if isinstance(coll, PathCollection) and len(coll.get_offsets()):
-            out.append(coll.get_offset_transform().transform(np.asarray(coll.get_offsets(), dtype=float)))
+        offsets = np.asarray(coll.get_offsets(), dtype=float).reshape(-1, 2)
+        if isinstance(coll, PathCollection) and len(offsets):
+            out.append(coll.get_offset_transform().transform(offsets))
         elif isinstance(coll, LineCollection):
             out += [_along(coll.get_transform().transform(np.asarray(seg, dtype=float)))
                     for seg in coll.get_segments() if len(seg)]
