@@ -59,13 +59,16 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 
 def _state(t: optuna.trial.FrozenTrial) -> str:
     """The trial's state as ``trials.csv`` says it: a configuration already trained is ``REPEAT`` and a
-    trial that lost the race for the last slots ``SURPLUS`` (Optuna stores both as FAIL: nothing was
-    evaluated); a real failure stays ``FAIL`` (its ``fail_reason`` beside it)."""
+    trial that lost the race for the last slots ``SURPLUS``, one Ctrl-C stopped ``INTERRUPTED`` (Optuna
+    stores all three as FAIL: nothing was evaluated); a real failure stays ``FAIL`` (its ``fail_reason``
+    beside it)."""
     if t.state.name == "FAIL":
         if t.user_attrs.get("duplicate_of") is not None:
             return "REPEAT"
         if t.user_attrs.get("surplus"):
             return "SURPLUS"
+        if t.user_attrs.get("interrupted"):  # Ctrl-C: its retry (retry_of) makes the same trial on resume
+            return "INTERRUPTED"
     return str(t.state.name)
 
 

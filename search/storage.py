@@ -56,9 +56,16 @@ def _redact(url: str) -> str:
 
 
 def retry_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Re-enqueue a failed (dead) trial's parameters so the next worker runs them once more."""
-    study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number,
-                                                        "reference": bool(trial.user_attrs.get("reference"))})
+    """Re-enqueue a failed (dead) trial's parameters (those it was enqueued with, if it died before it
+    sampled any) so the next worker runs them once more, in its slot and with its role (reference, early);
+    a trial that died before sampling makes the duplicate check it never made (``unchecked``)."""
+    params = dict(trial.params) or dict(trial.system_attrs.get("fixed_params") or {})
+    attrs = {"retry_of": trial.number, "reference": bool(trial.user_attrs.get("reference"))}
+    if trial.user_attrs.get("early"):
+        attrs["early"] = True
+    if "slot" not in trial.user_attrs:  # died before it sampled (a death in the few ms between sampling and
+        attrs["unchecked"] = True       # the duplicate check goes unseen: the retry then keeps no check)
+    study.enqueue_trial(params, user_attrs=attrs)
 
 
 def check_url(url: str, read_only: bool = False) -> None:
@@ -294,3 +301,24 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
             retry_trial(study, trial)
             recovered.append(trial.number)
     return recovered
+
+
+def retry_own_running(study: optuna.Study) -> list[int]:
+    """Ctrl-C in this process: fail (as ``interrupted``) and queue again every trial it left RUNNING, one
+    stopped in Optuna's own bookkeeping outside the objective (which queues its own); the resumed search
+    then runs them first, each in its slot. Returns their numbers."""
+    import optuna
+
+    mine, stopped = worker_tag(), []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if trial.user_attrs.get(WORKER_ATTR) != mine:
+            continue
+        try:  # the marks first: a finished trial accepts no attributes
+            study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+            changed = study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        if changed:
+            retry_trial(study, trial)
+            stopped.append(trial.number)
+    return stopped

@@ -52,7 +52,14 @@ from .budget import Budget
 from .config import CONTEXT_ATTR, EvaluationError, Evaluator, SearchConfig
 from .screening import OverBudget, Predictor, duplicate_of, slot_of
 from .space import SearchSpace
-from .storage import WORKER_ATTR, fail_untagged, open_storage, recover_dead_trials, worker_tag
+from .storage import (
+    WORKER_ATTR,
+    fail_untagged,
+    open_storage,
+    recover_dead_trials,
+    retry_own_running,
+    worker_tag,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -88,7 +95,11 @@ def _make_sampler(seed: int) -> optuna.samplers.BaseSampler:
             if trial.number not in self._by_number:
                 trials = study.get_trials(deepcopy=False)
                 slot_seed = _seed_for(seed, slot_of(trials, trial.number))
-                before = [t for t in trials if t.number < trial.number]
+                # the trial of the slot before this one (a retry's slot is its original's: the original and any
+                # trial holding no slot are left out, so a retry draws with the sampler its original would have)
+                retried = {int(r) for t in trials if (r := t.user_attrs.get("retry_of")) is not None}
+                before = [t for t in trials if t.number < trial.number and t.number not in retried
+                          and not t.user_attrs.get("surplus")]
                 if before and before[-1].user_attrs.get("duplicate_of") is not None:
                     # TPE does not see the repeat (a FAIL trial) and would draw it again: draw at random once
                     self._by_number[trial.number] = optuna.samplers.RandomSampler(seed=slot_seed)
@@ -107,6 +118,10 @@ def _make_sampler(seed: int) -> optuna.samplers.BaseSampler:
             return inner.sample_independent(study, trial, param_name, param_distribution)
 
         def before_trial(self, study, trial):  # type: ignore[no-untyped-def]
+            # tagged as this process's at once (the objective tags it again): Ctrl-C while Optuna samples, before
+            # the objective runs, leaves it RUNNING, and a resumed search then retries it first, in its slot,
+            # as a dead worker's (storage.recover_dead_trials), instead of some 30 s later
+            study._storage.set_trial_user_attr(trial._trial_id, WORKER_ATTR, worker_tag())
             self._inner(study, trial).before_trial(study, trial)
 
         def after_trial(self, study, trial, state, values):  # type: ignore[no-untyped-def]
@@ -173,6 +188,25 @@ def count_states(study: optuna.Study) -> tuple[int, int]:
     return complete, len(trials) - complete
 
 
+def _queue_interrupted(study: optuna.Study, trial: optuna.Trial, sampled: dict[str, Any]) -> None:
+    """Queue the retry of a trial Ctrl-C stopped (wherever it was: sampling, its checks, training), so a
+    resumed search makes the same trials slot by slot as one never stopped: the retry takes the trial's
+    slot (``retry_of``), its parameters (those it was enqueued with where it had sampled none yet: the
+    slot's seeded sampler draws the same again) and, where the duplicate check had not decided yet,
+    makes it (``unchecked``). A trial that was no trial (surplus) is not queued."""
+    if trial.user_attrs.get("surplus") or trial.user_attrs.get("duplicate_of") is not None:
+        return
+    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+    params = sampled.get("params") or dict(frozen.system_attrs.get("fixed_params") or {})
+    attrs = {"retry_of": trial.number, "reference": bool(trial.user_attrs.get("reference"))}
+    if trial.user_attrs.get("early"):
+        attrs["early"] = True
+    if not sampled.get("checked"):
+        attrs["unchecked"] = True
+    trial.set_user_attr("interrupted", True)
+    study.enqueue_trial(params, user_attrs=attrs)
+
+
 def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, evaluator: Evaluator,  # type: ignore[no-untyped-def]
                predict: Predictor | None = None):
     import optuna
@@ -180,6 +214,14 @@ def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, ev
     s = optuna.trial.TrialState
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
+        sampled: dict[str, Any] = {}  # what the trial has decided so far: its parameters, its duplicate check
+        try:
+            return decide_and_train(trial, sampled)
+        except KeyboardInterrupt:  # Ctrl-C anywhere in a trial: Optuna fails it; queue it again for its slot
+            _queue_interrupted(study, trial, sampled)
+            raise
+
+    def decide_and_train(trial: optuna.Trial, sampled: dict[str, Any]) -> float | tuple[float, float]:
         trial.set_user_attr(WORKER_ATTR, worker_tag())
         ahead = sum(
             t.state == s.COMPLETE or t.number < trial.number
@@ -195,11 +237,14 @@ def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, ev
         trial.set_user_attr("slot", slot)
         trial.set_user_attr("seed", seed)
         trial.set_user_attr("params", params)  # at once: a parallel worker sampling the same sees it running
-        if trial.user_attrs.get("retry_of") is None:
+        sampled["params"] = params
+        # a retry keeps its original's decision, unless the original was stopped before it made it
+        if trial.user_attrs.get("retry_of") is None or trial.user_attrs.get("unchecked"):
             dup = duplicate_of(study.get_trials(deepcopy=False), trial.number, params, config.repeats)
             if dup is not None:
                 trial.set_user_attr("duplicate_of", dup)
                 raise _Duplicate(f"configuration of trial {dup} already trained")
+        sampled["checked"] = True
         interval = predict(params) if predict is not None else None
         predicted = {} if interval is None else {
             "predicted_cost_low": interval.low, "predicted_cost_high": interval.high,
@@ -216,10 +261,6 @@ def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, ev
             ev = evaluator(params, seed)
         except EvaluationError as err:  # a real failure: FAIL, its reason in trials.csv
             trial.set_user_attr("fail_reason", str(err))
-            raise
-        except KeyboardInterrupt:  # Ctrl-C: Optuna fails this trial; queue its parameters again
-            trial.set_user_attr("interrupted", True)
-            study.enqueue_trial(params, user_attrs={"retry_of": trial.number, "reference": reference})
             raise
         except OverBudget as stop:  # stopped part-way, proven over the budget: a screened trial that trained a while
             i = stop.interval
@@ -420,7 +461,11 @@ def run_search(
             on_trial(_progress(st, config))
 
     if config.n_jobs == 1:
-        _work(study, config, space, evaluator, predict, callback, waiting)
+        try:
+            _work(study, config, space, evaluator, predict, callback, waiting)
+        except KeyboardInterrupt:
+            retry_own_running(study)
+            raise
         return study
     if config.storage.startswith("sqlite:///:memory:") or "://" not in config.storage:
         raise CodesignError(f"--n-jobs {config.n_jobs} needs a storage the worker processes share, not "

@@ -250,6 +250,73 @@ def test_killed_and_resumed_search_equals_uninterrupted_one(tmp_path):
     assert len(retry) == 1 and retry[0].user_attrs["slot"] == 5 and retry[0].user_attrs["seed"] == 5
 
 
+class _StopAt:
+    """A search space whose ``at``-th sampling is stopped by Ctrl-C (before the trial has parameters)."""
+
+    def __init__(self, space, at):
+        self.space, self.at, self.calls = space, at, 0
+
+    def __getattr__(self, name):
+        return getattr(self.space, name)
+
+    def suggest(self, trial):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return self.space.suggest(trial)
+
+
+@pytest.mark.parametrize("where", ["Optuna's ask", "sampling", "duplicate check"])
+def test_ctrl_c_anywhere_in_a_trial_resumes_to_the_uninterrupted_search(where, tmp_path, monkeypatch):
+    """Ctrl-C while a trial samples or checks for a repeat (not only while it trains): the stopped trial is
+    INTERRUPTED in trials.csv, its retry takes its slot, and the resumed search makes the same trials, repeats
+    and screenings as one never stopped (it used to keep a FAIL and shift every later sample by one)."""
+    import search.study as study_module
+    from search.export import trials_frame
+
+    def run(cfg, space):
+        return run_search(cfg, space, seeded_evaluator, predict=fake_predict, reference={"method": "dense"})
+
+    (tmp_path / "k").mkdir()
+    (tmp_path / "u").mkdir()
+    stopped = config(tmp_path / "k", 10, name="s")
+    if where == "sampling":
+        space = _StopAt(SPACE, 5)
+    elif where == "Optuna's ask":  # before the objective runs: the trial stays RUNNING, tagged by the sampler
+        space, calls, hook = SPACE, [], optuna.samplers.TPESampler.before_trial
+
+        def stop_fifth_ask(self, study, trial):
+            calls.append(1)
+            if len(calls) == 5:
+                raise KeyboardInterrupt
+            return hook(self, study, trial)
+
+        monkeypatch.setattr(optuna.samplers.TPESampler, "before_trial", stop_fifth_ask)
+    else:
+        space, calls, check = SPACE, [], study_module.duplicate_of
+
+        def stop_fifth(*args, **kw):
+            calls.append(1)
+            if len(calls) == 5:
+                raise KeyboardInterrupt
+            return check(*args, **kw)
+
+        monkeypatch.setattr(study_module, "duplicate_of", stop_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        run(stopped, space)
+    monkeypatch.undo()
+    assert count_states(load(stopped))[1] == 0  # nothing left RUNNING: the stopped trial is queued again
+    resumed = run(stopped, SPACE)
+    straight = run(config(tmp_path / "u", 10, name="s"), SPACE)
+    assert _by_slot(resumed) == _by_slot(straight) and len(_by_slot(straight)) == 10
+    a, b = trials_frame(resumed), trials_frame(straight)
+    stopped_rows = a["state"] == "INTERRUPTED"
+    assert stopped_rows.sum() == 1
+    kept = a[~stopped_rows]
+    assert kept["state"].value_counts().to_dict() == b["state"].value_counts().to_dict()
+    assert sorted(kept["slot"].dropna()) == sorted(b["slot"].dropna())
+
+
 # --- screening, the reference run, duplicates ----------------------------------------------------------------
 
 def fake_predict(params):
