@@ -8,6 +8,7 @@ import gzip
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -450,3 +451,45 @@ def test_bad_profiles_are_refused_and_devices_skips_them(tmp_path, monkeypatch, 
     denormal.write_text(re.sub(r"(?m)^dram_bandwidth_gbs\s*=.*$", "dram_bandwidth_gbs = 1e-310", text))
     rc, _, err = _run(["estimate", "--model", "gcn", "--dataset", "cora", "--device", str(denormal)], capsys)
     assert rc == 2 and "dram_bandwidth_gbs = 1e-310 must be >= 1e-06" in err
+
+
+def test_train_help_shows_the_real_default_of_an_option_its_config_decides():
+    """An option left out takes the run config's default (GraphTrainConfig, CNNTrainConfig: one place per
+    default); its --help must say that value, not "none" (it said "none" for --model, --width, --detector,
+    --bn-l1, --probe-grid, --epochs)."""
+    import argparse
+    import dataclasses
+
+    from codesign.cli import build_parser
+    from codesign.cnn.pipeline import PAPER_EPOCHS as CNN_EPOCHS
+    from codesign.cnn.pipeline import CNNTrainConfig
+    from codesign.graphs.config import PAPER_EPOCHS, GraphTrainConfig
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    train = subs.choices["train"]
+    graph = {f.name: f.default for f in dataclasses.fields(GraphTrainConfig)} | {"epochs": PAPER_EPOCHS}
+    cnn = {f.name: f.default for f in dataclasses.fields(CNNTrainConfig)} | {"epochs": CNN_EPOCHS}
+    owned = {task: {dest for _, dest in options} for task, options in train.get_default("task_options").items()}
+    wrong = []
+    for a in train._actions:
+        if not a.option_strings or a.default is not None:
+            continue
+        tasks = [t for t in ("graph", "cnn") if a.dest in owned[t]] or ["graph", "cnn"]  # neither: both read it
+        for config in ({"graph": graph, "cnn": cnn}[t] for t in tasks):
+            value = config.get(a.dest, dataclasses.MISSING)
+            if value in (None, dataclasses.MISSING) or isinstance(value, bool):
+                continue
+            help_text = a.help or ""
+            numbers = [float(x) for x in re.findall(r"\d+(?:\.\d*)?(?:e-?\d+)?", help_text)]
+            said = (value in numbers) if isinstance(value, (int, float)) else any(
+                form in help_text for form in (f"default: {value}", f"default {value}", f"{value} for --task",
+                                               f"{value} (default"))
+            if not said:
+                wrong.append(f"{a.option_strings[0]}: {value!r} not in {help_text!r}")
+    assert wrong == []
+    profile = subs.choices["profile"]
+    shown = {a.option_strings[0]: a.help for a in profile._actions if a.option_strings}
+    assert "(default: per-layer)" in shown["--graph-sharing"] and "(default: reuse)" in shown["--allocator"]
+    calibrate = {a.option_strings[0]: a.help for a in subs.choices["calibrate"]._actions if a.option_strings}
+    assert "(default: reuse)" in calibrate["--allocator"]

@@ -55,7 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time", choices=["auto", "wall", "cpu"], default="auto",
                    help="epoch time to fit: wall, or process cpu time (auto: cpu for 1-thread CPU runs, else wall)")
     p.add_argument("--allocator", choices=["reuse", "default"], default="reuse",
-                   help="reuse: glibc malloc keeps freed memory (no page faults per epoch); default: leave it")
+                   help="reuse: glibc malloc keeps freed memory (no page faults per epoch); default: leave it as it is "
+                        "(default: reuse)")
     p.add_argument("--fit-memory", action=argparse.BooleanOptionalAction, default=True,
                    help="also choose the effective bandwidth and on-chip buffer (grid search on the fit set)")
     p.add_argument("--search-epochs", action=argparse.BooleanOptionalAction, default=True,

@@ -39,7 +39,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--channel-sparsity", type=_fraction, default=None,
                    help="fraction p of prunable channels to remove, in [0, 1) (default 0.5)")
     g.add_argument("--width", type=bounded("--width"), default=None,
-                   help="channel width multiplier (e.g. 0.25 for CPU runs)")
+                   help="channel width multiplier (e.g. 0.25 for CPU runs) (default: 1.0)")
     g.add_argument("--train-subset", type=bounded("--train-subset"), default=None,
                    help="train on a seeded random subset of N images")
     g.add_argument("--val-size", type=bounded("--val-size"), default=None,
@@ -52,14 +52,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--spline-mode", choices=["layerwise", "global"], default=None,
                    help="spline pruning: same ratio per layer, or one global ranking (default layerwise)")
     g.add_argument("--detector", choices=["eb", "spline"], default=None,
-                   help="ticket detector for --method spline: channel masks (eb) or partition codes (spline)")
-    g.add_argument("--bn-l1", type=bounded("--bn-l1"), default=None, help="network-slimming L1 strength s on BN gammas")
+                   help="ticket detector for --method spline: channel masks (eb) or partition codes (spline) "
+                        "(default: spline)")
+    g.add_argument("--bn-l1", type=bounded("--bn-l1"), default=None,
+                   help="network-slimming L1 strength s on BN gammas (default: 1e-4)")
     g.add_argument("--eb-eps", type=bounded("--eb-eps"), default=None,
                    help="EB mask detector: max mask distance (default 0.1)")
     g.add_argument("--spline-threshold", type=bounded("--spline-threshold"), default=None,
                    help="spline-EB detector: max partition-code distance over the last 3 epochs (default 0.16)")
     g.add_argument("--probe-grid", type=bounded("--probe-grid"), default=None,
-                   help="spline probe set: grid x grid images on the plane of two test images (paper: 100)")
+                   help="spline probe set: grid x grid images on the plane of two test images (paper: 100) "
+                        "(default: 32)")
     g.add_argument("--finetune-epochs", type=bounded("--finetune-epochs"), default=None,
                    help="slimming fine-tune epochs, and the shortest retrain after a ticket (default ceil(epochs / 2))")
     g.add_argument("--no-download", action="store_true", help="never download datasets (CIFAR)")

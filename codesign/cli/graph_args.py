@@ -45,7 +45,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
          help="early-bird detector: no ticket before this search epoch (default 5)")
     _add(g, "--warmup", action=Renamed, new="--eb-warmup", nargs="?", help=argparse.SUPPRESS)
     _add(g, "--distance-norm", default=None,
-         help="mask distance normalisation: relative (to the first value, default) or fraction")
+         help="mask distance normalisation: relative (default; to the first value) or fraction")
     _add(g, "--retrain-init", default=None, help="retraining starts from: ticket (default), rewind, reinit")
     _add(g, "--sparsifier", default=None, help="graph sparsifier: admm (default, SGCN) or l1 (UGS)")
     _add(g, "--tie-break", default=None, help="order of edges whose values tie when masking: "

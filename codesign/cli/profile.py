@@ -47,9 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-on", choices=["cpu", "cuda"], default="cpu", help="torch device to run on")
     add_threads_flag(p)
     p.add_argument("--allocator", choices=["reuse", "default"], default="reuse",
-                   help="reuse: glibc malloc keeps freed memory (as calibration measures); default: leave it")
+                   help="reuse: glibc malloc keeps freed memory (as calibration measures); default: leave it as it is "
+                        "(default: reuse)")
     p.add_argument("--graph-sharing", choices=["per-layer", "shared"], default="per-layer",
-                   help="search/retrain graphs: one per layer (training's default) or one for all layers")
+                   help="search/retrain graphs: per-layer (one per layer, as training does) or shared (one for all "
+                        "layers) (default: per-layer)")
     p.add_argument("--out", default=None,
                    help="folder for profile.json (default: runs/profile, or runs/profile-2, ... if that is taken)")
     p.add_argument("--overwrite", action="store_true", help="replace the profile.json an earlier run left in --out")

@@ -20,7 +20,8 @@ from .common import add_data_root, add_json_flag, add_threads_flag, add_trust_pi
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a sparse GNN ticket or a pruned CNN and report accuracy and cost")
     p.add_argument("--task", choices=["graph", "cnn"], default="graph", help="graph (GNN tickets) or cnn")
-    p.add_argument("--model", default=None, help="model name (graph: gcn, gat, gin, sage; cnn: vgg11, ...)")
+    p.add_argument("--model", default=None, help="model name (graph: gcn, gat, gin, sage; cnn: vgg11, ...) "
+                                                 "(default: gcn for --task graph, vgg11 for --task cnn)")
     p.add_argument("--dataset", default=None, help="dataset name, e.g. cora, sbm:n=1000,...; cnn: mnist, ... "
                                                    "(default: cora for --task graph, fashion-mnist for --task cnn)")
     p.add_argument("--method", default=None,
@@ -29,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=bounded("--epochs"), default=None,
                    help="graph: epochs of every phase (searches stop earlier when the ticket is found); cnn: "
                         "training / ticket search at most this many, then the retrain its own length "
-                        "(max(epochs - ticket epoch, --finetune-epochs))")
+                        "(max(epochs - ticket epoch, --finetune-epochs)) "
+                        "(default: 100 for --task graph, 160 for --task cnn)")
     p.add_argument("--run-on", default="cpu", choices=RUN_ON, help="torch device to train on")
     p.add_argument("--out", default=None, help="folder to save the ticket / result in (default: none, not saved)")
     p.add_argument("--overwrite", action="store_true", help="replace the ticket / model an --out folder already holds")
