@@ -62,7 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hardware-space", default=None,
                    help="template knobs to search jointly, e.g. 'pes=256:8192; buffer_mb=0.5:32' (grid, no retraining)")
     p.add_argument("--area-budget", default=None, help="chip area ceiling for template devices, e.g. 8mm2")
-    p.add_argument("--power-budget", default=None, help="power ceiling, e.g. 7W")
+    p.add_argument("--power-budget", default=None,
+                   help="ceiling on a template chip's power_w, e.g. 7W: its peak on-chip dynamic power (PEs and "
+                        "buffers busy every cycle; DRAM is off chip, charged per byte to energy, not included); a "
+                        "device with no modelled power fails it")
     p.add_argument("--measured", action="store_true",
                    help="use this machine's measured cost instead of the cost model (where measured)")
     p.add_argument("--objective", choices=["pareto", "acc-per-cost"], default="pareto",
