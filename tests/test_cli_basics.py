@@ -87,3 +87,12 @@ def test_devices_table_and_json(capsys):
     assert h100["peak_fp32_tflops"] == 67.0 and h100["weight_sparsity"] == "2:4"
     assert main(["devices"]) == 0
     assert "jetson-agx-orin" in capsys.readouterr().out
+
+
+def test_the_estimate_table_of_every_device_prints_no_nan(capsys):
+    """Area and power exist for template chips only: the other devices' cells say "-", not "nan"."""
+    assert main(["estimate", "--model", "gcn", "--dataset", "cora"]) == 0
+    out = capsys.readouterr().out
+    assert "area_mm2" in out and "gcn-accelerator" in out and "nan" not in out
+    h100 = [line for line in out.splitlines() if line.startswith("h100")][0]
+    assert h100.split()[-2:] == ["-", "-"]

@@ -199,8 +199,8 @@ def run(args: argparse.Namespace) -> int:
     table = pd.DataFrame(rows)[COLUMNS + extra].set_index(["device", "phase"])
     fmt = {"flops": "{:.4g}", "macs": "{:.4g}", "dram_bytes": "{:.4g}", "memory_bytes": "{:.4g}",
            "latency_s": "{:.3e}", "energy_j": "{:.3e}", **{c: "{:.3g}" for c in extra}}
-    for col, f in fmt.items():
-        table[col] = table[col].map(f.format)
+    for col, f in fmt.items():  # area and power exist only for template chips: "-" on the other devices
+        table[col] = table[col].map(lambda v, f=f: "-" if v is None or v != v else f.format(v))
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string())
     what = ("one full-graph forward (all nodes as one batch)" if args.model.lower() in _gnn_models()
