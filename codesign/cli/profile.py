@@ -184,6 +184,9 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     for cfg in configs:
         phase = cfg.phase
         runner = EpochRunner(cfg, data, args.run_on)
+        # what setting the run up freed (the CSR conversion of sparse features, a model's init draws) goes back
+        # to the OS: the allocator would keep it, and the windows would count it as the epochs' memory
+        release_free_memory()
         stats = measure_grid([runner], meter, rounds=1, per_round=args.repeats, warmup=args.warmup,
                              progress=False, min_window_s=min_window_s)[0]
         wl = runner.workload(counted_for=(args.method, device))  # the launch term estimate and search use
