@@ -271,7 +271,8 @@ def _confirm_words(s: dict[str, Any]) -> str:
     c = by_number[conf["chosen"]]
     text = (f"Confirmed on {seeds_text(n)} (the same for each of {len(by_number)} candidates): trial "
             f"#{c['number']} reaches validation {_pm(c['val_mean'], c['val_sd'])}, test "
-            f"{_pm(c['test_mean'], c['test_sd'])} (mean +- sd over the {seeds_text(n, further=False)})")
+            f"{_pm(c['test_mean'], c['test_sd'])} "
+            f"({'mean +- sd over the ' + seeds_text(n, further=False) if n > 1 else 'one seed: no spread'})")
     single = s.get("best_single_run") or {}
     if single and single.get("number") != c["number"]:
         text += f"; the best single run, #{single['number']}, did not hold up over the seeds"

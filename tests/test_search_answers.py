@@ -488,3 +488,11 @@ def test_one_trained_configuration_is_said_in_the_singular():
                     "confirmation": None, "n_trials": 1, "n_feasible": 1, "n_screened": 0})
     assert "1 configuration trained (1 within budget)." in words
     assert "30 configurations trained" in _words(None)
+
+
+def test_one_confirmation_seed_claims_no_spread():
+    from search.export import _confirm_words
+
+    c = {"number": 3, "val_mean": 0.8, "val_sd": None, "test_mean": 0.81, "test_sd": None, "params": {}}
+    words = _confirm_words({"confirmation": {"n_seeds": 1, "candidates": [c], "chosen": 3, "train_wall_s": 2.0}})
+    assert "reaches validation 0.800, test 0.810 (one seed: no spread)" in words and "+-" not in words
