@@ -50,6 +50,7 @@ from costmodels.errors import CodesignError
 
 from .budget import Budget
 from .config import CONTEXT_ATTR, EvaluationError, Evaluator, SearchConfig
+from .sampler import make_sampler
 from .screening import OverBudget, Predictor, duplicate_of, slot_of
 from .space import SearchSpace
 from .storage import (
@@ -77,60 +78,6 @@ class _Duplicate(Exception):
     """Raised inside a trial whose configuration was already trained (see :mod:`search.screening`)."""
 
 
-def _seed_for(seed: int, number: int) -> int:
-    return (seed * 1_000_003 + number * 7919 + 17) % (2**31 - 1)
-
-
-def _make_sampler(seed: int) -> optuna.samplers.BaseSampler:
-    import optuna
-
-    class PerSlotTPE(optuna.samplers.BaseSampler):
-        """Optuna's TPE (its default sampler), seeded per slot (see the module docstring); right after
-        a repeated configuration, one random draw instead."""
-
-        def __init__(self) -> None:
-            self._by_number: dict[int, optuna.samplers.BaseSampler] = {}
-
-        def _inner(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> optuna.samplers.BaseSampler:
-            if trial.number not in self._by_number:
-                trials = study.get_trials(deepcopy=False)
-                slot_seed = _seed_for(seed, slot_of(trials, trial.number))
-                # the trial of the slot before this one (a retry's slot is its original's: the original and any
-                # trial holding no slot are left out, so a retry draws with the sampler its original would have)
-                retried = {int(r) for t in trials if (r := t.user_attrs.get("retry_of")) is not None}
-                before = [t for t in trials if t.number < trial.number and t.number not in retried
-                          and not t.user_attrs.get("surplus")]
-                if before and before[-1].user_attrs.get("duplicate_of") is not None:
-                    # TPE does not see the repeat (a FAIL trial) and would draw it again: draw at random once
-                    self._by_number[trial.number] = optuna.samplers.RandomSampler(seed=slot_seed)
-                else:
-                    self._by_number[trial.number] = optuna.samplers.TPESampler(seed=slot_seed)
-            return self._by_number[trial.number]
-
-        def infer_relative_search_space(self, study, trial):  # type: ignore[no-untyped-def]
-            return self._inner(study, trial).infer_relative_search_space(study, trial)
-
-        def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
-            return self._inner(study, trial).sample_relative(study, trial, search_space)
-
-        def sample_independent(self, study, trial, param_name, param_distribution):  # type: ignore[no-untyped-def]
-            inner = self._inner(study, trial)
-            return inner.sample_independent(study, trial, param_name, param_distribution)
-
-        def before_trial(self, study, trial):  # type: ignore[no-untyped-def]
-            # tagged as this process's at once (the objective tags it again): Ctrl-C while Optuna samples, before
-            # the objective runs, leaves it RUNNING, and a resumed search then retries it first, in its slot,
-            # as a dead worker's (storage.recover_dead_trials), instead of some 30 s later
-            study._storage.set_trial_user_attr(trial._trial_id, WORKER_ATTR, worker_tag())
-            self._inner(study, trial).before_trial(study, trial)
-
-        def after_trial(self, study, trial, state, values):  # type: ignore[no-untyped-def]
-            self._inner(study, trial).after_trial(study, trial, state, values)
-            self._by_number.pop(trial.number, None)
-
-    return PerSlotTPE()
-
-
 def open_study(config: SearchConfig, space: SearchSpace, *, create: bool = True) -> optuna.Study:
     """Create the study or load it; a stored study with a different context is refused (not changed)."""
     import optuna
@@ -145,7 +92,7 @@ def open_study(config: SearchConfig, space: SearchSpace, *, create: bool = True)
             storage=storage,
             study_name=config.study_name,
             directions=directions,
-            sampler=_make_sampler(config.seed),
+            sampler=make_sampler(config.seed),
             load_if_exists=create,
         )
     except optuna.exceptions.DuplicatedStudyError:  # pragma: no cover - load_if_exists=False only
