@@ -7,6 +7,7 @@ of the sparsities), so every number below is checkable by hand.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -444,3 +445,22 @@ def test_a_read_only_open_of_a_finished_sqlite_study_leaves_no_file_beside_it(tm
     assert len(optuna.load_study(study_name="s", storage=reader).trials) == 2
     reader.engine.dispose()
     writer.engine.dispose()
+
+
+def test_a_finished_search_leaves_study_db_whole_with_no_log_beside_it(tmp_path):
+    """A search process that ends closes its SQLite connections: the write-ahead log is checkpointed into
+    study.db and removed, so study.db copied alone holds every trial (a finished main job left a 4 MB
+    study.db-wal beside it, whose trials a copy of study.db lacked)."""
+    import shutil
+
+    run = tmp_path / "run"
+    tiny = "sbm:n=300,avg_degree=6,features=8,classes=3,seed=1"
+    cmd = [sys.executable, "-m", "codesign", "search", "--dataset", tiny, "--epochs", "3", "--trials", "3",
+           "--metric", "train-flops", "--confirm-seeds", "0", "--study", "s", "--out", str(run)]
+    subprocess.run(cmd, timeout=300, check=True, capture_output=True, cwd=tmp_path,
+                   env={**os.environ, "PYTHONPATH": str(HERE.parent)})
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith("study.db")) == ["study.db"]
+    (tmp_path / "copy").mkdir()
+    shutil.copy(run / "study.db", tmp_path / "copy" / "study.db")
+    copied = optuna.load_study(study_name="s", storage=open_storage(embedded_url(tmp_path / "copy")))
+    assert sum(t.state.name == "COMPLETE" for t in copied.trials) == 3
