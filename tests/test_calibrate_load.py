@@ -41,6 +41,10 @@ def test_readings_are_judged_against_the_limits():
     waited = judge_measurements([*rows, MeasurementLoad("c", 0.020, 0.010, 0.0005)], threads=1)
     assert waited == ["CPU time / wall 0.50 < 0.9 (c: the one thread waited for a CPU)"]
     assert judge_measurements([*rows, MeasurementLoad("c", 0.020, 0.010, 0.0005)], threads=2) == []  # 2 threads
+    # every window ~1.0 (short epochs inside the scheduler's slice), but the thread waited between them
+    slices = judge_measurements(rows, threads=1, whole=(2.0, 1.1))
+    assert slices and "CPU time / wall 0.55" in slices[0] and "the whole sweep, 2.0 s" in slices[0]
+    assert judge_measurements(rows, threads=1, whole=(2.0, 1.95)) == []
     spread = judge_measurements([MeasurementLoad("d", 0.010, 0.0099, 0.004)], threads=1)
     assert spread == ["repeat spread (IQR / median) 40% > 15% (d)"]
     # one noisy workload among quiet ones is not a busy machine: the median workload is judged
@@ -156,7 +160,7 @@ def test_a_fit_that_does_not_lower_the_held_out_error_is_refused(tmp_path, monke
         return SimpleNamespace(**{**res.__dict__, "mape_before": 0.232, "mape_after": 0.712})
 
     monkeypatch.setattr(load, "read_load", lambda own_threads=0, window_s=0.5: QUIET)
-    monkeypatch.setattr(load, "judge_measurements", lambda rows, threads, limits=None: [])
+    monkeypatch.setattr(load, "judge_measurements", lambda rows, threads, limits=None, whole=None: [])
     monkeypatch.setattr(calibration, "sweep_and_fit", worse)
     assert main(_argv(tmp_path)) == 2
     assert "not lower than the base profile's 23.2%: not written" in capsys.readouterr().err

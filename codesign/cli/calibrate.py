@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -181,11 +182,12 @@ def run(args: argparse.Namespace) -> int:
 
     def check_measurements(stats: list[Any]) -> None:
         """After the sweep: the load again (our own threads discounted) and the measurements themselves."""
-        reading = machine_load.read_load(own_threads=args.threads)
+        whole = (time.perf_counter() - started[0], time.thread_time() - started[1])  # this thread ran the sweep
+        reading = machine_load.read_load(own_threads=args.threads)  # (it sleeps through its window)
         during.append(reading)
         rows = [machine_load.MeasurementLoad(s.label, s.wall_s, s.cpu_time_s, s.wall_iqr_s) for s in stats]
         why = machine_load.judge(reading) + machine_load.judge_measurements(
-            rows, args.threads if args.run_on == "cpu" else 0)
+            rows, args.threads if args.run_on == "cpu" else 0, whole=whole)
         busy.extend(f"during the sweep: {w}" for w in why)
         if why and not args.allow_busy:
             raise machine_load.busy_error("during the sweep", why)
@@ -197,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
             f"search_epochs={args.search_epochs} hidden={args.hidden or 'default'} heads={args.heads} "
             f"run_on={args.run_on} threads={args.threads} allocator={allocator} torch={torch.__version__}")
     data = DataCache(args.data_root)
+    started = (time.perf_counter(), time.thread_time())
     res = sweep_and_fit(grid, base, meter, data=data, device=args.run_on, rounds=args.rounds,
                         per_round=args.per_round, warmup=args.warmup, time_measure=measure,
                         holdout_every=args.holdout_every, sweep_note=note,

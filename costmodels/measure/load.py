@@ -148,15 +148,22 @@ class MeasurementLoad:
     wall_iqr_s: float
 
 
-def judge_measurements(rows: Sequence[MeasurementLoad], threads: int, limits: LoadLimits = LIMITS) -> list[str]:
+def judge_measurements(rows: Sequence[MeasurementLoad], threads: int, limits: LoadLimits = LIMITS,
+                       whole: tuple[float, float] | None = None) -> list[str]:
     """Why these measurements were taken on a busy machine: a one-thread epoch whose CPU time falls
     below ``cpu_per_wall`` of its wall time (it waited for a CPU), or repeats spread more than
     ``spread`` (IQR / median) in the median workload: one workload's spread alone does not say the
     machine is busy (a quiet 2-core VM measured 29% on one GEBT search epoch, whose mask updates vary,
-    while every other workload spread a few per cent). The CPU/wall rule reports the worst workload."""
+    while every other workload spread a few per cent). The CPU/wall rule reports the worst workload.
+    ``whole``: ``(wall, CPU time of the measuring thread)`` of the whole one-thread sweep, gaps between
+    windows included, judged by the same rule: epochs of a few ms can each fit inside the scheduler's
+    time slice beside a busy process, so that every window reads ~1.0 while the thread waits between
+    them (a sweep sharing its CPU with a spinning process was judged quiet so, now and then)."""
     why = []
     if threads == 1:
         ratios = [(r.cpu_time_s / r.wall_s, r.label) for r in rows if r.wall_s > 0]
+        if whole is not None and whole[0] > 0:
+            ratios.append((whole[1] / whole[0], f"the whole sweep, {whole[0]:.1f} s"))
         if ratios:
             worst, label = min(ratios)
             if worst < limits.cpu_per_wall:
