@@ -58,16 +58,19 @@ def _redact(url: str) -> str:
     return url
 
 
-def retry_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Re-enqueue a failed (dead) trial's parameters (those it was enqueued with, if it died before it
-    sampled any) so the next worker runs them once more, in its slot and with its role (reference, early);
-    a trial that died before sampling makes the duplicate check it never made (``unchecked``)."""
-    params = dict(trial.params) or dict(trial.system_attrs.get("fixed_params") or {})
+def retry_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial, params: dict[str, Any] | None = None,
+                checked: bool | None = None) -> None:
+    """Re-enqueue a failed (dead or interrupted) trial so the next worker runs it once more, in its slot and
+    with its role (reference, early): ``params`` (default: its sampled ones, or those it was enqueued with
+    if it sampled none); ``checked``: whether it made its duplicate check (default: it sampled, ``slot``
+    set; a death in the few ms between sampling and the check goes unseen); a retry that was not checked
+    makes the check (``unchecked``)."""
+    params = params or dict(trial.params) or dict(trial.system_attrs.get("fixed_params") or {})
     attrs = {"retry_of": trial.number, "reference": bool(trial.user_attrs.get("reference"))}
     if trial.user_attrs.get("early"):
         attrs["early"] = True
-    if "slot" not in trial.user_attrs:  # died before it sampled (a death in the few ms between sampling and
-        attrs["unchecked"] = True       # the duplicate check goes unseen: the retry then keeps no check)
+    if not ("slot" in trial.user_attrs if checked is None else checked):
+        attrs["unchecked"] = True
     study.enqueue_trial(params, user_attrs=attrs)
 
 

@@ -59,6 +59,7 @@ from .storage import (
     open_storage,
     recover_dead_trials,
     retry_own_running,
+    retry_trial,
     worker_tag,
 )
 
@@ -137,21 +138,14 @@ def count_states(study: optuna.Study) -> tuple[int, int]:
 
 def _queue_interrupted(study: optuna.Study, trial: optuna.Trial, sampled: dict[str, Any]) -> None:
     """Queue the retry of a trial Ctrl-C stopped (wherever it was: sampling, its checks, training), so a
-    resumed search makes the same trials slot by slot as one never stopped: the retry takes the trial's
-    slot (``retry_of``), its parameters (those it was enqueued with where it had sampled none yet: the
-    slot's seeded sampler draws the same again) and, where the duplicate check had not decided yet,
-    makes it (``unchecked``). A trial that was no trial (surplus) is not queued."""
+    resumed search makes the same trials slot by slot as one never stopped (:func:`storage.retry_trial`
+    with what the trial had decided: its parameters, whether it made its duplicate check). A trial that
+    was no trial (surplus, a repeat) is not queued."""
     if trial.user_attrs.get("surplus") or trial.user_attrs.get("duplicate_of") is not None:
         return
     frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
-    params = sampled.get("params") or dict(frozen.system_attrs.get("fixed_params") or {})
-    attrs = {"retry_of": trial.number, "reference": bool(trial.user_attrs.get("reference"))}
-    if trial.user_attrs.get("early"):
-        attrs["early"] = True
-    if not sampled.get("checked"):
-        attrs["unchecked"] = True
     trial.set_user_attr("interrupted", True)
-    study.enqueue_trial(params, user_attrs=attrs)
+    retry_trial(study, frozen, sampled.get("params"), bool(sampled.get("checked")))
 
 
 def _objective(study: optuna.Study, config: SearchConfig, space: SearchSpace, evaluator: Evaluator,  # type: ignore[no-untyped-def]
