@@ -177,7 +177,7 @@ def _case(rng: random.Random, inp: dict[str, str]) -> list[str]:
                             ["--storage", "sqlite:///new.db"], ["--storage", "sqlite://", "--study", "x"]])
     elif kind == "export":
         argv = ["export", rng.choice([inp["folder"], "/nonexistent", inp["afile"], "."]),
-                "--out", rng.choice(["exp", inp["afile"], "."])]
+                "--out", rng.choice(["exp", inp["afile"], "."]), "--json"]
     elif kind == "calibrate":  # always one option refused before anything is measured (a sweep takes minutes)
         bad = rng.choice([["--name", "../../x"], ["--name", "a/b"], ["--name", ".."], ["--rounds", "0"],
                           ["--per-round", "nan"], ["--warmup", "-1"], ["--sparsities", "1.5"], ["--models", ""],

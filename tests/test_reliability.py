@@ -175,7 +175,11 @@ def test_refuses_to_clobber_another_runs_results(tmp_path, capsys):
     rc, _, err = _run(["export", str(run), "--out", str(run)], capsys)  # export into the run folder
     assert rc == 2 and "holds ticket.pt" in err and json.loads((run / "ticket.json").read_text()).get("format") is None
     assert main(["export", str(run), "--out", str(tmp_path / "pyg")]) == 0
-    assert main(["export", str(run), "--out", str(tmp_path / "pyg")]) == 0  # the same run again: allowed
+    capsys.readouterr()
+    assert main(["export", str(run), "--out", str(tmp_path / "pyg"), "--json"]) == 0  # the same run again: allowed
+    exported = json.loads(capsys.readouterr().out)  # --json: the export's ticket.json and its folder, nothing else
+    assert exported["folder"] == str(tmp_path / "pyg") and exported["source_run"] == str(run.resolve())
+    assert exported == {"folder": str(tmp_path / "pyg"), **json.loads((tmp_path / "pyg" / "ticket.json").read_text())}
     assert main([*train, "--overwrite"]) == 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_data_root
+from .common import add_data_root, add_json_flag, emit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="write into a folder holding a run's files or another export, replacing its files")
     add_data_root(p)
+    add_json_flag(p)
     p.set_defaults(handler=run)
 
 
@@ -60,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     check_export_out(args.run_dir, args.out, args.overwrite)
     folder = export_pyg(args.run_dir, args.out, args.data_root)
     meta = json.loads((folder / "ticket.json").read_text())
+    if args.json:  # the export's ticket.json, with the folder it was written to
+        emit_json({"folder": str(folder), **meta})
+        return 0
     print(f"exported {meta['architecture']['model']} ticket on {meta['dataset']} "
           f"(test accuracy {meta['test_accuracy']:.4f}, edges per layer {meta['edges_per_layer']}) to {folder}")
     print(f"  load with: from codesign.graphs.export import load_pyg; model, data, eis = load_pyg({str(folder)!r})")
