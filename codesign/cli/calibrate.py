@@ -83,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--search-epochs)")
     p.add_argument("--hidden", type=bounded("--hidden"), default=None,
                    help="hidden width (per head for gat); default: each model's own, as train and profile run it "
-                        "(costmodels.default_hidden: 16, gat 8)")
+                        "(costmodels.workloads.default_hidden: 16, gat 8)")
     p.add_argument("--heads", type=bounded("--heads"), default=8)
     add_data_root(p)
     add_json_flag(p)

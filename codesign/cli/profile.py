@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-sparsity", type=fraction("--weight-sparsity"), default=0.0)
     p.add_argument("--layers", type=bounded("--layers"), default=2)
     p.add_argument("--hidden", type=bounded("--hidden"), default=None,
-                   help="hidden width (per head for gat); default 16, gat 8 (costmodels.default_hidden)")
+                   help="hidden width (per head for gat); default 16, gat 8 (costmodels.workloads.default_hidden)")
     p.add_argument("--heads", type=bounded("--heads"), default=8, help="GAT heads in hidden layers")
     p.add_argument("--seed", type=bounded("--seed"), default=0)
     p.add_argument("--mode", choices=["train", "infer"], default="train", help="training epochs or inference passes")

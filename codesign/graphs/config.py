@@ -60,7 +60,7 @@ class GraphTrainConfig:
     weight_sparsity: float | None = 0.5
     weight_pattern: str = "unstructured"  # or N:M (masks.parse_pattern): gebt and random
     layers: int = 2
-    hidden: int = None  # type: ignore[assignment]  # None -> costmodels.default_hidden(model)
+    hidden: int = None  # type: ignore[assignment]  # None -> costmodels.workloads.default_hidden(model)
     heads: int = 8
     output_heads: int = 1
     dropout: float = 0.5

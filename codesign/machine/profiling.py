@@ -54,7 +54,7 @@ class WorkloadConfig:
     mask_update: bool = False
     mode: str = "train"
     layers: int = 2
-    hidden: int = None  # type: ignore[assignment]  # None -> costmodels.default_hidden(model)
+    hidden: int = None  # type: ignore[assignment]  # None -> costmodels.workloads.default_hidden(model)
     heads: int = 8
     seed: int = 0
     phase: str = "train"
