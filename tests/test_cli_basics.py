@@ -86,7 +86,11 @@ def test_devices_table_and_json(capsys):
     h100 = next(r for r in rows if r["name"] == "h100")
     assert h100["peak_fp32_tflops"] == 67.0 and h100["weight_sparsity"] == "2:4"
     assert main(["devices"]) == 0
-    assert "jetson-agx-orin" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("jetson-agx-orin ") for line in lines)
+    # the long descriptions come last and pad nothing: the header is as wide as the numbers
+    assert lines[0].rstrip().endswith("device") and len(lines[0]) < 140
+    assert next(line for line in lines if line.startswith("a100-80gb ")).endswith("  NVIDIA A100 SXM4 80GB")
 
 
 def test_the_estimate_table_of_every_device_prints_no_nan(capsys):

@@ -47,11 +47,16 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(rows)
         return 0
-    table = pd.DataFrame(rows).drop(columns=["knobs"], errors="ignore").set_index("name")
+    table = pd.DataFrame(rows).drop(columns=["knobs"], errors="ignore")
     table = table.rename(columns={"peak_fp32_tflops": "fp32 TFLOP/s", "peak_fp16_tflops": "fp16 TFLOP/s",
                                   "dram_bandwidth_gbs": "DRAM GB/s", "board_power_w": "power W"})
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 40):
-        print(table.astype(object).where(table.notna(), "-").to_string())
+    # the long description last, after the numbers, and not padded: no column is as wide as the longest one
+    text = table.drop(columns=["device"]).set_index("name")
+    text.index.name = None
+    lines = text.astype(object).where(text.notna(), "-").to_string().splitlines()
+    print(f"{lines[0]}  device")
+    for line, device in zip(lines[1:], table["device"]):
+        print(f"{line}  {device}")
     print("(datasheet numbers unless calibrated; see each profiles/*.toml for sources)")
     for name, knobs in templates:
         print(f"template {name} knobs (--hw / --hardware-space): {knobs}")
