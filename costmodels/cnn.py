@@ -39,11 +39,11 @@ def conv2d(name: str, batch: Array, c_in: int, c_out: int, h_in: int, w_in: int,
 def batchnorm2d(name: str, batch: Array, channels: int, h: int, w: int, training: bool = True) -> Elementwise:
     numel = batch * channels * h * w
     return Elementwise(name, numel, 7.0 if training else 2.0, 9.0, reads=2.0 if training else 1.0,
-                       saved_bytes_per_elem=4.0, params=2 * channels)
+                       saved_values=1.0, params=2 * channels)
 
 
 def relu(name: str, numel: Array) -> Elementwise:
-    return Elementwise(name, numel, 1.0, 1.0, saved_bytes_per_elem=4.0)
+    return Elementwise(name, numel, 1.0, 1.0, saved_values=1.0)
 
 
 def pool2d(name: str, batch: Array, channels: int, h_in: int, w_in: int, kernel: int, stride: int | None = None
@@ -62,7 +62,7 @@ def linear(name: str, batch: Array, f_in: int, f_out: int, *, weight_density: Ar
 
 
 def cross_entropy(batch: Array, classes: int) -> Elementwise:
-    return Elementwise("loss.cross_entropy", batch * classes, 4.0, 3.0, saved_bytes_per_elem=4.0)
+    return Elementwise("loss.cross_entropy", batch * classes, 4.0, 3.0, saved_values=1.0)
 
 
 def vgg_workload(depth: int = 16, num_classes: int = 10, in_channels: int = 3, image_size: int = 32, *,

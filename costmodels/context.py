@@ -59,6 +59,8 @@ class ExecContext:
     sparse_feature_storage: bool = False  # input features stored and read sparse (values + 32-bit indices)
     sparse_feature_compute: bool = False  # products with sparse input features run as sparse-dense products
     eager_messages: bool = False  # a traced model's per-edge message tensors go through memory (EAGER_KINDS)
+    mask_bytes: float = 1.0  # a dropout mask kept for backward, per value: CUDA's fused dropout keeps bools; CPU
+    # torch keeps its noise in the input's dtype (DeviceProfile.exec_context)
 
     def feature_compute(self, density: Array) -> Array:
         """True where the input features' product runs sparse: ``sparse_feature_compute`` and at most

@@ -358,7 +358,9 @@ class EdgeAttention:
         return OpCost(self.name, self.op_class, "backward", 2.0 * fwd.flops, 0.0 * fwd.flops, fwd.dram_bytes, 18)
 
     def saved_bytes(self, ctx: ExecContext) -> Array:
-        return 2.0 * self.nnz * self.heads * ctx.dtype_bytes
+        # per edge and head: the leaky ReLU's input, the exponentials, the softmax denominators gathered per
+        # edge, and the coefficients the aggregation keeps for its backward (PyG's GATConv and the built-in)
+        return 4.0 * self.nnz * self.heads * ctx.dtype_bytes
 
     def output_bytes(self, ctx: ExecContext) -> Array:
         return self.nnz * self.heads * ctx.dtype_bytes
@@ -370,7 +372,8 @@ class Elementwise:
 
     forward flops = numel · ``flops_per_elem``; backward = numel · ``backward_flops_per_elem``.
     bytes = numel · b · (``reads`` + ``writes``) forward, numel · b · (reads + 1) backward.
-    ``saved_bytes_per_elem`` = what autograd keeps (ReLU: its output, b; dropout: a 1-byte mask).
+    What autograd keeps per value: ``saved_values`` values of the dtype (ReLU: its output, 1) and
+    ``saved_masks`` dropout masks (``ExecContext.mask_bytes`` each).
     """
 
     name: str
@@ -379,7 +382,8 @@ class Elementwise:
     backward_flops_per_elem: float = 1.0
     reads: float = 1.0
     writes: float = 1.0
-    saved_bytes_per_elem: float = 0.0
+    saved_values: float = 0.0
+    saved_masks: float = 0.0
     needs_backward: bool = True
     params: Array = 0.0
     op_class: str = "elementwise"
@@ -404,7 +408,7 @@ class Elementwise:
         return OpCost(self.name, self.op_class, "backward", flops, 0.0 * flops, traffic, self.kernels)
 
     def saved_bytes(self, ctx: ExecContext) -> Array:
-        return self.numel * self.saved_bytes_per_elem
+        return self.numel * (self.saved_values * ctx.dtype_bytes + self.saved_masks * ctx.mask_bytes)
 
     def output_bytes(self, ctx: ExecContext) -> Array:
         return self.numel * ctx.dtype_bytes * self.writes

@@ -256,6 +256,9 @@ class DeviceProfile:
             sparse_feature_storage=self.sparse_feature_storage,
             sparse_feature_compute=self.sparse_feature_compute,
             eager_messages=self.kind in EAGER_KINDS,
+            # torch's dropout on a CPU tensor draws its noise into a tensor like the input and keeps that for
+            # the backward (aten::_dropout); on CUDA the fused native_dropout keeps a bool mask
+            mask_bytes=DTYPE_BYTES[dtype] if self.kind == "cpu" else 1.0,
         )
 
     def at_threads(self, threads: int) -> DeviceProfile:

@@ -123,9 +123,9 @@ def _layer_weights(spec: GNNSpec, dims: list[tuple[int, int, int]], density: Arr
 
 
 def _between_layers(name: str, numel: Array, training: bool) -> list[Op]:
-    ops: list[Op] = [Elementwise(f"{name}.relu", numel, 1.0, 1.0, saved_bytes_per_elem=4.0)]
+    ops: list[Op] = [Elementwise(f"{name}.relu", numel, 1.0, 1.0, saved_values=1.0)]
     if training:
-        ops.append(Elementwise(f"{name}.dropout", numel, 2.0, 1.0, saved_bytes_per_elem=1.0,
+        ops.append(Elementwise(f"{name}.dropout", numel, 2.0, 1.0, saved_masks=1.0,
                                serial_per_elem=RNG_STEPS_PER_DRAW))
     return ops
 
@@ -192,7 +192,7 @@ def gnn_workload(
             ops.append(EdgeAttention(f"{name}.attention", n, edges + loops, heads, f_out))
             if training:  # GATConv drops attention coefficients
                 ops.append(Elementwise(f"{name}.attention_dropout", (edges + loops) * heads, 2.0, 1.0,
-                                       saved_bytes_per_elem=1.0, serial_per_elem=RNG_STEPS_PER_DRAW))
+                                       saved_masks=1.0, serial_per_elem=RNG_STEPS_PER_DRAW))
             ops.append(agg(f_out * heads, upstream_grad))
             width = f_out * heads
             if last and heads > 1:
@@ -219,7 +219,7 @@ def gnn_workload(
         if not last:
             ops.extend(_between_layers(name, n * width, training))
     if training:
-        ops.append(Elementwise("loss.log_softmax_nll", n * g.num_classes, 4.0, 3.0, saved_bytes_per_elem=4.0,
+        ops.append(Elementwise("loss.log_softmax_nll", n * g.num_classes, 4.0, 3.0, saved_values=1.0,
                                kernels=4.0))
     # Trainable graph: one value per undirected edge (mirrored), trained with the weights.
     extra = (edges / 2.0) if trainable_graph else 0.0

@@ -194,6 +194,22 @@ def test_memory_breakdown_components():
     assert sgd["optimizer_state"] == parts["optimizer_state"] / 2
 
 
+def test_saved_activations_follow_the_dtype_and_the_devices_dropout_mask():
+    """ReLU keeps its output in the run's dtype; a CPU keeps dropout's noise in the input's dtype (torch's
+    aten::_dropout), a GPU's fused dropout a bool mask; GAT keeps four values per edge and head."""
+    from costmodels import gnn_workload, load_profile
+    from costmodels.analytical import context_for
+
+    g = graph_stats("cora")
+    ops = {op.name: op for op in gnn_workload(GNNSpec("gat"), g).ops}
+    relu, dropout, attention = ops["conv1.relu"], ops["conv1.dropout"], ops["conv1.attention"]
+    cpu, gpu = load_profile("cloud-cpu-2core"), load_profile("h100")
+    for dtype, b in (("fp32", 4), ("fp16", 2)):
+        on_cpu, on_gpu = context_for(cpu, dtype), context_for(gpu, dtype)
+        assert relu.saved_bytes(on_cpu) == relu.saved_bytes(on_gpu) == relu.numel * b
+        assert dropout.saved_bytes(on_cpu) == dropout.numel * b and dropout.saved_bytes(on_gpu) == dropout.numel
+        assert attention.saved_bytes(on_gpu) == 4 * (g.num_edges + g.num_nodes) * 8 * b  # E + N edges, 8 heads
+
 def test_sparse_feature_storage_reads_the_features_at_their_measured_density():
     """Accelerators with sparse feature storage read Cora's features (1.27% non-zero) as values +
     32-bit indices: the first GEMM's X bytes are n·F·4·(2·d_x) instead of n·F·4 in fp32."""

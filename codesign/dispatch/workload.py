@@ -191,7 +191,7 @@ class _Recorder(DispatchRecorder):
             x = args[0]
             self._add(Elementwise(f"aten.{name}", float(x.numel()), 7.0 if training else 2.0, 9.0,
                                   reads=2.0 if training else 1.0, writes=1.0,
-                                  saved_bytes_per_elem=4.0 if result.grad else 0.0, needs_backward=result.grad))
+                                  saved_values=1.0 if result.grad else 0.0, needs_backward=result.grad))
         elif name == "div" and self._mean(args):
             pass
         elif name.startswith("bernoulli") or (name in ("div_", "div", "mul", "mul_") and self._dropout(
@@ -231,13 +231,13 @@ class _Recorder(DispatchRecorder):
         per = max(numel, 1.0)  # zero-element tensors (BatchNorm's empty reserve buffers): no traffic, no FLOPs
         reads = sum(_values(a) for a in ins) / per
         writes = sum(_values(o) for o in outs) / per
-        saved = 4.0 if grad and flops else 0.0
+        saved = 1.0 if grad and flops else 0.0
         return Elementwise(f"aten.{name}", numel, flops, flops, reads=reads, writes=writes,
-                           saved_bytes_per_elem=saved, needs_backward=grad)
+                           saved_values=saved, needs_backward=grad)
 
     def _dropout(self, name: str, ins: list[torch.Tensor], outs: list[torch.Tensor], result: _Info) -> bool:
         """Dropout as CPU torch runs it (``empty_like``, ``bernoulli_``, ``div_`` by 1-p, ``mul``): the
-        built-in models' one dropout op (2 FLOPs, read + write, a 1-byte mask kept for backward, one random
+        built-in models' one dropout op (2 FLOPs, read + write, a mask kept for backward, one random
         draw per value: ``ops.RNG_STEPS_PER_DRAW`` serial steps)."""
         masks = [a for a in ins if self._get(a).mask]
         if not masks:
@@ -249,7 +249,7 @@ class _Recorder(DispatchRecorder):
         for slot in chain:
             self.slots[slot] = None
         numel = float(outs[0].numel())
-        slot = self._add(Elementwise("aten.dropout", numel, 2.0, 1.0, saved_bytes_per_elem=1.0,
+        slot = self._add(Elementwise("aten.dropout", numel, 2.0, 1.0, saved_masks=1.0,
                                      needs_backward=result.grad, serial_per_elem=RNG_STEPS_PER_DRAW))
         self._message("dropout", tuple(a for a in ins if not self._get(a).mask), outs, result, slot)
         return True
@@ -365,7 +365,8 @@ class _Recorder(DispatchRecorder):
             if not isinstance(op, Elementwise):  # the device fuses (aten_ops.Fused), their own kernels in eager
                 self.slots[slot] = None
                 continue
-            fused = replace(Fused(**{f: getattr(op, f) for f in op.__dataclass_fields__}), saved_bytes_per_elem=0.0)
+            fused = replace(Fused(**{f: getattr(op, f) for f in op.__dataclass_fields__}), saved_values=0.0,
+                            saved_masks=0.0)
             if slot in self.weighting or op.flops_per_elem == 0:  # the scaling multiply (its FLOPs are the
                 fused = replace(fused, flops_per_elem=0.0, backward_flops_per_elem=0.0)  # SpMM's), gathers, zeros
             self.slots[slot] = fused
@@ -420,7 +421,7 @@ class _Recorder(DispatchRecorder):
         iq, ik, iv = self._get(q), self._get(k), self._get(v)
         self._add(NoParamGemm(f"aten.{name}.scores", float(batch * tq), float(d), float(tk), 1.0, iq.grad, ik.grad))
         self._add(Elementwise(f"aten.{name}.softmax", float(batch * tq * tk), 2.0, 2.0,  # scale, softmax
-                              saved_bytes_per_elem=4.0 if grad else 0.0, needs_backward=grad))
+                              saved_values=1.0 if grad else 0.0, needs_backward=grad))
         self._add(NoParamGemm(f"aten.{name}.values", float(batch * tq), float(tk), float(dv), 1.0, grad, iv.grad))
 
     def _conv(self, args: tuple, outs: list[torch.Tensor], result: _Info) -> None:
