@@ -118,6 +118,16 @@ def stored_runs(study: optuna.Study) -> dict[str, ConfirmRun]:
     return {k: ConfirmRun(**v) for k, v in study.user_attrs.items() if k.startswith(PREFIX) and isinstance(v, dict)}
 
 
+def confirm_progress(study: optuna.Study) -> tuple[int, int] | None:
+    """``(runs stored, runs planned)`` of the confirmation plan the study holds; None before one is made."""
+    plan = study.user_attrs.get("confirm_plan")
+    runs = plan.get("runs") if isinstance(plan, dict) else None
+    if not isinstance(runs, list):
+        return None
+    stored = {k for k in study.user_attrs if k.startswith(PREFIX)}
+    return len(stored.intersection(runs)), len(runs)
+
+
 def run_confirmation(study: optuna.Study, config: SearchConfig, evaluator: Evaluator, n_seeds: int, *,
                      k: int = TOP_K, on_run: Callable[[int, int], None] | None = None,
                      share: tuple[int, int] = (0, 1)) -> int:
@@ -133,7 +143,8 @@ def run_confirmation(study: optuna.Study, config: SearchConfig, evaluator: Evalu
     walls = {t.number: float(t.user_attrs.get("wall_s") or 0.0) for t in trials}
     chosen = candidates(trials, k)
     plan = [(p, s) for _, p, _ in chosen for s in seeds]
-    study.set_user_attr("confirm_plan", {"seeds": seeds, "k": k})
+    # the runs by key too: the search process shows the workers' progress from them (confirm_progress)
+    study.set_user_attr("confirm_plan", {"seeds": seeds, "k": k, "runs": [_key(p, s) for p, s in plan]})
     have = set(stored_runs(study))
     made = 0
     part, parts = share

@@ -373,6 +373,7 @@ def run_search(
     worker_init: Callable[[], None] | None = None,
     waiting: Callable[[bool], None] | None = None,
     confirm_seeds: int = 0,
+    on_confirm: Callable[[int, int], None] | None = None,
 ) -> optuna.Study:
     """Top the study up to ``config.n_trials`` complete (trained) trials.
 
@@ -386,7 +387,8 @@ def run_search(
     then be picklable), has no trial left to start (see :func:`_work`);
     ``confirm_seeds`` (``n_jobs`` > 1): once the study holds its trials, each worker process makes its
     share of the confirmation runs on that many seeds (``search.confirm.run_confirmation``; the caller
-    then runs it once more, which makes only what is still missing). ``n_jobs`` 1: the caller runs it.
+    then runs it once more, which makes only what is still missing; ``on_confirm(done, total)`` as the
+    workers store their runs). ``n_jobs`` 1: the caller runs it.
     """
     import optuna
 
@@ -428,6 +430,7 @@ def run_search(
     held: list[int] = []
     previous = signal.signal(signal.SIGINT, lambda *_: held.append(1)) if main_thread else None
     shown, started, interrupted = -1, dt.datetime.now() - dt.timedelta(seconds=1), False
+    confirmed: tuple[int, int] | None = None
     try:
         try:
             for p in procs:
@@ -441,12 +444,21 @@ def run_search(
 
         prefetch = threading.Thread(target=prefetch_plotting, name="prefetch-plotting", daemon=True)
         prefetch.start()
-        while any(p.is_alive() for p in procs):
-            time.sleep(POLL_S)
+        alive = True
+        while alive:  # one look after the last worker ended too: what it stored last is shown
+            alive = any(p.is_alive() for p in procs)
+            time.sleep(POLL_S if alive else 0.0)
             progress = _progress(study, config)
             if on_trial is not None and progress.complete != shown:
                 shown = progress.complete
                 on_trial(progress)
+            if on_confirm is not None and confirm_seeds > 0 and progress.complete >= config.n_trials:
+                from .confirm import confirm_progress
+
+                runs = confirm_progress(study)
+                if runs is not None and runs != confirmed:
+                    confirmed = runs
+                    on_confirm(*runs)
         prefetch.join()  # done by now on all but the shortest searches; the plots then draw on one thread
     except KeyboardInterrupt:
         interrupted = True

@@ -83,11 +83,14 @@ def test_worker_processes_make_the_confirmation_runs_the_serial_search_makes(tmp
                                     directions=["maximize", "minimize"])
         _seeded(study, [{"method": "random", "graph_sparsity": 0.1, "weight_sparsity": 0.1},
                         {"method": "dense"}, {"method": "gebt", "graph_sparsity": 0.2, "weight_sparsity": 0.2}])
-        study = run_search(cfg, SPACE, _lucky, confirm_seeds=3)
+        shown: list[tuple[int, int]] = []
+        study = run_search(cfg, SPACE, _lucky, confirm_seeds=3, on_confirm=lambda *runs, to=shown: to.append(runs))
         left = run_confirmation(load(cfg), cfg, _lucky, 3)  # what the search process makes afterwards
-        results[n_jobs] = (left, {k: (r.val_accuracy, r.cost) for k, r in stored_runs(load(cfg)).items()})
+        results[n_jobs] = (left, {k: (r.val_accuracy, r.cost) for k, r in stored_runs(load(cfg)).items()}, shown)
     assert results[2][0] == 0 and results[1][0] == 9  # the two workers made all 9; one process makes them after
     assert results[2][1] == results[1][1] and len(results[1][1]) == 9
+    # the search process tells the workers' progress as they store their runs (one process: the caller's)
+    assert results[2][2][-1] == (9, 9) and results[2][2] == sorted(set(results[2][2])) and not results[1][2]
 
 
 def test_confirmation_ties_within_one_standard_error_pick_the_cheaper(tmp_path):

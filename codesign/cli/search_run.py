@@ -55,13 +55,18 @@ def confirm(study, config, evaluator, n_seeds: int) -> None:  # type: ignore[no-
 
     if n_seeds <= 0:
         return
-    t0 = time.perf_counter()
+    run_confirmation(study, config, evaluator, n_seeds, on_run=confirm_printer())
+
+
+def confirm_printer():  # type: ignore[no-untyped-def]
+    """``on_run(done, total)``: one ``[confirm]`` progress line per call, seconds counted from the first."""
+    t0: list[float] = []
 
     def on_run(done: int, total: int) -> None:
-        print(f"[confirm] {done}/{total} retrainings on further seeds, {time.perf_counter() - t0:.0f}s",
+        t0[:] = t0 or [time.perf_counter()]
+        print(f"[confirm] {done}/{total} retrainings on further seeds, {time.perf_counter() - t0[0]:.0f}s",
               file=sys.stderr, flush=True)
-
-    run_confirmation(study, config, evaluator, n_seeds, on_run=on_run)
+    return on_run
 
 
 def run_with_progress(config, space, evaluator, unit, format_si, *, predict=None,  # type: ignore[no-untyped-def]
@@ -96,6 +101,7 @@ def run_with_progress(config, space, evaluator, unit, format_si, *, predict=None
 
     try:
         return run_search(config, space, evaluator, on_trial=on_trial, predict=predict, reference=reference,
-                          early=early, worker_init=worker_init, waiting=waiting, confirm_seeds=confirm_seeds)
+                          early=early, worker_init=worker_init, waiting=waiting, confirm_seeds=confirm_seeds,
+                          on_confirm=confirm_printer())  # worker processes' confirmation runs (--n-jobs > 1)
     finally:
         bar.close()
