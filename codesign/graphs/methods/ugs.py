@@ -63,7 +63,7 @@ def _among_ratio(alive: int, total: int, target: float) -> float:
 def mask_epoch(model, data, opt, mask_opt, edge_index, und, m_a, m_w, alive_g, alive_w) -> float:  # type: ignore[no-untyped-def]
     """One epoch of UGS mask training: weights and masks (``m_a`` on the alive undirected edges
     ``und``, ``m_w`` per maskable weight) step together under the L1 terms; returns the validation
-    accuracy of the masked network."""
+    accuracy of the masked network after the step (the weights and masks the caller then holds)."""
     model.train()
     params = {k: p * m_w[k] * alive_w[k] for k, p in model.maskable().items()}
     out = functional_call(model, params, (data.x, edge_index, edge_weight(m_a, und)))
@@ -74,8 +74,9 @@ def mask_epoch(model, data, opt, mask_opt, edge_index, und, m_a, m_w, alive_g, a
     loss.backward()
     opt.step()
     mask_opt.step()
-    with torch.no_grad():
+    with torch.no_grad():  # the network after this step: the one whose masks a best epoch keeps
         model.eval()
+        params = {k: p * m_w[k] * alive_w[k] for k, p in model.maskable().items()}
         pred = functional_call(model, params, (data.x, edge_index, edge_weight(m_a, und)))
         return float((pred.argmax(-1) == data.y)[data.val_mask].float().mean())
 
