@@ -179,3 +179,17 @@ def test_ugs_mask_epoch_scores_the_network_after_its_step():
             after.append(float((pred == data.y)[data.val_mask].float().mean()))
     assert returned == after
     assert len(set(after)) > 3  # the accuracy moves over these epochs: a one-step lag would show
+
+
+@pytest.mark.parametrize("retrain_init", ["rewind", "reinit"])
+def test_ugs_ticket_retrains_as_the_run_did(tmp_path, retrain_init):
+    """A saved UGS ticket holds the weights its last round retrained from (a fresh draw under reinit), so
+    retraining it reproduces the run's accuracy."""
+    out = tmp_path / "run"
+    first = train(GraphTrainConfig(dataset=TINY, method="ugs", epochs=4, rounds=2, retrain_init=retrain_init,
+                                   out=str(out)), progress=False)
+    again = train(GraphTrainConfig(dataset=TINY, epochs=4, ticket=str(out)), progress=False)
+    assert (again["test_accuracy"], again["val_accuracy"]) == (first["test_accuracy"], first["val_accuracy"])
+    ticket = load_ticket(out)
+    changed = any(not torch.equal(ticket.start_state[k], v) for k, v in ticket.init_state.items())
+    assert changed == (retrain_init == "reinit")

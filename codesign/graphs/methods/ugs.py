@@ -12,7 +12,8 @@ Per round ``r = 1..R`` (``--rounds``; default: fewest rounds with ``1 - 0.8^R >=
    weights), a larger even step when that is needed to reach the requested sparsity in ``R``
    rounds, and never past the requested sparsity, so round ``R`` ends exactly at ``p_g`` / ``p_w``
    (exact counts among the alive entries; ``p = 0`` prunes nothing).
-3. Rewind ``W`` to the initialisation and retrain (``epochs``) with the binary masks frozen.
+3. Rewind ``W`` to the initialisation (``--retrain-init reinit``: a fresh one) and retrain (``epochs``)
+   with the binary masks frozen.
 
 The reported accuracy is the last round's retraining. Every round's two phases are costed.
 """
@@ -123,6 +124,7 @@ def run(ctx: RunContext) -> MethodResult:
 
         # 3. rewind and retrain with frozen masks
         model = retrain_model(ctx, init, init)
+        start_state = state_of(model)  # what this round retrains from (init, or a fresh draw for reinit)
         result = fit(ctx, model, c.final_epochs(epochs), f"ugs retrain r{r}", alive_g, alive_w)
         phases.append(record_phase(f"ugs-retrain-r{r}", c.final_epochs(epochs), result.wall_s,
                                   1 - sparsity(alive_g), 1 - sparsity(alive_w)))
@@ -132,7 +134,7 @@ def run(ctx: RunContext) -> MethodResult:
         test_accuracy=result.test_accuracy,
         graph_mask=alive_g,
         weight_masks=alive_w,
-        ticket_state=init,
+        ticket_state=start_state,  # a saved ticket retrains from the last round's start
         init_state=init,
         final_state=result.best_state,
         phases=phases,
