@@ -193,3 +193,14 @@ def test_ugs_ticket_retrains_as_the_run_did(tmp_path, retrain_init):
     ticket = load_ticket(out)
     changed = any(not torch.equal(ticket.start_state[k], v) for k, v in ticket.init_state.items())
     assert changed == (retrain_init == "reinit")
+
+
+def test_ticket_drawn_in_another_node_order_retrains_identically(tmp_path):
+    """The retraining of a ticket runs in the node order the ticket was drawn in (dropout falls on nodes by
+    position), whatever the command line's order: ``train --ticket`` retrains identically."""
+    out = tmp_path / "run"
+    first = train(GraphTrainConfig(dataset=TINY, method="dense", epochs=10, node_order="rcm", out=str(out)),
+                  progress=False)
+    again = train(GraphTrainConfig(dataset=TINY, ticket=str(out)), progress=False)
+    assert (again["test_accuracy"], again["val_accuracy"]) == (first["test_accuracy"], first["val_accuracy"])
+    assert again["config"]["node_order"] == "rcm"
