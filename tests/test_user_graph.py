@@ -53,6 +53,7 @@ def test_file_dataset_loads_made_undirected_split_and_checksummed(graph_file):
     ({"y": None}, "y (node labels) is missing"),
     ({"y": torch.zeros(150, dtype=torch.long)}, "y must be an integer tensor [200]"),
     ({"y": torch.full((200,), -1)}, "y has label -1"),
+    ({"y": torch.tensor([0] * 199 + [2**40])}, "y has label 1099511627776 with 200 nodes"),  # was an 8 TB alloc
     ({"edge_index": torch.tensor([[0, 1], [1, 200]])}, "edge_index has 1 edge(s) with a node index outside 0..199"),
     ({"edge_index": torch.zeros(3, 4, dtype=torch.long)}, "edge_index must be an integer tensor [2, E]"),
     ({"train_mask": torch.ones(200, dtype=torch.bool)}, "has train_mask but not val_mask, test_mask"),

@@ -91,10 +91,16 @@ def pyg_twin(model: str, num_features: int, num_classes: int) -> PyGStack:
 
 
 def to_pyg_names(kind: str, state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """codesign ``GNN`` parameter names -> :func:`build_pyg_model` names (GIN: ``lin`` -> ``nn``)."""
+    """codesign ``GNN`` parameter names -> :func:`build_pyg_model` names (GIN: ``lin`` -> ``nn``, and each
+    layer's ``eps`` buffer, 0 as in codesign's GIN, which ``GINConv``'s state dict holds)."""
     if kind != "gin":
         return dict(state)
-    return {k.replace(".lin.", ".nn."): v for k, v in state.items()}
+    out = {k.replace(".lin.", ".nn."): v for k, v in state.items()}
+    layers = sorted({k.split(".")[1] for k in state if k.startswith("convs.") and ".lin." in k}, key=int)
+    dtype = next(iter(state.values())).dtype if state else torch.float32
+    for i in layers:
+        out[f"convs.{i}.eps"] = torch.zeros(1, dtype=dtype)
+    return out
 
 
 def _dataset_of(run_dir: Path, data_root: str | None) -> tuple[Any, Any]:

@@ -36,7 +36,10 @@ from .ticket import Ticket, load_ticket, save_ticket
 
 __all__ = ["GraphTrainConfig", "GraphRunResult", "train", "train_record", "format_result"]
 
-_TICKET_KEYS = ("model", "layers", "hidden", "heads", "output_heads", "dropout", "lr", "weight_decay", "seed")
+# what a ticket's retraining takes from the run that drew it: the architecture, the optimiser, the seed (the
+# dropout draws) and the node order (the dropout draws fall on nodes by position, and summation order)
+_TICKET_KEYS = ("model", "layers", "hidden", "heads", "output_heads", "dropout", "lr", "weight_decay", "seed",
+                "node_order")
 
 
 def _to(data: GraphData, device: torch.device) -> GraphData:
@@ -60,21 +63,22 @@ def _retrain_ticket(ctx: RunContext, ticket: Ticket) -> MethodResult:
                         eb_epoch=ticket.provenance.get("eb_epoch"))  # type: ignore[arg-type]
 
 
-def _run_method(config: GraphTrainConfig, data: GraphData, run_data: GraphData, order: NodeOrder | None,
-                device: torch.device, progress: bool,
-                search_limit: int | None) -> tuple[GraphTrainConfig, MethodResult]:
-    """The method's run on ``run_data`` (or the retraining of ``config.ticket``), in the run's node order;
-    the config it ran with (a ticket's architecture and seed replace the command line's)."""
-    if not config.ticket:
-        return config, get_method(config.method)(RunContext(config, run_data, device, progress, search_limit))
-    ticket = load_ticket(config.ticket, data)
-    if order is not None:  # saved in the dataset's ids: into the run's order
-        ticket = replace(ticket, graph_mask=order.mask_from_original(ticket.graph_mask))
-    # the architecture and the retraining's randomness come from the ticket, so it retrains identically
+def _ticket_config(config: GraphTrainConfig, ticket: Ticket) -> GraphTrainConfig:
+    """``config`` with the ticket's ``_TICKET_KEYS`` (the architecture and the retraining's randomness come
+    from the ticket, so it retrains identically)."""
     saved = ticket.provenance.get("config")
     saved = saved if isinstance(saved, dict) else {}
-    config = replace(config, **{k: saved[k] for k in _TICKET_KEYS if k in saved})
-    return config, _retrain_ticket(RunContext(config, run_data, device, progress), ticket)
+    return replace(config, **{k: saved[k] for k in _TICKET_KEYS if k in saved})
+
+
+def _run_method(config: GraphTrainConfig, ticket: Ticket | None, run_data: GraphData, order: NodeOrder | None,
+                device: torch.device, progress: bool, search_limit: int | None) -> MethodResult:
+    """The method's run on ``run_data`` (or the retraining of ``ticket``), in the run's node order."""
+    if ticket is None:
+        return get_method(config.method)(RunContext(config, run_data, device, progress, search_limit))
+    if order is not None:  # saved in the dataset's ids: into the run's order
+        ticket = replace(ticket, graph_mask=order.mask_from_original(ticket.graph_mask))
+    return _retrain_ticket(RunContext(config, run_data, device, progress), ticket)
 
 
 def train(config: GraphTrainConfig, progress: bool = True, search_limit: int | None = None,
@@ -98,10 +102,13 @@ def train_record(config: GraphTrainConfig, progress: bool = True, search_limit: 
     start = time.perf_counter()
     device = resolve_run_on(config.run_on)
     data = load_dataset(config.dataset, config.data_root)
+    ticket = load_ticket(config.ticket, data) if config.ticket else None
+    if ticket is not None:
+        config = _ticket_config(config, ticket)
     run_data, order = reorder(data, config.node_order)  # the run's node order; results in data's ids
     run_data = _to(run_data, device)
     try:  # the epochs reuse freed blocks from the second on (RunContext.epoch_done)
-        config, res = _run_method(config, data, run_data, order, device, progress, search_limit)
+        res = _run_method(config, ticket, run_data, order, device, progress, search_limit)
     finally:
         # the heap's free blocks back to the OS before the pricing and saving, when there are many (at 10^6
         # nodes ~1 GB: the end of the run would otherwise grow the heap further); a Cora-sized run keeps its

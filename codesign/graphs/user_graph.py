@@ -8,7 +8,7 @@ passes ``--trust-pickle`` (or sets ``CODESIGN_TRUST_PICKLE=1``) for a file they 
 Keys:
 
 * ``x`` ``[N, F]`` float node features, every value finite (no NaN / Inf), ``N >= 2`` and at least one
-  edge; ``y`` ``[N]`` integer labels in ``0..C-1`` (``C = max + 1``);
+  edge; ``y`` ``[N]`` integer labels in ``0..C-1`` (``C = max + 1``, at most ``N``);
 * ``edge_index`` ``[2, E]`` integer, every index in ``0..N-1``. The graph is made undirected (both
   directions of every edge kept), self-loops and duplicate edges are dropped, as for every dataset;
 * ``train_mask``/``val_mask``/``test_mask`` ``[N]`` bool. When all three are absent the split rule
@@ -106,6 +106,9 @@ def validate(fields: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor, tuple[Tens
         problems.append(f"y must be an integer tensor [{n}] (one label per node), got {_describe(y)}")
     elif y.numel() and int(y.min()) < 0:
         problems.append(f"y has label {int(y.min())}: labels must be 0..C-1 (every node labelled)")
+    elif y.numel() and int(y.max()) >= n:  # C = max + 1 output units: more classes than nodes is not 0..C-1
+        problems.append(f"y has label {int(y.max())} with {n} nodes: labels must be 0..C-1 with C <= N; renumber "
+                        "them: y = torch.unique(y, return_inverse=True)[1]")
     if not isinstance(ei, Tensor) or ei.dim() != 2 or ei.size(0) != 2 or ei.is_floating_point():
         problems.append(f"edge_index must be an integer tensor [2, E], got {_describe(ei)}")
     elif ei.numel() and n >= 0 and (int(ei.min()) < 0 or int(ei.max()) >= n):

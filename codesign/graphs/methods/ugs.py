@@ -12,7 +12,8 @@ Per round ``r = 1..R`` (``--rounds``; default: fewest rounds with ``1 - 0.8^R >=
    weights), a larger even step when that is needed to reach the requested sparsity in ``R``
    rounds, and never past the requested sparsity, so round ``R`` ends exactly at ``p_g`` / ``p_w``
    (exact counts among the alive entries; ``p = 0`` prunes nothing).
-3. Rewind ``W`` to the initialisation and retrain (``epochs``) with the binary masks frozen.
+3. Rewind ``W`` to the initialisation (``--retrain-init reinit``: a fresh one) and retrain (``epochs``)
+   with the binary masks frozen.
 
 The reported accuracy is the last round's retraining. Every round's two phases are costed.
 """
@@ -63,7 +64,7 @@ def _among_ratio(alive: int, total: int, target: float) -> float:
 def mask_epoch(model, data, opt, mask_opt, edge_index, und, m_a, m_w, alive_g, alive_w) -> float:  # type: ignore[no-untyped-def]
     """One epoch of UGS mask training: weights and masks (``m_a`` on the alive undirected edges
     ``und``, ``m_w`` per maskable weight) step together under the L1 terms; returns the validation
-    accuracy of the masked network."""
+    accuracy of the masked network after the step (the weights and masks the caller then holds)."""
     model.train()
     params = {k: p * m_w[k] * alive_w[k] for k, p in model.maskable().items()}
     out = functional_call(model, params, (data.x, edge_index, edge_weight(m_a, und)))
@@ -74,8 +75,9 @@ def mask_epoch(model, data, opt, mask_opt, edge_index, und, m_a, m_w, alive_g, a
     loss.backward()
     opt.step()
     mask_opt.step()
-    with torch.no_grad():
+    with torch.no_grad():  # the network after this step: the one whose masks a best epoch keeps
         model.eval()
+        params = {k: p * m_w[k] * alive_w[k] for k, p in model.maskable().items()}
         pred = functional_call(model, params, (data.x, edge_index, edge_weight(m_a, und)))
         return float((pred.argmax(-1) == data.y)[data.val_mask].float().mean())
 
@@ -122,6 +124,7 @@ def run(ctx: RunContext) -> MethodResult:
 
         # 3. rewind and retrain with frozen masks
         model = retrain_model(ctx, init, init)
+        start_state = state_of(model)  # what this round retrains from (init, or a fresh draw for reinit)
         result = fit(ctx, model, c.final_epochs(epochs), f"ugs retrain r{r}", alive_g, alive_w)
         phases.append(record_phase(f"ugs-retrain-r{r}", c.final_epochs(epochs), result.wall_s,
                                   1 - sparsity(alive_g), 1 - sparsity(alive_w)))
@@ -131,7 +134,7 @@ def run(ctx: RunContext) -> MethodResult:
         test_accuracy=result.test_accuracy,
         graph_mask=alive_g,
         weight_masks=alive_w,
-        ticket_state=init,
+        ticket_state=start_state,  # a saved ticket retrains from the last round's start
         init_state=init,
         final_state=result.best_state,
         phases=phases,
