@@ -90,6 +90,11 @@ class HardwareOptions:
             for t in templates:
                 for k, axis in self.space.axes().items():
                     knob = t.knob(k)
+                    if knob.choices and k in self.space.ranges:  # a range would grid values between the choices
+                        names = ",".join(map(str, knob.choices))
+                        raise CodesignError(f"--hardware-space {k}={self.space.ranges[k][0]:g}:"
+                                            f"{self.space.ranges[k][1]:g}: {k} takes only {names}; list the "
+                                            f"values instead, e.g. {k}={names}")
                     listed = knob.choices or isinstance(axis, list)  # every listed value; a range by its ends
                     for v in (axis if listed else (np.min(axis), np.max(axis))):
                         knob.check(v, f"--hardware-space on {t.name}")
