@@ -77,13 +77,18 @@ class HardwareOptions:
         return opts
 
     def check(self) -> None:
-        """Every device exists; the space's knobs exist and are in range on every template device."""
+        """Every device exists; the space's knobs exist and are in range on every template device; an
+        area budget has a template device to meet it (a fixed profile's area is not modelled)."""
         templates = []
         for name in self.devices:
             profile = resolve_device(name).profile
             t = template_of(profile)
             if t is not None:
                 templates.append(t)
+        if self.area_budget_mm2 is not None and not templates:
+            raise CodesignError(f"--area-budget {self.area_budget_mm2:g}mm2: no chip area is modelled for "
+                                f"{', '.join(self.devices)} (fixed profiles), so no trial could meet it; drop "
+                                "--area-budget or add a template device, e.g. --device gcn-accelerator")
         if self.space is not None:
             if not templates:
                 require_template(resolve_device(self.devices[0]).profile)
