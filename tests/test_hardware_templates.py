@@ -72,8 +72,10 @@ def test_hw_point_changes_rates_and_is_priced():
 
 def test_fixed_profile_has_no_knobs():
     assert template_of(load_profile("v100")) is None
-    with pytest.raises(CodesignError, match="fixed profile"):
+    with pytest.raises(CodesignError, match="fixed profile") as err:
         require_template(load_profile("v100"))
+    # it points at what `codesign devices` prints (a "template <name> knobs" line; it has no knobs column)
+    assert "`codesign devices` lists each template's knobs" in str(err.value)
 
 
 def test_estimate_hw_prints_area_and_power(capsys):
