@@ -45,6 +45,8 @@ class Knob:
 
     def check(self, value: Any, where: str) -> Any:
         """``value`` converted to the knob's type, or a one-line error naming the range."""
+        if np.ndim(value) == 0 and isinstance(value, np.generic):  # a grid value: named as a plain number
+            value = value.item()
         if self.choices:
             conv = type(self.choices[0])
             try:

@@ -91,7 +91,7 @@ def require_template(profile: DeviceProfile) -> Template:
     t = template_of(profile)
     if t is None:
         raise CodesignError(f"device {profile.name!r} is a fixed profile with no hardware knobs; --hw and "
-                            "--hardware-space need a template (see `codesign devices`: knobs column)")
+                            "--hardware-space need a template (`codesign devices` lists each template's knobs)")
     return t
 
 

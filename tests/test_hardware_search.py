@@ -105,11 +105,19 @@ def test_several_devices_price_every_ticket_on_each(tmp_path, fake_training, cap
     (["--device", "gcn-accelerator", "--hardware-space", "pes=16:8192"], "pes=16.0 is outside its range 64..65536"),
     (["--device", "gcn-accelerator", "--hardware-space", "pez=1:2"], "unknown hardware knob 'pez'"),
     (["--device", "gcn-accelerator", "--area-budget", "8 J"], "--area-budget '8 J'"),
+    # only fixed profiles: no area is modelled, every trial would miss the budget ("raise --area-budget" before)
+    (["--device", "v100", "--area-budget", "8mm2"], "--area-budget 8mm2: no chip area is modelled for v100"),
+    # a range over a choice knob: named as written with the fix (was "precision_bits=np.float64(9.129...)")
+    (["--device", "gcn-accelerator", "--hardware-space", "precision_bits=8:32"],
+     "precision_bits=8:32: precision_bits takes only 8,16,32; list the values instead, e.g. precision_bits=8,16,32"),
+    # a grid end is named as a plain number (was "pes=np.float64(256.5) is a count")
+    (["--device", "gcn-accelerator", "--hardware-space", "pes=256.5:8192"], "pes=256.5 is a count"),
 ])
 def test_bad_hardware_search_options_are_one_line(args, needle, tmp_path, fake_training, capsys):
     assert main(["search", "--out", str(tmp_path / "r"), "--trials", "1", "--metric", "infer-energy", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert needle in err and "\n" not in err
+    assert not (tmp_path / "r").exists()  # refused before anything is created
 
 
 def test_power_budget_binds_and_dram_bandwidth_is_searched(tmp_path, fake_training, capsys):

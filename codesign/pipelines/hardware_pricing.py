@@ -77,19 +77,29 @@ class HardwareOptions:
         return opts
 
     def check(self) -> None:
-        """Every device exists; the space's knobs exist and are in range on every template device."""
+        """Every device exists; the space's knobs exist and are in range on every template device; an
+        area budget has a template device to meet it (a fixed profile's area is not modelled)."""
         templates = []
         for name in self.devices:
             profile = resolve_device(name).profile
             t = template_of(profile)
             if t is not None:
                 templates.append(t)
+        if self.area_budget_mm2 is not None and not templates:
+            raise CodesignError(f"--area-budget {self.area_budget_mm2:g}mm2: no chip area is modelled for "
+                                f"{', '.join(self.devices)} (fixed profiles), so no trial could meet it; drop "
+                                "--area-budget or add a template device, e.g. --device gcn-accelerator")
         if self.space is not None:
             if not templates:
                 require_template(resolve_device(self.devices[0]).profile)
             for t in templates:
                 for k, axis in self.space.axes().items():
                     knob = t.knob(k)
+                    if knob.choices and k in self.space.ranges:  # a range would grid values between the choices
+                        names = ",".join(map(str, knob.choices))
+                        raise CodesignError(f"--hardware-space {k}={self.space.ranges[k][0]:g}:"
+                                            f"{self.space.ranges[k][1]:g}: {k} takes only {names}; list the "
+                                            f"values instead, e.g. {k}={names}")
                     listed = knob.choices or isinstance(axis, list)  # every listed value; a range by its ends
                     for v in (axis if listed else (np.min(axis), np.max(axis))):
                         knob.check(v, f"--hardware-space on {t.name}")
