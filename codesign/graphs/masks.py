@@ -190,7 +190,7 @@ def nm_weight_mask(params: dict[str, Tensor], ratio: float, n: int, m: int,
     candidates = {}
     for name, p in params.items():
         if name in dense:
-            candidates[name] = torch.ones(p.shape, dtype=torch.bool)
+            candidates[name] = torch.ones(p.shape, dtype=torch.bool, device=p.device)  # the weights' device
             continue
         s = (scores[name] if scores else p).detach().abs().reshape(p.shape[0], -1).float()
         k = s.shape[1]
@@ -203,7 +203,7 @@ def nm_weight_mask(params: dict[str, Tensor], ratio: float, n: int, m: int,
     pool = torch.cat([candidates[x].reshape(-1) for x in names])
     keep_n = min(keep_count(flat_scores.numel(), ratio), int(pool.sum()))
     # the dense layer ranks above every candidate: it is kept whole, the threshold falls on the others
-    forced = torch.cat([torch.full((params[x].numel(),), x in dense) for x in names])
+    forced = torch.cat([torch.full((params[x].numel(),), x in dense, device=pool.device) for x in names])
     top = float(flat_scores.max()) + 1.0 if flat_scores.numel() else 1.0
     ranked = torch.where(pool, torch.where(forced, torch.full_like(flat_scores, top), flat_scores),
                          torch.full_like(flat_scores, -1.0))
