@@ -119,7 +119,7 @@ def train(config: CNNTrainConfig, thread_policy: dict | None = None) -> dict:
     from .data import load_dataset
     from .methods import METHOD_LOOPS, widths
     from .models import build_model
-    from .prune import channel_sparsity, kept_channels, param_count
+    from .prune import channel_sparsity, kept_channels, param_count, removal_count
     from .training import evaluate
 
     cfg = config.resolved()
@@ -134,7 +134,7 @@ def train(config: CNNTrainConfig, thread_policy: dict | None = None) -> dict:
     dense_units = kept_channels(model)
     if cfg.channel_sparsity is not None:  # fail before training when the request cannot be met
         n, units = sum(dense_units), len(dense_units)
-        reachable = min(int(cfg.channel_sparsity * n), n - units) / n
+        reachable = min(removal_count(cfg.channel_sparsity, n), n - units) / n
         check_sparsity(cfg.method, "channel", cfg.channel_sparsity, reachable, n, verb="can reach at most",
                        why=f"{n} channels in {units} layers, each keeping at least one")
     g = torch.Generator().manual_seed(cfg.seed)
