@@ -145,3 +145,29 @@ def test_run_on_auto_and_missing_cuda(capsys):
     assert main(["train", "--task", "cnn", "--dataset", "synthetic-images", "--run-on", "cuda", "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no CUDA device is visible" in err[0] and "--run-on cpu" in err[0]
+
+
+def test_spline_dead_units_come_from_the_final_weights(monkeypatch):
+    # a spline search whose detector never fires (threshold 0) trains one more epoch after its last check:
+    # the dead units must come from the codes of the network that is pruned, not from that stale check
+    import codesign.cnn.methods as methods
+
+    calls, seen = [], []
+    real_codes, real_dead = methods.partition_codes, methods.dead_units
+
+    def codes_spy(model, probe):
+        calls.append((model, probe))
+        return real_codes(model, probe)
+
+    def dead_spy(codes, bns, units, probe_count):
+        model, probe = calls[-1]
+        fresh = real_codes(model, probe)
+        seen.append(all((a == b).all() and na == nb for (a, na), (b, nb) in zip(codes, fresh)))
+        return real_dead(codes, bns, units, probe_count)
+
+    monkeypatch.setattr(methods, "partition_codes", codes_spy)
+    monkeypatch.setattr(methods, "dead_units", dead_spy)
+    r = train(CNNTrainConfig(method="spline", spline_threshold=0.0, **{**TINY, "epochs": 3, "train_subset": 64}))
+    assert r["eb_found"] is False and r["eb_epoch"] == 3
+    assert seen == [True]
+    assert r["cost_inputs"]["probe_epochs"] == 3  # checks after epochs 1 and 2, and the final network's codes
