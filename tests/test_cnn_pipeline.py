@@ -171,3 +171,19 @@ def test_spline_dead_units_come_from_the_final_weights(monkeypatch):
     assert r["eb_found"] is False and r["eb_epoch"] == 3
     assert seen == [True]
     assert r["cost_inputs"]["probe_epochs"] == 3  # checks after epochs 1 and 2, and the final network's codes
+
+
+def test_a_last_batch_of_one_image_trains(tmp_path, capsys):
+    # 64 training images in batches of 63: the last batch held one image and BatchNorm raised ValueError
+    r = train(CNNTrainConfig(method="dense", **{**TINY, "epochs": 1, "train_subset": 64, "val_size": 0,
+                                                "batch_size": 63}))
+    assert r["data"]["n_train"] == 64 and r["cost_inputs"]["steps_per_epoch"] == 1
+    with pytest.raises(CodesignError, match="--batch-size must be at least 2"):
+        CNNTrainConfig(batch_size=1)
+    # a validation split that leaves one training image: one line, exit 2, nothing created
+    out = tmp_path / "run"
+    assert main(["train", "--task", "cnn", "--dataset", "synthetic-images", "--width", "0.125", "--epochs", "1",
+                 "--train-subset", "20", "--val-size", "19", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--val-size 19" in err[0] and "1 training image" in err[0]
+    assert not out.exists()
