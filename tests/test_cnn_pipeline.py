@@ -187,3 +187,26 @@ def test_a_last_batch_of_one_image_trains(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--val-size 19" in err[0] and "1 training image" in err[0]
     assert not out.exists()
+
+
+def test_probe_grid_help_names_the_images_the_probe_plane_uses(monkeypatch):
+    # the help said "the plane of two test images"; run_search takes two validation images (no test image
+    # enters a training decision)
+    import codesign.cnn.methods as methods
+    from codesign.cli import build_parser
+    from codesign.cnn.data import normalise
+
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    help_text = next(a.help for a in train_parser._actions if "--probe-grid" in a.option_strings)
+    assert "plane of two validation images" in help_text
+    ends = []
+    real = methods.probe_inputs
+    monkeypatch.setattr(methods, "probe_inputs", lambda x0, x1, grid: ends.append((x0, x1)) or real(x0, x1, grid))
+    cfg = CNNTrainConfig(method="spline-eb", **{**TINY, "epochs": 1, "train_subset": 64})
+    train(cfg)
+    from codesign.cnn.data import load_dataset
+    from codesign.runtime.data_root import resolve_data_root
+
+    data = load_dataset("synthetic-images", resolve_data_root(None), train_subset=64, val_size=0.1)
+    val = normalise(data.val_x[:2], data)
+    assert torch.equal(ends[0][0], val[0]) and torch.equal(ends[0][1], val[1])
