@@ -20,8 +20,10 @@ run it does make. Per method (E = ``epochs``, ft = ``finetune_epochs``, p = chan
 
 With ``search_from = k`` (a search known to run at least ``k`` epochs) ``t >= k``: a budgeted run
 is stopped once that low end is over the budget (:meth:`CNNEvaluator.search_limit
-<codesign.pipelines.cnn_search.CNNEvaluator.search_limit>`). Networks whose prunable units are not
-their cfg widths one to one (the ResNets) are not bounded (None: trained, not screened).
+<codesign.pipelines.cnn_search.CNNEvaluator.search_limit>`). Every network of ``CNN_MODELS`` is
+bounded: its cfg widths (what the workloads price) are its prunable units' widths one to one, the
+ResNets' included (pre-activation: per block the selected inputs, then the inner widths; ResNet-18:
+the 8 inner widths). A network where they were not would get None (trained, not screened).
 """
 
 from __future__ import annotations
