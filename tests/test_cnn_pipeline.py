@@ -210,3 +210,30 @@ def test_probe_grid_help_names_the_images_the_probe_plane_uses(monkeypatch):
     data = load_dataset("synthetic-images", resolve_data_root(None), train_subset=64, val_size=0.1)
     val = normalise(data.val_x[:2], data)
     assert torch.equal(ends[0][0], val[0]) and torch.equal(ends[0][1], val[1])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--method", "dense", "--bn-l1", "0.001"], "--bn-l1 0.001 does not apply to --method dense"),
+    (["--method", "eb", "--spline-threshold", "0.2"], "--spline-threshold 0.2 does not apply to --method eb"),
+    (["--method", "eb", "--spline-mode", "global"], "--spline-mode global does not apply to --method eb"),
+    (["--method", "slimming", "--probe-grid", "8"], "--probe-grid 8 does not apply to --method slimming"),
+    (["--method", "random", "--cnn-retrain-init", "reinit"], "--cnn-retrain-init reinit does not apply"),
+    (["--method", "dense", "--finetune-epochs", "2"], "--finetune-epochs 2 does not apply to --method dense"),
+    (["--method", "spline", "--eb-eps", "0.2"], "--eb-eps 0.2 does not apply to --method spline with --detector"),
+    (["--method", "spline", "--detector", "eb", "--spline-threshold", "0.2"], "only with --detector spline"),
+])
+def test_cli_refuses_cnn_options_the_method_never_reads(extra, message, capsys, tmp_path):
+    # these ran and silently ignored the option (docs/cli.md: "one the method never reads is refused")
+    out = tmp_path / "run"
+    assert main(["train", "--task", "cnn", "--dataset", "synthetic-images", "--width", "0.125", "--epochs", "1",
+                 "--train-subset", "40", "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not out.exists()
+
+
+def test_cli_reads_the_shared_retrain_init_for_cnn(capsys):
+    # cnn_args maps the graph task's --retrain-init (reinit -> reinit); the CLI refused it as a graph-only option
+    assert main(["train", "--task", "cnn", "--dataset", "synthetic-images", "--width", "0.125", "--epochs", "1",
+                 "--train-subset", "40", "--retrain-init", "reinit", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["retrain_init"] == "reinit"
