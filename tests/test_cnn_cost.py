@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from codesign.cnn.cost import NetShape, PhaseRecord, eb_train_flops, forward_flops, price_cnn_run
+from codesign.cnn.cost import NetShape, PhaseRecord, eb_train_flops, forward_flops, price, price_cnn_run
 from codesign.cnn.methods import widths
 from codesign.cnn.models import build_model
 from codesign.cnn.prune import prune_model, random_masks
@@ -97,3 +97,21 @@ def test_resnet18_eb_code_cfg_with_selected_inputs():
         resnet18_workload(channels=[65] + full[1:])
     with pytest.raises(CodesignError, match="16 numbers"):
         resnet18_workload(channels=[64] * 9)
+
+
+@pytest.mark.parametrize("model", ["preresnet20", "resnet18"])
+def test_resnet_runs_are_bounded_and_inside_their_interval(model):
+    # cnn_bounds said the ResNets were not bounded (None); they are, and the run lands inside the interval
+    from codesign.cnn.pipeline import CNNTrainConfig, train
+    from codesign.pipelines.cnn_bounds import run_bounds
+    from codesign.pipelines.pricing import priced_value
+    from search import parse_metric
+
+    cfg = CNNTrainConfig(model=model, dataset="synthetic-images", method="eb", width=0.125, epochs=3,
+                         train_subset=64, batch_size=32, channel_sparsity=0.5, progress=False)
+    lows, highs, _, exact = run_bounds(cfg)
+    metric = parse_metric("train-energy")
+    low = min(priced_value(i, metric, "h100", price) for i in lows)
+    high = max(priced_value(i, metric, "h100", price) for i in highs)
+    run = priced_value(train(cfg)["cost_inputs"], metric, "h100", price)
+    assert not exact and low <= run <= high

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import codesign.runtime.fetch
-from codesign.cnn.data import augment, batches, load_dataset, normalise, read_idx
+from codesign.cnn.data import augment, batch_bounds, batches, load_dataset, normalise, read_idx
 from costmodels.errors import CodesignError
 
 
@@ -114,3 +114,13 @@ def test_batches_normalise_and_cover_the_set(tmp_path):
     assert sorted(ys.tolist()) == sorted(d.train_y.tolist())
     x = normalise(torch.full((1, 3, 1, 1), 255, dtype=torch.uint8), d)
     assert x.flatten().tolist() == pytest.approx([2.0, 2.0, 2.0])  # (1 - 0.5) / 0.25
+
+
+def test_a_last_batch_of_one_image_joins_the_one_before(tmp_path):
+    # 49 images in batches of 16 left a last batch of 1, which BatchNorm cannot train on (VGG at 1x1)
+    d = load_dataset("synthetic-images", tmp_path, train_subset=49)
+    sizes = [len(y) for _, y in batches(d, 16, torch.Generator().manual_seed(0))]
+    assert sizes == [16, 16, 17]
+    assert batch_bounds(769, 256) == [(0, 256), (256, 512), (512, 769)]
+    assert batch_bounds(770, 256) == [(0, 256), (256, 512), (512, 768), (768, 770)]
+    assert batch_bounds(1, 256) == [(0, 1)]

@@ -145,3 +145,95 @@ def test_run_on_auto_and_missing_cuda(capsys):
     assert main(["train", "--task", "cnn", "--dataset", "synthetic-images", "--run-on", "cuda", "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no CUDA device is visible" in err[0] and "--run-on cpu" in err[0]
+
+
+def test_spline_dead_units_come_from_the_final_weights(monkeypatch):
+    # a spline search whose detector never fires (threshold 0) trains one more epoch after its last check:
+    # the dead units must come from the codes of the network that is pruned, not from that stale check
+    import codesign.cnn.methods as methods
+
+    calls, seen = [], []
+    real_codes, real_dead = methods.partition_codes, methods.dead_units
+
+    def codes_spy(model, probe):
+        calls.append((model, probe))
+        return real_codes(model, probe)
+
+    def dead_spy(codes, bns, units, probe_count):
+        model, probe = calls[-1]
+        fresh = real_codes(model, probe)
+        seen.append(all((a == b).all() and na == nb for (a, na), (b, nb) in zip(codes, fresh)))
+        return real_dead(codes, bns, units, probe_count)
+
+    monkeypatch.setattr(methods, "partition_codes", codes_spy)
+    monkeypatch.setattr(methods, "dead_units", dead_spy)
+    r = train(CNNTrainConfig(method="spline", spline_threshold=0.0, **{**TINY, "epochs": 3, "train_subset": 64}))
+    assert r["eb_found"] is False and r["eb_epoch"] == 3
+    assert seen == [True]
+    assert r["cost_inputs"]["probe_epochs"] == 3  # checks after epochs 1 and 2, and the final network's codes
+
+
+def test_a_last_batch_of_one_image_trains(tmp_path, capsys):
+    # 64 training images in batches of 63: the last batch held one image and BatchNorm raised ValueError
+    r = train(CNNTrainConfig(method="dense", **{**TINY, "epochs": 1, "train_subset": 64, "val_size": 0,
+                                                "batch_size": 63}))
+    assert r["data"]["n_train"] == 64 and r["cost_inputs"]["steps_per_epoch"] == 1
+    with pytest.raises(CodesignError, match="--batch-size must be at least 2"):
+        CNNTrainConfig(batch_size=1)
+    # a validation split that leaves one training image: one line, exit 2, nothing created
+    out = tmp_path / "run"
+    assert main(["train", "--task", "cnn", "--dataset", "synthetic-images", "--width", "0.125", "--epochs", "1",
+                 "--train-subset", "20", "--val-size", "19", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--val-size 19" in err[0] and "1 training image" in err[0]
+    assert not out.exists()
+
+
+def test_probe_grid_help_names_the_images_the_probe_plane_uses(monkeypatch):
+    # the help said "the plane of two test images"; run_search takes two validation images (no test image
+    # enters a training decision)
+    import codesign.cnn.methods as methods
+    from codesign.cli import build_parser
+    from codesign.cnn.data import normalise
+
+    train_parser = build_parser()._subparsers._group_actions[0].choices["train"]
+    help_text = next(a.help for a in train_parser._actions if "--probe-grid" in a.option_strings)
+    assert "plane of two validation images" in help_text
+    ends = []
+    real = methods.probe_inputs
+    monkeypatch.setattr(methods, "probe_inputs", lambda x0, x1, grid: ends.append((x0, x1)) or real(x0, x1, grid))
+    cfg = CNNTrainConfig(method="spline-eb", **{**TINY, "epochs": 1, "train_subset": 64})
+    train(cfg)
+    from codesign.cnn.data import load_dataset
+    from codesign.runtime.data_root import resolve_data_root
+
+    data = load_dataset("synthetic-images", resolve_data_root(None), train_subset=64, val_size=0.1)
+    val = normalise(data.val_x[:2], data)
+    assert torch.equal(ends[0][0], val[0]) and torch.equal(ends[0][1], val[1])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--method", "dense", "--bn-l1", "0.001"], "--bn-l1 0.001 does not apply to --method dense"),
+    (["--method", "eb", "--spline-threshold", "0.2"], "--spline-threshold 0.2 does not apply to --method eb"),
+    (["--method", "eb", "--spline-mode", "global"], "--spline-mode global does not apply to --method eb"),
+    (["--method", "slimming", "--probe-grid", "8"], "--probe-grid 8 does not apply to --method slimming"),
+    (["--method", "random", "--cnn-retrain-init", "reinit"], "--cnn-retrain-init reinit does not apply"),
+    (["--method", "dense", "--finetune-epochs", "2"], "--finetune-epochs 2 does not apply to --method dense"),
+    (["--method", "spline", "--eb-eps", "0.2"], "--eb-eps 0.2 does not apply to --method spline with --detector"),
+    (["--method", "spline", "--detector", "eb", "--spline-threshold", "0.2"], "only with --detector spline"),
+])
+def test_cli_refuses_cnn_options_the_method_never_reads(extra, message, capsys, tmp_path):
+    # these ran and silently ignored the option (docs/cli.md: "one the method never reads is refused")
+    out = tmp_path / "run"
+    assert main(["train", "--task", "cnn", "--dataset", "synthetic-images", "--width", "0.125", "--epochs", "1",
+                 "--train-subset", "40", "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not out.exists()
+
+
+def test_cli_reads_the_shared_retrain_init_for_cnn(capsys):
+    # cnn_args maps the graph task's --retrain-init (reinit -> reinit); the CLI refused it as a graph-only option
+    assert main(["train", "--task", "cnn", "--dataset", "synthetic-images", "--width", "0.125", "--epochs", "1",
+                 "--train-subset", "40", "--retrain-init", "reinit", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["retrain_init"] == "reinit"

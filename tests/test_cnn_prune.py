@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import math
+from decimal import Decimal
 
 import pytest
 import torch
@@ -107,7 +109,17 @@ def test_no_layer_ever_empties(sizes, ratio, seed, layerwise):
     assert all(int(m.sum()) >= 1 for m in masks)
     removed = sum(int((~m).sum()) for m in masks)
     # exact count unless keeping one channel per unit forbids it
-    assert removed == min(int(ratio * sum(sizes)), sum(sizes) - len(sizes))
+    assert removed == min(math.floor(Decimal(repr(ratio)) * sum(sizes)), sum(sizes) - len(sizes))
+
+
+@pytest.mark.parametrize("ratio, n", [(0.29, 100), (0.57, 100), (0.58, 100), (0.3, 10), (0.7, 10)])
+def test_masks_remove_floor_of_the_written_ratio(ratio, n):
+    # float 0.29 * 100 = 28.999999999999996: int() of it removed 28 channels, not floor(0.29 * 100) = 29
+    want = math.floor(Decimal(repr(ratio)) * n)
+    scores = [torch.rand(n, generator=torch.Generator().manual_seed(0))]
+    assert int((~global_threshold_masks(scores, ratio)[0]).sum()) == want
+    halves = [torch.rand(n // 2), torch.rand(n - n // 2)]
+    assert sum(int((~m).sum()) for m in layerwise_masks(halves, ratio)) == want
 
 
 def test_prune_to_one_channel_per_layer_runs():

@@ -61,7 +61,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--spline-threshold", type=bounded("--spline-threshold"), default=None,
                    help="spline-EB detector: max partition-code distance over the last 3 epochs (default 0.16)")
     g.add_argument("--probe-grid", type=bounded("--probe-grid"), default=None,
-                   help="spline probe set: grid x grid images on the plane of two test images (paper: 100) "
+                   help="spline probe set: grid x grid images on the plane of two validation images (two training "
+                        "images with --val-size 0; the paper: 100, two test images) "
                         "(default: 32)")
     g.add_argument("--finetune-epochs", type=bounded("--finetune-epochs"), default=None,
                    help="slimming fine-tune epochs, and the shortest retrain after a ticket (default ceil(epochs / 2))")

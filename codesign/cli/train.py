@@ -51,8 +51,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 # options only some methods read (an option the run would ignore is refused, not dropped silently)
 # (the graph sparsities: codesign.graphs.pipeline, which names what the method prunes)
 GRAPH_METHOD_OPTIONS = {"--rounds": ("ugs",)}
+_CNN_RETRAINED = ("eb", "spline-eb", "spline", "slimming")  # BN-L1 training, then a retrain of the pruned net
 CNN_METHOD_OPTIONS = {"--channel-sparsity": ("eb", "spline-eb", "spline", "slimming", "random"),
-                      "--detector": ("spline",)}
+                      "--detector": ("spline",), "--spline-mode": ("spline",),
+                      "--eb-eps": ("eb", "spline"), "--spline-threshold": ("spline-eb", "spline"),
+                      "--probe-grid": ("spline-eb", "spline"), "--bn-l1": _CNN_RETRAINED,
+                      "--finetune-epochs": _CNN_RETRAINED, "--cnn-retrain-init": _CNN_RETRAINED,
+                      "--retrain-init": _CNN_RETRAINED}
+# --method spline reads --eb-eps only with --detector eb and --spline-threshold only with the spline detector
+CNN_DETECTOR_OPTIONS = {"--eb-eps": "eb", "--spline-threshold": "spline"}
+# options of the other task this task reads too: cnn_args.cnn_config maps --retrain-init ticket|reinit
+SHARED_OPTIONS = {"graph": (), "cnn": ("--retrain-init",)}
 
 
 def check_ignored_options(args: argparse.Namespace) -> None:
@@ -60,18 +69,26 @@ def check_ignored_options(args: argparse.Namespace) -> None:
     from costmodels.errors import CodesignError
 
     other = "cnn" if args.task == "graph" else "graph"
-    mine = {dest for _, dest in args.task_options[args.task]}
+    flags = {flag: dest for flag, dest in args.task_options[args.task]}
+    flags.update((flag, dest) for flag, dest in args.task_options[other] if flag in SHARED_OPTIONS[args.task])
+    mine = set(flags.values())
     for flag, dest in args.task_options[other]:
         if dest not in mine and getattr(args, dest, None) not in (None, False):
             raise CodesignError(f"{flag} only applies to --task {other}; drop it or add --task {other}")
     method = args.method or ("gebt" if args.task == "graph" else "eb")
     table = GRAPH_METHOD_OPTIONS if args.task == "graph" else CNN_METHOD_OPTIONS
-    flags = {flag: dest for flag, dest in args.task_options[args.task]}
     for flag, methods in table.items():
         if method in methods or flag not in flags or getattr(args, flags[flag], None) is None:
             continue
         raise CodesignError(f"{flag} {getattr(args, flags[flag])} does not apply to --method {method} (only "
                             f"{', '.join(methods)}); drop it")
+    if args.task == "cnn" and method == "spline":
+        detector = getattr(args, "detector", None) or "spline"
+        for flag, reader in CNN_DETECTOR_OPTIONS.items():
+            if reader != detector and getattr(args, flags[flag], None) is not None:
+                raise CodesignError(f"{flag} {getattr(args, flags[flag])} does not apply to --method spline with "
+                                    f"--detector {detector} (only with --detector {reader}); drop it or add "
+                                    f"--detector {reader}")
 
 
 RUN_FILES = ("ticket.pt", "model.pt", "result.json", "study.db", "trials.csv", "summary.json")

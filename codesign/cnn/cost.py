@@ -2,11 +2,12 @@
 
 A run records device-independent ``cost_inputs`` (:func:`cost_inputs`): the network (model, classes,
 channels C, image size H, width), the widths each phase trained (dense until the ticket, the kept
-widths after), epochs per phase, batch B, steps per epoch ``ceil(N_train / B)``, optimizer (SGD) and
-the spline detector's probe work. :func:`price` turns them into ``RunCost.to_dict()`` on a device:
+widths after), epochs per phase, batch B, steps per epoch ``ceil(N_train / B)`` (one fewer when a
+last batch of one image joins the one before: :func:`train_steps`), optimizer (SGD) and the spline
+detector's probe work. :func:`price` turns them into ``RunCost.to_dict()`` on a device:
 
 1. ``cost`` = ``price(cost_inputs, device)``: :func:`costmodels.price_run` over the phases, each
-   ``epochs × ceil(N/B)`` SGD steps of the workload of the network it trains (batch ``B``), plus one
+   ``epochs × train_steps(N, B)`` SGD steps of the workload of the network it trains (batch ``B``), plus one
    forward (batch 1) of the final network as ``infer_*``. FLOPs use the FlopCounterMode convention
    for conv/linear (multiply-add = 2) plus BN/ReLU/pool/add arithmetic. Spline-EB's probe passes
    are part of training: a phase ``detector-probe`` of ``checks × ceil(P / 256)`` forward-only
@@ -67,6 +68,13 @@ def forward_flops(shape: NetShape, channels: list[int] | tuple[int, ...]) -> flo
     return forward_flops_eb(wl)
 
 
+def train_steps(n_train: int, batch_size: int) -> int:
+    """SGD steps per epoch: ``ceil(N / B)``, one fewer when the last batch would hold a single image
+    (it joins the batch before; ``codesign.cnn.data.batch_bounds``)."""
+    steps = math.ceil(n_train / batch_size)
+    return steps - 1 if steps > 1 and n_train % batch_size == 1 else steps
+
+
 def eb_train_flops(forward: list[float], epochs: list[int], n_train: int) -> float:
     """Σ_phases 3 × F_fwd × N_train × epochs (the EB paper's convention)."""
     return float(sum(3.0 * f * n_train * e for f, e in zip(forward, epochs)))
@@ -89,7 +97,7 @@ def cost_inputs(shape: NetShape, phases: list[PhaseRecord], final_channels: list
                    for p in phases],
         "dense_epochs": int(sum(p.epochs for p in phases if list(p.channels) == dense)),
         "pruned_epochs": int(sum(p.epochs for p in phases if list(p.channels) != dense)),
-        "n_train": int(n_train), "batch_size": int(batch_size), "steps_per_epoch": math.ceil(n_train / batch_size),
+        "n_train": int(n_train), "batch_size": int(batch_size), "steps_per_epoch": train_steps(n_train, batch_size),
         "optimizer": OPTIMIZER, "probe_images": int(probe_images), "probe_epochs": int(probe_epochs),
     }
 

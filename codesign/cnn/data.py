@@ -280,13 +280,25 @@ def augment(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
     return xp[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
 
 
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """``[start, end)`` of each training batch of ``n`` images: ``batch_size`` each, and a last batch of
+    one image joins the one before it (BatchNorm in training mode cannot normalise a single image at
+    1x1 spatial size); ``len(...)`` is the steps per epoch that ``codesign.cnn.cost`` prices."""
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return list(zip(starts, starts[1:] + [n]))
+
+
 def batches(data: ImageData, batch_size: int, g: torch.Generator, *, train: bool = True
             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Shuffled, normalised (and for CIFAR augmented) training batches; test batches in order."""
+    """Shuffled, normalised (and for CIFAR augmented) training batches (:func:`batch_bounds`); test
+    batches in order."""
     x, y = (data.train_x, data.train_y) if train else (data.test_x, data.test_y)
     order = torch.randperm(len(y), generator=g) if train else torch.arange(len(y))
-    for i in range(0, len(y), batch_size):
-        idx = order[i:i + batch_size]
+    bounds = batch_bounds(len(y), batch_size) if train else [(i, i + batch_size) for i in range(0, len(y), batch_size)]
+    for i, j in bounds:
+        idx = order[i:j]
         xb = x[idx]
         if train and data.augment:
             xb = augment(xb, g)  # on uint8, so the padding is black pixels as in the reference code

@@ -6,7 +6,8 @@
                 retrain the pruned net for max(E − t, ``finetune_epochs``) epochs.
 * ``spline-eb`` the same search, but the detector watches the partition codes on the probe set;
                 pruning by |gamma|.
-* ``spline``    the search with ``--detector eb|spline``; pruning by the spline redundancy score.
+* ``spline``    the search with ``--detector eb|spline``; pruning by the spline redundancy score (dead
+                units from the probe codes of the network being pruned, taken after its last epoch).
 * ``slimming``  train E epochs with BN-L1, prune by |gamma|, fine-tune ``finetune_epochs``.
 * ``random``    random layerwise channel removal at initialisation, train the pruned net E epochs.
 
@@ -157,7 +158,7 @@ def run_search(model: nn.Module, data: ImageData, cfg, g: torch.Generator) -> Ou
         out.eb_epoch, out.eb_found = t, t < cfg.epochs
         out.phases.append(PhaseRecord("search", t, widths(model), time.perf_counter() - t0))
         if cfg.method == "spline":
-            if codes is None:
+            if codes is None or not out.eb_found:  # no check yet, or the last one was before the final epoch
                 codes = partition_codes(model, probe)
                 out.probe_epochs += 1
             bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]

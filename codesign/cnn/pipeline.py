@@ -87,6 +87,9 @@ class CNNTrainConfig:
             if v is not None and int(v) < (2 if name in ("eb_fifo", "probe_grid") else 1):
                 raise CodesignError(f"--{name.replace('_', '-')} must be a positive integer (>= 2 for fifo/grid), "
                                     f"got {v}")
+        if self.batch_size < 2:
+            raise CodesignError(f"--batch-size must be at least 2 (BatchNorm normalises over the images of a batch), "
+                                f"got {self.batch_size}; e.g. --batch-size 64")
         if self.finetune_epochs is not None and self.finetune_epochs < 0:
             raise CodesignError(f"--finetune-epochs must be >= 0, got {self.finetune_epochs}")
         if not 0.0 < self.width <= 4.0:
@@ -119,13 +122,16 @@ def train(config: CNNTrainConfig, thread_policy: dict | None = None) -> dict:
     from .data import load_dataset
     from .methods import METHOD_LOOPS, widths
     from .models import build_model
-    from .prune import channel_sparsity, kept_channels, param_count
+    from .prune import channel_sparsity, kept_channels, param_count, removal_count
     from .training import evaluate
 
     cfg = config.resolved()
     t0 = time.perf_counter()
     data = load_dataset(cfg.dataset, resolve_data_root(cfg.data_root), train_subset=cfg.train_subset,
                         seed=cfg.seed, download=cfg.download, val_size=cfg.val_size)
+    if len(data.train_y) < 2:  # BatchNorm cannot train on one image
+        raise CodesignError(f"--val-size {cfg.val_size:g} leaves {len(data.train_y)} training image(s); "
+                            "training needs at least 2: use a smaller --val-size or a larger --train-subset")
     c, h, _ = data.input_shape
     torch.manual_seed(cfg.seed)
     device = resolve_run_on(cfg.run_on)
@@ -134,7 +140,7 @@ def train(config: CNNTrainConfig, thread_policy: dict | None = None) -> dict:
     dense_units = kept_channels(model)
     if cfg.channel_sparsity is not None:  # fail before training when the request cannot be met
         n, units = sum(dense_units), len(dense_units)
-        reachable = min(int(cfg.channel_sparsity * n), n - units) / n
+        reachable = min(removal_count(cfg.channel_sparsity, n), n - units) / n
         check_sparsity(cfg.method, "channel", cfg.channel_sparsity, reachable, n, verb="can reach at most",
                        why=f"{n} channels in {units} layers, each keeping at least one")
     g = torch.Generator().manual_seed(cfg.seed)

@@ -18,10 +18,26 @@ A *mask* is one boolean vector per prunable BatchNorm (``model.prunable_units()`
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import torch
 from torch import nn
 
 from costmodels.errors import check_fraction
+
+
+def removal_count(ratio: float, n: int) -> int:
+    """``floor(ratio * n)`` for the ratio as written: 0.29 of 100 is 29 (float ``0.29 * 100`` is 28.999...).
+
+    The float is read back through its shortest decimal ``repr`` (what the user typed), so the floor
+    is exact; every count of removed channels (masks, reachability, cost bounds) goes through here.
+    """
+    return int(Fraction(repr(float(ratio))) * n)
+
+
+def removal_remainder(ratio: float, n: int) -> Fraction:
+    """``ratio * n - floor(ratio * n)``, exact (see :func:`removal_count`)."""
+    return Fraction(repr(float(ratio))) * n - removal_count(ratio, n)
 
 
 def bn_gammas(model: nn.Module) -> list[torch.Tensor]:
@@ -37,7 +53,7 @@ def global_threshold_masks(scores: list[torch.Tensor], ratio: float) -> list[tor
     """
     ratio = check_fraction("--channel-sparsity", ratio)
     flat = torch.cat([s.flatten().float() for s in scores])
-    n_prune = int(ratio * flat.numel())
+    n_prune = removal_count(ratio, flat.numel())
     masks = [torch.ones(s.numel(), dtype=torch.bool) for s in scores]
     if n_prune == 0:
         return masks
@@ -63,9 +79,9 @@ def layerwise_masks(scores: list[torch.Tensor], ratio: float) -> list[torch.Tens
     remainder is largest until ``floor(ratio * N)`` are gone overall (keep >= 1 per unit)."""
     ratio = check_fraction("--channel-sparsity", ratio)
     sizes = [s.numel() for s in scores]
-    counts = [min(int(ratio * n), n - 1) for n in sizes]
-    extra = int(ratio * sum(sizes)) - sum(counts)
-    by_remainder = sorted(range(len(sizes)), key=lambda i: -(ratio * sizes[i] - int(ratio * sizes[i])))
+    counts = [min(removal_count(ratio, n), n - 1) for n in sizes]
+    extra = removal_count(ratio, sum(sizes)) - sum(counts)
+    by_remainder = sorted(range(len(sizes)), key=lambda i: -removal_remainder(ratio, sizes[i]))
     while extra > 0:  # one more per unit in remainder order, again if units that keep one channel block it
         grew = False
         for i in by_remainder:

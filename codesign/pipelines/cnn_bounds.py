@@ -10,7 +10,7 @@ run it does make. Per method (E = ``epochs``, ft = ``finetune_epochs``, p = chan
   remainder spread by a fixed rule, :func:`codesign.cnn.prune.layerwise_masks`: the widths do not
   depend on the random draw). Exact.
 * ``slimming``: E epochs of ``D``, then ft of the pruned network; pruned globally (by BN scale),
-  so its widths are known only after training: between the floor ``max(1, C_i - round(p N))`` per
+  so its widths are known only after training: between the floor ``max(1, C_i - floor(p N))`` per
   layer (no layer can lose more than the ``p N`` channels removed in all) and ``D``.
 * ``eb``, ``spline-eb``, ``spline``: a search of ``t`` dense epochs, ``1 <= t <= E`` (the detector
   decides), then ``max(E - t, ft)`` retraining epochs (ft when it never fired) of the ticket: global
@@ -20,8 +20,10 @@ run it does make. Per method (E = ``epochs``, ft = ``finetune_epochs``, p = chan
 
 With ``search_from = k`` (a search known to run at least ``k`` epochs) ``t >= k``: a budgeted run
 is stopped once that low end is over the budget (:meth:`CNNEvaluator.search_limit
-<codesign.pipelines.cnn_search.CNNEvaluator.search_limit>`). Networks whose prunable units are not
-their cfg widths one to one (the ResNets) are not bounded (None: trained, not screened).
+<codesign.pipelines.cnn_search.CNNEvaluator.search_limit>`). Every network of ``CNN_MODELS`` is
+bounded: its cfg widths (what the workloads price) are its prunable units' widths one to one, the
+ResNets' included (pre-activation: per block the selected inputs, then the inner widths; ResNet-18:
+the 8 inner widths). A network where they were not would get None (trained, not screened).
 """
 
 from __future__ import annotations
@@ -63,8 +65,10 @@ def layerwise_widths(dense: tuple[int, ...], p: float) -> tuple[int, ...]:
 
 
 def floor_widths(dense: tuple[int, ...], p: float) -> tuple[int, ...]:
-    """No layer keeps fewer than ``max(1, C_i - k)`` channels when ``k = int(p N)`` are removed in all."""
-    k = int(p * sum(dense))
+    """No layer keeps fewer than ``max(1, C_i - k)`` channels when ``k = floor(p N)`` are removed in all."""
+    from codesign.cnn.prune import removal_count
+
+    k = removal_count(p, sum(dense))
     return tuple(max(1, c - k) for c in dense)
 
 
