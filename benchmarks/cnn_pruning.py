@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> dict:
     for method, p, seed in tqdm(jobs, desc="cnn runs", file=sys.stderr, disable=not sys.stderr.isatty()):
         r = train(CNNTrainConfig(method=method, seed=seed, channel_sparsity=p, **base))
         rows.append({"method": method, "p": p, "seed": seed, "acc": 100 * r["test_accuracy"],
-                     "ticket_acc": None if r["ticket_accuracy"] is None else 100 * r["ticket_accuracy"],
+                     "dense_acc_at_ticket": (None if r["dense_accuracy_at_ticket"] is None
+                                             else 100 * r["dense_accuracy_at_ticket"]),
                      "eb_epoch": r["eb_epoch"], "eb_found": r["eb_found"], "sparsity": r["channel_sparsity"],
                      "flop_red": 100 * r["forward_flops"]["reduction"],
                      "train_flops_eb": r["eb_convention"]["train_flops"], "train_flops": r["cost"]["train_flops"],

@@ -19,7 +19,8 @@ it runs a step schedule of its own over the retrain length (fresh momentum); ``r
 re-initialises the pruned net and runs a step schedule scaled to the retrain length. If no ticket
 emerges within E epochs, the ticket is drawn at the end of training (``eb_found = False``) and
 fine-tuned like slimming. No loop looks at the test set: the spline probe plane runs through two
-validation images; ``ticket_acc`` is reported only.
+validation images; ``ticket_acc`` (the dense network's test accuracy at the ticket epoch, before pruning:
+results' ``dense_accuracy_at_ticket``) is reported only.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Outcome:
     masks: list[torch.Tensor] | None = None
     eb_epoch: int | None = None
     eb_found: bool | None = None
-    ticket_acc: float | None = None
+    ticket_acc: float | None = None  # the dense network at the ticket epoch, before pruning
     history: list[dict] = field(default_factory=list)
     probe_images: int = 0
     probe_epochs: int = 0

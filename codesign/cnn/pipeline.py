@@ -157,7 +157,7 @@ def train(config: CNNTrainConfig, thread_policy: dict | None = None) -> dict:
     warning = chance_warning(acc, torch.bincount(data.test_y, minlength=data.num_classes).tolist())
     result = {
         "task": "cnn", "model": cfg.model, "dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed,
-        "epochs": cfg.epochs, "val_accuracy": val_acc, "test_accuracy": acc, "ticket_accuracy": out.ticket_acc,
+        "epochs": cfg.epochs, "val_accuracy": val_acc, "test_accuracy": acc, "dense_accuracy_at_ticket": out.ticket_acc,
         "eb_epoch": out.eb_epoch, "eb_found": out.eb_found,
         "search_epochs": next((p.epochs for p in out.phases if p.name == "search"), None),
         "channel_sparsity_target": requested or 0.0,
@@ -212,7 +212,8 @@ def format_result(r: dict) -> str:
         "  val / test accuracy  "
         + ("-" if r.get("val_accuracy") is None else f"{100 * r['val_accuracy']:.2f} %")
         + f" / {100 * r['test_accuracy']:.2f} %"
-        + ("" if r["ticket_accuracy"] is None else f"   (ticket before retrain {100 * r['ticket_accuracy']:.2f} %)"),
+        + ("" if r["dense_accuracy_at_ticket"] is None
+           else f"   (dense network at the ticket epoch, before pruning: {100 * r['dense_accuracy_at_ticket']:.2f} %)"),
         f"  ticket epoch         {r['eb_epoch']}" + ("" if r["eb_found"] is None else f"  (found: {r['eb_found']})"),
         f"  channel sparsity     {r['channel_sparsity']:.3f} achieved / {r['channel_sparsity_target']:.3f} target",
         f"  params               {r['params']['before']:,} -> {r['params']['after']:,}",
