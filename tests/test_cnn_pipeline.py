@@ -38,7 +38,10 @@ def test_every_method_runs_and_reports(runs):
         assert r["cost"]["train_flops"] > 0 and r["eb_convention"]["train_flops"] > 0
         assert "estimated" in r["eb_convention"]["convention"]
         assert len(r["dataset_checksum"]) == 64 and r["wall_s"] >= sum(p["wall_s"] for p in r["phases"]) > 0
+        if r["dense_accuracy_at_ticket"] is not None:  # named for what it is: the dense network, before pruning
+            assert "dense network at the ticket epoch, before pruning" in format_result(r)
         format_result(r)
+    assert runs["eb"]["dense_accuracy_at_ticket"] is not None and "ticket_accuracy" not in runs["eb"]
     dense = runs["dense"]
     assert dense["channel_sparsity"] == 0.0 and dense["forward_flops"]["reduction"] == 0.0
     assert dense["test_accuracy"] > 0.5  # the synthetic task is learnable in 6 epochs (chance: 0.1)
