@@ -140,6 +140,24 @@ def test_missing_actor_is_downloaded_from_geom_gcn(tmp_path, monkeypatch):
     assert data.test_mask.tolist() == [False, False, False, True]
 
 
+@pytest.mark.parametrize("file, damage, needle", [
+    ("out1_node_feature_label.txt", lambda b: b[:-9], "not enough values to unpack"),  # cut mid-row
+    ("out1_node_feature_label.txt", lambda b: b.replace(b"\n3\t", b"\n7\t"), "node ids are not 0..3"),
+    ("out1_graph_edges.txt", lambda b: b + b"2\t", "invalid literal"),
+    ("out1_graph_edges.txt", lambda b: b + b"2\t9\n", "not within 0..3"),
+    ("film_split_0.6_0.2_0.npz", lambda b: b[: len(b) // 2], "BadZipFile"),
+])
+def test_damaged_actor_files_are_one_line_naming_the_file(tmp_path, file, damage, needle):
+    """A cut-off or inconsistent Actor file was a ValueError / IndexError / BadZipFile traceback."""
+    raw = tmp_path / "data" / "Actor" / "raw"
+    write_actor(raw)
+    (raw / file).write_bytes(damage((raw / file).read_bytes()))
+    with pytest.raises(CodesignError) as err:
+        load_dataset("actor", tmp_path / "data")
+    msg = str(err.value)
+    assert "\n" not in msg and f"{raw / file} is truncated or corrupt" in msg and needle in msg, msg
+
+
 def test_unknown_dataset_lists_valid_names():
     with pytest.raises(CodesignError, match="unknown dataset 'coraa'.*cora"):
         load_dataset("coraa")
