@@ -126,6 +126,22 @@ def test_cifar_download_extracts_whole_or_not_at_all(tmp_path, monkeypatch):
                                                                                "cifar-10-python.tar.gz"]
 
 
+def test_failed_cifar_download_leaves_no_cache_folders(tmp_path, monkeypatch):
+    """Offline, a CIFAR run with a cache folder that does not exist yet is refused in one line and
+    creates nothing (it left the cache folder and its parents behind)."""
+    import codesign.cnn.data as cnn_data
+
+    monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path / "home" / "cache"))
+
+    def offline(url, dest):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(cnn_data, "fetch", offline)
+    with pytest.raises(CodesignError, match="download from https://www.cs.toronto.edu/.*failed .no network"):
+        load_dataset("cifar10", tmp_path / "root")
+    assert not (tmp_path / "home").exists() and not (tmp_path / "root").exists()
+
+
 def test_train_subset_and_synthetic_determinism(tmp_path):
     a = load_dataset("synthetic-images", tmp_path, train_subset=100, seed=3)
     b = load_dataset("synthetic-images", tmp_path, train_subset=100, seed=3)

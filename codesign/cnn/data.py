@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from codesign.runtime.data_root import cache_dir
 from codesign.runtime.fetch import fetch, file_digest
 from costmodels.errors import CodesignError, unknown
 
@@ -132,7 +133,8 @@ def download_cifar(name: str, dest: Path) -> Path:
     temporary folder beside the batch folder, which is renamed into place only when every member is
     out, so an interrupted run never leaves a half-filled batch folder that later runs would read."""
     folder, url, md5 = CIFAR[name][0], CIFAR[name][1], CIFAR[name][2]
-    created = not dest.exists()
+    made = [q for q in (dest, *dest.parents) if not q.exists()]  # removed again if the download fails
+    cache_dir()  # checks the cache is a writable folder (one line if not)
     dest.mkdir(parents=True, exist_ok=True)
     tar = dest / url.rsplit("/", 1)[1]
     part = tar.with_name(tar.name + ".part")
@@ -142,8 +144,11 @@ def download_cifar(name: str, dest: Path) -> Path:
             part.replace(tar)
     except OSError as exc:
         part.unlink(missing_ok=True)
-        if created:  # a failed download leaves no empty cache folder behind
-            shutil.rmtree(dest, ignore_errors=True)
+        for q in made:  # deepest first: a failed download leaves no empty cache folders behind
+            try:
+                q.rmdir()
+            except OSError:
+                break
         raise CodesignError(
             f"dataset {name!r}: no {folder}/ under the data root and the download from {url} failed "
             f"({getattr(exc, 'reason', None) or exc.__class__.__name__}); place {folder}/ in --data-root or run once "
@@ -186,13 +191,11 @@ def _load_cifar(name: str, root: Path, download: bool
     folder, _, _, train_files, test_files, key, _ = CIFAR[name]
     base = root / folder
     if not base.is_dir():
-        from codesign.runtime.data_root import cache_dir
-
-        cached = cache_dir() / "data" / folder
+        cached = cache_dir(create=False) / "data" / folder
         if cached.is_dir():
             base = cached
         elif download:
-            base = download_cifar(name, cache_dir() / "data")
+            base = download_cifar(name, cached.parent)
         else:
             raise CodesignError(
                 f"dataset {name!r}: {base} does not exist and downloading is off; put the official "
