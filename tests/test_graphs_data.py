@@ -183,6 +183,18 @@ def test_sbm_is_seeded_and_class_correlated():
     assert int(a.train_mask.sum()) == 80 and int(a.val_mask.sum()) == 500 and int(a.test_mask.sum()) == 1000
 
 
+def test_sbm_seed_out_of_generator_range_is_one_line():
+    """seed=1e30 or 2^64 was a ValueError traceback from torch.Generator.manual_seed ('Overflow when unpacking
+    long long'); seed=-1 gave the graph of seed 2^64-1 under another name; a seed past 2^53 was rounded
+    through float (2^64-1 was read as 2^64)."""
+    for seed in ("1e30", "18446744073709551616", "-1"):
+        with pytest.raises(CodesignError, match=r"seed must be a whole number in 0\.\.2\^64-1"):
+            load_dataset(f"sbm:n=200,avg_degree=4,features=4,classes=2,seed={seed}")
+    top = load_dataset("sbm:n=200,avg_degree=4,features=4,classes=2,seed=18446744073709551615")
+    assert top.name.endswith(",seed=18446744073709551615")
+    assert parse_sbm("sbm:n=200,avg_degree=4,features=4,classes=2,seed=9007199254740993").seed == 2**53 + 1
+
+
 @pytest.mark.parametrize("bad", ["sbm:n=100", "sbm:n=100,avg_degree=2,features=4,classes=2,colour=3",
                                  "sbm:n=abc,avg_degree=2,features=4,classes=2",
                                  "sbm:n=3,avg_degree=2,features=4,classes=2"])
