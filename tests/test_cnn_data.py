@@ -87,6 +87,61 @@ def test_missing_files_are_one_clear_line(tmp_path, monkeypatch):
         load_dataset("imagenet", tmp_path)
 
 
+def test_cifar_download_extracts_whole_or_not_at_all(tmp_path, monkeypatch):
+    """The tarball (a small one standing in for the official file) is fetched into the cache and
+    extracted; an extraction cut off part-way leaves no batch folder, so the next run extracts again
+    (it found the half-filled folder and refused: 'batch file ... is missing'). The data's source
+    is the folder read, the cache's copy (it named <data root>/cifar-10-batches-py, which is absent)."""
+    import shutil
+    import tarfile
+
+    import codesign.cnn.data as cnn_data
+    from codesign.runtime.fetch import file_digest
+
+    _write_cifar10(tmp_path / "upstream")
+    tar = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(tar, "w:gz") as t:
+        t.add(tmp_path / "upstream" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    monkeypatch.setitem(cnn_data.CIFAR, "cifar10",
+                        cnn_data.CIFAR["cifar10"][:2] + (file_digest(tar, "md5"),) + cnn_data.CIFAR["cifar10"][3:])
+    monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path / "cache"))
+    calls: list[str] = []
+    monkeypatch.setattr(cnn_data, "fetch", lambda url, dest: (calls.append(url), shutil.copy(tar, dest)))
+    whole = tarfile.TarFile.extractall
+
+    def cut_off(self, path, *args, **kwargs):  # the first member arrives, then the disk is full
+        self.extract(self.getmembers()[1], path, filter="data")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", cut_off)
+    with pytest.raises(CodesignError, match="No space left on device"):
+        load_dataset("cifar10", tmp_path / "root")
+    assert not (tmp_path / "cache" / "data" / "cifar-10-batches-py").exists()
+    monkeypatch.setattr(tarfile.TarFile, "extractall", whole)
+    d = load_dataset("cifar10", tmp_path / "root")
+    assert d.train_x.shape == (20, 3, 32, 32) and d.test_x.shape == (4, 3, 32, 32)
+    assert d.source == str(tmp_path / "cache" / "data" / "cifar-10-batches-py")
+    assert len(calls) == 1  # the verified tarball was kept: the second run did not fetch it again
+    assert sorted(p.name for p in (tmp_path / "cache" / "data").iterdir()) == ["cifar-10-batches-py",
+                                                                               "cifar-10-python.tar.gz"]
+
+
+def test_failed_cifar_download_leaves_no_cache_folders(tmp_path, monkeypatch):
+    """Offline, a CIFAR run with a cache folder that does not exist yet is refused in one line and
+    creates nothing (it left the cache folder and its parents behind)."""
+    import codesign.cnn.data as cnn_data
+
+    monkeypatch.setenv("CODESIGN_CACHE", str(tmp_path / "home" / "cache"))
+
+    def offline(url, dest):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(cnn_data, "fetch", offline)
+    with pytest.raises(CodesignError, match="download from https://www.cs.toronto.edu/.*failed .no network"):
+        load_dataset("cifar10", tmp_path / "root")
+    assert not (tmp_path / "home").exists() and not (tmp_path / "root").exists()
+
+
 def test_train_subset_and_synthetic_determinism(tmp_path):
     a = load_dataset("synthetic-images", tmp_path, train_subset=100, seed=3)
     b = load_dataset("synthetic-images", tmp_path, train_subset=100, seed=3)

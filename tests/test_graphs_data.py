@@ -140,6 +140,24 @@ def test_missing_actor_is_downloaded_from_geom_gcn(tmp_path, monkeypatch):
     assert data.test_mask.tolist() == [False, False, False, True]
 
 
+@pytest.mark.parametrize("file, damage, needle", [
+    ("out1_node_feature_label.txt", lambda b: b[:-9], "not enough values to unpack"),  # cut mid-row
+    ("out1_node_feature_label.txt", lambda b: b.replace(b"\n3\t", b"\n7\t"), "node ids are not 0..3"),
+    ("out1_graph_edges.txt", lambda b: b + b"2\t", "invalid literal"),
+    ("out1_graph_edges.txt", lambda b: b + b"2\t9\n", "not within 0..3"),
+    ("film_split_0.6_0.2_0.npz", lambda b: b[: len(b) // 2], "BadZipFile"),
+])
+def test_damaged_actor_files_are_one_line_naming_the_file(tmp_path, file, damage, needle):
+    """A cut-off or inconsistent Actor file was a ValueError / IndexError / BadZipFile traceback."""
+    raw = tmp_path / "data" / "Actor" / "raw"
+    write_actor(raw)
+    (raw / file).write_bytes(damage((raw / file).read_bytes()))
+    with pytest.raises(CodesignError) as err:
+        load_dataset("actor", tmp_path / "data")
+    msg = str(err.value)
+    assert "\n" not in msg and f"{raw / file} is truncated or corrupt" in msg and needle in msg, msg
+
+
 def test_unknown_dataset_lists_valid_names():
     with pytest.raises(CodesignError, match="unknown dataset 'coraa'.*cora"):
         load_dataset("coraa")
@@ -163,6 +181,18 @@ def test_sbm_is_seeded_and_class_correlated():
     same = (a.y[a.edge_index[0]] == a.y[a.edge_index[1]]).float().mean()
     assert 0.8 < float(same) < 0.9  # p_in = 0.8 plus 1/4 of the uniform draws
     assert int(a.train_mask.sum()) == 80 and int(a.val_mask.sum()) == 500 and int(a.test_mask.sum()) == 1000
+
+
+def test_sbm_seed_out_of_generator_range_is_one_line():
+    """seed=1e30 or 2^64 was a ValueError traceback from torch.Generator.manual_seed ('Overflow when unpacking
+    long long'); seed=-1 gave the graph of seed 2^64-1 under another name; a seed past 2^53 was rounded
+    through float (2^64-1 was read as 2^64)."""
+    for seed in ("1e30", "18446744073709551616", "-1"):
+        with pytest.raises(CodesignError, match=r"seed must be a whole number in 0\.\.2\^64-1"):
+            load_dataset(f"sbm:n=200,avg_degree=4,features=4,classes=2,seed={seed}")
+    top = load_dataset("sbm:n=200,avg_degree=4,features=4,classes=2,seed=18446744073709551615")
+    assert top.name.endswith(",seed=18446744073709551615")
+    assert parse_sbm("sbm:n=200,avg_degree=4,features=4,classes=2,seed=9007199254740993").seed == 2**53 + 1
 
 
 @pytest.mark.parametrize("bad", ["sbm:n=100", "sbm:n=100,avg_degree=2,features=4,classes=2,colour=3",

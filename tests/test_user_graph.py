@@ -57,6 +57,12 @@ def test_file_dataset_loads_made_undirected_split_and_checksummed(graph_file):
     ({"edge_index": torch.tensor([[0, 1], [1, 200]])}, "edge_index has 1 edge(s) with a node index outside 0..199"),
     ({"edge_index": torch.zeros(3, 4, dtype=torch.long)}, "edge_index must be an integer tensor [2, E]"),
     ({"train_mask": torch.ones(200, dtype=torch.bool)}, "has train_mask but not val_mask, test_mask"),
+    # these three were a NotImplementedError / RuntimeError traceback, or (bool) silently read as node ids 0/1
+    ({"x": torch.eye(200, 16).to_sparse()}, "x is a sparse_coo float32 [200, 16] tensor, not a dense one; "
+                                            "save x.to_dense()"),
+    ({"x": torch.empty(200, 16, device="meta")}, "x is a meta float32 [200, 16] tensor, which holds no values"),
+    ({"edge_index": torch.tensor([[True, False], [False, True]])}, "edge_index must be an integer tensor [2, E], "
+                                                                    "got bool [2, 2]"),
 ])
 def test_bad_files_are_one_line(tmp_path, capsys, change, needle):
     fields = two_communities()

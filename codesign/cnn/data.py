@@ -27,6 +27,7 @@ import math
 import pickle
 import shutil
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from codesign.runtime.data_root import cache_dir
 from codesign.runtime.fetch import fetch, file_digest
 from costmodels.errors import CodesignError, unknown
 
@@ -125,17 +127,28 @@ def _load_idx(name: str, root: Path) -> tuple[np.ndarray, ...]:
 
 
 def download_cifar(name: str, dest: Path) -> Path:
-    """Download + MD5-check + extract the official tarball into ``dest``; returns the batch folder."""
+    """Download + MD5-check + extract the official tarball into ``dest``; returns the batch folder.
+
+    The tarball arrives as ``<tar>.part`` and is renamed when complete; it is extracted into a
+    temporary folder beside the batch folder, which is renamed into place only when every member is
+    out, so an interrupted run never leaves a half-filled batch folder that later runs would read."""
     folder, url, md5 = CIFAR[name][0], CIFAR[name][1], CIFAR[name][2]
-    created = not dest.exists()
+    made = [q for q in (dest, *dest.parents) if not q.exists()]  # removed again if the download fails
+    cache_dir()  # checks the cache is a writable folder (one line if not)
     dest.mkdir(parents=True, exist_ok=True)
     tar = dest / url.rsplit("/", 1)[1]
+    part = tar.with_name(tar.name + ".part")
     try:
         if not tar.is_file() or file_digest(tar, "md5") != md5:
-            fetch(url, tar)
+            fetch(url, part)
+            part.replace(tar)
     except OSError as exc:
-        if created:  # a failed download leaves no empty cache folder behind
-            shutil.rmtree(dest, ignore_errors=True)
+        part.unlink(missing_ok=True)
+        for q in made:  # deepest first: a failed download leaves no empty cache folders behind
+            try:
+                q.rmdir()
+            except OSError:
+                break
         raise CodesignError(
             f"dataset {name!r}: no {folder}/ under the data root and the download from {url} failed "
             f"({getattr(exc, 'reason', None) or exc.__class__.__name__}); place {folder}/ in --data-root or run once "
@@ -144,8 +157,18 @@ def download_cifar(name: str, dest: Path) -> Path:
     got = file_digest(tar, "md5")
     if got != md5:
         raise CodesignError(f"dataset {name!r}: {tar} has MD5 {got}, expected {md5}; delete it and retry")
-    with tarfile.open(tar, "r:gz") as t:
-        t.extractall(dest, filter="data")
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder}.extract-", dir=dest))
+    try:
+        with tarfile.open(tar, "r:gz") as t:
+            t.extractall(staging, filter="data")
+        if not (staging / folder).is_dir():
+            raise CodesignError(f"dataset {name!r}: {tar} holds no {folder}/ folder; delete it and retry")
+        (staging / folder).replace(dest / folder)
+    except (OSError, tarfile.TarError) as exc:  # a full disk, a damaged member
+        raise CodesignError(f"dataset {name!r}: extracting {tar} into {dest} failed ({exc}); free space or delete "
+                            "the file, and retry") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return dest / folder
 
 
@@ -163,17 +186,16 @@ class _DataUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _load_cifar(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]:
+def _load_cifar(name: str, root: Path, download: bool
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Path]:
     folder, _, _, train_files, test_files, key, _ = CIFAR[name]
     base = root / folder
     if not base.is_dir():
-        from codesign.runtime.data_root import cache_dir
-
-        cached = cache_dir() / "data" / folder
+        cached = cache_dir(create=False) / "data" / folder
         if cached.is_dir():
             base = cached
         elif download:
-            base = download_cifar(name, cache_dir() / "data")
+            base = download_cifar(name, cached.parent)
         else:
             raise CodesignError(
                 f"dataset {name!r}: {base} does not exist and downloading is off; put the official "
@@ -199,7 +221,7 @@ def _load_cifar(name: str, root: Path, download: bool) -> tuple[np.ndarray, ...]
                                     f"delete {folder}/ and re-extract it") from None
         return np.concatenate(xs), np.concatenate(ys)
 
-    return (*read(train_files), *read(test_files))
+    return (*read(train_files), *read(test_files), base)
 
 
 def _synthetic(seed: int, n_train: int = 1024, n_test: int = 512) -> tuple[np.ndarray, ...]:
@@ -235,8 +257,8 @@ def load_dataset(name: str, root: Path, *, train_subset: int | None = None, seed
     if name not in DATASETS:
         raise unknown("dataset", name, list(DATASETS))
     if name in CIFAR:
-        xtr, ytr, xte, yte = _load_cifar(name, root, download)
-        k, source = CIFAR[name][6], str(root / CIFAR[name][0])
+        xtr, ytr, xte, yte, base = _load_cifar(name, root, download)
+        k, source = CIFAR[name][6], str(base)  # the folder read: the data root's, or the cache's copy
     elif name in IDX:
         xtr, ytr, xte, yte = _load_idx(name, root)
         k, source = 10, str(root / IDX[name] / "raw")

@@ -204,29 +204,66 @@ def load_actor(root: Path, split: int = 0) -> GraphData:
     checksum = files_checksum([folder / n for n in names])
 
     def build() -> GraphData:
-        import numpy as np
-
-        lines = (folder / names[0]).read_text().splitlines()[1:]
-        feats, labels = [], []
-        for line in lines:
-            node, feat, label = line.split("\t")
-            feats.append((int(node), [int(f) for f in feat.split(",")]))
-            labels.append((int(node), int(label)))
-        n = len(lines)
-        width = 1 + max(max(fs) for _, fs in feats)  # 0-based feature ids, as PyG's Actor reads them
-        x = torch.zeros(n, width)
-        for node, fs in feats:
-            x[node, torch.tensor(fs)] = 1.0
-        y = torch.zeros(n, dtype=torch.long)
-        for node, label in labels:
-            y[node] = label
-        rows = [tuple(map(int, ln.split("\t"))) for ln in (folder / names[1]).read_text().splitlines()[1:]]
-        edge_index = torch.tensor(rows, dtype=torch.long).t()
-        split_arrays = np.load(folder / names[2])
-        masks = tuple(torch.from_numpy(split_arrays[k]).bool() for k in ("train_mask", "val_mask", "test_mask"))
+        x, y, edge_index, masks = read_actor(folder, names)
         return build_graph("actor", x, y, edge_index, masks, checksum)
 
     return _cached(f"actor{split}", checksum, build)
+
+
+def _actor_error(path: Path, what: str) -> CodesignError:
+    what = " ".join(what.split())[:100]
+    return CodesignError(f"{path} is truncated or corrupt ({what}); delete it and put the original Geom-GCN "
+                         "file there (or run once online to download it)")
+
+
+def read_actor(folder: Path, names: list[str]) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor, Tensor]]:
+    """``(x [N, F] binary, y [N], edge_index [2, E] as listed, (train, val, test) masks)`` of the Geom-GCN
+    film files ``names`` (features/labels, edges, one split); a damaged file is a one-line error naming it."""
+    import zipfile
+
+    import numpy as np
+
+    feats: list[tuple[int, list[int]]] = []
+    labels: list[tuple[int, int]] = []
+    path = folder / names[0]
+    try:
+        for line in path.read_text().splitlines()[1:]:  # "node_id<TAB>f1,f2,...<TAB>label" after a header
+            node, feat, label = line.split("\t")
+            feats.append((int(node), [int(f) for f in feat.split(",")]))
+            labels.append((int(node), int(label)))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _actor_error(path, f"{type(exc).__name__}: {exc}") from None
+    n = len(feats)
+    nodes = sorted(node for node, _ in feats)
+    if n == 0 or nodes != list(range(n)):
+        raise _actor_error(path, f"{n} rows whose node ids are not 0..{n - 1} once each")
+    if min(min(fs) for _, fs in feats) < 0 or min(label for _, label in labels) < 0:
+        raise _actor_error(path, "a negative feature id or label")
+    width = 1 + max(max(fs) for _, fs in feats)  # 0-based feature ids, as PyG's Actor reads them
+    x = torch.zeros(n, width)
+    for node, fs in feats:
+        x[node, torch.tensor(fs)] = 1.0
+    y = torch.zeros(n, dtype=torch.long)
+    for node, label in labels:
+        y[node] = label
+    path = folder / names[1]
+    try:  # "source<TAB>target" after a header
+        rows = [tuple(map(int, ln.split("\t"))) for ln in path.read_text().splitlines()[1:]]
+        edge_index = torch.tensor(rows, dtype=torch.long).t().reshape(2, -1)
+    except (ValueError, TypeError, RuntimeError, UnicodeDecodeError) as exc:
+        raise _actor_error(path, f"{type(exc).__name__}: {exc}") from None
+    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
+        raise _actor_error(path, f"node ids {int(edge_index.min())}..{int(edge_index.max())}, not within 0..{n - 1}")
+    path = folder / names[2]
+    try:
+        with np.load(path) as split_arrays:
+            masks = tuple(torch.from_numpy(np.asarray(split_arrays[k])).bool()
+                          for k in ("train_mask", "val_mask", "test_mask"))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise _actor_error(path, f"{type(exc).__name__}: {exc}") from None
+    if any(m.shape != (n,) for m in masks):
+        raise _actor_error(path, f"masks of shapes {[list(m.shape) for m in masks]}, not [{n}]")
+    return x, y, edge_index, masks  # type: ignore[return-value]
 
 
 _LOADED: dict[tuple[str, str], GraphData] = {}

@@ -89,7 +89,13 @@ def _first_line(exc: BaseException) -> str:
 def validate(fields: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor, Tensor] | None]:
     """Check shapes, index and label ranges; one line per defect (all defects in one error)."""
     x, y, ei = fields.get("x"), fields.get("y"), fields.get("edge_index")
-    problems: list[str] = []
+    problems = [f"{k} is a {_describe(t)} tensor, " + ("which holds no values; save the tensor with its values"
+                                                       if t.device.type == "meta"
+                                                       else f"not a dense one; save {k}.to_dense()")
+                for k, t in ((k, fields.get(k)) for k in ("x", "y", "edge_index", *MASKS))
+                if isinstance(t, Tensor) and (t.layout != torch.strided or t.device.type == "meta")]
+    if problems:  # the checks below read values: a sparse or meta tensor has none to read
+        raise CodesignError("; ".join(problems))
     if not isinstance(x, Tensor) or x.dim() != 2 or not (x.is_floating_point() or x.dtype == torch.bool):
         problems.append(f"x must be a float tensor [N, F], got {_describe(x)}")
     n = int(x.size(0)) if isinstance(x, Tensor) and x.dim() >= 1 else -1
@@ -102,14 +108,15 @@ def validate(fields: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor, tuple[Tens
                         "feature")
     if not isinstance(y, Tensor):
         problems.append(f"y (node labels) is missing: need an integer tensor [N]{f' with N = {n}' if n >= 0 else ''}")
-    elif y.dim() != 1 or y.size(0) != n or y.is_floating_point():
+    elif y.dim() != 1 or y.size(0) != n or y.is_floating_point() or y.is_complex():
         problems.append(f"y must be an integer tensor [{n}] (one label per node), got {_describe(y)}")
     elif y.numel() and int(y.min()) < 0:
         problems.append(f"y has label {int(y.min())}: labels must be 0..C-1 (every node labelled)")
     elif y.numel() and int(y.max()) >= n:  # C = max + 1 output units: more classes than nodes is not 0..C-1
         problems.append(f"y has label {int(y.max())} with {n} nodes: labels must be 0..C-1 with C <= N; renumber "
                         "them: y = torch.unique(y, return_inverse=True)[1]")
-    if not isinstance(ei, Tensor) or ei.dim() != 2 or ei.size(0) != 2 or ei.is_floating_point():
+    if (not isinstance(ei, Tensor) or ei.dim() != 2 or ei.size(0) != 2 or ei.is_floating_point()
+            or ei.is_complex() or ei.dtype == torch.bool):
         problems.append(f"edge_index must be an integer tensor [2, E], got {_describe(ei)}")
     elif ei.numel() and n >= 0 and (int(ei.min()) < 0 or int(ei.max()) >= n):
         bad = int(((ei < 0) | (ei >= n)).any(0).sum())
@@ -154,7 +161,9 @@ def _describe(t: Any) -> str:
     if t is None:
         return "nothing"
     if isinstance(t, Tensor):
-        return f"{str(t.dtype).replace('torch.', '')} {list(t.shape)}"
+        layout = "" if t.layout == torch.strided else f"{str(t.layout).replace('torch.', '')} "
+        meta = "meta " if t.device.type == "meta" else ""
+        return f"{meta}{layout}{str(t.dtype).replace('torch.', '')} {list(t.shape)}"
     return type(t).__name__
 
 

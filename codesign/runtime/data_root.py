@@ -16,7 +16,8 @@ _REPO = Path(__file__).resolve().parents[2]
 
 def resolve_data_root(arg: str | os.PathLike[str] | None = None) -> Path:
     """The folder datasets are read from (see the module docstring for the order); a given root that is a
-    file is refused (one line). A root that does not exist yet is where a loader downloads to."""
+    file is refused (one line). A root that does not exist is not created: a loader that finds no files
+    there downloads into ``cache_dir() / "data"`` (which is the last fallback root itself)."""
     text, source = (str(arg), "--data-root") if arg else (os.environ.get("CODESIGN_DATA", ""), "CODESIGN_DATA")
     if text:
         root = Path(text).expanduser()
