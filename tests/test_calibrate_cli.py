@@ -105,3 +105,18 @@ def test_calibrate_sweeps_each_model_at_its_own_default_width():
     assert [c.hidden for c in grid] == [default_hidden("gcn"), default_hidden("gat")] == [16, 8]
     sweep = json.loads((Path(__file__).resolve().parents[1] / SHIPPED_SWEEP).read_text())
     assert (sweep["hidden"], sweep["heads"]) == (None, 8)  # per-model widths; reports without "hidden" mean 16
+
+
+@requires_cora
+def test_refit_reads_sparsities_as_the_sweep_does(tmp_path, capsys):
+    """--refit-from builds its grid from the checked --sparsities list: a trailing comma or spaces, which a
+    measuring run accepts, once ended the refit in a ValueError traceback (float(''))."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "refit.toml"
+    rc = main(["calibrate", "--device-profile", "cloud-cpu-2core", "--refit-from", str(repo / SHIPPED_SWEEP),
+               "--sparsities", "0, 0.3,0.6,0.9,", "--no-fit-memory", "--output", str(out),
+               "--report", str(tmp_path / "refit.json")])
+    assert rc == 0, capsys.readouterr().err
+    assert load_profile(str(out)).value("calibration", "busy") is False

@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         raise CodesignError(f"--parallel-threads {parallel_threads}: give a CPU thread count above --threads "
                             f"{args.threads}, or 0 to skip the [threads] fit")
     if args.refit_from:
-        return _refit(args, models, datasets)
+        return _refit(args, models, datasets, sparsities)
     if args.run_on == "cuda" and not torch.cuda.is_available():
         raise CodesignError("--run-on cuda: torch sees no CUDA device; use --run-on cpu")
     from codesign.runtime.threads import configure
@@ -271,7 +271,7 @@ def _write(args: argparse.Namespace, base: Any, res: Any, parallel: Any, busy: l
     return 0
 
 
-def _refit(args: argparse.Namespace, models: list[str], datasets: list[str]) -> int:
+def _refit(args: argparse.Namespace, models: list[str], datasets: list[str], sparsities: list[float]) -> int:
     """``--refit-from``: fit the profile (and its ``[threads]`` section) to a recorded sweep's measurements."""
     from codesign.machine.calibration import recorded_stats, sweep_and_fit, sweep_and_fit_threads
     from codesign.machine.profiling import DataCache, sweep_grid
@@ -296,8 +296,7 @@ def _refit(args: argparse.Namespace, models: list[str], datasets: list[str]) -> 
     # the widths the sweep measured: a report records them; those written before it did swept every model at 16
     hidden = source.get("hidden", 16) if args.hidden is None else args.hidden
     heads = int(source.get("heads", 8))
-    grid = sweep_grid(models, datasets, [float(s) for s in args.sparsities.split(",")], search=args.search_epochs,
-                      hidden=hidden, heads=heads)
+    grid = sweep_grid(models, datasets, sparsities, search=args.search_epochs, hidden=hidden, heads=heads)
     data = DataCache(args.data_root)
     machine = source.get("machine") or "the machine that measured the recorded sweep"
     note = f"{sweep}; refitted with --refit-from {path.name} (measured nothing)"
