@@ -36,6 +36,8 @@ from typing import Any
 
 from .common import add_data_root, add_json_flag, add_threads_flag, bounded, emit_json
 
+DEFAULT_REPORT = "runs/calibrate/calibration.json"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="fit a device profile to measured epochs on this machine")
@@ -146,8 +148,9 @@ def run(args: argparse.Namespace) -> int:
         check_out_dir(args.output, "--output")
     from .run_folder import check_not_results, unused_path
 
+    args.report_default = args.report is None  # a default report moves on to the next free name at the end
     if args.report is None:
-        args.report = str(unused_path(Path("runs/calibrate/calibration.json")))
+        args.report = str(unused_path(Path(DEFAULT_REPORT)))
     check_file_out(args.report, "--report")
     check_not_results(Path(args.report), "--report", args.overwrite)
     parallel_threads = args.parallel_threads
@@ -224,6 +227,12 @@ def _write(args: argparse.Namespace, base: Any, res: Any, parallel: Any, busy: l
     from costmodels.calibrate import write_profile
     from costmodels.measure.detect import user_calibrated_path
 
+    from .run_folder import check_not_results, unused_path
+
+    # another run may have written the report meanwhile (checked again before anything is written)
+    if getattr(args, "report_default", False):
+        args.report = str(unused_path(Path(DEFAULT_REPORT)))
+    check_not_results(Path(args.report), "--report", args.overwrite)
     forced = refuse_worse_fit(res.mape_before, res.mape_after, args.force)
     if parallel is not None:
         forced = refuse_worse_fit(parallel.mape_before, parallel.mape_after, args.force,
