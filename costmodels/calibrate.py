@@ -244,7 +244,9 @@ def _fit_one(samples: Sequence[Sample], profile: DeviceProfile, dtype: str, min_
     pred = (a_all * x).sum(axis=1) + kernels * overhead_us * 1e-6 + serial * serial_ns * 1e-9
     train_mape = float(np.mean(np.abs(pred - y) / y))
 
-    sources = {s.energy_source for s in samples}
+    # a workload whose windows mixed measured sources (EpochStats: "mixed:nvml-counter+power-integration",
+    # a short window among counter windows) still has measured energy
+    sources = {src for s in samples for src in s.energy_source.removeprefix("mixed:").split("+")}
     energies = [s.measured_energy_j for s in samples]
     if sources <= set(MEASURED_ENERGY) and all(e is not None for e in energies):
         resid = np.array([e - f.dynamic_energy_j for e, f in zip(energies, feats)])  # type: ignore[operator]
