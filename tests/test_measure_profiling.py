@@ -212,3 +212,17 @@ def test_epoch_iqr_stays_inside_the_measured_windows():
     assert stats([2.0]).wall_iqr_s == 0.0
     st = stats([1.0, 1.12])
     assert judge_measurements([MeasurementLoad("w", st.wall_s, st.cpu_time_s, st.wall_iqr_s)], threads=0) == []
+
+
+def test_profile_rows_report_energy_above_idle_beside_the_total():
+    """costs.md §2: idle power is tens of watts, so profile.json gives the energy above idle apart from the
+    total; the meters measured it (energy_above_idle_j) but the rows dropped it."""
+    from codesign.cli.profile import _row
+    from codesign.machine.profiling import EpochStats
+    from costmodels.measure import Measurement
+
+    windows = [Measurement("epoch", 0.5, 0.1, "nvml-counter", energy_j=e, energy_above_idle_j=e - 20.0,
+                           idle_power_w=40.0) for e in (50.0, 52.0, 54.0)]
+    row = _row("train", "epoch", EpochStats.of("epoch", windows), 0.5, 60.0, None, None)
+    assert row["measured_j"] == 52.0 and row["measured_above_idle_j"] == 32.0
+    assert row["energy_error"] == pytest.approx(60.0 / 52.0 - 1)  # the prediction (static power in) vs the total
