@@ -114,6 +114,20 @@ def test_static_power_fit_from_measured_energy():
     assert not fit(samples, p).static_power_fitted
 
 
+def test_static_power_is_fit_over_wall_time_when_the_latency_is_cpu_time():
+    """`calibrate --time cpu` fits latency to process CPU time; the static power still draws over the wall
+    time of the window (Sample.info['wall_s']). It was fit against the CPU time: 2x the power here."""
+    p = profile()
+    samples = []
+    for s in grid():
+        t = predict_latency_s(s, p)
+        e = features(s, p).dynamic_energy_j + 35.0 * (2 * t)  # the thread had the CPU half of the window
+        samples.append(dataclasses.replace(s, measured_latency_s=t, measured_energy_j=e, energy_source="rapl",
+                                           info={"wall_s": 2 * t, "cpu_time_s": t}))
+    cal = fit(samples, p)
+    assert cal.static_power_fitted and cal.static_power_w == pytest.approx(35.0, rel=1e-6)
+
+
 def test_calibrated_profile_loads_and_reproduces_the_fit(tmp_path):
     truth = profile(gemm=0.25, aggregation=0.05, elementwise=0.2, kernel_overhead_us=12.0)
     samples = [dataclasses.replace(s, measured_latency_s=predict_latency_s(s, truth)) for s in grid()]
