@@ -24,8 +24,9 @@ fit-set MAPE (the held-out workloads are never looked at); the choice is written
 
 Energy: ``E = Σ_c (F_c e_flop + B_c e_byte) + P_static · T``. With *measured* energies
 (``nvml-counter``, ``power-integration``, ``rapl``) ``P_static ≥ 0`` is fit by 1-D NNLS on
-``E_i - dynamic_i = P_static · T_i`` (measured T). Estimated energies are not used (that would
-fit the estimate to itself); ``static_power_w`` then keeps its prior and the record says why.
+``E_i - dynamic_i = P_static · T_i`` (``T``: the measured wall time, also when the latency fit uses CPU
+time). Estimated energies are not used (that would fit the estimate to itself); ``static_power_w``
+then keeps its prior and the record says why.
 """
 
 from __future__ import annotations
@@ -244,11 +245,15 @@ def _fit_one(samples: Sequence[Sample], profile: DeviceProfile, dtype: str, min_
     pred = (a_all * x).sum(axis=1) + kernels * overhead_us * 1e-6 + serial * serial_ns * 1e-9
     train_mape = float(np.mean(np.abs(pred - y) / y))
 
-    sources = {s.energy_source for s in samples}
+    # a workload whose windows mixed measured sources (EpochStats: "mixed:nvml-counter+power-integration",
+    # a short window among counter windows) still has measured energy
+    sources = {src for s in samples for src in s.energy_source.removeprefix("mixed:").split("+")}
     energies = [s.measured_energy_j for s in samples]
     if sources <= set(MEASURED_ENERGY) and all(e is not None for e in energies):
         resid = np.array([e - f.dynamic_energy_j for e, f in zip(energies, feats)])  # type: ignore[operator]
-        static = float(nnls(y[:, None], resid)[0])
+        # static power draws over the window's wall time, whichever time (wall or process CPU) the latency fit uses
+        wall = np.array([float(s.info.get("wall_s", s.measured_latency_s)) for s in samples])
+        static = float(nnls(wall[:, None], resid)[0])
         static_fitted, note = True, f"static power fit to {'/'.join(sorted(sources))} energy"
     else:
         static, static_fitted = profile.static_power_w, False

@@ -44,6 +44,7 @@ from typing import Any
 from . import parallel
 from .context import EAGER_KINDS, ExecContext
 from .errors import ProfileError, unknown
+from .gpus import gpu_family
 from .knobs import check_section
 
 if sys.version_info >= (3, 11):
@@ -280,16 +281,6 @@ class DeviceProfile:
         }
 
 
-# GPU names (as torch/NVML report them) -> the profile that describes that GPU; first match wins.
-GPU_PATTERNS: tuple[tuple[str, str], ...] = (
-    (r"H200", "h200"),
-    (r"H100", "h100"),
-    (r"A100", "a100-80gb"),
-    (r"V100", "v100"),
-    (r"4090", "rtx-4090"),
-    (r"Orin", "jetson-agx-orin"),
-)
-
 MIN_RATE = 1e-6  # TFLOP/s or GB/s: below this (a typo, a denormal) latencies overflow to inf
 
 
@@ -487,12 +478,11 @@ def check_calibration_target(profile: DeviceProfile, run_on: str, measured_devic
             f"--device-profile {profile.name} is a {profile.kind} profile ({profile.display_name}) but {what} "
             f"{run_on} {measured_device!r}: {why}; {fix}{other}"
         )
-    if run_on == "cuda" and matches is None:
-        import re
-
-        matches = next((n for pat, n in GPU_PATTERNS if re.search(pat, measured_device, re.IGNORECASE)), None)
-    if run_on == "cuda" and matches is not None and matches.split("/")[-1] != profile.name:
+    # a GPU profile names its GPU (costmodels.gpus, by its name and display name): it must be this one
+    this = (matches.split("/")[-1] if matches else gpu_family(measured_device)) if run_on == "cuda" else None
+    if run_on == "cuda" and gpu_family(f"{profile.name} {profile.display_name}") != this:
+        fix = "use --device-profile auto" if this else "pass a profile of this GPU (no shipped profile matches it)"
         raise ProfileError(
             f"--device-profile {profile.name} ({profile.display_name}) but this GPU is {measured_device!r} "
-            f"(profile {matches}): {why}; use --device-profile auto{other}"
+            f"(profile {this or 'none'}): {why}; {fix}{other}"
         )

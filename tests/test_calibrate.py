@@ -105,6 +105,27 @@ def test_static_power_fit_from_measured_energy():
         samples.append(dataclasses.replace(s, measured_latency_s=t, measured_energy_j=e, energy_source="rapl"))
     cal = fit(samples, p)
     assert cal.static_power_fitted and cal.static_power_w == pytest.approx(35.0, rel=1e-6)
+    # a workload whose windows mixed the NVML counter with a short power-integrated window is still measured
+    samples[0] = dataclasses.replace(samples[0], energy_source="mixed:nvml-counter+power-integration")
+    cal = fit(samples, p)
+    assert cal.static_power_fitted and cal.static_power_w == pytest.approx(35.0, rel=1e-6)
+    assert cal.note == "static power fit to nvml-counter/power-integration/rapl energy"
+    samples[1] = dataclasses.replace(samples[1], energy_source="mixed:estimated+rapl")  # an estimate is not
+    assert not fit(samples, p).static_power_fitted
+
+
+def test_static_power_is_fit_over_wall_time_when_the_latency_is_cpu_time():
+    """`calibrate --time cpu` fits latency to process CPU time; the static power still draws over the wall
+    time of the window (Sample.info['wall_s']). It was fit against the CPU time: 2x the power here."""
+    p = profile()
+    samples = []
+    for s in grid():
+        t = predict_latency_s(s, p)
+        e = features(s, p).dynamic_energy_j + 35.0 * (2 * t)  # the thread had the CPU half of the window
+        samples.append(dataclasses.replace(s, measured_latency_s=t, measured_energy_j=e, energy_source="rapl",
+                                           info={"wall_s": 2 * t, "cpu_time_s": t}))
+    cal = fit(samples, p)
+    assert cal.static_power_fitted and cal.static_power_w == pytest.approx(35.0, rel=1e-6)
 
 
 def test_calibrated_profile_loads_and_reproduces_the_fit(tmp_path):

@@ -105,3 +105,54 @@ def test_calibrate_sweeps_each_model_at_its_own_default_width():
     assert [c.hidden for c in grid] == [default_hidden("gcn"), default_hidden("gat")] == [16, 8]
     sweep = json.loads((Path(__file__).resolve().parents[1] / SHIPPED_SWEEP).read_text())
     assert (sweep["hidden"], sweep["heads"]) == (None, 8)  # per-model widths; reports without "hidden" mean 16
+
+
+@requires_cora
+def test_refit_reads_sparsities_as_the_sweep_does(tmp_path, capsys):
+    """--refit-from builds its grid from the checked --sparsities list: a trailing comma or spaces, which a
+    measuring run accepts, once ended the refit in a ValueError traceback (float(''))."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "refit.toml"
+    rc = main(["calibrate", "--device-profile", "cloud-cpu-2core", "--refit-from", str(repo / SHIPPED_SWEEP),
+               "--sparsities", "0, 0.3,0.6,0.9,", "--no-fit-memory", "--output", str(out),
+               "--report", str(tmp_path / "refit.json")])
+    assert rc == 0, capsys.readouterr().err
+    assert load_profile(str(out)).value("calibration", "busy") is False
+
+
+@requires_cora
+def test_a_report_another_run_wrote_meanwhile_is_not_replaced(tmp_path, monkeypatch, capsys):
+    """The report's name is checked when the run starts and again before anything is written: a run that
+    finished meanwhile keeps its report (a default one moves on to calibration-2.json; a given one stops the
+    run, nothing written). Before, the later run replaced the earlier one's report."""
+    from pathlib import Path
+
+    import codesign.machine.calibration as calibration
+
+    repo = Path(__file__).resolve().parents[1]
+    real = calibration.sweep_and_fit
+    monkeypatch.chdir(tmp_path)
+
+    def other_run_finishes(report):
+        def sweep_and_fit(*a, **k):
+            res = real(*a, **k)
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text('{"other": "run"}\n')
+            return res
+        return sweep_and_fit
+
+    argv = ["calibrate", "--device-profile", "cloud-cpu-2core", "--refit-from", str(repo / SHIPPED_SWEEP),
+            "--no-fit-memory"]
+    default = tmp_path / "runs/calibrate/calibration.json"
+    monkeypatch.setattr(calibration, "sweep_and_fit", other_run_finishes(default))
+    assert main([*argv, "--output", str(tmp_path / "a.toml")]) == 0, capsys.readouterr().err
+    assert json.loads(default.read_text()) == {"other": "run"}
+    assert json.loads((tmp_path / "runs/calibrate/calibration-2.json").read_text())["output"].endswith("a.toml")
+    given = tmp_path / "mine.json"
+    monkeypatch.setattr(calibration, "sweep_and_fit", other_run_finishes(given))
+    assert main([*argv, "--output", str(tmp_path / "b.toml"), "--report", str(given)]) == 2
+    err = capsys.readouterr().err
+    assert "holds an earlier run's results" in err and len(err.strip().splitlines()) == 1
+    assert json.loads(given.read_text()) == {"other": "run"} and not (tmp_path / "b.toml").exists()

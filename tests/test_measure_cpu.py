@@ -103,3 +103,16 @@ def test_profile_matching():
                          prefer_calibrated=False) == "cloud-cpu-2core"
     with pytest.raises(MeasurementError, match="--device-profile"):
         match_profile("Intel Xeon", kind="cpu", cores=64, available=names)
+
+
+def test_rapl_leaves_out_the_platform_domain_that_contains_the_packages(tmp_path):
+    """Client Intel CPUs list ``psys`` (the whole platform, package included) as a top-level domain
+    ``intel-rapl:1`` beside ``package-0``: summing both counted the package twice."""
+    fake_rapl(tmp_path, {"intel-rapl:0": (1_000_000, 10**9), "intel-rapl:1": (4_000_000, 10**9)})
+    (tmp_path / "intel-rapl:0" / "name").write_text("package-0\n")
+    (tmp_path / "intel-rapl:1" / "name").write_text("psys\n")
+    m = CPUMeter(None, rapl_root=str(tmp_path))
+    assert [p.split("/")[-2] for p, _ in m.rapl.domains] == ["intel-rapl:0"]
+    w = m.begin_window("w")
+    fake_rapl(tmp_path, {"intel-rapl:0": (3_000_000, 10**9), "intel-rapl:1": (9_000_000, 10**9)})
+    assert m.end_window(w).energy_j == pytest.approx(2.0)  # the package's 2 J, not 2 J + psys's 5 J

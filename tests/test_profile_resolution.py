@@ -134,3 +134,18 @@ def test_calibrate_h100_on_a_cpu_exits_2_with_one_line_and_writes_nothing(tmp_pa
     assert len(lines) == 1 and "h100" in lines[0]
     assert "--run-on cuda" in lines[0] and "--device-profile auto" in lines[0]
     assert not (tmp_path / "profiles").exists() and not (tmp_path / "r.json").exists()
+
+
+def test_a_gpu_profile_is_matched_to_its_gpu_by_what_it_names_not_its_file_name():
+    """The shipped measured H200 profile (name h200-2026-12-04) is this H200's own, and was refused on an H200
+    because its name is not ``h200``; an H100 profile on a GPU no pattern knows was accepted."""
+    measured = load_profile("measured/h200-2026-12-04")
+    check_calibration_target(measured, "cuda", "NVIDIA H200", action="profile")
+    check_calibration_target(measured, "cuda", "NVIDIA H200")
+    with pytest.raises(ProfileError, match=r"this GPU is 'NVIDIA H100 80GB HBM3' \(profile h100\)"):
+        check_calibration_target(measured, "cuda", "NVIDIA H100 80GB HBM3", action="profile")
+    with pytest.raises(ProfileError, match=r"this GPU is 'NVIDIA L40S' \(profile none\).*pass a profile of this GPU"):
+        check_calibration_target(load_profile("h100"), "cuda", "NVIDIA L40S", action="profile")
+    check_calibration_target(load_profile("gtx-1080-ti"), "cuda", "NVIDIA GeForce GTX 1080 Ti")  # no pattern: its own
+    with pytest.raises(ProfileError, match=r"\(profile h100\)"):
+        check_calibration_target(load_profile("gtx-1080-ti"), "cuda", "NVIDIA H100 80GB HBM3")

@@ -36,6 +36,8 @@ from typing import Any
 
 from .common import add_data_root, add_json_flag, add_threads_flag, bounded, emit_json
 
+DEFAULT_REPORT = "runs/calibrate/calibration.json"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="fit a device profile to measured epochs on this machine")
@@ -146,8 +148,9 @@ def run(args: argparse.Namespace) -> int:
         check_out_dir(args.output, "--output")
     from .run_folder import check_not_results, unused_path
 
+    args.report_default = args.report is None  # a default report moves on to the next free name at the end
     if args.report is None:
-        args.report = str(unused_path(Path("runs/calibrate/calibration.json")))
+        args.report = str(unused_path(Path(DEFAULT_REPORT)))
     check_file_out(args.report, "--report")
     check_not_results(Path(args.report), "--report", args.overwrite)
     parallel_threads = args.parallel_threads
@@ -157,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         raise CodesignError(f"--parallel-threads {parallel_threads}: give a CPU thread count above --threads "
                             f"{args.threads}, or 0 to skip the [threads] fit")
     if args.refit_from:
-        return _refit(args, models, datasets)
+        return _refit(args, models, datasets, sparsities)
     if args.run_on == "cuda" and not torch.cuda.is_available():
         raise CodesignError("--run-on cuda: torch sees no CUDA device; use --run-on cpu")
     from codesign.runtime.threads import configure
@@ -224,6 +227,12 @@ def _write(args: argparse.Namespace, base: Any, res: Any, parallel: Any, busy: l
     from costmodels.calibrate import write_profile
     from costmodels.measure.detect import user_calibrated_path
 
+    from .run_folder import check_not_results, unused_path
+
+    # another run may have written the report meanwhile (checked again before anything is written)
+    if getattr(args, "report_default", False):
+        args.report = str(unused_path(Path(DEFAULT_REPORT)))
+    check_not_results(Path(args.report), "--report", args.overwrite)
     forced = refuse_worse_fit(res.mape_before, res.mape_after, args.force)
     if parallel is not None:
         forced = refuse_worse_fit(parallel.mape_before, parallel.mape_after, args.force,
@@ -271,7 +280,7 @@ def _write(args: argparse.Namespace, base: Any, res: Any, parallel: Any, busy: l
     return 0
 
 
-def _refit(args: argparse.Namespace, models: list[str], datasets: list[str]) -> int:
+def _refit(args: argparse.Namespace, models: list[str], datasets: list[str], sparsities: list[float]) -> int:
     """``--refit-from``: fit the profile (and its ``[threads]`` section) to a recorded sweep's measurements."""
     from codesign.machine.calibration import recorded_stats, sweep_and_fit, sweep_and_fit_threads
     from codesign.machine.profiling import DataCache, sweep_grid
@@ -296,8 +305,7 @@ def _refit(args: argparse.Namespace, models: list[str], datasets: list[str]) -> 
     # the widths the sweep measured: a report records them; those written before it did swept every model at 16
     hidden = source.get("hidden", 16) if args.hidden is None else args.hidden
     heads = int(source.get("heads", 8))
-    grid = sweep_grid(models, datasets, [float(s) for s in args.sparsities.split(",")], search=args.search_epochs,
-                      hidden=hidden, heads=heads)
+    grid = sweep_grid(models, datasets, sparsities, search=args.search_epochs, hidden=hidden, heads=heads)
     data = DataCache(args.data_root)
     machine = source.get("machine") or "the machine that measured the recorded sweep"
     note = f"{sweep}; refitted with --refit-from {path.name} (measured nothing)"

@@ -236,6 +236,7 @@ def _row(phase: str, window: str, st: Any, pred_s: float | None, pred_j: float |
         "predicted_s": pred_s, "time_error": _rel(pred_s, st.wall_s), "cpu_time_error": _rel(pred_s, st.cpu_time_s),
         "measured_j": st.energy_j, "predicted_j": pred_j, "energy_error": _rel(pred_j, st.energy_j),
         "energy_source": st.energy_source,
+        "measured_above_idle_j": st.energy_above_idle_j,  # costs.md §2: idle power is large, reported apart
         "measured_memory_bytes": meas_mem, "predicted_memory_bytes": pred_mem,
         "memory_error": _rel(pred_mem, meas_mem), "flags": list(st.flags),
     }

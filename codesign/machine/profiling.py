@@ -239,7 +239,9 @@ class EpochStats:
     @classmethod
     def of(cls, label: str, ms: Sequence[Measurement]) -> EpochStats:
         walls = sorted(m.wall_s for m in ms)
-        q = statistics.quantiles(walls, n=4) if len(walls) >= 2 else [walls[0]] * 3
+        # quartiles inside the data (numpy's default, R type 7): the 'exclusive' method extrapolates past the
+        # extremes of a few windows (two: IQR = 1.5 x their range), which judged a steady GPU sweep busy
+        q = statistics.quantiles(walls, n=4, method="inclusive") if len(walls) >= 2 else [walls[0]] * 3
 
         def med(key: str) -> float | None:
             vals = [getattr(m, key) for m in ms if getattr(m, key) is not None]

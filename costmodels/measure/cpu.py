@@ -3,7 +3,8 @@
 Energy, in order of preference:
 
 1. ``rapl``: the package domains under ``/sys/class/powercap/intel-rapl:N/energy_uj`` (µJ since
-   boot; AMD exposes the same interface). The counter wraps at ``max_energy_range_uj``:
+   boot; AMD exposes the same interface); a top-level ``psys`` domain (the whole platform, packages
+   included) is left out. The counter wraps at ``max_energy_range_uj``:
    ``ΔE = e1 - e0`` if ``e1 >= e0`` else ``e1 + max_range - e0``; domains are summed.
 2. ``estimated`` (when a :class:`CPUPowerModel` is given, usually from the device profile):
    ``E = P_static * wall_s + (P_max - P_static) / cores * cpu_time_s``, i.e. static power for the
@@ -48,6 +49,8 @@ class RaplReader:
         self.domains: list[tuple[str, int]] = []
         for d in sorted(glob.glob(os.path.join(root, "intel-rapl:*"))):
             if os.path.basename(d).count(":") != 1:  # sub-domains (core, uncore, dram) double count
+                continue
+            if not _domain_name(d).startswith("package"):  # psys (the platform) contains the packages
                 continue
             path = os.path.join(d, "energy_uj")
             try:
@@ -130,6 +133,15 @@ class CPUMeter(Meter):
             energy_source=source, energy_j=energy, energy_above_idle_j=above, idle_power_w=idle,
             avg_power_w=avg, device_name=self._name, flags=tuple(flags), **common,
         )
+
+
+def _domain_name(domain: str) -> str:
+    """A powercap domain's ``name`` (``package-0``, ``psys``, ...); ``package`` where it has none."""
+    try:
+        with open(os.path.join(domain, "name")) as fh:
+            return fh.read().strip()
+    except OSError:
+        return "package"
 
 
 def cpu_model_name() -> str:

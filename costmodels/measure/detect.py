@@ -14,14 +14,13 @@ match is a one-line error asking for ``--device-profile``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from costmodels.errors import MeasurementError
+from costmodels.gpus import gpu_family
 from costmodels.profiles import (
-    GPU_PATTERNS,
     DeviceProfile,
     ResolvedProfile,
     list_profiles,
@@ -36,10 +35,7 @@ def match_profile(device_name: str, *, kind: str, cores: int | None = None,
     names = available if available is not None else list_profiles()
     base: str | None = None
     if kind == "gpu":
-        for pattern, name in GPU_PATTERNS:
-            if re.search(pattern, device_name, re.IGNORECASE):
-                base = name
-                break
+        base = gpu_family(device_name)
     elif "EPYC" in device_name.upper() and cores == 2:
         base = "cloud-cpu-2core"
     if base is None or base not in names:
