@@ -15,6 +15,7 @@ from test_hardware_search import _inputs
 from test_search_study import SPACE, config, fake_evaluator, load
 
 from codesign.cli import main
+from codesign.cli.search import format_summary
 from codesign.pipelines.graph_search import GraphEvaluator, dense_that_fits, graph_space
 from search import CostInterval, Evaluation, EvaluationError, run_search
 from search.confirm import SEED_OFFSET, assign, decide, run_confirmation, stored_runs
@@ -236,6 +237,9 @@ def test_repeats_are_not_failures_and_failures_keep_their_reason(tmp_path):
     assert by_number.loc[1, "state"] == "REPEAT" and by_number.loc[1, "duplicate_of"] == 0
     assert by_number.loc[2, "state"] == "FAIL" and "gebt cannot reach" in by_number.loc[2, "fail_reason"]
     assert (df["state"] == "FAIL").sum() == 1
+    s = summary(study, df)  # the failure is counted and said (the text named only trained/screened/repeated)
+    assert s["n_failed"] == 1 and "; 1 failed (fail_reason in trials.csv)." in s["answer"]
+    assert "1 failed (fail_reason in trials.csv)" in format_summary(s, tmp_path).splitlines()[0]
 
 
 # --- codesign pareto ----------------------------------------------------------------------------------------
