@@ -373,7 +373,9 @@ def answer(s: dict[str, Any]) -> str:
     best, ref = s.get("best"), s.get("reference")
     lines = []
     within = f"within {budget['text']}" if budget else "overall"
-    if best is None:
+    if best is None and not budget and s.get("n_trials", 0) == 0:  # no budget to name: it said "fits the budget"
+        lines.append("No trial completed.")
+    elif best is None:
         unmet = _unmet_words(s)
         lines.append(f"No trained configuration fits {unmet or (budget['text'] if budget else 'the budget')}"
                      + ("; no trial completed." if s.get("n_trials", 0) == 0

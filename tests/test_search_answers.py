@@ -503,3 +503,11 @@ def test_one_confirmation_seed_claims_no_spread():
     c = {"number": 3, "val_mean": 0.8, "val_sd": None, "test_mean": 0.81, "test_sd": None, "params": {}}
     words = _confirm_words({"confirmation": {"n_seeds": 1, "candidates": [c], "chosen": 3, "train_wall_s": 2.0}})
     assert "reaches validation 0.800, test 0.810 (one seed: no spread)" in words and "+-" not in words
+
+
+def test_an_empty_study_without_a_budget_names_no_budget(tmp_path):
+    """It said "No trained configuration fits the budget; no trial completed." for a study with no budget."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'e.db'}", study_name="e",
+                                directions=["maximize", "minimize"])
+    s = summary(study)
+    assert s["answer"].startswith("No trial completed. 0 configurations trained")
