@@ -5,7 +5,7 @@ A metric is ``{train,infer}-{energy,latency,flops,memory}``; each has one SI bas
 (``train_energy_j``, ``infer_latency_s``, ``train_flops``, ``infer_memory_bytes``, ...).
 
 A budget is a number followed by a unit: ``value_si = number * scale(unit)``, e.g.
-``"500 mJ" -> 0.5`` J, ``"0.1 Wh" -> 360`` J (1 Wh = 3600 J), ``"5 min" -> 300`` s,
+``"500 mJ" -> 0.5`` J, ``"0.1 Wh" -> 360`` J (1 Wh = 3600 J; ``"1 mWh" -> 3.6`` J), ``"5 min" -> 300`` s,
 ``"3 GFLOP" -> 3e9`` FLOP, ``"1.2 GB" -> 1.2e9`` B (decimal prefixes; ``GiB`` = 2^30 B).
 The unit's dimension must match the metric's; a bare number is refused (say the unit).
 """
@@ -37,7 +37,7 @@ def _unit_table() -> dict[str, tuple[str, float]]:
     t: dict[str, tuple[str, float]] = {}
     for prefix in ("m", "u", "µ", "", "k", "K", "M", "G", "T"):
         t[f"{prefix}J"] = ("energy", _SI[prefix])
-    for prefix in ("", "k", "K", "M", "G"):
+    for prefix in ("m", "", "k", "K", "M", "G"):
         t[f"{prefix}Wh"] = ("energy", 3600.0 * _SI[prefix])
     t.update({"joule": ("energy", 1.0), "joules": ("energy", 1.0)})
     for prefix in ("n", "u", "µ", "m", ""):
@@ -112,11 +112,21 @@ class Budget:
         return {"value": self.value, "unit": self.metric.unit, "metric": self.metric.name, "text": self.text}
 
 
+_CASED_PREFIXES = "mMpP"  # milli/mega, pico/peta: the letter's case is the scale
+
+
 def _lookup(unit: str) -> tuple[str, float] | None:
+    """The unit as spelled, else the spelling that differs only in case, except that a prefix m, M, p or
+    P must be written in its own case (``mwh`` is mWh and ``MWH`` MWh; ``mflop``, ``pB``, ``MS`` are refused)."""
     if unit in UNITS:
         return UNITS[unit]
-    folded = {k.lower(): v for k, v in UNITS.items() if k not in ("ms", "Ms", "mB", "MB", "mJ", "MJ")}
-    return folded.get(unit.lower())
+    for key, found in UNITS.items():
+        if key.lower() != unit.lower():
+            continue
+        if key[0] in _CASED_PREFIXES and key[1:] in UNITS and key[0] != unit[0]:
+            continue  # the same letters with the other prefix case: a different scale (mWh vs MWh)
+        return found
+    return None
 
 
 def parse_quantity(text: str) -> tuple[float, str, float]:

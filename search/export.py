@@ -49,6 +49,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         for k, v in ua.items():
             if k not in row and k not in ("params", "costs", "worker") and _scalar(v):
                 row[k] = v
+        if "fail_reason" not in row and t.system_attrs.get("fail_reason"):  # a dead worker's, set by storage
+            row["fail_reason"] = t.system_attrs["fail_reason"]
         row["duration_s"] = t.duration.total_seconds() if t.duration is not None else None
         rows.append(row)
     df = pd.DataFrame(rows)
@@ -167,6 +169,7 @@ def summary(study: optuna.Study, df: pd.DataFrame | None = None) -> dict[str, An
         "n_stopped": int(len(stopped)),  # of the screened: stopped part-way (ticket search), not before training
         "stopped_train_wall_s": float(stopped["wall_s"].sum()) if len(stopped) else 0.0,
         "n_duplicates": int(df["duplicate_of"].notna().sum()) if "duplicate_of" in df else 0,
+        "n_failed": n_failed(df),
         "screening_saved_train_s": screening_saving_s(df),
         "train_wall_s": float(done["wall_s"].sum()) if "wall_s" in done and not done.empty else 0.0,
         "reference": reference,
@@ -195,6 +198,14 @@ def budgets_unmet(done: pd.DataFrame, limit: float | None) -> list[str]:
         missed = done["budgets_missed"].fillna("").astype(str)
         out += [b for b in ("area", "power") if missed.str.contains(b).all()]
     return out
+
+
+def n_failed(df: pd.DataFrame) -> int:
+    """FAIL trials whose slot no retry took over (a dead worker's trial is retried: not counted)."""
+    if df.empty:
+        return 0
+    retried = set(df["retry_of"].dropna().astype(int)) if "retry_of" in df else set()
+    return int(((df["state"] == "FAIL") & ~df["number"].isin(retried)).sum())
 
 
 def stopped_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -362,7 +373,9 @@ def answer(s: dict[str, Any]) -> str:
     best, ref = s.get("best"), s.get("reference")
     lines = []
     within = f"within {budget['text']}" if budget else "overall"
-    if best is None:
+    if best is None and not budget and s.get("n_trials", 0) == 0:  # no budget to name: it said "fits the budget"
+        lines.append("No trial completed.")
+    elif best is None:
         unmet = _unmet_words(s)
         lines.append(f"No trained configuration fits {unmet or (budget['text'] if budget else 'the budget')}"
                      + ("; no trial completed." if s.get("n_trials", 0) == 0
@@ -399,6 +412,8 @@ def answer(s: dict[str, Any]) -> str:
             text += " before training"
     if s.get("n_duplicates"):
         text += f"; {s['n_duplicates']} repeated sample{'s' * (s['n_duplicates'] != 1)} not trained again"
+    if s.get("n_failed"):
+        text += f"; {s['n_failed']} failed (fail_reason in trials.csv)"
     lines.append(text + ".")
     if s.get("stopped"):
         lines.append(f"Stopped early: {s['stopped']}.")

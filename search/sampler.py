@@ -1,5 +1,8 @@
 """The study's sampler: Optuna's TPE seeded per slot (see :mod:`search.screening` for slots), so a search
-resumed after a stop, or run by several workers, samples every slot as one uninterrupted serial search."""
+resumed after a stop samples every slot as one uninterrupted serial search. Several workers sample the
+same slots alike only while TPE draws at random (its first ``n_startup_trials`` = 10 trials); after that
+a slot's draw depends on the trials finished when it is sampled, which parallel workers change (a
+serial search has finished every earlier slot, a worker not the ones still training elsewhere)."""
 
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 already trained, and whether the cost model rules it out.
 
 Slots. Every sampled configuration holds a *slot*: ``0, 1, 2, ...`` in trial-number order, where a
-retry of a dead or interrupted trial takes the slot of the trial it retries and the dead trial's
-own number, like a surplus trial's, holds none. The sampler is seeded from the slot and the run is
+retry of a dead or interrupted trial takes the slot of the trial it retries, and the retry's own
+number, like a surplus trial's, opens none (two workers' trials stopped together and retried later
+keep their two slots). The sampler is seeded from the slot and the run is
 trained with ``seed + slot``, so a search killed and resumed gives the same trials (parameters and
 accuracies) as one that ran through.
 
@@ -79,21 +80,22 @@ def params_key(params: Mapping[str, Any]) -> str:
     return json.dumps({k: params[k] for k in sorted(params)}, sort_keys=True, default=str)
 
 
-def _holds_no_slot(t: optuna.trial.FrozenTrial, retried: set[int]) -> bool:
-    return t.number in retried or bool(t.user_attrs.get("surplus"))
+def _opens_slot(t: optuna.trial.FrozenTrial) -> bool:
+    """Whether trial ``t``'s number opened a new slot: not a retry (it takes its original's) nor surplus."""
+    return t.user_attrs.get("retry_of") is None and not t.user_attrs.get("surplus")
 
 
 def slot_of(trials: list[optuna.trial.FrozenTrial], number: int) -> int:
-    """The slot of trial ``number`` among ``trials`` (every trial of the study; see the module docstring)."""
+    """The slot of trial ``number`` among ``trials`` (every trial of the study; see the module docstring):
+    a retry's is that of the trial it retries, any other's the count of earlier trials that opened a slot."""
     by_number = {t.number: t for t in trials}
-    retried = {int(r) for t in trials if (r := t.user_attrs.get("retry_of")) is not None}
     seen: set[int] = set()
     while number in by_number and (r := by_number[number].user_attrs.get("retry_of")) is not None:
         if number in seen:  # pragma: no cover - a cycle cannot be stored, but never loop
             break
         seen.add(number)
         number = int(r)  # a retry holds the slot of the trial it retries
-    return number - sum(1 for t in trials if t.number < number and _holds_no_slot(t, retried))
+    return sum(1 for t in trials if t.number < number and _opens_slot(t))
 
 
 def duplicate_of(trials: list[optuna.trial.FrozenTrial], number: int, params: Mapping[str, Any],

@@ -168,11 +168,13 @@ class SearchSpace:
         return SearchSpace(tuple(params[p.name] for p in self.params))
 
 
-def _float(name: str, text: str) -> float:
+def _float(p: Param, text: str, value: str) -> float:
+    """``text``, one end of the ``--space`` item ``p.name=value``, as a number (one line naming ``value`` if not)."""
     try:
         return float(text)
     except ValueError:
-        raise CodesignError(f"--space {name}={text!r}: {text!r} is not a number") from None
+        raise CodesignError(f"--space {p.name}={value!r}: {text!r} is not a number; give a value or LOW:HIGH, "
+                            f"e.g. {p.name}={p.low:g}:{p.high:g}") from None
 
 
 def _narrow_param(p: Param, value: str) -> Param:
@@ -188,9 +190,9 @@ def _narrow_param(p: Param, value: str) -> Param:
     assert p.low is not None and p.high is not None
     if ":" in value:
         lo_s, hi_s = value.split(":", 1)
-        lo, hi = _float(p.name, lo_s), _float(p.name, hi_s)
+        lo, hi = _float(p, lo_s, value), _float(p, hi_s, value)
     else:
-        lo = hi = _float(p.name, value)
+        lo = hi = _float(p, value, value)
     if not (p.low <= lo <= hi <= p.high):
         raise CodesignError(
             f"--space {p.name}={value!r} must lie within [{p.low:g}, {p.high:g}] with low <= high"

@@ -15,6 +15,7 @@ from test_hardware_search import _inputs
 from test_search_study import SPACE, config, fake_evaluator, load
 
 from codesign.cli import main
+from codesign.cli.search import format_summary
 from codesign.pipelines.graph_search import GraphEvaluator, dense_that_fits, graph_space
 from search import CostInterval, Evaluation, EvaluationError, run_search
 from search.confirm import SEED_OFFSET, assign, decide, run_confirmation, stored_runs
@@ -236,6 +237,9 @@ def test_repeats_are_not_failures_and_failures_keep_their_reason(tmp_path):
     assert by_number.loc[1, "state"] == "REPEAT" and by_number.loc[1, "duplicate_of"] == 0
     assert by_number.loc[2, "state"] == "FAIL" and "gebt cannot reach" in by_number.loc[2, "fail_reason"]
     assert (df["state"] == "FAIL").sum() == 1
+    s = summary(study, df)  # the failure is counted and said (the text named only trained/screened/repeated)
+    assert s["n_failed"] == 1 and "; 1 failed (fail_reason in trials.csv)." in s["answer"]
+    assert "1 failed (fail_reason in trials.csv)" in format_summary(s, tmp_path).splitlines()[0]
 
 
 # --- codesign pareto ----------------------------------------------------------------------------------------
@@ -499,3 +503,11 @@ def test_one_confirmation_seed_claims_no_spread():
     c = {"number": 3, "val_mean": 0.8, "val_sd": None, "test_mean": 0.81, "test_sd": None, "params": {}}
     words = _confirm_words({"confirmation": {"n_seeds": 1, "candidates": [c], "chosen": 3, "train_wall_s": 2.0}})
     assert "reaches validation 0.800, test 0.810 (one seed: no spread)" in words and "+-" not in words
+
+
+def test_an_empty_study_without_a_budget_names_no_budget(tmp_path):
+    """It said "No trained configuration fits the budget; no trial completed." for a study with no budget."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'e.db'}", study_name="e",
+                                directions=["maximize", "minimize"])
+    s = summary(study)
+    assert s["answer"].startswith("No trial completed. 0 configurations trained")

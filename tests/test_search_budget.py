@@ -18,6 +18,10 @@ from search.budget import METRICS, format_si, parse_budget, parse_metric, parse_
         ("1.5kJ", "infer-energy", 1500.0),
         ("0.1 Wh", "train-energy", 360.0),
         ("2 kWh", "train-energy", 7.2e6),
+        ("1 mWh", "train-energy", 3.6),
+        ("1 mwh", "train-energy", 3.6),
+        ("1 MWH", "train-energy", 3.6e9),
+        ("2 mj", "train-energy", 2e-3),
         ("30s", "train-latency", 30.0),
         ("250 ms", "infer-latency", 0.25),
         ("5 min", "train-latency", 300.0),
@@ -52,6 +56,8 @@ def test_budget_units_to_si(text, metric, value):
         ("2 furlongs", "train-energy", ["unknown unit 'furlongs'"]),
         ("-1 J", "train-energy", ["positive"]),
         ("0 J", "train-energy", ["positive"]),
+        ("1 mflop", "train-flops", ["unknown unit 'mflop'"]),  # milli- or mega-FLOP: the case decides
+        ("1 pB", "train-memory", ["unknown unit 'pB'"]),
     ],
 )
 def test_bad_budgets_are_one_clear_line(text, metric, needles):

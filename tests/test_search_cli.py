@@ -57,6 +57,8 @@ def test_search_cli_runs_resumes_and_writes_the_run_folder(tmp_path, fake_traini
         (["--metric", "train-power"], "unknown metric 'train-power'"),
         (["--device", "tpu-v9"], "unknown device 'tpu-v9'"),
         (["--space", "method=gebt,magic"], "allowed values are gebt"),
+        (["--space", "train_epochs=20:40:7"],  # named as written (it said train_epochs='40:7'), with the fix
+         "--space train_epochs='20:40:7': '40:7' is not a number; give a value or LOW:HIGH, e.g. train_epochs=20:200"),
         (["--storage", "postgresql+psycopg2://u:pw@127.0.0.1:1/db"],  # unreachable, or no driver installed
          "--storage postgresql+psycopg2://u:***@127.0.0.1:1/db"),
         (["--storage", "postgres://u:pw@127.0.0.1/db"], "write postgresql://"),  # before any driver is asked

@@ -77,6 +77,18 @@ def test_evaluator_maps_threshold_to_the_methods_detector():
         CNNEvaluator("vgg11", "synthetic-images", parse_metric("train-energy"), "h100", val_size=0)
 
 
+def test_a_sparsity_the_network_cannot_reach_fails_that_trial_not_the_search():
+    """preresnet20 at width 0.125 has 86 prunable channels: 0.6857 removes floor(58.97) = 58 (0.6744), off by
+    more than the 0.01 tolerance. That configuration's trial fails (EvaluationError, FAIL in trials.csv); it was
+    a CodesignError, which ended the whole search with exit 2 after the trials already trained."""
+    from search import EvaluationError
+
+    ev = CNNEvaluator("preresnet20", "synthetic-images", parse_metric("infer-flops"), "h100", epochs=2, width=0.125,
+                      train_subset=64, batch_size=32)
+    with pytest.raises(EvaluationError, match="channel sparsity 0.6744, not the requested 0.6857"):
+        ev({"method": "eb", "channel_sparsity": 0.6857, "threshold": 0.1}, 0)
+
+
 def test_val_split_is_seeded_disjoint_and_sized():
     root = resolve_data_root(None)
     a = load_dataset("synthetic-images", root, train_subset=200, seed=1, val_size=0.1)

@@ -251,6 +251,28 @@ def test_killed_and_resumed_search_equals_uninterrupted_one(tmp_path):
     assert len(retry) == 1 and retry[0].user_attrs["slot"] == 5 and retry[0].user_attrs["seed"] == 5
 
 
+def test_two_trials_stopped_together_keep_their_two_slots_when_retried(tmp_path):
+    """Two workers killed mid-trial leave trials 5 and 6 running; the resumed search retries them as trials 7 and 8.
+    The retry of 6 took slot 5 (its seed too): slot 5 was counted as vacated by trial 5, whose retry comes after
+    6. Shown by Ctrl-C of an --n-jobs 2 search (two COMPLETE trials in slot 5, trial 6 retrained with seed 16)."""
+    for d in ("k", "u"):
+        (tmp_path / d).mkdir()
+    straight = run_search(config(tmp_path / "u", 9, name="s"), SPARSE_SPACE, seeded_evaluator)
+    killed = config(tmp_path / "k", 9, name="s")
+    run_search(config(tmp_path / "k", 5, name="s"), SPARSE_SPACE, seeded_evaluator)
+    study = open_study(killed, SPARSE_SPACE)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for _ in range(2):  # what the two killed workers had: a trial with its parameters, RUNNING
+        trial = study.ask()
+        SPARSE_SPACE.suggest(trial)
+        trial.set_user_attr("worker", worker_tag().rsplit(":", 1)[0] + ":" + dead.stdout.strip())
+    resumed = run_search(killed, SPARSE_SPACE, seeded_evaluator)
+    retries = {t.user_attrs["retry_of"]: t.user_attrs["slot"] for t in resumed.trials
+               if t.user_attrs.get("retry_of") is not None}
+    assert retries == {5: 5, 6: 6}
+    assert _by_slot(resumed) == _by_slot(straight) and sorted(_by_slot(resumed)) == list(range(9))
+
+
 class _StopAt:
     """A search space whose ``at``-th sampling is stopped by Ctrl-C (before the trial has parameters)."""
 

@@ -96,6 +96,10 @@ def test_killed_worker_trial_is_retried_once(tmp_path):
     retry = [t for t in study.trials if t.user_attrs.get("retry_of") == dead.number]
     assert len(retry) == 1 and retry[0].state.name == "COMPLETE"
     assert retry[0].params == dead.params
+    from search.export import summary, trials_frame
+
+    df = trials_frame(study).set_index("number")  # trials.csv says why it failed; retried, it is no failure
+    assert df.loc[dead.number, "fail_reason"] == "worker died" and summary(study)["n_failed"] == 0
 
 
 def test_two_worker_processes_hold_exact_count(tmp_path):

@@ -385,6 +385,7 @@ def format_summary(summary: dict, out: Path) -> str:
              f"({summary['n_feasible']} feasible)"
              + (f", {screened - stopped} screened before training" if screened - stopped else "")
              + (f", {stopped} stopped in the ticket search" if stopped else "")
+             + (f", {summary['n_failed']} failed (fail_reason in trials.csv)" if summary.get("n_failed") else "")
              + f", metric {summary['metric']} on {summary['device']} ({summary.get('cost_source')})"]
     ctx = summary.get("context") or {}
     if ctx.get("profile_kind"):

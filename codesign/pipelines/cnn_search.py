@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from costmodels.errors import CodesignError
-from search import CostInterval, Evaluation, Metric, OverBudget, Param, SearchSpace
+from search import CostInterval, Evaluation, EvaluationError, Metric, OverBudget, Param, SearchSpace
 
 CNN_METHODS = ("eb", "spline-eb", "spline", "slimming", "random", "dense")
 _PRUNED = frozenset({"eb", "spline-eb", "spline", "slimming", "random"})
@@ -154,6 +154,7 @@ class CNNEvaluator:
         from codesign.cnn.cost import price
         from codesign.cnn.pipeline import train
         from codesign.graphs.methods.search import SearchStopped
+        from codesign.runtime.result_checks import SparsityNotReached
 
         from .pricing import trial_cost
 
@@ -165,6 +166,8 @@ class CNNEvaluator:
             interval = self._interval(config, stop.epochs + 1)
             assert interval is not None
             raise OverBudget(interval, stop.epochs, str(stop)) from None
+        except SparsityNotReached as err:  # this configuration's sparsity only: its trial fails, the search goes on
+            raise EvaluationError(str(err)) from None
         if result.get("val_accuracy") is None:  # e.g. a fraction that rounds to 0 images of a tiny subset
             raise CodesignError(f"--val-size {self.val_size:g} held out no validation images of "
                                 f"{result['data']['n_train']}; raise --val-size or --train-subset")

@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from search import CostInterval, Evaluation, Metric, OverBudget, Param, SearchSpace
+from search import CostInterval, Evaluation, EvaluationError, Metric, OverBudget, Param, SearchSpace
 
 GRAPH_METHODS = ("gebt", "geb", "sgcn", "random", "ugs", "dense")
 _SPARSE = frozenset({"gebt", "geb", "sgcn", "random", "ugs"})
@@ -188,6 +188,7 @@ class GraphEvaluator:
         from codesign.graphs.costing import price
         from codesign.graphs.methods.search import SearchStopped
         from codesign.graphs.pipeline import train
+        from codesign.runtime.result_checks import SparsityNotReached
 
         from .pricing import trial_cost
 
@@ -197,6 +198,8 @@ class GraphEvaluator:
             result = train(config, progress=False, search_limit=limit)
         except SearchStopped as stop:  # the run can only be dearer than this interval's low end
             raise OverBudget(self._interval(config, stop.epochs + 1), stop.epochs, str(stop)) from None
+        except SparsityNotReached as err:  # this configuration's sparsity only: its trial fails, the search goes on
+            raise EvaluationError(str(err)) from None
         cost, costs = trial_cost(result, self.metric, self.device, self.measured, price)
         phases = result.get("phases", [])
         return Evaluation(

@@ -1,8 +1,8 @@
 """Checks on a finished run that a user must not have to make themselves.
 
 * :func:`check_sparsity` — a method must reach the sparsity it was asked for, within
-  ``tolerance`` (0.01), or the run fails with the reason (a ``CodesignError`` naming the method,
-  both values and what to change).
+  ``tolerance`` (0.01), or the run fails with the reason (a ``SparsityNotReached``, a ``CodesignError``
+  naming the method, both values and what to change).
 * :func:`chance_warning` — a test accuracy no better than guessing says so: the run's result gets
   ``at_chance: true`` and a line in ``warnings``. "No better than chance" = below the accuracy of
   always answering the most frequent class plus three binomial standard errors (at least two points),
@@ -18,6 +18,11 @@ from costmodels.errors import CodesignError
 SPARSITY_TOLERANCE = 0.01
 
 
+class SparsityNotReached(CodesignError):
+    """A method cannot reach, or did not reach, the sparsity one configuration asked for: that
+    configuration's failure (a search fails its one trial and goes on), not a bad option of the command."""
+
+
 def check_sparsity(method: str, kind: str, requested: float | None, achieved: float, entries: int,
                    tolerance: float = SPARSITY_TOLERANCE, *, verb: str = "reached", why: str | None = None) -> None:
     """Raise unless ``achieved`` is within ``tolerance`` of ``requested`` (None = not asked for).
@@ -31,7 +36,7 @@ def check_sparsity(method: str, kind: str, requested: float | None, achieved: fl
         coarse = entries and 1 / entries > tolerance
         why = (f"there are only {entries} prunable {kind} entries, so sparsity moves in steps of {1 / entries:.3g}"
                if coarse else f"{method} could not prune to it")
-    raise CodesignError(f"--method {method} {verb} {kind} sparsity {achieved:.4f}, not the requested "
+    raise SparsityNotReached(f"--method {method} {verb} {kind} sparsity {achieved:.4f}, not the requested "
                         f"{requested:.4f} (tolerance {tolerance}): {why}; ask for a sparsity it can reach")
 
 
