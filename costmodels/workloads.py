@@ -206,11 +206,12 @@ def gnn_workload(
             ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad, weight_pattern=pattern))
             width = f_out
         else:  # sage
+            x_grad = upstream_grad  # lin_r reads x itself: a gradient to x only where x has one
             ops.append(agg(f_in, upstream_grad, "mean", features_in=i == 0))
             upstream_grad = upstream_grad or trainable_graph
             ops.append(Gemm(f"{name}.lin_l", n, f_in, f_out, d, upstream_grad, weight_pattern=pattern))
             ops.append(Gemm(f"{name}.lin_r", n, f_in, f_out, d,
-                            upstream_grad, input_resident=i == 0, weight_pattern=pattern,
+                            x_grad, input_resident=i == 0, weight_pattern=pattern,
                             input_density=g.feature_density))
             ops.append(Elementwise(f"{name}.add", n * f_out, 1.0, 0.0, reads=2.0))
             width = f_out
