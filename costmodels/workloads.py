@@ -275,15 +275,28 @@ def graph_step_ops(spec: GNNSpec, g: GraphStats, graph_density: Array = 1.0,
                    aggregation_order: str = "transform-first", graph_copies: int = 1) -> tuple[Op, ...]:
     """The edge-value step of a search epoch: the directed edge weights ``relu(theta)[und]`` of every
     copy, a forward in eval mode (no dropout) with them as aggregation weights, and a backward that
-    reaches the edge values only (input and edge-value gradients, no weight gradients)."""
+    reaches the edge values only (input and edge-value gradients, no weight gradients).
+
+    The weights are constants in this step (``codesign.graphs.methods.search.SearchLoop.graph_step``), so
+    nothing before the first op that reads the edge values (GCN's normalisation, the first aggregation)
+    needs a gradient: the first layer's ``X W`` (GCN, GAT) gets no ``dh = A^T g``, and GAT's first
+    attention, computed from ``X W`` and frozen vectors alone, no backward."""
     wl = gnn_workload(spec, g, graph_density=graph_density, trainable_graph=True,
                       aggregation_order=aggregation_order, training=True)
     ops: list[Op] = [Elementwise("search.edge_weights", g.num_edges * graph_density * graph_copies, 1.0, 1.0,
                                  reads=1.5)]
+    live = False  # an op so far depends on the edge values: gradients flow back from here on
     for op in wl.ops:
         if op.name.endswith("dropout"):
             continue
         if isinstance(op, Gemm):
-            op = replace(op, trainable=False)
+            op = replace(op, trainable=False, input_grad=op.input_grad and live)
+        elif isinstance(op, Aggregate):
+            op = replace(op, input_grad=op.input_grad and live)
+            live = True
+        elif isinstance(op, EdgeAttention):
+            op = replace(op, needs_backward=live)
+        elif isinstance(op, Elementwise) and not op.name.endswith("gcn_norm"):
+            op = replace(op, needs_backward=op.needs_backward and live)
         ops.append(op)
     return tuple(ops)

@@ -3,13 +3,16 @@ torch's FlopCounterMode, sparse-dense products by counting them under torch disp
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from costmodels import ExecContext, GNNSpec, GraphStats, gnn_workload
-from costmodels.ops import Gemm
+from costmodels.ops import Aggregate, Gemm
 from costmodels.workloads import graph_step_ops
 
 CTX = ExecContext()
@@ -29,6 +32,19 @@ def _graph() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, to
 
 def _gemm_flops(ops) -> float:  # type: ignore[no-untyped-def]
     return sum(op.forward(CTX).flops + op.backward(CTX).flops for op in ops if isinstance(op, Gemm))
+
+
+class _SparseProducts(TorchDispatchMode):
+    """Counts the sparse-dense products (``_sparse_addmm``: the aggregations' forward and ``dh``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if any(isinstance(a, torch.Tensor) and a.layout != torch.strided for a in args):
+            self.ops[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
 
 
 @pytest.mark.parametrize("model", ["gcn", "gat", "gin", "sage"])
@@ -70,3 +86,32 @@ def test_gemm_flops_of_every_pass_equal_flop_counter_on_the_built_in_model(model
     joint = gnn_workload(spec, g, trainable_graph=True).ops
     assert _gemm_flops(joint) == counted(lambda: train(torch.ones(ei.size(1), requires_grad=True)))
     assert _gemm_flops(graph_step_ops(spec, g)) == counted(graph_step)
+
+
+@pytest.mark.parametrize("model", ["gcn", "gat", "gin", "sage"])
+def test_search_graph_step_prices_the_sparse_products_the_search_runs(model):
+    """The edge-value step with frozen weights runs one product per layer forward and ``dh = A^T g``
+    only where the layer's input depends on the edge values: not in the first layer (GCN and GAT had
+    been priced with the first layer's ``dh``, and GAT with its first attention's backward)."""
+    from codesign.graphs.methods.common import edge_weight
+    from codesign.graphs.models import GNN
+
+    ei, pairs, dir_to_und, x, y = _graph()
+    net = GNN(model, F_IN, C, 2, HIDDEN, HEADS)
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    theta = torch.ones(pairs.size(1), requires_grad=True)
+    rec = _SparseProducts()
+    with rec:
+        out = net(x, ei, edge_weight(theta, dir_to_und, pairs))
+        F.nll_loss(out, y).backward()
+    ops = graph_step_ops(GNNSpec(model, 2, HIDDEN, HEADS), GraphStats("t", N, ei.size(1), F_IN, C))
+    aggregates = [op for op in ops if isinstance(op, Aggregate)]
+    priced = len(aggregates) + sum(op.input_grad for op in aggregates)
+    assert rec.ops["_sparse_addmm"] == priced == 3
+    first = next(op for op in ops if op.name == "conv1.aggregate")
+    assert first.backward(CTX).flops == 2 * (ei.size(1) + (N if model in ("gcn", "gat") else 0)) * first.features
+    if model == "gat":
+        attention = {op.name: op.backward(CTX).flops for op in ops if op.name.endswith("attention")}
+        assert attention["conv1.attention"] == 0 and attention["conv2.attention"] > 0
