@@ -244,8 +244,9 @@ def weight_count(spec: GNNSpec, g: GraphStats) -> int:
 
 
 def mask_update_ops(spec: GNNSpec, g: GraphStats, graph_density: Array = 1.0,
-                    graph_copies: int = 1) -> tuple[Op, ...]:
-    """Per-epoch ticket search work: magnitude masks over the edge values and over all weights.
+                    graph_copies: int = 1, weight_mask: bool = True) -> tuple[Op, ...]:
+    """Per-epoch ticket search work: magnitude masks over the edge values and (``weight_mask``: GEBT, not
+    the graph-only GEB and SGCN searches) over all weights.
 
     A top-k by magnitude over ``n`` values selects them (k-th value, then a comparison per value):
     ``ops.SELECT_STEPS_PER_VALUE`` serial steps per value (``serial_step_ns``); the ADMM sparsifier adds
@@ -254,14 +255,16 @@ def mask_update_ops(spec: GNNSpec, g: GraphStats, graph_density: Array = 1.0,
     """
     edges = g.num_edges * graph_density / 2.0 * graph_copies
     weights = float(weight_count(spec, g))
-    return (
+    graph = (
         Elementwise("search.graph_mask_topk", edges, SELECT_STEPS_PER_VALUE, 0.0,
                     reads=2.0, needs_backward=False, serial_per_elem=SELECT_STEPS_PER_VALUE),
         Elementwise("search.admm", edges, 6.0, 2.0, reads=3.0, writes=2.0,  # + its Z projection: a top-k
                     serial_per_elem=SELECT_STEPS_PER_VALUE),
-        Elementwise("search.weight_mask_topk", weights, SELECT_STEPS_PER_VALUE, 0.0,
-                    reads=2.0, needs_backward=False, serial_per_elem=SELECT_STEPS_PER_VALUE),
     )
+    if not weight_mask:
+        return graph
+    return graph + (Elementwise("search.weight_mask_topk", weights, SELECT_STEPS_PER_VALUE, 0.0,
+                                reads=2.0, needs_backward=False, serial_per_elem=SELECT_STEPS_PER_VALUE),)
 
 
 def check_densities(graph_sparsity: float, weight_sparsity: float) -> tuple[float, float]:

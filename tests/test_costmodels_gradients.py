@@ -115,3 +115,23 @@ def test_search_graph_step_prices_the_sparse_products_the_search_runs(model):
     if model == "gat":
         attention = {op.name: op.backward(CTX).flops for op in ops if op.name.endswith("attention")}
         assert attention["conv1.attention"] == 0 and attention["conv2.attention"] > 0
+
+
+@pytest.mark.parametrize("training", ["frozen-weights", "alternate"])
+def test_a_search_prices_the_masks_it_draws(training):
+    """GEB and SGCN search with the weights frozen and draw only the graph mask (``SearchLoop`` with
+    ``weight_ratio=None``); GEBT draws both. The frozen-weight search had been priced with a top-k over
+    every weight each epoch (on the calibrated 2-core CPU ~0.8 ms of a Cora GCN search epoch)."""
+    from costmodels import PhaseSpec, graph_stats
+    from costmodels.runs import gnn_phase_workload
+    from costmodels.workloads import weight_count
+
+    spec, g = GNNSpec("gcn"), graph_stats("cora")
+    phase = PhaseSpec("search", 1, trainable_graph=True, mask_update=True, graph_copies=2, graph_training=training)
+    ops = gnn_phase_workload(spec, g, phase).ops
+    masks = [op for op in ops if op.name.startswith("search.") and op.name != "search.fixed_edge_weights"]
+    serial = sum(op.forward(CTX).serial_steps for op in masks)
+    edges = 2 * g.num_edges / 2  # two copies of the undirected edge values: a top-k each, and ADMM's projection
+    weights = weight_count(spec, g) if training == "alternate" else 0
+    assert serial == pytest.approx(2.5 * (2 * edges + weights))
+    assert ("search.weight_mask_topk" in {op.name for op in masks}) == (training == "alternate")
