@@ -329,7 +329,7 @@ class EdgeAttention:
 
     forward flops = 4·N·H·F (node scores α_src, α_dst: two dot products per node and head)
                   + 7·nnz·H (per edge and head: add, leaky-ReLU, max-shift, exp, sum, divide,
-                    edge-value scale); macs = 2·N·H·F.  backward flops = 2 × forward.
+                    edge-value scale); macs = 2·N·H·F.  backward flops = 2 × forward (none: ``needs_backward`` False).
     bytes: node scores 2·N·H·b written and gathered per edge (2·nnz·H·b), the coefficient array
     nnz·H·b written, read and written again by the softmax passes (3·nnz·H·b), indices 2·nnz·i.
     """
@@ -340,6 +340,7 @@ class EdgeAttention:
     heads: Array
     features: Array
     op_class: str = "aggregation"
+    needs_backward: bool = True  # False: nothing before it needs a gradient (a search's edge-value step, layer 1)
 
     def param_count(self) -> Array:
         return 2.0 * self.heads * self.features
@@ -355,12 +356,16 @@ class EdgeAttention:
 
     def backward(self, ctx: ExecContext) -> OpCost:
         fwd = self.forward(ctx)
+        if not self.needs_backward:
+            zero = 0.0 * fwd.flops
+            return OpCost(self.name, self.op_class, "backward", zero, zero, zero, 0)
         return OpCost(self.name, self.op_class, "backward", 2.0 * fwd.flops, 0.0 * fwd.flops, fwd.dram_bytes, 18)
 
     def saved_bytes(self, ctx: ExecContext) -> Array:
         # per edge and head: the leaky ReLU's input, the exponentials, the softmax denominators gathered per
-        # edge, and the coefficients the aggregation keeps for its backward (PyG's GATConv and the built-in)
-        return 4.0 * self.nnz * self.heads * ctx.dtype_bytes
+        # edge, and the coefficients the aggregation keeps for its backward (PyG's GATConv and the built-in);
+        # without a backward only the coefficients, which the product with the edge weights keeps for theirs
+        return (4.0 if self.needs_backward else 1.0) * self.nnz * self.heads * ctx.dtype_bytes
 
     def output_bytes(self, ctx: ExecContext) -> Array:
         return self.nnz * self.heads * ctx.dtype_bytes

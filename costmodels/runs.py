@@ -39,7 +39,8 @@ class PhaseSpec:
 
     ``graph_density``/``weight_density``: 1 - sparsity of the graph and weights the phase *computes*
     on (a search phase trains on the full graph with dense weights: 1.0, 1.0);
-    ``trainable_graph``: edge values receive gradients; ``mask_update``: masks are drawn each epoch;
+    ``trainable_graph``: edge values receive gradients; ``mask_update``: masks are drawn each epoch
+    (the graph's, and the weights' unless the weights are frozen);
     ``graph_copies``: trainable edge-value vectors (and graph masks) of a search, 1 when every layer
     shares one, the layer count for per-layer graphs (the message passing itself is the same).
     ``graph_training`` (trainable graphs): ``joint`` - one forward/backward trains weights and edge
@@ -139,7 +140,9 @@ def gnn_phase_workload(spec: GNNSpec, stats: GraphStats, phase: PhaseSpec,
             ops = ops + (Elementwise("search.fixed_edge_weights", stats.num_edges * phase.graph_density
                                      * phase.graph_copies, 1.0, 0.0, reads=1.5, needs_backward=False),)
     if phase.mask_update:
-        ops = ops + mask_update_ops(spec, stats, phase.graph_density, phase.graph_copies)
+        # a frozen-weight search (GEB, SGCN) draws the graph mask only
+        ops = ops + mask_update_ops(spec, stats, phase.graph_density, phase.graph_copies,
+                                    weight_mask=phase.graph_training != "frozen-weights")
     extra = stats.num_edges * phase.graph_density / 2.0 * phase.graph_copies if phase.trainable_graph else 0.0
     return Workload(wl.name, ops, wl.input_values, wl.graph_edges, extra, wl.info,
                     kernel_launches=phase.kernel_launches, host_ops=phase.host_ops, graph_step=graph_step,

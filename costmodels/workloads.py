@@ -206,11 +206,12 @@ def gnn_workload(
             ops.append(Gemm(f"{name}.linear", n, f_in, f_out, d, upstream_grad, weight_pattern=pattern))
             width = f_out
         else:  # sage
+            x_grad = upstream_grad  # lin_r reads x itself: a gradient to x only where x has one
             ops.append(agg(f_in, upstream_grad, "mean", features_in=i == 0))
             upstream_grad = upstream_grad or trainable_graph
             ops.append(Gemm(f"{name}.lin_l", n, f_in, f_out, d, upstream_grad, weight_pattern=pattern))
             ops.append(Gemm(f"{name}.lin_r", n, f_in, f_out, d,
-                            upstream_grad, input_resident=i == 0, weight_pattern=pattern,
+                            x_grad, input_resident=i == 0, weight_pattern=pattern,
                             input_density=g.feature_density))
             ops.append(Elementwise(f"{name}.add", n * f_out, 1.0, 0.0, reads=2.0))
             width = f_out
@@ -243,8 +244,9 @@ def weight_count(spec: GNNSpec, g: GraphStats) -> int:
 
 
 def mask_update_ops(spec: GNNSpec, g: GraphStats, graph_density: Array = 1.0,
-                    graph_copies: int = 1) -> tuple[Op, ...]:
-    """Per-epoch ticket search work: magnitude masks over the edge values and over all weights.
+                    graph_copies: int = 1, weight_mask: bool = True) -> tuple[Op, ...]:
+    """Per-epoch ticket search work: magnitude masks over the edge values and (``weight_mask``: GEBT, not
+    the graph-only GEB and SGCN searches) over all weights.
 
     A top-k by magnitude over ``n`` values selects them (k-th value, then a comparison per value):
     ``ops.SELECT_STEPS_PER_VALUE`` serial steps per value (``serial_step_ns``); the ADMM sparsifier adds
@@ -253,14 +255,16 @@ def mask_update_ops(spec: GNNSpec, g: GraphStats, graph_density: Array = 1.0,
     """
     edges = g.num_edges * graph_density / 2.0 * graph_copies
     weights = float(weight_count(spec, g))
-    return (
+    graph = (
         Elementwise("search.graph_mask_topk", edges, SELECT_STEPS_PER_VALUE, 0.0,
                     reads=2.0, needs_backward=False, serial_per_elem=SELECT_STEPS_PER_VALUE),
         Elementwise("search.admm", edges, 6.0, 2.0, reads=3.0, writes=2.0,  # + its Z projection: a top-k
                     serial_per_elem=SELECT_STEPS_PER_VALUE),
-        Elementwise("search.weight_mask_topk", weights, SELECT_STEPS_PER_VALUE, 0.0,
-                    reads=2.0, needs_backward=False, serial_per_elem=SELECT_STEPS_PER_VALUE),
     )
+    if not weight_mask:
+        return graph
+    return graph + (Elementwise("search.weight_mask_topk", weights, SELECT_STEPS_PER_VALUE, 0.0,
+                                reads=2.0, needs_backward=False, serial_per_elem=SELECT_STEPS_PER_VALUE),)
 
 
 def check_densities(graph_sparsity: float, weight_sparsity: float) -> tuple[float, float]:
@@ -274,15 +278,28 @@ def graph_step_ops(spec: GNNSpec, g: GraphStats, graph_density: Array = 1.0,
                    aggregation_order: str = "transform-first", graph_copies: int = 1) -> tuple[Op, ...]:
     """The edge-value step of a search epoch: the directed edge weights ``relu(theta)[und]`` of every
     copy, a forward in eval mode (no dropout) with them as aggregation weights, and a backward that
-    reaches the edge values only (input and edge-value gradients, no weight gradients)."""
+    reaches the edge values only (input and edge-value gradients, no weight gradients).
+
+    The weights are constants in this step (``codesign.graphs.methods.search.SearchLoop.graph_step``), so
+    nothing before the first op that reads the edge values (GCN's normalisation, the first aggregation)
+    needs a gradient: the first layer's ``X W`` (GCN, GAT) gets no ``dh = A^T g``, and GAT's first
+    attention, computed from ``X W`` and frozen vectors alone, no backward."""
     wl = gnn_workload(spec, g, graph_density=graph_density, trainable_graph=True,
                       aggregation_order=aggregation_order, training=True)
     ops: list[Op] = [Elementwise("search.edge_weights", g.num_edges * graph_density * graph_copies, 1.0, 1.0,
                                  reads=1.5)]
+    live = False  # an op so far depends on the edge values: gradients flow back from here on
     for op in wl.ops:
         if op.name.endswith("dropout"):
             continue
         if isinstance(op, Gemm):
-            op = replace(op, trainable=False)
+            op = replace(op, trainable=False, input_grad=op.input_grad and live)
+        elif isinstance(op, Aggregate):
+            op = replace(op, input_grad=op.input_grad and live)
+            live = True
+        elif isinstance(op, EdgeAttention):
+            op = replace(op, needs_backward=live)
+        elif isinstance(op, Elementwise) and not op.name.endswith("gcn_norm"):
+            op = replace(op, needs_backward=op.needs_backward and live)
         ops.append(op)
     return tuple(ops)
