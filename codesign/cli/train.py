@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from codesign.runtime.outputs import EXPORT_FILES, RUN_FILES  # what a train folder may hold (export reads them)
 from codesign.runtime.torch_device import RUN_ON
 
 from . import cnn_args, graph_args
@@ -91,10 +92,6 @@ def check_ignored_options(args: argparse.Namespace) -> None:
                                     f"--detector {reader}")
 
 
-RUN_FILES = ("ticket.pt", "model.pt", "result.json", "study.db", "trials.csv", "summary.json")
-EXPORT_FILES = ("ticket.json", "state_dict.pt", "edge_index.pt")  # `codesign export --format pyg`
-
-
 def check_train_out(out: str, overwrite: bool) -> None:
     """A folder train may write into: writable, and not holding a run's results unless ``overwrite``."""
     from pathlib import Path
@@ -111,13 +108,34 @@ def check_train_out(out: str, overwrite: bool) -> None:
                             "or --overwrite to replace them")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM: leave as an exit (status 143) instead of dying at once, so that a file being written removes
+    its temporary file and the folder keeps a whole result or none (``codesign.runtime.outputs``)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one must not cut the exit short
+    raise SystemExit(143)
+
+
 def run(args: argparse.Namespace) -> int:
-    from codesign.graphs.epoch_flops import dataset_epoch_flops
-    from codesign.runtime.threads import configure
+    import signal
+    import threading
 
     check_ignored_options(args)
     if args.out is not None:
         check_train_out(args.out, args.overwrite)  # before training, not after
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        return _run(args)
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from codesign.graphs.epoch_flops import dataset_epoch_flops
+    from codesign.runtime.threads import configure
 
     work = dataset_epoch_flops(args.dataset or "cora", args.hidden, args.layers) if args.task == "graph" else None
     policy = configure(args.threads, workload_flops=work)
