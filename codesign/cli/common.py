@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from codesign.runtime.threads import THREADS_MAX
 from costmodels.errors import CodesignError, check_fraction
 
 
@@ -184,7 +185,6 @@ def add_json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print results as JSON instead of a table")
 
 
-THREADS_MAX = 1024  # OpenMP aborts (a segfault, no message) when asked for ~10^5 threads
 
 
 def _threads(text: str) -> int:
