@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                    "(default: cora for --task graph, fashion-mnist for --task cnn)")
     p.add_argument("--method", default=None,
                    help="ticket / pruning method (default: gebt for --task graph, eb for --task cnn; see each task)")
-    p.add_argument("--seed", type=bounded("--seed"), default=0, help="random seed (runs are deterministic on CPU)")
+    p.add_argument("--seed", type=bounded("--seed"), default=None,
+                   help="random seed (default: 0; runs are deterministic on CPU)")
     p.add_argument("--epochs", type=bounded("--epochs"), default=None,
                    help="graph: epochs of every phase (searches stop earlier when the ticket is found); cnn: "
                         "training / ticket search at most this many, then the retrain its own length "
@@ -65,8 +66,13 @@ CNN_DETECTOR_OPTIONS = {"--eb-eps": "eb", "--spline-threshold": "spline"}
 SHARED_OPTIONS = {"graph": (), "cnn": ("--retrain-init",)}
 
 
+# what the retraining of a saved ticket (--ticket) reads besides the ticket: the rest comes from the ticket
+TICKET_READS = ("--ticket", "--epochs")
+
+
 def check_ignored_options(args: argparse.Namespace) -> None:
-    """Refuse an option of the other task, or one the chosen method never reads (one line, the fix)."""
+    """Refuse an option of the other task, one the chosen method never reads, or one the retraining of a
+    ``--ticket`` takes from the ticket instead (one line, the fix)."""
     from costmodels.errors import CodesignError
 
     other = "cnn" if args.task == "graph" else "graph"
@@ -76,6 +82,12 @@ def check_ignored_options(args: argparse.Namespace) -> None:
     for flag, dest in args.task_options[other]:
         if dest not in mine and getattr(args, dest, None) not in (None, False):
             raise CodesignError(f"{flag} only applies to --task {other}; drop it or add --task {other}")
+    if args.task == "graph" and getattr(args, "ticket", None):
+        for flag, dest in [("--model", "model"), ("--method", "method"), ("--seed", "seed"), *flags.items()]:
+            if flag not in TICKET_READS and getattr(args, dest, None) is not None:
+                raise CodesignError(f"{flag} {getattr(args, dest)} does not apply to --ticket (the retraining takes "
+                                    "the ticket's model, method, masks, optimiser and seed, so that it retrains "
+                                    "identically); drop it")
     method = args.method or ("gebt" if args.task == "graph" else "eb")
     table = GRAPH_METHOD_OPTIONS if args.task == "graph" else CNN_METHOD_OPTIONS
     for flag, methods in table.items():
