@@ -88,7 +88,7 @@ def check_ignored_options(args: argparse.Namespace) -> None:
                 raise CodesignError(f"{flag} {getattr(args, dest)} does not apply to --ticket (the retraining takes "
                                     "the ticket's model, method, masks, optimiser and seed, so that it retrains "
                                     "identically); drop it")
-    method = args.method or ("gebt" if args.task == "graph" else "eb")
+    method = ("gebt" if args.task == "graph" else "eb") if args.method is None else args.method.lower()
     table = GRAPH_METHOD_OPTIONS if args.task == "graph" else CNN_METHOD_OPTIONS
     for flag, methods in table.items():
         if method in methods or flag not in flags or getattr(args, flags[flag], None) is None:
