@@ -70,6 +70,11 @@ CASES = {
     "area-budget-negative": (lambda t: [*SEARCH, "--device", "gcn-accelerator", "--area-budget=-1mm2"],
                              "a positive area"),
     # an empty --model / --method trained the default (gcn, gebt) instead of being refused
+    # an empty --data-root read as left out ($CODESIGN_DATA, else ../shared/data) and the run went on
+    "train-data-root-empty": (lambda t: ["train", "--dataset", TINY, "--epochs", "1", "--data-root", "",
+                                         "--out", str(t / "o")], "--data-root is empty"),
+    "estimate-data-root-empty": (lambda t: ["estimate", "--model", "gcn", "--dataset", "cora", "--data-root", ""],
+                                 "--data-root is empty"),
     "train-model-empty": (lambda t: ["train", "--dataset", TINY, "--epochs", "1", "--model", "",
                                      "--out", str(t / "o")], "unknown model ''"),
     "train-method-empty": (lambda t: ["train", "--dataset", TINY, "--epochs", "1", "--method", "",

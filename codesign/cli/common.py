@@ -204,9 +204,18 @@ def add_threads_flag(p: argparse.ArgumentParser, default: int | None = None, hel
                    help=help or "torch CPU threads (default: chosen from usable cores, workers and workload size)")
 
 
+def _data_root(text: str) -> str:
+    """argparse ``type=`` of ``--data-root``: an empty one is refused (it read as left out: $CODESIGN_DATA)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("--data-root is empty; give the folder that holds the datasets, or leave "
+                                         "it out for $CODESIGN_DATA")
+    return text
+
+
 def add_data_root(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-root",
+        type=_data_root,
         default=None,
         help="folder holding the datasets (default: $CODESIGN_DATA, else ../shared/data or ~/.cache)",
     )
