@@ -521,6 +521,7 @@ def test_overwrite_replaces_the_earlier_run_whole_even_when_interrupted(tmp_path
     train = ["train", "--dataset", TINY, "--method", "dense", "--epochs", "1", "--out", str(run)]
     assert main(train) == 0
     (run / "model.pt").write_bytes(b"a cnn run's model")
+    (run / ".codesign-study").write_text("a search's study\n")  # the folder's claim by a search: cleared too
     (run / "state_dict.pt").write_bytes(b"an export's weights")
     _interrupt_result_json(monkeypatch, KeyboardInterrupt)
     assert main([*train, "--seed", "1", "--overwrite"]) == 130
@@ -532,6 +533,17 @@ def test_overwrite_replaces_the_earlier_run_whole_even_when_interrupted(tmp_path
     assert main([*train, "--seed", "2", "--overwrite", "--json"]) == 0
     assert sorted(p.name for p in run.iterdir()) == ["result.json", "ticket.json", "ticket.pt"]
     assert json.loads((run / "result.json").read_text())["seed"] == json.loads(capsys.readouterr().out)["seed"] == 2
+
+
+def test_train_refuses_a_folder_a_search_has_claimed(tmp_path, capsys):
+    # a folder holding only a search's claim (.codesign-study: the search started, no trial written yet) was
+    # taken by train without --overwrite
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".codesign-study").write_text("gcn-cora-8J\n")
+    rc, _, err = _run(["train", "--dataset", TINY, "--method", "dense", "--epochs", "1", "--out", str(run)], capsys)
+    assert rc == 2 and "already holds .codesign-study" in err and "--overwrite" in err
+    assert [p.name for p in run.iterdir()] == [".codesign-study"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals (POSIX)")

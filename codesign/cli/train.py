@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from codesign.runtime.outputs import EXPORT_FILES, RUN_FILES  # what a train folder may hold (export reads them)
+from codesign.runtime.outputs import EXPORT_FILES, RUN_FILES, STUDY_MARK  # what an --out folder may hold
 from codesign.runtime.torch_device import RUN_ON
 
 from . import cnn_args, graph_args
@@ -114,7 +114,7 @@ def check_train_out(out: str, overwrite: bool) -> None:
 
     check_out_dir(out)
     folder = Path(out)
-    held = [name for name in RUN_FILES + EXPORT_FILES if (folder / name).exists()]
+    held = [name for name in (*RUN_FILES, *EXPORT_FILES, STUDY_MARK) if (folder / name).exists()]
     if held and not overwrite:
         raise CodesignError(f"--out {out!r} already holds {', '.join(held)} of an earlier run; give a new folder, "
                             "or --overwrite to replace them")
