@@ -69,6 +69,16 @@ CASES = {
     "budget-overflow-example": (lambda t: [*SEARCH[:5], "--budget", "1e999J"], "e.g. '2 J'"),
     "area-budget-negative": (lambda t: [*SEARCH, "--device", "gcn-accelerator", "--area-budget=-1mm2"],
                              "a positive area"),
+    # an empty --model / --method trained the default (gcn, gebt) instead of being refused
+    # an empty --data-root read as left out ($CODESIGN_DATA, else ../shared/data) and the run went on
+    "train-data-root-empty": (lambda t: ["train", "--dataset", TINY, "--epochs", "1", "--data-root", "",
+                                         "--out", str(t / "o")], "--data-root is empty"),
+    "estimate-data-root-empty": (lambda t: ["estimate", "--model", "gcn", "--dataset", "cora", "--data-root", ""],
+                                 "--data-root is empty"),
+    "train-model-empty": (lambda t: ["train", "--dataset", TINY, "--epochs", "1", "--model", "",
+                                     "--out", str(t / "o")], "unknown model ''"),
+    "train-method-empty": (lambda t: ["train", "--dataset", TINY, "--epochs", "1", "--method", "",
+                                      "--out", str(t / "o")], "unknown method ''"),
 }
 
 
@@ -89,6 +99,14 @@ def test_refused_with_one_line_and_nothing_created_or_changed(case, tmp_path, mo
     before = _snapshot(tmp_path)
     assert_refused(argv, needle, capsys)
     assert _snapshot(tmp_path) == before
+
+
+def test_method_is_matched_in_any_case_when_checking_its_options(tmp_path, capsys):
+    # `--method UGS --rounds 2` was refused with "--rounds 2 does not apply to --method UGS (only ugs)"
+    assert main(["train", "--dataset", TINY, "--method", "UGS", "--rounds", "1", "--epochs", "1"]) == 0
+    capsys.readouterr()
+    assert_refused(["train", "--dataset", TINY, "--method", "GEBT", "--rounds", "1", "--epochs", "1"],
+                   "--rounds 1 does not apply to --method gebt (only ugs)", capsys)
 
 
 def test_no_command_says_so_on_stderr(capsys):

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
 from codesign.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = "sbm:n=300,avg_degree=6,features=8,classes=3,seed=1"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -100,3 +106,83 @@ def test_the_estimate_table_of_every_device_prints_no_nan(capsys):
     assert "area_mm2" in out and "gcn-accelerator" in out and "nan" not in out
     h100 = [line for line in out.splitlines() if line.startswith("h100")][0]
     assert h100.split()[-2:] == ["-", "-"]
+
+
+def _interrupt_result_json(monkeypatch, exc: type[BaseException]) -> None:
+    """Make the write of a run's result.json (its last file) raise ``exc`` (a Ctrl-C there)."""
+    import costmodels.atomic
+
+    real = costmodels.atomic.write_text
+
+    def write(path, text):
+        if Path(path).name == "result.json":
+            raise exc
+        real(path, text)
+
+    monkeypatch.setattr(costmodels.atomic, "write_text", write)
+
+
+def test_overwrite_replaces_the_earlier_run_whole_even_when_interrupted(tmp_path, monkeypatch, capsys):
+    # --overwrite used to replace ticket.pt / ticket.json / result.json one by one and leave the rest: a Ctrl-C
+    # before result.json paired the new ticket with the earlier run's result.json, and another task's model.pt
+    # or an export's state_dict.pt stayed beside the new ticket
+    run = tmp_path / "run"
+    train = ["train", "--dataset", TINY, "--method", "dense", "--epochs", "1", "--out", str(run)]
+    assert main(train) == 0
+    (run / "model.pt").write_bytes(b"a cnn run's model")
+    (run / ".codesign-study").write_text("a search's study\n")  # the folder's claim by a search: cleared too
+    (run / "state_dict.pt").write_bytes(b"an export's weights")
+    _interrupt_result_json(monkeypatch, KeyboardInterrupt)
+    assert main([*train, "--seed", "1", "--overwrite"]) == 130
+    left = sorted(p.name for p in run.iterdir())
+    assert left == ["ticket.json", "ticket.pt"]  # the new ticket, no result: never the earlier run's result.json
+    assert json.loads((run / "ticket.json").read_text())["seed"] == 1
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert main([*train, "--seed", "2", "--overwrite", "--json"]) == 0
+    assert sorted(p.name for p in run.iterdir()) == ["result.json", "ticket.json", "ticket.pt"]
+    assert json.loads((run / "result.json").read_text())["seed"] == json.loads(capsys.readouterr().out)["seed"] == 2
+
+
+def test_train_refuses_a_folder_a_search_has_claimed(tmp_path, capsys):
+    # a folder holding only a search's claim (.codesign-study: the search started, no trial written yet) was
+    # taken by train without --overwrite
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".codesign-study").write_text("gcn-cora-8J\n")
+    rc = main(["train", "--dataset", TINY, "--method", "dense", "--epochs", "1", "--out", str(run)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "already holds .codesign-study" in err and "--overwrite" in err
+    assert [p.name for p in run.iterdir()] == [".codesign-study"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals (POSIX)")
+def test_sigterm_while_saving_leaves_no_temporary_file_and_no_stale_result(tmp_path):
+    # SIGTERM used to kill `train --out` at once: the .result.json.tmp-* being written stayed in the folder
+    run = tmp_path / "run"
+    train = ["train", "--dataset", TINY, "--method", "dense", "--epochs", "1", "--out", str(run)]
+    assert main(train) == 0
+    code = textwrap.dedent(f"""
+        import os, signal, sys, time
+        import costmodels.atomic as atomic
+        from codesign.cli import main
+        real = os.replace
+
+        class Os:  # the rename of result.json's temporary file: SIGTERM arrives just before it
+            def __getattr__(self, name):
+                return getattr(os, name)
+
+            def replace(self, src, dst):
+                if str(dst).endswith("result.json"):
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(30)
+                return real(src, dst)
+
+        atomic.os = Os()
+        sys.exit(main({[*train, "--seed", "1", "--overwrite"]!r}))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 143, proc.stderr
+    assert sorted(p.name for p in run.iterdir()) == ["ticket.json", "ticket.pt"]
+    assert json.loads((run / "ticket.json").read_text())["seed"] == 1

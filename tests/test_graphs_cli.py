@@ -50,6 +50,22 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, pattern):
     assert pattern in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize("option", [["--seed", "5"], ["--seed", "0"], ["--hidden", "64"], ["--model", "gat"],
+                                    ["--method", "ugs"], ["--graph-sparsity", "0.9"], ["--retrain-init", "reinit"]])
+def test_ticket_refuses_what_it_takes_from_the_ticket(capsys, tmp_path, option):
+    # `train --ticket R --seed 5` (or --hidden 64, --model gat, ...) ran, silently with the ticket's seed, width
+    # and model instead; the retraining reads --epochs (and the run options) only
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", TINY, "--method", "dense", "--epochs", "2", "--out", str(run)]) == 0
+    capsys.readouterr()
+    rc = main(["train", "--dataset", TINY, "--ticket", str(run), *option, "--out", str(tmp_path / "again")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"codesign: error: {option[0]} {option[1]} does not apply to --ticket") and "drop it" in err
+    assert not (tmp_path / "again").exists()
+    assert main(["train", "--dataset", TINY, "--ticket", str(run), "--epochs", "1", "--threads", "1"]) == 0
+
+
 def test_help_does_not_import_torch():
     code = ("import sys; from codesign.cli import build_parser; build_parser(); "
             "print('torch' in sys.modules)")

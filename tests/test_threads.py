@@ -75,6 +75,33 @@ def test_users_omp_num_threads_is_honoured():
         choose_threads(8, environ={"OMP_NUM_THREADS": "two"})
 
 
+@pytest.mark.parametrize("value", ["100000", "0", "-1", "1025"])
+def test_users_omp_num_threads_out_of_range_is_refused(value):
+    # OMP_NUM_THREADS=100000 went to torch.set_num_threads (a segfault, exit 139, no message); 0 and -1 were
+    # dropped silently for the automatic choice. Now refused like --threads: 1 to THREADS_MAX
+    with pytest.raises(CodesignError, match=f"OMP_NUM_THREADS='{value}' is not a whole number from 1 to 1024"):
+        choose_threads(8, environ={"OMP_NUM_THREADS": value})
+    assert choose_threads(8, environ={"OMP_NUM_THREADS": "1024"}).threads == 1024
+    assert choose_threads(8, explicit=2, environ={"OMP_NUM_THREADS": value}).threads == 2  # --threads wins
+
+
+def test_cli_refuses_a_bad_omp_num_threads_in_one_line_before_torch(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "100000", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    code = ("import sys\nfrom codesign.cli import main\nrc = main(sys.argv[1:])\n"
+            "print('torch' in sys.modules)\nsys.exit(rc)")
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", code, "train", "--dataset", "sbm:n=300,avg_degree=6,features=8,"
+                           "classes=3", "--epochs", "1", "--out", str(out)], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == ["codesign: error: OMP_NUM_THREADS='100000' is not a whole number from 1 to "
+                                        "1024; unset it or set it to e.g. 1"]
+    assert proc.stdout.strip() == "False" and not out.exists()
+
+
 def test_wait_policy_is_passive_unless_the_user_set_it():
     env: dict[str, str] = {}
     assert prepare_environment(env) == "PASSIVE (set by codesign)" and env["OMP_WAIT_POLICY"] == "PASSIVE"

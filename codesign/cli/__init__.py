@@ -42,7 +42,7 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from codesign.runtime.memory import prepare_huge_pages
-    from codesign.runtime.threads import prepare_environment
+    from codesign.runtime.threads import prepare_environment, user_omp_threads
 
     prepare_environment()  # OMP_WAIT_POLICY=PASSIVE before torch starts OpenMP (unless the user set it)
     prepare_huge_pages()  # THP_MEM_ALLOC_ENABLE=1 before torch's first allocation (unless the user set it)
@@ -57,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if trust:  # the environment carries it into search worker processes too
         os.environ[TRUST_ENV] = "1"
     try:
+        if getattr(args, "threads", 0) is None:  # the thread policy will read OMP_NUM_THREADS: checked before torch
+            user_omp_threads()
         with warnings.catch_warnings(record=True) as caught:  # a refusal is one line: its warnings are dropped
             code = int(args.handler(args) or 0)
         for w in caught:  # the command went through: show what it warned about

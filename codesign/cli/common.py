@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+from codesign.runtime.threads import THREADS_MAX
 from costmodels.errors import CodesignError, check_fraction
 
 
@@ -184,7 +185,6 @@ def add_json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print results as JSON instead of a table")
 
 
-THREADS_MAX = 1024  # OpenMP aborts (a segfault, no message) when asked for ~10^5 threads
 
 
 def _threads(text: str) -> int:
@@ -204,9 +204,18 @@ def add_threads_flag(p: argparse.ArgumentParser, default: int | None = None, hel
                    help=help or "torch CPU threads (default: chosen from usable cores, workers and workload size)")
 
 
+def _data_root(text: str) -> str:
+    """argparse ``type=`` of ``--data-root``: an empty one is refused (it read as left out: $CODESIGN_DATA)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("--data-root is empty; give the folder that holds the datasets, or leave "
+                                         "it out for $CODESIGN_DATA")
+    return text
+
+
 def add_data_root(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-root",
+        type=_data_root,
         default=None,
         help="folder holding the datasets (default: $CODESIGN_DATA, else ../shared/data or ~/.cache)",
     )

@@ -89,10 +89,10 @@ def graph_config(args: argparse.Namespace) -> GraphTrainConfig:
     """The :class:`GraphTrainConfig` of a ``codesign train --task graph`` command line."""
     from codesign.graphs.config import GraphTrainConfig
 
-    method = (args.method or _default("method")).lower()
+    method = (_default("method") if args.method is None else args.method).lower()  # '' is refused, not the default
     if not args.ticket:
         check_method_sparsities(method, args.graph_sparsity, args.weight_sparsity)
-    model = (args.model or _default("model")).lower()
+    model = (_default("model") if args.model is None else args.model).lower()
     given = dict(
         model=model, dataset=args.dataset, method=method, seed=args.seed, epochs=args.epochs,
         graph_sparsity=args.graph_sparsity, weight_sparsity=args.weight_sparsity, layers=args.layers,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from codesign.runtime.outputs import STUDY_MARK
+
 
 def check_out_dir(path: str | Path, flag: str = "--out") -> None:
     """A run folder we may create or write: not empty, not a file, not in a read-only place (nothing is created
@@ -73,7 +75,7 @@ def check_not_results(path: Path, flag: str, overwrite: bool) -> None:
                             "--overwrite to replace them")
 
 
-CLAIM = ".codesign-study"  # a run folder's owner: the study whose outputs it holds
+CLAIM = STUDY_MARK  # a run folder's owner: the study whose outputs it holds
 
 
 def claim_run_folder(out: Path, study: str, overwrite: bool) -> None:

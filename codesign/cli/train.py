@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from codesign.runtime.outputs import EXPORT_FILES, RUN_FILES, STUDY_MARK  # what an --out folder may hold
 from codesign.runtime.torch_device import RUN_ON
 
 from . import cnn_args, graph_args
@@ -26,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                    "(default: cora for --task graph, fashion-mnist for --task cnn)")
     p.add_argument("--method", default=None,
                    help="ticket / pruning method (default: gebt for --task graph, eb for --task cnn; see each task)")
-    p.add_argument("--seed", type=bounded("--seed"), default=0, help="random seed (runs are deterministic on CPU)")
+    p.add_argument("--seed", type=bounded("--seed"), default=None,
+                   help="random seed (default: 0; runs are deterministic on CPU)")
     p.add_argument("--epochs", type=bounded("--epochs"), default=None,
                    help="graph: epochs of every phase (searches stop earlier when the ticket is found); cnn: "
                         "training / ticket search at most this many, then the retrain its own length "
@@ -64,8 +66,13 @@ CNN_DETECTOR_OPTIONS = {"--eb-eps": "eb", "--spline-threshold": "spline"}
 SHARED_OPTIONS = {"graph": (), "cnn": ("--retrain-init",)}
 
 
+# what the retraining of a saved ticket (--ticket) reads besides the ticket: the rest comes from the ticket
+TICKET_READS = ("--ticket", "--epochs")
+
+
 def check_ignored_options(args: argparse.Namespace) -> None:
-    """Refuse an option of the other task, or one the chosen method never reads (one line, the fix)."""
+    """Refuse an option of the other task, one the chosen method never reads, or one the retraining of a
+    ``--ticket`` takes from the ticket instead (one line, the fix)."""
     from costmodels.errors import CodesignError
 
     other = "cnn" if args.task == "graph" else "graph"
@@ -75,7 +82,13 @@ def check_ignored_options(args: argparse.Namespace) -> None:
     for flag, dest in args.task_options[other]:
         if dest not in mine and getattr(args, dest, None) not in (None, False):
             raise CodesignError(f"{flag} only applies to --task {other}; drop it or add --task {other}")
-    method = args.method or ("gebt" if args.task == "graph" else "eb")
+    if args.task == "graph" and getattr(args, "ticket", None):
+        for flag, dest in [("--model", "model"), ("--method", "method"), ("--seed", "seed"), *flags.items()]:
+            if flag not in TICKET_READS and getattr(args, dest, None) is not None:
+                raise CodesignError(f"{flag} {getattr(args, dest)} does not apply to --ticket (the retraining takes "
+                                    "the ticket's model, method, masks, optimiser and seed, so that it retrains "
+                                    "identically); drop it")
+    method = ("gebt" if args.task == "graph" else "eb") if args.method is None else args.method.lower()
     table = GRAPH_METHOD_OPTIONS if args.task == "graph" else CNN_METHOD_OPTIONS
     for flag, methods in table.items():
         if method in methods or flag not in flags or getattr(args, flags[flag], None) is None:
@@ -91,10 +104,6 @@ def check_ignored_options(args: argparse.Namespace) -> None:
                                     f"--detector {reader}")
 
 
-RUN_FILES = ("ticket.pt", "model.pt", "result.json", "study.db", "trials.csv", "summary.json")
-EXPORT_FILES = ("ticket.json", "state_dict.pt", "edge_index.pt")  # `codesign export --format pyg`
-
-
 def check_train_out(out: str, overwrite: bool) -> None:
     """A folder train may write into: writable, and not holding a run's results unless ``overwrite``."""
     from pathlib import Path
@@ -105,19 +114,40 @@ def check_train_out(out: str, overwrite: bool) -> None:
 
     check_out_dir(out)
     folder = Path(out)
-    held = [name for name in RUN_FILES + EXPORT_FILES if (folder / name).exists()]
+    held = [name for name in (*RUN_FILES, *EXPORT_FILES, STUDY_MARK) if (folder / name).exists()]
     if held and not overwrite:
         raise CodesignError(f"--out {out!r} already holds {', '.join(held)} of an earlier run; give a new folder, "
                             "or --overwrite to replace them")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM: leave as an exit (status 143) instead of dying at once, so that a file being written removes
+    its temporary file and the folder keeps a whole result or none (``codesign.runtime.outputs``)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one must not cut the exit short
+    raise SystemExit(143)
+
+
 def run(args: argparse.Namespace) -> int:
-    from codesign.graphs.epoch_flops import dataset_epoch_flops
-    from codesign.runtime.threads import configure
+    import signal
+    import threading
 
     check_ignored_options(args)
     if args.out is not None:
         check_train_out(args.out, args.overwrite)  # before training, not after
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        return _run(args)
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return _run(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from codesign.graphs.epoch_flops import dataset_epoch_flops
+    from codesign.runtime.threads import configure
 
     work = dataset_epoch_flops(args.dataset or "cora", args.hidden, args.layers) if args.task == "graph" else None
     policy = configure(args.threads, workload_flops=work)

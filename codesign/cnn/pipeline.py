@@ -194,6 +194,9 @@ def _save(cfg: CNNTrainConfig, model, result: dict) -> None:
 
     folder = Path(cfg.out)
     folder.mkdir(parents=True, exist_ok=True)
+    from codesign.runtime.outputs import clear_earlier_run
+
+    clear_earlier_run(folder, keep=("model.pt",))  # the earlier run's result.json first, then its other files
     state = {k: v.cpu() for k, v in model.state_dict().items()}
     from costmodels.atomic import atomic_path, write_text
 

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from codesign.runtime.memory import RELEASE_ABOVE, release_free_memory
+from codesign.runtime.outputs import clear_earlier_run
 from codesign.runtime.result_checks import chance_warning, check_sparsity
 from codesign.runtime.torch_device import resolve_run_on
 from codesign.runtime.versions import versions
@@ -130,6 +131,8 @@ def train_record(config: GraphTrainConfig, progress: bool = True, search_limit: 
     specs = [replace(p.spec, weight_pattern=pattern) if p.spec.weight_density < 1.0 else p.spec for p in res.phases]
     inputs = cost_inputs(config, data, specs, 1 - gs, 1 - ws, pattern)
     paper = price(inputs, aggregation_order="aggregate-first")
+    if config.out:  # the earlier run's result.json and files go before this run's ticket is written
+        clear_earlier_run(config.out, keep=("ticket.pt", "ticket.json"))
     ticket_path = str(_save(config, data, res, gs, ws)) if config.out else None
     record = GraphRunResult(
         model=config.model,

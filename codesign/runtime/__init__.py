@@ -5,6 +5,7 @@
 * :mod:`.threads` — how many torch threads a run takes;
 * :mod:`.torch_device` — which torch device a run uses (``--run-on``);
 * :mod:`.optim` — the one Adam of every training loop;
+* :mod:`.outputs` — what a run leaves in its ``--out`` folder, and clearing an earlier run's;
 * :mod:`.result_checks` — checks on a finished run (reached sparsity, chance-level accuracy);
 * :mod:`.versions` — the library versions a result records.
 

@@ -18,7 +18,8 @@ every ``REFRESH_S``) re-chooses the count when the training workers on this mach
 process with no trial left to start marks itself idle (``LocalWorkers.set_training``), and the last
 trials of the others take its cores.
 
-``--threads N`` overrides all of that; so does ``OMP_NUM_THREADS`` when the user set it.
+``--threads N`` overrides all of that; so does ``OMP_NUM_THREADS`` when the user set it (its first level: a
+whole number from 1 to ``THREADS_MAX``, else refused in one line).
 
 Waiting OpenMP threads spin by default (GNU OpenMP busy-waits before sleeping), which costs a run
 beside any other CPU-bound job about 10x its time. :func:`prepare_environment` puts
@@ -87,6 +88,29 @@ class ThreadPolicy:
         return asdict(self)
 
 
+THREADS_MAX = 1024
+"""Most torch threads a run may ask for (``--threads``, ``OMP_NUM_THREADS``): OpenMP aborts (a segfault, no
+message) when asked for ~10^5 threads."""
+
+
+def user_omp_threads(environ: Mapping[str, str] | None = None) -> int | None:
+    """The user's ``OMP_NUM_THREADS`` (its first, outer level) as a thread count; None when unset or empty.
+    Anything but a whole number from 1 to :data:`THREADS_MAX` is a :class:`CodesignError` naming the value
+    and the fix (the CLI checks it before torch starts OpenMP)."""
+    env = os.environ if environ is None else environ
+    omp = env.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if not omp:
+        return None
+    try:
+        n = int(omp)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= THREADS_MAX:
+        raise CodesignError(f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']!r} is not a whole number from 1 to "
+                            f"{THREADS_MAX}; unset it or set it to e.g. 1")
+    return n
+
+
 def choose_threads(cores: int, workers: int = 1, workload_flops: float | None = None,
                    explicit: int | None = None, environ: Mapping[str, str] | None = None) -> ThreadPolicy:
     """The thread count for one worker (pure: no torch, no side effects; see the module docstring)."""
@@ -99,16 +123,10 @@ def choose_threads(cores: int, workers: int = 1, workload_flops: float | None = 
         over = " (more than this worker's share: cores are oversubscribed)" if explicit > share else ""
         return ThreadPolicy(explicit, min(explicit, share), cores, workers, workload_flops, "--threads",
                             f"--threads {explicit}{over}")
-    omp = env.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if omp:
-        try:
-            n = int(omp)
-        except ValueError:
-            raise CodesignError(f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']!r} is not a whole number; "
-                                "unset it or set it to e.g. 1") from None
-        if n >= 1:
-            return ThreadPolicy(n, min(n, share), cores, workers, workload_flops, "OMP_NUM_THREADS",
-                                f"the user's OMP_NUM_THREADS={n}")
+    n = user_omp_threads(env)
+    if n is not None:
+        return ThreadPolicy(n, min(n, share), cores, workers, workload_flops, "OMP_NUM_THREADS",
+                            f"the user's OMP_NUM_THREADS={n}")
     threads, why = share, f"{cores} cores / {workers} worker(s)"
     if workload_flops is not None:
         worth = max(1, int(workload_flops // FLOPS_PER_THREAD))
