@@ -71,3 +71,17 @@ def test_interpolation_and_hardswish_are_priced_per_value():
         assert traced.unknown == {}
         flops[name] = float(price_workload(traced.workload, training=False).flops)
     assert flops == {"nearest": 0.0, "bilinear": 7.0 * 4 * 16 * 16, "hardswish": 5.0 * x.numel()}
+
+
+def test_an_embedding_lookup_reads_the_looked_up_rows_not_the_whole_table():
+    """``aten.embedding`` was priced as a copy of all its inputs: a lookup of 32 rows of a 50,000 x 64 table
+    read the whole 12.8 MB table (and ``embedding_bag`` was unknown, priced the same). A lookup reads the
+    rows it looks up and their int64 indices, and writes its output; a bag sums its rows (1 FLOP each)."""
+    idx = torch.randint(0, 50_000, (4, 8))
+    rows = 4 * 8 * 64
+    for net, flops, written in ((nn.Embedding(50_000, 64), 0.0, rows), (nn.EmbeddingBag(50_000, 64), rows, 4 * 64)):
+        traced = trace_workload(lambda n=net: n(idx), list(net.parameters()), "lookup")
+        assert traced.unknown == {}
+        op = next(r for r in breakdown(traced.workload, training=False) if "embedding" in r["op"])
+        assert op["flops"] == flops
+        assert op["dram_bytes"] == 4 * rows + 8 * idx.numel() + 4 * written

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from costmodels import Elementwise, Gemm, OpCost
 from costmodels.context import ExecContext
 
@@ -27,7 +29,7 @@ MOVES = {"index", "gather", "index_select",
           "clone", "_to_copy", "copy_", "cat", "stack", "repeat", "contiguous", "fill_", "zero_", "masked_fill",
           "masked_fill_", "where", "index_put", "index_put_", "masked_select", "nonzero", "constant_pad_nd",
           "flip", "roll", "native_dropout", "bernoulli_", "bernoulli", "lift_fresh_copy", "clamp", "clamp_",
-          "scatter", "scatter_", "embedding", "to_sparse", "_to_sparse", "_to_sparse_csr", "_to_dense", "coalesce",
+          "scatter", "scatter_", "to_sparse", "_to_sparse", "_to_sparse_csr", "_to_dense", "coalesce",
           "_coalesce", "to_dense", "tril", "triu", "unique", "_unique2", "bincount", "repeat_interleave",
           "_convert_indices_from_coo_to_csr", "_convert_indices_from_csr_to_coo"}
 # sparse A @ dense H with a reduction other than the sum (torch.sparse.mm(A, H, reduce="mean"|"amax"|...):
@@ -58,6 +60,8 @@ VALUE_FLOPS = {"upsample_nearest1d": 0.0, "upsample_nearest2d": 0.0, "upsample_n
                "upsample_linear1d": 3.0, "upsample_bilinear2d": 7.0, "_upsample_bilinear2d_aa": 7.0,
                "upsample_trilinear3d": 15.0, "upsample_bicubic2d": 31.0, "hardswish": 5.0, "hardswish_": 5.0,
                "_safe_softmax": 1.0}
+# embedding tables (weight [V, D], indices, ...): FLOPs per looked-up value (a bag sums its rows)
+LOOKUPS = {"embedding": 0.0, "_embedding_bag": 1.0, "_embedding_bag_forward_only": 1.0}
 # batch norm per value, as costmodels.cnn.batchnorm2d counts it: training (batch statistics: sum, subtract,
 # square, sum; normalise: subtract, scale by rsqrt, affine scale and shift) 7 FLOPs and 2 reads, inference
 # (running statistics folded into one scale and shift) 2 FLOPs and 1 read; backward 9 FLOPs
@@ -104,3 +108,34 @@ class Fused(Elementwise):
         if ctx.eager_messages:
             return cost
         return OpCost(self.name, cost.op_class, cost.phase, cost.flops, 0.0, 0.0 * cost.flops, 0)
+
+
+def density(t: torch.Tensor) -> float:
+    """Non-zero fraction of a tensor's values (at least a tiny positive number: 0 means "not features")."""
+    with torch.no_grad():
+        return max(float((t.detach() != 0).sum()) / max(t.numel(), 1), 1e-9)
+
+
+def weight_sparsity(rows: torch.Tensor) -> tuple[float, str]:
+    """(density, pattern) of a weight ``[out, in]`` as it is: the fraction of non-zero values (zeros a
+    user pruned, e.g. ``torch.nn.utils.prune``, count where the device exploits them) and ``2:4`` when
+    every group of 4 consecutive inputs holds at most 2 non-zeros (``graphs.masks.mask_pattern``)."""
+    from codesign.graphs.masks import mask_pattern
+
+    with torch.no_grad():
+        nonzero = rows.detach() != 0
+        d = float(nonzero.sum()) / max(nonzero.numel(), 1)
+        if d >= 1.0:
+            return 1.0, "unstructured"
+        return d, mask_pattern({"w": nonzero.reshape(nonzero.shape[0], -1) if nonzero.dim() > 1 else nonzero})
+
+
+def lookup_op(name: str, weight: torch.Tensor, indices: torch.Tensor, out: torch.Tensor, grad: bool) -> Elementwise:
+    """An embedding lookup of ``weight [V, D]`` at ``indices`` (``embedding``: out ``[..., D]``; ``embedding_bag``:
+    the rows of each bag summed, ``LOOKUPS`` FLOPs per looked-up value): it reads the looked-up rows and
+    their indices, not the whole table, and writes its output."""
+    width = max(int(weight.size(-1)), 1)
+    rows = max(float(indices.numel() * width), 1.0)
+    index_values = indices.element_size() / 4.0  # int64: 2 float32-sized values per index
+    return Elementwise(f"aten.{name}", rows, LOOKUPS[name], 1.0, reads=1.0 + index_values / width,
+                       writes=float(out.numel()) / rows, needs_backward=grad)

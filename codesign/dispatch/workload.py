@@ -58,6 +58,7 @@ from .aten_ops import (
     FREE,
     GATHERS,
     GEMMS,
+    LOOKUPS,
     MOVES,
     REDUCTIONS,
     SCATTERS,
@@ -66,6 +67,9 @@ from .aten_ops import (
     Fused,
     NoParamGemm,
     Parameters,
+    density,
+    lookup_op,
+    weight_sparsity,
 )
 from .opcount import StepCounts
 from .record import RANDOM_PREFIXES, DispatchRecorder
@@ -132,7 +136,7 @@ class _Recorder(DispatchRecorder):
         for t in grad_inputs:
             self.info[t] = _Info(grad=True)
         if features is not None:  # read as stored: sparse on a device with sparse feature storage
-            self.info[features] = _Info(features=_density(features))
+            self.info[features] = _Info(features=density(features))
         self.slots: list[Any] = []  # cost-model ops (None once absorbed)
         self.pre: set[int] = set()  # slots computed from the graph structure alone
         self.weighting: set[int] = set()  # slots that scale messages by an edge value (the SpMM multiply)
@@ -177,6 +181,8 @@ class _Recorder(DispatchRecorder):
             self._sparse_product(name, args[0], args[1], str(args[2]) if len(args) > 2 else "sum")
         elif name in ATTENTIONS:
             self._attention(name, args[0], args[1], args[2], result.grad)
+        elif name in LOOKUPS:  # an embedding table: the looked-up rows are read, not the whole table
+            self._add(lookup_op(name, args[0], args[1], flat_out[0], result.grad))
         elif name in VALUE_FLOPS:
             self._add(self._elementwise(name, flat_in[:1], flat_out[:1], VALUE_FLOPS[name], result.grad))
         elif name in SCATTERS:
@@ -393,7 +399,7 @@ class _Recorder(DispatchRecorder):
             m, n, ia, ib = batch * b.size(-1), a.size(-2), ib, ia
             rows = a
         cls = Gemm if ib.param and batch == 1 else NoParamGemm
-        d, pattern = _weight_sparsity(rows) if cls is Gemm else (1.0, "unstructured")
+        d, pattern = weight_sparsity(rows) if cls is Gemm else (1.0, "unstructured")
         self._add(cls(f"aten.{name}", float(m), float(k), float(n), d, ia.grad, ib.grad, weight_pattern=pattern,
                       input_resident=ia.features > 0, input_density=ia.features or 1.0,
                       sparse_compute=False))  # a strided product: dense, whatever the device could do
@@ -429,7 +435,7 @@ class _Recorder(DispatchRecorder):
         transposed, groups = bool(args[6]), int(args[8])
         ix, iw = self._get(x), self._get(w)
         y = outs[0]
-        d, pattern = _weight_sparsity(w.reshape(w.size(0), -1)) if iw.param else (1.0, "unstructured")
+        d, pattern = weight_sparsity(w.reshape(w.size(0), -1)) if iw.param else (1.0, "unstructured")
         if x.dim() == 4 and not transposed:
             self._add(Conv2d("aten.convolution", float(x.size(0)), float(x.size(1)), float(y.size(1)),
                              float(x.size(2)), float(x.size(3)), float(y.size(2)), float(y.size(3)),
@@ -446,26 +452,6 @@ class _Recorder(DispatchRecorder):
         if bias is not None:
             self._add(Elementwise("aten.convolution.bias", float(y.numel()), 1.0, 1.0, reads=1.0, writes=0.0,
                                   needs_backward=result.grad))
-
-
-def _density(t: torch.Tensor) -> float:
-    """Non-zero fraction of a tensor's values (at least a tiny positive number: 0 means "not features")."""
-    with torch.no_grad():
-        return max(float((t.detach() != 0).sum()) / max(t.numel(), 1), 1e-9)
-
-
-def _weight_sparsity(rows: torch.Tensor) -> tuple[float, str]:
-    """(density, pattern) of a weight ``[out, in]`` as it is: the fraction of non-zero values (zeros a
-    user pruned, e.g. ``torch.nn.utils.prune``, count where the device exploits them) and ``2:4`` when
-    every group of 4 consecutive inputs holds at most 2 non-zeros (``graphs.masks.mask_pattern``)."""
-    from codesign.graphs.masks import mask_pattern
-
-    with torch.no_grad():
-        nonzero = rows.detach() != 0
-        d = float(nonzero.sum()) / max(nonzero.numel(), 1)
-        if d >= 1.0:
-            return 1.0, "unstructured"
-        return d, mask_pattern({"w": nonzero.reshape(nonzero.shape[0], -1) if nonzero.dim() > 1 else nonzero})
 
 
 def trace_workload(fn: Callable[[], Any], params: list[torch.Tensor], name: str, *,
@@ -489,7 +475,7 @@ def trace_workload(fn: Callable[[], Any], params: list[torch.Tensor], name: str,
     if total > carried:
         ops.append(Parameters("parameters", 0.0, 0.0, 0.0, params=float(total - carried)))
     wl = Workload(name=name, ops=tuple(ops), input_values=input_values, graph_edges=graph_edges,
-                  input_density=1.0 if features is None else _density(features),
+                  input_density=1.0 if features is None else density(features),
                   info={"source": "traced with torch dispatch", "unknown_ops": dict(recorder.unknown)})
     preprocessing = Workload(name=f"{name}/graph_preprocessing", ops=tuple(pre), graph_edges=graph_edges)
     return Traced(wl, dict(recorder.counts + recorder.graph_counts), dict(recorder.unknown), total, preprocessing,
