@@ -85,3 +85,30 @@ def test_an_embedding_lookup_reads_the_looked_up_rows_not_the_whole_table():
         op = next(r for r in breakdown(traced.workload, training=False) if "embedding" in r["op"])
         assert op["flops"] == flops
         assert op["dram_bytes"] == 4 * rows + 8 * idx.numel() + 4 * written
+
+
+def test_products_with_a_vector_are_priced_as_products_not_unknown():
+    """``h @ self.att`` with a 1-D parameter (a hand-written attention vector) dispatches ``aten.mv``; ``mv``,
+    ``dot``, ``addmv``, ``addr`` and ``addbmm`` were unknown, so their multiply-adds were priced as traffic
+    (0 MACs). Each is now a product with its hand-counted MACs, the 1-D weight a weight (it gets dW)."""
+
+    class Att(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.att, self.w = nn.Parameter(torch.randn(16)), nn.Parameter(torch.randn(8, 16))
+
+        def forward(self, h):
+            return (h @ self.att).sum() + (self.w @ h[0]).sum()
+
+    h, net = torch.randn(50, 16), Att()
+    traced = trace_workload(lambda: net(h), list(net.parameters()), "att")
+    assert traced.unknown == {}
+    assert float(price_workload(traced.workload, training=False).macs) == 50 * 16 + 8 * 16
+    rows = breakdown(traced.workload, training=True)
+    assert sum(r["flops"] for r in rows if r["class"] == "gemm" and r["pass"] == "backward") == 2 * (50 * 16 + 8 * 16)
+    for fn, macs in ((lambda: torch.dot(h[0], h[1]), 16), (lambda: torch.addmv(torch.randn(50), h, h[0]), 50 * 16),
+                     (lambda: torch.addr(torch.randn(50, 16), h[:, 0], h[0]), 50 * 16),
+                     (lambda: torch.addbmm(torch.randn(5, 6), torch.randn(3, 5, 4), torch.randn(3, 4, 6)), 360)):
+        traced = trace_workload(fn, [], "product")
+        assert traced.unknown == {}
+        assert float(price_workload(traced.workload, training=False).macs) == macs

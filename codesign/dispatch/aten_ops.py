@@ -14,8 +14,10 @@ import torch
 from costmodels import Elementwise, Gemm, OpCost
 from costmodels.context import ExecContext
 
-GEMMS = {"mm", "addmm", "bmm", "baddbmm", "_sparse_addmm", "_sparse_mm", "_sparse_csr_mm", "_sparse_csr_addmm"}
-ADDMMS = {"addmm", "baddbmm", "_sparse_addmm", "_sparse_csr_addmm"}  # (bias, a, b)
+# products; mv/dot/vdot/addmv/addr take vectors (a 1-D weight: `h @ self.att`), addbmm sums a bmm over its batch
+GEMMS = {"mm", "addmm", "bmm", "baddbmm", "_sparse_addmm", "_sparse_mm", "_sparse_csr_mm", "_sparse_csr_addmm",
+         "mv", "dot", "vdot", "addmv", "addr", "addbmm"}
+ADDMMS = {"addmm", "baddbmm", "_sparse_addmm", "_sparse_csr_addmm", "addmv", "addr", "addbmm"}  # (bias, a, b)
 SCATTERS = {"scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_", "index_add", "index_add_",
              "index_reduce", "index_reduce_", "segment_reduce", "_segment_reduce"}
 GATHERS = {"index_select", "index", "gather"}

@@ -4,7 +4,8 @@
 tensors under the one dispatch recorder (``codesign.dispatch.record``: the op and launch counts of
 built-ins and traced models alike) and maps every ATen operator it sees to a cost-model op:
 
-* ``mm``/``addmm``/``bmm``/``baddbmm`` -> :class:`Gemm` (FLOPs as ``FlopCounterMode`` counts them; an
+* ``mm``/``addmm``/``bmm``/``baddbmm`` and the vector products (``mv``, ``dot``, ``addmv``, ``addr``, ``addbmm``)
+  -> :class:`Gemm` (FLOPs as ``FlopCounterMode`` counts them; an
   ``addmm`` bias is a separate elementwise op), ``convolution`` -> :class:`Conv2d` (2-D) or the GEMM
   with the same multiply-adds (other ranks, transposed).
 * Sparse aggregation -> :class:`Aggregate` with nnz-aware bytes: ``scatter_add``/``scatter_reduce``/
@@ -392,6 +393,10 @@ class _Recorder(DispatchRecorder):
             self._sparse_product(name, *((a, b) if a.layout != torch.strided else (b, a)))
             return
         ia, ib = self._get(a), self._get(b)
+        if a.dim() == 1 or b.dim() == 1:  # vectors as a row [1, K] and a column [K, 1] (addr's outer: [M, 1], [1, N])
+            outer = name == "addr"
+            a = a.unsqueeze(1 if outer else 0) if a.dim() == 1 else a
+            b = b.unsqueeze(0 if outer else 1) if b.dim() == 1 else b
         batch = a.size(0) if a.dim() == 3 else 1
         m, k, n = batch * a.size(-2), a.size(-1), b.size(-1)
         rows = b.transpose(-2, -1) if b.dim() >= 2 else b  # the weight as [out, in]: in = the reduction dim
@@ -403,7 +408,7 @@ class _Recorder(DispatchRecorder):
         self._add(cls(f"aten.{name}", float(m), float(k), float(n), d, ia.grad, ib.grad, weight_pattern=pattern,
                       input_resident=ia.features > 0, input_density=ia.features or 1.0,
                       sparse_compute=False))  # a strided product: dense, whatever the device could do
-        if name in ("addmm", "baddbmm"):
+        if name in ADDMMS:
             bias = args[0]
             self._add(Elementwise("aten.addmm.bias", float(outs[0].numel()), 1.0, 1.0, reads=1.0, writes=0.0,
                                   needs_backward=self._get(bias).grad or result.grad))
