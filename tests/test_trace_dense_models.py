@@ -112,3 +112,22 @@ def test_products_with_a_vector_are_priced_as_products_not_unknown():
         traced = trace_workload(fn, [], "product")
         assert traced.unknown == {}
         assert float(price_workload(traced.workload, training=False).macs) == macs
+
+
+def test_an_lstm_is_priced_as_its_products_gates_and_cell_not_unknown():
+    """``nn.LSTM`` on the CPU runs one fused ``aten.mkldnn_rnn_layer`` per layer and direction; it was unknown,
+    so an LSTM's multiply-adds were missing (0 MACs: FlopCounterMode does not count it either). Hand count per
+    time step and sample: ``4 H (I + H)`` per layer and direction; backward: dW of both products, dX of the
+    recurrent one and of the second layer's input."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 16)  # B = 2, T = 5, I = 16; H = 32
+    for bidirectional, dirs in ((False, 1), (True, 2)):
+        net = nn.LSTM(16, 32, num_layers=2, batch_first=True, bidirectional=bidirectional)
+        traced = trace_workload(lambda n=net: n(x), list(net.parameters()), "lstm")
+        assert traced.unknown == {}
+        macs = 10 * 4 * 32 * (16 + 32) * dirs + 10 * 4 * 32 * (32 * dirs + 32) * dirs
+        assert float(price_workload(traced.workload, training=False).macs) == macs
+        rows = breakdown(traced.workload, training=True)
+        dx_first_input = 2 * 10 * 4 * 32 * 16 * dirs  # layer 1's input needs no dX
+        backward = sum(r["flops"] for r in rows if r["class"] == "gemm" and r["pass"] == "backward")
+        assert backward == 2 * 2 * macs - dx_first_input

@@ -64,6 +64,8 @@ VALUE_FLOPS = {"upsample_nearest1d": 0.0, "upsample_nearest2d": 0.0, "upsample_n
                "_safe_softmax": 1.0}
 # embedding tables (weight [V, D], indices, ...): FLOPs per looked-up value (a bag sums its rows)
 LOOKUPS = {"embedding": 0.0, "_embedding_bag": 1.0, "_embedding_bag_forward_only": 1.0}
+# a recurrent layer's fused CPU kernel (nn.LSTM on the CPU: one layer and direction over the whole sequence)
+RNN_LAYERS = {"mkldnn_rnn_layer"}
 # batch norm per value, as costmodels.cnn.batchnorm2d counts it: training (batch statistics: sum, subtract,
 # square, sum; normalise: subtract, scale by rsqrt, affine scale and shift) 7 FLOPs and 2 reads, inference
 # (running statistics folded into one scale and shift) 2 FLOPs and 1 read; backward 9 FLOPs
@@ -141,3 +143,25 @@ def lookup_op(name: str, weight: torch.Tensor, indices: torch.Tensor, out: torch
     index_values = indices.element_size() / 4.0  # int64: 2 float32-sized values per index
     return Elementwise(f"aten.{name}", rows, LOOKUPS[name], 1.0, reads=1.0 + index_values / width,
                        writes=float(out.numel()) / rows, needs_backward=grad)
+
+
+def rnn_layer_ops(args: tuple, x_grad: bool, ih_param: bool, hh_param: bool, grad: bool) -> list[Any]:
+    """``mkldnn_rnn_layer(x [T, B, I], w_ih [G H, I], w_hh [G H, H], b_ih, b_hh, h0, c0, ..., hidden_size H, ...,
+    has_biases, ...)`` (G = 4 LSTM gates) as cost-model ops: the input product ``[T B, I] @ [I, G H]``, the
+    recurrent product (T steps of ``[B, H] @ [H, G H]``, priced as one ``[T B, H]`` product: the same MACs),
+    the gate nonlinearities with their two bias adds (3 FLOPs per gate value; 1 without biases) and the cell
+    update ``c = f c + i g``, ``h = o tanh(c)`` (5 FLOPs per hidden value)."""
+    x, w_ih, w_hh, hidden, biases = args[0], args[1], args[2], int(args[10]), bool(args[12])
+    rows = float(x.numel() // max(x.size(-1), 1))  # T * B
+    gates = float(w_ih.size(0))
+    ops: list[Any] = []
+    for w, param, dx in ((w_ih, ih_param, x_grad), (w_hh, hh_param, grad)):
+        d, pattern = weight_sparsity(w) if param else (1.0, "unstructured")
+        ops.append((Gemm if param else NoParamGemm)("aten.mkldnn_rnn_layer", rows, float(w.size(1)), gates, d, dx,
+                                                    param, weight_pattern=pattern))
+    gate_flops, saved = (3.0 if biases else 1.0), (1.0 if grad else 0.0)
+    ops.append(Elementwise("aten.mkldnn_rnn_layer.gates", rows * gates, gate_flops, gate_flops, reads=2.0,
+                           writes=1.0, saved_values=saved, needs_backward=grad))
+    ops.append(Elementwise("aten.mkldnn_rnn_layer.cell", rows * hidden, 5.0, 5.0, reads=2.0, writes=2.0,
+                           saved_values=saved, needs_backward=grad))
+    return ops

@@ -62,6 +62,7 @@ from .aten_ops import (
     LOOKUPS,
     MOVES,
     REDUCTIONS,
+    RNN_LAYERS,
     SCATTERS,
     SPARSE_REDUCES,
     VALUE_FLOPS,
@@ -70,6 +71,7 @@ from .aten_ops import (
     Parameters,
     density,
     lookup_op,
+    rnn_layer_ops,
     weight_sparsity,
 )
 from .opcount import StepCounts
@@ -182,6 +184,10 @@ class _Recorder(DispatchRecorder):
             self._sparse_product(name, args[0], args[1], str(args[2]) if len(args) > 2 else "sum")
         elif name in ATTENTIONS:
             self._attention(name, args[0], args[1], args[2], result.grad)
+        elif name in RNN_LAYERS:  # nn.LSTM's fused CPU kernel: its two products, gates and cell update
+            for op in rnn_layer_ops(args, self._get(args[0]).grad, self._get(args[1]).param, self._get(args[2]).param,
+                                    result.grad):
+                self._add(op)
         elif name in LOOKUPS:  # an embedding table: the looked-up rows are read, not the whole table
             self._add(lookup_op(name, args[0], args[1], flat_out[0], result.grad))
         elif name in VALUE_FLOPS:
