@@ -131,3 +131,24 @@ def test_an_lstm_is_priced_as_its_products_gates_and_cell_not_unknown():
         dx_first_input = 2 * 10 * 4 * 32 * 16 * dirs  # layer 1's input needs no dX
         backward = sum(r["flops"] for r in rows if r["class"] == "gemm" and r["pass"] == "backward")
         assert backward == 2 * 2 * macs - dx_first_input
+
+
+def test_pooling_padding_shuffles_losses_and_gru_views_are_priced_not_unknown():
+    """3-D and adaptive max pooling, reflection/replication padding, pixel shuffle, the MSE/BCE losses, PReLU
+    and GLU were unknown (their values priced as traffic, 0 FLOPs), and nn.GRU's ``unsafe_split`` and
+    ``transpose_`` (views) were listed as unknown kernels. Reductions cost 1 FLOP per input value, moves 0,
+    prelu 1 and glu 2 per output value; views nothing."""
+    x5, x4 = torch.randn(1, 4, 8, 8, 8), torch.randn(2, 8, 6, 6)
+    cases = [(lambda: F.max_pool3d(x5, 2), x5.numel()), (lambda: F.adaptive_max_pool2d(x4, 2), x4.numel()),
+             (lambda: F.avg_pool3d(x5, 2), x5.numel()), (lambda: F.pad(x4, (1, 1, 1, 1), mode="reflect"), 0),
+             (lambda: F.pad(x4, (1, 1, 1, 1), mode="replicate"), 0), (lambda: F.pixel_shuffle(x4, 2), 0),
+             (lambda: F.mse_loss(x4, x4.flip(0), reduction="sum"), x4.numel()),
+             (lambda: F.binary_cross_entropy_with_logits(x4, x4.sigmoid()), x4.numel() + x4.numel()),
+             (lambda: F.prelu(x4, torch.full((8,), 0.1)), x4.numel()), (lambda: F.glu(x4, 1), x4.numel())]
+    for fn, flops in cases:
+        traced = trace_workload(fn, [], "op")
+        assert traced.unknown == {}
+        assert float(price_workload(traced.workload, training=False).flops) == flops
+    gru = nn.GRU(8, 16, batch_first=True)
+    traced = trace_workload(lambda: gru(torch.randn(2, 5, 8)), list(gru.parameters()), "gru")
+    assert traced.unknown == {}

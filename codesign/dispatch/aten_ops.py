@@ -26,14 +26,23 @@ REDUCTIONS = {"sum", "mean", "amax", "amin", "max", "min", "prod", "_softmax", "
                "std", "var_mean", "native_layer_norm", "native_batch_norm", "_native_batch_norm_legit",
                "_native_batch_norm_legit_no_training", "argmax", "argmin", "logsumexp", "cumsum", "any", "all",
                "native_group_norm", "max_pool2d_with_indices", "avg_pool2d", "adaptive_avg_pool2d",
-               "_adaptive_avg_pool2d", "topk", "sort"}
+               "_adaptive_avg_pool2d", "topk", "sort",
+               # pooling of other ranks, max without indices, adaptive max; losses; other reductions
+               "max_pool1d", "max_pool2d", "max_pool3d", "max_pool3d_with_indices", "avg_pool1d", "avg_pool3d",
+               "adaptive_avg_pool1d", "adaptive_avg_pool3d", "_adaptive_avg_pool3d", "adaptive_max_pool1d",
+               "adaptive_max_pool2d", "adaptive_max_pool3d", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
+               "binary_cross_entropy", "binary_cross_entropy_with_logits", "std_mean", "median", "nanmedian",
+               "mode", "cumprod", "aminmax", "col2im"}
 MOVES = {"index", "gather", "index_select",
           "clone", "_to_copy", "copy_", "cat", "stack", "repeat", "contiguous", "fill_", "zero_", "masked_fill",
           "masked_fill_", "where", "index_put", "index_put_", "masked_select", "nonzero", "constant_pad_nd",
           "flip", "roll", "native_dropout", "bernoulli_", "bernoulli", "lift_fresh_copy", "clamp", "clamp_",
           "scatter", "scatter_", "to_sparse", "_to_sparse", "_to_sparse_csr", "_to_dense", "coalesce",
           "_coalesce", "to_dense", "tril", "triu", "unique", "_unique2", "bincount", "repeat_interleave",
-          "_convert_indices_from_coo_to_csr", "_convert_indices_from_csr_to_coo"}
+          "_convert_indices_from_coo_to_csr", "_convert_indices_from_csr_to_coo",
+          "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d",
+          "replication_pad3d", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle",
+          "im2col", "index_copy", "index_copy_"}
 # sparse A @ dense H with a reduction other than the sum (torch.sparse.mm(A, H, reduce="mean"|"amax"|...):
 # PyG's mean/max aggregation on a sparse adjacency); (A, H, reduce) -> (out, argmax positions)
 SPARSE_REDUCES = {"_sparse_mm_reduce_impl"}
@@ -47,7 +56,9 @@ FREE = {"detach", "t", "view", "_unsafe_view", "expand", "unsqueeze", "squeeze",
          "expand_as", "view_as", "flatten", "_indices", "_values", "indices", "values", "crow_indices",
          "col_indices", "_nnz", "equal", "is_same_size", "record_stream", "sparse_compressed_tensor",
          "_sparse_compressed_tensor_unsafe", "sparse_csr_tensor", "_sparse_csr_tensor_unsafe", "sparse_coo_tensor",
-         "_sparse_coo_tensor_unsafe", "_sparse_coo_tensor_with_dims_and_tensors", "ccol_indices", "row_indices"}
+         "_sparse_coo_tensor_unsafe", "_sparse_coo_tensor_with_dims_and_tensors", "ccol_indices", "row_indices",
+         "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk", "transpose_", "t_", "squeeze_", "unsqueeze_",
+         "as_strided_", "is_coalesced", "_coalesced_"}
 DROPOUT_FLOPS = {"native_dropout": 2.0}
 # fused scaled-dot-product attention (query, key, value, ...): F.scaled_dot_product_attention's kernels,
 # nn.MultiheadAttention's and nn.TransformerEncoderLayer's path with gradients on
@@ -56,12 +67,12 @@ ATTENTIONS = {"_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_produc
               "_scaled_dot_product_fused_attention_overrideable"}
 # FLOPs per output value of ops without torch's pointwise tag: interpolation (nearest copies; linear blends 2
 # values per dimension: 2^k products and 2^k - 1 sums in k dimensions; bicubic 16 products and 15 sums) and
-# hardswish (x * min(max(x + 3, 0), 6) / 6)
+# hardswish (x * min(max(x + 3, 0), 6) / 6); prelu (x or a x) 1; glu (a * sigmoid(b)) 2
 VALUE_FLOPS = {"upsample_nearest1d": 0.0, "upsample_nearest2d": 0.0, "upsample_nearest3d": 0.0,
                "_upsample_nearest_exact1d": 0.0, "_upsample_nearest_exact2d": 0.0, "_upsample_nearest_exact3d": 0.0,
                "upsample_linear1d": 3.0, "upsample_bilinear2d": 7.0, "_upsample_bilinear2d_aa": 7.0,
                "upsample_trilinear3d": 15.0, "upsample_bicubic2d": 31.0, "hardswish": 5.0, "hardswish_": 5.0,
-               "_safe_softmax": 1.0}
+               "_safe_softmax": 1.0, "_prelu_kernel": 1.0, "glu": 2.0}
 # embedding tables (weight [V, D], indices, ...): FLOPs per looked-up value (a bag sums its rows)
 LOOKUPS = {"embedding": 0.0, "_embedding_bag": 1.0, "_embedding_bag_forward_only": 1.0}
 # a recurrent layer's fused CPU kernel (nn.LSTM on the CPU: one layer and direction over the whole sequence)
