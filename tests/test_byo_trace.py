@@ -426,3 +426,16 @@ def test_eager_devices_pay_for_the_message_tensors_a_traced_model_writes():
     fused = dram(replace(eager, eager_messages=False))
     assert dram(eager) >= fused + messages
     assert dram(eager) <= fused + 1.5 * messages  # the gather's index and the scatter's zeros, no more
+
+
+def test_a_model_without_trainable_parameters_is_one_clear_error(tmp_path, capsys):
+    """A parameter-free model (PyG's APPNP alone) failed inside the training trace's backward with torch's
+    "element 0 of tensors does not require grad", reported as "check that it takes the dataset's inputs":
+    the wrong fix. It is now one line saying what is missing."""
+    with pytest.raises(CodesignError, match="no trainable parameters"):
+        price_model(lambda f, c: pyg.APPNP(K=2, alpha=0.1), TINY, ["h100"])
+    module = tmp_path / "free.py"
+    module.write_text("from torch_geometric.nn import APPNP\n\ndef make(f, c):\n    return APPNP(K=2, alpha=0.1)\n")
+    assert main(["estimate", "--module", f"{module}:make", "--dataset", TINY, "--device", "h100"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "APPNP has no trainable parameters" in err[0]

@@ -71,3 +71,84 @@ def test_interpolation_and_hardswish_are_priced_per_value():
         assert traced.unknown == {}
         flops[name] = float(price_workload(traced.workload, training=False).flops)
     assert flops == {"nearest": 0.0, "bilinear": 7.0 * 4 * 16 * 16, "hardswish": 5.0 * x.numel()}
+
+
+def test_an_embedding_lookup_reads_the_looked_up_rows_not_the_whole_table():
+    """``aten.embedding`` was priced as a copy of all its inputs: a lookup of 32 rows of a 50,000 x 64 table
+    read the whole 12.8 MB table (and ``embedding_bag`` was unknown, priced the same). A lookup reads the
+    rows it looks up and their int64 indices, and writes its output; a bag sums its rows (1 FLOP each)."""
+    idx = torch.randint(0, 50_000, (4, 8))
+    rows = 4 * 8 * 64
+    for net, flops, written in ((nn.Embedding(50_000, 64), 0.0, rows), (nn.EmbeddingBag(50_000, 64), rows, 4 * 64)):
+        traced = trace_workload(lambda n=net: n(idx), list(net.parameters()), "lookup")
+        assert traced.unknown == {}
+        op = next(r for r in breakdown(traced.workload, training=False) if "embedding" in r["op"])
+        assert op["flops"] == flops
+        assert op["dram_bytes"] == 4 * rows + 8 * idx.numel() + 4 * written
+
+
+def test_products_with_a_vector_are_priced_as_products_not_unknown():
+    """``h @ self.att`` with a 1-D parameter (a hand-written attention vector) dispatches ``aten.mv``; ``mv``,
+    ``dot``, ``addmv``, ``addr`` and ``addbmm`` were unknown, so their multiply-adds were priced as traffic
+    (0 MACs). Each is now a product with its hand-counted MACs, the 1-D weight a weight (it gets dW)."""
+
+    class Att(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.att, self.w = nn.Parameter(torch.randn(16)), nn.Parameter(torch.randn(8, 16))
+
+        def forward(self, h):
+            return (h @ self.att).sum() + (self.w @ h[0]).sum()
+
+    h, net = torch.randn(50, 16), Att()
+    traced = trace_workload(lambda: net(h), list(net.parameters()), "att")
+    assert traced.unknown == {}
+    assert float(price_workload(traced.workload, training=False).macs) == 50 * 16 + 8 * 16
+    rows = breakdown(traced.workload, training=True)
+    assert sum(r["flops"] for r in rows if r["class"] == "gemm" and r["pass"] == "backward") == 2 * (50 * 16 + 8 * 16)
+    for fn, macs in ((lambda: torch.dot(h[0], h[1]), 16), (lambda: torch.addmv(torch.randn(50), h, h[0]), 50 * 16),
+                     (lambda: torch.addr(torch.randn(50, 16), h[:, 0], h[0]), 50 * 16),
+                     (lambda: torch.addbmm(torch.randn(5, 6), torch.randn(3, 5, 4), torch.randn(3, 4, 6)), 360)):
+        traced = trace_workload(fn, [], "product")
+        assert traced.unknown == {}
+        assert float(price_workload(traced.workload, training=False).macs) == macs
+
+
+def test_an_lstm_is_priced_as_its_products_gates_and_cell_not_unknown():
+    """``nn.LSTM`` on the CPU runs one fused ``aten.mkldnn_rnn_layer`` per layer and direction; it was unknown,
+    so an LSTM's multiply-adds were missing (0 MACs: FlopCounterMode does not count it either). Hand count per
+    time step and sample: ``4 H (I + H)`` per layer and direction; backward: dW of both products, dX of the
+    recurrent one and of the second layer's input."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 16)  # B = 2, T = 5, I = 16; H = 32
+    for bidirectional, dirs in ((False, 1), (True, 2)):
+        net = nn.LSTM(16, 32, num_layers=2, batch_first=True, bidirectional=bidirectional)
+        traced = trace_workload(lambda n=net: n(x), list(net.parameters()), "lstm")
+        assert traced.unknown == {}
+        macs = 10 * 4 * 32 * (16 + 32) * dirs + 10 * 4 * 32 * (32 * dirs + 32) * dirs
+        assert float(price_workload(traced.workload, training=False).macs) == macs
+        rows = breakdown(traced.workload, training=True)
+        dx_first_input = 2 * 10 * 4 * 32 * 16 * dirs  # layer 1's input needs no dX
+        backward = sum(r["flops"] for r in rows if r["class"] == "gemm" and r["pass"] == "backward")
+        assert backward == 2 * 2 * macs - dx_first_input
+
+
+def test_pooling_padding_shuffles_losses_and_gru_views_are_priced_not_unknown():
+    """3-D and adaptive max pooling, reflection/replication padding, pixel shuffle, the MSE/BCE losses, PReLU
+    and GLU were unknown (their values priced as traffic, 0 FLOPs), and nn.GRU's ``unsafe_split`` and
+    ``transpose_`` (views) were listed as unknown kernels. Reductions cost 1 FLOP per input value, moves 0,
+    prelu 1 and glu 2 per output value; views nothing."""
+    x5, x4 = torch.randn(1, 4, 8, 8, 8), torch.randn(2, 8, 6, 6)
+    cases = [(lambda: F.max_pool3d(x5, 2), x5.numel()), (lambda: F.adaptive_max_pool2d(x4, 2), x4.numel()),
+             (lambda: F.avg_pool3d(x5, 2), x5.numel()), (lambda: F.pad(x4, (1, 1, 1, 1), mode="reflect"), 0),
+             (lambda: F.pad(x4, (1, 1, 1, 1), mode="replicate"), 0), (lambda: F.pixel_shuffle(x4, 2), 0),
+             (lambda: F.mse_loss(x4, x4.flip(0), reduction="sum"), x4.numel()),
+             (lambda: F.binary_cross_entropy_with_logits(x4, x4.sigmoid()), x4.numel() + x4.numel()),
+             (lambda: F.prelu(x4, torch.full((8,), 0.1)), x4.numel()), (lambda: F.glu(x4, 1), x4.numel())]
+    for fn, flops in cases:
+        traced = trace_workload(fn, [], "op")
+        assert traced.unknown == {}
+        assert float(price_workload(traced.workload, training=False).flops) == flops
+    gru = nn.GRU(8, 16, batch_first=True)
+    traced = trace_workload(lambda: gru(torch.randn(2, 5, 8)), list(gru.parameters()), "gru")
+    assert traced.unknown == {}

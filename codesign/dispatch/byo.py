@@ -80,6 +80,9 @@ def _model(model: nn.Module | Factory, f_in: int, classes: int) -> nn.Module:
     if not isinstance(built, nn.Module):
         raise CodesignError(f"the factory returned {type(built).__name__}, not a torch.nn.Module; "
                             "FACTORY(num_features, num_classes) must return the model")
+    if not any(p.requires_grad for p in built.parameters()):  # a train epoch's backward needs one
+        raise CodesignError(f"the model {type(built).__name__} has no trainable parameters, so it has no train epoch "
+                            "to price; add a layer with weights (e.g. a torch.nn.Linear head)")
     return built
 
 

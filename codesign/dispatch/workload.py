@@ -4,7 +4,8 @@
 tensors under the one dispatch recorder (``codesign.dispatch.record``: the op and launch counts of
 built-ins and traced models alike) and maps every ATen operator it sees to a cost-model op:
 
-* ``mm``/``addmm``/``bmm``/``baddbmm`` -> :class:`Gemm` (FLOPs as ``FlopCounterMode`` counts them; an
+* ``mm``/``addmm``/``bmm``/``baddbmm`` and the vector products (``mv``, ``dot``, ``addmv``, ``addr``, ``addbmm``)
+  -> :class:`Gemm` (FLOPs as ``FlopCounterMode`` counts them; an
   ``addmm`` bias is a separate elementwise op), ``convolution`` -> :class:`Conv2d` (2-D) or the GEMM
   with the same multiply-adds (other ranks, transposed).
 * Sparse aggregation -> :class:`Aggregate` with nnz-aware bytes: ``scatter_add``/``scatter_reduce``/
@@ -58,14 +59,20 @@ from .aten_ops import (
     FREE,
     GATHERS,
     GEMMS,
+    LOOKUPS,
     MOVES,
     REDUCTIONS,
+    RNN_LAYERS,
     SCATTERS,
     SPARSE_REDUCES,
     VALUE_FLOPS,
     Fused,
     NoParamGemm,
     Parameters,
+    density,
+    lookup_op,
+    rnn_layer_ops,
+    weight_sparsity,
 )
 from .opcount import StepCounts
 from .record import RANDOM_PREFIXES, DispatchRecorder
@@ -132,7 +139,7 @@ class _Recorder(DispatchRecorder):
         for t in grad_inputs:
             self.info[t] = _Info(grad=True)
         if features is not None:  # read as stored: sparse on a device with sparse feature storage
-            self.info[features] = _Info(features=_density(features))
+            self.info[features] = _Info(features=density(features))
         self.slots: list[Any] = []  # cost-model ops (None once absorbed)
         self.pre: set[int] = set()  # slots computed from the graph structure alone
         self.weighting: set[int] = set()  # slots that scale messages by an edge value (the SpMM multiply)
@@ -177,6 +184,12 @@ class _Recorder(DispatchRecorder):
             self._sparse_product(name, args[0], args[1], str(args[2]) if len(args) > 2 else "sum")
         elif name in ATTENTIONS:
             self._attention(name, args[0], args[1], args[2], result.grad)
+        elif name in RNN_LAYERS:  # nn.LSTM's fused CPU kernel: its two products, gates and cell update
+            for op in rnn_layer_ops(args, self._get(args[0]).grad, self._get(args[1]).param, self._get(args[2]).param,
+                                    result.grad):
+                self._add(op)
+        elif name in LOOKUPS:  # an embedding table: the looked-up rows are read, not the whole table
+            self._add(lookup_op(name, args[0], args[1], flat_out[0], result.grad))
         elif name in VALUE_FLOPS:
             self._add(self._elementwise(name, flat_in[:1], flat_out[:1], VALUE_FLOPS[name], result.grad))
         elif name in SCATTERS:
@@ -386,6 +399,10 @@ class _Recorder(DispatchRecorder):
             self._sparse_product(name, *((a, b) if a.layout != torch.strided else (b, a)))
             return
         ia, ib = self._get(a), self._get(b)
+        if a.dim() == 1 or b.dim() == 1:  # vectors as a row [1, K] and a column [K, 1] (addr's outer: [M, 1], [1, N])
+            outer = name == "addr"
+            a = a.unsqueeze(1 if outer else 0) if a.dim() == 1 else a
+            b = b.unsqueeze(0 if outer else 1) if b.dim() == 1 else b
         batch = a.size(0) if a.dim() == 3 else 1
         m, k, n = batch * a.size(-2), a.size(-1), b.size(-1)
         rows = b.transpose(-2, -1) if b.dim() >= 2 else b  # the weight as [out, in]: in = the reduction dim
@@ -393,11 +410,11 @@ class _Recorder(DispatchRecorder):
             m, n, ia, ib = batch * b.size(-1), a.size(-2), ib, ia
             rows = a
         cls = Gemm if ib.param and batch == 1 else NoParamGemm
-        d, pattern = _weight_sparsity(rows) if cls is Gemm else (1.0, "unstructured")
+        d, pattern = weight_sparsity(rows) if cls is Gemm else (1.0, "unstructured")
         self._add(cls(f"aten.{name}", float(m), float(k), float(n), d, ia.grad, ib.grad, weight_pattern=pattern,
                       input_resident=ia.features > 0, input_density=ia.features or 1.0,
                       sparse_compute=False))  # a strided product: dense, whatever the device could do
-        if name in ("addmm", "baddbmm"):
+        if name in ADDMMS:
             bias = args[0]
             self._add(Elementwise("aten.addmm.bias", float(outs[0].numel()), 1.0, 1.0, reads=1.0, writes=0.0,
                                   needs_backward=self._get(bias).grad or result.grad))
@@ -429,7 +446,7 @@ class _Recorder(DispatchRecorder):
         transposed, groups = bool(args[6]), int(args[8])
         ix, iw = self._get(x), self._get(w)
         y = outs[0]
-        d, pattern = _weight_sparsity(w.reshape(w.size(0), -1)) if iw.param else (1.0, "unstructured")
+        d, pattern = weight_sparsity(w.reshape(w.size(0), -1)) if iw.param else (1.0, "unstructured")
         if x.dim() == 4 and not transposed:
             self._add(Conv2d("aten.convolution", float(x.size(0)), float(x.size(1)), float(y.size(1)),
                              float(x.size(2)), float(x.size(3)), float(y.size(2)), float(y.size(3)),
@@ -446,26 +463,6 @@ class _Recorder(DispatchRecorder):
         if bias is not None:
             self._add(Elementwise("aten.convolution.bias", float(y.numel()), 1.0, 1.0, reads=1.0, writes=0.0,
                                   needs_backward=result.grad))
-
-
-def _density(t: torch.Tensor) -> float:
-    """Non-zero fraction of a tensor's values (at least a tiny positive number: 0 means "not features")."""
-    with torch.no_grad():
-        return max(float((t.detach() != 0).sum()) / max(t.numel(), 1), 1e-9)
-
-
-def _weight_sparsity(rows: torch.Tensor) -> tuple[float, str]:
-    """(density, pattern) of a weight ``[out, in]`` as it is: the fraction of non-zero values (zeros a
-    user pruned, e.g. ``torch.nn.utils.prune``, count where the device exploits them) and ``2:4`` when
-    every group of 4 consecutive inputs holds at most 2 non-zeros (``graphs.masks.mask_pattern``)."""
-    from codesign.graphs.masks import mask_pattern
-
-    with torch.no_grad():
-        nonzero = rows.detach() != 0
-        d = float(nonzero.sum()) / max(nonzero.numel(), 1)
-        if d >= 1.0:
-            return 1.0, "unstructured"
-        return d, mask_pattern({"w": nonzero.reshape(nonzero.shape[0], -1) if nonzero.dim() > 1 else nonzero})
 
 
 def trace_workload(fn: Callable[[], Any], params: list[torch.Tensor], name: str, *,
@@ -489,7 +486,7 @@ def trace_workload(fn: Callable[[], Any], params: list[torch.Tensor], name: str,
     if total > carried:
         ops.append(Parameters("parameters", 0.0, 0.0, 0.0, params=float(total - carried)))
     wl = Workload(name=name, ops=tuple(ops), input_values=input_values, graph_edges=graph_edges,
-                  input_density=1.0 if features is None else _density(features),
+                  input_density=1.0 if features is None else density(features),
                   info={"source": "traced with torch dispatch", "unknown_ops": dict(recorder.unknown)})
     preprocessing = Workload(name=f"{name}/graph_preprocessing", ops=tuple(pre), graph_edges=graph_edges)
     return Traced(wl, dict(recorder.counts + recorder.graph_counts), dict(recorder.unknown), total, preprocessing,
