@@ -273,57 +273,6 @@ def test_pareto_labels_runs_with_one_study_name_by_folder_in_the_text(tmp_path, 
     assert "run first (study same)" in text and "run second (study same)" in text
 
 
-# --- CNN screening ------------------------------------------------------------------------------------------
-
-@pytest.mark.slow
-def test_cnn_screening_interval_holds_the_true_cost_of_every_method():
-    """The interval the CNN search screens with holds the priced cost of the run actually made (so a
-    configuration whose true cost fits is never screened): one tiny real run per method, two metrics."""
-    from codesign.pipelines.cnn_search import CNNEvaluator
-    from search import parse_metric
-
-    kw = {"model": "vgg11", "dataset": "synthetic-images", "device": "jetson-agx-orin", "epochs": 3, "width": 0.125,
-          "train_subset": 128, "val_size": 32, "batch_size": 64, "probe_grid": 4}
-    evs = {m: CNNEvaluator(metric=parse_metric(m), **kw) for m in ("train-energy", "infer-flops")}
-    dense = {"method": "dense", "channel_sparsity": 0.0, "threshold": None}
-    assert evs["train-energy"].predict(dense).exact  # dense: E epochs of the dense widths (not retrained here)
-    for method, p, thr in (("random", 0.5, None), ("slimming", 0.6, None), ("eb", 0.5, 0.3), ("spline", 0.5, 0.3)):
-        params = {"method": method, "channel_sparsity": p, "threshold": thr}
-        costs = evs["train-energy"](params, 0).costs
-        for m, ev in evs.items():
-            interval, cost = ev.predict(params), costs[ev.metric.cost_key]
-            assert interval.low <= cost * (1 + 1e-9) and cost <= interval.high * (1 + 1e-9), (method, m, interval)
-            assert interval.exact == (method == "random")
-            if interval.exact:
-                assert cost == pytest.approx(interval.low, rel=1e-9)
-
-
-@pytest.mark.slow
-def test_cnn_search_screens_and_stops_over_budget_and_keeps_what_fits(tmp_path, capsys):
-    from codesign.pipelines.cnn_search import CNNEvaluator
-    from search import parse_metric
-
-    tiny = ["--dataset", "synthetic-images", "--width", "0.125", "--epochs", "3", "--train-subset", "128",
-            "--val-size", "32", "--batch-size", "64", "--probe-grid", "4"]
-    ev = CNNEvaluator(model="vgg11", dataset="synthetic-images", metric=parse_metric("train-energy"),
-                      device="jetson-agx-orin", epochs=3, width=0.125, train_subset=128, val_size=32, batch_size=64,
-                      probe_grid=4)
-    dense = ev.predict({"method": "dense", "channel_sparsity": 0.0, "threshold": None}).low
-    budget = 0.8 * dense  # dense and slimming (3 dense epochs + fine-tuning) cannot fit; random at 0.5 can
-    out = tmp_path / "run"
-    assert main(["search", "--task", "cnn", *tiny, "--trials", "3", "--metric", "train-energy", "--device",
-                 "jetson-agx-orin", "--budget", f"{budget:.6g} J", "--space", "method=dense,slimming,random,eb",
-                 "--out", str(out), "--confirm-seeds", "0"]) == 0
-    trials = pd.read_csv(out / "trials.csv")
-    screened = trials[trials["screened"].fillna(False).astype(bool)]
-    assert not screened.empty
-    assert (screened["predicted_cost_low"] > budget).all()  # only what is proven over the budget
-    assert "slimming" not in set(trials.loc[trials["state"] == "COMPLETE", "param.method"])
-    done = trials[(trials["state"] == "COMPLETE") & ~trials["reference"].fillna(False).astype(bool)]
-    assert (done["cost"] <= done["predicted_cost_high"] * (1 + 1e-9)).all()
-    assert (done["cost"] >= done["predicted_cost_low"] * (1 - 1e-9)).all()
-
-
 def test_seed_counts_read_as_words():
     from search.confirm import seeds_text
 
