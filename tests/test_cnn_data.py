@@ -126,6 +126,39 @@ def test_cifar_download_extracts_whole_or_not_at_all(tmp_path, monkeypatch):
                                                                                "cifar-10-python.tar.gz"]
 
 
+@pytest.mark.parametrize("has_filter", [True, False])
+def test_cifar_extraction_refuses_members_outside_the_folder_with_or_without_tarfiles_filter(
+        tmp_path, monkeypatch, has_filter):
+    """Pythons before 3.10.12 / 3.11.4 have no ``filter="data"`` (``requires-python`` admits them): the
+    extraction then checks the members itself; a plain archive extracts, one with a ``..`` member or a
+    link is refused either way."""
+    import tarfile
+
+    from codesign.cnn.data import _extract_plain
+
+    if not has_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "f.txt").write_text("x")
+    good, bad, link = tmp_path / "good.tar", tmp_path / "bad.tar", tmp_path / "link.tar"
+    with tarfile.open(good, "w") as t:
+        t.add(src / "d", arcname="d")
+    with tarfile.open(bad, "w") as t:
+        t.add(src / "d" / "f.txt", arcname="../escape.txt")
+    with tarfile.open(link, "w") as t:
+        info = tarfile.TarInfo("d/ln")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        t.addfile(info)
+    with tarfile.open(good) as t:
+        _extract_plain(t, tmp_path / "out")
+    assert (tmp_path / "out" / "d" / "f.txt").read_text() == "x"
+    for archive in (bad, link):
+        with tarfile.open(archive) as t, pytest.raises(tarfile.TarError):
+            _extract_plain(t, tmp_path / "out2")
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "out2" / "d" / "ln").exists()
+
+
 def test_failed_cifar_download_leaves_no_cache_folders(tmp_path, monkeypatch):
     """Offline, a CIFAR run with a cache folder that does not exist yet is refused in one line and
     creates nothing (it left the cache folder and its parents behind)."""

@@ -160,7 +160,7 @@ def download_cifar(name: str, dest: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{folder}.extract-", dir=dest))
     try:
         with tarfile.open(tar, "r:gz") as t:
-            t.extractall(staging, filter="data")
+            _extract_plain(t, staging)
         if not (staging / folder).is_dir():
             raise CodesignError(f"dataset {name!r}: {tar} holds no {folder}/ folder; delete it and retry")
         (staging / folder).replace(dest / folder)
@@ -170,6 +170,20 @@ def download_cifar(name: str, dest: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest / folder
+
+
+def _extract_plain(t: tarfile.TarFile, into: Path) -> None:
+    """Extract ``t`` into ``into``: with tarfile's ``data`` filter where this Python has it (3.10.12+, 3.11.4+:
+    ``requires-python`` admits older 3.10s), else only after checking every member is a plain file or folder
+    under ``into`` (no absolute path, no ``..``, no link or device), which is what the filter refuses too."""
+    if hasattr(tarfile, "data_filter"):
+        t.extractall(into, filter="data")
+        return
+    for m in t.getmembers():
+        parts = Path(m.name).parts
+        if Path(m.name).is_absolute() or ".." in parts or not (m.isfile() or m.isdir()):
+            raise tarfile.TarError(f"member {m.name!r} is not a plain file or folder inside the archive")
+    t.extractall(into)
 
 
 class _DataUnpickler(pickle.Unpickler):
