@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check for measured cost (issues 5, 15): on a lent H100/H200, usually about 6 minutes; its steps' time limits
-# add up to 12 (150 + 4 x 45 + 4 x 60 + 150 s), more than one 600 s device call: give the call a timeout
-# that leaves room, and read steps.jsonl for a step that ran into its limit (rc 124),
+# add up to 12 (150 + 4 x 45 + 4 x 60 + 150 s), more than one device call may run (600 s): a slow start can cut
+# the last step (calibrate) short, so read steps.jsonl for its rc (124: it ran into a limit) before committing,
 #   1. pytest -m gpu (NVML meter, CUDA events, `codesign profile --run-on cuda`, every CNN method and gebt trained on cuda),
 #   2. a short profile sweep (gcn/gat/sage/gin on Cora, GEBT phases, measured energy),
 #   3. real kernel launches per step (torch profiler, CUDA activity) and 200-epoch time of the counted GCN/GAT
