@@ -102,3 +102,13 @@ def test_pyg_export_loads_and_scores_as_trained(capsys, tmp_path, model):
     assert main(["export", str(run), "--format", "pyg", "--out", str(tmp_path / "pyg")]) == 0
     net, data, edge_indices = load_pyg(tmp_path / "pyg")
     assert abs(test_accuracy(net, data, edge_indices) - result["test_accuracy"]) < 1e-3
+
+
+def test_result_json_records_what_the_printed_json_does(tmp_path, capsys):
+    """``result.json`` holds the allocator settings ``--json`` prints (the CLI added them after writing it)."""
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", TINY, "--method", "dense", "--epochs", "1", "--out", str(out), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((out / "result.json").read_text())
+    for key in ("huge_pages", "freed_memory", "thread_policy"):
+        assert saved[key] == printed[key] and saved[key]

@@ -159,10 +159,6 @@ def _run(args: argparse.Namespace) -> int:
         from codesign.cnn.pipeline import format_result, train  # type: ignore[assignment]
 
         result = train(cnn_args.cnn_config(args), thread_policy=policy.to_dict())
-    from codesign.runtime.memory import freed_memory_in_words, huge_pages_in_words
-
-    result["huge_pages"] = huge_pages_in_words()
-    result["freed_memory"] = freed_memory_in_words()
     if args.json:
         emit_json(result)
     else:

@@ -183,6 +183,9 @@ def train(config: CNNTrainConfig, thread_policy: dict | None = None) -> dict:
     }
     if thread_policy is not None:
         result["thread_policy"] = thread_policy
+    from codesign.runtime.memory import freed_memory_in_words, huge_pages_in_words
+
+    result["huge_pages"], result["freed_memory"] = huge_pages_in_words(), freed_memory_in_words()  # as result.json
     if cfg.out:
         _save(cfg, out.model, result)
     return result
