@@ -37,7 +37,8 @@ for model in gcn gat sage gin; do
         --phase-windows --out "$OUT_DIR/profile-$model"
 done
 # issue 15: real kernel launches (torch profiler, CUDA activity) and 200-epoch time of the counted steps
-GPU_PROFILE=$("$PY" -c "import torch; n=torch.cuda.get_device_name(0).lower(); print('h200' if 'h200' in n else 'h100' if 'h100' in n else 'a100-80gb' if 'a100' in n else 'v100' if 'v100' in n else 'rtx-4090' if '4090' in n else 'h100')" 2>/dev/null || echo h100)
+# the shipped profile of this GPU by the project's own table (costmodels.gpus), h100 where none matches
+GPU_PROFILE=$("$PY" -c "import torch; from costmodels.gpus import gpu_family; print(gpu_family(torch.cuda.get_device_name(0)) or 'h100')" 2>/dev/null || echo h100)
 for model in gcn gat; do
     for ds in cora citeseer; do  # PubMed's raw files are incomplete in shared/data
         step "kernels-$model-$ds" 60 "$PY" -m codesign.machine.opmeasure --measure-cuda "$OUT_DIR/kernels-$model-$ds.json" \

@@ -28,10 +28,10 @@ def check_export_out(run_dir: str, out: str, overwrite: bool) -> None:
     import json
     from pathlib import Path
 
+    from codesign.runtime.outputs import RUN_FILES
     from costmodels.errors import CodesignError
 
     from .run_folder import check_out_dir
-    from .train import RUN_FILES
 
     check_out_dir(out)
     folder = Path(out)

@@ -183,9 +183,9 @@ def train(config: CNNTrainConfig, thread_policy: dict | None = None) -> dict:
     }
     if thread_policy is not None:
         result["thread_policy"] = thread_policy
-    from codesign.runtime.memory import freed_memory_in_words, huge_pages_in_words
+    from codesign.runtime.memory import allocator_record
 
-    result["huge_pages"], result["freed_memory"] = huge_pages_in_words(), freed_memory_in_words()  # as result.json
+    result.update(allocator_record())  # how this process allocated, in result.json as in what the CLI prints
     if cfg.out:
         _save(cfg, out.model, result)
     return result

@@ -91,10 +91,9 @@ def train(config: GraphTrainConfig, progress: bool = True, search_limit: int | N
     result = train_record(config, progress, search_limit).to_dict()
     if thread_policy is not None:
         result["thread_policy"] = thread_policy
-    from codesign.runtime.memory import freed_memory_in_words, huge_pages_in_words
+    from codesign.runtime.memory import allocator_record
 
-    # how this process allocated (recorded in result.json too, not only in what the CLI prints)
-    result["huge_pages"], result["freed_memory"] = huge_pages_in_words(), freed_memory_in_words()
+    result.update(allocator_record())  # how this process allocated, in result.json as in what the CLI prints
     if config.out:
         from costmodels.atomic import write_text
 

@@ -129,6 +129,11 @@ def freed_memory_in_words() -> str:
     return _reuse or "the C library's default (no training run in this process set it)"
 
 
+def allocator_record() -> dict[str, str]:
+    """What a run's result records of how this process allocated: ``huge_pages`` and ``freed_memory``."""
+    return {"huge_pages": huge_pages_in_words(), "freed_memory": freed_memory_in_words()}
+
+
 def kernel_thp_mode(path: Path = _KERNEL_MODE) -> str | None:
     """The kernel's transparent-huge-page mode (``always``, ``madvise``, ``never``); None where unknown."""
     try:
