@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 
 STOP_GRACE_S = 10.0  # seconds a stopped worker gets to exit before it is killed (its trial is retried on resume)
 POLL_S = 0.2  # s between checks while waiting for other workers (a check costs a few ms of SQLite)
+PROGRESS_S = 0.5  # s between the search process's looks at its workers' progress (same cost)
 MAX_UNTRAINED_STREAK = 100  # sampled configurations in a row screened or repeated: the space left is spent
 
 
@@ -414,6 +415,7 @@ def run_search(
         raise CodesignError(f"--n-jobs {config.n_jobs} needs a storage the worker processes share, not "
                             f"{config.storage!r}; drop --storage or give a file or server URL")
     import multiprocessing
+    import multiprocessing.connection
 
     from .workers import start_worker_server
 
@@ -446,8 +448,11 @@ def run_search(
         prefetch.start()
         alive = True
         while alive:  # one look after the last worker ended too: what it stored last is shown
+            # wakes when a worker ends, else every PROGRESS_S (each look reads the study: CPU the workers want)
+            running = [p.sentinel for p in procs if p.is_alive()]
+            if running:
+                multiprocessing.connection.wait(running, timeout=PROGRESS_S)
             alive = any(p.is_alive() for p in procs)
-            time.sleep(POLL_S if alive else 0.0)
             progress = _progress(study, config)
             if on_trial is not None and progress.complete != shown:
                 shown = progress.complete

@@ -246,3 +246,26 @@ def test_a_trial_another_worker_already_told_is_not_an_error(tmp_path, monkeypat
     monkeypatch.setattr(optuna.Study, "optimize", broken)
     with pytest.raises(ValueError, match="something else"):
         run_search(config(tmp_path / "b", 3), SPACE, fake_evaluator)
+
+
+def test_the_fork_server_ends_with_the_search_process_at_once():
+    """At exit the search process ends its workers' fork server itself (SIGTERM): left to exit on its own, the
+    server first ran a whole interpreter shutdown with torch loaded (~0.7 s) while holding the process's stdout,
+    so a caller reading that pipe waited on. Here the stop must return with the server gone; without the
+    SIGTERM, waiting for a server whose parent is alive never returns (the subprocess times out)."""
+    script = (
+        f"import sys, os; sys.path[:0] = [{str(HERE.parent)!r}]\n"
+        "from multiprocessing import forkserver\n"
+        "from search.workers import _stop_worker_server, start_worker_server\n"
+        "start_worker_server()\n"
+        "pid = forkserver._forkserver._forkserver_pid\n"
+        "_stop_worker_server()\n"
+        "try:\n"
+        "    os.kill(pid, 0)\n"
+        "    print('alive')\n"
+        "except ProcessLookupError:\n"
+        "    print('gone')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "gone"

@@ -39,6 +39,7 @@ A user's own glibc malloc setting (``MALLOC_MMAP_*``/``MALLOC_TRIM_*`` variables
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -100,9 +101,11 @@ def release_free_memory(above: int = 0) -> None:
         pass
 
 
+@functools.cache
 def glibc() -> Any:
     """The C library, for ``mallopt`` / ``malloc_trim`` / ``mallinfo2`` (``OSError`` where it cannot be
-    loaded; a missing function raises ``AttributeError`` when used: not glibc)."""
+    loaded; a missing function raises ``AttributeError`` when used: not glibc). Looked up once per process
+    (``find_library`` runs ``ldconfig -p``; every trial of a search calls this)."""
     import ctypes
     import ctypes.util
 
