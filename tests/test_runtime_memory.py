@@ -68,7 +68,7 @@ def test_train_records_huge_pages(capsys):
 def test_the_users_glibc_setting_is_kept(monkeypatch, env):
     monkeypatch.setattr(memory, "_reuse", None)
     called = []
-    monkeypatch.setattr("ctypes.CDLL", lambda *a, **k: called.append(a))
+    monkeypatch.setattr(memory, "glibc", lambda: called.append(1))
     assert memory.reuse_freed_blocks(env) == "glibc's, as the user set it (MALLOC_* or GLIBC_TUNABLES)"
     assert called == []  # glibc was not touched
     assert memory.reuse_freed_blocks({}) == memory.freed_memory_in_words()  # once per process
@@ -128,6 +128,6 @@ def test_a_run_hands_back_its_heap_only_when_much_of_it_is_free(monkeypatch):
     for free, above, trimmed in ((100 << 20, memory.RELEASE_ABOVE, False), (900 << 20, memory.RELEASE_ABOVE, True),
                                  (100 << 20, 0, True)):
         trims.clear()
-        monkeypatch.setattr("ctypes.CDLL", lambda *a, free=free, **k: fake_libc(free))
+        monkeypatch.setattr(memory, "glibc", lambda free=free: fake_libc(free))
         memory.release_free_memory(above=above)
         assert trims == ([0] if trimmed else [])
