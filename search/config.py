@@ -16,6 +16,8 @@ from .space import SearchSpace
 
 OBJECTIVES = ("pareto", "acc-per-cost")
 CONTEXT_ATTR = "codesign:context"
+LATER_CONTEXT = ("seed", "screen", "trainings_per_config")
+"""Context keys studies stored only from 2026-12-05 on: a study without them resumes (its values are unknown)."""
 
 
 class EvaluationError(CodesignError):
@@ -83,4 +85,9 @@ class SearchConfig:
             "objective": self.objective,
             "budget": None if self.budget is None else self.budget.to_dict(),
             "space": space.to_dict(),
+            # each decides which configurations a slot trains, or what its result means: a resume with
+            # another value would mix two searches in one study
+            "seed": self.seed,
+            "screen": self.screen,
+            "trainings_per_config": self.repeats,
         }

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 from costmodels.errors import CodesignError
 
 from .budget import Budget
-from .config import CONTEXT_ATTR, EvaluationError, Evaluator, SearchConfig
+from .config import CONTEXT_ATTR, LATER_CONTEXT, EvaluationError, Evaluator, SearchConfig
 from .sampler import make_sampler
 from .screening import OverBudget, Predictor, duplicate_of, slot_of
 from .space import SearchSpace
@@ -104,7 +104,8 @@ def open_study(config: SearchConfig, space: SearchSpace, *, create: bool = True)
         study.set_user_attr(CONTEXT_ATTR, wanted)
         study.set_user_attr("n_trials_target", config.n_trials)
     else:
-        diff = sorted(k for k in set(stored) | set(wanted) if not _same(k, stored.get(k), wanted.get(k)))
+        diff = sorted(k for k in set(stored) | set(wanted) if not _same(k, stored.get(k), wanted.get(k))
+                      and not (k in LATER_CONTEXT and k not in stored))
         if diff:
             k = diff[0]
             raise CodesignError(
