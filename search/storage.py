@@ -23,6 +23,7 @@ import socket
 import time
 import warnings
 import weakref
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -324,15 +325,18 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
     return recovered
 
 
-def retry_own_running(study: optuna.Study) -> list[int]:
+def retry_own_running(study: optuna.Study, pids: Iterable[int] | None = None) -> list[int]:
     """Ctrl-C in this process: fail (as ``interrupted``) and queue again every trial it left RUNNING, one
     stopped in Optuna's own bookkeeping outside the objective (which queues its own); the resumed search
-    then runs them first, each in its slot. Returns their numbers."""
+    then runs them first, each in its slot. ``pids``: the trials of these worker processes of this host
+    instead (stopped, so their trials are no longer running; left alone, a resume would call them dead).
+    Returns their numbers."""
     import optuna
 
-    mine, stopped = worker_tag(), []
+    host = socket.gethostname()
+    mine, stopped = ({worker_tag()} if pids is None else {f"{host}:{pid}" for pid in pids}), []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if trial.user_attrs.get(WORKER_ATTR) != mine:
+        if trial.user_attrs.get(WORKER_ATTR) not in mine:
             continue
         try:  # the marks first: a finished trial accepts no attributes
             study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)

@@ -480,8 +480,9 @@ def run_search(
             if p.is_alive():
                 p.kill()
                 p.join()
-        if interrupted:  # a worker stopped between Optuna creating its trial and tagging it leaves it RUNNING
-            fail_untagged(study, started)
+        if interrupted:  # the workers' stopped trials: INTERRUPTED and queued again (a resume would say "worker died")
+            fail_untagged(study, started)  # one stopped between Optuna creating its trial and tagging it
+            retry_own_running(study, [p.pid for p in procs if p.pid is not None])
     bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     if bad:
         raise CodesignError(f"{len(bad)} of {config.n_jobs} worker processes failed (exit {bad[0]}); "

@@ -293,11 +293,14 @@ def test_ctrl_c_with_two_workers_is_one_line_and_the_study_resumes(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("codesign: interrupted; rerun the same command to resume"), err
     assert "trials.csv" in lines[0]
     assert (out / "trials.csv").is_file() and len((out / "trials.csv").read_text().splitlines()) >= 2
-    study = optuna.load_study(study_name="s", storage=storage)  # resumable: the dead workers' trials are retried
-    from search.storage import recover_dead_trials
-
-    recover_dead_trials(study)
-    assert not [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]
+    # resumable: the stopped workers' trials are failed as interrupted and queued again (a resume found them
+    # RUNNING and called them "worker died")
+    trials = optuna.load_study(study_name="s", storage=storage).get_trials(deepcopy=False)
+    assert not [t.number for t in trials if t.state.name == "RUNNING"]
+    stopped = [t.number for t in trials if t.state.name == "FAIL" and t.user_attrs.get("interrupted")]
+    queued = sorted(t.user_attrs.get("retry_of") for t in trials if t.state.name == "WAITING")
+    assert stopped and queued == sorted(stopped)
+    assert not [t.number for t in trials if t.system_attrs.get("fail_reason") == "worker died"]
 
 
 # --- 4. graphs and data files --------------------------------------------------------------------------------
