@@ -129,6 +129,17 @@ def test_pareto_unknown_study_lists_stored_ones(tmp_path, capsys):
     assert "stored studies: one" in capsys.readouterr().err
 
 
+def test_pareto_study_with_run_folders_picks_that_study(tmp_path, capsys):
+    """--study beside RUN_DIR folders was ignored (the folder's own study was drawn, whatever was asked)."""
+    run = _stored(tmp_path, "one", "h100")
+    assert main(["pareto", str(run), "--study", "two"]) == 2
+    assert "'two' is not in the storage; stored studies: one" in capsys.readouterr().err
+    assert main(["pareto", str(run), "--study", "one", "--json", "--out", str(tmp_path / "o")]) == 0
+    assert json.loads(capsys.readouterr().out)["study"] == "one"
+    assert main(["pareto", str(run), "--study", "one", "--study", "two"]) == 2
+    assert "give one name" in capsys.readouterr().err
+
+
 def test_default_graph_space_gates_parameters():
     space = graph_space()
     assert space.names == ["method", "graph_sparsity", "weight_sparsity", "threshold", "train_epochs"]

@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pareto", help="redraw Pareto plot and tables from stored search studies")
     p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run folders written by `codesign search`")
     p.add_argument("--storage", default=None, help="Optuna storage URL (with --study)")
-    p.add_argument("--study", action="append", default=None, help="study name (repeatable)")
+    p.add_argument("--study", action="append", default=None,
+                   help="study name (repeatable with --storage; with RUN_DIR folders: the one study to read in each)")
     p.add_argument("--out", default=None,
                    help="output folder (default: <RUN_DIR>-pareto beside one RUN_DIR, else runs/pareto); never a "
                         "RUN_DIR itself")
@@ -123,6 +124,11 @@ def load_studies(args: argparse.Namespace) -> list:  # list[optuna.Study]
         folders += [None] * (len(targets) - len(folders))
     elif args.study and not args.run_dirs:
         raise CodesignError("--study needs --storage URL (or give RUN_DIR folders)")
+    elif args.study:  # RUN_DIR folders alone: --study picks that study in each folder's storage (it was ignored)
+        if len(args.study) > 1:
+            raise CodesignError(f"--study given {len(args.study)} times with RUN_DIR folders: give one name (the "
+                                "study to read in each folder), or --storage URL with several")
+        targets = [(url, args.study[0]) for url, _ in targets]
     if not targets:
         raise CodesignError("give RUN_DIR folders or --storage URL --study NAME")
     studies = []
