@@ -56,6 +56,15 @@ def test_magnitude_mask_among_alive_only():
     assert magnitude_mask(values, 1 / 3, among=alive).tolist() == [False, False, True, True]
 
 
+def test_magnitude_mask_among_alive_breaks_ties_by_the_tiebreak():
+    """UGS's graph mask: equal mask values among the alive edges go to the larger tie-break key (it went by index)."""
+    values = torch.tensor([9.0, 1.0, 1.0, 1.0, 5.0])
+    alive = torch.tensor([False, True, True, True, True])
+    assert magnitude_mask(values, 0.5, among=alive).tolist() == [False, True, False, False, True]
+    key = torch.tensor([0.0, 1.0, 3.0, 2.0, 0.0])
+    assert magnitude_mask(values, 0.5, among=alive, tiebreak=key).tolist() == [False, False, True, False, True]
+
+
 def test_graph_masks_are_symmetric_and_exclude_self_loops():
     data = load_dataset(TINY)
     ei = data.edge_index

@@ -71,15 +71,17 @@ def topk_rows(scores: Tensor, ratio: float, *, order: Tensor | None = None) -> T
     return torch.stack([topk_mask(row, ratio, order=order) for row in scores])
 
 
-def magnitude_mask(values: Tensor, ratio: float, among: Tensor | None = None) -> Tensor:
-    """Magnitude mask at ``ratio``; with ``among`` only those entries compete (others stay pruned)."""
+def magnitude_mask(values: Tensor, ratio: float, among: Tensor | None = None,
+                   tiebreak: Tensor | None = None) -> Tensor:
+    """Magnitude mask at ``ratio``; with ``among`` only those entries compete (others stay pruned);
+    ``tiebreak`` (one per entry): equal magnitudes go to the larger (:func:`topk_mask`)."""
     scores = values.detach().abs().reshape(-1).clone()
     if among is None:
-        return topk_mask(scores, ratio).view(values.shape)
+        return topk_mask(scores, ratio, tiebreak).view(values.shape)
     pool = among.reshape(-1)
     idx = pool.nonzero().view(-1)
     mask = torch.zeros_like(pool)
-    mask[idx[topk_mask(scores[idx], ratio)]] = True
+    mask[idx[topk_mask(scores[idx], ratio, None if tiebreak is None else tiebreak.reshape(-1)[idx])]] = True
     return mask.view(values.shape)
 
 

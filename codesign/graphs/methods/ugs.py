@@ -7,7 +7,8 @@ Per round ``r = 1..R`` (``--rounds``; default: fewest rounds with ``1 - 0.8^R >=
    real-valued masks ``m_A [E/2]`` (edges still alive) and ``m_W`` (weights still alive), both
    initialised to 1, with loss ``CE + s1 * ||m_A||_1 + s2 * ||m_W||_1`` (``s1 = s2 = 1e-2``); edge
    weights are ``relu(m_A)``, weights ``W * m_W``. Keep the masks of the best-validation epoch.
-2. Prune the remaining edges (smallest ``m_A``) and weights (smallest ``|m_W|``, global) down to
+2. Prune the remaining edges (smallest ``m_A``; equal values in ``--tie-break`` order, as the ticket
+   search's graph masks) and weights (smallest ``|m_W|``, global) down to
    the round's target density: the paper's steps (5% of the remaining edges, 20% of the remaining
    weights), a larger even step when that is needed to reach the requested sparsity in ``R``
    rounds, and never past the requested sparsity, so round ``R`` ends exactly at ``p_g`` / ``p_w``
@@ -33,6 +34,7 @@ from ..config import UGS_EPOCHS
 from ..masks import global_weight_mask, keep_count, magnitude_mask, sparsity
 from .common import MethodResult, PhaseRecord, RunContext, edge_weight, fit, record_phase, state_of
 from .retrain import retrain_model
+from .search import edge_tiebreak
 
 EDGE_STEP, WEIGHT_STEP, S1, S2 = 0.05, 0.20, 1e-2, 1e-2
 
@@ -93,6 +95,9 @@ def run(ctx: RunContext) -> MethodResult:
     graph_targets = round_targets(c.graph_sparsity, EDGE_STEP, rounds)
     weight_targets = round_targets(c.weight_sparsity, WEIGHT_STEP, rounds)
     n_weights = sum(m.numel() for m in alive_w.values())
+    # edges outside the training nodes' receptive field get only the L1 term: their mask values stay tied,
+    # and by index the tie would prune the highest node ids' edges first (Planetoid's test nodes)
+    tiebreak = edge_tiebreak(data, c.tie_break, c.seed)
     phases: list[PhaseRecord] = []
     result = None
     for r in range(1, rounds + 1):
@@ -119,7 +124,7 @@ def run(ctx: RunContext) -> MethodResult:
         # 2. prune the remaining edges and weights down to this round's targets
         g_ratio = _among_ratio(int(alive_g.sum()), alive_g.numel(), graph_targets[r - 1])
         w_ratio = _among_ratio(sum(int(m.sum()) for m in alive_w.values()), n_weights, weight_targets[r - 1])
-        alive_g = magnitude_mask(best_a.clamp(min=0), g_ratio, among=alive_g)
+        alive_g = magnitude_mask(best_a.clamp(min=0), g_ratio, among=alive_g, tiebreak=tiebreak)
         alive_w = global_weight_mask(best_w, w_ratio, among=alive_w, scores=best_w)
 
         # 3. rewind and retrain with frozen masks
