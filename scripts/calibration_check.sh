@@ -10,7 +10,8 @@
 #        REFIT=1 scripts/calibration_check.sh    (refit the shipped profile first, then check)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-python}"
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi; fi  # as speed_check.sh
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 uptime
 if [ "${REFIT:-0}" = "1" ]; then
