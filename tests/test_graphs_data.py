@@ -219,3 +219,27 @@ def test_build_graph_refuses_non_finite_features_anywhere(bad):
             build_graph("toy", x, torch.zeros(n, dtype=torch.long), ei, (split, split, split), "x")
     huge = torch.full((n, 4), 3e38)  # finite, though a float32 sum of it overflows
     assert build_graph("toy", huge, torch.zeros(n, dtype=torch.long), ei, (split, split, split), "x").num_nodes == n
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_build_graph_equals_the_plain_coalesce(seed):
+    """build_graph's merge of two sorted key lists (numpy sorts, no division) gives exactly what sorting both
+    directions of the deduplicated undirected edges gives: the coalesced list, its undirected index, and
+    each directed edge's undirected edge (self-loops and duplicates in the input, in both directions)."""
+    from codesign.graphs.data import build_graph
+
+    g = torch.Generator().manual_seed(seed)
+    n, e = 300, 2000
+    ei = torch.randint(0, n, (2, e), generator=g)
+    ei[:, :50] = ei[:, :50].flip(0)  # reversed duplicates too
+    ei = torch.cat([ei, ei[:, :40], torch.arange(5).repeat(2, 1)], 1)  # exact duplicates and self-loops
+    split = torch.ones(n, dtype=torch.bool)
+    d = build_graph("toy", torch.randn(n, 3), torch.zeros(n, dtype=torch.long), ei, (split, split, split), "x")
+    keep = ei[0] != ei[1]
+    lo, hi = torch.minimum(ei[0], ei[1])[keep], torch.maximum(ei[0], ei[1])[keep]
+    und_key = torch.unique(lo * n + hi)
+    assert torch.equal(d.undirected, torch.stack([und_key // n, und_key % n]))
+    directed = torch.cat([und_key, (und_key % n) * n + und_key // n])
+    key, order = torch.sort(directed)
+    assert torch.equal(d.edge_index, torch.stack([key // n, key % n]))
+    assert torch.equal(d.dir_to_und, order % und_key.numel())

@@ -22,6 +22,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -95,6 +96,19 @@ def _all_finite(x: Tensor) -> bool:
     return bool(torch.isfinite(lo) & torch.isfinite(hi))
 
 
+def _sorted_unique(keys: Any) -> Any:
+    """The distinct values of the int64 array ``keys``, ascending (``torch.unique``'s result)."""
+    import numpy as np
+
+    ordered = np.sort(keys)
+    if ordered.size == 0:
+        return ordered
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 def build_graph(
     name: str,
     x: Tensor,
@@ -104,12 +118,16 @@ def build_graph(
     checksum: str,
 ) -> GraphData:
     """Symmetrise, drop self-loops and duplicates, and index the undirected edges (all O(E log E))."""
+    import numpy as np
+
     n = int(x.size(0))
-    src, dst = edge_index[0].long(), edge_index[1].long()
-    keep = src != dst
-    lo = torch.minimum(src[keep], dst[keep])
-    hi = torch.maximum(src[keep], dst[keep])
-    und_key = torch.unique(lo * n + hi)  # sorted, one per undirected edge
+    device = edge_index.device  # the index work runs on the CPU (numpy), its results go back here
+    src, dst = edge_index[0].long().cpu(), edge_index[1].long().cpu()
+    pair_key = torch.minimum(src, dst) * n + torch.maximum(src, dst)
+    if bool((src == dst).any()):  # self-loops dropped
+        pair_key = pair_key[src != dst]
+    # sorted, one per undirected edge: numpy's sort (SIMD) is ~7x torch's here (same keys, same order)
+    und_key = torch.from_numpy(_sorted_unique(pair_key.numpy()))
     und = torch.stack([und_key // n, und_key % n])
     # every loader ends here: a graph a GNN cannot be trained on is refused, whatever its source
     # the smallest and largest entry are both finite exactly when every entry is (NaN propagates through
@@ -124,15 +142,19 @@ def build_graph(
     # already; sort the backward keys hi*n+lo, then merge the two sorted lists (each key's place =
     # its rank in its own list + the keys of the other list below it; keys are distinct)
     m = und.size(1)
-    back_key, back_id = torch.sort(und[1] * n + und[0])
+    back = (und[1] * n + und[0]).numpy()
+    back_id_np = np.argsort(back)  # keys are distinct: the one sorting permutation, as a stable sort's
+    back_key_np = back[back_id_np]
+    und_key_np = und_key.numpy()
     rank = torch.arange(m)
-    at_fwd = rank + torch.searchsorted(back_key, und_key)
-    at_back = rank + torch.searchsorted(und_key, back_key)
-    key = torch.empty(2 * m, dtype=torch.long)
-    key[at_fwd], key[at_back] = und_key, back_key
-    dir_to_und = torch.empty(2 * m, dtype=torch.long)
-    dir_to_und[at_fwd], dir_to_und[at_back] = rank, back_id
-    edge_index = torch.stack([key // n, key % n])
+    at_fwd = rank + torch.from_numpy(np.searchsorted(back_key_np, und_key_np))
+    at_back = rank + torch.from_numpy(np.searchsorted(und_key_np, back_key_np))
+    back_id = torch.from_numpy(back_id_np)
+    edge_index = torch.empty(2, 2 * m, dtype=torch.long)  # (source, target) of each place, no division
+    for row, fwd, bwd in ((edge_index[0], und[0], und[1]), (edge_index[1], und[1], und[0])):
+        row.index_copy_(0, at_fwd, fwd).index_copy_(0, at_back, bwd.index_select(0, back_id))
+    dir_to_und = torch.empty(2 * m, dtype=torch.long).index_copy_(0, at_fwd, rank).index_copy_(0, at_back, back_id)
+    und, edge_index, dir_to_und = und.to(device), edge_index.to(device), dir_to_und.to(device)
     return GraphData(
         name=name,
         x=x.float().contiguous(),
