@@ -95,8 +95,8 @@ def run(ctx: RunContext) -> MethodResult:
     graph_targets = round_targets(c.graph_sparsity, EDGE_STEP, rounds)
     weight_targets = round_targets(c.weight_sparsity, WEIGHT_STEP, rounds)
     n_weights = sum(m.numel() for m in alive_w.values())
-    # edges outside the training nodes' receptive field get only the L1 term: their mask values stay tied,
-    # and by index the tie would prune the highest node ids' edges first (Planetoid's test nodes)
+    # equal mask values (edges that got the same updates, e.g. only the L1 term) go by --tie-break: by index a
+    # tie would prune the highest node ids' edges first (Planetoid's test nodes). On Cora none reaches the threshold.
     tiebreak = edge_tiebreak(data, c.tie_break, c.seed)
     phases: list[PhaseRecord] = []
     result = None
