@@ -204,3 +204,15 @@ def test_ticket_drawn_in_another_node_order_retrains_identically(tmp_path):
     again = train(GraphTrainConfig(dataset=TINY, ticket=str(out)), progress=False)
     assert (again["test_accuracy"], again["val_accuracy"]) == (first["test_accuracy"], first["val_accuracy"])
     assert again["config"]["node_order"] == "rcm"
+
+
+def test_gebt_at_weight_sparsity_0_detects_on_the_graph_mask_alone():
+    """With no weight to prune the weight mask keeps everything every epoch; fed to the detector, its distance
+    of 0 halved the graph's under the default mean criterion, so the ticket came at twice the allowed distance."""
+    cfg = GraphTrainConfig(dataset=TINY, method="gebt", epochs=12, graph_sparsity=0.3, weight_sparsity=0.0)
+    r = train(cfg, progress=False)
+    trajectory = r["detector"]["trajectory"]
+    assert trajectory and all(row["d_weight"] is None for row in trajectory)
+    fired = r["detector"]["fired_epoch"]
+    scores = [row["score"] for row in trajectory if row["score"] is not None]
+    assert fired is None or scores[-1] < cfg.eta  # fired on the graph distance itself

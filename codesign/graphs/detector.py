@@ -17,7 +17,8 @@ Criterion (``criterion``), score compared against ``eta`` (0.1):
 * ``sum``: ``d_g + d_w`` (the paper's text); ``mean``: ``(d_g + d_w) / 2`` (the public code);
 * ``graph``: ``d_g``; ``weight``: ``d_w``.
 
-With a graph mask only (GEB) every criterion uses ``d_g``. The detector fires at the first epoch
+With a graph mask only (GEB, and GEBT at weight sparsity 0, whose weight mask never changes) every
+criterion uses ``d_g``. The detector fires at the first epoch
 ``t >= warmup`` with a distance and ``score < eta``; :meth:`step` returns True then. The caller stops
 at ``max_epochs`` without a ticket otherwise. Every epoch's distances go into ``trajectory``.
 """

@@ -175,8 +175,11 @@ class SearchLoop:
                                  else nm_weight_mask(params, self.weight_ratio, *nm))
 
     def detect(self) -> bool:
-        """Feed the detector this epoch's masks; True when it fires."""
-        return self.detector.step(self.graph_mask, None if self.weight_masks is None else flat(self.weight_masks))
+        """Feed the detector this epoch's masks; True when it fires. At weight sparsity 0 the weight mask keeps
+        everything every epoch: it is not fed (a distance of 0 averaged in would halve the graph's, and the
+        detector would fire at twice the graph distance ``eta`` allows), so the graph mask alone decides."""
+        weights = None if self.weight_masks is None or not self.weight_ratio else flat(self.weight_masks)
+        return self.detector.step(self.graph_mask, weights)
 
     def epoch(self, detect: bool = True) -> bool:
         """One search epoch; True when the detector fires (``detect=False``: never)."""
