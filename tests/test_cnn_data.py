@@ -212,3 +212,14 @@ def test_a_last_batch_of_one_image_joins_the_one_before(tmp_path):
     assert batch_bounds(769, 256) == [(0, 256), (256, 512), (512, 769)]
     assert batch_bounds(770, 256) == [(0, 256), (256, 512), (512, 768), (768, 770)]
     assert batch_bounds(1, 256) == [(0, 1)]
+
+
+def test_image_dataset_names_in_any_case(tmp_path):
+    """``MNIST`` and ``Synthetic_Images`` name the datasets ``estimate`` and the graph loaders already took in
+    any case (training refused them); results record the canonical name."""
+    from codesign.cnn.pipeline import CNNTrainConfig
+
+    assert CNNTrainConfig(dataset="Fashion_MNIST").dataset == "fashion-mnist"
+    assert load_dataset("Synthetic_Images", tmp_path).name == "synthetic-images"
+    with pytest.raises(CodesignError, match="unknown dataset 'MNISTX'"):
+        load_dataset("MNISTX", tmp_path)
