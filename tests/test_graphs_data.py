@@ -243,3 +243,33 @@ def test_build_graph_equals_the_plain_coalesce(seed):
     key, order = torch.sort(directed)
     assert torch.equal(d.edge_index, torch.stack([key // n, key % n]))
     assert torch.equal(d.dir_to_und, order % und_key.numel())
+
+
+def test_an_unwritable_or_full_cache_costs_the_rebuild_not_the_run(tmp_path, monkeypatch):
+    """Data present in the data root loads without a writable cache (it was refused), and a cache write that
+    fails (full disk) is a warning: the graph is the one a cached load gives."""
+    import codesign.graphs.data as gd
+    from codesign.graphs.data import forget_loaded
+
+    write_planetoid(tmp_path / "data")
+    expected = load_dataset("pubmed", tmp_path / "data")
+    forget_loaded()
+
+    def unwritable(create=True):
+        raise CodesignError("cache folder '/ro' is not writable; point CODESIGN_CACHE at a writable folder")
+
+    monkeypatch.setattr(gd, "cache_dir", unwritable)
+    with pytest.warns(UserWarning, match="not writable.*processed again on every load"):
+        got = load_dataset("pubmed", tmp_path / "data")
+    assert torch.equal(got.edge_index, expected.edge_index) and torch.equal(got.x, expected.x)
+    forget_loaded()
+    monkeypatch.setattr(gd, "cache_dir", lambda create=True: tmp_path / "fresh")
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(gd.torch, "save", full)
+    with pytest.warns(UserWarning, match="cannot cache the processed pubmed.*No space left"):
+        got = load_dataset("pubmed", tmp_path / "data")
+    assert torch.equal(got.edge_index, expected.edge_index)
+    assert not list((tmp_path / "fresh").rglob("*.pt*"))  # no partial file left

@@ -180,16 +180,28 @@ def files_checksum(paths: list[Path]) -> str:
 
 
 def _cached(name: str, checksum: str, build) -> GraphData:
-    path = cache_dir() / "graphs" / f"{name}-{checksum[:16]}-v{_CACHE_VERSION}.pt"
+    """``build()``'s graph, from the cache when it holds it; an unwritable or full cache costs the rebuild on every
+    load (said once as a warning), not the run: the data itself is read in place."""
+    import warnings
+
+    try:
+        path = cache_dir() / "graphs" / f"{name}-{checksum[:16]}-v{_CACHE_VERSION}.pt"
+    except CodesignError as err:
+        warnings.warn(f"{err}; {name} is processed again on every load meanwhile", stacklevel=2)
+        return build()
     if path.exists():
         try:
             return GraphData(**torch.load(path, weights_only=True))
         except Exception:  # a stale or partial cache file is rebuilt, never trusted
             path.unlink(missing_ok=True)
     data: GraphData = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save({k: getattr(data, k) for k in data.__dataclass_fields__}, tmp)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            torch.save({k: getattr(data, k) for k in data.__dataclass_fields__}, tmp)
+    except OSError as err:  # full disk, a folder made read-only meanwhile
+        warnings.warn(f"cannot cache the processed {name} in {str(path.parent)!r} ({err.strerror or err}); it is "
+                      "processed again on every load; point CODESIGN_CACHE at a writable folder", stacklevel=2)
     return data
 
 
