@@ -77,9 +77,15 @@ def graph_stats(name: str) -> GraphStats:
     return GRAPHS[key]
 
 
+def image_key(name: str) -> str:
+    """An image dataset's name as ``IMAGES`` (and ``codesign.cnn.data.DATASETS``) key it: any case, ``_`` for
+    ``-`` (``MNIST``, ``Fashion_MNIST``)."""
+    return name.strip().lower().replace("_", "-")
+
+
 def image_stats(name: str) -> ImageStats:
     """Statistics of a known image dataset (case-insensitive name)."""
-    key = name.lower().replace("_", "-")
+    key = image_key(name)
     if key not in IMAGES:
         raise unknown("image dataset", name, list(IMAGES))
     return IMAGES[key]

@@ -219,7 +219,10 @@ def test_image_dataset_names_in_any_case(tmp_path):
     any case (training refused them); results record the canonical name."""
     from codesign.cnn.pipeline import CNNTrainConfig
 
+    from codesign.cli import main
+
     assert CNNTrainConfig(dataset="Fashion_MNIST").dataset == "fashion-mnist"
+    assert main(["estimate", "--task", "cnn", "--model", "vgg11", "--dataset", "Fashion_MNIST", "--device", "h100"]) == 0
     assert load_dataset("Synthetic_Images", tmp_path).name == "synthetic-images"
     with pytest.raises(CodesignError, match="unknown dataset 'MNISTX'"):
         load_dataset("MNISTX", tmp_path)

@@ -113,7 +113,9 @@ def _rows(args: argparse.Namespace, resolved: Any) -> list[dict[str, Any]]:
         pairs = [("inference", run.infer)] + [(p.name, p.per_epoch) for p in run.phases]
         batch = stats.num_nodes  # full-batch: one forward over every node
     elif model in cnn_model_names():
-        key = args.dataset.lower()
+        from costmodels.stats import image_key
+
+        key = image_key(args.dataset)
         if key not in IMAGES:
             raise unknown("image dataset", args.dataset, list(IMAGES))
         s = IMAGES[key]

@@ -38,6 +38,7 @@ import torch
 from codesign.runtime.data_root import cache_dir
 from codesign.runtime.fetch import fetch, file_digest
 from costmodels.errors import CodesignError, unknown
+from costmodels.stats import image_key
 
 DATASETS = ("cifar10", "cifar100", "mnist", "fashion-mnist", "synthetic-images")
 
@@ -264,17 +265,12 @@ def val_count(val_size: float, n: int) -> int:
     return k
 
 
-def dataset_key(name: str) -> str:
-    """An image dataset's name as ``DATASETS`` keys it: any case, ``_`` for ``-`` (``Fashion_MNIST``)."""
-    return name.strip().lower().replace("_", "-")
-
-
 def load_dataset(name: str, root: Path, *, train_subset: int | None = None, seed: int = 0,
                  download: bool = True, val_size: float = 0.0) -> ImageData:
     """Load ``name`` (see ``DATASETS``); ``train_subset`` keeps a seeded random subset of train, then
     ``val_size`` (fraction or count, see the module docstring) of it is held out as validation. Names in
     any case, ``_`` for ``-`` (``MNIST``, ``Fashion_MNIST``), as graph datasets and ``estimate`` take them."""
-    given, name = name, dataset_key(name)
+    given, name = name, image_key(name)
     if name not in DATASETS:
         raise unknown("dataset", given, list(DATASETS))
     if name in CIFAR:

@@ -20,8 +20,9 @@ from pathlib import Path
 from codesign.runtime.result_checks import chance_warning, check_sparsity
 from codesign.runtime.torch_device import check_run_on
 from costmodels.errors import CodesignError, check_fraction, unknown
+from costmodels.stats import image_key
 
-from .data import DATASETS, dataset_key
+from .data import DATASETS
 from .models import MODELS
 
 METHODS = ("dense", "eb", "spline-eb", "spline", "slimming", "random")
@@ -68,9 +69,9 @@ class CNNTrainConfig:
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise unknown("model", self.model, list(MODELS))
-        if dataset_key(self.dataset) not in DATASETS:
+        if image_key(self.dataset) not in DATASETS:
             raise unknown("dataset", self.dataset, list(DATASETS))
-        object.__setattr__(self, "dataset", dataset_key(self.dataset))  # results name it as DATASETS does
+        object.__setattr__(self, "dataset", image_key(self.dataset))  # results name it as DATASETS does
         if self.method not in METHODS:
             raise unknown("method", self.method, list(METHODS))
         if self.retrain_init not in RETRAIN_INITS:

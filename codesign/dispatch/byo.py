@@ -31,6 +31,7 @@ from torch import nn
 
 from costmodels import IMAGES, list_profiles, load_profile, price_workload
 from costmodels.errors import CodesignError
+from costmodels.stats import image_key
 
 from .opcount import count_model_steps
 from .workload import Traced, trace_workload
@@ -87,7 +88,7 @@ def _model(model: nn.Module | Factory, f_in: int, classes: int) -> nn.Module:
 
 
 def task_of(dataset: str) -> str:
-    return "cnn" if dataset.lower().replace("_", "-") in IMAGES else "graph"
+    return "cnn" if image_key(dataset) in IMAGES else "graph"
 
 
 def trace_graph_model(model: nn.Module | Factory, data: Any, name: str = "model") -> tuple[Traced, Traced]:
@@ -124,7 +125,7 @@ def trace_graph_model(model: nn.Module | Factory, data: Any, name: str = "model"
 def trace_image_model(model: nn.Module | Factory, dataset: str, batch: int = 128,
                       name: str = "model") -> tuple[Traced, Traced, int]:
     """``(train, inference, steps per epoch)`` traces of an image model on one batch of ``dataset``."""
-    s = IMAGES[dataset.lower().replace("_", "-")]
+    s = IMAGES[image_key(dataset)]
     net = _model(model, s.channels, s.num_classes)
     params = [p for p in net.parameters() if p.requires_grad]
     images = torch.randn(batch, s.channels, s.height, s.width)
