@@ -217,9 +217,8 @@ def test_a_last_batch_of_one_image_joins_the_one_before(tmp_path):
 def test_image_dataset_names_in_any_case(tmp_path):
     """``MNIST`` and ``Synthetic_Images`` name the datasets ``estimate`` and the graph loaders already took in
     any case (training refused them); results record the canonical name."""
-    from codesign.cnn.pipeline import CNNTrainConfig
-
     from codesign.cli import main
+    from codesign.cnn.pipeline import CNNTrainConfig
 
     assert CNNTrainConfig(dataset="Fashion_MNIST").dataset == "fashion-mnist"
     assert main(["estimate", "--task", "cnn", "--model", "vgg11", "--dataset", "Fashion_MNIST", "--device", "h100"]) == 0
