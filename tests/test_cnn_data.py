@@ -221,7 +221,8 @@ def test_image_dataset_names_in_any_case(tmp_path):
     from codesign.cnn.pipeline import CNNTrainConfig
 
     assert CNNTrainConfig(dataset="Fashion_MNIST").dataset == "fashion-mnist"
-    assert main(["estimate", "--task", "cnn", "--model", "vgg11", "--dataset", "Fashion_MNIST", "--device", "h100"]) == 0
+    estimate = ["estimate", "--task", "cnn", "--model", "vgg11", "--dataset", "Fashion_MNIST", "--device", "h100"]
+    assert main(estimate) == 0
     assert load_dataset("Synthetic_Images", tmp_path).name == "synthetic-images"
     with pytest.raises(CodesignError, match="unknown dataset 'MNISTX'"):
         load_dataset("MNISTX", tmp_path)
