@@ -29,6 +29,8 @@ def test_json_output_has_the_contract_keys(capsys, tmp_path):
     assert [p["name"] for p in r["phases"]] == ["search", "retrain"]
     assert r["cost"]["device"] is None and r["cost"]["train_latency_s"] is None
     assert r["peak_rss_bytes"] > 10 * 2**20
+    # the data's share of the run (loading, node order): measured, and part of wall_s
+    assert 0 < r["data_wall_s"] < r["wall_s"] - sum(p["wall_s"] for p in r["phases"]) + 1e-6
     assert (tmp_path / "x" / "ticket.pt").exists() and (tmp_path / "x" / "result.json").exists()
 
 

@@ -221,15 +221,16 @@ def test_build_graph_refuses_non_finite_features_anywhere(bad):
     assert build_graph("toy", huge, torch.zeros(n, dtype=torch.long), ei, (split, split, split), "x").num_nodes == n
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_build_graph_equals_the_plain_coalesce(seed):
-    """build_graph's merge of two sorted key lists (numpy sorts, no division) gives exactly what sorting both
-    directions of the deduplicated undirected edges gives: the coalesced list, its undirected index, and
-    each directed edge's undirected edge (self-loops and duplicates in the input, in both directions)."""
+@pytest.mark.parametrize("seed,e", [(0, 2000), (1, 2000), (2, 2000), (3, 120)])
+def test_build_graph_equals_the_plain_coalesce(seed, e):
+    """build_graph's placement of both directions by counting (numpy sorts, no division) gives exactly what
+    sorting both directions of the deduplicated undirected edges gives: the coalesced list, its undirected
+    index, and each directed edge's undirected edge (self-loops and duplicates in the input, in both
+    directions; with 120 edges on 300 nodes, many isolated nodes)."""
     from codesign.graphs.data import build_graph
 
     g = torch.Generator().manual_seed(seed)
-    n, e = 300, 2000
+    n = 300
     ei = torch.randint(0, n, (2, e), generator=g)
     ei[:, :50] = ei[:, :50].flip(0)  # reversed duplicates too
     ei = torch.cat([ei, ei[:, :40], torch.arange(5).repeat(2, 1)], 1)  # exact duplicates and self-loops

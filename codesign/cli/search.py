@@ -150,13 +150,14 @@ def default_study_name(args: argparse.Namespace) -> str:
 _STORAGE_MODULES = ("sqlalchemy", "optuna.storages._rdb.models", "alembic.command", "alembic.config",
                     "alembic.migration", "alembic.script")  # a worker's first open of the SQLite study: ~0.6 s
 WORKER_PRELOAD = {
-    "graph": ("torch", "optuna", "search.study", "codesign.pipelines.graph_search", "codesign.graphs.pipeline",
-              *_STORAGE_MODULES),
-    "cnn": ("torch", "optuna", "search.study", "codesign.pipelines.cnn_search", "codesign.cnn.pipeline",
-            *_STORAGE_MODULES),
+    "graph": ("codesign.runtime.startup_in_worker_server", "torch", "optuna", "search.study",
+              "codesign.pipelines.graph_search", "codesign.graphs.pipeline", *_STORAGE_MODULES),
+    "cnn": ("codesign.runtime.startup_in_worker_server", "torch", "optuna", "search.study",
+            "codesign.pipelines.cnn_search", "codesign.cnn.pipeline", *_STORAGE_MODULES),
 }
 """Modules every search worker imports, per task: imported once in the fork server (``search.study``; a
-name that fails to import there is skipped, and the worker imports it when it needs it)."""
+name that fails to import there is skipped, and the worker imports it when it needs it). The first makes
+the server import torch as the search process does (collector paused, then frozen)."""
 
 
 def _canonical_budget(text: str) -> str:

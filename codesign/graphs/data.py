@@ -110,6 +110,35 @@ def _sorted_unique(keys: Any) -> Any:
     return ordered[keep]
 
 
+def _both_directions(und: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """Both directions of the undirected edges ``und`` (sorted by (lo, hi), lo < hi), coalesced: sorted by
+    (source, target), and each directed edge's undirected id. Placed by counting, with one argsort and no
+    division: row ``v`` of the directed list holds first its edges to smaller ids (the backward copies
+    ``hi -> lo`` with ``hi = v``, by ``lo``), then its edges to larger ids (the forward copies, in ``und``'s
+    order). 10^6 nodes, 5 * 10^6 edges, one core: 1.0 s against 1.37 s for a merge of the two sorted key
+    lists by ``searchsorted`` (the same result; measured 2026-12-05)."""
+    import numpy as np
+
+    lo, hi = und[0], und[1]
+    m = lo.numel()
+    rank = torch.arange(m)
+    fwd_deg, back_deg = torch.bincount(lo, minlength=n), torch.bincount(hi, minlength=n)
+    deg = fwd_deg + back_deg
+    row_start = torch.cumsum(deg, 0) - deg
+    fwd_start = torch.cumsum(fwd_deg, 0) - fwd_deg  # where each node's forward run starts in und
+    back_start = torch.cumsum(back_deg, 0) - back_deg
+    at_fwd = (row_start + back_deg - fwd_start).index_select(0, lo) + rank
+    # keys are distinct: the one sorting permutation, as a stable sort's
+    back_id = torch.from_numpy(np.argsort((hi * n + lo).numpy()))  # backward copies in (hi, lo) order
+    back_src = hi.index_select(0, back_id)
+    at_back = (row_start - back_start).index_select(0, back_src) + rank
+    edge_index = torch.empty(2, 2 * m, dtype=torch.long)
+    edge_index[0].index_copy_(0, at_fwd, lo).index_copy_(0, at_back, back_src)
+    edge_index[1].index_copy_(0, at_fwd, hi).index_copy_(0, at_back, lo.index_select(0, back_id))
+    dir_to_und = torch.empty(2 * m, dtype=torch.long).index_copy_(0, at_fwd, rank).index_copy_(0, at_back, back_id)
+    return edge_index, dir_to_und
+
+
 def build_graph(
     name: str,
     x: Tensor,
@@ -119,8 +148,6 @@ def build_graph(
     checksum: str,
 ) -> GraphData:
     """Symmetrise, drop self-loops and duplicates, and index the undirected edges (all O(E log E))."""
-    import numpy as np
-
     n = int(x.size(0))
     device = edge_index.device  # the index work runs on the CPU (numpy), its results go back here
     src, dst = edge_index[0].long().cpu(), edge_index[1].long().cpu()
@@ -139,22 +166,7 @@ def build_graph(
                 else "NaN or infinite features")
         raise CodesignError(f"dataset {name!r} has {what}; a graph needs >= 2 nodes, >= 1 edge and finite "
                             "features")
-    # both directions, coalesced (sorted by (source, target)): the forward keys lo*n+hi are sorted
-    # already; sort the backward keys hi*n+lo, then merge the two sorted lists (each key's place =
-    # its rank in its own list + the keys of the other list below it; keys are distinct)
-    m = und.size(1)
-    back = (und[1] * n + und[0]).numpy()
-    back_id_np = np.argsort(back)  # keys are distinct: the one sorting permutation, as a stable sort's
-    back_key_np = back[back_id_np]
-    und_key_np = und_key.numpy()
-    rank = torch.arange(m)
-    at_fwd = rank + torch.from_numpy(np.searchsorted(back_key_np, und_key_np))
-    at_back = rank + torch.from_numpy(np.searchsorted(und_key_np, back_key_np))
-    back_id = torch.from_numpy(back_id_np)
-    edge_index = torch.empty(2, 2 * m, dtype=torch.long)  # (source, target) of each place, no division
-    for row, fwd, bwd in ((edge_index[0], und[0], und[1]), (edge_index[1], und[1], und[0])):
-        row.index_copy_(0, at_fwd, fwd).index_copy_(0, at_back, bwd.index_select(0, back_id))
-    dir_to_und = torch.empty(2 * m, dtype=torch.long).index_copy_(0, at_fwd, rank).index_copy_(0, at_back, back_id)
+    edge_index, dir_to_und = _both_directions(und, n)
     und, edge_index, dir_to_und = und.to(device), edge_index.to(device), dir_to_und.to(device)
     return GraphData(
         name=name,

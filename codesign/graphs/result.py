@@ -5,8 +5,9 @@ other branches read by key.
 Accuracies are fractions; sparsities are achieved fractions (``requested_*`` beside them, None where
 the method is not asked for one); ``cost`` is the analytical, device-independent price of every
 executed phase (transform-first order), ``cost_paper_order`` the MACs in the paper's aggregate-first
-order, ``cost_inputs`` what re-prices the run on any device; ``wall_s`` and ``peak_rss_bytes`` are
-measured (the process's peak resident set so far).
+order, ``cost_inputs`` what re-prices the run on any device; ``wall_s``, ``data_wall_s`` (the part of
+``wall_s`` spent loading or generating the dataset and putting it in the run's node order) and
+``peak_rss_bytes`` are measured (the process's peak resident set so far).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class GraphRunResult:
     config: GraphTrainConfig
     wall_s: float
     peak_rss_bytes: int
+    data_wall_s: float = 0.0  # of wall_s: loading/generating the dataset and reordering it (measured)
     torch_threads: int = 1  # intra-op threads the run used (codesign.runtime.threads): wall time depends on it
     ticket_path: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # method-specific (search_epoch_wall_s, rounds)
@@ -86,6 +88,7 @@ class GraphRunResult:
         if self.ticket_path is not None:
             out["ticket_path"] = self.ticket_path
         out["wall_s"] = self.wall_s
+        out["data_wall_s"] = self.data_wall_s
         out["torch_threads"] = self.torch_threads
         out["peak_rss_bytes"] = self.peak_rss_bytes
         return out

@@ -29,7 +29,9 @@ import torch
 
 from costmodels.errors import CodesignError
 
-_CHUNK = 1 << 16  # rows per step when adding the class means to the features
+_CHUNK_BYTES = 1 << 20  # the class means are added to the features this many bytes of rows at a time
+# (a temporary that stays in cache: at 10^6 x 128 features on one core 0.08 s, against 0.25 s for
+# 2^16-row steps (32 MiB); the same sums either way, measured 2026-12-05)
 
 _KEYS = {"n": int, "avg_degree": float, "features": int, "classes": int, "p_in": float, "signal": float,
          "seed": int}
@@ -134,7 +136,8 @@ def sbm_graph(spec: SBMSpec, build: Callable):
     mu = torch.randn(c, spec.features, generator=g)
     x = torch.randn(n, spec.features, generator=g)
     shift = spec.signal * mu
-    for rows, labels in zip(x.split(_CHUNK), y.split(_CHUNK)):  # x += signal * mu[y], without an [N, F] temporary
+    chunk = max(1, _CHUNK_BYTES // (4 * spec.features))
+    for rows, labels in zip(x.split(chunk), y.split(chunk)):  # x += signal * mu[y], without an [N, F] temporary
         rows.add_(shift.index_select(0, labels))
     perm = torch.randperm(n, generator=g)
     per_class = 20

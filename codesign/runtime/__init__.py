@@ -7,7 +7,8 @@
 * :mod:`.optim` — the one Adam of every training loop;
 * :mod:`.outputs` — what a run leaves in its ``--out`` folder, and clearing an earlier run's;
 * :mod:`.result_checks` — checks on a finished run (reached sparsity, chance-level accuracy);
-* :mod:`.versions` — the library versions a result records.
+* :mod:`.versions` — the library versions a result records;
+* :mod:`.startup` — how a `codesign` process imports torch (collector paused, then frozen).
 
 May import ``costmodels.errors`` / ``costmodels.atomic`` and torch only: nothing else of the project.
 """
