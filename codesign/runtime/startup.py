@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gc
 import importlib.abc
-import importlib.machinery
 import sys
 from importlib.machinery import ModuleSpec
 from types import ModuleType
@@ -38,10 +37,14 @@ class _TorchFinder(importlib.abc.MetaPathFinder):
         if fullname != "torch":
             return None
         sys.meta_path[:] = [f for f in sys.meta_path if f is not self]
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _PausedCollectorLoader(spec.loader)
-        return spec
+        for finder in sys.meta_path:  # the finders the import would have asked, in their order
+            find = getattr(finder, "find_spec", None)
+            spec = find(fullname, path, target) if find is not None else None
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _PausedCollectorLoader(spec.loader)
+                return spec
+        return None
 
 
 class _PausedCollectorLoader(importlib.abc.Loader):
