@@ -12,6 +12,10 @@ The same PyG layers on a sparse CSR adjacency (:class:`SparseAdjacency`; gcn, gi
 own work, one sparse-dense product per layer instead of ``[E, F]`` messages: their table adds the ratios of
 FLOPs and DRAM bytes, which show whether the two are priced on one basis where the work is the same.
 
+A third table counts the kernels one step launches (``cuda`` target) on each side, the twin's from its own
+dispatched ops and the built-in's from ``opcount``'s table, beside the priced h100 latency ratio: on Cora a
+GPU step is launch-bound, so where the two sides dispatch different ops the prices differ with them.
+
 ``--measure`` also times both on this CPU (a train step and an inference, median of 40 after 5 warm-ups,
 ``--threads`` threads, default 1: the thread count ``codesign train`` picks for Cora, the basis the calibrated
 profile was fitted on) and prints the measured ratio PyG / built-in beside the priced one on
@@ -194,6 +198,37 @@ def print_sparse_adjacency(rows: list[dict]) -> dict:
     return summary
 
 
+def kernel_counts(dataset: str, rows: list[dict], sparse_rows: list[dict]) -> list[dict]:
+    """Kernel-launching ATen ops of one step, PyG twin (its own dispatched ops, ``count_model_steps``) against
+    the built-in (``opcount``'s table), for the ``cuda`` target, beside the priced h100 latency ratio: on a
+    launch-bound graph the price follows the ops each side really dispatches, not a shared basis."""
+    from codesign.dispatch.byo import trace_graph_model
+    from codesign.dispatch.opcount import kernel_launches
+    from codesign.graphs.data import load_dataset
+
+    data = load_dataset(dataset)
+    latency = {(r["model"] + ("/csr" if csr else ""), r["phase"]): r["ratio"]
+               for csr, table in ((False, rows), (True, sparse_rows)) for r in table
+               if r["device"] == "h100" and r["metric"] == "latency_s"}
+    out = []
+    for kind, sparse in [(k, False) for k in ("gcn", "gat", "gin", "sage")] + [(k, True) for k in SPARSE_KINDS]:
+        _, infer = trace_graph_model(lambda f, c, k=kind, s=sparse: twin(k, f, c, s), data, kind)
+        assert infer.counts is not None
+        name = f"{kind}/csr" if sparse else kind
+        for phase, training, table_kind in (("inference", False, "inference"), ("train_epoch", True, "train")):
+            pyg = infer.counts.for_target("cuda", training)[0]
+            ours = kernel_launches(kind, 2, 8, table_kind)
+            out.append({"model": name, "phase": phase, "pyg_kernels": pyg, "builtin_kernels": ours,
+                        "kernel_ratio": pyg / ours, "h100_latency_ratio": latency.get((name, phase))})
+    print("\nkernels one step launches (cuda target), PyG twin vs built-in, beside the priced h100 latency ratio:")
+    print(f"{'model':<9} {'phase':<12} {'PyG':>5} {'ours':>5} {'kernel ratio':>13} {'h100 latency ratio':>19}")
+    for r in out:
+        lat = "-" if r["h100_latency_ratio"] is None else f"{r['h100_latency_ratio']:.3f}"
+        print(f"{r['model']:<9} {r['phase']:<12} {r['pyg_kernels']:5d} {r['builtin_kernels']:5d} "
+              f"{r['kernel_ratio']:13.2f} {lat:>19}")
+    return out
+
+
 def cnn_flops() -> list[dict]:
     from codesign.dispatch.byo import trace_image_model
     from costmodels import price_workload
@@ -319,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{worst.get('metric')}); {inside} of {len(rows)} ratios in [0.9, 1.1]")
     sparse_rows, _ = gnn_parity(args.dataset, sparse_adjacency=True)
     sparse_summary = print_sparse_adjacency(sparse_rows)
+    kernels = kernel_counts(args.dataset, rows, sparse_rows)
     cnn = cnn_flops()
     for c in cnn:
         print(f"{c['model']:<13} forward {c['macs'] / 1e6:9.1f} MMAC vs published {c['published_macs'] / 1e6:7.0f} "
@@ -329,7 +365,9 @@ def main(argv: list[str] | None = None) -> int:
                "all_inside": inside == len(rows),
                "cnn": {c["model"]: {"macs": c["macs"], "error": c["error"]} for c in cnn},
                "cnn_within_1pct": all(abs(c["error"]) <= 0.01 for c in cnn),
-               "sparse_adjacency": sparse_summary}
+               "sparse_adjacency": sparse_summary,
+               "kernels_per_step": {f"{k['model']}/{k['phase']}": [k["pyg_kernels"], k["builtin_kernels"]]
+                                    for k in kernels}}
     if args.measure:
         torch.set_num_threads(args.threads)
         timed = measured_vs_priced(args.dataset, args.cpu_profile)
