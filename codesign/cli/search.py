@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from costmodels.atomic import write_text
+from search.storage import check_url
 
 from .common import Renamed, add_data_root, add_json_flag, add_threads_flag, add_trust_pickle, bounded, emit_json
 from .run_folder import check_out_dir, claim_run_folder
@@ -248,8 +249,6 @@ def _search(args: argparse.Namespace, workers: Any) -> int:
     evaluator = _evaluator(args, metric, None if args.measured else device_name, screen_at)  # bad model: fail now
     storage = args.storage
     if storage is not None:
-        from search.storage import check_url
-
         check_url(storage)  # a malformed URL or a missing driver: refused before the run folder exists
     # the outermost folder this command creates (out, or a parent of it such as runs/): removed again if the
     # search is refused before any trial finished
