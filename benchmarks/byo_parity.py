@@ -204,6 +204,7 @@ def kernel_counts(dataset: str, rows: list[dict], sparse_rows: list[dict]) -> li
     launch-bound graph the price follows the ops each side really dispatches, not a shared basis."""
     from codesign.dispatch.byo import trace_graph_model
     from codesign.dispatch.opcount import kernel_launches
+    from codesign.graphs.config import GraphTrainConfig
     from codesign.graphs.data import load_dataset
 
     data = load_dataset(dataset)
@@ -217,7 +218,8 @@ def kernel_counts(dataset: str, rows: list[dict], sparse_rows: list[dict]) -> li
         name = f"{kind}/csr" if sparse else kind
         for phase, training, table_kind in (("inference", False, "inference"), ("train_epoch", True, "train")):
             pyg = infer.counts.for_target("cuda", training)[0]
-            ours = kernel_launches(kind, 2, 8, table_kind)
+            built_in = GraphTrainConfig(model=kind)  # the built-in's depth and heads, as the twin copies them
+            ours = kernel_launches(kind, built_in.layers, built_in.heads, table_kind)
             out.append({"model": name, "phase": phase, "pyg_kernels": pyg, "builtin_kernels": ours,
                         "kernel_ratio": pyg / ours, "h100_latency_ratio": latency.get((name, phase))})
     print("\nkernels one step launches (cuda target), PyG twin vs built-in, beside the priced h100 latency ratio:")

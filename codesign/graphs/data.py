@@ -115,8 +115,8 @@ def _both_directions(und: Tensor, n: int) -> tuple[Tensor, Tensor]:
     (source, target), and each directed edge's undirected id. Placed by counting, with one argsort and no
     division: row ``v`` of the directed list holds first its edges to smaller ids (the backward copies
     ``hi -> lo`` with ``hi = v``, by ``lo``), then its edges to larger ids (the forward copies, in ``und``'s
-    order). 10^6 nodes, 5 * 10^6 edges, one core: 1.0 s against 1.37 s for a merge of the two sorted key
-    lists by ``searchsorted`` (the same result; measured 2026-12-05)."""
+    order). 10^6 nodes, 5 * 10^6 edges, one core, five alternations in one process: 0.68-0.74 s against
+    0.87-0.93 s for a merge of the two sorted key lists by ``searchsorted`` (the same result; 2026-12-05)."""
     import numpy as np
 
     lo, hi = und[0], und[1]

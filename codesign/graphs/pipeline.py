@@ -111,7 +111,7 @@ def train_record(config: GraphTrainConfig, progress: bool = True, search_limit: 
         config = _ticket_config(config, ticket)
     run_data, order = reorder(data, config.node_order)  # the run's node order; results in data's ids
     run_data = _to(run_data, device)
-    data_wall_s = time.perf_counter() - start
+    data_wall_s = time.perf_counter() - start  # all before the method's first epoch: the data, a ticket, node order
     try:  # the epochs reuse freed blocks from the second on (RunContext.epoch_done)
         res = _run_method(config, ticket, run_data, order, device, progress, search_limit)
     finally:

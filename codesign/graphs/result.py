@@ -6,8 +6,8 @@ Accuracies are fractions; sparsities are achieved fractions (``requested_*`` bes
 the method is not asked for one); ``cost`` is the analytical, device-independent price of every
 executed phase (transform-first order), ``cost_paper_order`` the MACs in the paper's aggregate-first
 order, ``cost_inputs`` what re-prices the run on any device; ``wall_s``, ``data_wall_s`` (the part of
-``wall_s`` spent loading or generating the dataset and putting it in the run's node order) and
-``peak_rss_bytes`` are measured (the process's peak resident set so far).
+``wall_s`` before the method's first epoch: loading or generating the dataset, loading a ``--ticket``,
+putting the graph in the run's node order) and ``peak_rss_bytes`` are measured (the process's peak resident set so far).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class GraphRunResult:
     config: GraphTrainConfig
     wall_s: float
     peak_rss_bytes: int
-    data_wall_s: float = 0.0  # of wall_s: loading/generating the dataset and reordering it (measured)
+    data_wall_s: float = 0.0  # of wall_s: before the first epoch (dataset, ticket, node order; measured)
     torch_threads: int = 1  # intra-op threads the run used (codesign.runtime.threads): wall time depends on it
     ticket_path: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # method-specific (search_epoch_wall_s, rounds)
