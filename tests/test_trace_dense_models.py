@@ -152,3 +152,57 @@ def test_pooling_padding_shuffles_losses_and_gru_views_are_priced_not_unknown():
     gru = nn.GRU(8, 16, batch_first=True)
     traced = trace_workload(lambda: gru(torch.randn(2, 5, 8)), list(gru.parameters()), "gru")
     assert traced.unknown == {}
+
+
+@pytest.mark.parametrize("kind", ["mha", "encoder"])
+def test_the_fused_fast_path_under_no_grad_is_priced_as_its_math_path(kind):
+    """In eval mode under ``torch.no_grad()``, ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer`` run
+    one fused op (``_native_multi_head_attention``, ``_transformer_encoder_layer_fwd``). They were unknown (traffic
+    only, no MACs); now their projections, attention products and feed-forward block are the math path's."""
+    torch.manual_seed(0)
+    net, x = Attention(kind).eval(), torch.randn(2, 16, 32)
+
+    def no_grad_forward():
+        with torch.no_grad():
+            return net(x)
+
+    fast = trace_workload(no_grad_forward, list(net.parameters()), "fast")
+    assert set(fast.op_counts) & {"_native_multi_head_attention", "_transformer_encoder_layer_fwd"}  # the fast path ran
+    assert fast.unknown == {}
+    math_path = trace_workload(lambda: net(x), list(net.parameters()), "math")
+    got, want = (price_workload(t.workload, training=False) for t in (fast, math_path))
+    assert got.macs == want.macs == _reference_macs(net, x)
+    assert got.flops == pytest.approx(float(want.flops), rel=0.02)
+
+
+def test_bilinear_distances_grid_sampling_and_ffts_are_priced_by_hand_counts():
+    """``_trilinear`` (nn.Bilinear), ``cdist``/``pdist``, ``grid_sample`` and ``torch.fft`` were unknown (traffic
+    only). Bilinear: B·O·I·J MACs on its weight; cdist's product path: [P, M + 2] @ [M + 2, R]; the direct path
+    3 FLOPs per pair and coordinate and a root per pair; grid_sample bilinear 7 FLOPs per output value and a
+    multiply-add per grid coordinate; FFTs 5 N log2 N per complex transform, half that from or to a real signal."""
+    torch.manual_seed(0)
+    x1, x2 = torch.randn(32, 16), torch.randn(32, 12)
+    bilinear = nn.Bilinear(16, 12, 8, bias=False)
+    img, grid = torch.randn(2, 3, 8, 8), torch.rand(2, 4, 4, 2) * 2 - 1
+    signal = torch.randn(32, 16)
+    spectrum = torch.fft.rfft(signal)
+    complex_signal = torch.randn(4, 8, dtype=torch.complex64)
+    cases = {
+        "bilinear": (lambda: bilinear(x1, x2), list(bilinear.parameters()), "macs", 32 * 8 * 16 * 12),
+        "cdist product": (lambda: torch.cdist(x1, x1[:20], compute_mode="use_mm_for_euclid_dist"), [], "macs",
+                          32 * 18 * 20),
+        "cdist direct": (lambda: torch.cdist(x1[:5, :4], x1[:3, :4], p=1), [], "flops", 5 * 3 * (4 * 3 + 1)),
+        "pdist": (lambda: F.pdist(x1[:6, :4]), [], "flops", 15 * (4 * 3 + 1)),
+        "grid_sample": (lambda: F.grid_sample(img, grid, align_corners=False), [], "flops",
+                        2 * 3 * 16 * 7 + 2 * grid.numel()),
+        "rfft": (lambda: torch.fft.rfft(signal), [], "flops", 32 * 2.5 * 16 * 4),
+        "irfft": (lambda: torch.fft.irfft(spectrum, n=16), [], "flops", 32 * 2.5 * 16 * 4),
+        "fft": (lambda: torch.fft.fft(complex_signal), [], "flops", 4 * 5 * 8 * 3),
+    }
+    for name, (fn, params, metric, want) in cases.items():
+        traced = trace_workload(fn, params, name)
+        assert traced.unknown == {}, name
+        assert float(getattr(price_workload(traced.workload, training=False), metric)) == want, name
+    trained = trace_workload(lambda: bilinear(x1, x2), list(bilinear.parameters()), "bilinear")
+    ops = [r for r in breakdown(trained.workload, training=True) if r["op"] == "aten._trilinear"]
+    assert sum(r["flops"] for r in ops) == 2 * 2 * 32 * 8 * 16 * 12  # forward and dW (the inputs need no grad)

@@ -32,7 +32,7 @@ REDUCTIONS = {"sum", "mean", "amax", "amin", "max", "min", "prod", "_softmax", "
                "adaptive_avg_pool1d", "adaptive_avg_pool3d", "_adaptive_avg_pool3d", "adaptive_max_pool1d",
                "adaptive_max_pool2d", "adaptive_max_pool3d", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
                "binary_cross_entropy", "binary_cross_entropy_with_logits", "std_mean", "median", "nanmedian",
-               "mode", "cumprod", "aminmax", "col2im"}
+               "mode", "cumprod", "aminmax", "col2im", "kthvalue", "logcumsumexp", "histc", "searchsorted"}
 MOVES = {"index", "gather", "index_select",
           "clone", "_to_copy", "copy_", "cat", "stack", "repeat", "contiguous", "fill_", "zero_", "masked_fill",
           "masked_fill_", "where", "index_put", "index_put_", "masked_select", "nonzero", "constant_pad_nd",

@@ -46,14 +46,18 @@ def launches_kernel(func: Any) -> bool:
     return not bool(getattr(func, "is_view", False))
 
 
+def numeric(t: Any) -> bool:
+    """A tensor of real or complex values (what a model computes), not integers or booleans (indices, masks)."""
+    return bool(t.is_floating_point() or t.is_complex())
+
+
 def graph_only(name: str, inputs_static: list[bool], outputs: list[Any]) -> tuple[bool, bool]:
     """The graph-preprocessing rule: ``(static, graph_op)``. A result is *static* when no random draw
     made it and every tensor input is (integer and boolean tensors are, unless a float computation made
     them: ``float_scores.argsort()`` is not); an op is a *graph op* when it has inputs, its result is
     static and it writes no float tensor."""
     static = not name.startswith(RANDOM_PREFIXES) and all(inputs_static)
-    graph_op = bool(inputs_static) and static and not any(
-        getattr(o, "is_floating_point", lambda: False)() for o in outputs)
+    graph_op = bool(inputs_static) and static and not any(numeric(o) for o in outputs if isinstance(o, torch.Tensor))
     return static, graph_op
 
 
@@ -72,7 +76,7 @@ class DispatchRecorder(TorchDispatchMode):
         """A tensor made from the graph structure alone (inputs made outside: integer/bool ones are)."""
         if not isinstance(t, torch.Tensor):
             return True
-        return bool(self.static.get(t, not t.is_floating_point()))
+        return bool(self.static.get(t, not numeric(t)))
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]  # noqa: D105
         kwargs = kwargs or {}

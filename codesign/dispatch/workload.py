@@ -28,6 +28,8 @@ built-ins and traced models alike) and maps every ATen operator it sees to a cos
 * Edge-list manipulation (integer/bool results computed from ``edge_index`` and constants alone:
   self-loop insertion, edge masks) is graph preprocessing, the same every pass: it goes to
   ``Traced.preprocessing`` (priced once), not to the per-pass workload.
+* Ops that stand for several (``nn.Bilinear``, ``cdist``, ``grid_sample``, FFTs, attention's fused fast paths):
+  :mod:`codesign.dispatch.compound_ops`.
 * Any other operator is **unknown**: listed by name and count in ``Traced.unknown`` and priced as
   memory traffic only (inputs read, outputs written, 0 FLOPs); never dropped silently.
 
@@ -74,8 +76,9 @@ from .aten_ops import (
     rnn_layer_ops,
     weight_sparsity,
 )
+from .compound_ops import COMPOUNDS, compound_ops
 from .opcount import StepCounts
-from .record import RANDOM_PREFIXES, DispatchRecorder
+from .record import RANDOM_PREFIXES, DispatchRecorder, numeric
 
 aten = torch.ops.aten
 
@@ -149,7 +152,7 @@ class _Recorder(DispatchRecorder):
     def _get(self, t: Any) -> _Info:
         if not isinstance(t, torch.Tensor):
             return _Info(static=True)
-        return self.info.get(t, _Info(static=not t.is_floating_point()))
+        return self.info.get(t, _Info(static=not numeric(t)))
 
     def _add(self, op: Any) -> int:
         self.slots.append(op)
@@ -187,6 +190,9 @@ class _Recorder(DispatchRecorder):
         elif name in RNN_LAYERS:  # nn.LSTM's fused CPU kernel: its two products, gates and cell update
             for op in rnn_layer_ops(args, self._get(args[0]).grad, self._get(args[1]).param, self._get(args[2]).param,
                                     result.grad):
+                self._add(op)
+        elif name in COMPOUNDS:  # bilinear, distances, grid sampling, FFTs, fused attention fast paths
+            for op in compound_ops(name, args, flat_out, self._get, result.grad):
                 self._add(op)
         elif name in LOOKUPS:  # an embedding table: the looked-up rows are read, not the whole table
             self._add(lookup_op(name, args[0], args[1], flat_out[0], result.grad))
