@@ -318,11 +318,13 @@ def _work(study: optuna.Study, config: SearchConfig, space: SearchSpace, evaluat
         try:
             study.optimize(objective, n_trials=1, catch=(EvaluationError, _Surplus, _Duplicate),
                            callbacks=[callback] if callback else [])
-        except ValueError as err:
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as err:
             # Two worker processes can pop the same queued (WAITING) trial from a SQLite study: both run it,
-            # the first to finish tells its result, and Optuna refuses the second's. The trial has its
-            # result; this worker goes on to the next one (SQLite has no SELECT ... FOR UPDATE; optuna/optuna#4002).
-            if not str(err).startswith("Cannot tell a"):
+            # the first to finish tells its result, and Optuna refuses the second's: "Cannot tell a COMPLETE
+            # trial" (ValueError) when it reads the state first, UpdateFinishedTrialError when the first's tell
+            # lands between Optuna's check and its write. The trial has its result; this worker goes on to
+            # the next one (SQLite has no SELECT ... FOR UPDATE; optuna/optuna#4002).
+            if isinstance(err, ValueError) and not str(err).startswith("Cannot tell a"):
                 raise
         last = study.get_trials(deepcopy=False)[-1]
         trained = last.state == optuna.trial.TrialState.COMPLETE or last.user_attrs.get("surplus")
