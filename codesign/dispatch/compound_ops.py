@@ -47,7 +47,7 @@ Info = Callable[[Any], Any]  # tensor -> the tracer's _Info of it (``grad``, ``p
 def compound_ops(name: str, args: tuple, out: list[torch.Tensor], info: Info, grad: bool) -> list[Any]:
     """The cost-model ops of one call of ``name`` (a member of :data:`COMPOUNDS`)."""
     if name in TRILINEAR:
-        return [_trilinear(args, out[0], info)]
+        return [_trilinear(args, info)]
     if name in DISTANCES:
         return _distances(name, args, out[0], info, grad)
     if name in GRID_SAMPLERS:
@@ -62,7 +62,7 @@ def _values(t: torch.Tensor) -> float:
     return float(t.numel()) * t.element_size() / 4.0
 
 
-def _trilinear(args: tuple, y: torch.Tensor, info: Info) -> Any:
+def _trilinear(args: tuple, info: Info) -> Any:
     """``_trilinear(i1, i2, i3, expand1, expand2, expand3, sumdim, unroll_dim)``: every input unsqueezed at its
     expand dims, broadcast together, multiplied and summed over ``sumdim``."""
     inputs, expands, sumdim = args[:3], args[3:6], list(args[6])
