@@ -177,7 +177,8 @@ def test_the_fused_fast_path_under_no_grad_is_priced_as_its_math_path(kind):
 
 def test_bilinear_distances_grid_sampling_and_ffts_are_priced_by_hand_counts():
     """``_trilinear`` (nn.Bilinear), ``cdist``/``pdist``, ``grid_sample`` and ``torch.fft`` were unknown (traffic
-    only). Bilinear: B·O·I·J MACs on its weight; cdist's product path: [P, M + 2] @ [M + 2, R]; the direct path
+    only). Bilinear: B·O·I·J MACs on its weight; cdist's product path: the rows' squared norms and
+    [P, M + 2] @ [M + 2, R]; the direct path
     3 FLOPs per pair and coordinate and a root per pair; grid_sample bilinear 7 FLOPs per output value and a
     multiply-add per grid coordinate; FFTs 5 N log2 N per complex transform, half that from or to a real signal."""
     torch.manual_seed(0)
@@ -189,8 +190,8 @@ def test_bilinear_distances_grid_sampling_and_ffts_are_priced_by_hand_counts():
     complex_signal = torch.randn(4, 8, dtype=torch.complex64)
     cases = {
         "bilinear": (lambda: bilinear(x1, x2), list(bilinear.parameters()), "macs", 32 * 8 * 16 * 12),
-        "cdist product": (lambda: torch.cdist(x1, x1[:20], compute_mode="use_mm_for_euclid_dist"), [], "macs",
-                          32 * 18 * 20),
+        "cdist product": (lambda: torch.cdist(x1, x1[:20], compute_mode="use_mm_for_euclid_dist"), [], "flops",
+                          2 * 32 * 18 * 20 + 2 * (32 + 20) * 16 + 2 * 32 * 20),  # product, norms, root
         "cdist direct": (lambda: torch.cdist(x1[:5, :4], x1[:3, :4], p=1), [], "flops", 5 * 3 * (4 * 3 + 1)),
         "pdist": (lambda: F.pdist(x1[:6, :4]), [], "flops", 15 * (4 * 3 + 1)),
         "grid_sample": (lambda: F.grid_sample(img, grid, align_corners=False), [], "flops",

@@ -4,8 +4,9 @@
 * ``_trilinear`` (``nn.Bilinear``: ``y[b, o] = x1[b] W[o] x2[b]``): one product over every combination of the
   broadcast dimensions, ``B·O·I·J`` multiply-adds, priced as the GEMM ``[B, I·J] @ [I·J, O]`` (the weight's).
 * ``_euclidean_dist`` (``torch.cdist``'s matrix path: ``|x|^2 + |y|^2 - 2 x y^T`` with two appended columns): the
-  product ``[P, M + 2] @ [M + 2, R]``; ``_cdist_forward`` / ``_pdist_forward`` (the direct path): 3 FLOPs per
-  pair and coordinate (difference, power, sum), one root or power per pair.
+  rows' squared norms (2 FLOPs per value) and the product ``[P, M + 2] @ [M + 2, R]``; ``_cdist_forward`` /
+  ``_pdist_forward`` (the direct path): 3 FLOPs per pair and coordinate (difference, power, sum), one root or
+  power per pair.
 * ``grid_sampler_2d`` / ``grid_sampler_3d`` (``F.grid_sample``): per output value the interpolation's corners
   read and blended (nearest 0 FLOPs / 1 read, bilinear 7 / 4, bicubic 31 / 16, trilinear 15 / 8: the
   ``aten_ops.VALUE_FLOPS`` blends) plus the grid read once.
@@ -91,8 +92,10 @@ def _distances(name: str, args: tuple, y: torch.Tensor, info: Info, grad: bool) 
     if name == "_euclidean_dist":  # [.., P, M] and [.., R, M] -> [.., P, R] by one product with 2 extra columns
         x2 = args[1]
         rows = float(x1.numel() // max(x1.size(-1), 1))
-        return [NoParamGemm("aten._euclidean_dist", rows, m + 2.0, float(x2.size(-2)), 1.0,
-                            info(x1).grad, info(x2).grad),
+        norms = [Elementwise("aten._euclidean_dist.norms", float(t.numel()), 2.0, 2.0, writes=1.0 / m,
+                             needs_backward=info(t).grad) for t in (x1, x2)]  # square and sum each row
+        return norms + [NoParamGemm("aten._euclidean_dist", rows, m + 2.0, float(x2.size(-2)), 1.0,
+                                    info(x1).grad, info(x2).grad),
                 Elementwise("aten._euclidean_dist.sqrt", float(y.numel()), 2.0, 2.0, reads=0.0, writes=1.0,
                             needs_backward=grad)]
     pairs = float(y.numel())
