@@ -207,3 +207,25 @@ def test_bilinear_distances_grid_sampling_and_ffts_are_priced_by_hand_counts():
     trained = trace_workload(lambda: bilinear(x1, x2), list(bilinear.parameters()), "bilinear")
     ops = [r for r in breakdown(trained.workload, training=True) if r["op"] == "aten._trilinear"]
     assert sum(r["flops"] for r in ops) == 2 * 2 * 32 * 8 * 16 * 12  # forward and dW (the inputs need no grad)
+
+
+def test_the_encoder_fast_path_with_a_padding_mask_prices_each_sequence_without_its_padding():
+    """``nn.TransformerEncoder`` in eval under ``torch.no_grad()`` with a padding mask packs the sequences into a
+    nested tensor: the tracer crashed on its shape (``NestedTensorImpl doesn't support sizes``). Now each
+    sequence is priced at its own length: per token the four projections and the feed-forward block, per
+    sequence ``2 H L^2 d`` attention MACs."""
+    torch.manual_seed(0)
+    e, ff, heads, layers = 16, 32, 4, 2
+    net = nn.TransformerEncoder(nn.TransformerEncoderLayer(e, heads, ff, batch_first=True), layers).eval()
+    x, pad = torch.randn(2, 10, e), torch.zeros(2, 10, dtype=torch.bool)
+    pad[0, 7:] = True  # the first sequence has 7 tokens, the second 10
+
+    def forward():
+        with torch.no_grad():
+            return net(x, src_key_padding_mask=pad)
+
+    traced = trace_workload(forward, list(net.parameters()), "encoder")
+    assert "_transformer_encoder_layer_fwd" in traced.op_counts and traced.unknown == {}
+    tokens, per_token = 7 + 10, 4 * e * e + 2 * e * ff
+    attention = 2 * heads * (7 * 7 + 10 * 10) * (e // heads)
+    assert float(price_workload(traced.workload, training=False).macs) == layers * (tokens * per_token + attention)

@@ -42,7 +42,9 @@ MOVES = {"index", "gather", "index_select",
           "_convert_indices_from_coo_to_csr", "_convert_indices_from_csr_to_coo",
           "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d",
           "replication_pad3d", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle",
-          "im2col", "index_copy", "index_copy_"}
+          "im2col", "index_copy", "index_copy_",
+          # nested tensors (nn.TransformerEncoder's fast path with a padding mask packs each sequence)
+          "_nested_tensor_from_mask", "_nested_tensor_from_mask_left_aligned", "to_padded_tensor"}
 # sparse A @ dense H with a reduction other than the sum (torch.sparse.mm(A, H, reduce="mean"|"amax"|...):
 # PyG's mean/max aggregation on a sparse adjacency); (A, H, reduce) -> (out, argmax positions)
 SPARSE_REDUCES = {"_sparse_mm_reduce_impl"}

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -141,21 +142,30 @@ def _projection(name: str, rows: float, weight: torch.Tensor, param: bool) -> li
     return [product, Elementwise(f"{name}.bias", rows * out, 1.0, 1.0, reads=1.0, writes=0.0, needs_backward=False)]
 
 
+def _sequences(q: torch.Tensor, k: torch.Tensor) -> Counter[tuple[int, int]]:
+    """(query length, key length) -> how many sequences: a nested tensor's own lengths (the encoder's fast path
+    with a padding mask packs each sequence without its padding), else the batch of ``[B, T, E]`` / ``[T, E]``."""
+    if q.is_nested:
+        return Counter(zip((int(c.size(0)) for c in q.unbind()), (int(c.size(0)) for c in k.unbind())))
+    batch = q.numel() // max(q.size(-2) * q.size(-1), 1) if q.dim() > 2 else 1
+    return Counter({(int(q.size(-2)), int(k.size(-2))): int(batch)})
+
+
 def _attention_block(prefix: str, q: torch.Tensor, k: torch.Tensor, heads: int, qkv_weight: torch.Tensor,
                      proj_weight: torch.Tensor, info: Info) -> list[Any]:
     """Projections, ``softmax(q k^T / sqrt(d)) v`` per head and the output projection (no autograd)."""
     e = int(qkv_weight.size(1))
     tq, tk = float(q.numel() // max(e, 1)), float(k.numel() // max(e, 1))  # rows over the batch
-    batch = float(q.numel() // max(q.size(-2) * e, 1)) if q.dim() > 1 else 1.0
-    lq, lk, d = tq / max(batch, 1.0), tk / max(batch, 1.0), float(e // max(heads, 1))
+    d = float(e // max(heads, 1))
     ops: list[Any] = []
     for part, rows in zip("qkv", (tq, tk, tk)):
         w = qkv_weight[{"q": slice(0, e), "k": slice(e, 2 * e), "v": slice(2 * e, 3 * e)}[part]]
         ops += _projection(f"aten.{prefix}.{part}_proj", rows, w, info(qkv_weight).param)
-    scores = batch * heads * lq * lk
-    ops += [NoParamGemm(f"aten.{prefix}.scores", batch * heads * lq, d, lk, 1.0, False, False),
-            Elementwise(f"aten.{prefix}.softmax", scores, 2.0, 2.0, needs_backward=False),  # scale, softmax
-            NoParamGemm(f"aten.{prefix}.values", batch * heads * lq, lk, d, 1.0, False, False)]
+    for (lq, lk), count in sorted(_sequences(q, k).items()):  # one group per pair of lengths
+        rows_q = float(count * heads * lq)
+        ops += [NoParamGemm(f"aten.{prefix}.scores", rows_q, d, float(lk), 1.0, False, False),
+                Elementwise(f"aten.{prefix}.softmax", rows_q * lk, 2.0, 2.0, needs_backward=False),  # scale, softmax
+                NoParamGemm(f"aten.{prefix}.values", rows_q, float(lk), d, 1.0, False, False)]
     return ops + _projection(f"aten.{prefix}.out_proj", tq, proj_weight, info(proj_weight).param)
 
 

@@ -25,11 +25,9 @@ built-ins and traced models alike) and maps every ATen operator it sees to a cos
   mean), ``(a * b).sum(dim)`` (a dot product: the product is not written), and a multiplication by a
   one-element tensor feeding a pointwise op (GIN's ``(1 + eps) * x``: that op's scalar argument).
   Views and metadata ops cost nothing.
-* Edge-list manipulation (integer/bool results computed from ``edge_index`` and constants alone:
-  self-loop insertion, edge masks) is graph preprocessing, the same every pass: it goes to
-  ``Traced.preprocessing`` (priced once), not to the per-pass workload.
-* Ops that stand for several (``nn.Bilinear``, ``cdist``, ``grid_sample``, FFTs, attention's fused fast paths):
-  :mod:`codesign.dispatch.compound_ops`.
+* Edge-list manipulation (integer/bool results computed from ``edge_index`` and constants alone: self-loop
+  insertion, edge masks) is graph preprocessing, priced once in ``Traced.preprocessing``, not per pass.
+* Bilinear, distances, grid sampling, FFTs, attention's fast paths: :mod:`codesign.dispatch.compound_ops`.
 * Any other operator is **unknown**: listed by name and count in ``Traced.unknown`` and priced as
   memory traffic only (inputs read, outputs written, 0 FLOPs); never dropped silently.
 
@@ -121,6 +119,8 @@ class _Info:
 
 def _values(t: torch.Tensor) -> float:
     """Tensor size in float32 values (int64 indices count 2, bool 1/4); stride-0 dims counted once."""
+    if t.is_nested:  # its rows' values (it has no shape or strides)
+        return float(t.numel()) * t.element_size() / 4.0
     if t.layout != torch.strided:
         return float(t._nnz()) if t.layout == torch.sparse_coo else float(t.values().numel())
     n = 1
