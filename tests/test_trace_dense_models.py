@@ -229,3 +229,22 @@ def test_the_encoder_fast_path_with_a_padding_mask_prices_each_sequence_without_
     tokens, per_token = 7 + 10, 4 * e * e + 2 * e * ff
     attention = 2 * heads * (7 * 7 + 10 * 10) * (e // heads)
     assert float(price_workload(traced.workload, training=False).macs) == layers * (tokens * per_token + attention)
+
+
+def test_random_fills_sampling_and_unpooling_are_priced_not_unknown():
+    """Gumbel noise (``exponential_``), ``multinomial`` and ``max_unpool2d`` were unknown (traffic only). A random
+    fill draws one value per element (``RNG_STEPS_PER_DRAW`` serial steps, as dropout's draws), sampling a draw
+    per sample, and unpooling is a copy."""
+    from costmodels.ops import RNG_STEPS_PER_DRAW
+
+    torch.manual_seed(0)
+    logits, probs = torch.randn(4, 10), torch.rand(4, 10)
+    pooled, where = F.max_pool2d(torch.randn(1, 2, 4, 4), 2, return_indices=True)
+    for name, fn in (("exponential_", lambda: F.gumbel_softmax(logits, tau=1.0)),
+                     ("multinomial", lambda: torch.multinomial(probs, 3)),
+                     ("max_unpool2d", lambda: F.max_unpool2d(pooled, where, 2))):
+        traced = trace_workload(fn, [], name)
+        assert traced.unknown == {}, name
+        op = next(o for o in traced.workload.ops if o.name == f"aten.{name}")
+        draws = {"exponential_": logits.numel(), "multinomial": 4 * 3, "max_unpool2d": 0}[name]
+        assert op.numel * op.serial_per_elem == draws * RNG_STEPS_PER_DRAW, name

@@ -44,7 +44,8 @@ MOVES = {"index", "gather", "index_select",
           "replication_pad3d", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle",
           "im2col", "index_copy", "index_copy_",
           # nested tensors (nn.TransformerEncoder's fast path with a padding mask packs each sequence)
-          "_nested_tensor_from_mask", "_nested_tensor_from_mask_left_aligned", "to_padded_tensor"}
+          "_nested_tensor_from_mask", "_nested_tensor_from_mask_left_aligned", "to_padded_tensor",
+          "max_unpool2d", "max_unpool3d"}
 # sparse A @ dense H with a reduction other than the sum (torch.sparse.mm(A, H, reduce="mean"|"amax"|...):
 # PyG's mean/max aggregation on a sparse adjacency); (A, H, reduce) -> (out, argmax positions)
 SPARSE_REDUCES = {"_sparse_mm_reduce_impl"}

@@ -18,6 +18,8 @@
   under ``torch.no_grad()``), priced as the ops its math path dispatches: the q/k/v and output projections
   (the weights'), the scores and values products with their softmax, and for the encoder layer the two
   residual adds, two layer norms and the feed-forward block.
+* In-place random fills (``normal_``, ``uniform_``, ``exponential_``: Gumbel noise, ...) and ``multinomial``: a
+  random draw per value written or sample drawn (``ops.RNG_STEPS_PER_DRAW`` serial steps, as dropout's).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 import torch
 
 from costmodels import Elementwise, Gemm
+from costmodels.ops import RNG_STEPS_PER_DRAW
 
 from .aten_ops import NoParamGemm, weight_sparsity
 
@@ -38,7 +41,10 @@ DISTANCES = {"_euclidean_dist", "_cdist_forward", "_pdist_forward"}
 GRID_SAMPLERS = {"grid_sampler_2d", "grid_sampler_3d"}
 FFTS = {"_fft_r2c", "_fft_c2r", "_fft_c2c"}
 FAST_ATTENTION = {"_native_multi_head_attention", "_transformer_encoder_layer_fwd"}
-COMPOUNDS = TRILINEAR | DISTANCES | GRID_SAMPLERS | FFTS | FAST_ATTENTION
+# in-place random fills (gumbel noise's exponential_, init's normal_/uniform_) and sampling from probabilities
+RANDOM_FILLS = {"normal_", "uniform_", "exponential_", "random_", "cauchy_", "log_normal_", "geometric_"}
+SAMPLERS = {"multinomial"}
+COMPOUNDS = TRILINEAR | DISTANCES | GRID_SAMPLERS | FFTS | FAST_ATTENTION | RANDOM_FILLS | SAMPLERS
 
 # grid_sample's interpolation_mode argument -> (FLOPs, corner reads) per output value, by sampled rank
 _GRID_BLEND = {2: {0: (7.0, 4.0), 1: (0.0, 1.0), 2: (31.0, 16.0)}, 3: {0: (15.0, 8.0), 1: (0.0, 1.0)}}
@@ -56,6 +62,14 @@ def compound_ops(name: str, args: tuple, out: list[torch.Tensor], info: Info, gr
         return [_grid_sample(name, args, out[0], grad)]
     if name in FFTS:
         return [_fft(name, args, out[0], grad)]
+    if name in RANDOM_FILLS:  # a draw per value written (serial work, as ops.py prices dropout's draws)
+        return [Elementwise(f"aten.{name}", float(out[0].numel()), 1.0, 0.0, reads=0.0, writes=1.0,
+                            needs_backward=False, serial_per_elem=RNG_STEPS_PER_DRAW)]
+    if name in SAMPLERS:  # multinomial(probs [.., K], n): a running sum and a search over each row, a draw per sample
+        probs = float(max(args[0].numel(), 1))
+        per_value = float(out[0].numel()) / probs  # samples drawn per probability read
+        return [Elementwise(f"aten.{name}", probs, 2.0, 0.0, reads=1.0, writes=per_value, needs_backward=False,
+                            serial_per_elem=per_value * RNG_STEPS_PER_DRAW)]
     return _fast_attention(name, args, info)
 
 

@@ -35,7 +35,8 @@ NO_KERNEL = frozenset({
     "_local_scalar_dense",  # .item()/float(): a device-to-host copy and a sync, not a launched kernel
 })
 SKIPPED_PREFIX = "_record_function"  # profiler markers the optimiser dispatches: not operations
-RANDOM_PREFIXES = ("rand", "bernoulli", "native_dropout", "normal", "uniform")
+RANDOM_PREFIXES = ("rand", "bernoulli", "native_dropout", "normal", "uniform", "exponential", "cauchy", "log_normal",
+                   "geometric", "multinomial")
 
 
 def launches_kernel(func: Any) -> bool:
