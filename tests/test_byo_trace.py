@@ -439,3 +439,24 @@ def test_a_model_without_trainable_parameters_is_one_clear_error(tmp_path, capsy
     assert main(["estimate", "--module", f"{module}:make", "--dataset", TINY, "--device", "h100"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "APPNP has no trainable parameters" in err[0]
+
+
+@pytest.mark.skipif(not planetoid_present("Cora"), reason="no Cora")
+@pytest.mark.parametrize("kind", ["gcn", "gat", "gin", "sage"])
+def test_the_builtins_own_code_traced_prices_like_the_builtin_on_a_gpu(kind, capsys):
+    """One basis where the work is the same: codesign's own GNN, traced like a user's model, and the built-in's
+    analytical price agree within 10% in latency and energy on the h100 profile (Cora is launch-bound there: both
+    take the kernels the code dispatches). ``benchmarks/byo_parity.py`` prints every profile."""
+    from codesign.dispatch.byo import with_counted_launches
+    from codesign.graphs.models import GNN
+    from costmodels import load_profile
+    from costmodels.workloads import default_hidden
+
+    data, device = load_dataset("cora"), load_profile("h100")
+    train, infer = trace_graph_model(lambda f, c: GNN(kind, f, c, hidden=default_hidden(kind)), data, kind)
+    assert main(["estimate", "--model", kind, "--dataset", "cora", "--device", "h100", "--json"]) == 0
+    builtin = {r["phase"]: r for r in json.loads(capsys.readouterr().out)}
+    for phase, traced, training in (("inference", infer, False), ("train_epoch", train, True)):
+        cost = price_workload(with_counted_launches(traced, device, training), device, training=training)
+        for metric in ("latency_s", "energy_j"):
+            assert 0.9 <= float(getattr(cost, metric)) / builtin[phase][metric] <= 1.1, (phase, metric)
