@@ -1,7 +1,8 @@
 """Which ATen operator is which cost-model op, for the tracer (:mod:`codesign.dispatch.workload`):
 the operator classes (GEMMs, scatters, gathers, reductions, data moves, creations, free views, batch
 norms) and the three cost-model ops only a trace needs (a product of two activations, the parameters no
-weight carries, an elementwise op fused into the aggregation that consumes it).
+weight carries, an elementwise op fused into the aggregation that consumes it), and a tensor's size in
+float32 values (:func:`value_count`).
 """
 
 from __future__ import annotations
@@ -42,10 +43,9 @@ MOVES = {"index", "gather", "index_select",
           "_convert_indices_from_coo_to_csr", "_convert_indices_from_csr_to_coo",
           "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d", "replication_pad2d",
           "replication_pad3d", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle",
-          "im2col", "index_copy", "index_copy_",
+          "im2col", "index_copy", "index_copy_", "max_unpool2d", "max_unpool3d",
           # nested tensors (nn.TransformerEncoder's fast path with a padding mask packs each sequence)
-          "_nested_tensor_from_mask", "_nested_tensor_from_mask_left_aligned", "to_padded_tensor",
-          "max_unpool2d", "max_unpool3d"}
+          "_nested_tensor_from_mask", "_nested_tensor_from_mask_left_aligned", "to_padded_tensor"}
 # sparse A @ dense H with a reduction other than the sum (torch.sparse.mm(A, H, reduce="mean"|"amax"|...):
 # PyG's mean/max aggregation on a sparse adjacency); (A, H, reduce) -> (out, argmax positions)
 SPARSE_REDUCES = {"_sparse_mm_reduce_impl"}
@@ -126,6 +126,18 @@ class Fused(Elementwise):
         if ctx.eager_messages:
             return cost
         return OpCost(self.name, cost.op_class, cost.phase, cost.flops, 0.0, 0.0 * cost.flops, 0)
+
+
+def value_count(t: torch.Tensor) -> float:
+    """Tensor size in float32 values (int64 indices count 2, bool 1/4); stride-0 dims counted once."""
+    if t.is_nested:  # its rows' values (it has no shape or strides)
+        return float(t.numel()) * t.element_size() / 4.0
+    if t.layout != torch.strided:
+        return float(t._nnz()) if t.layout == torch.sparse_coo else float(t.values().numel())
+    n = 1
+    for size, stride in zip(t.shape, t.stride()):
+        n *= size if stride != 0 else 1
+    return float(n) * t.element_size() / 4.0
 
 
 def density(t: torch.Tensor) -> float:

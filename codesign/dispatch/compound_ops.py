@@ -34,7 +34,7 @@ import torch
 from costmodels import Elementwise, Gemm
 from costmodels.ops import RNG_STEPS_PER_DRAW
 
-from .aten_ops import NoParamGemm, weight_sparsity
+from .aten_ops import NoParamGemm, value_count, weight_sparsity
 
 TRILINEAR = {"_trilinear"}
 DISTANCES = {"_euclidean_dist", "_cdist_forward", "_pdist_forward"}
@@ -73,11 +73,6 @@ def compound_ops(name: str, args: tuple, out: list[torch.Tensor], info: Info, gr
     return _fast_attention(name, args, info)
 
 
-def _values(t: torch.Tensor) -> float:
-    """Size in float32 values (complex64: 2 per element)."""
-    return float(t.numel()) * t.element_size() / 4.0
-
-
 def _trilinear(args: tuple, info: Info) -> Any:
     """``_trilinear(i1, i2, i3, expand1, expand2, expand3, sumdim, unroll_dim)``: every input unsqueezed at its
     expand dims, broadcast together, multiplied and summed over ``sumdim``."""
@@ -114,7 +109,7 @@ def _distances(name: str, args: tuple, y: torch.Tensor, info: Info, grad: bool) 
                 Elementwise("aten._euclidean_dist.sqrt", float(y.numel()), 2.0, 2.0, reads=0.0, writes=1.0,
                             needs_backward=grad)]
     pairs = float(y.numel())
-    reads = sum(_values(a) for a in args if isinstance(a, torch.Tensor)) / max(pairs * m, 1.0)
+    reads = sum(value_count(a) for a in args if isinstance(a, torch.Tensor)) / max(pairs * m, 1.0)
     return [Elementwise(f"aten.{name}", pairs * m, 3.0, 3.0, reads=reads, writes=0.0, needs_backward=grad),
             Elementwise(f"aten.{name}.root", pairs, 1.0, 1.0, reads=0.0, writes=1.0, needs_backward=grad)]
 
@@ -125,7 +120,7 @@ def _grid_sample(name: str, args: tuple, y: torch.Tensor, grad: bool) -> Any:
     rank = 3 if name.endswith("3d") else 2
     flops, corners = _GRID_BLEND[rank].get(int(args[2]), _GRID_BLEND[rank][0])
     numel = max(float(y.numel()), 1.0)
-    reads = corners + _values(grid) / numel  # the corners of every value, the grid once
+    reads = corners + value_count(grid) / numel  # the corners of every value, the grid once
     unnormalise = 2.0 * grid.numel() / numel  # a multiply-add per grid coordinate
     return Elementwise(f"aten.{name}", numel, flops + unnormalise, flops + unnormalise, reads=reads, writes=1.0,
                        needs_backward=grad)
@@ -141,8 +136,8 @@ def _fft(name: str, args: tuple, y: torch.Tensor, grad: bool) -> Any:
     n = float(math.prod(int(signal.size(d)) for d in dims)) if dims else 1.0
     per_point = (5.0 if name == "_fft_c2c" else 2.5) * math.log2(max(n, 2.0))
     numel = max(float(signal.numel()), 1.0)
-    return Elementwise(f"aten.{name}", numel, per_point, per_point, reads=_values(x) / numel,
-                       writes=_values(y) / numel, needs_backward=grad)
+    return Elementwise(f"aten.{name}", numel, per_point, per_point, reads=value_count(x) / numel,
+                       writes=value_count(y) / numel, needs_backward=grad)
 
 
 def _projection(name: str, rows: float, weight: torch.Tensor, param: bool) -> list[Any]:
@@ -154,6 +149,18 @@ def _projection(name: str, rows: float, weight: torch.Tensor, param: bool) -> li
     else:
         product = NoParamGemm(name, rows, k, out, 1.0, False, False)
     return [product, Elementwise(f"{name}.bias", rows * out, 1.0, 1.0, reads=1.0, writes=0.0, needs_backward=False)]
+
+
+def attention_math(name: str, rows: float, d: float, keys: float, dv: float, q_grad: bool = False,
+                   k_grad: bool = False, v_grad: bool = False, grad: bool = False) -> list[Any]:
+    """``softmax(q k^T / sqrt(d)) v`` as its math path, for ``rows`` query rows (over batch and heads) against
+    ``keys`` keys: the scores product, a softmax over the scores (scale and softmax: 2 FLOPs each) and the values
+    product (MACs as FlopCounterMode counts them; bytes as if the scores went through memory, which a flash
+    kernel avoids: an upper bound on its traffic). ``grad``: the result needs a gradient."""
+    return [NoParamGemm(f"{name}.scores", rows, d, keys, 1.0, q_grad, k_grad),
+            Elementwise(f"{name}.softmax", rows * keys, 2.0, 2.0, saved_values=1.0 if grad else 0.0,
+                        needs_backward=grad),
+            NoParamGemm(f"{name}.values", rows, keys, dv, 1.0, grad, v_grad)]
 
 
 def _sequences(q: torch.Tensor, k: torch.Tensor) -> Counter[tuple[int, int]]:
@@ -176,10 +183,7 @@ def _attention_block(prefix: str, q: torch.Tensor, k: torch.Tensor, heads: int, 
         w = qkv_weight[{"q": slice(0, e), "k": slice(e, 2 * e), "v": slice(2 * e, 3 * e)}[part]]
         ops += _projection(f"aten.{prefix}.{part}_proj", rows, w, info(qkv_weight).param)
     for (lq, lk), count in sorted(_sequences(q, k).items()):  # one group per pair of lengths
-        rows_q = float(count * heads * lq)
-        ops += [NoParamGemm(f"aten.{prefix}.scores", rows_q, d, float(lk), 1.0, False, False),
-                Elementwise(f"aten.{prefix}.softmax", rows_q * lk, 2.0, 2.0, needs_backward=False),  # scale, softmax
-                NoParamGemm(f"aten.{prefix}.values", rows_q, float(lk), d, 1.0, False, False)]
+        ops += attention_math(f"aten.{prefix}", float(count * heads * lq), d, float(lk), d)
     return ops + _projection(f"aten.{prefix}.out_proj", tq, proj_weight, info(proj_weight).param)
 
 

@@ -56,7 +56,7 @@ def graph_only(name: str, inputs_static: list[bool], outputs: list[Any]) -> tupl
     """The graph-preprocessing rule: ``(static, graph_op)``. A result is *static* when no random draw
     made it and every tensor input is (integer and boolean tensors are, unless a float computation made
     them: ``float_scores.argsort()`` is not); an op is a *graph op* when it has inputs, its result is
-    static and it writes no float tensor."""
+    static and it writes no real or complex tensor."""
     static = not name.startswith(RANDOM_PREFIXES) and all(inputs_static)
     graph_op = bool(inputs_static) and static and not any(numeric(o) for o in outputs if isinstance(o, torch.Tensor))
     return static, graph_op

@@ -72,9 +72,10 @@ from .aten_ops import (
     density,
     lookup_op,
     rnn_layer_ops,
+    value_count,
     weight_sparsity,
 )
-from .compound_ops import COMPOUNDS, compound_ops
+from .compound_ops import COMPOUNDS, attention_math, compound_ops
 from .opcount import StepCounts
 from .record import RANDOM_PREFIXES, DispatchRecorder, numeric
 
@@ -115,18 +116,6 @@ class _Info:
     agg: int = -1  # op slot of the aggregation that produced this tensor
     scale: int = -1  # op slot of a multiplication by a one-element tensor (folded into its consumer)
     features: float = 0.0  # > 0: the resident input features (or rows gathered from them): their density
-
-
-def _values(t: torch.Tensor) -> float:
-    """Tensor size in float32 values (int64 indices count 2, bool 1/4); stride-0 dims counted once."""
-    if t.is_nested:  # its rows' values (it has no shape or strides)
-        return float(t.numel()) * t.element_size() / 4.0
-    if t.layout != torch.strided:
-        return float(t._nnz()) if t.layout == torch.sparse_coo else float(t.values().numel())
-    n = 1
-    for size, stride in zip(t.shape, t.stride()):
-        n *= size if stride != 0 else 1
-    return float(n) * t.element_size() / 4.0
 
 
 class _Recorder(DispatchRecorder):
@@ -248,8 +237,8 @@ class _Recorder(DispatchRecorder):
         sizes = [float(t.numel()) for t in (ins if name in REDUCTIONS else outs) if t.layout == torch.strided]
         numel = max(sizes or [1.0])
         per = max(numel, 1.0)  # zero-element tensors (BatchNorm's empty reserve buffers): no traffic, no FLOPs
-        reads = sum(_values(a) for a in ins) / per
-        writes = sum(_values(o) for o in outs) / per
+        reads = sum(value_count(a) for a in ins) / per
+        writes = sum(value_count(o) for o in outs) / per
         saved = 1.0 if grad and flops else 0.0
         return Elementwise(f"aten.{name}", numel, flops, flops, reads=reads, writes=writes,
                            saved_values=saved, needs_backward=grad)
@@ -429,23 +418,19 @@ class _Recorder(DispatchRecorder):
         """``sparse @ dense`` (COO/CSR ``[N, N]`` with nnz stored entries, ``dense [N, F]``): an aggregation
         over nnz edges; a mean reduce (``torch.sparse.mm(A, H, reduce="mean")``) is the mean aggregation,
         any other reduce (sum, amax, amin, prod) reads and combines the same rows."""
-        nnz = _values(sparse) if sparse.layout == torch.sparse_coo else float(sparse.values().numel())
+        nnz = value_count(sparse) if sparse.layout == torch.sparse_coo else float(sparse.values().numel())
         self._add(Aggregate(f"aten.{name}.sparse", float(sparse.size(0)), nnz, 0.0, float(dense.size(-1)), True,
                             "mean" if reduce == "mean" else "sum", False,
                             self._get(dense).grad or self._get(sparse).grad))
 
     def _attention(self, name: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, grad: bool) -> None:
-        """Fused attention ``softmax(q k^T / sqrt(d)) v`` (``q [..., Tq, d]``, ``k [..., Tk, d]``, ``v [..., Tk,
-        dv]``) priced as its math path: the scores product, a softmax over the ``Tq x Tk`` scores, the values
-        product (MACs as FlopCounterMode counts them; bytes as if the scores went through memory, which a
-        flash kernel avoids: an upper bound on its traffic)."""
+        """Fused attention (``q [..., Tq, d]``, ``k [..., Tk, d]``, ``v [..., Tk, dv]``) priced as its math path
+        (:func:`codesign.dispatch.compound_ops.attention_math`)."""
         tq, d, tk, dv = q.size(-2), q.size(-1), k.size(-2), v.size(-1)
-        batch = q.numel() // max(tq * d, 1)
         iq, ik, iv = self._get(q), self._get(k), self._get(v)
-        self._add(NoParamGemm(f"aten.{name}.scores", float(batch * tq), float(d), float(tk), 1.0, iq.grad, ik.grad))
-        self._add(Elementwise(f"aten.{name}.softmax", float(batch * tq * tk), 2.0, 2.0,  # scale, softmax
-                              saved_values=1.0 if grad else 0.0, needs_backward=grad))
-        self._add(NoParamGemm(f"aten.{name}.values", float(batch * tq), float(tk), float(dv), 1.0, grad, iv.grad))
+        for op in attention_math(f"aten.{name}", float(q.numel() // max(tq * d, 1) * tq), float(d), float(tk),
+                                 float(dv), iq.grad, ik.grad, iv.grad, grad):
+            self._add(op)
 
     def _conv(self, args: tuple, outs: list[torch.Tensor], result: _Info) -> None:
         x, w, bias = args[0], args[1], args[2]
